@@ -1,0 +1,42 @@
+# tailsim — see README.md. `make run` and `make test` work on a fresh Debian machine.
+GO      ?= go
+BIN     := bin/tailsim
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZTIME ?= 60s
+
+.PHONY: all deps build run test lint vet fuzz clean
+
+all: build
+
+# The emulated backends link against Unicorn 2.0.1 (Debian's libunicorn-dev).
+# Install it only when pkg-config cannot find it.
+deps:
+	@if ! pkg-config --exists unicorn 2>/dev/null; then \
+		echo "installing libunicorn-dev and pkg-config"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libunicorn-dev pkg-config; \
+	fi
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/tailsim
+
+run: build
+	./$(BIN) run
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test ./...
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# A time-boxed fuzzing campaign over the assembler (make test only runs the seed corpus).
+fuzz:
+	$(GO) test ./prog/asm -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./scenarios -run '^$$' -fuzz FuzzParseScenario -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin

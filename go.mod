@@ -1,0 +1,3 @@
+module tailsim
+
+go 1.25

@@ -1,0 +1,188 @@
+package prog
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Variant selects which kernel's tail-call code is modelled.
+type Variant uint8
+
+const (
+	// Upstream is bpf-next as of late 2025.
+	Upstream Variant = iota
+	// Patched is the "Eliminate max_entries and bpf_func access at runtime"
+	// series: cached targets, max_entries as an immediate on the static path.
+	Patched
+)
+
+// Variants lists every variant in display order.
+var Variants = []Variant{Upstream, Patched}
+
+func (v Variant) String() string {
+	if v == Patched {
+		return "patched"
+	}
+	return "upstream"
+}
+
+// ParseVariant is the inverse of String.
+func ParseVariant(s string) (Variant, error) {
+	for _, v := range Variants {
+		if v.String() == s {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown variant %q (upstream, patched)", s)
+}
+
+// Errors a prog array update or delete returns, as the kernel's errno names.
+var (
+	ErrE2BIG  = errors.New("E2BIG")
+	ErrENOENT = errors.New("ENOENT")
+	ErrEINVAL = errors.New("EINVAL")
+)
+
+// ProgArray is a BPF_MAP_TYPE_PROG_ARRAY. Slots are stored sparsely so any
+// u32 max_entries costs only what is populated.
+type ProgArray struct {
+	Name       string
+	MaxEntries uint32
+	Line       int
+
+	ptrs map[uint32]*Program
+	// cached is the patched series' second half, ptrs[max_entries+i]: the
+	// program whose bpf_func + tail-call entry offset is stored there.
+	cached map[uint32]*Program
+	// poked is what the direct-jump poke sites for each index currently
+	// jump to (nil: bypassed).
+	poked map[uint32]*Program
+	// owner is the program type fixed by the first compatibility check.
+	owner string
+}
+
+// NewProgArray creates an empty prog array; max_entries 0 is EINVAL as in
+// array_map_alloc_check().
+func NewProgArray(name string, maxEntries uint32) (*ProgArray, error) {
+	if maxEntries == 0 {
+		return nil, fmt.Errorf("prog array %s: max_entries 0: %w", name, ErrEINVAL)
+	}
+	return &ProgArray{Name: name, MaxEntries: maxEntries,
+		ptrs: map[uint32]*Program{}, cached: map[uint32]*Program{}, poked: map[uint32]*Program{}}, nil
+}
+
+// Ptr returns ptrs[i] (nil for empty or out of range).
+func (a *ProgArray) Ptr(i uint32) *Program { return a.ptrs[i] }
+
+// Cached returns the program whose entry the cached slot max_entries+i holds.
+func (a *ProgArray) Cached(i uint32) *Program { return a.cached[i] }
+
+// Poked returns what the direct-call poke sites for index i jump to.
+func (a *ProgArray) Poked(i uint32) *Program { return a.poked[i] }
+
+// Populated returns the populated indexes in increasing order.
+func (a *ProgArray) Populated() []uint32 {
+	idx := make([]uint32, 0, len(a.ptrs))
+	for i := range a.ptrs {
+		idx = append(idx, i)
+	}
+	sort.Slice(idx, func(x, y int) bool { return idx[x] < idx[y] })
+	return idx
+}
+
+// Compatible applies bpf_prog_map_compatible(): the first program checked
+// fixes the array's owner type.
+func (a *ProgArray) Compatible(p *Program) bool {
+	if a.owner == "" {
+		a.owner = p.Type
+	}
+	return a.owner == p.Type
+}
+
+// EffectKind is one of the steps of a slot change, in the kernel's order.
+type EffectKind uint8
+
+const (
+	// EffectPtr exchanges ptrs[i].
+	EffectPtr EffectKind = iota
+	// EffectCached rewrites ptrs[max_entries+i] (patched series only).
+	EffectCached
+	// EffectPoke rewrites the direct-jump sites that use index i (x86).
+	EffectPoke
+)
+
+func (k EffectKind) String() string {
+	return [...]string{"ptrs", "cached", "poke"}[k]
+}
+
+// Effect is one observable step of a slot update or delete. Applying the
+// steps one at a time lets a scenario run code between them.
+type Effect struct {
+	Kind  EffectKind
+	Array *ProgArray
+	Index uint32
+	Old   *Program
+	New   *Program // nil for a delete
+}
+
+// Update checks an update of slot i the way prog_array_map_update_elem()
+// would and returns its steps without applying them.
+func (a *ProgArray) Update(i uint32, p *Program) ([]Effect, error) {
+	if i >= a.MaxEntries {
+		return nil, ErrE2BIG
+	}
+	if !a.Compatible(p) {
+		return nil, ErrEINVAL
+	}
+	return a.steps(i, p), nil
+}
+
+// Delete checks a delete of slot i and returns its steps.
+func (a *ProgArray) Delete(i uint32) ([]Effect, error) {
+	if i >= a.MaxEntries {
+		return nil, ErrE2BIG
+	}
+	if a.ptrs[i] == nil {
+		return nil, ErrENOENT
+	}
+	return a.steps(i, nil), nil
+}
+
+func (a *ProgArray) steps(i uint32, p *Program) []Effect {
+	old := a.ptrs[i]
+	return []Effect{
+		{Kind: EffectPtr, Array: a, Index: i, Old: old, New: p},
+		{Kind: EffectCached, Array: a, Index: i, Old: old, New: p},
+		{Kind: EffectPoke, Array: a, Index: i, Old: old, New: p},
+	}
+}
+
+// Apply performs one step on the model.
+func (e Effect) Apply() {
+	set := func(m map[uint32]*Program) {
+		if e.New == nil {
+			delete(m, e.Index)
+		} else {
+			m[e.Index] = e.New
+		}
+	}
+	switch e.Kind {
+	case EffectPtr:
+		set(e.Array.ptrs)
+	case EffectCached:
+		set(e.Array.cached)
+	case EffectPoke:
+		set(e.Array.poked)
+	}
+}
+
+func (e Effect) String() string {
+	name := func(p *Program) string {
+		if p == nil {
+			return "empty"
+		}
+		return p.Name
+	}
+	return fmt.Sprintf("%s %s[%d]: %s -> %s", e.Kind, e.Array.Name, e.Index, name(e.Old), name(e.New))
+}

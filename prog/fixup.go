@@ -1,0 +1,382 @@
+package prog
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Limits of the patched series' tail-call imm fields.
+const (
+	MaxUsedMaps = 64   // MAX_USED_MAPS: map index ≤ 63
+	MaxPokes    = 1024 // poke table size: poke index + 1 ≤ 1024
+)
+
+// SiteKind is how a JIT reaches the target of one tail-call site.
+type SiteKind uint8
+
+const (
+	// Indirect: upstream's run-time loads of max_entries, ptrs[i] and bpf_func.
+	Indirect SiteKind = iota
+	// Direct: x86's patched jump, chosen by the verifier for a constant key.
+	Direct
+	// Static: the patched series' path with max_entries as an immediate and
+	// the target read from the cached slot.
+	Static
+	// Dynamic: the patched series' path for a poisoned map pointer; the same
+	// run-time loads as Indirect.
+	Dynamic
+)
+
+func (k SiteKind) String() string { return [...]string{"indirect", "direct", "static", "dynamic"}[k] }
+
+// TailCallSite is what the verifier-like fix-up learned about one tail call.
+type TailCallSite struct {
+	Func, Insn int // position in Program.Funcs and Function.Insns
+	Line       int
+	// Maps are the prog arrays that can reach R2 here; more than one means
+	// the verifier's map pointer is poisoned.
+	Maps []*ProgArray
+	// KeyConst is set when R3 holds the same constant, below max_entries, on
+	// every path (the verifier's map key state is not poisoned).
+	KeyConst bool
+	Key      uint64
+	// Direct is set when the verifier turns the site into a direct call.
+	Direct    bool
+	PokeIndex int // index into the poke table; -1 unless Direct
+	MapIndex  int // index of Maps[0] in the program's used_maps
+	// ImmMap is the array whose max_entries the patched static path encodes
+	// (used_maps[MapIndex]).
+	ImmMap *ProgArray
+}
+
+// Poisoned reports whether more than one map reaches the site.
+func (s *TailCallSite) Poisoned() bool { return len(s.Maps) > 1 }
+
+// Kind returns how the given variant's JIT implements the site.
+func (s *TailCallSite) Kind(v Variant) SiteKind {
+	switch {
+	case s.Direct:
+		return Direct
+	case v == Upstream:
+		return Indirect
+	case s.Poisoned():
+		return Dynamic
+	}
+	return Static
+}
+
+// Imm returns the imm the verifier leaves in the tail-call instruction for
+// the given variant.
+func (s *TailCallSite) Imm(v Variant) (int32, error) {
+	poke := 0
+	if s.Direct {
+		poke = s.PokeIndex + 1
+	}
+	if v == Upstream {
+		return int32(poke), nil
+	}
+	dyn := 0
+	if s.Poisoned() {
+		dyn = 1
+	}
+	return EncodeTailCallImm(s.MapIndex, dyn, poke)
+}
+
+// EncodeTailCallImm packs the patched series' imm: bits 0–7 the map index,
+// bits 8–15 the dynamic flag, bits 16–31 the poke index + 1.
+func EncodeTailCallImm(mapIndex, dynamic, pokePlusOne int) (int32, error) {
+	switch {
+	case mapIndex < 0 || mapIndex >= MaxUsedMaps:
+		return 0, fmt.Errorf("tail-call imm: map index %d outside 0..%d", mapIndex, MaxUsedMaps-1)
+	case dynamic != 0 && dynamic != 1:
+		return 0, fmt.Errorf("tail-call imm: dynamic flag %d is not 0 or 1", dynamic)
+	case pokePlusOne < 0 || pokePlusOne > MaxPokes:
+		return 0, fmt.Errorf("tail-call imm: poke index + 1 = %d outside 0..%d", pokePlusOne, MaxPokes)
+	}
+	return int32(uint32(mapIndex) | uint32(dynamic)<<8 | uint32(pokePlusOne)<<16), nil
+}
+
+// DecodeTailCallImm is the inverse of EncodeTailCallImm; it rejects values
+// whose fields exceed their limits.
+func DecodeTailCallImm(imm int32) (mapIndex, dynamic, pokePlusOne int, err error) {
+	u := uint32(imm)
+	mapIndex, dynamic, pokePlusOne = int(u&0xff), int(u>>8&0xff), int(u>>16)
+	_, err = EncodeTailCallImm(mapIndex, dynamic, pokePlusOne)
+	return
+}
+
+// FixupOptions model the conditions the verifier's do_misc_fixups() tests.
+type FixupOptions struct {
+	// NoVerifier models lib/test_bpf, which builds programs without the
+	// verifier: upstream sites stay indirect (imm 0); patched sites take the
+	// static path with map index 0.
+	NoVerifier bool
+	// NoDirect models an unprivileged or blinded program: no direct calls.
+	NoDirect bool
+}
+
+// Fixup is the verifier-like analysis of one program's tail-call sites.
+type Fixup struct {
+	UsedMaps []*ProgArray
+	Sites    []*TailCallSite
+}
+
+// Site returns the site at a function and instruction index, or nil.
+func (fx *Fixup) Site(fn, insn int) *TailCallSite {
+	for _, s := range fx.Sites {
+		if s.Func == fn && s.Insn == insn {
+			return s
+		}
+	}
+	return nil
+}
+
+// FixupProgram runs the analysis: which maps reach R2 and which keys reach
+// R3 at every tail call, merged over all paths and all call sites of each
+// subprogram, then the direct/indirect and imm decisions.
+func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*Fixup, error) {
+	fx := &Fixup{}
+	for _, f := range p.Funcs {
+		for _, ins := range f.Insns {
+			if !ins.IsMapLoad() {
+				continue
+			}
+			m, ok := maps[ins.Reference]
+			if !ok {
+				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("unknown map %q", ins.Reference)}
+			}
+			if !slices.Contains(fx.UsedMaps, m) {
+				if len(fx.UsedMaps) == MaxUsedMaps {
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("program %s uses more than %d maps", p.Name, MaxUsedMaps)}
+				}
+				fx.UsedMaps = append(fx.UsedMaps, m)
+			}
+		}
+	}
+	states, err := analyse(p)
+	if err != nil {
+		return nil, err
+	}
+	for fi, f := range p.Funcs {
+		for ii, ins := range f.Insns {
+			if !ins.IsTailCall() {
+				continue
+			}
+			st := states[fi][ii]
+			site := &TailCallSite{Func: fi, Insn: ii, Line: ins.Line, PokeIndex: -1}
+			fx.Sites = append(fx.Sites, site)
+			if opts.NoVerifier {
+				if len(fx.UsedMaps) == 0 {
+					return nil, &PosError{Line: ins.Line, Msg: "tail call in a program that loads no map"}
+				}
+				site.Maps = fx.UsedMaps[:1]
+				site.ImmMap = fx.UsedMaps[0]
+				continue
+			}
+			if st == nil {
+				continue // unreachable: the verifier removes dead code, the JIT still emits it
+			}
+			r2, r3 := st[R2], st[R3]
+			if r2.kind != aMaps {
+				return nil, &PosError{Line: ins.Line, Msg: "tail call: R2 does not hold a prog array on every path"}
+			}
+			for _, name := range r2.maps {
+				site.Maps = append(site.Maps, maps[name])
+			}
+			site.MapIndex = slices.Index(fx.UsedMaps, site.Maps[0])
+			site.ImmMap = site.Maps[0]
+			if !site.Poisoned() && r3.kind == aConst && r3.c < uint64(site.Maps[0].MaxEntries) {
+				site.KeyConst, site.Key = true, r3.c
+			}
+			if site.KeyConst && !opts.NoDirect {
+				n := 0
+				for _, s := range fx.Sites {
+					if s.Direct {
+						n++
+					}
+				}
+				if n == MaxPokes {
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("more than %d direct tail calls", MaxPokes)}
+				}
+				site.Direct, site.PokeIndex = true, n
+			}
+		}
+	}
+	return fx, nil
+}
+
+// The abstract values of the analysis: unknown, one constant, or a set of maps.
+type akind uint8
+
+const (
+	aUnknown akind = iota
+	aConst
+	aMaps
+)
+
+type aval struct {
+	kind akind
+	c    uint64
+	maps []string // sorted
+}
+
+func join(a, b aval) aval {
+	switch {
+	case a.kind == aConst && b.kind == aConst && a.c == b.c:
+		return a
+	case a.kind == aMaps && b.kind == aMaps:
+		m := slices.Clone(a.maps)
+		for _, x := range b.maps {
+			if !slices.Contains(m, x) {
+				m = append(m, x)
+			}
+		}
+		slices.Sort(m)
+		return aval{kind: aMaps, maps: m}
+	}
+	return aval{}
+}
+
+func (a aval) equal(b aval) bool {
+	return a.kind == b.kind && a.c == b.c && slices.Equal(a.maps, b.maps)
+}
+
+type astate = *[11]aval
+
+// analyse computes, for every instruction of every function, the join of the
+// register states on entry; nil marks unreachable instructions.
+func analyse(p *Program) ([][]astate, error) {
+	states := make([][]astate, len(p.Funcs))
+	for i, f := range p.Funcs {
+		states[i] = make([]astate, len(f.Insns))
+	}
+	type item struct{ fn, insn int }
+	var work []item
+	merge := func(fn, insn int, in *[11]aval) {
+		cur := states[fn][insn]
+		if cur == nil {
+			cp := *in
+			states[fn][insn] = &cp
+			work = append(work, item{fn, insn})
+			return
+		}
+		changed := false
+		for r := range cur {
+			j := join(cur[r], in[r])
+			if !j.equal(cur[r]) {
+				cur[r], changed = j, true
+			}
+		}
+		if changed {
+			work = append(work, item{fn, insn})
+		}
+	}
+	merge(0, 0, &[11]aval{})
+	slotIndex := make([]map[int]int, len(p.Funcs))
+	for fi, f := range p.Funcs {
+		pos, _ := f.Slots()
+		slotIndex[fi] = map[int]int{}
+		for i, s := range pos {
+			slotIndex[fi][s] = i
+		}
+	}
+	for len(work) > 0 {
+		it := work[len(work)-1]
+		work = work[:len(work)-1]
+		f := p.Funcs[it.fn]
+		if len(f.Insns) == 0 {
+			continue
+		}
+		ins := f.Insns[it.insn]
+		st := *states[it.fn][it.insn]
+		next := it.insn + 1
+		pos, _ := f.Slots()
+		clobber := func() {
+			for r := R0; r <= R5; r++ {
+				st[r] = aval{}
+			}
+		}
+		switch op := ins.OpCode; {
+		case op.IsALU():
+			d := &st[ins.Dst]
+			is64 := op.Class() == ClassALU64
+			var src aval
+			if op.Source() == SourceX {
+				src = st[ins.Src]
+			} else {
+				src = aval{kind: aConst, c: uint64(int64(int32(ins.Imm)))}
+			}
+			switch {
+			case op.ALUOp() == OpMov && is64:
+				*d = src
+			case src.kind == aConst && (d.kind == aConst || op.ALUOp() == OpMov):
+				*d = aval{kind: aConst, c: EvalALU(op.ALUOp(), is64, d.c, src.c)}
+			case op.ALUOp() == OpNeg && d.kind == aConst:
+				*d = aval{kind: aConst, c: EvalALU(OpNeg, is64, d.c, 0)}
+			default:
+				*d = aval{}
+			}
+		case op.IsLoadImm64():
+			if ins.IsMapLoad() {
+				st[ins.Dst] = aval{kind: aMaps, maps: []string{ins.Reference}}
+			} else {
+				st[ins.Dst] = aval{kind: aConst, c: uint64(ins.Imm)}
+			}
+		case op.IsMemLoad():
+			st[ins.Dst] = aval{}
+		case ins.IsSubprogCall():
+			callee := p.FuncIndex(ins.Reference)
+			if callee < 0 {
+				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("call to unknown subprogram %q", ins.Reference)}
+			}
+			if len(p.Funcs[callee].Insns) > 0 {
+				entry := [11]aval{}
+				copy(entry[R1:R6], st[R1:R6])
+				merge(callee, 0, &entry)
+			}
+			clobber()
+		case op.IsCall() || op.IsTailCall():
+			clobber()
+		case op.IsExit():
+			continue
+		case op.HasJumpOffset():
+			target, ok := slotIndex[it.fn][pos[it.insn]+1+int(ins.Off)]
+			if !ok {
+				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("jump to slot %+d lands outside function %s or inside a 64-bit load", ins.Off, f.Name)}
+			}
+			merge(it.fn, target, &st)
+			if op.IsJA() {
+				continue
+			}
+		}
+		if next >= len(f.Insns) {
+			return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("function %s falls off its end (last instruction must be exit or goto)", f.Name)}
+		}
+		merge(it.fn, next, &st)
+	}
+	return states, nil
+}
+
+// Describe is a one-line account of the site for listings and traces.
+func (s *TailCallSite) Describe(v Variant) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s", s.Kind(v))
+	if len(s.Maps) > 0 {
+		names := make([]string, len(s.Maps))
+		for i, m := range s.Maps {
+			names[i] = m.Name
+		}
+		fmt.Fprintf(&b, " map=%s", strings.Join(names, "|"))
+	}
+	if s.KeyConst {
+		fmt.Fprintf(&b, " key=%d", s.Key)
+	}
+	if s.Direct {
+		fmt.Fprintf(&b, " poke=%d", s.PokeIndex)
+	}
+	if imm, err := s.Imm(v); err == nil {
+		fmt.Fprintf(&b, " imm=%#x", uint32(imm))
+	}
+	return b.String()
+}

@@ -1,0 +1,334 @@
+// Package interp is the reference model: a direct interpreter of the prog
+// subset with the tail-call semantics of REFERENCE §1. Every emulated result
+// is compared with what it computes.
+package interp
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"tailsim/prog"
+	"tailsim/prog/asm"
+)
+
+// Address map of the model's memory. Only ctx and the stack frames are
+// readable; map objects have addresses so R2 can carry them, nothing more.
+const (
+	CtxBase   = 0x1000_0000
+	StackBase = 0x2000_0000 // frame k occupies StackBase + k*FrameSize
+	FrameSize = 0x1000
+	MapBase   = 0x3000_0000 // array k is at MapBase + k*MapStride
+	MapStride = 0x1000
+	// MaxCallDepth is the kernel's MAX_CALL_FRAMES.
+	MaxCallDepth = 8
+)
+
+// DefaultBudget bounds the instructions of one invocation.
+const DefaultBudget = 1_000_000
+
+// Config selects the semantics of a run.
+type Config struct {
+	Variant prog.Variant
+	Rule    prog.CountRule
+	// NoDirect makes direct sites read ptrs[] like indirect ones, as on
+	// arm64, which has no direct tail calls.
+	NoDirect bool
+	Budget   int
+	Trace    bool
+}
+
+type frame struct {
+	p      *prog.Program
+	fn, pc int
+	saved  [5]uint64 // caller's R6–R10
+	stack  []byte
+	base   uint64
+}
+
+// Machine interprets the programs of one world; it holds no state between
+// runs other than the world's arrays, which the caller changes.
+type Machine struct {
+	w      *prog.World
+	cfg    Config
+	arrays map[uint64]*prog.ProgArray
+	addrOf map[*prog.ProgArray]uint64
+}
+
+// New prepares a machine for w; w must be fixed up (World.Fix).
+func New(w *prog.World, cfg Config) *Machine {
+	if cfg.Budget <= 0 {
+		cfg.Budget = DefaultBudget
+	}
+	m := &Machine{w: w, cfg: cfg, arrays: map[uint64]*prog.ProgArray{}, addrOf: map[*prog.ProgArray]uint64{}}
+	for i, a := range w.Arrays {
+		addr := uint64(MapBase + i*MapStride)
+		m.arrays[addr], m.addrOf[a] = a, addr
+	}
+	return m
+}
+
+type run struct {
+	*Machine
+	res    *prog.Result
+	ctx    []byte
+	frames []*frame
+	regs   [11]uint64
+	count  uint64
+}
+
+// Run invokes entry once with ctx (nil: R1 = 0). ctx is updated in place, so
+// repeated runs see the state earlier runs left, as lib/test_bpf's are.
+func (m *Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
+	r := &run{Machine: m, res: &prog.Result{}, ctx: ctx}
+	if ctx != nil {
+		r.regs[prog.R1] = CtxBase
+	}
+	r.push(entry, 0)
+	r.enter(entry)
+	r.loop()
+	r.res.Count = r.count
+	if ctx != nil {
+		r.res.Ctx = append([]byte(nil), ctx...)
+	}
+	return r.res
+}
+
+func (r *run) push(p *prog.Program, fn int) {
+	f := &frame{p: p, fn: fn, base: uint64(StackBase + len(r.frames)*FrameSize)}
+	f.stack = make([]byte, prog.MaxStackDepth)
+	copy(f.saved[:], r.regs[prog.R6:])
+	r.frames = append(r.frames, f)
+	r.regs[prog.R10] = f.base + prog.MaxStackDepth
+}
+
+func (r *run) enter(p *prog.Program) {
+	r.res.Path = append(r.res.Path, p.Name)
+	r.event(prog.Event{Kind: prog.EvEnter, Prog: p.Name})
+}
+
+func (r *run) event(e prog.Event) {
+	if r.cfg.Trace {
+		r.res.Trace = append(r.res.Trace, e)
+	}
+}
+
+func (r *run) fault(kind string, addr uint64, msg string) {
+	f := r.frames[len(r.frames)-1]
+	ins := f.p.Funcs[f.fn].Insns[f.pc]
+	r.res.Fault = &prog.Fault{Kind: kind, Addr: addr, Site: prog.SiteName(f.p, f.fn, f.pc), Insn: asm.Format(ins), Msg: msg}
+}
+
+// mem returns the bytes at [addr, addr+n) if a readable region holds them.
+func (r *run) mem(addr uint64, n int) []byte {
+	if r.ctx != nil && addr >= CtxBase && addr+uint64(n) <= CtxBase+uint64(len(r.ctx)) && addr+uint64(n) > addr {
+		return r.ctx[addr-CtxBase:][:n]
+	}
+	for _, f := range r.frames {
+		if addr >= f.base && addr+uint64(n) <= f.base+uint64(len(f.stack)) && addr+uint64(n) > addr {
+			return f.stack[addr-f.base:][:n]
+		}
+	}
+	return nil
+}
+
+func load(b []byte) uint64 {
+	switch len(b) {
+	case 1:
+		return uint64(b[0])
+	case 2:
+		return uint64(binary.LittleEndian.Uint16(b))
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(b))
+	}
+	return binary.LittleEndian.Uint64(b)
+}
+
+func store(b []byte, v uint64) {
+	switch len(b) {
+	case 1:
+		b[0] = byte(v)
+	case 2:
+		binary.LittleEndian.PutUint16(b, uint16(v))
+	case 4:
+		binary.LittleEndian.PutUint32(b, uint32(v))
+	default:
+		binary.LittleEndian.PutUint64(b, v)
+	}
+}
+
+func (r *run) loop() {
+	for {
+		if r.res.Steps >= r.cfg.Budget {
+			r.fault("budget", 0, fmt.Sprintf("instruction budget of %d exhausted", r.cfg.Budget))
+			return
+		}
+		r.res.Steps++
+		f := r.frames[len(r.frames)-1]
+		insns := f.p.Funcs[f.fn].Insns
+		ins := insns[f.pc]
+		op := ins.OpCode
+		next := f.pc + 1
+		switch {
+		case op.IsALU():
+			r.regs[ins.Dst] = prog.EvalALU(op.ALUOp(), op.Class() == prog.ClassALU64, r.regs[ins.Dst], ins.Operand(&r.regs))
+		case op.IsLoadImm64():
+			if ins.IsMapLoad() {
+				r.regs[ins.Dst] = r.addrOf[r.w.Array(ins.Reference)]
+			} else {
+				r.regs[ins.Dst] = uint64(ins.Imm)
+			}
+		case op.IsMemLoad():
+			addr := r.regs[ins.Src] + uint64(int64(ins.Off))
+			b := r.mem(addr, op.Size().Bytes())
+			if b == nil {
+				r.fault("access", addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and stack", op.Size().Bytes(), addr))
+				return
+			}
+			r.regs[ins.Dst] = load(b)
+		case op.IsMemStore():
+			addr := r.regs[ins.Dst] + uint64(int64(ins.Off))
+			b := r.mem(addr, op.Size().Bytes())
+			if b == nil {
+				r.fault("access", addr, fmt.Sprintf("write of %d bytes at %#x outside ctx and stack", op.Size().Bytes(), addr))
+				return
+			}
+			v := uint64(int64(int32(ins.Imm)))
+			if op.Class() == prog.ClassSTX {
+				v = r.regs[ins.Src]
+			}
+			store(b, v)
+		case ins.IsTailCall():
+			target, ok := r.tailCall(f)
+			if !ok {
+				return
+			}
+			if target != nil {
+				f.p, f.fn, next = target, 0, 0
+				r.enter(target)
+			}
+		case ins.IsSubprogCall():
+			if len(r.frames) == MaxCallDepth {
+				r.fault("insn", 0, "call depth exceeds 8 frames")
+				return
+			}
+			callee := f.p.FuncIndex(ins.Reference)
+			r.event(prog.Event{Kind: prog.EvCall, Prog: f.p.Name, Func: ins.Reference, Site: prog.SiteName(f.p, f.fn, f.pc)})
+			f.pc = next
+			r.push(f.p, callee)
+			continue
+		case op.IsCall():
+			h, ok := prog.HelperByID(int32(ins.Imm))
+			if !ok {
+				r.fault("insn", 0, fmt.Sprintf("unknown helper %d", ins.Imm))
+				return
+			}
+			r.event(prog.Event{Kind: prog.EvHelper, Helper: h.ID, Site: prog.SiteName(f.p, f.fn, f.pc)})
+			r.regs[prog.R0] = h.Ret
+			for reg := prog.R1; reg <= prog.R5; reg++ {
+				r.regs[reg] = prog.ClobberValue(reg)
+			}
+		case op.IsExit():
+			if len(r.frames) == 1 {
+				r.res.R0 = r.regs[prog.R0]
+				r.event(prog.Event{Kind: prog.EvExit, Value: r.res.R0})
+				return
+			}
+			r.event(prog.Event{Kind: prog.EvReturn, Func: f.p.Funcs[f.fn].Name, Value: r.regs[prog.R0]})
+			copy(r.regs[prog.R6:], f.saved[:])
+			r.frames = r.frames[:len(r.frames)-1]
+			continue
+		case op.HasJumpOffset():
+			if prog.EvalJump(op.JumpOp(), op.Class() == prog.ClassJMP, r.regs[ins.Dst], ins.Operand(&r.regs)) {
+				pos, _ := f.p.Funcs[f.fn].Slots()
+				to := pos[f.pc] + 1 + int(ins.Off)
+				for i, s := range pos {
+					if s == to {
+						next = i
+					}
+				}
+			}
+		default:
+			r.fault("insn", 0, fmt.Sprintf("opcode %#02x is outside the modelled subset", uint8(op)))
+			return
+		}
+		if next >= len(insns) {
+			r.fault("insn", 0, "execution ran off the end of the function")
+			return
+		}
+		f.pc = next
+	}
+}
+
+// tailCall performs the checks of REFERENCE §1 for the site's kind and the
+// configured counting rule. It returns the target (nil: fall through) and
+// false when the run faulted.
+func (r *run) tailCall(f *frame) (*prog.Program, bool) {
+	site := r.w.Fixups[f.p].Site(f.fn, f.pc)
+	arr := r.arrays[r.regs[prog.R2]]
+	if arr == nil || site == nil {
+		r.fault("insn", r.regs[prog.R2], "tail call with R2 not pointing at a prog array")
+		return nil, false
+	}
+	index := uint32(r.regs[prog.R3])
+	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, Site: prog.SiteName(f.p, f.fn, f.pc), Index: r.regs[prog.R3], Count: r.count}
+	r.regs[prog.R3] = uint64(index) // the JITs' "mov edx, edx" / "add w2, w2, #0"
+	kind := site.Kind(r.cfg.Variant)
+	if kind == prog.Direct && r.cfg.NoDirect {
+		kind = prog.Indirect
+	}
+	var target *prog.Program
+	reason := prog.Reason(0)
+	switch {
+	case r.cfg.Rule == prog.RuleInterp:
+		// kernel/bpf/core.c: bounds, limit, count++, then the empty check.
+		switch {
+		case index >= arr.MaxEntries:
+			reason = prog.FallBounds
+		case r.count >= prog.MaxTailCallCnt:
+			reason = prog.FallLimit
+		default:
+			r.count++
+			if target = arr.Ptr(index); target == nil {
+				reason = prog.FallEmpty
+			}
+		}
+	case kind == prog.Direct:
+		// The key is the verifier's constant; the bounds check happened at
+		// verification. The bypass jump skips the call while the slot is empty.
+		switch {
+		case r.count >= prog.MaxTailCallCnt:
+			reason = prog.FallLimit
+		case arr.Poked(uint32(site.Key)) == nil:
+			reason = prog.FallEmpty
+		default:
+			target = arr.Poked(uint32(site.Key))
+		}
+	default:
+		limit, slot := arr.MaxEntries, arr.Ptr
+		if kind == prog.Static {
+			limit, slot = site.ImmMap.MaxEntries, arr.Cached
+		}
+		switch {
+		case index >= limit:
+			reason = prog.FallBounds
+		case r.count >= prog.MaxTailCallCnt:
+			reason = prog.FallLimit
+		case slot(index) == nil:
+			reason = prog.FallEmpty
+		default:
+			target = slot(index)
+		}
+	}
+	if target != nil && r.cfg.Rule == prog.RuleJIT {
+		r.count++
+	}
+	ev.Reason = reason
+	r.event(ev)
+	if reason != 0 {
+		r.res.Falls = append(r.res.Falls, reason)
+		// A failed tail call is a helper call: R0–R5 are dead afterwards.
+		r.regs[prog.R0] = prog.ClobberValue(prog.R0)
+		return nil, true
+	}
+	return target, true
+}

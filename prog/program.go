@@ -1,0 +1,183 @@
+package prog
+
+import (
+	"fmt"
+	"slices"
+)
+
+// MaxStackDepth is the kernel's MAX_BPF_STACK.
+const MaxStackDepth = 512
+
+// Function is one BPF function: a program's main body or a subprogram.
+type Function struct {
+	Name  string
+	Insns []Instruction
+	// StackDepth is the frame size in bytes the verifier would record for
+	// the function (aux->stack_depth); the JITs round it up themselves.
+	StackDepth int
+	// Line is where the function's source section starts (0 when built in code).
+	Line int
+}
+
+// CalleeSaved lists the callee-saved registers (R6–R9) the function names in
+// any instruction, the way the x86 JIT's detect_reg_usage() finds the ones
+// it must push.
+func (f *Function) CalleeSaved() []Register {
+	var used [4]bool
+	for _, ins := range f.Insns {
+		for _, r := range []Register{ins.Dst, ins.Src} {
+			if r >= R6 && r <= R9 {
+				used[r-R6] = true
+			}
+		}
+	}
+	var out []Register
+	for i, u := range used {
+		if u {
+			out = append(out, R6+Register(i))
+		}
+	}
+	return out
+}
+
+// UsesFP reports whether the function reads R10, so a JIT must set it up.
+func (f *Function) UsesFP() bool {
+	for _, ins := range f.Insns {
+		if ins.Dst == R10 || (ins.Src == R10 && !ins.OpCode.IsLoadImm64() && !ins.OpCode.IsCall()) {
+			return true
+		}
+	}
+	return false
+}
+
+// Slots returns the slot index of every instruction and the total slot count.
+func (f *Function) Slots() ([]int, int) {
+	pos := make([]int, len(f.Insns))
+	n := 0
+	for i, ins := range f.Insns {
+		pos[i] = n
+		n += ins.Slots()
+	}
+	return pos, n
+}
+
+// HasTailCall reports whether the function contains a tail call.
+func (f *Function) HasTailCall() bool {
+	return slices.ContainsFunc(f.Insns, Instruction.IsTailCall)
+}
+
+// Program is a loadable BPF program: its main function followed by every
+// subprogram reachable from it, in the order the kernel lays them out (the
+// order of first call). Each program owns its copies of its subprograms, as a
+// kernel program owns its instruction stream.
+type Program struct {
+	Name  string
+	Type  string // program type; prog arrays accept only programs of one type
+	Funcs []*Function
+	Line  int
+}
+
+// Main returns the program's entry function.
+func (p *Program) Main() *Function { return p.Funcs[0] }
+
+// Func finds a function of the program by name.
+func (p *Program) Func(name string) *Function {
+	for _, f := range p.Funcs {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// FuncIndex returns the index of the named function in Funcs, or -1.
+func (p *Program) FuncIndex(name string) int {
+	return slices.IndexFunc(p.Funcs, func(f *Function) bool { return f.Name == name })
+}
+
+// NewProgram assembles a program from its main function and a pool of
+// subprograms it may call by name. It links the bpf2bpf call immediates the
+// way the kernel's single instruction stream would hold them.
+func NewProgram(name, typ string, main *Function, pool map[string]*Function) (*Program, error) {
+	p := &Program{Name: name, Type: typ, Funcs: []*Function{main}, Line: main.Line}
+	for i := 0; i < len(p.Funcs); i++ {
+		for _, ins := range p.Funcs[i].Insns {
+			if !ins.IsSubprogCall() {
+				continue
+			}
+			if p.FuncIndex(ins.Reference) >= 0 {
+				continue
+			}
+			sub, ok := pool[ins.Reference]
+			if !ok {
+				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("call to unknown subprogram %q", ins.Reference)}
+			}
+			cp := *sub
+			cp.Insns = slices.Clone(sub.Insns)
+			p.Funcs = append(p.Funcs, &cp)
+		}
+	}
+	p.link()
+	return p, nil
+}
+
+// link sets every bpf2bpf call's imm to the relative slot offset of its
+// callee in the concatenated instruction stream.
+func (p *Program) link() {
+	start := make([]int, len(p.Funcs))
+	n := 0
+	for i, f := range p.Funcs {
+		start[i] = n
+		_, sz := f.Slots()
+		n += sz
+	}
+	for i, f := range p.Funcs {
+		pos, _ := f.Slots()
+		for j := range f.Insns {
+			ins := &f.Insns[j]
+			if ins.IsSubprogCall() {
+				ins.Imm = int64(start[p.FuncIndex(ins.Reference)] - (start[i] + pos[j] + 1))
+			}
+		}
+	}
+}
+
+// StackDepthOf computes the frame size a verifier would see from direct
+// R10-relative accesses: the deepest byte touched below the frame pointer.
+// Accesses through copies of R10 are not tracked; such programs declare their
+// stack size explicitly, as lib/test_bpf does.
+func StackDepthOf(insns []Instruction) int {
+	depth := 0
+	for _, ins := range insns {
+		var base Register
+		switch {
+		case ins.OpCode.IsMemLoad():
+			base = ins.Src
+		case ins.OpCode.IsMemStore():
+			base = ins.Dst
+		default:
+			continue
+		}
+		if base == R10 && ins.Off < 0 {
+			depth = max(depth, -int(ins.Off))
+		}
+	}
+	return depth
+}
+
+// PosError is an error at a source line (and optionally column) of the
+// section a function came from; the scenario layer adds the file name.
+type PosError struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *PosError) Error() string {
+	switch {
+	case e.Line == 0:
+		return e.Msg
+	case e.Col == 0:
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return fmt.Sprintf("line %d:%d: %s", e.Line, e.Col, e.Msg)
+}
