@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// backends are the arches tailsim can run, in display order.
+var backends = []scenarios.Backend{scenarios.Ref{}}
+
+func init() {
+	register(&command{
+		name: "run",
+		summary: `run scenario files and check them on every selected arch and variant
+
+With no PATH the embedded library runs. PATHs are .txtar files or
+directories searched for them. Each scenario runs on each selected
+(arch, variant); emulated results are compared with the reference model.
+Exit status: 0 all pass, 1 a check failed, 2 usage or input error.`,
+		usage: "tailsim run [-arch LIST] [-variant LIST] [-layout NAME] [-json] [-v] [PATH ...]",
+		run:   runCmd,
+	})
+	flagSetups["run"] = func(fs *flag.FlagSet) { newRunFlags(fs) }
+}
+
+type runFlags struct {
+	arch, variant, layout *string
+	json, verbose         *bool
+}
+
+func newRunFlags(fs *flag.FlagSet) runFlags {
+	var names []string
+	for _, b := range backends {
+		names = append(names, b.Name())
+	}
+	return runFlags{
+		arch:    fs.String("arch", "all", "comma-separated arches ("+strings.Join(names, ", ")+") or all"),
+		variant: fs.String("variant", "all", "comma-separated variants (upstream, patched) or all"),
+		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenarios'"),
+		json:    fs.Bool("json", false, "print one JSON object per result instead of a table"),
+		verbose: fs.Bool("v", false, "print the trace of every failing run"),
+	}
+}
+
+func selectBackends(list string) ([]scenarios.Backend, error) {
+	if list == "all" {
+		return backends, nil
+	}
+	var out []scenarios.Backend
+	for _, name := range strings.Split(list, ",") {
+		i := slices.IndexFunc(backends, func(b scenarios.Backend) bool { return b.Name() == name })
+		if i < 0 {
+			if slices.Contains(scenarios.KnownArches, name) {
+				return nil, fmt.Errorf("arch %q is not available in this build yet", name)
+			}
+			return nil, fmt.Errorf("unknown arch %q", name)
+		}
+		out = append(out, backends[i])
+	}
+	return out, nil
+}
+
+func selectVariants(list string) ([]prog.Variant, error) {
+	if list == "all" {
+		return prog.Variants, nil
+	}
+	var out []prog.Variant
+	for _, name := range strings.Split(list, ",") {
+		v, err := prog.ParseVariant(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+type jsonResult struct {
+	Scenario   string   `json:"scenario"`
+	Title      string   `json:"title"`
+	Arch       string   `json:"arch"`
+	Variant    string   `json:"variant"`
+	Status     string   `json:"status"`
+	Failures   []string `json:"failures"`
+	Notes      []string `json:"notes,omitempty"`
+	Trace      []string `json:"trace,omitempty"`
+	DurationUS int64    `json:"duration_us"`
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f := newRunFlags(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usage := func(err error) int {
+		fmt.Fprintf(stderr, "tailsim run: %v\n", err)
+		return exitUsage
+	}
+	bs, err := selectBackends(*f.arch)
+	if err != nil {
+		return usage(err)
+	}
+	vs, err := selectVariants(*f.variant)
+	if err != nil {
+		return usage(err)
+	}
+	var opts scenarios.Options
+	if *f.layout != "" {
+		l, err := prog.LayoutByName(*f.layout)
+		if err != nil {
+			return usage(err)
+		}
+		opts.Layout = &l
+	}
+	opts.Trace = *f.verbose
+
+	var scs []*scenarios.Scenario
+	if fs.NArg() == 0 {
+		scs, err = scenarios.LoadLibrary()
+	} else {
+		scs, err = scenarios.LoadPaths(fs.Args())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+
+	start := time.Now()
+	var reports []*scenarios.Report
+	for _, sc := range scs {
+		for _, c := range sc.Combos(bs, vs) {
+			reports = append(reports, scenarios.Run(sc, c.B, c.V, opts))
+		}
+	}
+	elapsed := time.Since(start)
+
+	counts := map[scenarios.Status]int{}
+	for _, r := range reports {
+		counts[r.Status]++
+	}
+	if *f.json {
+		enc := json.NewEncoder(stdout)
+		for _, r := range reports {
+			failures := r.Failures
+			if failures == nil {
+				failures = []string{}
+			}
+			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(),
+				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: r.Trace, DurationUS: r.Duration.Microseconds()})
+		}
+	} else {
+		printTable(stdout, reports, *f.verbose)
+		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d arch/variant runs in %s\n",
+			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), elapsed.Round(time.Millisecond))
+	}
+	switch {
+	case len(reports) == 0:
+		fmt.Fprintln(stderr, "tailsim run: no scenario matches the selected arches and variants")
+		return exitUsage
+	case counts[scenarios.Errored] > 0:
+		return exitUsage
+	case counts[scenarios.Fail] > 0:
+		return exitFail
+	}
+	return exitOK
+}
+
+func printTable(w io.Writer, reports []*scenarios.Report, verbose bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tARCH\tVARIANT\tVERDICT\tTIME")
+	for _, r := range reports {
+		verdict := strings.ToUpper(r.Status.String())
+		if len(r.Notes) > 0 {
+			verdict += " (note)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Scenario.File, r.Arch, r.Variant, verdict, fmtDuration(r.Duration))
+	}
+	tw.Flush()
+	for _, r := range reports {
+		if len(r.Failures) == 0 && len(r.Notes) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s [%s/%s] %s\n", r.Scenario.File, r.Arch, r.Variant, r.Scenario.Title)
+		for _, f := range r.Failures {
+			fmt.Fprintf(w, "  FAIL %s\n", f)
+		}
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  note %s\n", n)
+		}
+		if verbose && len(r.Failures) > 0 {
+			if len(r.Trace) == 0 {
+				fmt.Fprintln(w, "  (no trace recorded)")
+			}
+			for _, t := range r.Trace {
+				fmt.Fprintf(w, "    | %s\n", t)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+	}
+	return d.Round(time.Millisecond).String()
+}

@@ -1,0 +1,564 @@
+// Package scenarios reads scenario files (docs/scenario-format.md), builds
+// the prog model they describe, and runs them on every selected backend,
+// checking the expectations and comparing emulated results with the
+// reference model.
+package scenarios
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"tailsim/prog"
+	"tailsim/prog/asm"
+)
+
+// Scenario is a parsed scenario file.
+type Scenario struct {
+	File    string
+	Title   string
+	Comment string
+
+	Layout   prog.Layout
+	Arches   []string       // empty: every selected arch
+	Variants []prog.Variant // empty: every selected variant
+	Fixup    prog.FixupOptions
+	Budget   int
+
+	Maps     []MapDecl
+	Progs    []FuncDecl
+	Subprogs []FuncDecl
+	Slots    []SlotDecl
+	Ctx      []byte // nil: no ctx section, R1 = 0
+	Steps    []Step
+}
+
+// MapDecl declares a prog array.
+type MapDecl struct {
+	Name       string
+	MaxEntries uint32
+	Line       int
+}
+
+// FuncDecl is a program or subprogram section.
+type FuncDecl struct {
+	Name       string
+	Type       string
+	Stack      int
+	StackGiven bool
+	Insns      []prog.Instruction
+	Line       int
+}
+
+// SlotDecl is an initial slot content.
+type SlotDecl struct {
+	Map   string
+	Index uint64
+	Prog  string
+	Line  int
+}
+
+// StepKind is what a run step does.
+type StepKind uint8
+
+const (
+	StepRun StepKind = iota
+	StepUpdate
+	StepDelete
+)
+
+// Step is one line of the run section with the expectations that follow it.
+type Step struct {
+	Kind   StepKind
+	Prog   string // run: entry; update: the program
+	Map    string
+	Index  uint64
+	Repeat int
+	Line   int
+	Expect []Expect
+}
+
+func (s Step) String() string {
+	switch s.Kind {
+	case StepUpdate:
+		return fmt.Sprintf("update %s[%d] = %s", s.Map, s.Index, s.Prog)
+	case StepDelete:
+		return fmt.Sprintf("delete %s[%d]", s.Map, s.Index)
+	}
+	if s.Repeat > 1 {
+		return fmt.Sprintf("run %s repeat=%d", s.Prog, s.Repeat)
+	}
+	return "run " + s.Prog
+}
+
+// Expect is one checked property. Scope limits it to some arch/variant
+// combinations; Interp checks the kernel interpreter's counting rule instead.
+type Expect struct {
+	Key    string // r0, w0, count, path, fallthrough, ctx, fault, error
+	Interp bool
+	Scope  []scope
+	Value  uint64
+	Path   []string
+	Falls  []prog.Reason
+	Off    int
+	Size   int    // ctx: 1, 2, 4, 8, or 0 for bytes
+	Bytes  []byte // ctx bytes
+	Word   string // fault kind or errno name ("" = any fault)
+	Line   int
+	Source string // the text after "expect", for messages
+}
+
+type scope struct{ arch, variant string }
+
+// Applies reports whether the expectation is checked on arch/variant.
+func (e Expect) Applies(arch, variant string) bool {
+	if len(e.Scope) == 0 {
+		return true
+	}
+	for _, s := range e.Scope {
+		if (s.arch == "" || s.arch == arch) && (s.variant == "" || s.variant == variant) {
+			return true
+		}
+	}
+	return false
+}
+
+// KnownArches are the names a scenario may select or scope to.
+var KnownArches = []string{"ref", "x86_64", "arm64"}
+
+// Parse reads a scenario file. Every error names the file and line.
+func Parse(file string, data []byte) (*Scenario, error) {
+	comment, secs, err := splitTxtar(file, string(data))
+	if err != nil {
+		return nil, err
+	}
+	sc := &Scenario{File: file, Layout: prog.DefaultLayout}
+	comment = strings.TrimSpace(comment)
+	if comment == "" {
+		return nil, &Error{File: file, Line: 1, Msg: "a scenario starts with a title line"}
+	}
+	title, rest, _ := strings.Cut(comment, "\n")
+	sc.Title, sc.Comment = strings.TrimSpace(title), strings.TrimSpace(rest)
+	if len(secs) == 0 {
+		return nil, &Error{File: file, Line: strings.Count(string(data), "\n") + 1, Msg: "no sections: a scenario needs at least a prog and a run section (truncated file?)"}
+	}
+	p := &specParser{sc: sc, file: file, names: map[string]int{}}
+	seen := map[string]int{}
+	for _, s := range secs {
+		single := s.Kind != "prog" && s.Kind != "subprog"
+		if single {
+			if prev, dup := seen[s.Kind]; dup {
+				return nil, p.errf(s.Line, "second %s section (first at line %d)", s.Kind, prev)
+			}
+			seen[s.Kind] = s.Line
+			if len(s.Args) > 0 {
+				return nil, p.errf(s.Line, "the %s section takes no arguments", s.Kind)
+			}
+		}
+		var err error
+		switch s.Kind {
+		case "config":
+			err = p.config(s)
+		case "maps":
+			err = p.maps(s)
+		case "prog", "subprog":
+			err = p.function(s)
+		case "slots":
+			err = p.slots(s)
+		case "ctx":
+			err = p.ctx(s)
+		case "run":
+			err = p.run(s)
+		default:
+			err = p.errf(s.Line, "unknown section %q (config, maps, prog, subprog, slots, ctx, run)", s.Kind)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(sc.Progs) == 0 {
+		return nil, &Error{File: file, Msg: "no prog section"}
+	}
+	if len(sc.Steps) == 0 {
+		return nil, &Error{File: file, Msg: "no run steps: add a run section with at least one \"run PROG\""}
+	}
+	// Build once so that every reference is checked at parse time.
+	if _, err := sc.Build(); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+type specParser struct {
+	sc    *Scenario
+	file  string
+	names map[string]int // map, prog and subprog names -> line
+}
+
+func (p *specParser) errf(line int, format string, args ...any) error {
+	return &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// lines yields the non-empty, comment-stripped lines of a section body with
+// their file line numbers.
+func lines(s section) []struct {
+	n    int
+	text string
+} {
+	var out []struct {
+		n    int
+		text string
+	}
+	for i, l := range strings.Split(s.Body, "\n") {
+		if j := strings.IndexAny(l, "#"); j >= 0 {
+			l = l[:j]
+		}
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, struct {
+				n    int
+				text string
+			}{s.Line + 1 + i, l})
+		}
+	}
+	return out
+}
+
+func (p *specParser) declare(name string, line int) error {
+	if !validName(name) {
+		return p.errf(line, "bad name %q (letters, digits, _ and . ; not starting with a digit)", name)
+	}
+	if prev, dup := p.names[name]; dup {
+		return p.errf(line, "duplicate name %q (first declared at line %d)", name, prev)
+	}
+	p.names[name] = line
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '.' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseUint reads decimal, hex (0x), octal (0o) or binary (0b), with _ separators.
+func parseUint(s string) (uint64, error) {
+	return strconv.ParseUint(s, 0, 64)
+}
+
+// parseValue reads an integer that may be negative; the result is the 64-bit
+// two's complement pattern.
+func parseValue(s string) (uint64, error) {
+	if strings.HasPrefix(s, "-") {
+		v, err := strconv.ParseUint(s[1:], 0, 64)
+		if err != nil || v > 1<<63 {
+			return 0, fmt.Errorf("bad number %q", s)
+		}
+		return -v, nil
+	}
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad number %q", s)
+	}
+	return v, nil
+}
+
+// keyValues splits "a=1 b=2" words into a map, rejecting unknown keys.
+func (p *specParser) keyValues(line int, words []string, allowed ...string) (map[string]string, error) {
+	kv := map[string]string{}
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || v == "" {
+			return nil, p.errf(line, "expected key=value, found %q", w)
+		}
+		if !slices.Contains(allowed, k) {
+			return nil, p.errf(line, "unknown option %q (allowed: %s)", k, strings.Join(allowed, ", "))
+		}
+		if _, dup := kv[k]; dup {
+			return nil, p.errf(line, "option %q given twice", k)
+		}
+		kv[k] = v
+	}
+	return kv, nil
+}
+
+func (p *specParser) config(s section) error {
+	for _, l := range lines(s) {
+		words := strings.Fields(l.text)
+		key, args := words[0], words[1:]
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", p.errf(l.n, "%s takes one value", key)
+			}
+			return args[0], nil
+		}
+		switch key {
+		case "layout":
+			if len(args) == 0 {
+				return p.errf(l.n, "layout needs a preset name or \"custom max_entries=.. ptrs=.. bpf_func=..\"")
+			}
+			if args[0] == "custom" {
+				kv, err := p.keyValues(l.n, args[1:], "max_entries", "ptrs", "bpf_func")
+				if err != nil {
+					return err
+				}
+				lay := prog.Layout{Name: "custom"}
+				for k, dst := range map[string]*uint32{"max_entries": &lay.MaxEntries, "ptrs": &lay.Ptrs, "bpf_func": &lay.BpfFunc} {
+					v, ok := kv[k]
+					if !ok {
+						return p.errf(l.n, "custom layout needs %s=", k)
+					}
+					n, err := parseUint(v)
+					if err != nil || n > math.MaxUint32 {
+						return p.errf(l.n, "bad %s offset %q", k, v)
+					}
+					*dst = uint32(n)
+				}
+				if err := lay.Validate(); err != nil {
+					return p.errf(l.n, "%v", err)
+				}
+				p.sc.Layout = lay
+				continue
+			}
+			name, err := one()
+			if err != nil {
+				return err
+			}
+			lay, err := prog.LayoutByName(name)
+			if err != nil {
+				return p.errf(l.n, "%v", err)
+			}
+			p.sc.Layout = lay
+		case "arch":
+			for _, a := range splitList(args) {
+				if !slices.Contains(KnownArches, a) {
+					return p.errf(l.n, "unknown arch %q (%s)", a, strings.Join(KnownArches, ", "))
+				}
+				p.sc.Arches = append(p.sc.Arches, a)
+			}
+		case "variant":
+			for _, a := range splitList(args) {
+				v, err := prog.ParseVariant(a)
+				if err != nil {
+					return p.errf(l.n, "%v", err)
+				}
+				p.sc.Variants = append(p.sc.Variants, v)
+			}
+		case "verifier", "direct":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			if v != "on" && v != "off" {
+				return p.errf(l.n, "%s is on or off, not %q", key, v)
+			}
+			if key == "verifier" {
+				p.sc.Fixup.NoVerifier = v == "off"
+			} else {
+				p.sc.Fixup.NoDirect = v == "off"
+			}
+		case "budget":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			n, err := parseUint(v)
+			if err != nil || n == 0 || n > 1<<31 {
+				return p.errf(l.n, "bad budget %q (instructions per run, 1..2^31)", v)
+			}
+			p.sc.Budget = int(n)
+		default:
+			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, budget)", key)
+		}
+	}
+	return nil
+}
+
+func splitList(args []string) []string {
+	var out []string
+	for _, a := range args {
+		for _, x := range strings.Split(a, ",") {
+			if x != "" {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+func (p *specParser) maps(s section) error {
+	for _, l := range lines(s) {
+		words := strings.Fields(l.text)
+		if err := p.declare(words[0], l.n); err != nil {
+			return err
+		}
+		kv, err := p.keyValues(l.n, words[1:], "max_entries")
+		if err != nil {
+			return err
+		}
+		v, ok := kv["max_entries"]
+		if !ok {
+			return p.errf(l.n, "map %s needs max_entries=N", words[0])
+		}
+		n, err := parseUint(v)
+		if err != nil || n > math.MaxUint32 {
+			return p.errf(l.n, "bad max_entries %q (a u32)", v)
+		}
+		if n == 0 {
+			return p.errf(l.n, "max_entries 0 is rejected by the kernel (EINVAL)")
+		}
+		p.sc.Maps = append(p.sc.Maps, MapDecl{Name: words[0], MaxEntries: uint32(n), Line: l.n})
+	}
+	return nil
+}
+
+func (p *specParser) function(s section) error {
+	if len(s.Args) == 0 {
+		return p.errf(s.Line, "%s section needs a name: -- %s NAME --", s.Kind, s.Kind)
+	}
+	d := FuncDecl{Name: s.Args[0], Line: s.Line}
+	if err := p.declare(d.Name, s.Line); err != nil {
+		return err
+	}
+	allowed := []string{"stack"}
+	if s.Kind == "prog" {
+		allowed = append(allowed, "type")
+	}
+	kv, err := p.keyValues(s.Line, s.Args[1:], allowed...)
+	if err != nil {
+		return err
+	}
+	if v, ok := kv["stack"]; ok {
+		n, err := parseUint(v)
+		if err != nil || n > prog.MaxStackDepth {
+			return p.errf(s.Line, "bad stack size %q (0..%d bytes)", v, prog.MaxStackDepth)
+		}
+		d.Stack, d.StackGiven = int(n), true
+	}
+	d.Type = kv["type"]
+	if d.Type == "" {
+		d.Type = "sched_cls"
+	}
+	insns, err := asm.Parse(s.Body, s.Line+1)
+	if err != nil {
+		return p.wrap(err)
+	}
+	if len(insns) == 0 {
+		return p.errf(s.Line, "%s %s has no instructions", s.Kind, d.Name)
+	}
+	for _, ins := range insns {
+		if ins.IsHelperCall() {
+			if _, ok := prog.HelperByID(int32(ins.Imm)); !ok {
+				return p.errf(ins.Line, "unknown helper %d", ins.Imm)
+			}
+		}
+	}
+	d.Insns = insns
+	if !d.StackGiven {
+		d.Stack = prog.StackDepthOf(insns)
+	}
+	if s.Kind == "prog" {
+		p.sc.Progs = append(p.sc.Progs, d)
+	} else {
+		p.sc.Subprogs = append(p.sc.Subprogs, d)
+	}
+	return nil
+}
+
+// wrap turns a prog.PosError into a file-located Error.
+func (p *specParser) wrap(err error) error {
+	return locate(p.file, err)
+}
+
+func locate(file string, err error) error {
+	var pe *prog.PosError
+	if asPosError(err, &pe) {
+		return &Error{File: file, Line: pe.Line, Col: pe.Col, Msg: pe.Msg}
+	}
+	return &Error{File: file, Msg: err.Error()}
+}
+
+// slotRef parses "map[index]".
+func (p *specParser) slotRef(line int, s string) (string, uint64, error) {
+	name, rest, ok := strings.Cut(s, "[")
+	if !ok || !strings.HasSuffix(rest, "]") {
+		return "", 0, p.errf(line, "expected MAP[INDEX], found %q", s)
+	}
+	idx, err := parseUint(strings.TrimSuffix(rest, "]"))
+	if err != nil {
+		return "", 0, p.errf(line, "bad index in %q", s)
+	}
+	return name, idx, nil
+}
+
+func (p *specParser) slots(s section) error {
+	for _, l := range lines(s) {
+		lhs, rhs, ok := strings.Cut(l.text, "=")
+		if !ok {
+			return p.errf(l.n, "expected MAP[INDEX] = PROG")
+		}
+		m, idx, err := p.slotRef(l.n, strings.TrimSpace(lhs))
+		if err != nil {
+			return err
+		}
+		p.sc.Slots = append(p.sc.Slots, SlotDecl{Map: m, Index: idx, Prog: strings.TrimSpace(rhs), Line: l.n})
+	}
+	return nil
+}
+
+func (p *specParser) ctx(s section) error {
+	ctx := []byte{}
+	for _, l := range lines(s) {
+		words := strings.Fields(l.text)
+		switch kind := words[0]; kind {
+		case "u8", "u16", "u32", "u64":
+			if len(words) != 2 {
+				return p.errf(l.n, "%s takes one value", kind)
+			}
+			v, err := parseValue(words[1])
+			if err != nil {
+				return p.errf(l.n, "%v", err)
+			}
+			n := map[string]int{"u8": 1, "u16": 2, "u32": 4, "u64": 8}[kind]
+			if n < 8 && int64(v) < -(1<<(8*n-1)) || n < 8 && v >= 1<<(8*n) && int64(v) >= 0 {
+				return p.errf(l.n, "%s does not fit %s", words[1], kind)
+			}
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = byte(v >> (8 * i))
+			}
+			ctx = append(ctx, b...)
+		case "bytes":
+			for _, w := range words[1:] {
+				v, err := strconv.ParseUint(w, 16, 8)
+				if err != nil {
+					return p.errf(l.n, "bad byte %q (two hex digits)", w)
+				}
+				ctx = append(ctx, byte(v))
+			}
+		case "zero":
+			if len(words) != 2 {
+				return p.errf(l.n, "zero takes a byte count")
+			}
+			n, err := parseUint(words[1])
+			if err != nil || n > 1<<16 {
+				return p.errf(l.n, "bad byte count %q", words[1])
+			}
+			ctx = append(ctx, make([]byte, n)...)
+		default:
+			return p.errf(l.n, "unknown ctx item %q (u8, u16, u32, u64, bytes, zero)", kind)
+		}
+	}
+	if len(ctx) > 1<<16 {
+		return p.errf(s.Line, "ctx larger than 64 KiB")
+	}
+	p.sc.Ctx = ctx
+	return nil
+}

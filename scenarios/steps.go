@@ -1,0 +1,261 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"tailsim/prog"
+)
+
+func asPosError(err error, pe **prog.PosError) bool { return errors.As(err, pe) }
+
+// MaxRepeat bounds "run P repeat=N".
+const MaxRepeat = 1_000_000
+
+func (p *specParser) run(s section) error {
+	for _, l := range lines(s) {
+		words := strings.Fields(l.text)
+		switch {
+		case words[0] == "run":
+			if len(words) < 2 {
+				return p.errf(l.n, "run needs a program: run PROG [repeat=N]")
+			}
+			kv, err := p.keyValues(l.n, words[2:], "repeat")
+			if err != nil {
+				return err
+			}
+			st := Step{Kind: StepRun, Prog: words[1], Repeat: 1, Line: l.n}
+			if v, ok := kv["repeat"]; ok {
+				n, err := parseUint(v)
+				if err != nil || n == 0 || n > MaxRepeat {
+					return p.errf(l.n, "bad repeat %q (1..%d)", v, MaxRepeat)
+				}
+				st.Repeat = int(n)
+			}
+			p.sc.Steps = append(p.sc.Steps, st)
+		case words[0] == "update":
+			rest := strings.TrimSpace(strings.TrimPrefix(l.text, "update"))
+			lhs, rhs, ok := strings.Cut(rest, "=")
+			if !ok || strings.TrimSpace(rhs) == "" {
+				return p.errf(l.n, "expected update MAP[INDEX] = PROG")
+			}
+			m, idx, err := p.slotRef(l.n, strings.TrimSpace(lhs))
+			if err != nil {
+				return err
+			}
+			p.sc.Steps = append(p.sc.Steps, Step{Kind: StepUpdate, Map: m, Index: idx, Prog: strings.TrimSpace(rhs), Line: l.n})
+		case words[0] == "delete":
+			if len(words) != 2 {
+				return p.errf(l.n, "expected delete MAP[INDEX]")
+			}
+			m, idx, err := p.slotRef(l.n, words[1])
+			if err != nil {
+				return err
+			}
+			p.sc.Steps = append(p.sc.Steps, Step{Kind: StepDelete, Map: m, Index: idx, Line: l.n})
+		case words[0] == "expect" || strings.HasPrefix(words[0], "expect["):
+			if len(p.sc.Steps) == 0 {
+				return p.errf(l.n, "expect before any run, update or delete step")
+			}
+			e, err := p.expect(l.n, l.text)
+			if err != nil {
+				return err
+			}
+			st := &p.sc.Steps[len(p.sc.Steps)-1]
+			if err := checkExpectFits(st, e); err != nil {
+				return p.errf(l.n, "%v", err)
+			}
+			st.Expect = append(st.Expect, e)
+		default:
+			return p.errf(l.n, "unknown step %q (run, update, delete, expect)", words[0])
+		}
+	}
+	return nil
+}
+
+func checkExpectFits(st *Step, e Expect) error {
+	if st.Kind == StepRun && e.Key == "error" {
+		return fmt.Errorf("\"error\" expectations belong to update and delete steps")
+	}
+	if st.Kind != StepRun && e.Key != "error" {
+		return fmt.Errorf("after %s only \"expect error = ...\" applies", st)
+	}
+	return nil
+}
+
+func (p *specParser) scope(line int, s string) ([]scope, error) {
+	var out []scope
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		a, v, hasSlash := strings.Cut(item, "/")
+		var sc scope
+		if hasSlash {
+			sc = scope{a, v}
+		} else if _, err := prog.ParseVariant(item); err == nil {
+			sc = scope{variant: item}
+		} else {
+			sc = scope{arch: item}
+		}
+		if sc.arch != "" && !slices.Contains(KnownArches, sc.arch) {
+			return nil, p.errf(line, "unknown arch %q in expect scope", sc.arch)
+		}
+		if sc.variant != "" {
+			if _, err := prog.ParseVariant(sc.variant); err != nil {
+				return nil, p.errf(line, "%v in expect scope", err)
+			}
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func (p *specParser) expect(line int, text string) (Expect, error) {
+	e := Expect{Line: line}
+	head, rest, _ := strings.Cut(text, " ")
+	if strings.HasPrefix(head, "expect[") {
+		if !strings.HasSuffix(head, "]") {
+			return e, p.errf(line, "expected expect[SCOPE] with no spaces in SCOPE")
+		}
+		sc, err := p.scope(line, strings.TrimSuffix(strings.TrimPrefix(head, "expect["), "]"))
+		if err != nil {
+			return e, err
+		}
+		e.Scope = sc
+	}
+	rest = strings.TrimSpace(rest)
+	e.Source = rest
+	lhs, rhs, hasEq := strings.Cut(rest, "=")
+	lhs, rhs = strings.TrimSpace(lhs), strings.TrimSpace(rhs)
+	if !hasEq && lhs != "fault" {
+		return e, p.errf(line, "expected expect KEY = VALUE")
+	}
+	if strings.HasPrefix(lhs, "interp.") {
+		e.Interp, lhs = true, strings.TrimPrefix(lhs, "interp.")
+	}
+	lw := strings.Fields(lhs)
+	if len(lw) == 0 {
+		return e, p.errf(line, "missing key before =")
+	}
+	e.Key = lw[0]
+	if strings.HasPrefix(e.Key, "ctx+") || e.Key == "ctx" {
+		return p.expectCtx(line, e, lw, rhs)
+	}
+	if len(lw) != 1 {
+		return e, p.errf(line, "unexpected %q after %s", lw[1], e.Key)
+	}
+	switch e.Key {
+	case "r0", "w0", "count":
+		v, err := parseValue(rhs)
+		if err != nil {
+			return e, p.errf(line, "%v", err)
+		}
+		e.Value = v
+	case "path":
+		for _, w := range strings.Fields(rhs) {
+			name, times, rep := strings.Cut(w, "*")
+			n := 1
+			if rep {
+				k, err := strconv.Atoi(times)
+				if err != nil || k < 1 || k > 100000 {
+					return e, p.errf(line, "bad repetition %q (NAME*N)", w)
+				}
+				n = k
+			}
+			for range n {
+				e.Path = append(e.Path, name)
+			}
+		}
+		if len(e.Path) == 0 {
+			return e, p.errf(line, "path needs at least the entry program")
+		}
+	case "fallthrough":
+		if rhs == "none" {
+			e.Falls = []prog.Reason{}
+			break
+		}
+		for _, w := range strings.Fields(rhs) {
+			name, times, rep := strings.Cut(w, "*")
+			r, ok := prog.ParseReason(name)
+			if !ok {
+				return e, p.errf(line, "unknown fall-through reason %q (bounds, limit, empty, or none)", w)
+			}
+			n := 1
+			if rep {
+				k, err := strconv.Atoi(times)
+				if err != nil || k < 1 || k > 100000 {
+					return e, p.errf(line, "bad repetition %q", w)
+				}
+				n = k
+			}
+			for range n {
+				e.Falls = append(e.Falls, r)
+			}
+		}
+		if len(e.Falls) == 0 {
+			return e, p.errf(line, "fallthrough needs reasons or none")
+		}
+	case "fault":
+		if e.Interp {
+			return e, p.errf(line, "fault has no interp. form")
+		}
+		e.Word = rhs
+		if hasEq && !slices.Contains([]string{"none", "access", "budget", "insn"}, rhs) {
+			return e, p.errf(line, "unknown fault kind %q (access, budget, insn, none)", rhs)
+		}
+	case "error":
+		if e.Interp {
+			return e, p.errf(line, "error has no interp. form")
+		}
+		if !slices.Contains([]string{"none", "E2BIG", "ENOENT", "EINVAL"}, rhs) {
+			return e, p.errf(line, "unknown error %q (none, E2BIG, ENOENT, EINVAL)", rhs)
+		}
+		e.Word = rhs
+	default:
+		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, error)", e.Key)
+	}
+	return e, nil
+}
+
+func (p *specParser) expectCtx(line int, e Expect, lw []string, rhs string) (Expect, error) {
+	off := 0
+	if e.Key != "ctx" {
+		n, err := parseUint(strings.TrimPrefix(e.Key, "ctx+"))
+		if err != nil || n > 1<<16 {
+			return e, p.errf(line, "bad ctx offset in %q", e.Key)
+		}
+		off = int(n)
+	}
+	e.Key, e.Off = "ctx", off
+	if len(lw) != 2 {
+		return e, p.errf(line, "expected ctx+OFF TYPE = VALUE (TYPE u8, u16, u32, u64 or bytes)")
+	}
+	switch lw[1] {
+	case "u8", "u16", "u32", "u64":
+		e.Size = map[string]int{"u8": 1, "u16": 2, "u32": 4, "u64": 8}[lw[1]]
+		v, err := parseValue(rhs)
+		if err != nil {
+			return e, p.errf(line, "%v", err)
+		}
+		if e.Size < 8 {
+			v &= 1<<(8*e.Size) - 1
+		}
+		e.Value = v
+	case "bytes":
+		for _, w := range strings.Fields(rhs) {
+			b, err := strconv.ParseUint(w, 16, 8)
+			if err != nil {
+				return e, p.errf(line, "bad byte %q (two hex digits)", w)
+			}
+			e.Bytes = append(e.Bytes, byte(b))
+		}
+		if len(e.Bytes) == 0 {
+			return e, p.errf(line, "bytes needs at least one byte")
+		}
+	default:
+		return e, p.errf(line, "unknown ctx type %q (u8, u16, u32, u64, bytes)", lw[1])
+	}
+	return e, nil
+}
