@@ -66,6 +66,19 @@ func (s *TailCallSite) Kind(v Variant) SiteKind {
 	return Static
 }
 
+// KindOn is Kind for a JIT that may lack direct tail calls (arm64 ignores
+// the poke index and takes the path the variant gives a non-direct site).
+func (s *TailCallSite) KindOn(v Variant, hasDirect bool) SiteKind {
+	k := s.Kind(v)
+	if k != Direct || hasDirect {
+		return k
+	}
+	if v == Upstream {
+		return Indirect
+	}
+	return Static
+}
+
 // Imm returns the imm the verifier leaves in the tail-call instruction for
 // the given variant.
 func (s *TailCallSite) Imm(v Variant) (int32, error) {
@@ -154,7 +167,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			}
 		}
 	}
-	states, err := analyse(p)
+	states, err := analyse(p, !opts.NoVerifier)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +226,7 @@ const (
 	aUnknown akind = iota
 	aConst
 	aMaps
+	aUninit // never written on some path: reading it is the verifier's "!read_ok"
 )
 
 type aval struct {
@@ -223,6 +237,8 @@ type aval struct {
 
 func join(a, b aval) aval {
 	switch {
+	case a.kind == aUninit || b.kind == aUninit:
+		return aval{kind: aUninit}
 	case a.kind == aConst && b.kind == aConst && a.c == b.c:
 		return a
 	case a.kind == aMaps && b.kind == aMaps:
@@ -245,8 +261,11 @@ func (a aval) equal(b aval) bool {
 type astate = *[11]aval
 
 // analyse computes, for every instruction of every function, the join of the
-// register states on entry; nil marks unreachable instructions.
-func analyse(p *Program) ([][]astate, error) {
+// register states on entry; nil marks unreachable instructions. With strict
+// set it also rejects reads of registers that are not written on every path
+// (R0 after a tail call, R1–R5 after any call), as the verifier does; that
+// is what lets backends disagree about dead registers without it mattering.
+func analyse(p *Program, strict bool) ([][]astate, error) {
 	states := make([][]astate, len(p.Funcs))
 	for i, f := range p.Funcs {
 		states[i] = make([]astate, len(f.Insns))
@@ -272,7 +291,13 @@ func analyse(p *Program) ([][]astate, error) {
 			work = append(work, item{fn, insn})
 		}
 	}
-	merge(0, 0, &[11]aval{})
+	uninit := aval{kind: aUninit}
+	entry := [11]aval{}
+	for r := range entry {
+		entry[r] = uninit
+	}
+	entry[R1], entry[R10] = aval{}, aval{}
+	merge(0, 0, &entry)
 	slotIndex := make([]map[int]int, len(p.Funcs))
 	for fi, f := range p.Funcs {
 		pos, _ := f.Slots()
@@ -292,9 +317,19 @@ func analyse(p *Program) ([][]astate, error) {
 		st := *states[it.fn][it.insn]
 		next := it.insn + 1
 		pos, _ := f.Slots()
-		clobber := func() {
-			for r := R0; r <= R5; r++ {
-				st[r] = aval{}
+		// clobber models a call: R1–R5 dead, R0 the result (dead after a
+		// tail call, which returns nothing).
+		clobber := func(r0 akind) {
+			for r := R1; r <= R5; r++ {
+				st[r] = uninit
+			}
+			st[R0] = aval{kind: r0}
+		}
+		if strict {
+			for _, r := range readsOf(ins) {
+				if st[r].kind == aUninit {
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("%s is read before it is written on some path (verifier: R%d !read_ok)", r, r)}
+				}
 			}
 		}
 		switch op := ins.OpCode; {
@@ -332,12 +367,18 @@ func analyse(p *Program) ([][]astate, error) {
 			}
 			if len(p.Funcs[callee].Insns) > 0 {
 				entry := [11]aval{}
+				for r := range entry {
+					entry[r] = uninit
+				}
 				copy(entry[R1:R6], st[R1:R6])
+				entry[R10] = aval{}
 				merge(callee, 0, &entry)
 			}
-			clobber()
-		case op.IsCall() || op.IsTailCall():
-			clobber()
+			clobber(aUnknown)
+		case ins.IsTailCall():
+			clobber(aUninit)
+		case op.IsCall():
+			clobber(aUnknown)
 		case op.IsExit():
 			continue
 		case op.HasJumpOffset():
@@ -379,4 +420,38 @@ func (s *TailCallSite) Describe(v Variant) string {
 		fmt.Fprintf(&b, " imm=%#x", uint32(imm))
 	}
 	return b.String()
+}
+
+// readsOf lists the registers an instruction reads. Helper arguments other
+// than the tail call's are not modelled.
+func readsOf(ins Instruction) []Register {
+	op := ins.OpCode
+	switch {
+	case op.IsALU():
+		var rs []Register
+		if op.ALUOp() != OpMov {
+			rs = append(rs, ins.Dst)
+		}
+		if op.Source() == SourceX && op.ALUOp() != OpNeg {
+			rs = append(rs, ins.Src)
+		}
+		return rs
+	case op.IsMemLoad():
+		return []Register{ins.Src}
+	case op.IsMemStore():
+		if op.Class() == ClassSTX {
+			return []Register{ins.Dst, ins.Src}
+		}
+		return []Register{ins.Dst}
+	case ins.IsTailCall():
+		return []Register{R1, R2, R3}
+	case op.IsExit():
+		return []Register{R0}
+	case op.IsCondJump():
+		if op.Source() == SourceX {
+			return []Register{ins.Dst, ins.Src}
+		}
+		return []Register{ins.Dst}
+	}
+	return nil
 }

@@ -135,6 +135,10 @@ type Result struct {
 	Falls []Reason // failed tail calls, in order
 	Ctx   []byte   // ctx memory afterwards
 	Fault *Fault
-	Steps int // instructions executed
-	Trace []Event
+	// R0Dead is set when the program exited with the R0 a failed tail call
+	// left undefined (possible only without the verifier, as in
+	// lib/test_bpf): R0 is then not compared between backends.
+	R0Dead bool
+	Steps  int // instructions executed
+	Trace  []Event
 }

@@ -117,8 +117,48 @@ func NewProgram(name, typ string, main *Function, pool map[string]*Function) (*P
 			p.Funcs = append(p.Funcs, &cp)
 		}
 	}
+	if err := p.checkCallDepth(); err != nil {
+		return nil, err
+	}
 	p.link()
 	return p, nil
+}
+
+// MaxCallFrames is the kernel's MAX_CALL_FRAMES.
+const MaxCallFrames = 8
+
+// checkCallDepth rejects recursion and call chains deeper than the verifier
+// allows. The limit is static, per program: at run time a tail call made
+// from a subprogram keeps its callers' frames, so frames can nest deeper.
+func (p *Program) checkCallDepth() error {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := make([]int, len(p.Funcs))
+	var walk func(fn, depth int) error
+	walk = func(fn, depth int) error {
+		if depth > MaxCallFrames {
+			return &PosError{Line: p.Funcs[fn].Line, Msg: fmt.Sprintf("program %s: call chain deeper than %d frames at %s", p.Name, MaxCallFrames, p.Funcs[fn].Name)}
+		}
+		state[fn] = active
+		for _, ins := range p.Funcs[fn].Insns {
+			if !ins.IsSubprogCall() {
+				continue
+			}
+			callee := p.FuncIndex(ins.Reference)
+			if state[callee] == active {
+				return &PosError{Line: ins.Line, Msg: fmt.Sprintf("recursive call to %s (the verifier rejects recursion)", ins.Reference)}
+			}
+			if err := walk(callee, depth+1); err != nil {
+				return err
+			}
+		}
+		state[fn] = done
+		return nil
+	}
+	return walk(0, 1)
 }
 
 // link sets every bpf2bpf call's imm to the relative slot offset of its

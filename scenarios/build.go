@@ -86,6 +86,11 @@ func (sc *Scenario) BuildWith(layout prog.Layout) (*prog.World, error) {
 			}
 		}
 		for _, e := range st.Expect {
+			for _, name := range e.Path {
+				if w.Prog(name) == nil {
+					return nil, fail(e.Line, "path names %q, which is not a program", name)
+				}
+			}
 			if e.Key != "ctx" {
 				continue
 			}

@@ -147,6 +147,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	p := &specParser{sc: sc, file: file, names: map[string]int{}}
 	seen := map[string]int{}
 	for _, s := range secs {
+		if !slices.Contains([]string{"config", "maps", "prog", "subprog", "slots", "ctx", "run"}, s.Kind) {
+			return nil, p.errf(s.Line, "unknown section %q (config, maps, prog, subprog, slots, ctx, run)", s.Kind)
+		}
 		single := s.Kind != "prog" && s.Kind != "subprog"
 		if single {
 			if prev, dup := seen[s.Kind]; dup {
@@ -227,7 +230,10 @@ func lines(s section) []struct {
 
 func (p *specParser) declare(name string, line int) error {
 	if !validName(name) {
-		return p.errf(line, "bad name %q (letters, digits, _ and . ; not starting with a digit)", name)
+		return p.errf(line, "bad name %q (letters, digits, _ and .; not starting with a digit)", name)
+	}
+	if _, isHelper := prog.HelperByName(name); isHelper {
+		return p.errf(line, "%q is a helper's name; \"call %s\" would call the helper", name, name)
 	}
 	if prev, dup := p.names[name]; dup {
 		return p.errf(line, "duplicate name %q (first declared at line %d)", name, prev)
@@ -241,7 +247,7 @@ func validName(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c == '_' || c == '.' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+		if !(c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
 			return false
 		}
 	}
@@ -251,6 +257,17 @@ func validName(s string) bool {
 // parseUint reads decimal, hex (0x), octal (0o) or binary (0b), with _ separators.
 func parseUint(s string) (uint64, error) {
 	return strconv.ParseUint(s, 0, 64)
+}
+
+// fits reports whether the number written as s fits n bytes, signed or unsigned.
+func fits(s string, v uint64, n int) bool {
+	if n == 8 {
+		return true
+	}
+	if strings.HasPrefix(s, "-") {
+		return int64(v) >= -(1 << (8*n - 1))
+	}
+	return v < 1<<(8*n)
 }
 
 // parseValue reads an integer that may be negative; the result is the 64-bit
@@ -310,7 +327,11 @@ func (p *specParser) config(s section) error {
 					return err
 				}
 				lay := prog.Layout{Name: "custom"}
-				for k, dst := range map[string]*uint32{"max_entries": &lay.MaxEntries, "ptrs": &lay.Ptrs, "bpf_func": &lay.BpfFunc} {
+				for _, f := range []struct {
+					k   string
+					dst *uint32
+				}{{"max_entries", &lay.MaxEntries}, {"ptrs", &lay.Ptrs}, {"bpf_func", &lay.BpfFunc}} {
+					k, dst := f.k, f.dst
 					v, ok := kv[k]
 					if !ok {
 						return p.errf(l.n, "custom layout needs %s=", k)
@@ -461,8 +482,10 @@ func (p *specParser) function(s section) error {
 		}
 	}
 	d.Insns = insns
-	if !d.StackGiven {
-		d.Stack = prog.StackDepthOf(insns)
+	if depth := prog.StackDepthOf(insns); !d.StackGiven {
+		d.Stack = depth
+	} else if depth > d.Stack {
+		return p.errf(s.Line, "%s %s touches r10 - %d but declares stack=%d", s.Kind, d.Name, depth, d.Stack)
 	}
 	if s.Kind == "prog" {
 		p.sc.Progs = append(p.sc.Progs, d)
@@ -508,6 +531,9 @@ func (p *specParser) slots(s section) error {
 		if err != nil {
 			return err
 		}
+		if strings.TrimSpace(rhs) == "" {
+			return p.errf(l.n, "expected MAP[INDEX] = PROG, found no program")
+		}
 		p.sc.Slots = append(p.sc.Slots, SlotDecl{Map: m, Index: idx, Prog: strings.TrimSpace(rhs), Line: l.n})
 	}
 	return nil
@@ -527,7 +553,7 @@ func (p *specParser) ctx(s section) error {
 				return p.errf(l.n, "%v", err)
 			}
 			n := map[string]int{"u8": 1, "u16": 2, "u32": 4, "u64": 8}[kind]
-			if n < 8 && int64(v) < -(1<<(8*n-1)) || n < 8 && v >= 1<<(8*n) && int64(v) >= 0 {
+			if !fits(words[1], v, n) {
 				return p.errf(l.n, "%s does not fit %s", words[1], kind)
 			}
 			b := make([]byte, n)
@@ -555,6 +581,9 @@ func (p *specParser) ctx(s section) error {
 		default:
 			return p.errf(l.n, "unknown ctx item %q (u8, u16, u32, u64, bytes, zero)", kind)
 		}
+	}
+	if len(ctx) == 0 {
+		return p.errf(s.Line, "empty ctx section (leave it out for a NULL ctx)")
 	}
 	if len(ctx) > 1<<16 {
 		return p.errf(s.Line, "ctx larger than 64 KiB")

@@ -114,7 +114,10 @@ func (p *specParser) scope(line int, s string) ([]scope, error) {
 
 func (p *specParser) expect(line int, text string) (Expect, error) {
 	e := Expect{Line: line}
-	head, rest, _ := strings.Cut(text, " ")
+	head, rest := text, ""
+	if i := strings.IndexAny(text, " \t"); i >= 0 {
+		head, rest = text[:i], text[i+1:]
+	}
 	if strings.HasPrefix(head, "expect[") {
 		if !strings.HasSuffix(head, "]") {
 			return e, p.errf(line, "expected expect[SCOPE] with no spaces in SCOPE")
@@ -238,6 +241,9 @@ func (p *specParser) expectCtx(line int, e Expect, lw []string, rhs string) (Exp
 		v, err := parseValue(rhs)
 		if err != nil {
 			return e, p.errf(line, "%v", err)
+		}
+		if !fits(rhs, v, e.Size) {
+			return e, p.errf(line, "%s does not fit %s", rhs, lw[1])
 		}
 		if e.Size < 8 {
 			v &= 1<<(8*e.Size) - 1

@@ -165,7 +165,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	} else {
 		printTable(stdout, reports, *f.verbose)
 		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d arch/variant runs in %s\n",
-			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), elapsed.Round(time.Millisecond))
+			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), fmtDuration(elapsed))
 	}
 	switch {
 	case len(reports) == 0:

@@ -39,7 +39,7 @@ func Parse(src string, firstLine int) ([]prog.Instruction, error) {
 		if len(toks) == 0 {
 			continue
 		}
-		p.line, p.toks, p.pos = lineNo, toks, 0
+		p.line, p.toks, p.pos, p.tcol = lineNo, toks, 0, 0
 		ins, err := p.instruction()
 		if err != nil {
 			return nil, p.errAt(lineNo, err)
@@ -50,6 +50,7 @@ func Parse(src string, firstLine int) ([]prog.Instruction, error) {
 		}
 		pending = nil
 		p.insns = append(p.insns, ins)
+		p.tcols = append(p.tcols, p.tcol)
 	}
 	if len(pending) > 0 {
 		return nil, &prog.PosError{Line: firstLine + strings.Count(src, "\n"), Msg: fmt.Sprintf("label %q marks no instruction", pending[0])}
@@ -77,6 +78,8 @@ type parser struct {
 	line   int
 	toks   []token
 	pos    int
+	tcol   int   // column of the current instruction's jump target
+	tcols  []int // tcol of every instruction, for errors found by resolve
 }
 
 func (p *parser) errAt(line int, err error) error {
@@ -91,6 +94,14 @@ func (p *parser) peek() *token {
 		return &p.toks[p.pos]
 	}
 	return nil
+}
+
+// tokText is the text of token i, or "" past the end.
+func (p *parser) tokText(i int) string {
+	if i < len(p.toks) {
+		return p.toks[i].text
+	}
+	return ""
 }
 
 func (p *parser) endCol() int {
@@ -196,6 +207,11 @@ func (p *parser) number() (uint64, bool, error) {
 // the kernel sign-extends imm, so the value must be a sign-extended s32; for
 // 32-bit ones any u32 or s32 spelling is accepted.
 func (p *parser) imm32(v uint64, wide bool, col int) (int64, error) {
+	return p.imm32Hint(v, wide, col, false)
+}
+
+// imm32Hint is imm32; llHint suggests the 64-bit load, which only a mov has.
+func (p *parser) imm32Hint(v uint64, wide bool, col int, llHint bool) (int64, error) {
 	s := int64(v)
 	if s >= math.MinInt32 && s <= math.MaxInt32 {
 		return s, nil
@@ -204,7 +220,7 @@ func (p *parser) imm32(v uint64, wide bool, col int) (int64, error) {
 		return int64(int32(uint32(v))), nil
 	}
 	hint := ""
-	if wide {
+	if wide && llHint {
 		hint = " (64-bit constants need \"ll\": r1 = 0x123456789 ll)"
 	}
 	return 0, &colError{col, fmt.Sprintf("constant %#x does not fit the 32-bit immediate%s", v, hint)}
@@ -285,6 +301,7 @@ func (p *parser) target(ins *prog.Instruction) error {
 	if t == nil {
 		return p.fail("expected a jump target (+N, -N or a label)")
 	}
+	p.tcol = t.col
 	if t.kind == tIdent {
 		if keywords[t.text] || isRegName(t.text) {
 			return p.fail("bad jump target %q", t.text)
@@ -439,7 +456,7 @@ func (p *parser) assign() (prog.Instruction, error) {
 	dstTok := p.peek()
 	dst, wide, err := p.reg()
 	if err != nil {
-		if !isRegName(dstTok.text) && p.pos+1 < len(p.toks) {
+		if _, isOp := aluOps[p.tokText(p.pos+1)]; isOp {
 			return ins, &colError{dstTok.col, fmt.Sprintf("bad register %q (r0–r10 or w0–w10)", dstTok.text)}
 		}
 		return ins, &colError{dstTok.col, fmt.Sprintf("unknown instruction %q", dstTok.text)}
@@ -479,10 +496,11 @@ func (p *parser) assign() (prog.Instruction, error) {
 			if err := p.expect("["); err != nil {
 				return ins, err
 			}
-			nt := p.next()
+			nt := p.peek()
 			if nt == nil || nt.kind != tIdent {
 				return ins, p.fail("expected a map name")
 			}
+			p.pos++
 			if err := p.expect("]"); err != nil {
 				return ins, err
 			}
@@ -516,7 +534,7 @@ func (p *parser) assign() (prog.Instruction, error) {
 				ins.OpCode, ins.Imm = prog.LoadImm64(), int64(v)
 				return ins, p.done()
 			}
-			imm, err := p.imm32(v, wide, t.col)
+			imm, err := p.imm32Hint(v, wide, t.col, true)
 			if err != nil {
 				return ins, err
 			}
@@ -551,18 +569,18 @@ func (p *parser) resolve() error {
 		if ins.Reference != "" {
 			at, ok := p.labels[ins.Reference]
 			if !ok {
-				return &prog.PosError{Line: ins.Line, Msg: fmt.Sprintf("unknown label %q", ins.Reference)}
+				return &prog.PosError{Line: ins.Line, Col: p.tcols[i], Msg: fmt.Sprintf("unknown label %q", ins.Reference)}
 			}
 			off := slot[at] - (slot[i] + 1)
 			if off < math.MinInt16 || off > math.MaxInt16 {
-				return &prog.PosError{Line: ins.Line, Msg: fmt.Sprintf("label %q is too far away", ins.Reference)}
+				return &prog.PosError{Line: ins.Line, Col: p.tcols[i], Msg: fmt.Sprintf("label %q is too far away", ins.Reference)}
 			}
 			ins.Off = int16(off)
 			continue
 		}
 		to := slot[i] + 1 + int(ins.Off)
 		if to < 0 || to >= slot[len(p.insns)] || !starts[to] {
-			return &prog.PosError{Line: ins.Line, Msg: fmt.Sprintf("jump %+d goes to slot %d, outside the function's %d slots or into a 64-bit load", ins.Off, to, slot[len(p.insns)])}
+			return &prog.PosError{Line: ins.Line, Col: p.tcols[i], Msg: fmt.Sprintf("jump %+d goes to slot %d, outside the function's %d slots or into a 64-bit load", ins.Off, to, slot[len(p.insns)])}
 		}
 	}
 	return nil

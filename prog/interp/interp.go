@@ -19,8 +19,6 @@ const (
 	FrameSize = 0x1000
 	MapBase   = 0x3000_0000 // array k is at MapBase + k*MapStride
 	MapStride = 0x1000
-	// MaxCallDepth is the kernel's MAX_CALL_FRAMES.
-	MaxCallDepth = 8
 )
 
 // DefaultBudget bounds the instructions of one invocation.
@@ -41,8 +39,20 @@ type frame struct {
 	p      *prog.Program
 	fn, pc int
 	saved  [5]uint64 // caller's R6–R10
-	stack  []byte
-	base   uint64
+	// stack is the function's frame, [top-len(stack), top): its declared
+	// depth rounded up to 8, so a stray access is a fault, not a silent hit.
+	stack []byte
+	top   uint64
+}
+
+// resize gives the frame the stack of function fn of p, keeping the bytes
+// nearest the frame pointer: a tail call reuses the frame.
+func (f *frame) resize(p *prog.Program, fn int) {
+	size := (p.Funcs[fn].StackDepth + 7) &^ 7
+	st := make([]byte, size)
+	n := min(size, len(f.stack))
+	copy(st[size-n:], f.stack[len(f.stack)-n:])
+	f.stack = st
 }
 
 // Machine interprets the programs of one world; it holds no state between
@@ -94,11 +104,11 @@ func (m *Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 }
 
 func (r *run) push(p *prog.Program, fn int) {
-	f := &frame{p: p, fn: fn, base: uint64(StackBase + len(r.frames)*FrameSize)}
-	f.stack = make([]byte, prog.MaxStackDepth)
+	f := &frame{p: p, fn: fn, top: uint64(StackBase+len(r.frames)*FrameSize) + prog.MaxStackDepth}
+	f.resize(p, fn)
 	copy(f.saved[:], r.regs[prog.R6:])
 	r.frames = append(r.frames, f)
-	r.regs[prog.R10] = f.base + prog.MaxStackDepth
+	r.regs[prog.R10] = f.top
 }
 
 func (r *run) enter(p *prog.Program) {
@@ -124,8 +134,9 @@ func (r *run) mem(addr uint64, n int) []byte {
 		return r.ctx[addr-CtxBase:][:n]
 	}
 	for _, f := range r.frames {
-		if addr >= f.base && addr+uint64(n) <= f.base+uint64(len(f.stack)) && addr+uint64(n) > addr {
-			return f.stack[addr-f.base:][:n]
+		base := f.top - uint64(len(f.stack))
+		if addr >= base && addr+uint64(n) <= f.top && addr+uint64(n) > addr {
+			return f.stack[addr-base:][:n]
 		}
 	}
 	return nil
@@ -168,6 +179,9 @@ func (r *run) loop() {
 		ins := insns[f.pc]
 		op := ins.OpCode
 		next := f.pc + 1
+		if writesR0(ins) {
+			r.res.R0Dead = false
+		}
 		switch {
 		case op.IsALU():
 			r.regs[ins.Dst] = prog.EvalALU(op.ALUOp(), op.Class() == prog.ClassALU64, r.regs[ins.Dst], ins.Operand(&r.regs))
@@ -181,7 +195,7 @@ func (r *run) loop() {
 			addr := r.regs[ins.Src] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
 			if b == nil {
-				r.fault("access", addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and stack", op.Size().Bytes(), addr))
+				r.fault("access", addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
 				return
 			}
 			r.regs[ins.Dst] = load(b)
@@ -189,7 +203,7 @@ func (r *run) loop() {
 			addr := r.regs[ins.Dst] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
 			if b == nil {
-				r.fault("access", addr, fmt.Sprintf("write of %d bytes at %#x outside ctx and stack", op.Size().Bytes(), addr))
+				r.fault("access", addr, fmt.Sprintf("write of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
 				return
 			}
 			v := uint64(int64(int32(ins.Imm)))
@@ -204,13 +218,10 @@ func (r *run) loop() {
 			}
 			if target != nil {
 				f.p, f.fn, next = target, 0, 0
+				f.resize(target, 0)
 				r.enter(target)
 			}
 		case ins.IsSubprogCall():
-			if len(r.frames) == MaxCallDepth {
-				r.fault("insn", 0, "call depth exceeds 8 frames")
-				return
-			}
 			callee := f.p.FuncIndex(ins.Reference)
 			r.event(prog.Event{Kind: prog.EvCall, Prog: f.p.Name, Func: ins.Reference, Site: prog.SiteName(f.p, f.fn, f.pc)})
 			f.pc = next
@@ -272,10 +283,7 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	index := uint32(r.regs[prog.R3])
 	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, Site: prog.SiteName(f.p, f.fn, f.pc), Index: r.regs[prog.R3], Count: r.count}
 	r.regs[prog.R3] = uint64(index) // the JITs' "mov edx, edx" / "add w2, w2, #0"
-	kind := site.Kind(r.cfg.Variant)
-	if kind == prog.Direct && r.cfg.NoDirect {
-		kind = prog.Indirect
-	}
+	kind := site.KindOn(r.cfg.Variant, !r.cfg.NoDirect)
 	var target *prog.Program
 	reason := prog.Reason(0)
 	switch {
@@ -326,9 +334,25 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	r.event(ev)
 	if reason != 0 {
 		r.res.Falls = append(r.res.Falls, reason)
-		// A failed tail call is a helper call: R0–R5 are dead afterwards.
+		// A failed tail call is a helper call that returns nothing: R0 is
+		// dead, and the JITs leave different values in it (x86 the counter
+		// pointer, arm64 the old R0). R1 and R2 survive in both JITs and R3
+		// is truncated, so the model keeps them.
 		r.regs[prog.R0] = prog.ClobberValue(prog.R0)
+		r.res.R0Dead = true
 		return nil, true
 	}
 	return target, true
+}
+
+// writesR0 reports instructions that give R0 a defined value.
+func writesR0(ins prog.Instruction) bool {
+	op := ins.OpCode
+	switch {
+	case op.IsALU(), op.IsLoadImm64(), op.IsMemLoad():
+		return ins.Dst == prog.R0
+	case op.IsCall() && !ins.IsTailCall():
+		return true // helpers return a value; a subprogram's exit sets R0
+	}
+	return false
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := tailsim(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func write(t *testing.T, name, src string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const scenario = `Leaf
+-- maps --
+jt max_entries=2
+-- prog entry --
+	r2 = map[jt]
+	w3 = 1
+	call bpf_tail_call
+	r0 = 7
+	exit
+-- prog leaf --
+	r0 = 1
+	exit
+-- slots --
+jt[1] = leaf
+-- run --
+run entry
+expect r0 = 1
+`
+
+func TestExitCodes(t *testing.T) {
+	good := write(t, "good.txtar", scenario)
+	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
+	bad := write(t, "bad.txtar", strings.Replace(scenario, "w3 = 1", "w3 = r1", 1))
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"run", good}, 0, "2 passed, 0 failed, 0 errors", ""},
+		{[]string{"run", "-variant", "patched", good}, 0, "1 passed", ""},
+		{[]string{"run", failing}, 1, "FAIL line 17: expect r0 = 2: got 1", ""},
+		{[]string{"run", bad}, 2, "", bad + ":6:7: r1 mixes 32-bit and 64-bit registers"},
+		{[]string{"run", "-arch", "mips", good}, 2, "", "unknown arch"},
+		{[]string{"run", "-variant", "v2", good}, 2, "", "unknown variant"},
+		{[]string{"run", "-layout", "v1", good}, 2, "", "unknown layout"},
+		{[]string{"run", "-bogus", good}, 2, "", "flag provided but not defined"},
+		{[]string{"run", filepath.Join(t.TempDir(), "missing.txtar")}, 2, "", "no such file"},
+		{[]string{"frobnicate"}, 2, "", "unknown command"},
+		{[]string{}, 2, "", "usage"},
+		{[]string{"help"}, 0, "commands:", ""},
+		{[]string{"help", "run"}, 0, "-arch", ""},
+		{[]string{"version"}, 0, "tailsim ", ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := run(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errs)
+			}
+			if !strings.Contains(out, tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, out)
+			}
+			if !strings.Contains(errs, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, errs)
+			}
+		})
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
+	code, out, _ := run(t, "run", "-json", "-variant", "upstream", failing)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &got); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	for k, want := range map[string]any{"scenario": failing, "arch": "ref", "variant": "upstream", "status": "fail"} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	if f, ok := got["failures"].([]any); !ok || len(f) != 1 {
+		t.Errorf("failures = %v", got["failures"])
+	}
+}
+
+func TestVerboseTrace(t *testing.T) {
+	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
+	_, out, _ := run(t, "run", "-v", "-variant", "upstream", failing)
+	for _, want := range []string{"| enter entry", "| tail call at entry+2 index=0x1 count=0 -> taken", "| enter leaf", "| exit r0=0x1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunLibraryByDefault(t *testing.T) {
+	code, out, errs := run(t, "run", "-variant", "upstream")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "library/test_bpf/") {
+		t.Errorf("library scenarios not listed:\n%s", out)
+	}
+}

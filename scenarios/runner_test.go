@@ -1,0 +1,217 @@
+package scenarios
+
+import (
+	"strings"
+	"testing"
+
+	"tailsim/prog"
+)
+
+func mustParse(t *testing.T, src string) *Scenario {
+	t.Helper()
+	sc, err := Parse("t.txtar", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func TestRunChecksExpectations(t *testing.T) {
+	tests := []struct {
+		name, expect string
+		status       Status
+		failure      string
+	}{
+		{"r0 right", "expect r0 = 1", Pass, ""},
+		{"r0 wrong", "expect r0 = 2", Fail, "got 1"},
+		{"w0 compares the low half", "expect w0 = 0x100000001", Pass, ""},
+		{"count", "expect count = 1", Pass, ""},
+		{"count wrong", "expect count = 0", Fail, "got 1"},
+		{"path", "expect path = entry leaf", Pass, ""},
+		{"path wrong", "expect path = entry*2", Fail, "got entry leaf"},
+		{"no fall-through", "expect fallthrough = none", Pass, ""},
+		{"fall-through wrong", "expect fallthrough = empty", Fail, "got none"},
+		{"fault expected but none", "expect fault", Fail, "without a fault"},
+		{"scoped to another arch", "expect[x86_64] r0 = 99", Pass, ""},
+		{"scoped to this variant", "expect[ref/upstream] r0 = 99", Fail, "got 1"},
+		{"interp rule", "expect interp.count = 1", Pass, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := mustParse(t, strings.Replace(good, "expect r0 = 1", tt.expect, 1))
+			rep := Run(sc, Ref{}, prog.Upstream, Options{})
+			if rep.Status != tt.status {
+				t.Fatalf("status %s, want %s (%v)", rep.Status, tt.status, rep.Failures)
+			}
+			if tt.failure != "" && (len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0], tt.failure)) {
+				t.Errorf("failures %q, want one containing %q", rep.Failures, tt.failure)
+			}
+		})
+	}
+}
+
+func TestRunMapSteps(t *testing.T) {
+	src := strings.Replace(good, "expect r0 = 1\n", `expect r0 = 1
+delete jt[1]
+run entry
+expect r0 = 7
+expect fallthrough = empty
+expect count = 0
+delete jt[1]
+expect error = ENOENT
+delete jt[9]
+expect error = E2BIG
+update jt[0] = leaf
+run entry
+expect fallthrough = empty
+`, 1)
+	rep := Run(mustParse(t, src), Ref{}, prog.Patched, Options{})
+	if rep.Status != Pass {
+		t.Fatalf("%s: %v", rep.Status, rep.Failures)
+	}
+	// An unexpected map error is a failure, not silence.
+	rep = Run(mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\ndelete jt[2]\n", 1)), Ref{}, prog.Upstream, Options{})
+	if rep.Status != Fail || !strings.Contains(rep.Failures[0], "ENOENT") {
+		t.Fatalf("unexpected ENOENT not reported: %s %v", rep.Status, rep.Failures)
+	}
+}
+
+func TestRunNotesRuleDivergence(t *testing.T) {
+	// An empty slot then a good one: the interpreter counts both.
+	src := `rules
+-- maps --
+jt max_entries=4
+-- prog entry --
+	r6 = r1
+	r2 = map[jt]
+	w3 = 2
+	call bpf_tail_call
+	r1 = r6
+	r2 = map[jt]
+	w3 = 1
+	call bpf_tail_call
+	r0 = 7
+	exit
+-- prog leaf --
+	r0 = 1
+	exit
+-- slots --
+jt[1] = leaf
+-- run --
+run entry
+expect count = 1
+expect interp.count = 2
+`
+	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
+	if rep.Status != Pass {
+		t.Fatalf("%s: %v", rep.Status, rep.Failures)
+	}
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "count 2 instead of 1") {
+		t.Errorf("notes %q", rep.Notes)
+	}
+}
+
+// liar is a backend that reports a wrong R0: the runner must catch it by
+// comparison with the reference model even without an r0 expectation.
+type liar struct{ Ref }
+
+func (liar) Name() string { return "x86_64" }
+func (l liar) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+	m, err := l.Ref.Load(w, v, o)
+	return lyingMachine{m}, err
+}
+
+type lyingMachine struct{ Machine }
+
+func (m lyingMachine) Run(p *prog.Program, ctx []byte) *prog.Result {
+	r := m.Machine.Run(p, ctx)
+	r.R0++
+	return r
+}
+
+func TestRunComparesWithReference(t *testing.T) {
+	sc := mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect count = 1\n", 1))
+	rep := Run(sc, liar{}, prog.Upstream, Options{Trace: true})
+	if rep.Status != Fail || len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0], "differs from the reference model: r0 2 (0x2) instead of 1 (0x1)") {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+	if len(rep.Trace) == 0 {
+		t.Error("no trace for the failing run")
+	}
+}
+
+func TestRunFaultsAreFindings(t *testing.T) {
+	src := `fault
+-- prog entry --
+	r0 = *(u64 *)(r1 + 0)
+	exit
+-- run --
+run entry
+`
+	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
+	if rep.Status != Fail || !strings.Contains(rep.Failures[0], "access fault at entry+0") || !strings.Contains(rep.Failures[0], "0x0") {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+	rep = Run(mustParse(t, src+"expect fault = access\n"), Ref{}, prog.Upstream, Options{})
+	if rep.Status != Pass {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+	loop := "loop\n-- config --\nbudget 1000\n-- prog entry --\n\tr0 = 0\nl:\n\tgoto l\n-- run --\nrun entry\nexpect fault = budget\n"
+	rep = Run(mustParse(t, loop), Ref{}, prog.Upstream, Options{})
+	if rep.Status != Pass {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+}
+
+func TestTabAfterExpect(t *testing.T) {
+	sc := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect\tr0 = 1", 1))
+	if e := sc.Steps[0].Expect[0]; e.Key != "r0" || e.Value != 1 {
+		t.Fatalf("%+v", e)
+	}
+}
+
+func TestDeadR0(t *testing.T) {
+	// Without the verifier a program may exit with the R0 a failed tail
+	// call left undefined; expecting a value of it is a failure, and it is
+	// not compared between backends.
+	src := `dead r0
+-- config --
+verifier off
+-- maps --
+jt max_entries=1
+-- prog entry --
+	r2 = map[jt]
+	w3 = 0
+	call bpf_tail_call
+	exit
+-- run --
+run entry
+expect r0 = 0
+`
+	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
+	if rep.Status != Fail || !strings.Contains(rep.Failures[0], "r0 is undefined") {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+	rep = Run(mustParse(t, strings.Replace(src, "expect r0 = 0", "expect fallthrough = empty", 1)), liar{}, prog.Upstream, Options{})
+	if rep.Status != Pass {
+		t.Fatalf("a dead R0 was compared: %s %q", rep.Status, rep.Failures)
+	}
+}
+
+func TestStackBounds(t *testing.T) {
+	// Through a copy of r10 the depth cannot be computed; an access beyond
+	// the declared stack faults in the model.
+	src := `stack
+-- prog entry stack=8 --
+	r3 = r10
+	*(u64 *)(r3 - 16) = 1
+	r0 = 0
+	exit
+-- run --
+run entry
+expect fault = access
+`
+	if rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{}); rep.Status != Pass {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+}

@@ -1,0 +1,142 @@
+package scenarios
+
+import (
+	"strings"
+	"testing"
+)
+
+// A well-formed scenario the error cases below break one line at a time.
+const good = `Two programs
+-- maps --
+jt max_entries=4
+-- prog entry --
+	r2 = map[jt]
+	w3 = 1
+	call bpf_tail_call
+	r0 = 7
+	exit
+-- prog leaf --
+	r0 = 1
+	exit
+-- slots --
+jt[1] = leaf
+-- run --
+run entry
+expect r0 = 1
+`
+
+func TestParseGood(t *testing.T) {
+	sc, err := Parse("good.txtar", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Title != "Two programs" || len(sc.Progs) != 2 || len(sc.Maps) != 1 || len(sc.Steps) != 1 {
+		t.Fatalf("parsed %+v", sc)
+	}
+	if e := sc.Steps[0].Expect[0]; e.Key != "r0" || e.Value != 1 || e.Line != 17 {
+		t.Errorf("expectation %+v", e)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string // replace old by new in good ("" old: whole file is new)
+		extra    string // appended to the file
+		line     int
+		msg      string
+	}{
+		{"empty file", "", " ", "", 1, "title"},
+		{"truncated after title", "", "Title only\n", "", 2, "no sections"},
+		{"truncated marker", "-- run --", "-- run", "", 15, "malformed section marker"},
+		{"truncated in run section", "run entry\nexpect r0 = 1\n", "", "", 0, "no run steps"},
+		{"unknown mnemonic", "r0 = 7", "mov r0, 7", "", 8, "unknown instruction"},
+		{"bad register", "r0 = 7", "r11 = 7", "", 8, "bad register"},
+		{"w and r mixed", "r0 = 7", "w0 = r1", "", 8, "mixes 32-bit and 64-bit"},
+		{"jump out of range", "r0 = 7", "goto +9", "", 8, "outside the function"},
+		{"unknown label", "r0 = 7", "goto nowhere", "", 8, "unknown label"},
+		{"unknown map in program", "map[jt]", "map[nope]", "", 5, "unknown map"},
+		{"unknown map in slots", "jt[1] = leaf", "xx[1] = leaf", "", 14, "unknown map"},
+		{"unknown program in slots", "jt[1] = leaf", "jt[1] = nope", "", 14, "unknown program"},
+		{"unknown program in run", "run entry", "run nope", "", 16, "unknown program"},
+		{"unknown subprogram", "r0 = 7", "call nope", "", 8, "unknown subprogram"},
+		{"slot beyond max_entries", "jt[1] = leaf", "jt[4] = leaf", "", 14, "beyond max_entries"},
+		{"duplicate program", "-- prog leaf --", "-- prog entry --", "", 10, "duplicate name"},
+		{"program named like a map", "-- prog leaf --\n", "-- prog jt --\n", "", 10, "duplicate name"},
+		{"duplicate label", "r0 = 7", "a:\na:\nr0 = 7", "", 9, "defined twice"},
+		{"impossible layout", "-- maps --", "-- config --\nlayout custom max_entries=0x44 ptrs=0x40 bpf_func=0x48\n-- maps --", "", 3, "must come after max_entries"},
+		{"misaligned layout", "-- maps --", "-- config --\nlayout custom max_entries=0x45 ptrs=0x130 bpf_func=0x48\n-- maps --", "", 3, "not 4-byte aligned"},
+		{"unknown layout", "-- maps --", "-- config --\nlayout v2.6\n-- maps --", "", 3, "unknown layout"},
+		{"max_entries zero", "max_entries=4", "max_entries=0", "", 3, "EINVAL"},
+		{"max_entries beyond u32", "max_entries=4", "max_entries=0x100000000", "", 3, "bad max_entries"},
+		{"unknown section", "-- slots --", "-- slot --", "", 13, "unknown section"},
+		{"second run section", "expect r0 = 1\n", "expect r0 = 1\n-- run --\nrun leaf\n", "", 18, "second run section"},
+		{"unknown expectation", "expect r0 = 1", "expect r9 = 1", "", 17, "unknown expectation"},
+		{"bad fall-through reason", "expect r0 = 1", "expect fallthrough = nope", "", 17, "unknown fall-through"},
+		{"error after run", "expect r0 = 1", "expect error = ENOENT", "", 17, "belong to update and delete"},
+		{"ctx expectation past ctx", "expect r0 = 1", "expect ctx+0 u32 = 1", "", 17, "past the 0-byte ctx"},
+		{"unknown arch scope", "expect r0 = 1", "expect[mips] r0 = 1", "", 17, "unknown arch"},
+		{"stack too large", "-- prog leaf --", "-- prog leaf stack=1024 --", "", 10, "bad stack size"},
+		{"falls off the end", "r0 = 1\n\texit\n-- slots", "r0 = 1\n-- slots", "", 11, "falls off its end"},
+		{"r0 read after a tail call", "r0 = 7\n", "", "", 8, "R0 !read_ok"},
+		{"unknown helper number", "r0 = 7", "call 9999", "", 8, "unknown helper"},
+		{"recursive subprogram", "r0 = 7\n", "call s\n\tr0 = 7\n", "-- subprog s --\n\tcall s\n\texit\n", 20, "recursive call"},
+		{"slot with no program", "jt[1] = leaf", "jt[1] =", "", 14, "found no program"},
+		{"misspelled section with arguments", "-- prog leaf --", "-- program leaf --", "", 10, "unknown section"},
+		{"program named like a helper", "-- prog leaf --", "-- prog ktime_get_ns --", "", 10, "helper's name"},
+		{"ctx expectation too wide", "expect r0 = 1", "expect ctx+0 u8 = 0x1ff", "\n-- ctx --\nu8 0\n", 17, "does not fit u8"},
+		{"ctx value wraps", "-- run --", "-- ctx --\nu32 18446744073709551600\n-- run --", "", 16, "does not fit u32"},
+		{"empty ctx section", "-- run --", "-- ctx --\n-- run --", "", 15, "empty ctx"},
+		{"stack smaller than accesses", "-- prog leaf --", "-- prog leaf stack=8 --\n\t*(u64 *)(r10 - 16) = 1", "", 10, "declares stack=8"},
+		{"path names an unknown program", "expect r0 = 1", "expect path = entry lef", "", 17, "not a program"},
+		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := tt.new
+			if tt.old != "" {
+				if !strings.Contains(good, tt.old) {
+					t.Fatalf("test bug: %q not in the good scenario", tt.old)
+				}
+				src = strings.Replace(good, tt.old, tt.new, 1)
+			}
+			src += tt.extra
+			_, err := Parse("bad.txtar", []byte(src))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", src)
+			}
+			e, ok := err.(*Error)
+			if !ok {
+				t.Fatalf("error %T %v is not a located *Error", err, err)
+			}
+			if e.File != "bad.txtar" || e.Line != tt.line || !strings.Contains(e.Msg, tt.msg) {
+				t.Errorf("got %q (line %d); want line %d containing %q", err, e.Line, tt.line, tt.msg)
+			}
+			if !strings.HasPrefix(err.Error(), "bad.txtar") {
+				t.Errorf("message %q does not start with the file name", err)
+			}
+		})
+	}
+}
+
+// FuzzParseScenario checks that no input makes the parser or the builder
+// panic, and that a file that parses can be built again.
+func FuzzParseScenario(f *testing.F) {
+	f.Add(good)
+	f.Add("t\n-- run --\nrun x\n")
+	f.Add("t\n-- ctx --\nu32 -1\nbytes ff 00\nzero 3\n-- prog p --\nexit\n")
+	f.Add("t\n-- config --\nlayout custom max_entries=4 ptrs=8 bpf_func=8\n")
+	f.Add(strings.Replace(good, "expect r0 = 1", "expect[x86_64/patched,arm64] path = entry leaf*3\nexpect fallthrough = empty*2 bounds", 1))
+	f.Fuzz(func(t *testing.T, src string) {
+		sc, err := Parse("fuzz.txtar", []byte(src))
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("unlocated error %T: %v", err, err)
+			}
+			return
+		}
+		if _, err := sc.Build(); err != nil {
+			t.Fatalf("parsed but does not build: %v", err)
+		}
+	})
+}
