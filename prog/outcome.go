@@ -74,6 +74,7 @@ type Event struct {
 	Index  uint64 // tail call: R3 as the program left it
 	Count  uint64 // tail call: counter before the attempt
 	Reason Reason // tail call: 0 when taken
+	Via    string // tail call: the path taken (direct, indirect, static, dynamic, interpreter)
 	Helper int32
 	Value  uint64 // exit: R0
 	Text   string
@@ -88,7 +89,11 @@ func (e Event) String() string {
 		if e.Reason != 0 {
 			out = "fell through: " + e.Reason.String()
 		}
-		return fmt.Sprintf("tail call at %s index=%#x count=%d -> %s", e.Site, e.Index, e.Count, out)
+		via := ""
+		if e.Via != "" {
+			via = " (" + e.Via + ")"
+		}
+		return fmt.Sprintf("tail call at %s%s index=%#x count=%d -> %s", e.Site, via, e.Index, e.Count, out)
 	case EvCall:
 		return fmt.Sprintf("call %s from %s", e.Func, e.Site)
 	case EvReturn:

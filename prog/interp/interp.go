@@ -330,7 +330,10 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	if target != nil && r.cfg.Rule == prog.RuleJIT {
 		r.count++
 	}
-	ev.Reason = reason
+	ev.Reason, ev.Via = reason, kind.String()
+	if r.cfg.Rule == prog.RuleInterp {
+		ev.Via = "interpreter"
+	}
 	r.event(ev)
 	if reason != 0 {
 		r.res.Falls = append(r.res.Falls, reason)
