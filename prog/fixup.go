@@ -171,6 +171,17 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 	if err != nil {
 		return nil, err
 	}
+	if !opts.NoVerifier {
+		// check_cfg() rejects unreachable instructions, so the JITs never
+		// see a site the analysis could not reach.
+		for fi, f := range p.Funcs {
+			for ii, st := range states[fi] {
+				if st == nil {
+					return nil, &PosError{Line: f.Insns[ii].Line, Msg: fmt.Sprintf("unreachable instruction in %s (the verifier rejects dead code)", f.Name)}
+				}
+			}
+		}
+	}
 	for fi, f := range p.Funcs {
 		for ii, ins := range f.Insns {
 			if !ins.IsTailCall() {
@@ -186,9 +197,6 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 				site.Maps = fx.UsedMaps[:1]
 				site.ImmMap = fx.UsedMaps[0]
 				continue
-			}
-			if st == nil {
-				continue // unreachable: the verifier removes dead code, the JIT still emits it
 			}
 			r2, r3 := st[R2], st[R3]
 			if r2.kind != aMaps {

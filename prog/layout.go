@@ -52,8 +52,8 @@ func (l Layout) Validate() error {
 		return fmt.Errorf("layout %s: ptrs offset %#x is not 8-byte aligned", l.Name, l.Ptrs)
 	case l.BpfFunc%8 != 0:
 		return fmt.Errorf("layout %s: bpf_func offset %#x is not 8-byte aligned", l.Name, l.BpfFunc)
-	case l.Ptrs < l.MaxEntries+4:
-		return fmt.Errorf("layout %s: ptrs (%#x) must come after max_entries (%#x..%#x)", l.Name, l.Ptrs, l.MaxEntries, l.MaxEntries+4)
+	case uint64(l.Ptrs) < uint64(l.MaxEntries)+4:
+		return fmt.Errorf("layout %s: ptrs (%#x) must come after max_entries (%#x..%#x)", l.Name, l.Ptrs, l.MaxEntries, uint64(l.MaxEntries)+4)
 	case l.Ptrs >= maxStructOffset || l.BpfFunc >= maxStructOffset:
 		return fmt.Errorf("layout %s: offsets must be below %#x", l.Name, maxStructOffset)
 	}

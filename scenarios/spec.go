@@ -482,7 +482,9 @@ func (p *specParser) function(s section) error {
 		}
 	}
 	d.Insns = insns
-	if depth := prog.StackDepthOf(insns); !d.StackGiven {
+	if depth := prog.StackDepthOf(insns); depth > prog.MaxStackDepth {
+		return p.errf(s.Line, "%s %s touches r10 - %d, beyond the %d-byte BPF stack", s.Kind, d.Name, depth, prog.MaxStackDepth)
+	} else if !d.StackGiven {
 		d.Stack = depth
 	} else if depth > d.Stack {
 		return p.errf(s.Line, "%s %s touches r10 - %d but declares stack=%d", s.Kind, d.Name, depth, d.Stack)

@@ -283,6 +283,8 @@ func (p *parser) call() (prog.Instruction, error) {
 			return ins, &colError{t.col, fmt.Sprintf("helper number %d out of range", v)}
 		}
 		ins.Imm = int64(v)
+	case t.kind == tIdent && (keywords[t.text] || isRegName(t.text)):
+		return ins, &colError{t.col, fmt.Sprintf("bad call target %q (indirect calls are not in the subset)", t.text)}
 	case t.kind == tIdent:
 		if h, ok := prog.HelperByName(t.text); ok {
 			ins.Imm = int64(h.ID)
@@ -313,12 +315,12 @@ func (p *parser) target(ins *prog.Instruction) error {
 	if t.text != "+" && t.text != "-" {
 		return p.fail("jump offsets are written +N or -N")
 	}
-	v, _, err := p.number()
+	v, neg, err := p.number()
 	if err != nil {
 		return err
 	}
-	if int64(v) < math.MinInt16 || int64(v) > math.MaxInt16 {
-		return &colError{t.col, fmt.Sprintf("jump offset %d does not fit 16 bits", int64(v))}
+	if int64(v) < math.MinInt16 || int64(v) > math.MaxInt16 || (!neg && int64(v) < 0) {
+		return &colError{t.col, fmt.Sprintf("jump offset %s does not fit 16 bits", p.toks[p.pos-1].text)}
 	}
 	ins.Off = int16(int64(v))
 	return nil

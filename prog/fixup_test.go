@@ -1,0 +1,627 @@
+package prog_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"tailsim/prog"
+)
+
+// tailcall1 is the entry of selftests' tailcall_1: constant keys 0, 1, 2
+// (the last one written through a 32-bit move), then return 3. The tail
+// calls are instructions 3, 7 and 11.
+const tailcall1 = `
+	r6 = r1
+	r2 = map[jmp]
+	r3 = 0
+	call bpf_tail_call
+	r1 = r6
+	r2 = map[jmp]
+	r3 = 1
+	call bpf_tail_call
+	r1 = r6
+	r2 = map[jmp]
+	w3 = 2
+	call bpf_tail_call
+	r0 = 3
+	exit`
+
+// siteWant is what the verifier would decide for one tail call.
+type siteWant struct {
+	fn, insn int
+	maps     []string // names of the maps reaching R2
+	keyConst bool
+	key      uint64
+	poke     int // -1: not direct
+	mapIndex int
+	kinds    [2]prog.SiteKind // upstream, patched
+	imms     [2]uint32        // upstream, patched
+}
+
+func mkMaps(t *testing.T, sizes map[string]uint32) map[string]*prog.ProgArray {
+	t.Helper()
+	maps := map[string]*prog.ProgArray{}
+	for n, sz := range sizes {
+		a, err := prog.NewProgArray(n, sz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps[n] = a
+	}
+	return maps
+}
+
+func names(as []*prog.ProgArray) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+func TestFixupSites(t *testing.T) {
+	const (
+		up      = 0
+		patched = 1
+		poke1   = 1 << 16 // poke index 0, stored + 1
+		dynamic = 1 << 8
+	)
+	tests := []struct {
+		name     string
+		maps     map[string]uint32
+		main     string
+		subs     map[string]string
+		opts     prog.FixupOptions
+		usedMaps []string
+		sites    []siteWant
+	}{
+		{
+			name: "constant keys are direct, pokes in instruction order",
+			maps: map[string]uint32{"jmp": 3},
+			main: tailcall1, usedMaps: []string{"jmp"},
+			sites: []siteWant{
+				{0, 3, []string{"jmp"}, true, 0, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, 1 * poke1}},
+				{0, 7, []string{"jmp"}, true, 1, 1, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{2, 2 * poke1}},
+				{0, 11, []string{"jmp"}, true, 2, 2, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{3, 3 * poke1}},
+			},
+		},
+		{
+			name: "NoDirect keeps the key but makes no poke",
+			maps: map[string]uint32{"jmp": 3},
+			main: tailcall1, opts: prog.FixupOptions{NoDirect: true}, usedMaps: []string{"jmp"},
+			sites: []siteWant{
+				{0, 3, []string{"jmp"}, true, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}},
+				{0, 7, []string{"jmp"}, true, 1, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}},
+				{0, 11, []string{"jmp"}, true, 2, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}},
+			},
+		},
+		{
+			name: "key = max_entries is indirect",
+			maps: map[string]uint32{"jmp": 3},
+			main: "r2 = map[jmp]\nr3 = 3\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 2, []string{"jmp"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "key max_entries-1 is direct",
+			maps: map[string]uint32{"jmp": 3},
+			main: "r2 = map[jmp]\nr3 = 2\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 2, []string{"jmp"}, true, 2, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1}}},
+		},
+		{
+			// (u32)(2^32+1) = 1 < 11, but the verifier compares all 64 bits.
+			name: "64-bit constant 2^32+1 is not a key",
+			maps: map[string]uint32{"jmp": 11},
+			main: "r2 = map[jmp]\nr3 = 0x100000001 ll\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 2, []string{"jmp"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "w3 = -1 is 0xffffffff, out of range",
+			maps: map[string]uint32{"jmp": 11},
+			main: "r2 = map[jmp]\nw3 = -1\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 2, []string{"jmp"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "constant folded through ALU",
+			maps: map[string]uint32{"jmp": 11},
+			main: "r2 = map[jmp]\nr3 = 5\nr3 *= 2\nw3 -= 0\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 4, []string{"jmp"}, true, 10, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1}}},
+		},
+		{
+			name: "key loaded from memory is indirect",
+			maps: map[string]uint32{"jmp": 11},
+			main: "r2 = map[jmp]\nr3 = *(u32 *)(r1 + 0)\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 2, []string{"jmp"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "key masked from ctx is not a constant",
+			maps: map[string]uint32{"jmp": 11},
+			main: "r2 = map[jmp]\nr3 = r1\nr3 &= 1\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			sites: []siteWant{{0, 3, []string{"jmp"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "two maps reaching R2 poison the site",
+			maps: map[string]uint32{"a": 4, "b": 4},
+			main: `
+	r2 = map[a]
+	r3 = 0
+	if r1 == 0 goto go
+	r2 = map[b]
+go:	call bpf_tail_call
+	r0 = 0
+	exit`,
+			usedMaps: []string{"a", "b"},
+			sites:    []siteWant{{0, 4, []string{"a", "b"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Dynamic}, [2]uint32{0, dynamic}}},
+		},
+		{
+			name: "the same map on both branches is not poisoned",
+			maps: map[string]uint32{"a": 4},
+			main: `
+	r3 = 0
+	if r1 == 0 goto other
+	r2 = map[a]
+	goto go
+other:
+	r2 = map[a]
+go:
+	call bpf_tail_call
+	r0 = 0
+	exit`,
+			usedMaps: []string{"a"},
+			sites:    []siteWant{{0, 5, []string{"a"}, true, 0, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1}}},
+		},
+		{
+			name: "keys differing by branch are not a constant",
+			maps: map[string]uint32{"a": 4},
+			main: `
+	r2 = map[a]
+	r3 = 0
+	if r1 == 0 goto go
+	r3 = 1
+go:	call bpf_tail_call
+	r0 = 0
+	exit`,
+			usedMaps: []string{"a"},
+			sites:    []siteWant{{0, 4, []string{"a"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "the same key on every branch is a constant",
+			maps: map[string]uint32{"a": 4},
+			main: `
+	r2 = map[a]
+	r3 = 1
+	if r1 == 0 goto go
+	w3 = 1
+go:	call bpf_tail_call
+	r0 = 0
+	exit`,
+			usedMaps: []string{"a"},
+			sites:    []siteWant{{0, 4, []string{"a"}, true, 1, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1}}},
+		},
+		{
+			// used_maps in order of first load, over main then subprograms;
+			// the site is in the subprogram and uses the third map.
+			name: "map loaded in a subprogram",
+			maps: map[string]uint32{"a": 4, "b": 2, "c": 4},
+			main: `
+	r2 = map[c]
+	r2 = map[a]
+	r2 = map[c]
+	call sub
+	exit`,
+			subs: map[string]string{"sub": `
+	r2 = map[b]
+	r3 = 1
+	call bpf_tail_call
+	r0 = 0
+	exit`},
+			usedMaps: []string{"c", "a", "b"},
+			sites:    []siteWant{{1, 2, []string{"b"}, true, 1, 0, 2, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1 | 2}}},
+		},
+		{
+			name:     "map and key passed to a subprogram",
+			maps:     map[string]uint32{"a": 4},
+			main:     "r2 = map[a]\nr3 = 3\ncall sub\nexit",
+			subs:     map[string]string{"sub": "call bpf_tail_call\nr0 = 0\nexit"},
+			usedMaps: []string{"a"},
+			sites:    []siteWant{{1, 0, []string{"a"}, true, 3, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1}}},
+		},
+		{
+			// The verifier's key state is per instruction, merged over
+			// every call of the subprogram.
+			name: "subprogram called with two keys",
+			maps: map[string]uint32{"a": 4},
+			main: `
+	r6 = r1
+	r3 = 0
+	call sub
+	r1 = r6
+	r3 = 1
+	call sub
+	exit`,
+			subs:     map[string]string{"sub": "r2 = map[a]\ncall bpf_tail_call\nr0 = 0\nexit"},
+			usedMaps: []string{"a"},
+			sites:    []siteWant{{1, 1, []string{"a"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+		{
+			name: "subprogram called twice with one key",
+			maps: map[string]uint32{"a": 4},
+			main: `
+	r6 = r1
+	r3 = 1
+	call sub
+	r1 = r6
+	r3 = 1
+	call sub
+	exit`,
+			subs:     map[string]string{"sub": "r2 = map[a]\ncall bpf_tail_call\nr0 = 0\nexit"},
+			usedMaps: []string{"a"},
+			sites:    []siteWant{{1, 1, []string{"a"}, true, 1, 0, 0, [2]prog.SiteKind{prog.Direct, prog.Direct}, [2]uint32{1, poke1}}},
+		},
+		{
+			// lib/test_bpf: no verifier. Upstream keeps imm 0 (indirect);
+			// the patched series takes the static path with map index 0,
+			// whatever R2 holds. Reading R0 unset is not checked.
+			name: "NoVerifier",
+			maps: map[string]uint32{"a": 4, "b": 4},
+			main: `
+	r2 = map[b]
+	r2 = map[a]
+	r3 = 0
+	call bpf_tail_call
+	exit`,
+			opts:     prog.FixupOptions{NoVerifier: true},
+			usedMaps: []string{"b", "a"},
+			sites:    []siteWant{{0, 3, []string{"b"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			maps := mkMaps(t, tt.maps)
+			p := newProg(t, "main", tt.main, tt.subs)
+			fx, err := prog.FixupProgram(p, maps, tt.opts)
+			if err != nil {
+				t.Fatalf("FixupProgram: %v", err)
+			}
+			if diff := cmp.Diff(tt.usedMaps, names(fx.UsedMaps)); diff != "" {
+				t.Errorf("UsedMaps (-want +got):\n%s", diff)
+			}
+			if len(fx.Sites) != len(tt.sites) {
+				t.Fatalf("%d sites, want %d", len(fx.Sites), len(tt.sites))
+			}
+			for i, w := range tt.sites {
+				s := fx.Sites[i]
+				if s.Func != w.fn || s.Insn != w.insn || fx.Site(w.fn, w.insn) != s {
+					t.Errorf("site %d at %d/%d, want %d/%d", i, s.Func, s.Insn, w.fn, w.insn)
+				}
+				if s.Line != p.Funcs[w.fn].Insns[w.insn].Line {
+					t.Errorf("site %d: Line %d, want the instruction's %d", i, s.Line, p.Funcs[w.fn].Insns[w.insn].Line)
+				}
+				if diff := cmp.Diff(w.maps, names(s.Maps)); diff != "" {
+					t.Errorf("site %d maps (-want +got):\n%s", i, diff)
+				}
+				if s.Poisoned() != (len(w.maps) > 1) {
+					t.Errorf("site %d: Poisoned = %v", i, s.Poisoned())
+				}
+				if s.KeyConst != w.keyConst || (w.keyConst && s.Key != w.key) {
+					t.Errorf("site %d: KeyConst %v key %d, want %v %d", i, s.KeyConst, s.Key, w.keyConst, w.key)
+				}
+				if s.Direct != (w.poke >= 0) || s.PokeIndex != w.poke {
+					t.Errorf("site %d: Direct %v poke %d, want poke %d", i, s.Direct, s.PokeIndex, w.poke)
+				}
+				if s.MapIndex != w.mapIndex || s.ImmMap == nil || s.ImmMap != fx.UsedMaps[w.mapIndex] {
+					t.Errorf("site %d: MapIndex %d ImmMap %v, want %d (%s)", i, s.MapIndex, s.ImmMap, w.mapIndex, tt.usedMaps[w.mapIndex])
+				}
+				for vi, v := range prog.Variants {
+					if k := s.Kind(v); k != w.kinds[vi] {
+						t.Errorf("site %d: Kind(%v) = %v, want %v", i, v, k, w.kinds[vi])
+					}
+					// arm64 has no direct calls: upstream's direct sites
+					// are indirect there, the patched series' (dynamic
+					// flag clear) static (REFERENCE §5, §6).
+					arm64 := w.kinds[vi]
+					if arm64 == prog.Direct {
+						arm64 = map[prog.Variant]prog.SiteKind{prog.Upstream: prog.Indirect, prog.Patched: prog.Static}[v]
+					}
+					if k := s.KindOn(v, false); k != arm64 {
+						t.Errorf("site %d: KindOn(%v, no direct) = %v, want %v", i, v, k, arm64)
+					}
+					if k := s.KindOn(v, true); k != w.kinds[vi] {
+						t.Errorf("site %d: KindOn(%v, direct) = %v, want %v", i, v, k, w.kinds[vi])
+					}
+					imm, err := s.Imm(v)
+					if err != nil || uint32(imm) != w.imms[vi] {
+						t.Errorf("site %d: Imm(%v) = %#x, %v; want %#x", i, v, uint32(imm), err, w.imms[vi])
+					}
+				}
+			}
+			if fx.Site(0, 0) != nil && !p.Funcs[0].Insns[0].IsTailCall() {
+				t.Errorf("Site(0, 0) found a site at a non-tail-call")
+			}
+		})
+	}
+}
+
+// TestFixupErrors: what the verifier rejects, and (noVerifier) whether
+// lib/test_bpf's path still accepts it.
+func TestFixupErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		main       string
+		subs       map[string]string
+		line       int
+		msg        []string
+		noVerifier bool // accepted with NoVerifier
+	}{
+		{
+			name: "unreachable instructions",
+			main: "r0 = 0\nexit\nr0 = r7\nexit",
+			line: 3, msg: []string{"unreachable instruction in main"}, noVerifier: true,
+		},
+		{
+			name: "r0 read after a tail call",
+			main: "r2 = map[a]\nr3 = 0\ncall bpf_tail_call\nexit",
+			line: 4, msg: []string{"r0", "R0 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "r0 copied after a tail call",
+			main: "r2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr1 = r0\nr0 = 0\nexit",
+			line: 4, msg: []string{"R0 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "r1 read after a helper call",
+			main: "call bpf_ktime_get_ns\nr0 = *(u32 *)(r1 + 0)\nexit",
+			line: 2, msg: []string{"r1", "R1 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "r1 passed to a tail call after a helper call",
+			main: "call bpf_ktime_get_ns\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit",
+			line: 4, msg: []string{"R1 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "r3 read after a tail call",
+			main: "r2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr3 += 1\nr0 = 0\nexit",
+			line: 4, msg: []string{"R3 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "r5 read after a subprogram call",
+			main: "r5 = 1\ncall sub\nr0 = r5\nexit",
+			subs: map[string]string{"sub": "r0 = 0\nexit"},
+			line: 3, msg: []string{"R5 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "exit without r0",
+			main: "exit",
+			line: 1, msg: []string{"R0 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "r0 set on one path only",
+			main: "if r1 == 0 goto out\nr0 = 0\nout: exit",
+			line: 3, msg: []string{"R0 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "uninitialised r6 compared",
+			main: "if r6 > 0 goto +0\nr0 = 0\nexit",
+			line: 1, msg: []string{"R6 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "subprogram reads a callee-saved register it was not given",
+			main: "r6 = 1\ncall sub\nexit",
+			subs: map[string]string{"sub": "r0 = r6\nexit"},
+			line: subLine, msg: []string{"R6 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "subprogram exits without r0",
+			main: "call sub\nexit",
+			subs: map[string]string{"sub": "r1 = 0\nexit"},
+			line: subLine + 1, msg: []string{"R0 !read_ok"}, noVerifier: true,
+		},
+		{
+			name: "R2 is not a map",
+			main: "r2 = 0\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit",
+			line: 3, msg: []string{"R2 does not hold a prog array"},
+		},
+		{
+			name: "R2 a map on one path only",
+			main: "r2 = 0\nif r1 == 0 goto +2\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit",
+			line: 5, msg: []string{"R2 does not hold a prog array"}, noVerifier: true,
+		},
+		{
+			name: "unknown map",
+			main: "r2 = map[nope]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit",
+			line: 1, msg: []string{`unknown map "nope"`},
+		},
+		{
+			name: "falls off the end",
+			main: "r0 = 0",
+			line: 1, msg: []string{"falls off"},
+		},
+		{
+			name: "falls off the end after a call",
+			main: "r0 = 0\ncall bpf_ktime_get_ns",
+			line: 2, msg: []string{"falls off"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			maps := mkMaps(t, map[string]uint32{"a": 4})
+			p := newProg(t, "main", tt.main, tt.subs)
+			_, err := prog.FixupProgram(p, maps, prog.FixupOptions{})
+			var pe *prog.PosError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v, want a PosError", err)
+			}
+			if pe.Line != tt.line {
+				t.Errorf("error at line %d, want %d: %v", pe.Line, tt.line, err)
+			}
+			for _, m := range tt.msg {
+				if !strings.Contains(pe.Msg, m) {
+					t.Errorf("error %q does not mention %q", pe.Msg, m)
+				}
+			}
+			_, err = prog.FixupProgram(p, maps, prog.FixupOptions{NoVerifier: true})
+			if tt.noVerifier && err != nil {
+				t.Errorf("NoVerifier: %v", err)
+			}
+			if !tt.noVerifier && err == nil {
+				t.Errorf("NoVerifier accepted it")
+			}
+		})
+	}
+}
+
+// TestFixupAccepts: reads the verifier allows.
+func TestFixupAccepts(t *testing.T) {
+	tests := []struct {
+		name string
+		main string
+		subs map[string]string
+	}{
+		{"r0 after a helper", "call bpf_ktime_get_ns\nexit", nil},
+		{"r0 after a subprogram", "call sub\nexit", map[string]string{"sub": "r0 = 1\nexit"}},
+		{"r6 across a helper", "r6 = r1\ncall bpf_ktime_get_ns\nr0 = *(u32 *)(r6 + 0)\nexit", nil},
+		{"r6 across a tail call", "r6 = r1\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = r6\nexit", nil},
+		{"fp everywhere", "r0 = r10\nexit", nil},
+		{"fp in a subprogram", "call sub\nexit", map[string]string{"sub": "r0 = r10\nexit"}},
+		{"arguments to a subprogram", "r5 = 1\ncall sub\nexit", map[string]string{"sub": "r0 = r5\nr0 += r1\nexit"}},
+		{"mov writes without reading", "r0 = 1\nw0 = 2\nexit", nil},
+		{"loop", "r0 = 0\nloop: r0 += 1\nif r0 < 10 goto loop\nexit", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			maps := mkMaps(t, map[string]uint32{"a": 4})
+			p := newProg(t, "main", tt.main, tt.subs)
+			if _, err := prog.FixupProgram(p, maps, prog.FixupOptions{}); err != nil {
+				t.Errorf("FixupProgram: %v", err)
+			}
+		})
+	}
+}
+
+func TestFixupNoVerifierWithoutMap(t *testing.T) {
+	p := newProg(t, "main", "r2 = 0\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", nil)
+	_, err := prog.FixupProgram(p, nil, prog.FixupOptions{NoVerifier: true})
+	if err == nil || !strings.Contains(err.Error(), "no map") {
+		t.Errorf("error %v, want one about the missing map", err)
+	}
+}
+
+// TestFixupMapLimit: used_maps holds 64 (MAX_USED_MAPS); the last one is map
+// index 63 in the patched imm.
+func TestFixupMapLimit(t *testing.T) {
+	for _, n := range []int{64, 65} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			sizes := map[string]uint32{}
+			var b strings.Builder
+			for i := range n {
+				name := fmt.Sprintf("m%02d", i)
+				sizes[name] = 1
+				fmt.Fprintf(&b, "r2 = map[%s]\n", name)
+			}
+			b.WriteString("r3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n")
+			p := newProg(t, "main", b.String(), nil)
+			fx, err := prog.FixupProgram(p, mkMaps(t, sizes), prog.FixupOptions{})
+			if n > prog.MaxUsedMaps {
+				var pe *prog.PosError
+				if !errors.As(err, &pe) || pe.Line != 65 || !strings.Contains(pe.Msg, "64 maps") {
+					t.Fatalf("error %v, want one at line 65 about 64 maps", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := fx.Sites[0]
+			if len(fx.UsedMaps) != 64 || s.MapIndex != 63 || s.ImmMap.Name != "m63" {
+				t.Fatalf("%d used maps, site map index %d (%s)", len(fx.UsedMaps), s.MapIndex, s.ImmMap.Name)
+			}
+			// Direct (key 0 < 1): poke 0 + 1 in bits 16–31, 63 in bits 0–7.
+			if imm, err := s.Imm(prog.Patched); err != nil || uint32(imm) != 0x0001_003f {
+				t.Errorf("Imm(patched) = %#x, %v; want 0x1003f", uint32(imm), err)
+			}
+		})
+	}
+}
+
+// TestFixupPokeLimit: the poke table holds 1024 direct tail calls.
+func TestFixupPokeLimit(t *testing.T) {
+	for _, n := range []int{1024, 1025} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("r6 = r1\n")
+			for range n {
+				b.WriteString("r1 = r6\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\n")
+			}
+			b.WriteString("r0 = 0\nexit\n")
+			p := newProg(t, "main", b.String(), nil)
+			maps := mkMaps(t, map[string]uint32{"a": 1})
+			fx, err := prog.FixupProgram(p, maps, prog.FixupOptions{})
+			if n > prog.MaxPokes {
+				// The 1025th call is on line 1 + 1024*4 + 4.
+				var pe *prog.PosError
+				if !errors.As(err, &pe) || pe.Line != 1+1024*4+4 || !strings.Contains(pe.Msg, "1024") {
+					t.Fatalf("error %v, want one at line %d about 1024 direct calls", err, 1+1024*4+4)
+				}
+				// Without direct calls there is no limit.
+				if _, err := prog.FixupProgram(p, maps, prog.FixupOptions{NoDirect: true}); err != nil {
+					t.Errorf("NoDirect: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := fx.Sites[len(fx.Sites)-1]
+			if last.PokeIndex != 1023 {
+				t.Fatalf("last poke index %d, want 1023", last.PokeIndex)
+			}
+			for v, want := range map[prog.Variant]uint32{prog.Upstream: 1024, prog.Patched: 1024 << 16} {
+				if imm, err := last.Imm(v); err != nil || uint32(imm) != want {
+					t.Errorf("Imm(%v) = %#x, %v; want %#x", v, uint32(imm), err, want)
+				}
+			}
+			for i, s := range fx.Sites {
+				if s.PokeIndex != i {
+					t.Fatalf("site %d has poke %d", i, s.PokeIndex)
+				}
+			}
+		})
+	}
+}
+
+// TestWorldFix runs the fix-up over a world and names the failing program.
+func TestWorldFix(t *testing.T) {
+	a, _ := prog.NewProgArray("a", 2)
+	good := newProg(t, "good", "r2 = map[a]\nr3 = 1\ncall bpf_tail_call\nr0 = 0\nexit", nil)
+	bad := newProg(t, "bad", "exit", nil)
+	w := &prog.World{Arrays: []*prog.ProgArray{a}, Progs: []*prog.Program{good}}
+	if err := w.Fix(prog.FixupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fx := w.Fixups[good]; fx == nil || len(fx.Sites) != 1 || !fx.Sites[0].Direct {
+		t.Errorf("fix-up of good: %+v", fx)
+	}
+	if w.Array("a") != a || w.Prog("good") != good || w.Array("b") != nil || w.Prog("bad") != nil {
+		t.Errorf("World lookups wrong")
+	}
+	w.Progs = append(w.Progs, bad)
+	err := w.Fix(prog.FixupOptions{})
+	var pe *prog.PosError
+	if err == nil || !strings.HasPrefix(err.Error(), "program bad: ") || !errors.As(err, &pe) {
+		t.Errorf("error %v, want it to name program bad and wrap a PosError", err)
+	}
+	if got, want := prog.SiteName(good, 0, 2), "good+2"; got != want {
+		t.Errorf("SiteName = %q, want %q", got, want)
+	}
+	sub := newProg(t, "p", "call s\nexit", map[string]string{"s": "r0 = 0\nexit"})
+	if got, want := prog.SiteName(sub, 1, 1), "p/s+1"; got != want {
+		t.Errorf("SiteName = %q, want %q", got, want)
+	}
+	if !slices.Equal(names(w.Arrays), []string{"a"}) {
+		t.Errorf("arrays changed")
+	}
+}
