@@ -124,3 +124,29 @@ func TestRunLibraryByDefault(t *testing.T) {
 		t.Errorf("library scenarios not listed:\n%s", out)
 	}
 }
+
+// Every kind of malformed input is a usage error (exit 2) that names the
+// file and the line.
+func TestMalformedInputExit2(t *testing.T) {
+	tests := []struct{ name, old, new, where string }{
+		{"truncated marker", "-- run --", "-- run", ":15:"},
+		{"unknown mnemonic", "r0 = 7", "mov r0, 7", ":8:"},
+		{"bad register", "r0 = 7", "r12 = 7", ":8:"},
+		{"jump out of range", "r0 = 7", "goto +7", ":8:"},
+		{"unknown map", "map[jt]", "map[nope]", ":5:"},
+		{"unknown program", "jt[1] = leaf", "jt[1] = nope", ":14:"},
+		{"unknown label", "r0 = 7", "goto nope", ":8:"},
+		{"slot beyond max_entries", "jt[1] = leaf", "jt[2] = leaf", ":14:"},
+		{"duplicate name", "-- prog leaf --", "-- prog entry --", ":10:"},
+		{"impossible layout", "-- maps --", "-- config --\nlayout custom max_entries=0x44 ptrs=0x10 bpf_func=0x48\n-- maps --", ":3:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(t, "bad.txtar", strings.Replace(scenario, tt.old, tt.new, 1))
+			code, _, errs := run(t, "run", p)
+			if code != 2 || !strings.HasPrefix(errs, p+tt.where) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errs, p+tt.where)
+			}
+		})
+	}
+}
