@@ -5,33 +5,13 @@ import (
 	"tailsim/prog/interp"
 )
 
-// Backend runs worlds on one architecture. The reference model is one; the
-// emulated x86-64 and arm64 JITs are the others.
-type Backend interface {
-	// Name is the arch name scenarios and -arch use.
-	Name() string
-	// Load prepares w for the variant. The Machine reads the world's arrays
-	// as they are now and is told of every later change through Apply.
-	Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error)
-}
-
-// LoadOptions apply to every run of a loaded world.
-type LoadOptions struct {
-	Budget int  // instructions per invocation; 0 means the backend's default
-	Trace  bool // record events
-}
-
-// Machine is a loaded world.
-type Machine interface {
-	// Run invokes entry once. ctx (nil for a NULL ctx) is updated in place so
-	// repeated runs share state.
-	Run(entry *prog.Program, ctx []byte) *prog.Result
-	// Apply mirrors one step of a slot change that the runner has already
-	// applied to the model arrays.
-	Apply(e prog.Effect) error
-	// Close releases what Load took (engines go back to their pool).
-	Close()
-}
+// Backend, Machine and LoadOptions are prog's; the aliases keep the
+// runner's signatures short.
+type (
+	Backend     = prog.Backend
+	Machine     = prog.Machine
+	LoadOptions = prog.LoadOptions
+)
 
 // Ref is the reference model's backend.
 type Ref struct {

@@ -1,0 +1,30 @@
+package prog
+
+// Backend runs worlds on one architecture: the reference model, or an
+// emulated JIT. It lives beside World and Result so that backends depend on
+// the program model only, never on the scenario layer that drives them.
+type Backend interface {
+	// Name is the arch name scenarios and -arch use.
+	Name() string
+	// Load prepares w for the variant. The Machine reads the world's arrays
+	// as they are now and is told of every later change through Apply.
+	Load(w *World, v Variant, o LoadOptions) (Machine, error)
+}
+
+// LoadOptions apply to every run of a loaded world.
+type LoadOptions struct {
+	Budget int  // instructions per invocation; 0 means the backend's default
+	Trace  bool // record events
+}
+
+// Machine is a loaded world.
+type Machine interface {
+	// Run invokes entry once. ctx (nil for a NULL ctx) is updated in place so
+	// repeated runs share state.
+	Run(entry *Program, ctx []byte) *Result
+	// Apply mirrors one step of a slot change that the runner has already
+	// applied to the model arrays.
+	Apply(e Effect) error
+	// Close releases what Load took (engines go back to their pool).
+	Close()
+}
