@@ -1,0 +1,142 @@
+package emu
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+)
+
+const (
+	code     = 0x10000
+	sentinel = 0x20000 // inside the arena: reaching it ends a run
+	data     = 0x30000
+	sparse   = 0x10_0000_0000
+)
+
+func x86(t *testing.T) *Engine {
+	t.Helper()
+	e, err := NewEngine(X86_64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	if err := e.Arena(code, 0x20000); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// run writes code (which must end by jumping to the sentinel) into the
+// arena, when given, and runs it.
+func run(t *testing.T, e *Engine, prog []byte, rax uint64) (Outcome, uint64) {
+	t.Helper()
+	if prog != nil {
+		if err := e.WriteCode(code, prog); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.U.RegWrite(uc.X86_REG_RAX, rax)
+	out := e.Run(code, sentinel, 1000, 0)
+	rax, _ = e.U.RegRead(uc.X86_REG_RAX)
+	return out, rax
+}
+
+// mov rax, [rax]; mov ecx, 0x20000; jmp rcx
+var loadViaRAX = []byte{0x48, 0x8b, 0x00, 0xb9, 0x00, 0x00, 0x02, 0x00, 0xff, 0xe1}
+
+func TestMapExactBounds(t *testing.T) {
+	e := x86(t)
+	obj := make([]byte, 12) // mapped on a page, the other 4084 bytes guarded
+	binary.LittleEndian.PutUint64(obj[4:], 0x1122334455667788)
+	if err := e.Map(data+0x100, obj, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		t.Fatal(err)
+	}
+	out, rax := run(t, e, loadViaRAX, data+0x104)
+	if out.Fault != nil || out.Err != nil || rax != 0x1122334455667788 {
+		t.Fatalf("in-bounds load: %+v rax=%#x", out, rax)
+	}
+	for _, addr := range []uint64{data + 0x100 + 8, data + 0xff, data} {
+		out, _ = run(t, e, nil, addr)
+		if out.Fault == nil || out.Fault.Addr != addr || out.Fault.PC != code {
+			t.Errorf("load at %#x: want a fault at that address from pc %#x, got %+v", addr, code, out.Fault)
+		}
+	}
+	out, _ = run(t, e, nil, data+0x5000)
+	if out.Fault == nil || out.Fault.Addr != data+0x5000 {
+		t.Errorf("unmapped load: %+v", out)
+	}
+}
+
+func TestLazyRegion(t *testing.T) {
+	e := x86(t)
+	fills := 0
+	// A 2^35-byte region: only touched pages exist.
+	err := e.AddLazy(&Lazy{Name: "array", Start: sparse + 0x40, End: sparse + 1<<35, Fill: func(addr uint64, page []byte) {
+		fills++
+		for i := 0; i < len(page); i += 8 {
+			binary.LittleEndian.PutUint64(page[i:], addr+uint64(i))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := loadViaRAX
+	for _, addr := range []uint64{sparse + 0x40, sparse + 1<<35 - 8, sparse + 1<<34} {
+		out, rax := run(t, e, prog, addr)
+		prog = nil
+		if out.Fault != nil || out.Err != nil || rax != addr {
+			t.Fatalf("load at %#x: %+v rax=%#x", addr, out, rax)
+		}
+		if !e.LazyPageMapped(addr) {
+			t.Errorf("page of %#x not recorded", addr)
+		}
+	}
+	if fills != 3 {
+		t.Errorf("%d pages filled, want 3", fills)
+	}
+	for _, addr := range []uint64{sparse + 0x38, sparse + 1<<35} {
+		out, _ := run(t, e, nil, addr)
+		if out.Fault == nil || out.Fault.Addr != addr {
+			t.Errorf("load at %#x outside the region: %+v", addr, out)
+		}
+	}
+	if err := e.Unpage(); err != nil || e.LazyPageMapped(sparse+0x40) {
+		t.Fatalf("unpage: %v", err)
+	}
+	if err := e.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	// (The binding's MemRegions crashes on an engine with no regions, so
+	// the reset is checked by behaviour.)
+	if out, _ := run(t, e, nil, sparse+0x40); out.Fault == nil || out.Fault.Addr != sparse+0x40 {
+		t.Errorf("the region survived Reset: %+v", out)
+	}
+}
+
+func TestBudgetAndInvalidInstruction(t *testing.T) {
+	e := x86(t)
+	out, _ := run(t, e, []byte{0xeb, 0xfe}, 0) // jmp .
+	if !out.Timeout {
+		t.Errorf("endless loop: %+v", out)
+	}
+	// Rewriting code in the arena replaces what Unicorn translated before.
+	out, _ = run(t, e, []byte{0x0f, 0x0b}, 0) // ud2
+	var ucErr uc.UcError
+	if !errors.As(out.Err, &ucErr) || ucErr != uc.ERR_INSN_INVALID || out.PC != code {
+		t.Errorf("ud2: want UC_ERR_INSN_INVALID at %#x, got %+v", code, out)
+	}
+}
+
+// Poke sites are rewritten between runs: the new bytes must be what runs.
+func TestWriteCodeReplacesTranslations(t *testing.T) {
+	e := x86(t)
+	jmpSentinel := []byte{0xb9, 0x00, 0x00, 0x02, 0x00, 0xff, 0xe1}
+	for _, imm := range []byte{1, 2, 3} {
+		_, rax := run(t, e, append([]byte{0xb0, imm}, jmpSentinel...), 0) // mov al, imm
+		if rax != uint64(imm) {
+			t.Fatalf("after writing mov al, %d: rax = %d", imm, rax)
+		}
+	}
+}
