@@ -1,7 +1,9 @@
 module tailsim
 
-go 1.25
+go 1.26.0
 
 require github.com/google/go-cmp v0.7.0
 
 require github.com/unicorn-engine/unicorn v0.0.0-20221116141649-e9c1c17f6df8
+
+require golang.org/x/arch v0.32.0

@@ -15,7 +15,7 @@ const (
 	sparse   = 0x10_0000_0000
 )
 
-func x86(t *testing.T) *Engine {
+func newX86Engine(t *testing.T) *Engine {
 	t.Helper()
 	e, err := NewEngine(X86_64)
 	if err != nil {
@@ -47,7 +47,7 @@ func run(t *testing.T, e *Engine, prog []byte, rax uint64) (Outcome, uint64) {
 var loadViaRAX = []byte{0x48, 0x8b, 0x00, 0xb9, 0x00, 0x00, 0x02, 0x00, 0xff, 0xe1}
 
 func TestMapExactBounds(t *testing.T) {
-	e := x86(t)
+	e := newX86Engine(t)
 	obj := make([]byte, 12) // mapped on a page, the other 4084 bytes guarded
 	binary.LittleEndian.PutUint64(obj[4:], 0x1122334455667788)
 	if err := e.Map(data+0x100, obj, uc.PROT_READ|uc.PROT_WRITE); err != nil {
@@ -70,7 +70,7 @@ func TestMapExactBounds(t *testing.T) {
 }
 
 func TestLazyRegion(t *testing.T) {
-	e := x86(t)
+	e := newX86Engine(t)
 	fills := 0
 	// A 2^35-byte region: only touched pages exist.
 	err := e.AddLazy(&Lazy{Name: "array", Start: sparse + 0x40, End: sparse + 1<<35, Fill: func(addr uint64, page []byte) {
@@ -116,7 +116,7 @@ func TestLazyRegion(t *testing.T) {
 }
 
 func TestBudgetAndInvalidInstruction(t *testing.T) {
-	e := x86(t)
+	e := newX86Engine(t)
 	out, _ := run(t, e, []byte{0xeb, 0xfe}, 0) // jmp .
 	if !out.Timeout {
 		t.Errorf("endless loop: %+v", out)
@@ -131,7 +131,7 @@ func TestBudgetAndInvalidInstruction(t *testing.T) {
 
 // Poke sites are rewritten between runs: the new bytes must be what runs.
 func TestWriteCodeReplacesTranslations(t *testing.T) {
-	e := x86(t)
+	e := newX86Engine(t)
 	jmpSentinel := []byte{0xb9, 0x00, 0x00, 0x02, 0x00, 0xff, 0xe1}
 	for _, imm := range []byte{1, 2, 3} {
 		_, rax := run(t, e, append([]byte{0xb0, imm}, jmpSentinel...), 0) // mov al, imm

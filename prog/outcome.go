@@ -146,4 +146,20 @@ type Result struct {
 	R0Dead bool
 	Steps  int // instructions executed
 	Trace  []Event
+	// Violations are broken machine-level properties an emulated backend
+	// checked at tail calls and at the top-level return.
+	Violations []Violation
+}
+
+// Violation is one broken property, located in the machine code.
+type Violation struct {
+	Property string // "lands at the tail-call entry", "stack balanced", ...
+	Addr     uint64
+	Where    string // symbolised address: prog/func+0xoff
+	Insn     string // the instruction there, disassembled
+	Detail   string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s broken at %#x %s (%s): %s", v.Property, v.Addr, v.Where, v.Insn, v.Detail)
 }

@@ -132,7 +132,7 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 	e.Source = rest
 	lhs, rhs, hasEq := strings.Cut(rest, "=")
 	lhs, rhs = strings.TrimSpace(lhs), strings.TrimSpace(rhs)
-	if !hasEq && lhs != "fault" {
+	if !hasEq && lhs != "fault" && lhs != "divergence" {
 		return e, p.errf(line, "expected expect KEY = VALUE")
 	}
 	if strings.HasPrefix(lhs, "interp.") {
@@ -208,6 +208,10 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		if hasEq && !slices.Contains([]string{"none", "access", "budget", "insn"}, rhs) {
 			return e, p.errf(line, "unknown fault kind %q (access, budget, insn, none)", rhs)
 		}
+	case "divergence":
+		if e.Interp || hasEq {
+			return e, p.errf(line, "divergence takes no value and has no interp. form")
+		}
 	case "error":
 		if e.Interp {
 			return e, p.errf(line, "error has no interp. form")
@@ -217,7 +221,7 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		}
 		e.Word = rhs
 	default:
-		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, error)", e.Key)
+		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, divergence, error)", e.Key)
 	}
 	return e, nil
 }

@@ -11,12 +11,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"tailsim/emu"
 	"tailsim/prog"
 	"tailsim/scenarios"
 )
 
 // backends are the arches tailsim can run, in display order.
-var backends = []scenarios.Backend{scenarios.Ref{}}
+var backends = []scenarios.Backend{scenarios.Ref{}, &emu.X86{}}
 
 func init() {
 	register(&command{

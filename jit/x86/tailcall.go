@@ -1,0 +1,133 @@
+package x86
+
+import (
+	"fmt"
+
+	"tailsim/jit"
+	"tailsim/prog"
+)
+
+// emitTailCall decodes the tail-call instruction's imm as each kernel
+// version does and emits the matching sequence.
+func (c *compiler) emitTailCall(k int, ins prog.Instruction, start int, ctx *jitContext) error {
+	site := c.fx.Site(c.fn, k)
+	if site == nil {
+		return fmt.Errorf("tail call without a fix-up record")
+	}
+	imm, err := site.Imm(c.o.Variant)
+	if err != nil {
+		return err
+	}
+	ts := jit.TailSite{BPF: k, Site: site, Start: len(c.buf)}
+	if c.o.Variant == prog.Upstream {
+		if imm != 0 {
+			ts.Kind = prog.Direct
+			c.emitTailCallDirect(&ts, start, ctx)
+		} else {
+			ts.Kind = prog.Indirect
+			c.emitTailCallIndirect(&ts, false, true, 0, ctx)
+		}
+	} else {
+		mapIndex, dynamic, imm16, err := prog.DecodeTailCallImm(imm)
+		if err != nil {
+			return err
+		}
+		switch {
+		case imm16 != 0:
+			ts.Kind = prog.Direct
+			c.emitTailCallDirect(&ts, start, ctx)
+		case dynamic != 0:
+			ts.Kind = prog.Dynamic
+			c.emitTailCallIndirect(&ts, true, true, 0, ctx)
+		default:
+			if mapIndex >= len(c.fx.UsedMaps) {
+				return fmt.Errorf("tail call names used_maps[%d] of %d", mapIndex, len(c.fx.UsedMaps))
+			}
+			ts.Kind = prog.Static
+			c.emitTailCallIndirect(&ts, true, false, c.fx.UsedMaps[mapIndex].MaxEntries, ctx)
+		}
+	}
+	ts.Out = len(c.buf)
+	c.sites = append(c.sites, ts)
+	return nil
+}
+
+// rel8 is "label - (prog + 2 - start)": a short branch to the out label
+// the previous emission of a sequence of this kind recorded.
+func (c *compiler) rel8(label, start int) byte {
+	return byte(label - (len(c.buf) + 2 - start))
+}
+
+// emitTailCallIndirect is emit_bpf_tail_call_indirect(). patched selects
+// the series' form; dynArray its run-time path; maxEntries is the
+// immediate of the static path.
+func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool, maxEntries uint32, ctx *jitContext) {
+	l := c.o.Layout
+	start := len(c.buf)
+	label := ctx.tailCallIndirectLabel
+	c.emit("mov edx, edx: index = (u32)R3", 0x89, 0xD2)
+	switch {
+	case !patched:
+		c.emit("bounds check: cmp [rsi+max_entries], edx", 0x39, 0x56, byte(l.MaxEntries))
+		c.emit("jbe out: index >= max_entries", 0x76, c.rel8(label, start))
+	case dynArray:
+		c.emit("bounds check: cmp edx, [rsi+max_entries] (dynamic array)", 0x3B, 0x56, byte(l.MaxEntries))
+		c.emit("jae out: index >= max_entries", 0x73, c.rel8(label, start))
+	default:
+		c.emit(fmt.Sprintf("bounds check: cmp edx, %d (max_entries as an immediate)", maxEntries), cat([]byte{0x81, 0xFA}, le32(int64(maxEntries)))...)
+		c.emit("jae out: index >= max_entries", 0x73, c.rel8(label, start))
+	}
+	c.emit("mov rax, [rbp-16-stack]: rax = tcc_ptr", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
+	c.emit("count check: cmp qword [rax], 33", 0x48, 0x83, 0x38, 0x21)
+	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
+	// The series computes the displacement in a C int: offsetof(ptrs) plus
+	// max_entries * 8, truncated to 32 bits, emitted as disp32.
+	if patched && !dynArray {
+		disp := int64(int32(uint32(uint64(l.Ptrs) + uint64(maxEntries)*8)))
+		c.emit("load cached target: mov rcx, [rsi+rdx*8+ptrs+max_entries*8]", cat([]byte{0x48, 0x8B, 0x8C, 0xD6}, le32(disp))...)
+	} else {
+		c.emit("load slot: mov rcx, [rsi+rdx*8+ptrs]", cat([]byte{0x48, 0x8B, 0x8C, 0xD6}, le32(int64(l.Ptrs)))...)
+	}
+	c.emit("empty-slot check: test rcx, rcx", 0x48, 0x85, 0xC9)
+	c.emit("je out: empty slot, counter untouched", 0x74, c.rel8(label, start))
+	c.emit("count++: add qword [rax], 1", 0x48, 0x83, 0x00, 0x01)
+	c.popCalleeRegs()
+	c.emit("pop rax: tcc_ptr", 0x58)
+	c.emit("pop rax: count (main) or tcc_ptr (subprogram) for the callee", 0x58)
+	if c.stackDepth != 0 {
+		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(roundUp(c.stackDepth, 8))))...)
+	}
+	if !patched || dynArray {
+		c.emit("mov rcx, [rcx+bpf_func]", 0x48, 0x8B, 0x49, byte(l.BpfFunc))
+		c.emit(fmt.Sprintf("add rcx, %d: skip to X86_TAIL_CALL_OFFSET", c.o.TailCallOffset()), 0x48, 0x83, 0xC1, byte(c.o.TailCallOffset()))
+	}
+	ts.Jump = len(c.buf)
+	c.emit("jmp rcx: tail call", 0xFF, 0xE1)
+	ctx.tailCallIndirectLabel = len(c.buf) - start
+}
+
+// emitTailCallDirect is emit_bpf_tail_call_direct(): two 5-byte sites the
+// map update code patches (bpf_arch_poke_desc_update).
+func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitContext) {
+	start := len(c.buf)
+	label := ctx.tailCallDirectLabel
+	ip := c.image + uint64(insnStart)
+	c.emit("mov rax, [rbp-16-stack]: rax = tcc_ptr", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
+	c.emit("count check: cmp qword [rax], 33", 0x48, 0x83, 0x38, 0x21)
+	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
+	bypass := ip + uint64(len(c.buf)-start)
+	target := ip + uint64(label) - X86PatchSize
+	ts.Bypass = len(c.buf)
+	rel := int64(target+X86PatchSize) - int64(bypass+X86PatchSize)
+	c.emit("poke site: bypass (jmp out while the slot is empty)", cat([]byte{0xE9}, le32(rel))...)
+	c.emit("count++: add qword [rax], 1", 0x48, 0x83, 0x00, 0x01)
+	c.popCalleeRegs()
+	c.emit("pop rax: tcc_ptr", 0x58)
+	c.emit("pop rax: count (main) or tcc_ptr (subprogram) for the callee", 0x58)
+	if c.stackDepth != 0 {
+		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(roundUp(c.stackDepth, 8))))...)
+	}
+	ts.Target = len(c.buf)
+	c.emit("poke site: target (jmp bpf_func+X86_TAIL_CALL_OFFSET once filled)", nop5...)
+	ctx.tailCallDirectLabel = len(c.buf) - start
+}
