@@ -97,12 +97,69 @@ func helperAddr(id int32) (uint64, bool) {
 	return 0, false
 }
 
-// loaded is one function image in memory.
-type loaded struct {
-	p    *prog.Program
-	fn   int
-	addr uint64
-	img  *jit.Image
+// Loaded is one function image at its address in the emulated memory.
+type Loaded struct {
+	Prog *prog.Program
+	Fn   int
+	Addr uint64
+	Img  *jit.Image
+}
+
+type loaded = Loaded
+
+// CompileX86 JITs every function of w at the address the emulator loads it
+// at, exactly as Load does, without an engine: for listings.
+func CompileX86(w *prog.World, v prog.Variant, ibt bool) ([]*Loaded, error) {
+	m := &x86Machine{w: w, v: v, jo: x86.Options{Variant: v, Layout: w.Layout, IBT: ibt},
+		entry: map[*prog.Program]uint64{}, progAt: map[uint64]*prog.Program{}, arrays: map[*prog.ProgArray]*arrayImage{}}
+	if _, err := m.compile(); err != nil {
+		return nil, err
+	}
+	return m.images, nil
+}
+
+// compile places and JITs every function; it returns the struct bpf_prog
+// addresses.
+func (m *x86Machine) compile() (map[*prog.Program]uint64, error) {
+	w := m.w
+	progStruct := map[*prog.Program]uint64{}
+	slot := 0
+	funcAddr := map[*prog.Program][]uint64{}
+	for pi, p := range w.Progs {
+		progStruct[p] = ProgBase + uint64(pi)*PageSize
+		for range p.Funcs {
+			if slot == MaxFuncs {
+				return nil, fmt.Errorf("x86_64: more than %d functions", MaxFuncs)
+			}
+			funcAddr[p] = append(funcAddr[p], CodeBase+uint64(slot)*CodeSlot)
+			slot++
+		}
+		m.entry[p] = funcAddr[p][0]
+		m.progAt[funcAddr[p][0]+uint64(m.jo.TailCallOffset())] = p
+	}
+	entries := map[*prog.Program]uint64{}
+	for p, a := range m.entry {
+		entries[p] = a + uint64(m.jo.TailCallOffset())
+	}
+	for ai, a := range w.Arrays {
+		m.arrays[a] = &arrayImage{a: a, base: ArrayBase + uint64(ai)*ArrayStride, layout: w.Layout, patched: m.v == prog.Patched,
+			progs: progStruct, entries: entries}
+	}
+	for _, p := range w.Progs {
+		for fn := range p.Funcs {
+			res := resolver{m: m, funcs: funcAddr[p]}
+			img, err := x86.Compile(p, fn, w.Fixups[p], funcAddr[p][fn], res, m.jo)
+			if err != nil {
+				return nil, fmt.Errorf("program %s: %w", p.Name, err)
+			}
+			if len(img.Code) > CodeSlot {
+				return nil, fmt.Errorf("x86_64: %s/%s is %d bytes, more than a %d-byte code slot", p.Name, p.Funcs[fn].Name, len(img.Code), CodeSlot)
+			}
+			m.images = append(m.images, &Loaded{Prog: p, Fn: fn, Addr: funcAddr[p][fn], Img: img})
+		}
+	}
+	sort.Slice(m.images, func(i, j int) bool { return m.images[i].Addr < m.images[j].Addr })
+	return progStruct, nil
 }
 
 type x86Machine struct {
@@ -184,29 +241,12 @@ func (b *X86) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Mach
 
 func (m *x86Machine) load() error {
 	w, e := m.w, m.e
-	progStruct := map[*prog.Program]uint64{}
-	slot := 0
-	funcAddr := map[*prog.Program][]uint64{}
-	for pi, p := range w.Progs {
-		progStruct[p] = ProgBase + uint64(pi)*PageSize
-		for range p.Funcs {
-			if slot == MaxFuncs {
-				return fmt.Errorf("x86_64: more than %d functions", MaxFuncs)
-			}
-			funcAddr[p] = append(funcAddr[p], CodeBase+uint64(slot)*CodeSlot)
-			slot++
-		}
-		m.entry[p] = funcAddr[p][0]
-		m.progAt[funcAddr[p][0]+uint64(m.jo.TailCallOffset())] = p
+	progStruct, err := m.compile()
+	if err != nil {
+		return err
 	}
-	entries := map[*prog.Program]uint64{}
-	for p, a := range m.entry {
-		entries[p] = a + uint64(m.jo.TailCallOffset())
-	}
-	for ai, a := range w.Arrays {
-		img := &arrayImage{a: a, base: ArrayBase + uint64(ai)*ArrayStride, layout: w.Layout, patched: m.v == prog.Patched,
-			progs: progStruct, entries: entries}
-		m.arrays[a] = img
+	for _, a := range w.Arrays {
+		img := m.arrays[a]
 		if err := e.AddLazy(&Lazy{Name: a.Name, Start: img.base, End: img.end(), Fill: img.fill}); err != nil {
 			return err
 		}
@@ -217,22 +257,12 @@ func (m *x86Machine) load() error {
 		if err := e.Map(progStruct[p], st, uc.PROT_READ); err != nil {
 			return err
 		}
-		for fn := range p.Funcs {
-			res := resolver{m: m, funcs: funcAddr[p]}
-			img, err := x86.Compile(p, fn, w.Fixups[p], funcAddr[p][fn], res, m.jo)
-			if err != nil {
-				return fmt.Errorf("program %s: %w", p.Name, err)
-			}
-			if len(img.Code) > CodeSlot {
-				return fmt.Errorf("x86_64: %s/%s is %d bytes, more than a %d-byte code slot", p.Name, p.Funcs[fn].Name, len(img.Code), CodeSlot)
-			}
-			if err := e.WriteCode(funcAddr[p][fn], img.Code); err != nil {
-				return err
-			}
-			m.images = append(m.images, &loaded{p: p, fn: fn, addr: funcAddr[p][fn], img: img})
+	}
+	for _, l := range m.images {
+		if err := e.WriteCode(l.Addr, l.Img.Code); err != nil {
+			return err
 		}
 	}
-	sort.Slice(m.images, func(i, j int) bool { return m.images[i].addr < m.images[j].addr })
 	if len(w.Ctx) > 0 {
 		if err := e.Map(CtxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 			return err
@@ -244,8 +274,8 @@ func (m *x86Machine) load() error {
 	// Direct calls: bpf_tail_call_direct_fixup() pokes the sites whose
 	// slot is filled when the program is loaded.
 	for _, l := range m.images {
-		for i := range l.img.Sites {
-			s := &l.img.Sites[i]
+		for i := range l.Img.Sites {
+			s := &l.Img.Sites[i]
 			if s.Kind == prog.Direct {
 				if t := s.Site.Maps[0].Poked(uint32(s.Site.Key)); t != nil {
 					if err := m.poke(l, s, nil, t); err != nil {
@@ -253,12 +283,12 @@ func (m *x86Machine) load() error {
 					}
 				}
 			}
-			m.sites[l.addr+uint64(s.Start)] = append(m.sites[l.addr+uint64(s.Start)], siteEvent{atStart, l, s})
-			m.sites[l.addr+uint64(s.Out)] = append(m.sites[l.addr+uint64(s.Out)], siteEvent{atOut, l, s})
+			m.sites[l.Addr+uint64(s.Start)] = append(m.sites[l.Addr+uint64(s.Start)], siteEvent{atStart, l, s})
+			m.sites[l.Addr+uint64(s.Out)] = append(m.sites[l.Addr+uint64(s.Out)], siteEvent{atOut, l, s})
 			if s.Kind == prog.Direct {
-				m.sites[l.addr+uint64(s.Target)] = append(m.sites[l.addr+uint64(s.Target)], siteEvent{atTarget, l, s})
+				m.sites[l.Addr+uint64(s.Target)] = append(m.sites[l.Addr+uint64(s.Target)], siteEvent{atTarget, l, s})
 			} else {
-				m.sites[l.addr+uint64(s.Jump)] = append(m.sites[l.addr+uint64(s.Jump)], siteEvent{atJump, l, s})
+				m.sites[l.Addr+uint64(s.Jump)] = append(m.sites[l.Addr+uint64(s.Jump)], siteEvent{atJump, l, s})
 			}
 		}
 	}
@@ -284,8 +314,8 @@ func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Arra
 // poke rewrites a direct call's two sites as bpf_arch_poke_desc_update()
 // does for a slot going from old to new.
 func (m *x86Machine) poke(l *loaded, s *jit.TailSite, old, new *prog.Program) error {
-	target, bypass := l.addr+uint64(s.Target), l.addr+uint64(s.Bypass)
-	out := l.addr + uint64(s.Out)
+	target, bypass := l.Addr+uint64(s.Target), l.Addr+uint64(s.Bypass)
+	out := l.Addr + uint64(s.Out)
 	jmp := func(at, to uint64) []byte {
 		b := []byte{0xE9, 0, 0, 0, 0}
 		binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(to)-int64(at+5))))
@@ -330,8 +360,8 @@ func (m *x86Machine) Apply(ef prog.Effect) error {
 		}
 	case prog.EffectPoke:
 		for _, l := range m.images {
-			for i := range l.img.Sites {
-				s := &l.img.Sites[i]
+			for i := range l.Img.Sites {
+				s := &l.Img.Sites[i]
 				if s.Kind == prog.Direct && s.Site.Maps[0] == ef.Array && uint32(s.Site.Key) == ef.Index {
 					if err := m.poke(l, s, ef.Old, ef.New); err != nil {
 						return err
@@ -355,8 +385,8 @@ func (m *x86Machine) Close() {
 		m.e.U.HookDel(h)
 	}
 	for _, l := range m.images {
-		zero := make([]byte, len(l.img.Code))
-		m.e.WriteCode(l.addr, zero)
+		zero := make([]byte, len(l.Img.Code))
+		m.e.WriteCode(l.Addr, zero)
 	}
 	if err := m.e.Reset(); err != nil {
 		m.e.Close() // not reusable

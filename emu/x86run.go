@@ -64,7 +64,7 @@ func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 		m.event(prog.Event{Kind: prog.EvExit, Value: rax})
 	}
 	if m.pending != nil && res.Fault == nil {
-		m.violate("tail call resolves", m.pending.l.addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
+		m.violate("tail call resolves", m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
 	}
 	if m.tccPtr != 0 {
 		res.Count = m.read64(m.tccPtr)
@@ -132,7 +132,7 @@ func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 				m.violate("tail call resolves", addr, "a new tail call started while the previous one had not resolved")
 			}
 			regs, _ := u.RegReadBatch(x86PendingRegs)
-			rsd := uint64(ev.l.img.StackSize)
+			rsd := uint64(ev.l.Img.StackSize)
 			ptr := m.read64(regs[pRBP] - 16 - rsd)
 			m.tccPtr = ptr
 			m.pending = &pendingCall{l: ev.l, s: ev.s, regs: regs, count: m.read64(ptr)}
@@ -153,7 +153,7 @@ func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 }
 
 func (m *x86Machine) siteName(p *pendingCall) string {
-	return prog.SiteName(p.l.p, p.l.fn, p.s.BPF)
+	return prog.SiteName(p.l.Prog, p.l.Fn, p.s.BPF)
 }
 
 // taken checks a tail call about to jump to dest.
@@ -227,14 +227,14 @@ func (m *x86Machine) fellThrough(addr uint64) {
 
 // symbolize names an address: prog/func+0xoff in an image, or a region.
 func (m *x86Machine) symbolize(addr uint64) string {
-	i := sort.Search(len(m.images), func(i int) bool { return m.images[i].addr+uint64(len(m.images[i].img.Code)) > addr })
-	if i < len(m.images) && m.images[i].addr <= addr {
+	i := sort.Search(len(m.images), func(i int) bool { return m.images[i].Addr+uint64(len(m.images[i].Img.Code)) > addr })
+	if i < len(m.images) && m.images[i].Addr <= addr {
 		l := m.images[i]
-		name := l.p.Name
-		if l.fn != 0 {
-			name += "/" + l.p.Funcs[l.fn].Name
+		name := l.Prog.Name
+		if l.Fn != 0 {
+			name += "/" + l.Prog.Funcs[l.Fn].Name
 		}
-		return fmt.Sprintf("%s+%#x", name, addr-l.addr)
+		return fmt.Sprintf("%s+%#x", name, addr-l.Addr)
 	}
 	switch {
 	case addr >= StubBase && addr < CodeBase:
