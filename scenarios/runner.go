@@ -302,6 +302,8 @@ func check(e Expect, r *prog.Result) string {
 			return "the run finished without a fault"
 		case e.Word != "none" && e.Word != "" && r.Fault.Kind != e.Word:
 			return fmt.Sprintf("got %v", r.Fault)
+		case e.HasAddr && r.Fault.Addr != e.Value:
+			return fmt.Sprintf("fault at %#x, not %#x: %v", r.Fault.Addr, e.Value, r.Fault)
 		}
 	}
 	return ""

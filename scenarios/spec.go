@@ -106,6 +106,8 @@ type Expect struct {
 	Size   int    // ctx: 1, 2, 4, 8, or 0 for bytes
 	Bytes  []byte // ctx bytes
 	Word   string // fault kind or errno name ("" = any fault)
+	// HasAddr pins a fault's data address (Value): "fault = access @0x10".
+	HasAddr bool
 	Line   int
 	Source string // the text after "expect", for messages
 }

@@ -204,8 +204,16 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		if e.Interp {
 			return e, p.errf(line, "fault has no interp. form")
 		}
-		e.Word = rhs
-		if hasEq && !slices.Contains([]string{"none", "access", "budget", "insn"}, rhs) {
+		kind, at, hasAt := strings.Cut(rhs, "@")
+		e.Word = strings.TrimSpace(kind)
+		if hasAt {
+			v, err := parseUint(strings.TrimSpace(at))
+			if err != nil || e.Word != "access" {
+				return e, p.errf(line, "expected fault = access @ADDRESS")
+			}
+			e.Value, e.HasAddr = v, true
+		}
+		if hasEq && !slices.Contains([]string{"none", "access", "budget", "insn"}, e.Word) {
 			return e, p.errf(line, "unknown fault kind %q (access, budget, insn, none)", rhs)
 		}
 	case "divergence":

@@ -1,0 +1,77 @@
+package emu
+
+import (
+	"testing"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+func chain34(b *testing.B, v prog.Variant) (*x86Machine, *prog.World, []byte) {
+	b.Helper()
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sc := range scs {
+		if sc.File != "library/edges/chain_34.txtar" {
+			continue
+		}
+		w, err := sc.Build()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := (&X86{}).Load(w, v, prog.LoadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(m.Close)
+		return m.(*x86Machine), w, append([]byte(nil), w.Ctx...)
+	}
+	b.Fatal("chain_34 not in the library")
+	return nil, nil, nil
+}
+
+// BenchmarkRunX86 runs the 34-program chain (33 tail calls) with every
+// check on, on one reused engine.
+func BenchmarkRunX86(b *testing.B) {
+	for _, v := range prog.Variants {
+		b.Run(v.String(), func(b *testing.B) {
+			m, w, ctx := chain34(b, v)
+			entry := w.Progs[0]
+			for b.Loop() {
+				clear(ctx)
+				r := m.Run(entry, ctx)
+				if r.Count != 33 || r.Fault != nil || len(r.Violations) > 0 {
+					b.Fatalf("%+v", r)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFloorX86 is Unicorn's floor for the same code: one bare Start,
+// no hooks of ours, no budget, no checks.
+func BenchmarkFloorX86(b *testing.B) {
+	for _, v := range prog.Variants {
+		b.Run(v.String(), func(b *testing.B) {
+			m, w, ctx := chain34(b, v)
+			for _, h := range m.hooks {
+				m.e.U.HookDel(h)
+			}
+			m.hooks = nil
+			entry := m.entry[w.Progs[0]]
+			m.Run(w.Progs[0], ctx) // page in the array
+			u := m.e.U
+			sp := uint64(StackHi - 0x100)
+			for b.Loop() {
+				u.RegWriteBatch([]int{uc.X86_REG_RSP, uc.X86_REG_RDI}, []uint64{sp, CtxBase})
+				if err := u.Start(entry, Sentinel); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

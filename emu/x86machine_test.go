@@ -1,0 +1,145 @@
+package emu
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+const chain = `two programs, one indirect tail call
+-- maps --
+jt max_entries=4
+-- prog entry --
+	r6 = r1
+	r2 = map[jt]
+	r3 = *(u32 *)(r1 + 0)
+	call bpf_tail_call
+	r1 = r6
+	r0 = *(u32 *)(r1 + 4)
+	exit
+-- prog leaf --
+	r0 = 1
+	exit
+-- slots --
+jt[1] = leaf
+-- ctx --
+u32 1
+u32 9
+-- run --
+run entry
+`
+
+func loadX86(t *testing.T, src string, v prog.Variant) (*x86Machine, *prog.World) {
+	t.Helper()
+	sc, err := scenarios.Parse("t.txtar", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := (&X86{}).Load(w, v, prog.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m.(*x86Machine), w
+}
+
+// tamper replaces the first occurrence of old in entry's image.
+func tamper(t *testing.T, m *x86Machine, old, new []byte) {
+	t.Helper()
+	l := m.images[0]
+	i := bytes.Index(l.Img.Code, old)
+	if i < 0 {
+		t.Fatalf("% x not in the image", old)
+	}
+	if err := m.e.WriteCode(l.Addr+uint64(i), new); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ctx(index uint32) []byte { return []byte{byte(index), 0, 0, 0, 9, 0, 0, 0} }
+
+func TestX86CleanRun(t *testing.T) {
+	for _, v := range prog.Variants {
+		m, w := loadX86(t, chain, v)
+		r := m.Run(w.Prog("entry"), ctx(1))
+		if r.Fault != nil || len(r.Violations) > 0 || r.R0 != 1 || r.Count != 1 || strings.Join(r.Path, " ") != "entry leaf" {
+			t.Errorf("%s taken: %+v", v, r)
+		}
+		r = m.Run(w.Prog("entry"), ctx(2))
+		if r.Fault != nil || len(r.Violations) > 0 || r.R0 != 9 || r.Count != 0 || len(r.Falls) != 1 || r.Falls[0] != prog.FallEmpty {
+			t.Errorf("%s empty: %+v", v, r)
+		}
+		r = m.Run(w.Prog("entry"), ctx(4))
+		if len(r.Falls) != 1 || r.Falls[0] != prog.FallBounds {
+			t.Errorf("%s bounds: %+v", v, r)
+		}
+	}
+}
+
+func TestX86ChecksCatchBrokenCode(t *testing.T) {
+	countCheck := []byte{0x48, 0x83, 0x38, 0x21} // cmp qword [rax], 33
+	countInc := []byte{0x48, 0x83, 0x00, 0x01}   // add qword [rax], 1
+	tests := []struct {
+		name     string
+		v        prog.Variant
+		old, new []byte
+		index    uint32
+		property string
+	}{
+		// Counting before the checks: a failed call changes the counter
+		// and a taken one adds two.
+		{"count on failure", prog.Upstream, countCheck, countInc, 2, "counter unchanged on fall-through"},
+		{"count twice", prog.Upstream, []byte{0x48, 0x85, 0xC9}, []byte{0x48, 0xFF, 0x00}, 1, "counter incremented by one"}, // test rcx,rcx -> inc qword [rax]
+		// Landing one byte past X86_TAIL_CALL_OFFSET.
+		{"wrong landing", prog.Upstream, []byte{0x48, 0x83, 0xC1, 0x0C}, []byte{0x48, 0x83, 0xC1, 0x0D}, 1, "lands at the tail-call entry"},
+		// Not unwinding the frame before the jump.
+		{"frame not unwound", prog.Patched, []byte{0x58, 0x58}, []byte{0x58, 0x90}, 1, "stack pointer where the callee expects it"},
+		// R1 clobbered on the way.
+		{"r1 clobbered", prog.Patched, []byte{0x58, 0x58}, []byte{0x58, 0x5F}, 1, "R1 unchanged"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, w := loadX86(t, chain, tt.v)
+			tamper(t, m, tt.old, tt.new)
+			r := m.Run(w.Prog("entry"), ctx(tt.index))
+			found := false
+			for _, v := range r.Violations {
+				if v.Property == tt.property {
+					found = true
+					if v.Where == "" || v.Insn == "" || v.Insn == "?" || v.Addr == 0 {
+						t.Errorf("violation not located: %+v", v)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %q violation; got %v (fault %v)", tt.property, r.Violations, r.Fault)
+			}
+		})
+	}
+}
+
+func TestX86ReturnChecks(t *testing.T) {
+	m, w := loadX86(t, chain, prog.Upstream)
+	// The epilogue's "pop rbx" before leave: drop it.
+	l := m.images[0]
+	for _, in := range l.Img.Insns {
+		if in.BPF == -2 && l.Img.Code[in.Off] == 0x5B {
+			m.e.WriteCode(l.Addr+uint64(in.Off), []byte{0x90})
+		}
+	}
+	r := m.Run(w.Prog("entry"), ctx(2))
+	var props []string
+	for _, v := range r.Violations {
+		props = append(props, v.Property)
+	}
+	if !strings.Contains(strings.Join(props, ","), "callee-saved registers restored") {
+		t.Errorf("violations %q, fault %v", props, r.Fault)
+	}
+}
