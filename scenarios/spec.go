@@ -108,8 +108,8 @@ type Expect struct {
 	Word   string // fault kind or errno name ("" = any fault)
 	// HasAddr pins a fault's data address (Value): "fault = access @0x10".
 	HasAddr bool
-	Line   int
-	Source string // the text after "expect", for messages
+	Line    int
+	Source  string // the text after "expect", for messages
 }
 
 type scope struct{ arch, variant string }
