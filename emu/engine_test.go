@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 )
@@ -38,7 +39,7 @@ func run(t *testing.T, e *Engine, prog []byte, rax uint64) (Outcome, uint64) {
 		}
 	}
 	e.U.RegWrite(uc.X86_REG_RAX, rax)
-	out := e.Run(code, sentinel, 1000, 0)
+	out := e.Run(code, sentinel, 20*time.Millisecond)
 	rax, _ = e.U.RegRead(uc.X86_REG_RAX)
 	return out, rax
 }

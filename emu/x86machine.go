@@ -179,7 +179,10 @@ type x86Machine struct {
 	// per run
 	res     *prog.Result
 	pending *pendingCall
+	pend    pendingCall // the storage pending points at
 	tccPtr  uint64
+	batch   *uc.RegBatch
+	buf8    [8]byte
 }
 
 type siteKind uint8
@@ -200,12 +203,14 @@ type siteEvent struct {
 type pendingCall struct {
 	l     *loaded
 	s     *jit.TailSite
-	regs  []uint64 // x86PendingRegs
+	regs  [len(x86PendingRegsArr)]uint64
 	count uint64
 }
 
-var x86PendingRegs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RBX, uc.X86_REG_R13,
+var x86PendingRegsArr = [...]int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RBX, uc.X86_REG_R13,
 	uc.X86_REG_R14, uc.X86_REG_R15, uc.X86_REG_RBP, uc.X86_REG_RSP, uc.X86_REG_RCX}
+
+var x86PendingRegs = x86PendingRegsArr[:]
 
 const (
 	pRDI = iota
@@ -232,6 +237,10 @@ func (b *X86) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Mach
 	m := &x86Machine{b: b, e: e, w: w, v: v, o: o, jo: x86.Options{Variant: v, Layout: w.Layout, IBT: b.IBT},
 		entry: map[*prog.Program]uint64{}, progAt: map[uint64]*prog.Program{}, arrays: map[*prog.ProgArray]*arrayImage{},
 		sites: map[uint64][]siteEvent{}}
+	if m.batch, err = uc.NewRegBatch(x86PendingRegs); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := m.load(); err != nil {
 		m.Close()
 		return nil, err

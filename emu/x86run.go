@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"time"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 	"golang.org/x/arch/x86/x86asm"
@@ -35,7 +36,7 @@ func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	}
 	u.RegWriteBatch(regs, vals)
 
-	out := m.e.Run(m.entry[entry], Sentinel, m.o.Budget, 0)
+	out := m.e.Run(m.entry[entry], Sentinel, TimeLimit(m.o.Budget))
 	res := m.res
 	switch {
 	case out.Fault != nil:
@@ -56,7 +57,7 @@ func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 		res.Fault = &prog.Fault{Kind: "insn", Site: m.symbolize(out.PC), Insn: m.disasm(out.PC), Msg: msg}
 	case out.Timeout:
 		res.Fault = &prog.Fault{Kind: "budget", Site: m.symbolize(out.PC), Insn: m.disasm(out.PC),
-			Msg: fmt.Sprintf("instruction budget of %d exhausted", m.o.Budget)}
+			Msg: fmt.Sprintf("time budget of %v exhausted (budget %d)", TimeLimit(m.o.Budget), m.o.Budget)}
 	default:
 		m.checkReturn(sp)
 		rax, _ := u.RegRead(uc.X86_REG_RAX)
@@ -84,11 +85,23 @@ func (m *x86Machine) event(e prog.Event) {
 }
 
 func (m *x86Machine) read64(addr uint64) uint64 {
-	b, err := m.e.U.MemRead(addr, 8)
-	if err != nil {
+	if err := m.e.U.MemReadInto(m.buf8[:], addr); err != nil {
 		return 0
 	}
-	return binary.LittleEndian.Uint64(b)
+	return binary.LittleEndian.Uint64(m.buf8[:])
+}
+
+// TimeLimit is how long an emulated run may take for an instruction
+// budget: 50 ns an instruction, at least 50 ms. Emulators bound runs by
+// time because an instruction count costs more than the run (see Engine).
+func TimeLimit(budget int) time.Duration {
+	return max(50*time.Millisecond, time.Duration(budget)*50*time.Nanosecond)
+}
+
+// regs reads the registers a tail-call check needs in one call.
+func (m *x86Machine) regs() []uint64 {
+	v, _ := m.batch.ReadFast(m.e.U)
+	return v
 }
 
 // checkReturn verifies the top-level return: the stack balanced and the
@@ -131,19 +144,20 @@ func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 			if m.pending != nil {
 				m.violate("tail call resolves", addr, "a new tail call started while the previous one had not resolved")
 			}
-			regs, _ := u.RegReadBatch(x86PendingRegs)
-			rsd := uint64(ev.l.Img.StackSize)
-			ptr := m.read64(regs[pRBP] - 16 - rsd)
+			p := &m.pend
+			copy(p.regs[:], m.regs())
+			ptr := m.read64(p.regs[pRBP] - 16 - uint64(ev.l.Img.StackSize))
 			m.tccPtr = ptr
-			m.pending = &pendingCall{l: ev.l, s: ev.s, regs: regs, count: m.read64(ptr)}
+			p.l, p.s, p.count = ev.l, ev.s, m.read64(ptr)
+			m.pending = p
 		case atJump:
 			if m.pending != nil && m.pending.s == ev.s {
-				rcx, _ := u.RegRead(uc.X86_REG_RCX)
-				m.taken(addr, rcx)
+				m.taken(addr, m.regs()[pRCX])
 			}
 		case atTarget:
 			if m.pending != nil && m.pending.s == ev.s {
-				code, _ := u.MemRead(addr, 5)
+				code := m.buf8[:5]
+				u.MemReadInto(code, addr)
 				if code[0] == 0xE9 {
 					m.taken(addr, addr+5+uint64(int64(int32(binary.LittleEndian.Uint32(code[1:])))))
 				}
@@ -160,8 +174,7 @@ func (m *x86Machine) siteName(p *pendingCall) string {
 func (m *x86Machine) taken(addr, dest uint64) {
 	p := m.pending
 	m.pending = nil
-	u := m.e.U
-	regs, _ := u.RegReadBatch(x86PendingRegs)
+	regs := m.regs()
 	target := m.progAt[dest]
 	if target == nil {
 		m.violate("lands at the tail-call entry", addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), m.jo.TailCallOffset()))
@@ -187,7 +200,7 @@ func (m *x86Machine) taken(addr, dest uint64) {
 func (m *x86Machine) fellThrough(addr uint64) {
 	p := m.pending
 	m.pending = nil
-	regs, _ := m.e.U.RegReadBatch(x86PendingRegs)
+	regs := m.regs()
 	for _, i := range []int{pRBX, pR13, pR14, pR15, pRBP} {
 		if regs[i] != p.regs[i] {
 			m.violate("callee-saved registers kept on fall-through", addr, fmt.Sprintf("%s = %#x, was %#x", x86RegName(x86PendingRegs[i]), regs[i], p.regs[i]))
