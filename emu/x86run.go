@@ -166,8 +166,9 @@ func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 	}
 }
 
+// siteName is the BPF location and, after @, the machine code's.
 func (m *x86Machine) siteName(p *pendingCall) string {
-	return prog.SiteName(p.l.Prog, p.l.Fn, p.s.BPF)
+	return prog.SiteName(p.l.Prog, p.l.Fn, p.s.BPF) + " @" + m.symbolize(p.l.Addr+uint64(p.s.Start))
 }
 
 // taken checks a tail call about to jump to dest.
