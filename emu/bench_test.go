@@ -9,7 +9,7 @@ import (
 	"tailsim/scenarios"
 )
 
-func chain34(b *testing.B, v prog.Variant) (*x86Machine, *prog.World, []byte) {
+func chain34(b *testing.B, v prog.Variant) (*machine, *prog.World, []byte) {
 	b.Helper()
 	scs, err := scenarios.LoadLibrary()
 	if err != nil {
@@ -23,12 +23,12 @@ func chain34(b *testing.B, v prog.Variant) (*x86Machine, *prog.World, []byte) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := (&X86{}).Load(w, v, prog.LoadOptions{})
+		m, err := NewX86(false).Load(w, v, prog.LoadOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(m.Close)
-		return m.(*x86Machine), w, append([]byte(nil), w.Ctx...)
+		return m.(*machine), w, append([]byte(nil), w.Ctx...)
 	}
 	b.Fatal("chain_34 not in the library")
 	return nil, nil, nil

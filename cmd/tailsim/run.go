@@ -17,7 +17,7 @@ import (
 )
 
 // backends are the arches tailsim can run, in display order.
-var backends = []scenarios.Backend{scenarios.Ref{}, &emu.X86{}}
+var backends = []scenarios.Backend{scenarios.Ref{}, emu.NewX86(false)}
 
 func init() {
 	register(&command{

@@ -7,31 +7,37 @@ import (
 	"time"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
-	"golang.org/x/arch/x86/x86asm"
 
 	"tailsim/prog"
 )
 
+// TimeLimit is how long an emulated run may take for an instruction
+// budget: 50 ns an instruction, at least 50 ms. Emulators bound runs by
+// time because an instruction count costs more than the run (see Engine).
+func TimeLimit(budget int) time.Duration {
+	return max(50*time.Millisecond, time.Duration(budget)*50*time.Nanosecond)
+}
+
 // Run implements prog.Machine.
-func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
+func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
 	m.pending, m.tccPtr = nil, 0
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
-	u := m.e.U
+	u, spec := m.e.U, m.spec
 	if len(ctx) > 0 {
 		u.MemWrite(CtxBase, ctx)
 	}
-	sp := uint64(StackHi - 0x100)
-	var ret [8]byte
-	binary.LittleEndian.PutUint64(ret[:], Sentinel)
-	u.MemWrite(sp, ret[:])
+	sp, after := spec.enter(m, StackHi-0x100)
 	r1 := uint64(0)
 	if ctx != nil {
 		r1 = CtxBase
 	}
-	regs := []int{uc.X86_REG_RSP, uc.X86_REG_RDI, uc.X86_REG_RAX, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8}
-	vals := []uint64{sp, r1, 0, 0, 0, 0, 0}
-	for r, v := range x86Saved {
+	regs := []int{spec.spReg, spec.r1Reg}
+	vals := []uint64{sp, r1}
+	for _, r := range spec.scratch {
+		regs, vals = append(regs, r), append(vals, 0)
+	}
+	for r, v := range spec.saved {
 		regs, vals = append(regs, r), append(vals, v)
 	}
 	u.RegWriteBatch(regs, vals)
@@ -40,13 +46,13 @@ func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	res := m.res
 	switch {
 	case out.Fault != nil:
-		kind := "access"
-		if out.Fault.Fetch {
-			kind = "fetch"
+		op := "read"
+		if out.Fault.Write {
+			op = "write"
 		}
 		res.Fault = &prog.Fault{Kind: "access", Addr: out.Fault.Addr, Site: m.symbolize(out.PC), Insn: m.disasm(out.PC),
-			Msg: fmt.Sprintf("%s of %d bytes at %#x outside every object", map[bool]string{true: "write", false: "read"}[out.Fault.Write], out.Fault.Size, out.Fault.Addr)}
-		if kind == "fetch" {
+			Msg: fmt.Sprintf("%s of %d bytes at %#x outside every object", op, out.Fault.Size, out.Fault.Addr)}
+		if out.Fault.Fetch {
 			res.Fault.Msg = fmt.Sprintf("instruction fetch at %#x outside the code", out.Fault.Addr)
 		}
 	case out.Err != nil || out.Exception != nil:
@@ -59,10 +65,10 @@ func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 		res.Fault = &prog.Fault{Kind: "budget", Site: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("time budget of %v exhausted (budget %d)", TimeLimit(m.o.Budget), m.o.Budget)}
 	default:
-		m.checkReturn(sp)
-		rax, _ := u.RegRead(uc.X86_REG_RAX)
-		res.R0 = rax
-		m.event(prog.Event{Kind: prog.EvExit, Value: rax})
+		m.checkReturn(after)
+		r0, _ := u.RegRead(spec.r0Reg)
+		res.R0 = r0
+		m.event(prog.Event{Kind: prog.EvExit, Value: r0})
 	}
 	if m.pending != nil && res.Fault == nil {
 		m.violate("tail call resolves", m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
@@ -78,59 +84,47 @@ func (m *x86Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	return res
 }
 
-func (m *x86Machine) event(e prog.Event) {
+func (m *machine) event(e prog.Event) {
 	if m.o.Trace {
 		m.res.Trace = append(m.res.Trace, e)
 	}
 }
 
-func (m *x86Machine) read64(addr uint64) uint64 {
+func (m *machine) read64(addr uint64) uint64 {
 	if err := m.e.U.MemReadInto(m.buf8[:], addr); err != nil {
 		return 0
 	}
 	return binary.LittleEndian.Uint64(m.buf8[:])
 }
 
-// TimeLimit is how long an emulated run may take for an instruction
-// budget: 50 ns an instruction, at least 50 ms. Emulators bound runs by
-// time because an instruction count costs more than the run (see Engine).
-func TimeLimit(budget int) time.Duration {
-	return max(50*time.Millisecond, time.Duration(budget)*50*time.Nanosecond)
-}
-
 // regs reads the registers a tail-call check needs in one call.
-func (m *x86Machine) regs() []uint64 {
+func (m *machine) regs() []uint64 {
 	v, _ := m.batch.ReadFast(m.e.U)
 	return v
 }
 
 // checkReturn verifies the top-level return: the stack balanced and the
 // callee-saved registers restored.
-func (m *x86Machine) checkReturn(sp uint64) {
-	rsp, _ := m.e.U.RegRead(uc.X86_REG_RSP)
-	if rsp != sp+8 {
-		m.violate("stack balanced at return", Sentinel, fmt.Sprintf("rsp = %#x, want %#x", rsp, sp+8))
+func (m *machine) checkReturn(wantSP uint64) {
+	sp, _ := m.e.U.RegRead(m.spec.spReg)
+	if sp != wantSP {
+		m.violate("stack balanced at return", Sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
 	}
-	for r, want := range x86Saved {
+	for r, want := range m.spec.saved {
 		if got, _ := m.e.U.RegRead(r); got != want {
-			m.violate("callee-saved registers restored", Sentinel, fmt.Sprintf("%s = %#x, want %#x", x86RegName(r), got, want))
+			m.violate("callee-saved registers restored", Sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
 		}
 	}
 }
 
-func x86RegName(r int) string {
-	return map[int]string{uc.X86_REG_RBX: "rbx", uc.X86_REG_R13: "r13", uc.X86_REG_R14: "r14", uc.X86_REG_R15: "r15",
-		uc.X86_REG_RBP: "rbp", uc.X86_REG_RDI: "rdi"}[r]
-}
-
-func (m *x86Machine) violate(property string, addr uint64, detail string) {
+func (m *machine) violate(property string, addr uint64, detail string) {
 	m.res.Violations = append(m.res.Violations, prog.Violation{Property: property, Addr: addr, Where: m.symbolize(addr),
 		Insn: m.disasm(addr), Detail: detail})
 }
 
 // onSite runs at the few addresses where tail calls start, jump, or fall
 // through; nothing else is hooked.
-func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
+func (m *machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 	for _, ev := range m.sites[addr] {
 		if ev.kind == atOut {
 			if p := m.pending; p != nil && p.s == ev.s && p.l == ev.l {
@@ -146,13 +140,13 @@ func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 			}
 			p := &m.pend
 			copy(p.regs[:], m.regs())
-			ptr := m.read64(p.regs[pRBP] - 16 - uint64(ev.l.Img.StackSize))
+			ptr := m.spec.tccPtr(m, p.regs[:], ev.l.Img)
 			m.tccPtr = ptr
 			p.l, p.s, p.count = ev.l, ev.s, m.read64(ptr)
 			m.pending = p
 		case atJump:
 			if m.pending != nil && m.pending.s == ev.s {
-				m.taken(addr, m.regs()[pRCX])
+				m.taken(addr, m.spec.jumpTarget(m.regs(), ev.s.Kind))
 			}
 		case atTarget:
 			if m.pending != nil && m.pending.s == ev.s {
@@ -167,29 +161,32 @@ func (m *x86Machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 }
 
 // siteName is the BPF location and, after @, the machine code's.
-func (m *x86Machine) siteName(p *pendingCall) string {
+func (m *machine) siteName(p *pendingCall) string {
 	return prog.SiteName(p.l.Prog, p.l.Fn, p.s.BPF) + " @" + m.symbolize(p.l.Addr+uint64(p.s.Start))
 }
 
 // taken checks a tail call about to jump to dest.
-func (m *x86Machine) taken(addr, dest uint64) {
+func (m *machine) taken(addr, dest uint64) {
 	p := m.pending
 	m.pending = nil
+	spec := m.spec
 	regs := m.regs()
 	target := m.progAt[dest]
 	if target == nil {
-		m.violate("lands at the tail-call entry", addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), m.jo.TailCallOffset()))
+		m.violate("lands at the tail-call entry", addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry))
 	}
-	if regs[pRDI] != p.regs[pRDI] {
-		m.violate("R1 unchanged", addr, fmt.Sprintf("rdi = %#x, was %#x", regs[pRDI], p.regs[pRDI]))
+	if regs[spec.r1] != p.regs[spec.r1] {
+		m.violate("R1 unchanged", addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1]))
 	}
-	if regs[pRSP] != regs[pRBP] || regs[pRBP] != p.regs[pRBP] {
-		m.violate("stack pointer where the callee expects it", addr, fmt.Sprintf("rsp = %#x, rbp = %#x (was %#x): the callee at +%d expects rsp == rbp", regs[pRSP], regs[pRBP], p.regs[pRBP], m.jo.TailCallOffset()))
+	if want, rule := spec.expectedSP(regs); regs[spec.sp] != want {
+		m.violate("stack pointer where the callee expects it", addr, fmt.Sprintf("%s = %#x, want %#x (%s)", spec.names[spec.sp], regs[spec.sp], want, rule))
+	} else if was, _ := spec.expectedSP(p.regs[:]); want != was {
+		m.violate("stack pointer where the callee expects it", addr, fmt.Sprintf("the frame moved: %#x, was %#x", want, was))
 	}
 	if n := m.read64(m.tccPtr); n != p.count+1 {
 		m.violate("counter incremented by one", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
-	m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[pRDX], Count: p.count, Via: p.s.Kind.String()})
+	m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
 	if target != nil {
 		m.res.Path = append(m.res.Path, target.Name)
 		m.event(prog.Event{Kind: prog.EvEnter, Prog: target.Name})
@@ -198,19 +195,20 @@ func (m *x86Machine) taken(addr, dest uint64) {
 
 // fellThrough checks a tail call that continued at the next instruction
 // and works out why from the state it started with.
-func (m *x86Machine) fellThrough(addr uint64) {
+func (m *machine) fellThrough(addr uint64) {
 	p := m.pending
 	m.pending = nil
+	spec := m.spec
 	regs := m.regs()
-	for _, i := range []int{pRBX, pR13, pR14, pR15, pRBP} {
+	for _, i := range spec.kept {
 		if regs[i] != p.regs[i] {
-			m.violate("callee-saved registers kept on fall-through", addr, fmt.Sprintf("%s = %#x, was %#x", x86RegName(x86PendingRegs[i]), regs[i], p.regs[i]))
+			m.violate("callee-saved registers kept on fall-through", addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i]))
 		}
 	}
 	if n := m.read64(m.tccPtr); n != p.count {
 		m.violate("counter unchanged on fall-through", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
-	index := uint32(p.regs[pRDX])
+	index := uint32(p.regs[spec.r3])
 	var reason prog.Reason
 	switch {
 	case p.s.Kind == prog.Direct:
@@ -223,7 +221,7 @@ func (m *x86Machine) fellThrough(addr uint64) {
 		limit := uint32(0)
 		if p.s.Kind == prog.Static {
 			limit = p.s.Site.ImmMap.MaxEntries
-		} else if b, err := m.e.U.MemRead(p.regs[pRSI]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
+		} else if b, err := m.e.U.MemRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
 			limit = binary.LittleEndian.Uint32(b)
 		}
 		switch {
@@ -236,11 +234,11 @@ func (m *x86Machine) fellThrough(addr uint64) {
 		}
 	}
 	m.res.Falls = append(m.res.Falls, reason)
-	m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[pRDX], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
+	m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
 }
 
 // symbolize names an address: prog/func+0xoff in an image, or a region.
-func (m *x86Machine) symbolize(addr uint64) string {
+func (m *machine) symbolize(addr uint64) string {
 	i := sort.Search(len(m.images), func(i int) bool { return m.images[i].Addr+uint64(len(m.images[i].Img.Code)) > addr })
 	if i < len(m.images) && m.images[i].Addr <= addr {
 		l := m.images[i]
@@ -260,14 +258,10 @@ func (m *x86Machine) symbolize(addr uint64) string {
 }
 
 // disasm decodes the instruction at addr, "?" when it cannot.
-func (m *x86Machine) disasm(addr uint64) string {
-	b, err := m.e.U.MemRead(addr, 15)
+func (m *machine) disasm(addr uint64) string {
+	b, err := m.e.U.MemRead(addr, 16)
 	if err != nil {
 		return "?"
 	}
-	in, err := x86asm.Decode(b, 64)
-	if err != nil {
-		return "?"
-	}
-	return x86asm.IntelSyntax(in, addr, nil)
+	return m.spec.disasm(b, addr)
 }

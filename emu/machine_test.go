@@ -32,7 +32,7 @@ u32 9
 run entry
 `
 
-func loadX86(t *testing.T, src string, v prog.Variant) (*x86Machine, *prog.World) {
+func loadX86(t *testing.T, src string, v prog.Variant) (*machine, *prog.World) {
 	t.Helper()
 	sc, err := scenarios.Parse("t.txtar", []byte(src))
 	if err != nil {
@@ -42,16 +42,16 @@ func loadX86(t *testing.T, src string, v prog.Variant) (*x86Machine, *prog.World
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := (&X86{}).Load(w, v, prog.LoadOptions{})
+	m, err := NewX86(false).Load(w, v, prog.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	return m.(*x86Machine), w
+	return m.(*machine), w
 }
 
 // tamper replaces the first occurrence of old in entry's image.
-func tamper(t *testing.T, m *x86Machine, old, new []byte) {
+func tamper(t *testing.T, m *machine, old, new []byte) {
 	t.Helper()
 	l := m.images[0]
 	i := bytes.Index(l.Img.Code, old)

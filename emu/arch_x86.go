@@ -1,0 +1,116 @@
+package emu
+
+import (
+	"encoding/binary"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+	"golang.org/x/arch/x86/x86asm"
+
+	"tailsim/jit"
+	"tailsim/jit/x86"
+	"tailsim/prog"
+)
+
+// NewX86 is the emulated x86-64 backend; ibt selects CONFIG_X86_KERNEL_IBT.
+func NewX86(ibt bool) *Backend {
+	return &Backend{spec: x86Spec(ibt)}
+}
+
+// Indexes into x86Regs.
+const (
+	xRDI = iota
+	xRSI
+	xRDX
+	xRBX
+	xR13
+	xR14
+	xR15
+	xRBP
+	xRSP
+	xRCX
+	xRAX
+)
+
+var x86Regs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RBX, uc.X86_REG_R13,
+	uc.X86_REG_R14, uc.X86_REG_R15, uc.X86_REG_RBP, uc.X86_REG_RSP, uc.X86_REG_RCX, uc.X86_REG_RAX}
+
+func x86Spec(ibt bool) *archSpec {
+	o := func(v prog.Variant, l prog.Layout) x86.Options { return x86.Options{Variant: v, Layout: l, IBT: ibt} }
+	return &archSpec{
+		name:      "x86_64",
+		arch:      X86_64,
+		tailEntry: o(0, prog.Layout{}).TailCallOffset(),
+		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
+			return x86.Compile(p, fn, fx, image, res, o(v, l))
+		},
+		stubs: x86Stubs,
+		regs:  x86Regs,
+		names: []string{"rdi", "rsi", "rdx", "rbx", "r13", "r14", "r15", "rbp", "rsp", "rcx", "rax"},
+		r1:    xRDI, r2: xRSI, r3: xRDX, sp: xRSP,
+		kept: []int{xRBX, xR13, xR14, xR15, xRBP},
+		// The callee, entered past "push rbp; mov rbp, rsp", reuses the frame.
+		expectedSP: func(r []uint64) (uint64, string) { return r[xRBP], "rsp == rbp" },
+		tccPtr: func(m *machine, r []uint64, img *jit.Image) uint64 {
+			return m.read64(r[xRBP] - 16 - uint64(img.StackSize))
+		},
+		jumpTarget: func(r []uint64, _ prog.SiteKind) uint64 { return r[xRCX] },
+		spReg:      uc.X86_REG_RSP,
+		r1Reg:      uc.X86_REG_RDI,
+		r0Reg:      uc.X86_REG_RAX,
+		scratch:    []int{uc.X86_REG_RAX, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8},
+		saved: map[int]uint64{
+			uc.X86_REG_RBX: 0x5a5a_0000_0000_0006, uc.X86_REG_R13: 0x5a5a_0000_0000_0007,
+			uc.X86_REG_R14: 0x5a5a_0000_0000_0008, uc.X86_REG_R15: 0x5a5a_0000_0000_0009,
+			uc.X86_REG_RBP: 0x5a5a_0000_0000_000a,
+		},
+		savedNames: map[int]string{uc.X86_REG_RBX: "rbx", uc.X86_REG_R13: "r13", uc.X86_REG_R14: "r14",
+			uc.X86_REG_R15: "r15", uc.X86_REG_RBP: "rbp"},
+		// The return address is pushed: "call" into bpf_func.
+		enter: func(m *machine, sp uint64) (uint64, uint64) {
+			var ret [8]byte
+			binary.LittleEndian.PutUint64(ret[:], Sentinel)
+			m.e.U.MemWrite(sp, ret[:])
+			return sp, sp + 8
+		},
+		pokes:  true,
+		disasm: x86Disasm,
+	}
+}
+
+// x86Stubs builds the helper stubs: rax = the stub's return value, the
+// caller-saved argument registers clobbered, ret. The sentinel is a hlt.
+func x86Stubs() []byte {
+	page := make([]byte, PageSize)
+	for i, h := range prog.Helpers {
+		code := page[i*64:]
+		n := 0
+		mov := func(prefix, op byte, v uint64) {
+			code[n], code[n+1] = prefix, op
+			binary.LittleEndian.PutUint64(code[n+2:], v)
+			n += 10
+		}
+		mov(0x48, 0xB8, h.Ret)                      // rax
+		mov(0x48, 0xBF, prog.ClobberValue(prog.R1)) // rdi
+		mov(0x48, 0xBE, prog.ClobberValue(prog.R2)) // rsi
+		mov(0x48, 0xBA, prog.ClobberValue(prog.R3)) // rdx
+		mov(0x48, 0xB9, prog.ClobberValue(prog.R4)) // rcx
+		mov(0x49, 0xB8, prog.ClobberValue(prog.R5)) // r8
+		code[n] = 0xC3
+	}
+	page[Sentinel-StubBase] = 0xF4
+	return page
+}
+
+func x86Disasm(code []byte, pc uint64) string {
+	in, err := x86asm.Decode(code, 64)
+	if err != nil {
+		return "?"
+	}
+	return x86asm.IntelSyntax(in, pc, nil)
+}
+
+// CompileX86 JITs every function of w at the address the emulator loads it
+// at, exactly as Load does, without an engine: for listings.
+func CompileX86(w *prog.World, v prog.Variant, ibt bool) ([]*Loaded, error) {
+	return compileWorld(x86Spec(ibt), w, v)
+}

@@ -1,0 +1,396 @@
+package emu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"sync"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
+	"tailsim/jit"
+	"tailsim/prog"
+)
+
+// archSpec is what differs between the emulated arches; everything else —
+// memory layout, arrays, slot changes, hooks and checks — is shared.
+type archSpec struct {
+	name      string
+	arch      Arch
+	tailEntry int // where tail calls land in bpf_func
+	compile   func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
+	stubs     func() []byte // the helper stubs page, with the sentinel
+
+	// Registers read at every tail-call hook, their names, and the roles
+	// some of them play (indexes into regs).
+	regs           []int
+	names          []string
+	r1, r2, r3, sp int
+	kept           []int // R6–R9 and the BPF frame pointer: unchanged on fall-through
+	// expectedSP is where the stack pointer must be when a tail call jumps.
+	expectedSP func(regs []uint64) (uint64, string)
+	// tccPtr finds the pointer to the shared tail-call counter.
+	tccPtr func(m *machine, regs []uint64, img *jit.Image) uint64
+	// jumpTarget is the register a non-direct tail call jumps through.
+	jumpTarget func(regs []uint64, kind prog.SiteKind) uint64
+
+	spReg, r1Reg, r0Reg int
+	scratch             []int // zeroed before each run
+	// saved are the ABI callee-saved registers, given these values on
+	// entry and checked at the return.
+	saved      map[int]uint64
+	savedNames map[int]string
+	// enter prepares the return to the sentinel; it returns the stack
+	// pointer to start with and the one expected after the return.
+	enter  func(m *machine, sp uint64) (start, after uint64)
+	pokes  bool // x86: direct calls with poke sites
+	disasm func(code []byte, pc uint64) string
+}
+
+// Backend is an emulated arch: the kernel's JIT output run in Unicorn.
+// Engines are pooled and reused across loads.
+type Backend struct {
+	spec *archSpec
+
+	mu   sync.Mutex
+	pool []*Engine
+}
+
+// Name implements prog.Backend.
+func (b *Backend) Name() string { return b.spec.name }
+
+// DefaultBudget bounds the instructions of one emulated invocation.
+const DefaultBudget = 1_000_000
+
+func (b *Backend) engine() (*Engine, error) {
+	b.mu.Lock()
+	if n := len(b.pool); n > 0 {
+		e := b.pool[n-1]
+		b.pool = b.pool[:n-1]
+		b.mu.Unlock()
+		return e, nil
+	}
+	b.mu.Unlock()
+	e, err := NewEngine(b.spec.arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Arena(StubBase, ArenaSize); err != nil {
+		return nil, err
+	}
+	if err := e.WriteCode(StubBase, b.spec.stubs()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (b *Backend) release(e *Engine) {
+	b.mu.Lock()
+	b.pool = append(b.pool, e)
+	b.mu.Unlock()
+}
+
+func helperAddr(id int32) (uint64, bool) {
+	for i, h := range prog.Helpers {
+		if h.ID == id {
+			return StubBase + uint64(i)*64, true
+		}
+	}
+	return 0, false
+}
+
+// Loaded is one function image at its address in the emulated memory.
+type Loaded struct {
+	Prog *prog.Program
+	Fn   int
+	Addr uint64
+	Img  *jit.Image
+}
+
+type machine struct {
+	spec    *archSpec
+	b       *Backend
+	e       *Engine
+	w       *prog.World
+	v       prog.Variant
+	o       prog.LoadOptions
+	images  []*Loaded // sorted by Addr
+	entry   map[*prog.Program]uint64
+	progAt  map[uint64]*prog.Program // tail-call entry address -> program
+	arrays  map[*prog.ProgArray]*arrayImage
+	structs map[*prog.Program]uint64 // struct bpf_prog addresses
+	hooks   []uc.Hook
+	sites   map[uint64][]siteEvent // hook address -> what happens there
+
+	// per run
+	res     *prog.Result
+	pending *pendingCall
+	pend    pendingCall // the storage pending points at
+	tccPtr  uint64
+	batch   *uc.RegBatch
+	buf8    [8]byte
+}
+
+type siteKind uint8
+
+const (
+	atStart siteKind = iota
+	atJump
+	atTarget
+	atOut
+)
+
+type siteEvent struct {
+	kind siteKind
+	l    *Loaded
+	s    *jit.TailSite
+}
+
+type pendingCall struct {
+	l     *Loaded
+	s     *jit.TailSite
+	regs  [16]uint64
+	count uint64
+}
+
+// Load implements prog.Backend.
+func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
+	if o.Budget <= 0 {
+		o.Budget = DefaultBudget
+	}
+	e, err := b.engine()
+	if err != nil {
+		return nil, err
+	}
+	m := newMachine(b.spec, w, v)
+	m.b, m.e, m.o = b, e, o
+	if m.batch, err = uc.NewRegBatch(b.spec.regs); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := m.load(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func newMachine(spec *archSpec, w *prog.World, v prog.Variant) *machine {
+	return &machine{spec: spec, w: w, v: v, entry: map[*prog.Program]uint64{}, progAt: map[uint64]*prog.Program{},
+		arrays: map[*prog.ProgArray]*arrayImage{}, structs: map[*prog.Program]uint64{}, sites: map[uint64][]siteEvent{}}
+}
+
+// compileWorld JITs every function of w at the address the emulator loads
+// it at, without an engine: for listings.
+func compileWorld(spec *archSpec, w *prog.World, v prog.Variant) ([]*Loaded, error) {
+	m := newMachine(spec, w, v)
+	if err := m.compile(); err != nil {
+		return nil, err
+	}
+	return m.images, nil
+}
+
+// compile places and JITs every function.
+func (m *machine) compile() error {
+	w := m.w
+	slot := 0
+	funcAddr := map[*prog.Program][]uint64{}
+	for pi, p := range w.Progs {
+		m.structs[p] = ProgBase + uint64(pi)*PageSize
+		for range p.Funcs {
+			if slot == MaxFuncs {
+				return fmt.Errorf("%s: more than %d functions", m.spec.name, MaxFuncs)
+			}
+			funcAddr[p] = append(funcAddr[p], CodeBase+uint64(slot)*CodeSlot)
+			slot++
+		}
+		m.entry[p] = funcAddr[p][0]
+		m.progAt[funcAddr[p][0]+uint64(m.spec.tailEntry)] = p
+	}
+	entries := map[*prog.Program]uint64{}
+	for p, a := range m.entry {
+		entries[p] = a + uint64(m.spec.tailEntry)
+	}
+	for ai, a := range w.Arrays {
+		m.arrays[a] = &arrayImage{a: a, base: ArrayBase + uint64(ai)*ArrayStride, layout: w.Layout, patched: m.v == prog.Patched,
+			progs: m.structs, entries: entries}
+	}
+	for _, p := range w.Progs {
+		for fn := range p.Funcs {
+			res := resolver{m: m, funcs: funcAddr[p]}
+			img, err := m.spec.compile(p, fn, w.Fixups[p], funcAddr[p][fn], res, m.v, w.Layout)
+			if err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
+			if len(img.Code) > CodeSlot {
+				return fmt.Errorf("%s: %s/%s is %d bytes, more than a %d-byte code slot", m.spec.name, p.Name, p.Funcs[fn].Name, len(img.Code), CodeSlot)
+			}
+			m.images = append(m.images, &Loaded{Prog: p, Fn: fn, Addr: funcAddr[p][fn], Img: img})
+		}
+	}
+	sort.Slice(m.images, func(i, j int) bool { return m.images[i].Addr < m.images[j].Addr })
+	return nil
+}
+
+func (m *machine) load() error {
+	w, e := m.w, m.e
+	if err := m.compile(); err != nil {
+		return err
+	}
+	for _, a := range w.Arrays {
+		img := m.arrays[a]
+		if err := e.AddLazy(&Lazy{Name: a.Name, Start: img.base, End: img.end(), Fill: img.fill}); err != nil {
+			return err
+		}
+	}
+	for _, p := range w.Progs {
+		st := make([]byte, w.Layout.BpfFunc+8)
+		binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[p])
+		if err := e.Map(m.structs[p], st, uc.PROT_READ); err != nil {
+			return err
+		}
+	}
+	for _, l := range m.images {
+		if err := e.WriteCode(l.Addr, l.Img.Code); err != nil {
+			return err
+		}
+	}
+	if len(w.Ctx) > 0 {
+		if err := e.Map(CtxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+			return err
+		}
+	}
+	if err := e.Map(StackLo, make([]byte, StackHi-StackLo), uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return err
+	}
+	for _, l := range m.images {
+		for i := range l.Img.Sites {
+			s := &l.Img.Sites[i]
+			// Direct calls: bpf_tail_call_direct_fixup() pokes the sites
+			// whose slot is filled when the program is loaded.
+			if s.Kind == prog.Direct {
+				if t := s.Site.Maps[0].Poked(uint32(s.Site.Key)); t != nil {
+					if err := m.poke(l, s, nil, t); err != nil {
+						return err
+					}
+				}
+			}
+			m.at(l.Addr+uint64(s.Start), siteEvent{atStart, l, s})
+			m.at(l.Addr+uint64(s.Out), siteEvent{atOut, l, s})
+			if s.Kind == prog.Direct {
+				m.at(l.Addr+uint64(s.Target), siteEvent{atTarget, l, s})
+			} else {
+				m.at(l.Addr+uint64(s.Jump), siteEvent{atJump, l, s})
+			}
+		}
+	}
+	for addr := range m.sites {
+		h, err := e.U.HookAdd(uc.HOOK_CODE, m.onSite, addr, addr)
+		if err != nil {
+			return err
+		}
+		m.hooks = append(m.hooks, h)
+	}
+	return nil
+}
+
+func (m *machine) at(addr uint64, ev siteEvent) { m.sites[addr] = append(m.sites[addr], ev) }
+
+type resolver struct {
+	m     *machine
+	funcs []uint64
+}
+
+func (r resolver) Helper(id int32) (uint64, bool) { return helperAddr(id) }
+func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
+func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Array(name)].base }
+
+// poke rewrites a direct call's two x86 sites as bpf_arch_poke_desc_update()
+// does for a slot going from old to new.
+func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program) error {
+	target, bypass := l.Addr+uint64(s.Target), l.Addr+uint64(s.Bypass)
+	out := l.Addr + uint64(s.Out)
+	jmp := func(at, to uint64) []byte {
+		b := []byte{0xE9, 0, 0, 0, 0}
+		binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(to)-int64(at+5))))
+		return b
+	}
+	nop5 := []byte{0x0F, 0x1F, 0x44, 0x00, 0x00}
+	type write struct {
+		at   uint64
+		code []byte
+	}
+	var writes []write
+	switch {
+	case new != nil && old == nil:
+		writes = []write{{target, jmp(target, m.entry[new]+uint64(m.spec.tailEntry))}, {bypass, nop5}}
+	case new != nil:
+		writes = []write{{target, jmp(target, m.entry[new]+uint64(m.spec.tailEntry))}}
+	case old != nil:
+		writes = []write{{bypass, jmp(bypass, out)}, {target, nop5}}
+	}
+	for _, wr := range writes {
+		if err := m.e.WriteCode(wr.at, wr.code); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply implements prog.Machine: the memory and code the kernel changes for
+// each step of a slot update.
+func (m *machine) Apply(ef prog.Effect) error {
+	ai := m.arrays[ef.Array]
+	var at, val uint64
+	switch ef.Kind {
+	case prog.EffectPtr:
+		at = ai.slotAddr(uint64(ef.Index))
+		if ef.New != nil {
+			val = ai.progs[ef.New]
+		}
+	case prog.EffectCached:
+		if !ai.patched {
+			return nil
+		}
+		at = ai.slotAddr(uint64(ai.a.MaxEntries) + uint64(ef.Index))
+		if ef.New != nil {
+			val = ai.entries[ef.New]
+		}
+	case prog.EffectPoke:
+		if !m.spec.pokes {
+			return nil
+		}
+		for _, l := range m.images {
+			for i := range l.Img.Sites {
+				s := &l.Img.Sites[i]
+				if s.Kind == prog.Direct && s.Site.Maps[0] == ef.Array && uint32(s.Site.Key) == ef.Index {
+					if err := m.poke(l, s, ef.Old, ef.New); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	if !m.e.LazyPageMapped(at) {
+		return nil // filled from the model when first touched
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], val)
+	return m.e.U.MemWrite(at, b[:])
+}
+
+// Close implements prog.Machine.
+func (m *machine) Close() {
+	for _, h := range m.hooks {
+		m.e.U.HookDel(h)
+	}
+	for _, l := range m.images {
+		m.e.WriteCode(l.Addr, make([]byte, len(l.Img.Code)))
+	}
+	if err := m.e.Reset(); err != nil {
+		m.e.Close() // not reusable
+		return
+	}
+	m.b.release(m.e)
+}
