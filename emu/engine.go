@@ -232,7 +232,7 @@ func (e *Engine) guard(start, end uint64) {
 	// Unicorn matches a hook's range against the access's first byte, so
 	// the hook starts early enough to see accesses that straddle into the
 	// guard and filters them exactly.
-	const widest = 16
+	const widest = 8 // the widest access the JITs emit
 	from := start - min(start, widest-1)
 	h, err := e.U.HookAdd(uc.HOOK_MEM_READ|uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
 		if addr+uint64(size) <= start || addr >= end {

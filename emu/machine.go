@@ -129,6 +129,10 @@ type machine struct {
 	tccPtr  uint64
 	batch   *uc.RegBatch
 	buf8    [8]byte
+	// The registers every run starts with: sp, R1, then the scratch and
+	// callee-saved ones, written in one call.
+	entryBatch *uc.RegBatch
+	entryVals  []uint64
 }
 
 type siteKind uint8
@@ -165,6 +169,18 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 	m := newMachine(b.spec, w, v)
 	m.b, m.e, m.o = b, e, o
 	if m.batch, err = uc.NewRegBatch(b.spec.regs); err != nil {
+		m.Close()
+		return nil, err
+	}
+	regs := []int{b.spec.spReg, b.spec.r1Reg}
+	m.entryVals = []uint64{0, 0}
+	for _, r := range b.spec.scratch {
+		regs, m.entryVals = append(regs, r), append(m.entryVals, 0)
+	}
+	for r, v := range b.spec.saved {
+		regs, m.entryVals = append(regs, r), append(m.entryVals, v)
+	}
+	if m.entryBatch, err = uc.NewRegBatch(regs); err != nil {
 		m.Close()
 		return nil, err
 	}

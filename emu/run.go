@@ -28,19 +28,11 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 		u.MemWrite(CtxBase, ctx)
 	}
 	sp, after := spec.enter(m, StackHi-0x100)
-	r1 := uint64(0)
+	m.entryVals[0], m.entryVals[1] = sp, 0
 	if ctx != nil {
-		r1 = CtxBase
+		m.entryVals[1] = CtxBase
 	}
-	regs := []int{spec.spReg, spec.r1Reg}
-	vals := []uint64{sp, r1}
-	for _, r := range spec.scratch {
-		regs, vals = append(regs, r), append(vals, 0)
-	}
-	for r, v := range spec.saved {
-		regs, vals = append(regs, r), append(vals, v)
-	}
-	u.RegWriteBatch(regs, vals)
+	m.entryBatch.Write(u, m.entryVals)
 
 	out := m.e.Run(m.entry[entry], Sentinel, TimeLimit(m.o.Budget))
 	res := m.res
@@ -125,14 +117,15 @@ func (m *machine) violate(property string, addr uint64, detail string) {
 // onSite runs at the few addresses where tail calls start, jump, or fall
 // through; nothing else is hooked.
 func (m *machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
-	for _, ev := range m.sites[addr] {
+	evs := m.sites[addr]
+	for _, ev := range evs {
 		if ev.kind == atOut {
 			if p := m.pending; p != nil && p.s == ev.s && p.l == ev.l {
 				m.fellThrough(addr)
 			}
 		}
 	}
-	for _, ev := range m.sites[addr] {
+	for _, ev := range evs {
 		switch ev.kind {
 		case atStart:
 			if m.pending != nil {
@@ -186,7 +179,9 @@ func (m *machine) taken(addr, dest uint64) {
 	if n := m.read64(m.tccPtr); n != p.count+1 {
 		m.violate("counter incremented by one", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
-	m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
+	if m.o.Trace {
+		m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
+	}
 	if target != nil {
 		m.res.Path = append(m.res.Path, target.Name)
 		m.event(prog.Event{Kind: prog.EvEnter, Prog: target.Name})
@@ -234,7 +229,9 @@ func (m *machine) fellThrough(addr uint64) {
 		}
 	}
 	m.res.Falls = append(m.res.Falls, reason)
-	m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
+	if m.o.Trace {
+		m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
+	}
 }
 
 // symbolize names an address: prog/func+0xoff in an image, or a region.
