@@ -4,7 +4,7 @@ BIN     := bin/tailsim
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 
-.PHONY: all deps build run test lint vet fuzz clean
+.PHONY: all deps build run test lint vet fuzz bench clean
 
 all: build
 
@@ -37,6 +37,10 @@ lint: vet
 fuzz:
 	$(GO) test ./prog/asm -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./scenarios -run '^$$' -fuzz FuzzParseScenario -fuzztime $(FUZZTIME)
+
+# Emulator speed: the checked run against the bare Unicorn floor.
+bench: deps
+	$(GO) test ./emu -run '^$$' -bench . -benchtime 3000x -count 3
 
 clean:
 	rm -rf bin
