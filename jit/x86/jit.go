@@ -126,27 +126,39 @@ func (c *compiler) detectRegUsage() bool {
 	return seen
 }
 
-// tailCallReachable is the verifier's mark: fn calls, directly or not, a
-// function that contains a tail call (the JIT adds "contains one itself").
+// tailCallReachable is the verifier's mark for function fn, as
+// check_max_stack_depth_subprog() computes it: a depth-first walk of the
+// calls from the main function, in instruction order, with one flag that
+// is set on entering a callee that contains a tail call and is never
+// cleared. Whenever the walk reaches a function's end with the flag set,
+// that function and every caller on the current chain are marked. So once
+// a tail-calling subprogram has been called, every function whose end the
+// walk reaches afterwards is marked too, whether or not it can reach a
+// tail call; the JIT then gives it the tail-call prologue.
 func tailCallReachable(p *prog.Program, fn int) bool {
-	seen := map[int]bool{}
-	var walk func(int) bool
-	walk = func(f int) bool {
-		if seen[f] {
-			return false
+	marked := make([]bool, len(p.Funcs))
+	sticky := false
+	var walk func(idx int, chain []int)
+	walk = func(idx int, chain []int) {
+		chain = append(chain, idx)
+		for _, ins := range p.Funcs[idx].Insns {
+			if !ins.IsSubprogCall() {
+				continue
+			}
+			callee := p.FuncIndex(ins.Reference)
+			if p.Funcs[callee].HasTailCall() {
+				sticky = true
+			}
+			walk(callee, chain)
 		}
-		seen[f] = true
-		for _, ins := range p.Funcs[f].Insns {
-			if ins.IsSubprogCall() {
-				callee := p.FuncIndex(ins.Reference)
-				if p.Funcs[callee].HasTailCall() || walk(callee) {
-					return true
-				}
+		if sticky {
+			for _, f := range chain {
+				marked[f] = true
 			}
 		}
-		return false
 	}
-	return walk(fn)
+	walk(0, nil)
+	return marked[fn]
 }
 
 // emit appends one machine instruction with its annotation.
