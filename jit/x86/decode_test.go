@@ -1,0 +1,342 @@
+package x86_test
+
+// Every image the JIT emits for the scenario library, in both variants,
+// with IBT off and on, under every layout preset: the annotated
+// instructions tile the code exactly, each one decodes with x86asm to
+// exactly its recorded length (nothing unknown), and every tail-call
+// site's recorded addresses match its bytes.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"tailsim/emu"
+	"tailsim/jit"
+	"tailsim/jit/x86"
+	"tailsim/prog"
+	"tailsim/prog/asm"
+	"tailsim/scenarios"
+)
+
+func TestDecodeLibrary(t *testing.T) {
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) == 0 {
+		t.Fatal("empty scenario library")
+	}
+	images, insns, sites := 0, 0, 0
+	for _, sc := range scs {
+		layouts := []prog.Layout{sc.Layout}
+		for _, l := range prog.Presets {
+			if l != sc.Layout {
+				layouts = append(layouts, l)
+			}
+		}
+		for _, l := range layouts {
+			for _, v := range prog.Variants {
+				for _, ibt := range []bool{false, true} {
+					name := fmt.Sprintf("%s [%s/%s/ibt=%v]", sc.File, l.Name, v, ibt)
+					w, err := sc.BuildWith(l)
+					if err != nil {
+						t.Errorf("%s: build: %v", name, err)
+						continue
+					}
+					loaded, err := emu.CompileX86(w, v, ibt)
+					if err != nil {
+						t.Errorf("%s: JIT: %v", name, err)
+						continue
+					}
+					for _, ld := range loaded {
+						checkImage(t, fmt.Sprintf("%s %s/%s", name, ld.Prog.Name, ld.Img.Func.Name), ld.Img, ibt)
+						images++
+						insns += len(ld.Img.Insns)
+						sites += len(ld.Img.Sites)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d scenarios: %d images, %d instructions, %d tail-call sites decoded", len(scs), images, insns, sites)
+}
+
+// checkImage checks one image's instruction records against its bytes.
+func checkImage(t *testing.T, name string, img *jit.Image, ibt bool) {
+	t.Helper()
+	code := img.Code
+	at := 0
+	lastOwner := jit.Prologue
+	for k, in := range img.Insns {
+		if in.Off != at {
+			t.Errorf("%s: instruction %d at %#x, want %#x (gap or overlap)", name, k, in.Off, at)
+			return
+		}
+		if in.Len <= 0 || in.Off+in.Len > len(code) {
+			t.Errorf("%s: instruction %d [%#x, +%d) outside the %d-byte code", name, k, in.Off, in.Len, len(code))
+			return
+		}
+		b := code[in.Off : in.Off+in.Len]
+		n, text, err := decodeX86(b)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %#x % x (%s): x86asm: %v", name, in.Off, b, in.Note, err)
+		case n != in.Len:
+			t.Errorf("%s: %#x % x (%s): x86asm decodes %d bytes (%s), recorded %d", name, in.Off, b, in.Note, n, text, in.Len)
+		}
+		if in.Note == "" {
+			t.Errorf("%s: %#x % x: no annotation", name, in.Off, b)
+		}
+		switch {
+		case in.BPF == jit.Prologue:
+			if lastOwner != jit.Prologue {
+				t.Errorf("%s: %#x: prologue instruction after BPF code", name, in.Off)
+			}
+		case in.BPF == jit.Epilogue:
+		case in.BPF < 0 || in.BPF >= len(img.Func.Insns):
+			t.Errorf("%s: %#x: owner %d is not an instruction of %s", name, in.Off, in.BPF, img.Func.Name)
+		case in.BPF < lastOwner:
+			t.Errorf("%s: %#x: owner %d after %d", name, in.Off, in.BPF, lastOwner)
+		}
+		if in.BPF != jit.Epilogue {
+			lastOwner = in.BPF
+		}
+		at += in.Len
+	}
+	if at != len(code) {
+		t.Errorf("%s: instructions cover %d of %d bytes", name, at, len(code))
+	}
+	if ibt && !bytes.HasPrefix(code, endbr64) {
+		t.Errorf("%s: IBT on but the image does not start with endbr64", name)
+	}
+	if ibt && (len(code) < img.TailEntry+4 || !bytes.Equal(code[img.TailEntry:img.TailEntry+4], endbr64)) {
+		t.Errorf("%s: IBT on but no endbr64 at the tail-call entry %d", name, img.TailEntry)
+	}
+	for k, s := range img.Sites {
+		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.BPF, s.Kind), img, s)
+	}
+}
+
+var nop5 = []byte{0x0f, 0x1f, 0x44, 0x00, 0x00}
+
+// checkSite: the site's bytes are a whole number of instructions owned by
+// its tail call, every branch in it goes to Out, and the hooked/poked
+// addresses hold what the emulator expects.
+func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite) {
+	t.Helper()
+	code := img.Code
+	if !(0 <= s.Start && s.Start < s.Out && s.Out <= len(code)) {
+		t.Errorf("%s: [%#x, %#x) is not inside the %d-byte code", name, s.Start, s.Out, len(code))
+		return
+	}
+	tiles := false
+	for _, in := range img.Insns {
+		if in.Off == s.Start {
+			tiles = true
+		}
+		if in.Off >= s.Start && in.Off < s.Out && in.BPF != s.BPF {
+			t.Errorf("%s: instruction at %#x owned by BPF %d", name, in.Off, in.BPF)
+		}
+		if in.Off < s.Out && in.Off+in.Len > s.Out {
+			t.Errorf("%s: instruction at %#x straddles Out %#x", name, in.Off, s.Out)
+		}
+	}
+	if !tiles {
+		t.Errorf("%s: Start %#x is not an instruction boundary", name, s.Start)
+	}
+	branches := 0
+	for at := s.Start; at < s.Out; {
+		inst, err := x86asm.Decode(code[at:s.Out], 64)
+		if err != nil {
+			t.Errorf("%s: x86asm at %#x: %v", name, at, err)
+			return
+		}
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok {
+			branches++
+			if to := at + inst.Len + int(rel); to != s.Out {
+				t.Errorf("%s: %s at %#x goes to %#x, want out %#x", name, x86asm.IntelSyntax(inst, 0, nil), at, to, s.Out)
+			}
+		}
+		at += inst.Len
+	}
+	switch s.Kind {
+	case prog.Direct:
+		if branches != 2 { // jae out; the bypass jmp out
+			t.Errorf("%s: %d branches, want 2", name, branches)
+		}
+		if s.Bypass+5 > s.Out || code[s.Bypass] != 0xe9 ||
+			s.Bypass+5+int(int32(binary.LittleEndian.Uint32(code[s.Bypass+1:]))) != s.Out {
+			t.Errorf("%s: bypass at %#x is % x, want e9 rel32 to out %#x", name, s.Bypass, code[s.Bypass:min(s.Bypass+5, len(code))], s.Out)
+		}
+		if s.Target+5 != s.Out || !bytes.Equal(code[s.Target:s.Out], nop5) {
+			t.Errorf("%s: target at %#x is % x, want the nop5 ending at out %#x", name, s.Target, code[s.Target:min(s.Target+5, len(code))], s.Out)
+		}
+	default:
+		if branches != 3 { // bounds, count, empty slot
+			t.Errorf("%s: %d branches, want 3", name, branches)
+		}
+		if s.Jump+2 != s.Out || !bytes.Equal(code[s.Jump:s.Out], []byte{0xff, 0xe1}) {
+			t.Errorf("%s: jump at %#x is % x, want jmp rcx (ff e1) ending at out %#x", name, s.Jump, code[s.Jump:min(s.Jump+2, len(code))], s.Out)
+		}
+	}
+}
+
+// formsSource is one big program using every instruction form of the
+// modelled subset with every register pairing: ALU32/64 K and X (eax short
+// forms, imm8/imm32, shifts through cl with rcx as either operand, div/mod
+// around rax/rdx), 64-bit immediates of each size class, loads and stores
+// of each size with disp8/disp32, conditional jumps near (rel8) and far
+// (rel32), JMP32, gotos, a second exit, a bpf2bpf call, helper calls and a
+// tail call.
+func formsSource() (main, sub string) {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, "\t"+format+"\n", args...) }
+	for r := 0; r <= 9; r++ {
+		w("r%d = %d", r, r+1)
+	}
+	w("r2 = map[progs]")
+	w("r3 = *(u32 *)(r1 + 0)")
+	w("call bpf_tail_call")
+	w("call sub")
+	w("call bpf_ktime_get_ns")
+	imms := []int64{0, 1, -1, 127, 128, -128, -129, 0x12345, 0x7fffffff, -0x80000000}
+	for _, p := range []string{"r", "w"} {
+		for _, op := range []string{"+=", "-=", "&=", "|=", "^=", "*=", "/=", "%=", "<<=", ">>=", "s>>=", "="} {
+			for d := 0; d <= 9; d++ {
+				for s := 0; s <= 9; s++ {
+					w("%s%d %s %s%d", p, d, op, p, s)
+				}
+				for _, imm := range imms {
+					switch op {
+					case "<<=", ">>=", "s>>=":
+						if imm < 0 || imm > 31 {
+							continue
+						}
+					case "/=", "%=":
+						if imm == 0 {
+							continue
+						}
+					}
+					w("%s%d %s %d", p, d, op, imm)
+				}
+			}
+		}
+		for d := 0; d <= 9; d++ {
+			w("%s%d = -%s%d", p, d, p, d)
+		}
+	}
+	for d := 0; d <= 9; d++ {
+		w("r%d <<= 63", d)
+		for _, v := range []string{"0x123456789", "-1", "0x7fffffff", "0x80000000", "0xffffffff80000000", "0"} {
+			w("r%d = %s ll", d, v)
+		}
+	}
+	for _, sz := range []string{"u8", "u16", "u32", "u64"} {
+		for d := 0; d <= 10; d++ {
+			for s := 0; s <= 10; s++ {
+				for _, off := range []int{0, -8, 127, -129, 300} {
+					sign := "+"
+					if off < 0 {
+						sign, off = "-", -off
+					}
+					if d != 10 {
+						w("r%d = *(%s *)(r%d %s %d)", d, sz, s, sign, off)
+					}
+					w("*(%s *)(r%d %s %d) = r%d", sz, d, sign, off, s)
+				}
+			}
+			for _, imm := range []int64{0, -1, 0x7f, 0x1234} {
+				w("*(%s *)(r%d - 16) = %d", sz, d, imm)
+			}
+		}
+	}
+	for _, p := range []string{"r", "w"} {
+		for _, op := range []string{"==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&"} {
+			for d := 0; d <= 9; d++ {
+				s := (d + 3) % 10
+				for _, target := range []string{"+1", "far"} {
+					w("if %s%d %s %s%d goto %s", p, d, op, p, s, target)
+					w("r0 = 0")
+					for _, imm := range []int64{0, 5, -200, 0x12345} {
+						w("if %s%d %s %d goto %s", p, d, op, imm, target)
+						w("r0 = 0")
+					}
+				}
+			}
+		}
+	}
+	w("goto +1")
+	w("r0 = 1")
+	w("goto +0")
+	w("if r0 == 0 goto near_exit")
+	w("goto far")
+	b.WriteString("near_exit:\n")
+	w("exit")
+	b.WriteString("far:\n")
+	w("r0 = 0")
+	w("exit")
+	return b.String(), "\tr0 = 0\n\texit\n"
+}
+
+// TestDecodeInstructionForms JITs formsSource in both variants, IBT off
+// and on, and checks every instruction as TestDecodeLibrary does.
+func TestDecodeInstructionForms(t *testing.T) {
+	for _, img := range formsImages(t) {
+		checkImage(t, img.name, img.img, img.ibt)
+	}
+}
+
+type namedImage struct {
+	name string
+	img  *jit.Image
+	ibt  bool
+}
+
+func formsImages(t *testing.T) []namedImage {
+	t.Helper()
+	mainSrc, subSrc := formsSource()
+	mi, err := asm.Parse(mainSrc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := asm.Parse(subSrc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := prog.NewProgram("forms", "xdp", &prog.Function{Name: "forms", Insns: mi, StackDepth: 64},
+		map[string]*prog.Function{"sub": {Name: "sub", Insns: si, StackDepth: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arr, err := prog.NewProgArray("progs", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the verifier: the helper calls' clobbers do not matter here.
+	fx, err := prog.FixupProgram(p, map[string]*prog.ProgArray{"progs": arr}, prog.FixupOptions{NoVerifier: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := testResolver{funcs: []uint64{imageBase, imageBase + 0x100000}}
+	var out []namedImage
+	for _, v := range prog.Variants {
+		for _, ibt := range []bool{false, true} {
+			for fn := range p.Funcs {
+				img, err := x86.Compile(p, fn, fx, res.funcs[fn], res, x86.Options{Variant: v, Layout: prog.DefaultLayout, IBT: ibt})
+				if err != nil {
+					t.Fatalf("%s/%v: %v", v, ibt, err)
+				}
+				out = append(out, namedImage{fmt.Sprintf("forms/%s [%s/ibt=%v]", p.Funcs[fn].Name, v, ibt), img, ibt})
+			}
+		}
+	}
+	if n := len(out[0].img.Insns); n < 5000 {
+		t.Fatalf("forms program has only %d machine instructions", n)
+	}
+	return out
+}

@@ -1,0 +1,606 @@
+// Command gengolden writes the x86 JIT's golden byte tables
+// (../tailcalls.txt, ../prologues.txt, ../extras.txt) by concatenating the
+// byte fragments of /work/shared/REFERENCE.md §3 (upstream prologue,
+// epilogue, indirect and direct tail calls), §4 (the patched series' static
+// and dynamic forms) and §7 (structure offsets), as the kernel's
+// arch/x86/net/bpf_jit_comp.c emits them.
+//
+// It deliberately imports nothing from tailsim: the tables must not be a
+// copy of the emitter under test. Every fragment below carries the bytes
+// and the Intel-syntax text llvm-mc 14 prints for it
+// (llvm-mc --disassemble -triple=x86_64 -output-asm-variant=1), so the same
+// tables drive the byte comparison (golden_test.go) and the disassembler
+// oracles (llvmmc_test.go).
+//
+// Relative branches to the "out" label are computed from the fragment
+// lengths, exactly as the kernel computes them from ctx->tail_call_*_label:
+// rel = out - (end of the branch).
+//
+// Run from jit/x86: go generate (see golden_test.go), or
+//
+//	go run ./testdata/gengolden testdata
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// insn is one machine instruction of a golden sequence. toOut marks a
+// branch to the sequence's out label whose displacement is filled in once
+// the sequence length is known: rel8 (1) or rel32 (4).
+type insn struct {
+	b     []byte
+	text  string
+	toOut int
+}
+
+func i(text string, b ...byte) insn { return insn{b: b, text: text} }
+
+func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// mem formats a displacement the way llvm-mc does: "[base + d]", "[base - d]",
+// "[base]" for 0.
+func mem(base string, d int64) string {
+	if d == 0 {
+		return "[" + base + "]"
+	}
+	if d < 0 {
+		return fmt.Sprintf("[%s - %d]", base, -d)
+	}
+	return fmt.Sprintf("[%s + %d]", base, d)
+}
+
+// Structure offsets, REFERENCE §7 (written out again here on purpose).
+type layout struct {
+	name                     string
+	maxEntries, ptrs, bpfFun uint32
+}
+
+var (
+	v618      = layout{"v6.18", 0x44, 0x130, 0x48}
+	v618nosec = layout{"v6.18-nosec", 0x3c, 0x128, 0x48}
+	prev618   = layout{"pre-v6.18", 0x24, 0x110, 0x30}
+	presets   = []layout{v618, v618nosec, prev618}
+	// The largest offsets x86's disp8 fields can carry.
+	edge = layout{"custom:0x7c:0x180:0x78", 0x7c, 0x180, 0x78}
+)
+
+func roundUp8(n int) int { return (n + 7) / 8 * 8 }
+
+// ---- REFERENCE §3: prologue ----
+
+var (
+	endbr64 = i("endbr64", 0xf3, 0x0f, 0x1e, 0xfa)
+	nop5    = i("nop dword ptr [rax + rax]", 0x0f, 0x1f, 0x44, 0x00, 0x00)
+	xorRAX  = i("xor rax, rax", 0x48, 0x31, 0xc0)
+	nop3    = i("nop dword ptr [rax]", 0x0f, 0x1f, 0x00)
+	pushRBP = i("push rbp", 0x55)
+	movRBP  = i("mov rbp, rsp", 0x48, 0x89, 0xe5)
+	leave   = i("leave", 0xc9)
+	ret     = i("ret", 0xc3)
+	popRAX  = i("pop rax", 0x58)
+)
+
+// regs: which of R6..R9 (rbx, r13, r14, r15) a function names.
+type regs struct {
+	name string
+	used [4]bool
+}
+
+var (
+	regsNone = regs{"none", [4]bool{}}
+	regs68   = regs{"r6,r8", [4]bool{true, false, true, false}}
+	regsAll  = regs{"r6,r7,r8,r9", [4]bool{true, true, true, true}}
+	regSets  = []regs{regsNone, regs68, regsAll}
+)
+
+var (
+	pushes = []insn{i("push rbx", 0x53), i("push r13", 0x41, 0x55), i("push r14", 0x41, 0x56), i("push r15", 0x41, 0x57)}
+	pops   = []insn{i("pop rbx", 0x5b), i("pop r13", 0x41, 0x5d), i("pop r14", 0x41, 0x5e), i("pop r15", 0x41, 0x5f)}
+)
+
+func pushCallee(r regs) []insn {
+	var out []insn
+	for k := 0; k < 4; k++ {
+		if r.used[k] {
+			out = append(out, pushes[k])
+		}
+	}
+	return out
+}
+
+func popCallee(r regs) []insn {
+	var out []insn
+	for k := 3; k >= 0; k-- {
+		if r.used[k] {
+			out = append(out, pops[k])
+		}
+	}
+	return out
+}
+
+// prologue is REFERENCE §3's prologue table.
+func prologue(ibt, subprog, tcReachable bool, stack int, r regs) []insn {
+	var s []insn
+	if ibt {
+		s = append(s, endbr64)
+	}
+	s = append(s, nop5)
+	if tcReachable && !subprog {
+		s = append(s, xorRAX)
+	} else {
+		s = append(s, nop3)
+	}
+	s = append(s, pushRBP, movRBP)
+	// X86_TAIL_CALL_OFFSET: 12, or 16 with IBT.
+	if ibt {
+		s = append(s, endbr64)
+	}
+	if stack != 0 {
+		rsd := roundUp8(stack)
+		s = append(s, i(fmt.Sprintf("sub rsp, %d", rsd), cat([]byte{0x48, 0x81, 0xec}, le32(uint32(rsd)))...))
+	}
+	if tcReachable {
+		if subprog {
+			s = append(s, i("push rax", 0x50), i("push rax", 0x50))
+		} else {
+			s = append(s,
+				i("cmp rax, 33", 0x48, 0x83, 0xf8, 0x21),
+				i("ja 6", 0x77, 0x06),
+				i("push rax", 0x50),
+				i("mov rax, rsp", 0x48, 0x89, 0xe0),
+				i("jmp 1", 0xeb, 0x01),
+				i("push rax", 0x50),
+				i("push rax", 0x50))
+		}
+	}
+	return append(s, pushCallee(r)...)
+}
+
+// epilogue: pops in reverse, leave, ret.
+func epilogue(r regs) []insn { return append(popCallee(r), leave, ret) }
+
+// loadTccPtr is mov rax, [rbp - 16 - round_up(stack, 8)], always disp32.
+func loadTccPtr(stack int) insn {
+	d := int64(-16 - roundUp8(stack))
+	return i("mov rax, qword ptr "+mem("rbp", d), cat([]byte{0x48, 0x8b, 0x85}, le32(uint32(int32(d))))...)
+}
+
+// ---- REFERENCE §3/§4: tail calls ----
+
+type form int
+
+const (
+	indirect form = iota // upstream emit_bpf_tail_call_indirect
+	dynamic              // patched, flag 1
+	static               // patched, flag 0
+	direct               // emit_bpf_tail_call_direct (both variants)
+)
+
+func (f form) kind() string { return [...]string{"indirect", "dynamic", "static", "direct"}[f] }
+
+func br(text string, op byte) insn { return insn{b: []byte{op, 0}, text: text, toOut: 1} }
+
+// unwind is the common tail: count++, callee pops, the two tcc pops, add rsp.
+func unwind(stack int, r regs) []insn {
+	s := []insn{i("add qword ptr [rax], 1", 0x48, 0x83, 0x00, 0x01)}
+	s = append(s, popCallee(r)...)
+	s = append(s, popRAX, popRAX)
+	if stack != 0 {
+		rsd := roundUp8(stack)
+		s = append(s, i(fmt.Sprintf("add rsp, %d", rsd), cat([]byte{0x48, 0x81, 0xc4}, le32(uint32(rsd)))...))
+	}
+	return s
+}
+
+// tailCall composes one tail-call sequence and resolves its branches to out.
+// maxEntries is the static path's map size; tcOff is X86_TAIL_CALL_OFFSET.
+func tailCall(f form, l layout, maxEntries uint32, stack int, r regs, tcOff int) []insn {
+	var s []insn
+	if f == direct {
+		s = append(s, loadTccPtr(stack),
+			i("cmp qword ptr [rax], 33", 0x48, 0x83, 0x38, 0x21),
+			br("jae", 0x73),
+			insn{b: []byte{0xe9, 0, 0, 0, 0}, text: "jmp", toOut: 4}) // bypass
+		s = append(s, unwind(stack, r)...)
+		s = append(s, nop5) // target
+		return resolve(s)
+	}
+	s = append(s, i("mov edx, edx", 0x89, 0xd2))
+	switch f {
+	case indirect:
+		s = append(s, i(fmt.Sprintf("cmp dword ptr %s, edx", mem("rsi", int64(l.maxEntries))), 0x39, 0x56, byte(l.maxEntries)),
+			br("jbe", 0x76))
+	case dynamic:
+		s = append(s, i(fmt.Sprintf("cmp edx, dword ptr %s", mem("rsi", int64(l.maxEntries))), 0x3b, 0x56, byte(l.maxEntries)),
+			br("jae", 0x73))
+	case static:
+		s = append(s, i(fmt.Sprintf("cmp edx, %d", maxEntries), cat([]byte{0x81, 0xfa}, le32(maxEntries))...),
+			br("jae", 0x73))
+	}
+	s = append(s, loadTccPtr(stack),
+		i("cmp qword ptr [rax], 33", 0x48, 0x83, 0x38, 0x21),
+		br("jae", 0x73))
+	// The slot (or, static, the cached target at ptrs[max_entries + index]):
+	// the series computes offsetof(ptrs) + max_entries * 8 in a C int, so
+	// the disp32 is the low 32 bits of the sum.
+	disp := l.ptrs
+	if f == static {
+		disp = uint32(uint64(l.ptrs) + uint64(maxEntries)*8)
+	}
+	s = append(s, i("mov rcx, qword ptr "+mem("rsi + 8*rdx", int64(int32(disp))), cat([]byte{0x48, 0x8b, 0x8c, 0xd6}, le32(disp))...),
+		i("test rcx, rcx", 0x48, 0x85, 0xc9),
+		br("je", 0x74))
+	s = append(s, unwind(stack, r)...)
+	if f != static {
+		s = append(s,
+			i(fmt.Sprintf("mov rcx, qword ptr %s", mem("rcx", int64(l.bpfFun))), 0x48, 0x8b, 0x49, byte(l.bpfFun)),
+			i(fmt.Sprintf("add rcx, %d", tcOff), 0x48, 0x83, 0xc1, byte(tcOff)))
+	}
+	s = append(s, i("jmp rcx", 0xff, 0xe1))
+	return resolve(s)
+}
+
+// resolve fills every branch to out (the end of the sequence).
+func resolve(s []insn) []insn {
+	total := 0
+	for _, x := range s {
+		total += len(x.b)
+	}
+	off := 0
+	for k := range s {
+		x := &s[k]
+		off += len(x.b)
+		if x.toOut == 0 {
+			continue
+		}
+		rel := total - off
+		if x.toOut == 1 {
+			if rel > 127 {
+				panic("rel8 out of range")
+			}
+			x.b = []byte{x.b[0], byte(int8(rel))}
+		} else {
+			x.b = append([]byte{x.b[0]}, le32(uint32(int32(rel)))...)
+		}
+		x.text = fmt.Sprintf("%s %d", x.text, rel)
+		x.toOut = 0
+	}
+	return s
+}
+
+// ---- cases ----
+
+type section struct {
+	name  string // "main.prologue", ...
+	attrs string // "kind=static sites=1"
+	insns []insn
+}
+
+type gcase struct {
+	params   []string // key=value, "name=" first
+	comment  string
+	sections []section
+}
+
+// spec describes one program the test builds (see golden_test.go's shapes)
+// and what the kernel does with it.
+type spec struct {
+	name    string
+	shape   string // program shape, built by the test
+	variant string
+	fixup   string // default, noverifier, nodirect
+	layout  layout
+	stack   int
+	regs    regs
+	ibt     bool
+	max     uint32 // max_entries of "progs"
+	form    form
+	sites   int // tail-call sites in the function holding them
+	hasTC   bool
+	inSub   bool // the tail call (if any) lives in subprogram "sub"
+	hasSub  bool // main calls subprogram "sub"
+	// plainSub: the subprogram names no callee-saved register whatever
+	// regs says (the shape's sub has no {regs}).
+	plainSub bool
+	comment  string
+}
+
+func (sp spec) subRegs() regs {
+	if sp.plainSub {
+		return regsNone
+	}
+	return sp.regs
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func (sp spec) build() gcase {
+	tcOff := 12
+	if sp.ibt {
+		tcOff = 16
+	}
+	sites := sp.sites
+	if sites == 0 {
+		sites = 1
+	}
+	c := gcase{comment: sp.comment, params: []string{
+		"name=" + sp.name,
+		"shape=" + sp.shape,
+		"variant=" + sp.variant,
+		"fixup=" + sp.fixup,
+		"layout=" + sp.layout.name,
+		fmt.Sprintf("stack=%d", sp.stack),
+		"regs=" + sp.regs.name,
+		"ibt=" + onOff(sp.ibt),
+		fmt.Sprintf("max=%d", sp.max),
+	}}
+	// The main program is tail-call reachable when it or a function it
+	// calls contains a tail call.
+	mainTC := sp.hasTC
+	c.sections = append(c.sections, section{name: "main.prologue", insns: prologue(sp.ibt, false, mainTC, sp.stack, sp.regs)})
+	if sp.hasSub {
+		var pre []insn
+		if mainTC {
+			pre = append(pre, loadTccPtr(sp.stack))
+		}
+		c.sections = append(c.sections, section{name: "main.precall", insns: pre})
+	}
+	tc := func(fn string) {
+		if !sp.hasTC {
+			c.sections = append(c.sections, section{name: fn + ".tailcall", attrs: "sites=0"})
+			return
+		}
+		c.sections = append(c.sections, section{name: fn + ".tailcall",
+			attrs: fmt.Sprintf("kind=%s sites=%d", sp.form.kind(), sites),
+			insns: tailCall(sp.form, sp.layout, sp.max, sp.stack, sp.regs, tcOff)})
+	}
+	if !sp.inSub {
+		tc("main")
+	} else {
+		c.sections = append(c.sections, section{name: "main.tailcall", attrs: "sites=0"})
+	}
+	c.sections = append(c.sections, section{name: "main.epilogue", insns: epilogue(sp.regs)})
+	if sp.hasSub {
+		// A subprogram is tail-call reachable only when it (or a function
+		// it calls) contains a tail call.
+		subTC := sp.inSub && sp.hasTC
+		c.sections = append(c.sections, section{name: "sub.prologue", insns: prologue(sp.ibt, true, subTC, sp.stack, sp.subRegs())})
+		if subTC {
+			tc("sub")
+		} else {
+			c.sections = append(c.sections, section{name: "sub.tailcall", attrs: "sites=0"})
+		}
+		c.sections = append(c.sections, section{name: "sub.epilogue", insns: epilogue(sp.subRegs())})
+	}
+	return c
+}
+
+// forms of the cross product: the program shape and variant that make the
+// verifier and JIT take each path (REFERENCE §2–§4).
+var forms = []struct {
+	name, shape, variant string
+	form                 form
+}{
+	{"upstream-indirect", "tc-var", "upstream", indirect},
+	{"upstream-direct", "tc-const", "upstream", direct},
+	{"patched-static", "tc-var", "patched", static},
+	{"patched-dynamic", "tc-poisoned", "patched", dynamic},
+	{"patched-direct", "tc-const", "patched", direct},
+}
+
+var stacks = []int{0, 24}
+
+func tailcallTable() []gcase {
+	var out []gcase
+	for _, f := range forms {
+		for _, l := range presets {
+			for _, st := range stacks {
+				for _, r := range regSets {
+					for _, ibt := range []bool{false, true} {
+						sp := spec{shape: f.shape, variant: f.variant, fixup: "default", layout: l, stack: st, regs: r, ibt: ibt,
+							max: 4, form: f.form, hasTC: true}
+						sp.name = fmt.Sprintf("%s/%s/stack%d/%s/ibt-%s", f.name, l.name, st, r.name, onOff(ibt))
+						out = append(out, sp.build())
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func prologueTable() []gcase {
+	var out []gcase
+	subForms := []struct {
+		name, shape, variant string
+		form                 form
+	}{
+		{"upstream-indirect", "sub-tc-var", "upstream", indirect},
+		{"patched-static", "sub-tc-var", "patched", static},
+		{"patched-direct", "sub-tc-const", "patched", direct},
+	}
+	for _, st := range stacks {
+		for _, r := range regSets {
+			for _, ibt := range []bool{false, true} {
+				for _, f := range subForms {
+					sp := spec{shape: f.shape, variant: f.variant, fixup: "default", layout: v618, stack: st, regs: r, ibt: ibt,
+						max: 4, form: f.form, hasTC: true, inSub: true, hasSub: true,
+						comment: "main calls sub, which tail-calls: main gets xor rax,rax and the full tail-call prologue and loads tcc_ptr before the call; sub gets nop3 and push rax; push rax"}
+					sp.name = fmt.Sprintf("subprog-%s/stack%d/%s/ibt-%s", f.name, st, r.name, onOff(ibt))
+					out = append(out, sp.build())
+				}
+				for _, v := range []string{"upstream", "patched"} {
+					sp := spec{shape: "notail-sub", variant: v, fixup: "default", layout: v618, stack: st, regs: r, ibt: ibt,
+						max: 4, hasSub: true,
+						comment: "no tail call anywhere: nop3 in both prologues, no tail-call prologue, no tcc_ptr load before the call"}
+					sp.name = fmt.Sprintf("notail-sub/%s/stack%d/%s/ibt-%s", v, st, r.name, onOff(ibt))
+					out = append(out, sp.build())
+				}
+				sp := spec{shape: "notail-leaf", variant: "upstream", fixup: "default", layout: v618, stack: st, regs: r, ibt: ibt, max: 4,
+					comment: "a leaf program with no tail call and no call"}
+				sp.name = fmt.Sprintf("notail-leaf/stack%d/%s/ibt-%s", st, r.name, onOff(ibt))
+				out = append(out, sp.build())
+			}
+		}
+	}
+	return out
+}
+
+func extrasTable() []gcase {
+	var out []gcase
+	add := func(sp spec) {
+		if sp.fixup == "" {
+			sp.fixup = "default"
+		}
+		if sp.layout.name == "" {
+			sp.layout = v618
+		}
+		if sp.max == 0 {
+			sp.max = 4
+		}
+		sp.hasTC = true
+		out = append(out, sp.build())
+	}
+	// The static path's C-int displacement, offsetof(ptrs) + max_entries*8
+	// truncated to 32 bits, at its boundaries (v6.18: ptrs = 0x130).
+	for _, m := range []struct {
+		max  uint32
+		note string
+	}{
+		{1, "smallest map"},
+		{0x0fffffd9, "disp32 = 0x7ffffff8, the largest positive"},
+		{0x0fffffda, "disp32 = 0x80000000: the sum no longer fits an int and wraps negative"},
+		{0x1fffffda, "disp32 = 0x00000000: wrapped to 0"},
+		{0x20000000, "disp32 = 0x130: the cached slot aliases ptrs[index]"},
+		{0xffffffff, "disp32 = 0x128: u32 max"},
+	} {
+		add(spec{name: fmt.Sprintf("static-max-%#x", m.max), shape: "tc-var", variant: "patched", max: m.max, regs: regsNone, form: static,
+			comment: "patched static path, max_entries " + fmt.Sprint(m.max) + ": " + m.note})
+	}
+	add(spec{name: "static-map-index-1", shape: "tc-var-mapidx1", variant: "patched", regs: regsNone, form: static,
+		comment: "progs is used_maps[1] (another map, max_entries 7, is loaded first): the immediate is progs' max_entries, 4"})
+	add(spec{name: "noverifier-const-key/upstream", shape: "tc-const", variant: "upstream", fixup: "noverifier", regs: regsNone, form: indirect,
+		comment: "lib/test_bpf builds without the verifier: a constant key stays indirect upstream"})
+	add(spec{name: "noverifier-const-key/patched", shape: "tc-const", variant: "patched", fixup: "noverifier", regs: regsNone, form: static,
+		comment: "without the verifier every patched site takes the static path with map index 0"})
+	add(spec{name: "noverifier-poisoned/patched", shape: "tc-poisoned", variant: "patched", fixup: "noverifier", regs: regsNone, form: static,
+		comment: "without the verifier even a two-map site is static on used_maps[0] = progs"})
+	add(spec{name: "nodirect-const-key/upstream", shape: "tc-const", variant: "upstream", fixup: "nodirect", regs: regs68, form: indirect,
+		comment: "unprivileged or blinded: no direct call, the indirect form"})
+	add(spec{name: "nodirect-const-key/patched", shape: "tc-const", variant: "patched", fixup: "nodirect", regs: regs68, form: static,
+		comment: "unprivileged or blinded: the static form"})
+	add(spec{name: "poisoned/upstream", shape: "tc-poisoned", variant: "upstream", regs: regsAll, form: indirect,
+		comment: "two maps reach the site: upstream has one form for it, indirect"})
+	for _, v := range []struct {
+		variant string
+		form    form
+	}{{"upstream", indirect}, {"patched", static}} {
+		add(spec{name: "edge-layout/" + v.variant, shape: "tc-var", variant: v.variant, layout: edge, regs: regs68, ibt: true, form: v.form,
+			comment: "max_entries at 0x7c and bpf_func at 0x78, the largest disp8 offsets"})
+	}
+	add(spec{name: "edge-layout/patched-dynamic", shape: "tc-poisoned", variant: "patched", layout: edge, regs: regs68, ibt: true, form: dynamic,
+		comment: "max_entries at 0x7c and bpf_func at 0x78, the largest disp8 offsets"})
+	for _, v := range []struct {
+		variant string
+		form    form
+	}{{"upstream", indirect}, {"patched", static}} {
+		for _, x := range []struct {
+			stack int
+			ibt   bool
+			r     regs
+		}{{0, false, regsNone}, {24, true, regsAll}} {
+			add(spec{name: fmt.Sprintf("main-tc-calls-plain-sub/%s/stack%d/%s/ibt-%s", v.variant, x.stack, x.r.name, onOff(x.ibt)),
+				shape: "tc-var-then-sub", variant: v.variant, stack: x.stack, regs: x.r, ibt: x.ibt, form: v.form, hasSub: true, plainSub: true,
+				comment: "main tail-calls, then calls a subprogram without tail calls: main loads tcc_ptr before the call; the subprogram is not tail-call reachable (nop3, no push rax)"})
+		}
+	}
+	for _, st := range []int{8, 20, 512} {
+		add(spec{name: fmt.Sprintf("stack%d/upstream-indirect", st), shape: "tc-var", variant: "upstream", stack: st, regs: regs68, form: indirect,
+			comment: "round_up(stack_depth, 8) everywhere: sub rsp, the tcc_ptr slot, add rsp"})
+		add(spec{name: fmt.Sprintf("stack%d/patched-direct", st), shape: "tc-const", variant: "patched", stack: st, regs: regs68, form: direct,
+			comment: "round_up(stack_depth, 8) everywhere: sub rsp, the tcc_ptr slot, add rsp"})
+	}
+	for _, f := range forms {
+		add(spec{name: "two-sites/" + f.name, shape: strings.Replace(f.shape, "tc-", "tc2-", 1), variant: f.variant, regs: regsAll, stack: 16, form: f.form, sites: 2,
+			comment: "two sites in one function: the same bytes, both branches use the label of the sequence (its length)"})
+	}
+	return out
+}
+
+func write(path, title string, cases []gcase) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "# %s\n", title)
+	fmt.Fprintf(w, "# GENERATED by testdata/gengolden from REFERENCE.md §3, §4 and §7 byte fragments (not by the JIT). DO NOT EDIT.\n")
+	fmt.Fprintf(w, "#\n# case <key=value ...>: the program golden_test.go builds (shape) and the JIT options.\n")
+	fmt.Fprintf(w, "# <func>.<part> [attrs]: a section; each following tab-indented line is one instruction:\n")
+	fmt.Fprintf(w, "#   hex bytes | Intel-syntax text as llvm-mc 14 prints it\n")
+	fmt.Fprintf(w, "# %d cases.\n", len(cases))
+	for _, c := range cases {
+		fmt.Fprintln(w)
+		if c.comment != "" {
+			fmt.Fprintf(w, "# %s\n", c.comment)
+		}
+		fmt.Fprintf(w, "case %s\n", strings.Join(c.params, " "))
+		for _, s := range c.sections {
+			if s.attrs != "" {
+				fmt.Fprintf(w, "%s %s\n", s.name, s.attrs)
+			} else {
+				fmt.Fprintf(w, "%s\n", s.name)
+			}
+			for _, x := range s.insns {
+				hex := make([]string, len(x.b))
+				for k, b := range x.b {
+					hex[k] = fmt.Sprintf("%02x", b)
+				}
+				fmt.Fprintf(w, "\t%-24s| %s\n", strings.Join(hex, " "), x.text)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func main() {
+	dir := "."
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+	}
+	for _, t := range []struct {
+		file, title string
+		cases       []gcase
+	}{
+		{"tailcalls.txt", "Tail-call forms x layout x stack x callee-saved x IBT, with each program's prologue and epilogue.", tailcallTable()},
+		{"prologues.txt", "Main-program vs subprogram prologues, programs without tail calls, the tcc_ptr load before a bpf2bpf call.", prologueTable()},
+		{"extras.txt", "Boundaries: the static path's C-int displacement, map index, verifier options, disp8 layouts, stack rounding, two sites.", extrasTable()},
+	} {
+		if err := write(filepath.Join(dir, t.file), t.title, t.cases); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}
