@@ -102,6 +102,10 @@ func x86Stubs() []byte {
 }
 
 func x86Disasm(code []byte, pc uint64) string {
+	// x86asm does not know endbr64 (it reads f3 as a lone prefix).
+	if len(code) >= 4 && code[0] == 0xF3 && code[1] == 0x0F && code[2] == 0x1E && code[3] == 0xFA {
+		return "endbr64"
+	}
 	in, err := x86asm.Decode(code, 64)
 	if err != nil {
 		return "?"

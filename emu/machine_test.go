@@ -143,3 +143,28 @@ func TestX86ReturnChecks(t *testing.T) {
 		t.Errorf("violations %q, fault %v", props, r.Fault)
 	}
 }
+
+// With IBT the JIT adds endbr64 at entry and at the landing pad (+16);
+// Unicorn must run it, and every check must hold.
+func TestX86IBT(t *testing.T) {
+	for _, v := range prog.Variants {
+		sc, err := scenarios.Parse("t.txtar", []byte(chain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := sc.Build()
+		mm, err := NewX86(true).Load(w, v, prog.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mm.(*machine)
+		if m.spec.tailEntry != 16 || !bytes.HasPrefix(m.images[0].Img.Code, []byte{0xF3, 0x0F, 0x1E, 0xFA}) {
+			t.Fatalf("IBT image: entry %d, code % x", m.spec.tailEntry, m.images[0].Img.Code[:8])
+		}
+		r := m.Run(w.Prog("entry"), ctx(1))
+		if r.Fault != nil || len(r.Violations) > 0 || r.R0 != 1 || strings.Join(r.Path, " ") != "entry leaf" {
+			t.Errorf("%s: %+v", v, r)
+		}
+		m.Close()
+	}
+}

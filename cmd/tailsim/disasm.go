@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,6 +76,10 @@ var disasmArches = []*disasmArch{
 }
 
 func decodeX86(code []byte, pc uint64, syntax string) decoded {
+	// x86asm does not know endbr64 (it reads f3 as a lone prefix).
+	if bytes.HasPrefix(code, []byte{0xF3, 0x0F, 0x1E, 0xFA}) {
+		return decoded{n: 4, plain: "endbr64", text: "endbr64"}
+	}
 	in, err := x86asm.Decode(code, 64)
 	if err != nil || in.Len == 0 || in.Len > len(code) {
 		return decoded{}
