@@ -82,7 +82,7 @@ func x86Spec(ibt bool) *archSpec {
 func x86Stubs() []byte {
 	page := make([]byte, PageSize)
 	for i, h := range prog.Helpers {
-		code := page[i*64:]
+		code := page[i*StubSize:]
 		n := 0
 		mov := func(prefix, op byte, v uint64) {
 			code[n], code[n+1] = prefix, op

@@ -11,7 +11,8 @@ import (
 // of the engine; everything else is mapped per loaded world with exact
 // bounds.
 const (
-	StubBase  = 0x0080_0000 // helper stubs, then the return sentinel
+	StubBase  = 0x0080_0000 // helper stubs, StubSize apart, then the return sentinel
+	StubSize  = 128
 	Sentinel  = StubBase + 0xFF0
 	CodeBase  = 0x0100_0000 // function images, CodeSlot apart
 	CodeSlot  = 0x1_0000

@@ -93,7 +93,7 @@ func (b *Backend) release(e *Engine) {
 func helperAddr(id int32) (uint64, bool) {
 	for i, h := range prog.Helpers {
 		if h.ID == id {
-			return StubBase + uint64(i)*64, true
+			return StubBase + uint64(i)*StubSize, true
 		}
 	}
 	return 0, false
