@@ -11,18 +11,19 @@ import (
 // of the engine; everything else is mapped per loaded world with exact
 // bounds.
 const (
-	StubBase  = 0x0080_0000 // helper stubs, StubSize apart, then the return sentinel
-	StubSize  = 128
-	Sentinel  = StubBase + 0xFF0
-	CodeBase  = 0x0100_0000 // function images, CodeSlot apart
-	CodeSlot  = 0x1_0000
-	MaxFuncs  = 1024
-	ArenaSize = CodeBase + MaxFuncs*CodeSlot - StubBase
-	ProgBase  = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
-	CtxBase   = interp.CtxBase
-	StackLo   = 0x7000_0000
-	StackHi   = 0x7010_0000
-	ArrayBase = 0x10_0000_0000 // struct bpf_array k at ArrayBase + k*ArrayStride
+	StubBase   = 0x0080_0000 // helper stubs, StubSize apart, then the return sentinel
+	StubSize   = 128
+	Sentinel   = StubBase + 0xFF0
+	CodeBase   = 0x0100_0000 // function images, CodeSlot apart
+	CodeSlot   = 0x1_0000
+	MaxFuncs   = 1024
+	ArenaSize  = CodeBase + MaxFuncs*CodeSlot - StubBase
+	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
+	CtxBase    = interp.CtxBase
+	ThreadInfo = 0x0700_0000 // arm64: the current task's thread_info (sp_el0)
+	StackLo    = 0x7000_0000
+	StackHi    = 0x7010_0000
+	ArrayBase  = 0x10_0000_0000 // struct bpf_array k at ArrayBase + k*ArrayStride
 	// ArrayStride leaves room for ptrs[2 * 2^32] after any header.
 	ArrayStride = 0x40_0000_0000
 )

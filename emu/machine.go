@@ -45,6 +45,8 @@ type archSpec struct {
 	enter  func(m *machine, sp uint64) (start, after uint64)
 	pokes  bool // x86: direct calls with poke sites
 	disasm func(code []byte, pc uint64) string
+	// setup maps what the arch's inlined code reads besides the world.
+	setup func(m *machine) error
 }
 
 // Backend is an emulated arch: the kernel's JIT output run in Unicorn.
@@ -127,8 +129,10 @@ type machine struct {
 	pending *pendingCall
 	pend    pendingCall // the storage pending points at
 	tccPtr  uint64
-	batch   *uc.RegBatch
-	buf8    [8]byte
+	// lastCount is the counter as the last tail call left it.
+	lastCount uint64
+	batch     *uc.RegBatch
+	buf8      [8]byte
 	// The registers every run starts with: sp, R1, then the scratch and
 	// callee-saved ones, written in one call.
 	entryBatch *uc.RegBatch
@@ -278,6 +282,11 @@ func (m *machine) load() error {
 	}
 	if err := e.Map(StackLo, make([]byte, StackHi-StackLo), uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return err
+	}
+	if m.spec.setup != nil {
+		if err := m.spec.setup(m); err != nil {
+			return err
+		}
 	}
 	for _, l := range m.images {
 		for i := range l.Img.Sites {

@@ -21,7 +21,7 @@ func TimeLimit(budget int) time.Duration {
 // Run implements prog.Machine.
 func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
-	m.pending, m.tccPtr = nil, 0
+	m.pending, m.tccPtr, m.lastCount = nil, 0, 0
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
 	u, spec := m.e.U, m.spec
 	if len(ctx) > 0 {
@@ -65,9 +65,9 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	if m.pending != nil && res.Fault == nil {
 		m.violate("tail call resolves", m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
 	}
-	if m.tccPtr != 0 {
-		res.Count = m.read64(m.tccPtr)
-	}
+	// The counter as the last tail call left it: once the frame that holds
+	// it is reused by a callee without tail-call slots, its memory is gone.
+	res.Count = m.lastCount
 	if ctx != nil {
 		b, _ := u.MemRead(CtxBase, uint64(len(ctx)))
 		copy(ctx, b)
@@ -176,9 +176,11 @@ func (m *machine) taken(addr, dest uint64) {
 	} else if was, _ := spec.expectedSP(p.regs[:]); want != was {
 		m.violate("stack pointer where the callee expects it", addr, fmt.Sprintf("the frame moved: %#x, was %#x", want, was))
 	}
-	if n := m.read64(m.tccPtr); n != p.count+1 {
+	n := m.read64(m.tccPtr)
+	if n != p.count+1 {
 		m.violate("counter incremented by one", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
+	m.lastCount = n
 	if m.o.Trace {
 		m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
 	}
@@ -200,9 +202,11 @@ func (m *machine) fellThrough(addr uint64) {
 			m.violate("callee-saved registers kept on fall-through", addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i]))
 		}
 	}
-	if n := m.read64(m.tccPtr); n != p.count {
+	n := m.read64(m.tccPtr)
+	if n != p.count {
 		m.violate("counter unchanged on fall-through", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
+	m.lastCount = n
 	index := uint32(p.regs[spec.r3])
 	var reason prog.Reason
 	switch {

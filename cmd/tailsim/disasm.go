@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 
+	"golang.org/x/arch/arm64/arm64asm"
 	"golang.org/x/arch/x86/x86asm"
 
 	"tailsim/emu"
@@ -73,6 +75,42 @@ var disasmArches = []*disasmArch{
 		},
 		decode: decodeX86,
 	},
+	{
+		name:      "arm64",
+		syntaxes:  []string{"gnu"},
+		tailEntry: "4 * PROLOGUE_OFFSET",
+		compile: func(w *prog.World, v prog.Variant) ([]*emu.Loaded, error) {
+			return emu.CompileArm64(w, v, false, false)
+		},
+		decode: decodeArm64,
+	},
+}
+
+// pcRel matches arm64asm's relative branch operands (".+0x40", ".-0x8").
+var pcRel = regexp.MustCompile(`\.[+-]0x[0-9a-f]+`)
+
+// decodeArm64 decodes one word; branch targets print as absolute
+// addresses, not arm64asm's ".+offset".
+func decodeArm64(code []byte, pc uint64, syntax string) decoded {
+	if len(code) < 4 {
+		return decoded{}
+	}
+	in, err := arm64asm.Decode(code[:4])
+	if err != nil {
+		return decoded{}
+	}
+	d := decoded{n: 4}
+	for _, a := range in.Args {
+		if r, ok := a.(arm64asm.PCRel); ok {
+			d.target, d.branch = pc+uint64(int64(r)), true
+		}
+	}
+	text := arm64asm.GNUSyntax(in)
+	if d.branch {
+		text = pcRel.ReplaceAllString(text, fmt.Sprintf("%#x", d.target))
+	}
+	d.text, d.plain = text, text
+	return d
 }
 
 func decodeX86(code []byte, pc uint64, syntax string) decoded {

@@ -347,7 +347,7 @@ func TestDisasmErrors(t *testing.T) {
 		{[]string{disasmLib, "tail_call_2/nope"}, []string{`no function "nope"`}},
 		{[]string{disasmLib, "leaf", "extra"}, []string{"too many arguments"}},
 		{[]string{"-syntax", "plan9", disasmLib}, []string{`unknown syntax "plan9"`, "intel, att"}},
-		{[]string{"-arch", "arm64", disasmLib}, []string{`arch "arm64" is not available in this build yet`, "available: x86_64"}},
+		{[]string{"-arch", "mips", disasmLib}, []string{`mips`, "x86_64, arm64"}},
 		{[]string{"-arch", "ref", disasmLib}, []string{"reference model", "available: x86_64"}},
 		{[]string{"-arch", "mips", disasmLib}, []string{`unknown arch "mips"`}},
 		{[]string{"-variant", "v2", disasmLib}, []string{"unknown variant"}},
@@ -389,5 +389,51 @@ func TestDisasmHelp(t *testing.T) {
 	tailsim([]string{"help"}, &out, &out)
 	if !strings.Contains(out.String(), "  disasm ") {
 		t.Errorf("help does not list disasm:\n%s", out.String())
+	}
+}
+
+// arm64 listings print absolute branch targets where arm64asm prints
+// ".+offset", and the tail call's three fixed-up branches go to out.
+func TestDisasmArm64(t *testing.T) {
+	for _, v := range []string{"upstream", "patched"} {
+		code, out, errs := run(t, "disasm", "-arch", "arm64", "-variant", v, disasmLib, "tail_call_2")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", v, code, errs)
+		}
+		if strings.Contains(out, ".+0x") || strings.Contains(out, ".-0x") {
+			t.Errorf("%s: relative branch targets left:\n%s", v, out)
+		}
+		var outOff string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "<out: the tail call") {
+				outOff = "pending"
+				continue
+			}
+			if outOff == "pending" {
+				outOff = strings.TrimSpace(strings.SplitN(l, ":", 2)[0])
+			}
+		}
+		if outOff == "" || outOff == "pending" {
+			t.Fatalf("%s: no out label:\n%s", v, out)
+		}
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "branch placeholder fixed up") {
+				n++
+				if !strings.HasSuffix(strings.TrimSpace(l), "-> "+outOff) {
+					t.Errorf("%s: placeholder branch not to out (%s): %s", v, outOff, l)
+				}
+			}
+		}
+		if n != 3 {
+			t.Errorf("%s: %d fixed-up placeholders, want 3:\n%s", v, n, out)
+		}
+		want := "ldr w10, [x1,x10]"
+		if v == "patched" {
+			want = "add x11, x11, #0x188"
+		}
+		if !strings.Contains(out, want) {
+			t.Errorf("%s: listing lacks %q:\n%s", v, want, out)
+		}
 	}
 }

@@ -54,8 +54,9 @@ func TestExitCodes(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{[]string{"run", good}, 0, "4 passed, 0 failed, 0 errors", ""},
-		{[]string{"run", "-variant", "patched", good}, 0, "2 passed", ""},
+		{[]string{"run", good}, 0, "6 passed, 0 failed, 0 errors", ""},
+		{[]string{"run", "-variant", "patched", good}, 0, "3 passed", ""},
+		{[]string{"run", "-arch", "arm64", good}, 0, "2 passed", ""},
 		{[]string{"run", "-arch", "x86_64", "-variant", "upstream", good}, 0, "1 passed", ""},
 		{[]string{"run", failing}, 1, "FAIL line 17: expect r0 = 2: got 1", ""},
 		{[]string{"run", bad}, 2, "", bad + ":6:7: r1 mixes 32-bit and 64-bit registers"},
@@ -124,7 +125,7 @@ func TestRunLibraryByDefault(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"library/test_bpf/", "x86_64  upstream", "x86_64  patched", "ref     upstream"} {
+	for _, want := range []string{"library/test_bpf/", "x86_64  upstream", "x86_64  patched", "arm64   upstream", "arm64   patched", "ref     upstream"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

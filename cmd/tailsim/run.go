@@ -17,7 +17,7 @@ import (
 )
 
 // backends are the arches tailsim can run, in display order.
-var backends = []scenarios.Backend{scenarios.Ref{}, emu.NewX86(false)}
+var backends = []scenarios.Backend{scenarios.Ref{}, emu.NewX86(false), emu.NewArm64(false, false)}
 
 func init() {
 	register(&command{

@@ -1,0 +1,141 @@
+package emu
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+	"golang.org/x/arch/arm64/arm64asm"
+
+	"tailsim/jit"
+	"tailsim/jit/arm64"
+	"tailsim/prog"
+)
+
+// NewArm64 is the emulated arm64 backend; bti and pac select the kernel's
+// CONFIG_ARM64_BTI_KERNEL and CONFIG_ARM64_PTR_AUTH_KERNEL code. Unicorn's
+// default CPU runs their hint instructions as nops.
+func NewArm64(bti, pac bool) *Backend {
+	return &Backend{spec: arm64Spec(bti, pac)}
+}
+
+// Indexes into arm64Regs.
+const (
+	aX0 = iota // R1
+	aX1        // R2
+	aX2        // R3
+	aX19
+	aX20
+	aX21
+	aX22
+	aX25 // FP
+	aX26 // the tail-call counter pointer
+	aX29
+	aSP
+	aX10
+	aX11
+)
+
+var arm64Regs = []int{uc.ARM64_REG_X0, uc.ARM64_REG_X1, uc.ARM64_REG_X2, uc.ARM64_REG_X19, uc.ARM64_REG_X20,
+	uc.ARM64_REG_X21, uc.ARM64_REG_X22, uc.ARM64_REG_X25, uc.ARM64_REG_X26, uc.ARM64_REG_X29, uc.ARM64_REG_SP,
+	uc.ARM64_REG_X10, uc.ARM64_REG_X11}
+
+func arm64Spec(bti, pac bool) *archSpec {
+	o := func(v prog.Variant, l prog.Layout) arm64.Options {
+		return arm64.Options{Variant: v, Layout: l, BTI: bti, PAC: pac}
+	}
+	saved := map[int]uint64{}
+	names := map[int]string{}
+	for i := 0; i <= 9; i++ { // x19–x28 are consecutive in Unicorn's enum
+		saved[uc.ARM64_REG_X19+i] = 0x5a5a_0000_0000_0013 + uint64(i)
+		names[uc.ARM64_REG_X19+i] = fmt.Sprintf("x%d", 19+i)
+	}
+	saved[uc.ARM64_REG_X29], names[uc.ARM64_REG_X29] = 0x5a5a_0000_0000_001d, "x29"
+	return &archSpec{
+		name:      "arm64",
+		arch:      ARM64,
+		tailEntry: 4 * o(0, prog.Layout{}).PrologueOffset(),
+		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
+			return arm64.Compile(p, fn, fx, image, res, o(v, l))
+		},
+		stubs: arm64Stubs,
+		regs:  arm64Regs,
+		names: []string{"x0", "x1", "x2", "x19", "x20", "x21", "x22", "x25", "x26", "x29", "sp", "x10", "x11"},
+		r1:    aX0, r2: aX1, r3: aX2, sp: aSP,
+		kept: []int{aX19, aX20, aX21, aX22, aX25, aX26, aX29},
+		// Tail calls land past "stp x29, x30; mov x29, sp" and the 16
+		// bytes the counter (main) or its pointer (subprogram) occupies.
+		expectedSP: func(r []uint64) (uint64, string) { return r[aX29] - 16, "sp == x29 - 16" },
+		tccPtr:     func(_ *machine, r []uint64, _ *jit.Image) uint64 { return r[aX26] },
+		jumpTarget: func(r []uint64, k prog.SiteKind) uint64 {
+			if k == prog.Static {
+				return r[aX11]
+			}
+			return r[aX10]
+		},
+		spReg:      uc.ARM64_REG_SP,
+		r1Reg:      uc.ARM64_REG_X0,
+		r0Reg:      uc.ARM64_REG_X0, // the epilogue's "mov x0, x7"
+		scratch:    []int{uc.ARM64_REG_X1, uc.ARM64_REG_X2, uc.ARM64_REG_X3, uc.ARM64_REG_X4, uc.ARM64_REG_X7, uc.ARM64_REG_X10, uc.ARM64_REG_X11, uc.ARM64_REG_X12},
+		saved:      saved,
+		savedNames: names,
+		// The return address is in x30: "bl" into bpf_func.
+		enter: func(m *machine, sp uint64) (uint64, uint64) {
+			m.e.U.RegWrite(uc.ARM64_REG_X30, Sentinel)
+			return sp, sp
+		},
+		disasm: arm64Disasm,
+		// The JIT inlines bpf_get_smp_processor_id() as a load of
+		// thread_info->cpu through sp_el0: give it a thread_info on CPU 0,
+		// what the helper stubs return elsewhere.
+		setup: func(m *machine) error {
+			ti := make([]byte, arm64.ThreadInfoCPU+4)
+			if err := m.e.Map(ThreadInfo, ti, uc.PROT_READ); err != nil {
+				return err
+			}
+			return m.e.U.RegWrite(uc.ARM64_REG_SP_EL0, ThreadInfo)
+		},
+	}
+}
+
+// arm64Stubs builds the helper stubs: x0 = the stub's return value (the
+// JIT then moves it to x7, R0), x1–x4 clobbered, ret. The sentinel is brk.
+func arm64Stubs() []byte {
+	page := make([]byte, PageSize)
+	put := func(at int, w uint32) { binary.LittleEndian.PutUint32(page[at:], w) }
+	for i, h := range prog.Helpers {
+		at := i * StubSize
+		mov := func(reg uint32, v uint64) {
+			for hw := uint32(0); hw < 4; hw++ {
+				imm := uint32(v>>(16*hw)) & 0xffff
+				op := uint32(0xF2800000) // movk
+				if hw == 0 {
+					op = 0xD2800000 // movz
+				}
+				put(at, op|hw<<21|imm<<5|reg)
+				at += 4
+			}
+		}
+		mov(0, h.Ret)
+		for r := uint32(1); r <= 4; r++ {
+			mov(r, prog.ClobberValue(prog.Register(r+1)))
+		}
+		put(at, 0xD65F03C0) // ret
+	}
+	put(int(Sentinel-StubBase), 0xD4200000) // brk #0
+	return page
+}
+
+func arm64Disasm(code []byte, pc uint64) string {
+	in, err := arm64asm.Decode(code[:4])
+	if err != nil {
+		return "?"
+	}
+	return arm64asm.GNUSyntax(in)
+}
+
+// CompileArm64 JITs every function of w at the address the emulator loads
+// it at, without an engine: for listings.
+func CompileArm64(w *prog.World, v prog.Variant, bti, pac bool) ([]*Loaded, error) {
+	return compileWorld(arm64Spec(bti, pac), w, v)
+}
