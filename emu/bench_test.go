@@ -9,7 +9,7 @@ import (
 	"tailsim/scenarios"
 )
 
-func chain34(b *testing.B, v prog.Variant) (*machine, *prog.World, []byte) {
+func chain34(b *testing.B, be *Backend, v prog.Variant) (*machine, *prog.World, []byte) {
 	b.Helper()
 	scs, err := scenarios.LoadLibrary()
 	if err != nil {
@@ -23,7 +23,7 @@ func chain34(b *testing.B, v prog.Variant) (*machine, *prog.World, []byte) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := NewX86(false).Load(w, v, prog.LoadOptions{})
+		m, err := be.Load(w, v, prog.LoadOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -34,12 +34,12 @@ func chain34(b *testing.B, v prog.Variant) (*machine, *prog.World, []byte) {
 	return nil, nil, nil
 }
 
-// BenchmarkRunX86 runs the 34-program chain (33 tail calls) with every
-// check on, on one reused engine.
-func BenchmarkRunX86(b *testing.B) {
+// benchRun runs the 34-program chain (33 tail calls) with every check on,
+// on one reused engine.
+func benchRun(b *testing.B, newBackend func() *Backend) {
 	for _, v := range prog.Variants {
 		b.Run(v.String(), func(b *testing.B) {
-			m, w, ctx := chain34(b, v)
+			m, w, ctx := chain34(b, newBackend(), v)
 			entry := w.Progs[0]
 			for b.Loop() {
 				clear(ctx)
@@ -52,26 +52,38 @@ func BenchmarkRunX86(b *testing.B) {
 	}
 }
 
-// BenchmarkFloorX86 is Unicorn's floor for the same code: one bare Start,
-// no hooks of ours, no budget, no checks.
-func BenchmarkFloorX86(b *testing.B) {
+// benchFloor is Unicorn's floor for the same code: one bare Start, no
+// hooks of ours, no budget, no checks.
+func benchFloor(b *testing.B, newBackend func() *Backend) {
 	for _, v := range prog.Variants {
 		b.Run(v.String(), func(b *testing.B) {
-			m, w, ctx := chain34(b, v)
+			m, w, ctx := chain34(b, newBackend(), v)
 			for _, h := range m.hooks {
 				m.e.U.HookDel(h)
 			}
 			m.hooks = nil
 			entry := m.entry[w.Progs[0]]
-			m.Run(w.Progs[0], ctx) // page in the array
+			m.Run(w.Progs[0], ctx) // page in the array, write the return address
 			u := m.e.U
 			sp := uint64(StackHi - 0x100)
+			regs := []int{m.spec.spReg, m.spec.r1Reg}
+			if m.spec.arch == ARM64 {
+				regs = append(regs, uc.ARM64_REG_X30)
+			}
+			vals := []uint64{sp, CtxBase, Sentinel}[:len(regs)]
 			for b.Loop() {
-				u.RegWriteBatch([]int{uc.X86_REG_RSP, uc.X86_REG_RDI}, []uint64{sp, CtxBase})
+				u.RegWriteBatch(regs, vals)
 				if err := u.Start(entry, Sentinel); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+func BenchmarkRunX86(b *testing.B)   { benchRun(b, func() *Backend { return NewX86(false) }) }
+func BenchmarkFloorX86(b *testing.B) { benchFloor(b, func() *Backend { return NewX86(false) }) }
+func BenchmarkRunArm64(b *testing.B) { benchRun(b, func() *Backend { return NewArm64(false, false) }) }
+func BenchmarkFloorArm64(b *testing.B) {
+	benchFloor(b, func() *Backend { return NewArm64(false, false) })
 }

@@ -1,0 +1,132 @@
+package emu
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+func loadArm64(t *testing.T, src string, v prog.Variant, bti, pac bool) (*machine, *prog.World) {
+	t.Helper()
+	sc, err := scenarios.Parse("t.txtar", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewArm64(bti, pac).Load(w, v, prog.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m.(*machine), w
+}
+
+// With every BTI/PAC combination the landing offset moves (6, 7, 8
+// instructions) and the hint instructions must run as the CPU's nops.
+func TestArm64CleanRunsAllOptions(t *testing.T) {
+	for _, v := range prog.Variants {
+		for _, opt := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			m, w := loadArm64(t, chain, v, opt[0], opt[1])
+			want := 24
+			if opt[0] || opt[1] {
+				want += 4
+			}
+			if opt[0] && opt[1] {
+				want += 4
+			}
+			if m.spec.tailEntry != want {
+				t.Errorf("bti=%v pac=%v: tail entry %d, want %d", opt[0], opt[1], m.spec.tailEntry, want)
+			}
+			for _, tc := range []struct {
+				index uint32
+				r0    uint64
+				count uint64
+				fall  prog.Reason
+			}{{1, 1, 1, 0}, {2, 9, 0, prog.FallEmpty}, {4, 9, 0, prog.FallBounds}} {
+				r := m.Run(w.Prog("entry"), ctx(tc.index))
+				if r.Fault != nil || len(r.Violations) > 0 || r.R0 != tc.r0 || r.Count != tc.count ||
+					(tc.fall == 0) != (len(r.Falls) == 0) || (tc.fall != 0 && r.Falls[0] != tc.fall) {
+					t.Errorf("%s bti=%v pac=%v index %d: %+v", v, opt[0], opt[1], tc.index, r)
+				}
+			}
+		}
+	}
+}
+
+// tamperWord replaces the first instruction word old in entry's image.
+func tamperWord(t *testing.T, m *machine, old, new uint32) {
+	t.Helper()
+	l := m.images[0]
+	for off := 0; off+4 <= len(l.Img.Code); off += 4 {
+		if binary.LittleEndian.Uint32(l.Img.Code[off:]) == old {
+			var b [4]byte
+			binary.LittleEndian.PutUint32(b[:], new)
+			if err := m.e.WriteCode(l.Addr+uint64(off), b[:]); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("word %08x not in the image", old)
+}
+
+func TestArm64ChecksCatchBrokenCode(t *testing.T) {
+	const (
+		addX12One = 0x9100058c // add x12, x12, #1
+		addX12Two = 0x9100098c // add x12, x12, #2
+		addX10_24 = 0x9100614a // add x10, x10, #24 (4 * PROLOGUE_OFFSET)
+		addX10_28 = 0x9100714a // add x10, x10, #28
+		strX12    = 0xf900034c // str x12, [x26]
+		strX12X0  = 0xf9000340 // str x0, [x26]: stores R1 as the counter
+	)
+	tests := []struct {
+		name     string
+		v        prog.Variant
+		old, new uint32
+		index    uint32
+		property string
+	}{
+		{"count twice", prog.Upstream, addX12One, addX12Two, 1, "counter incremented by one"},
+		{"wrong landing", prog.Upstream, addX10_24, addX10_28, 1, "lands at the tail-call entry"},
+		{"counter garbage", prog.Patched, strX12, strX12X0, 1, "counter incremented by one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, w := loadArm64(t, chain, tt.v, false, false)
+			tamperWord(t, m, tt.old, tt.new)
+			r := m.Run(w.Prog("entry"), ctx(tt.index))
+			var props []string
+			for _, v := range r.Violations {
+				props = append(props, v.Property)
+				if v.Property == tt.property && (v.Where == "" || v.Insn == "" || v.Insn == "?") {
+					t.Errorf("violation not located: %+v", v)
+				}
+			}
+			if !strings.Contains(strings.Join(props, ","), tt.property) {
+				t.Errorf("no %q violation; got %q (fault %v)", tt.property, props, r.Fault)
+			}
+		})
+	}
+}
+
+// An R1 changed between the start of the tail call and the jump is
+// caught: the sequence must leave x0 alone.
+func TestArm64R1Check(t *testing.T) {
+	m, w := loadArm64(t, chain, prog.Upstream, false, false)
+	// On the taken path, "str x12, [x26]" becomes "add x0, x0, #1".
+	tamperWord(t, m, 0xf900034c, 0x91000400)
+	r := m.Run(w.Prog("entry"), ctx(1))
+	found := false
+	for _, v := range r.Violations {
+		found = found || v.Property == "R1 unchanged"
+	}
+	if !found {
+		t.Errorf("violations %v, fault %v", r.Violations, r.Fault)
+	}
+}
