@@ -158,14 +158,9 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		e.Value = v
 	case "path":
 		for _, w := range strings.Fields(rhs) {
-			name, times, rep := strings.Cut(w, "*")
-			n := 1
-			if rep {
-				k, err := strconv.Atoi(times)
-				if err != nil || k < 1 || k > 100000 {
-					return e, p.errf(line, "bad repetition %q (NAME*N)", w)
-				}
-				n = k
+			name, n, ok := repeated(w)
+			if !ok {
+				return e, p.errf(line, "bad repetition %q (NAME*N)", w)
 			}
 			for range n {
 				e.Path = append(e.Path, name)
@@ -180,18 +175,13 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 			break
 		}
 		for _, w := range strings.Fields(rhs) {
-			name, times, rep := strings.Cut(w, "*")
+			name, n, ok := repeated(w)
+			if !ok {
+				return e, p.errf(line, "bad repetition %q (REASON*N)", w)
+			}
 			r, ok := prog.ParseReason(name)
 			if !ok {
 				return e, p.errf(line, "unknown fall-through reason %q (bounds, limit, empty, or none)", w)
-			}
-			n := 1
-			if rep {
-				k, err := strconv.Atoi(times)
-				if err != nil || k < 1 || k > 100000 {
-					return e, p.errf(line, "bad repetition %q", w)
-				}
-				n = k
 			}
 			for range n {
 				e.Falls = append(e.Falls, r)
@@ -276,4 +266,17 @@ func (p *specParser) expectCtx(line int, e Expect, lw []string, rhs string) (Exp
 		return e, p.errf(line, "unknown ctx type %q (u8, u16, u32, u64, bytes)", lw[1])
 	}
 	return e, nil
+}
+
+// repeated reads "NAME" or "NAME*N" (N from 1 to 100000).
+func repeated(w string) (string, int, bool) {
+	name, times, rep := strings.Cut(w, "*")
+	if !rep {
+		return name, 1, true
+	}
+	n, err := strconv.Atoi(times)
+	if err != nil || n < 1 || n > 100000 {
+		return "", 0, false
+	}
+	return name, n, true
 }
