@@ -104,12 +104,31 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 	alt, _ := Ref{Rule: prog.RuleInterp}.Load(w, v, LoadOptions{Budget: sc.Budget})
 	ctxM, ctxRef, ctxAlt := cloneCtx(w.Ctx), cloneCtx(w.Ctx), cloneCtx(w.Ctx)
 	arch, variant := b.Name(), v.String()
+	// The steps of stopped slot changes, waiting for their finish.
+	pending := map[string][]prog.Effect{}
+	apply := func(st Step, effects []prog.Effect) error {
+		for _, e := range effects {
+			e.Apply()
+			if err := m.Apply(e); err != nil {
+				return fmt.Errorf("line %d: %s: %v", st.Line, st, err)
+			}
+		}
+		return nil
+	}
 
 	for _, st := range sc.Steps {
 		failAt := func(line int, format string, args ...any) {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("line %d: %s", line, fmt.Sprintf(format, args...)))
 		}
 		fail := func(format string, args ...any) { failAt(st.Line, format, args...) }
+		if st.Kind == StepFinish {
+			key := fmt.Sprintf("%s[%d]", st.Map, st.Index)
+			if err := apply(st, pending[key]); err != nil {
+				return errored(err)
+			}
+			delete(pending, key)
+			continue
+		}
 		if st.Kind != StepRun {
 			a := w.Array(st.Map)
 			var effects []prog.Effect
@@ -133,11 +152,16 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 			if err != nil && !checked {
 				fail("%s failed: %v", st, err)
 			}
-			for _, e := range effects {
-				e.Apply()
-				if err := m.Apply(e); err != nil {
-					return errored(fmt.Errorf("line %d: %s: %v", st.Line, st, err))
+			if st.Stopped {
+				n := 0
+				for n < len(effects) && effects[n].Kind <= st.Stop {
+					n++
 				}
+				pending[fmt.Sprintf("%s[%d]", st.Map, st.Index)] = effects[n:]
+				effects = effects[:n]
+			}
+			if err := apply(st, effects); err != nil {
+				return errored(err)
 			}
 			continue
 		}
@@ -165,7 +189,7 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 				if st.Repeat > 1 {
 					iter = fmt.Sprintf(" (from iteration %d of %d)", i+1, st.Repeat)
 				}
-				ruleNote = fmt.Sprintf("line %d: %s%s: the kernel interpreter, which counts a tail call before its empty-slot check, would give %s", st.Line, st, iter, d)
+				ruleNote = fmt.Sprintf("line %d: %s%s: the kernel interpreter (it reads ptrs[] at run time and counts a tail call before its empty-slot check) would give %s", st.Line, st, iter, d)
 			}
 			if ref != nil {
 				// Whether R0 is defined is a property of the BPF program,

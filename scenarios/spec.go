@@ -67,6 +67,7 @@ const (
 	StepRun StepKind = iota
 	StepUpdate
 	StepDelete
+	StepFinish // applies the rest of a stopped update or delete
 )
 
 // Step is one line of the run section with the expectations that follow it.
@@ -78,14 +79,24 @@ type Step struct {
 	Repeat int
 	Line   int
 	Expect []Expect
+	// Stopped updates and deletes apply the kernel's steps up to and
+	// including Stop, and leave the rest for a later finish step.
+	Stopped bool
+	Stop    prog.EffectKind
 }
 
 func (s Step) String() string {
+	stop := ""
+	if s.Stopped {
+		stop = " stop=" + s.Stop.String()
+	}
 	switch s.Kind {
 	case StepUpdate:
-		return fmt.Sprintf("update %s[%d] = %s", s.Map, s.Index, s.Prog)
+		return fmt.Sprintf("update %s[%d] = %s%s", s.Map, s.Index, s.Prog, stop)
 	case StepDelete:
-		return fmt.Sprintf("delete %s[%d]", s.Map, s.Index)
+		return fmt.Sprintf("delete %s[%d]%s", s.Map, s.Index, stop)
+	case StepFinish:
+		return fmt.Sprintf("finish %s[%d]", s.Map, s.Index)
 	}
 	if s.Repeat > 1 {
 		return fmt.Sprintf("run %s repeat=%d", s.Prog, s.Repeat)

@@ -89,6 +89,10 @@ func TestParseErrors(t *testing.T) {
 		{"empty ctx section", "-- run --", "-- ctx --\n-- run --", "", 15, "empty ctx"},
 		{"stack smaller than accesses", "-- prog leaf --", "-- prog leaf stack=8 --\n\t*(u64 *)(r10 - 16) = 1", "", 10, "declares stack=8"},
 		{"path names an unknown program", "expect r0 = 1", "expect path = entry lef", "", 17, "not a program"},
+		{"finish without a stopped change", "expect r0 = 1", "expect r0 = 1\nfinish jt[1]", "", 18, "no update or delete of it was stopped"},
+		{"stop after the pokes", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=poke", "", 18, "stops after ptrs or cached"},
+		{"a second change before finish", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=ptrs\nupdate jt[1] = leaf", "", 19, "not finished"},
+		{"expect after finish", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=ptrs\nfinish jt[1]\nexpect error = none", "", 20, "finish has no expectations"},
 		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
 	}
 	for _, tt := range tests {

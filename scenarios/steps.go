@@ -15,7 +15,36 @@ func asPosError(err error, pe **prog.PosError) bool { return errors.As(err, pe) 
 // MaxRepeat bounds "run P repeat=N".
 const MaxRepeat = 1_000_000
 
+// stopOption reads "stop=ptrs" or "stop=cached": the slot change stops
+// after that step of the kernel's order, until "finish".
+func (p *specParser) stopOption(st *Step, words []string, pending map[string]bool) error {
+	key := fmt.Sprintf("%s[%d]", st.Map, st.Index)
+	if pending[key] {
+		return p.errf(st.Line, "%s: the stopped change of %s is not finished", st, key)
+	}
+	kv, err := p.keyValues(st.Line, words, "stop")
+	if err != nil {
+		return err
+	}
+	v, ok := kv["stop"]
+	if !ok {
+		return nil
+	}
+	switch v {
+	case "ptrs":
+		st.Stop = prog.EffectPtr
+	case "cached":
+		st.Stop = prog.EffectCached
+	default:
+		return p.errf(st.Line, "stop=%s: a slot change stops after ptrs or cached (the poke step ends it)", v)
+	}
+	st.Stopped = true
+	pending[key] = true
+	return nil
+}
+
 func (p *specParser) run(s section) error {
+	pending := map[string]bool{}
 	for _, l := range lines(s) {
 		words := strings.Fields(l.text)
 		switch {
@@ -40,22 +69,45 @@ func (p *specParser) run(s section) error {
 			rest := strings.TrimSpace(strings.TrimPrefix(l.text, "update"))
 			lhs, rhs, ok := strings.Cut(rest, "=")
 			if !ok || strings.TrimSpace(rhs) == "" {
-				return p.errf(l.n, "expected update MAP[INDEX] = PROG")
+				return p.errf(l.n, "expected update MAP[INDEX] = PROG [stop=ptrs|cached]")
 			}
 			m, idx, err := p.slotRef(l.n, strings.TrimSpace(lhs))
 			if err != nil {
 				return err
 			}
-			p.sc.Steps = append(p.sc.Steps, Step{Kind: StepUpdate, Map: m, Index: idx, Prog: strings.TrimSpace(rhs), Line: l.n})
+			rw := strings.Fields(rhs)
+			st := Step{Kind: StepUpdate, Map: m, Index: idx, Prog: rw[0], Line: l.n}
+			if err := p.stopOption(&st, rw[1:], pending); err != nil {
+				return err
+			}
+			p.sc.Steps = append(p.sc.Steps, st)
 		case words[0] == "delete":
-			if len(words) != 2 {
-				return p.errf(l.n, "expected delete MAP[INDEX]")
+			if len(words) < 2 {
+				return p.errf(l.n, "expected delete MAP[INDEX] [stop=ptrs|cached]")
 			}
 			m, idx, err := p.slotRef(l.n, words[1])
 			if err != nil {
 				return err
 			}
-			p.sc.Steps = append(p.sc.Steps, Step{Kind: StepDelete, Map: m, Index: idx, Line: l.n})
+			st := Step{Kind: StepDelete, Map: m, Index: idx, Line: l.n}
+			if err := p.stopOption(&st, words[2:], pending); err != nil {
+				return err
+			}
+			p.sc.Steps = append(p.sc.Steps, st)
+		case words[0] == "finish":
+			if len(words) != 2 {
+				return p.errf(l.n, "expected finish MAP[INDEX]")
+			}
+			m, idx, err := p.slotRef(l.n, words[1])
+			if err != nil {
+				return err
+			}
+			key := fmt.Sprintf("%s[%d]", m, idx)
+			if !pending[key] {
+				return p.errf(l.n, "finish %s: no update or delete of it was stopped", key)
+			}
+			delete(pending, key)
+			p.sc.Steps = append(p.sc.Steps, Step{Kind: StepFinish, Map: m, Index: idx, Line: l.n})
 		case words[0] == "expect" || strings.HasPrefix(words[0], "expect["):
 			if len(p.sc.Steps) == 0 {
 				return p.errf(l.n, "expect before any run, update or delete step")
@@ -70,7 +122,7 @@ func (p *specParser) run(s section) error {
 			}
 			st.Expect = append(st.Expect, e)
 		default:
-			return p.errf(l.n, "unknown step %q (run, update, delete, expect)", words[0])
+			return p.errf(l.n, "unknown step %q (run, update, delete, finish, expect)", words[0])
 		}
 	}
 	return nil
@@ -82,6 +134,9 @@ func checkExpectFits(st *Step, e Expect) error {
 	}
 	if st.Kind != StepRun && e.Key != "error" {
 		return fmt.Errorf("after %s only \"expect error = ...\" applies", st)
+	}
+	if st.Kind == StepFinish {
+		return fmt.Errorf("finish has no expectations")
 	}
 	return nil
 }
