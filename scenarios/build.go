@@ -80,12 +80,20 @@ func (sc *Scenario) BuildWith(layout prog.Layout) (*prog.World, error) {
 			if w.Prog(st.Prog) == nil {
 				return nil, fail(st.Line, "unknown program %q", st.Prog)
 			}
+		case StepSet:
 		default:
 			if _, _, err := slotArgs(st.Line, st.Map, st.Index, st.Prog); err != nil {
 				return nil, err
 			}
 		}
-		for _, e := range st.Expect {
+		checks := st.Expect
+		if st.Kind == StepSet {
+			if sc.Ctx == nil {
+				return nil, fail(st.Line, "set needs a ctx section")
+			}
+			checks = []Expect{st.Set}
+		}
+		for _, e := range checks {
 			for _, name := range e.Path {
 				if w.Prog(name) == nil {
 					return nil, fail(e.Line, "path names %q, which is not a program", name)

@@ -121,6 +121,12 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("line %d: %s", line, fmt.Sprintf(format, args...)))
 		}
 		fail := func(format string, args ...any) { failAt(st.Line, format, args...) }
+		if st.Kind == StepSet {
+			for _, c := range [][]byte{ctxM, ctxRef, ctxAlt} {
+				writeCtx(c, st.Set)
+			}
+			continue
+		}
 		if st.Kind == StepFinish {
 			key := fmt.Sprintf("%s[%d]", st.Map, st.Index)
 			if err := apply(st, pending[key]); err != nil {
@@ -407,4 +413,15 @@ func diffResults(want, got *prog.Result) string {
 		d = append(d, fmt.Sprintf("ctx % x instead of % x", got.Ctx, want.Ctx))
 	}
 	return strings.Join(d, "; ")
+}
+
+// writeCtx performs a set step on one backend's copy of ctx.
+func writeCtx(ctx []byte, e Expect) {
+	if e.Size == 0 {
+		copy(ctx[e.Off:], e.Bytes)
+		return
+	}
+	for i := 0; i < e.Size; i++ {
+		ctx[e.Off+i] = byte(e.Value >> (8 * i))
+	}
 }

@@ -215,3 +215,37 @@ expect fault = access
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
 }
+
+// A set step writes ctx between runs, on every backend's copy.
+func TestSetStep(t *testing.T) {
+	src := `set
+-- prog entry --
+	r0 = *(u32 *)(r1 + 0)
+	exit
+-- ctx --
+u32 5
+-- run --
+run entry
+expect r0 = 5
+set ctx+0 u32 = 9
+run entry
+expect r0 = 9
+set ctx+0 bytes = 01 02
+run entry
+expect r0 = 0x0201
+`
+	for _, b := range []Backend{Ref{}, liar{}} {
+		rep := Run(mustParse(t, src), b, prog.Upstream, Options{})
+		if _, lying := b.(liar); lying {
+			// The liar adds one to R0; the comparison catches every run,
+			// which shows each saw the value the set step wrote.
+			if len(rep.Failures) < 3 {
+				t.Errorf("liar: %q", rep.Failures)
+			}
+			continue
+		}
+		if rep.Status != Pass {
+			t.Errorf("%s: %q", b.Name(), rep.Failures)
+		}
+	}
+}

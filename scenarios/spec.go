@@ -68,6 +68,7 @@ const (
 	StepUpdate
 	StepDelete
 	StepFinish // applies the rest of a stopped update or delete
+	StepSet    // writes ctx memory between runs, as user space writes a global
 )
 
 // Step is one line of the run section with the expectations that follow it.
@@ -83,6 +84,8 @@ type Step struct {
 	// including Stop, and leave the rest for a later finish step.
 	Stopped bool
 	Stop    prog.EffectKind
+	// Set is the ctx write of a set step (Key "ctx").
+	Set Expect
 }
 
 func (s Step) String() string {
@@ -97,6 +100,8 @@ func (s Step) String() string {
 		return fmt.Sprintf("delete %s[%d]%s", s.Map, s.Index, stop)
 	case StepFinish:
 		return fmt.Sprintf("finish %s[%d]", s.Map, s.Index)
+	case StepSet:
+		return "set " + s.Set.Source
 	}
 	if s.Repeat > 1 {
 		return fmt.Sprintf("run %s repeat=%d", s.Prog, s.Repeat)

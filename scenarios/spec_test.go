@@ -93,6 +93,9 @@ func TestParseErrors(t *testing.T) {
 		{"stop after the pokes", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=poke", "", 18, "stops after ptrs or cached"},
 		{"a second change before finish", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=ptrs\nupdate jt[1] = leaf", "", 19, "not finished"},
 		{"expect after finish", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=ptrs\nfinish jt[1]\nexpect error = none", "", 20, "finish has no expectations"},
+		{"set without ctx", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u32 = 1", "", 18, "set needs a ctx section"},
+		{"set beyond ctx", "expect r0 = 1", "expect r0 = 1\nset ctx+4 u32 = 1", "\n-- ctx --\nu32 0\n", 18, "past the 4-byte ctx"},
+		{"set with an expectation", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u8 = 1\nexpect r0 = 1", "\n-- ctx --\nu32 0\n", 19, "set has no expectations"},
 		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
 	}
 	for _, tt := range tests {

@@ -94,6 +94,18 @@ func (p *specParser) run(s section) error {
 				return err
 			}
 			p.sc.Steps = append(p.sc.Steps, st)
+		case words[0] == "set":
+			rest := strings.TrimSpace(strings.TrimPrefix(l.text, "set"))
+			lhs, rhs, ok := strings.Cut(rest, "=")
+			lw := strings.Fields(lhs)
+			if !ok || len(lw) == 0 || !strings.HasPrefix(lw[0], "ctx") {
+				return p.errf(l.n, "expected set ctx+OFF TYPE = VALUE")
+			}
+			e, err := p.expectCtx(l.n, Expect{Key: lw[0], Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
+			if err != nil {
+				return err
+			}
+			p.sc.Steps = append(p.sc.Steps, Step{Kind: StepSet, Set: e, Line: l.n})
 		case words[0] == "finish":
 			if len(words) != 2 {
 				return p.errf(l.n, "expected finish MAP[INDEX]")
@@ -122,7 +134,7 @@ func (p *specParser) run(s section) error {
 			}
 			st.Expect = append(st.Expect, e)
 		default:
-			return p.errf(l.n, "unknown step %q (run, update, delete, finish, expect)", words[0])
+			return p.errf(l.n, "unknown step %q (run, update, delete, finish, set, expect)", words[0])
 		}
 	}
 	return nil
@@ -132,11 +144,11 @@ func checkExpectFits(st *Step, e Expect) error {
 	if st.Kind == StepRun && e.Key == "error" {
 		return fmt.Errorf("\"error\" expectations belong to update and delete steps")
 	}
+	if st.Kind == StepFinish || st.Kind == StepSet {
+		return fmt.Errorf("%s has no expectations", strings.Fields(st.String())[0])
+	}
 	if st.Kind != StepRun && e.Key != "error" {
 		return fmt.Errorf("after %s only \"expect error = ...\" applies", st)
-	}
-	if st.Kind == StepFinish {
-		return fmt.Errorf("finish has no expectations")
 	}
 	return nil
 }
