@@ -205,6 +205,16 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			for _, name := range r2.maps {
 				site.Maps = append(site.Maps, maps[name])
 			}
+			if site.Poisoned() {
+				// The verifier keeps the map of the last path it explored
+				// to this site; the patched imm encodes its index.
+				if last := lastExploredMap(p.Funcs[fi], ii); last != "" {
+					i := slices.IndexFunc(site.Maps, func(m *ProgArray) bool { return m.Name == last })
+					if i > 0 {
+						site.Maps[0], site.Maps[i] = site.Maps[i], site.Maps[0]
+					}
+				}
+			}
 			site.MapIndex = slices.Index(fx.UsedMaps, site.Maps[0])
 			site.ImmMap = site.Maps[0]
 			if !site.Poisoned() && r3.kind == aConst && r3.c < uint64(site.Maps[0].MaxEntries) {
@@ -462,4 +472,51 @@ func readsOf(ins Instruction) []Register {
 		return []Register{ins.Dst}
 	}
 	return nil
+}
+
+// lastExploredMap follows the verifier's path exploration inside one
+// function — the fall-through of a branch first, the pushed branch targets
+// last in, first out — and returns the map R2 holds on the last visit to
+// the tail call at site, or "" when R2 is not loaded in the function. A
+// (instruction, map) pair is explored once, as state pruning would.
+func lastExploredMap(f *Function, site int) string {
+	pos, _ := f.Slots()
+	at := map[int]int{}
+	for i, s := range pos {
+		at[s] = i
+	}
+	type state struct {
+		insn int
+		r2   string
+	}
+	seen := map[state]bool{}
+	stack := []state{{0, ""}}
+	last := ""
+	for len(stack) > 0 {
+		st := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for st.insn >= 0 && st.insn < len(f.Insns) && !seen[st] {
+			seen[st] = true
+			ins := f.Insns[st.insn]
+			if st.insn == site {
+				last = st.r2
+			}
+			switch op := ins.OpCode; {
+			case ins.IsMapLoad() && ins.Dst == R2:
+				st.r2 = ins.Reference
+			case (op.IsALU() || op.IsLoadImm64() || op.IsMemLoad()) && ins.Dst == R2, op.IsCall():
+				st.r2 = ""
+			case op.IsExit():
+				st.insn = -1
+				continue
+			case op.IsJA():
+				st.insn = at[pos[st.insn]+1+int(ins.Off)]
+				continue
+			case op.IsCondJump():
+				stack = append(stack, state{at[pos[st.insn]+1+int(ins.Off)], st.r2})
+			}
+			st.insn++
+		}
+	}
+	return last
 }

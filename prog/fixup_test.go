@@ -625,3 +625,30 @@ func TestWorldFix(t *testing.T) {
 		t.Errorf("arrays changed")
 	}
 }
+
+// For a poisoned site the verifier keeps the map of the path it explores
+// last: it follows a branch's fall-through first and the jump target
+// after, so the map loaded on the jump-target path is the one whose index
+// goes into the patched imm.
+func TestPoisonedSiteKeepsLastExploredMap(t *testing.T) {
+	for _, tt := range []struct {
+		ft, target string
+	}{{"b", "a"}, {"a", "b"}} {
+		src := "r0 = *(u32 *)(r1 + 0)\nr2 = map[" + tt.target + "]\nif r0 == 0 goto t\nr2 = map[" + tt.ft + "]\nt:\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit"
+		maps := mkMaps(t, map[string]uint32{"a": 4, "b": 4})
+		p := newProg(t, "main", src, nil)
+		fx, err := prog.FixupProgram(p, maps, prog.FixupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := fx.Sites[0]
+		want := slices.IndexFunc(fx.UsedMaps, func(m *prog.ProgArray) bool { return m.Name == tt.target })
+		if !s.Poisoned() || s.MapIndex != want || s.ImmMap.Name != tt.target {
+			t.Errorf("target path loads %s: map index %d (%s), want %d", tt.target, s.MapIndex, s.ImmMap.Name, want)
+		}
+		imm, _ := s.Imm(prog.Patched)
+		if imm != int32(0x100|want) {
+			t.Errorf("imm %#x, want %#x", imm, 0x100|want)
+		}
+	}
+}
