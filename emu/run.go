@@ -21,7 +21,7 @@ func TimeLimit(budget int) time.Duration {
 // Run implements prog.Machine.
 func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
-	m.pending, m.tccPtr, m.lastCount = nil, 0, 0
+	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
 	u, spec := m.e.U, m.spec
 	if len(ctx) > 0 {
@@ -134,8 +134,13 @@ func (m *machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 			p := &m.pend
 			copy(p.regs[:], m.regs())
 			ptr := m.spec.tccPtr(m, p.regs[:], ev.l.Img)
-			m.tccPtr = ptr
-			p.l, p.s, p.count = ev.l, ev.s, m.read64(ptr)
+			// The counter is shared by the whole invocation: after the
+			// first tail call its value is the one the last call left
+			// (checked there), so only a new counter is read.
+			if ptr != m.tccPtr || !m.counted {
+				m.tccPtr, m.lastCount, m.counted = ptr, m.read64(ptr), true
+			}
+			p.l, p.s, p.count = ev.l, ev.s, m.lastCount
 			m.pending = p
 		case atJump:
 			if m.pending != nil && m.pending.s == ev.s {
