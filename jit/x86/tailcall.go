@@ -77,9 +77,7 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 		c.emit(fmt.Sprintf("bounds check: cmp edx, %d (max_entries as an immediate)", maxEntries), cat([]byte{0x81, 0xFA}, le32(int64(maxEntries)))...)
 		c.emit("jae out: index >= max_entries", 0x73, c.rel8(label, start))
 	}
-	c.emit("mov rax, [rbp-16-stack]: rax = tcc_ptr", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
-	c.emit("count check: cmp qword [rax], 33", 0x48, 0x83, 0x38, 0x21)
-	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
+	c.emitTailCallCountCheck(label, start)
 	// The series computes the displacement in a C int: offsetof(ptrs) plus
 	// max_entries * 8, truncated to 32 bits, emitted as disp32.
 	if patched && !dynArray {
@@ -90,13 +88,7 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 	}
 	c.emit("empty-slot check: test rcx, rcx", 0x48, 0x85, 0xC9)
 	c.emit("je out: empty slot, counter untouched", 0x74, c.rel8(label, start))
-	c.emit("count++: add qword [rax], 1", 0x48, 0x83, 0x00, 0x01)
-	c.popCalleeRegs()
-	c.emit("pop rax: tcc_ptr", 0x58)
-	c.emit("pop rax: count (main) or tcc_ptr (subprogram) for the callee", 0x58)
-	if c.stackDepth != 0 {
-		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(roundUp(c.stackDepth, 8))))...)
-	}
+	c.emitTailCallUnwind()
 	if !patched || dynArray {
 		c.emit("mov rcx, [rcx+bpf_func]", 0x48, 0x8B, 0x49, byte(l.BpfFunc))
 		c.emit(fmt.Sprintf("add rcx, %d: skip to X86_TAIL_CALL_OFFSET", c.o.TailCallOffset()), 0x48, 0x83, 0xC1, byte(c.o.TailCallOffset()))
@@ -112,14 +104,31 @@ func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitC
 	start := len(c.buf)
 	label := ctx.tailCallDirectLabel
 	ip := c.image + uint64(insnStart)
-	c.emit("mov rax, [rbp-16-stack]: rax = tcc_ptr", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
-	c.emit("count check: cmp qword [rax], 33", 0x48, 0x83, 0x38, 0x21)
-	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
+	c.emitTailCallCountCheck(label, start)
 	bypass := ip + uint64(len(c.buf)-start)
 	target := ip + uint64(label) - X86PatchSize
 	ts.Bypass = len(c.buf)
 	rel := int64(target+X86PatchSize) - int64(bypass+X86PatchSize)
 	c.emit("poke site: bypass (jmp out while the slot is empty)", cat([]byte{0xE9}, le32(rel))...)
+	c.emitTailCallUnwind()
+	ts.Target = len(c.buf)
+	c.emit("poke site: target (jmp bpf_func+X86_TAIL_CALL_OFFSET once filled)", nop5...)
+	ctx.tailCallDirectLabel = len(c.buf) - start
+}
+
+// emitTailCallCountCheck is the part both emitters share before the slot:
+// rax = tcc_ptr; if (*tcc_ptr >= MAX_TAIL_CALL_CNT) goto out.
+func (c *compiler) emitTailCallCountCheck(label, start int) {
+	c.emit("mov rax, [rbp-16-stack]: rax = tcc_ptr", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
+	c.emit("count check: cmp qword [rax], 33", 0x48, 0x83, 0x38, 0x21)
+	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
+}
+
+// emitTailCallUnwind is the part both emitters share once the call is
+// taken: count it, then undo the frame down to what the callee's
+// prologue expects at X86_TAIL_CALL_OFFSET (rsp == rbp, rax = the count or
+// the pointer).
+func (c *compiler) emitTailCallUnwind() {
 	c.emit("count++: add qword [rax], 1", 0x48, 0x83, 0x00, 0x01)
 	c.popCalleeRegs()
 	c.emit("pop rax: tcc_ptr", 0x58)
@@ -127,7 +136,4 @@ func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitC
 	if c.stackDepth != 0 {
 		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(roundUp(c.stackDepth, 8))))...)
 	}
-	ts.Target = len(c.buf)
-	c.emit("poke site: target (jmp bpf_func+X86_TAIL_CALL_OFFSET once filled)", nop5...)
-	ctx.tailCallDirectLabel = len(c.buf) - start
 }
