@@ -1,0 +1,72 @@
+package fuzz
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// Finding is a case on which a backend failed a check.
+type Finding struct {
+	Case      Case
+	Arch      string
+	Variant   string
+	Failures  []string
+	Signature string // what went wrong, without the numbers: for deduplication
+}
+
+// Check runs a case on every backend and variant. The scenario carries no
+// expectations, so what fails is a divergence from the reference model, a
+// broken machine-level property, or a fault.
+func Check(c Case, backends []prog.Backend, variants []prog.Variant) ([]Finding, error) {
+	sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, b := range backends {
+		for _, v := range variants {
+			rep := scenarios.Run(sc, b, v, scenarios.Options{})
+			if rep.Status == scenarios.Pass {
+				continue
+			}
+			out = append(out, Finding{Case: c, Arch: b.Name(), Variant: v.String(), Failures: rep.Failures,
+				Signature: b.Name() + "/" + v.String() + ": " + signature(rep.Failures)})
+		}
+	}
+	return out, nil
+}
+
+var (
+	differs   = regexp.MustCompile(`differs from the reference model: (.*)`)
+	field     = regexp.MustCompile(`(?:^|; )(r0|count|path|fall-throughs|ctx|[a-z]+ fault|no fault)`)
+	violation = regexp.MustCompile(`([A-Za-z0-9 -]+) broken at `)
+	faultKind = regexp.MustCompile(`(access|budget|insn) fault`)
+)
+
+// signature reduces failures to their kinds: which fields differ from the
+// reference, which properties broke, which faults happened.
+func signature(failures []string) string {
+	var parts []string
+	for _, f := range failures {
+		switch {
+		case differs.MatchString(f):
+			var fields []string
+			for _, m := range field.FindAllStringSubmatch(differs.FindStringSubmatch(f)[1], -1) {
+				fields = append(fields, m[1])
+			}
+			parts = append(parts, "differs("+strings.Join(fields, ",")+")")
+		case violation.MatchString(f):
+			parts = append(parts, "broken("+strings.TrimSpace(violation.FindStringSubmatch(f)[1])+")")
+		case faultKind.MatchString(f):
+			parts = append(parts, "fault("+faultKind.FindStringSubmatch(f)[1]+")")
+		default:
+			parts = append(parts, "other")
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), " ")
+}
