@@ -33,10 +33,14 @@ lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# A time-boxed fuzzing campaign over the assembler (make test only runs the seed corpus).
+# Time-boxed fuzzing: the assembler, the scenario parser, the case generator,
+# then a differential campaign whose findings land in fuzz-findings/
+# (make test runs only the seed corpora and a short campaign).
 fuzz:
 	$(GO) test ./prog/asm -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./scenarios -run '^$$' -fuzz FuzzParseScenario -fuzztime $(FUZZTIME)
+	$(GO) test ./fuzz -run '^$$' -fuzz FuzzCase -fuzztime $(FUZZTIME)
+	$(GO) run ./cmd/tailsim fuzz -duration $(FUZZTIME) -workers 2 -out fuzz-findings; test $$? -le 1
 
 # Emulator speed: the checked run against the bare Unicorn floor.
 bench: deps

@@ -47,3 +47,24 @@ func TestShortCampaign(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCase drives the generator from a seed (go test -fuzz FuzzCase): any
+// finding that is not the known displacement overflow fails.
+func FuzzCase(f *testing.F) {
+	for _, s := range []uint64{0, 6, 12, 21, 22, 30, 1 << 40, 0xdeadbeef} {
+		f.Add(s)
+	}
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		c := Generate(seed)
+		fs, err := Check(c, backends, prog.Variants)
+		if err != nil {
+			t.Fatalf("seed %d does not parse: %v", seed, err)
+		}
+		for _, fd := range fs {
+			if fd.Variant != "patched" || c.MaxEntries < 1<<28-38 {
+				t.Errorf("seed %d: new finding %s:\n%s", seed, fd.Signature, strings.Join(fd.Failures, "\n"))
+			}
+		}
+	})
+}
