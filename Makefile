@@ -36,11 +36,11 @@ lint: vet
 # Time-boxed fuzzing: the assembler, the scenario parser, the case generator,
 # then a differential campaign whose findings land in fuzz-findings/
 # (make test runs only the seed corpora and a short campaign).
-fuzz:
+fuzz: build
 	$(GO) test ./prog/asm -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./scenarios -run '^$$' -fuzz FuzzParseScenario -fuzztime $(FUZZTIME)
 	$(GO) test ./fuzz -run '^$$' -fuzz FuzzCase -fuzztime $(FUZZTIME)
-	$(GO) run ./cmd/tailsim fuzz -duration $(FUZZTIME) -workers 2 -out fuzz-findings; test $$? -le 1
+	./$(BIN) fuzz -duration $(FUZZTIME) -workers 2 -out fuzz-findings; test $$? -le 1
 
 # Emulator speed: the checked run against the bare Unicorn floor.
 bench: deps
