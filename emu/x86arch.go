@@ -110,6 +110,13 @@ func x86Disasm(code []byte, pc uint64) string {
 	if err != nil {
 		return "?"
 	}
+	// x86asm keeps a disp32 zero-extended; the CPU sign-extends it.
+	for i, a := range in.Args {
+		if m, ok := a.(x86asm.Mem); ok && m.Disp >= 1<<31 && m.Disp == int64(uint32(m.Disp)) {
+			m.Disp = int64(int32(m.Disp))
+			in.Args[i] = m
+		}
+	}
 	return x86asm.IntelSyntax(in, pc, nil)
 }
 
