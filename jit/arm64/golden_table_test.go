@@ -18,7 +18,6 @@ package arm64_test
 //go:generate go run ./testdata/gengolden testdata
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -33,6 +32,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"tailsim/jit"
+	"tailsim/jit/internal/goldentab"
 	"tailsim/prog"
 )
 
@@ -44,123 +44,24 @@ var tableFiles = []string{
 	"prologues.txt", "extras.txt",
 }
 
-type tableInsn struct {
-	Word uint32
-	Text string // as llvm-mc prints it, whitespace normalised
-	Line int
-}
+type (
+	tableInsn    = goldentab.Insn[uint32]
+	tableSection = goldentab.Section[uint32]
+	tableCase    = goldentab.Case[uint32]
+)
 
-type tableSection struct {
-	Name  string // "main.prologue", "sub.tailcall", ...
-	Attrs map[string]string
-	Insns []tableInsn
-	Line  int
-}
+func normText(s string) string { return goldentab.Norm(s) }
 
-type tableCase struct {
-	File     string
-	Line     int
-	Params   map[string]string
-	Sections []*tableSection
-}
-
-func (c *tableCase) Name() string { return c.Params["name"] }
-
-func (c *tableCase) where() string { return fmt.Sprintf("%s:%d", c.File, c.Line) }
-
-func (c *tableCase) section(name string) *tableSection {
-	for _, s := range c.Sections {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
-}
-
-func normText(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func tableKV(fields []string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, f := range fields {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not key=value", f)
-		}
-		m[k] = v
-	}
-	return m, nil
-}
-
-// loadTable parses one table: "case k=v ..." lines, section lines
-// "<func>.<part> [k=v ...]", and tab-indented "word | text" lines.
+// loadTable parses one table: each instruction is one 32-bit word.
 func loadTable(t testing.TB, file string) []*tableCase {
 	t.Helper()
-	path := filepath.Join("testdata", file)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var cases []*tableCase
-	var cur *tableCase
-	var sec *tableSection
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		fail := func(format string, args ...any) {
-			t.Helper()
-			t.Fatalf("%s:%d: %s", path, n, fmt.Sprintf(format, args...))
+	return goldentab.Load(t, filepath.Join("testdata", file), func(hex string) (uint32, error) {
+		w, err := strconv.ParseUint(hex, 16, 32)
+		if err != nil || len(hex) != 8 {
+			return 0, fmt.Errorf("bad word %q", hex)
 		}
-		switch {
-		case strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "case "):
-			params, err := tableKV(strings.Fields(line)[1:])
-			if err != nil {
-				fail("%v", err)
-			}
-			if params["name"] == "" {
-				fail("case without a name")
-			}
-			cur = &tableCase{File: path, Line: n, Params: params}
-			sec = nil
-			cases = append(cases, cur)
-		case strings.HasPrefix(line, "\t"):
-			if sec == nil {
-				fail("instruction outside a section")
-			}
-			hexPart, text, ok := strings.Cut(line, "|")
-			if !ok {
-				fail("instruction line without '|'")
-			}
-			h := strings.TrimSpace(hexPart)
-			w, err := strconv.ParseUint(h, 16, 32)
-			if err != nil || len(h) != 8 {
-				fail("bad word %q", h)
-			}
-			if normText(text) == "" {
-				fail("instruction without text")
-			}
-			sec.Insns = append(sec.Insns, tableInsn{Word: uint32(w), Text: normText(text), Line: n})
-		default:
-			if cur == nil {
-				fail("section outside a case")
-			}
-			fields := strings.Fields(line)
-			attrs, err := tableKV(fields[1:])
-			if err != nil {
-				fail("%v", err)
-			}
-			sec = &tableSection{Name: fields[0], Attrs: attrs, Line: n}
-			cur.Sections = append(cur.Sections, sec)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatalf("%s: no cases", path)
-	}
-	return cases
+		return uint32(w), nil
+	})
 }
 
 // ---- programs ----
@@ -348,7 +249,7 @@ func tableSpec(c *tableCase) (buildSpec, error) {
 func tableWant(s *tableSection) []string {
 	out := make([]string, len(s.Insns))
 	for k, in := range s.Insns {
-		out[k] = fmt.Sprintf("%08x", in.Word)
+		out[k] = fmt.Sprintf("%08x", in.Code)
 	}
 	return out
 }
@@ -364,7 +265,7 @@ func tableGot(img *jit.Image, sel []jit.Insn) []string {
 func tableListing(s *tableSection) string {
 	var b strings.Builder
 	for _, in := range s.Insns {
-		fmt.Fprintf(&b, "\t%08x  %s\n", in.Word, in.Text)
+		fmt.Fprintf(&b, "\t%08x  %s\n", in.Code, in.Text)
 	}
 	return b.String()
 }
@@ -412,11 +313,11 @@ func compareTable(t *testing.T, c *tableCase, s *tableSection, img *jit.Image, s
 func checkTableCase(t *testing.T, c *tableCase) int {
 	spec, err := tableSpec(c)
 	if err != nil {
-		t.Fatalf("%s (%s): %v", c.Name(), c.where(), err)
+		t.Fatalf("%s (%s): %v", c.Name(), c.Where(), err)
 	}
 	b, err := tryBuild(t, spec)
 	if err != nil {
-		t.Errorf("%s (%s): %v", c.Name(), c.where(), err)
+		t.Errorf("%s (%s): %v", c.Name(), c.Where(), err)
 		return 0
 	}
 	for fn, img := range b.imgs {
@@ -427,11 +328,11 @@ func checkTableCase(t *testing.T, c *tableCase) int {
 	for _, s := range c.Sections {
 		fnName, part, ok := strings.Cut(s.Name, ".")
 		if !ok {
-			t.Fatalf("%s: section %q is not <func>.<part>", c.where(), s.Name)
+			t.Fatalf("%s: section %q is not <func>.<part>", c.Where(), s.Name)
 		}
 		fi := b.p.FuncIndex(fnName)
 		if fi < 0 {
-			t.Fatalf("%s: section %q: no function %q", c.where(), s.Name, fnName)
+			t.Fatalf("%s: section %q: no function %q", c.Where(), s.Name, fnName)
 		}
 		img := b.imgs[fi]
 		n += len(s.Insns)
@@ -467,7 +368,7 @@ func checkTableCase(t *testing.T, c *tableCase) int {
 		case "call":
 			k := slices.IndexFunc(img.Func.Insns, prog.Instruction.IsSubprogCall)
 			if k < 0 {
-				t.Fatalf("%s: %s: no bpf2bpf call", c.where(), s.Name)
+				t.Fatalf("%s: %s: no bpf2bpf call", c.Where(), s.Name)
 			}
 			compareTable(t, c, s, img, owned(k)(img), s.Name)
 		case "tailcall":
@@ -498,7 +399,7 @@ func checkTableCase(t *testing.T, c *tableCase) int {
 				}
 			}
 		default:
-			t.Fatalf("%s: unknown section %q", c.where(), s.Name)
+			t.Fatalf("%s: unknown section %q", c.Where(), s.Name)
 		}
 	}
 	return n
@@ -513,9 +414,9 @@ func TestGoldenTables(t *testing.T) {
 		t.Run(strings.TrimSuffix(file, ".txt"), func(t *testing.T) {
 			for _, c := range tc {
 				if prev, dup := seen[c.Name()]; dup {
-					t.Errorf("%s: duplicate case %s (first at %s)", c.where(), c.Name(), prev)
+					t.Errorf("%s: duplicate case %s (first at %s)", c.Where(), c.Name(), prev)
 				}
-				seen[c.Name()] = c.where()
+				seen[c.Name()] = c.Where()
 				insns += checkTableCase(t, c)
 			}
 		})
@@ -576,9 +477,9 @@ func TestGoldenTablesCoverage(t *testing.T) {
 		got := map[key]bool{}
 		for _, c := range loadTable(t, file) {
 			p := c.Params
-			s := c.section("main.tailcall")
+			s := c.Section("main.tailcall")
 			if s == nil || s.Attrs["kind"] != kinds[form] || s.Attrs["sites"] != "1" {
-				t.Errorf("%s: %s: want main.tailcall kind=%s sites=1", c.where(), form, kinds[form])
+				t.Errorf("%s: %s: want main.tailcall kind=%s sites=1", c.Where(), form, kinds[form])
 				continue
 			}
 			got[key{p["layout"], p["stack"], p["regs"], p["bti"], p["pac"]}] = true
@@ -606,7 +507,7 @@ func TestGoldenTablesCoverage(t *testing.T) {
 		p := c.Params
 		switch p["shape"] {
 		case "sub-tc-var", "sub-tc-poisoned":
-			if s := c.section("sub.tailcall"); s != nil {
+			if s := c.Section("sub.tailcall"); s != nil {
 				subKinds[p["variant"]+"-"+s.Attrs["kind"]] = true
 			}
 			subKeys[key{p["layout"], p["stack"], p["regs"], p["bti"], p["pac"]}] = true
@@ -648,7 +549,7 @@ func TestGoldenTablesReferenceWords(t *testing.T) {
 		for _, c := range loadTable(t, f) {
 			for _, s := range c.Sections {
 				for _, in := range s.Insns {
-					have[in.Word] = true
+					have[in.Code] = true
 				}
 			}
 		}
@@ -685,12 +586,12 @@ func TestGoldenTablesLLVMMC(t *testing.T) {
 			for _, s := range c.Sections {
 				for _, in := range s.Insns {
 					where := fmt.Sprintf("%s:%d", c.File, in.Line)
-					u, ok := first[in.Word]
+					u, ok := first[in.Code]
 					if !ok {
-						first[in.Word] = use{in.Text, where}
-						words = append(words, in.Word)
+						first[in.Code] = use{in.Text, where}
+						words = append(words, in.Code)
 					} else if u.text != in.Text {
-						t.Errorf("%s: %08x is %q, but %q at %s", where, in.Word, in.Text, u.text, u.where)
+						t.Errorf("%s: %08x is %q, but %q at %s", where, in.Code, in.Text, u.text, u.where)
 					}
 				}
 			}

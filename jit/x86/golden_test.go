@@ -11,7 +11,6 @@ package x86_test
 //go:generate go run ./testdata/gengolden testdata
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"tailsim/jit"
+	"tailsim/jit/internal/goldentab"
 	"tailsim/jit/x86"
 	"tailsim/prog"
 	"tailsim/prog/asm"
@@ -32,133 +32,40 @@ import (
 
 var goldenFiles = []string{"tailcalls.txt", "prologues.txt", "extras.txt"}
 
-type goldenInsn struct {
-	Bytes []byte
-	Text  string // as llvm-mc prints it, whitespace normalised
-	Line  int
-}
+type (
+	goldenInsn    = goldentab.Insn[[]byte]
+	goldenSection = goldentab.Section[[]byte]
+	goldenCase    = goldentab.Case[[]byte]
+)
 
-type goldenSection struct {
-	Name  string // "main.prologue", "sub.tailcall", ...
-	Attrs map[string]string
-	Insns []goldenInsn
-	Line  int
-}
-
-func (s *goldenSection) bytes() []byte {
+// sectionBytes is a section's code.
+func sectionBytes(s *goldenSection) []byte {
 	var b []byte
 	for _, in := range s.Insns {
-		b = append(b, in.Bytes...)
+		b = append(b, in.Code...)
 	}
 	return b
 }
 
-type goldenCase struct {
-	File     string
-	Line     int
-	Params   map[string]string
-	Sections []*goldenSection
-}
+func normSpace(s string) string { return goldentab.Norm(s) }
 
-func (c *goldenCase) Name() string { return c.Params["name"] }
-
-func (c *goldenCase) where() string { return fmt.Sprintf("%s:%d", c.File, c.Line) }
-
-func (c *goldenCase) section(name string) *goldenSection {
-	for _, s := range c.Sections {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
-}
-
-func normSpace(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func parseKV(fields []string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, f := range fields {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q is not key=value", f)
-		}
-		m[k] = v
-	}
-	return m, nil
-}
-
-// loadGolden parses one table.
+// loadGolden parses one table: instructions are space-separated bytes.
 func loadGolden(t testing.TB, file string) []*goldenCase {
 	t.Helper()
-	path := filepath.Join("testdata", file)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var cases []*goldenCase
-	var cur *goldenCase
-	var sec *goldenSection
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		fail := func(format string, args ...any) {
-			t.Helper()
-			t.Fatalf("%s:%d: %s", path, n, fmt.Sprintf(format, args...))
+	return goldentab.Load(t, filepath.Join("testdata", file), func(hex string) ([]byte, error) {
+		var b []byte
+		for _, h := range strings.Fields(hex) {
+			v, err := strconv.ParseUint(h, 16, 8)
+			if err != nil || len(h) != 2 {
+				return nil, fmt.Errorf("bad byte %q", h)
+			}
+			b = append(b, byte(v))
 		}
-		switch {
-		case strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "case "):
-			params, err := parseKV(strings.Fields(line)[1:])
-			if err != nil {
-				fail("%v", err)
-			}
-			if params["name"] == "" {
-				fail("case without a name")
-			}
-			cur = &goldenCase{File: path, Line: n, Params: params}
-			sec = nil
-			cases = append(cases, cur)
-		case strings.HasPrefix(line, "\t"):
-			if sec == nil {
-				fail("instruction outside a section")
-			}
-			hexPart, text, ok := strings.Cut(line, "|")
-			if !ok {
-				fail("instruction line without '|'")
-			}
-			var b []byte
-			for _, h := range strings.Fields(hexPart) {
-				v, err := strconv.ParseUint(h, 16, 8)
-				if err != nil || len(h) != 2 {
-					fail("bad byte %q", h)
-				}
-				b = append(b, byte(v))
-			}
-			if len(b) == 0 || normSpace(text) == "" {
-				fail("instruction needs bytes and text")
-			}
-			sec.Insns = append(sec.Insns, goldenInsn{Bytes: b, Text: normSpace(text), Line: n})
-		default:
-			if cur == nil {
-				fail("section outside a case")
-			}
-			fields := strings.Fields(line)
-			attrs, err := parseKV(fields[1:])
-			if err != nil {
-				fail("%v", err)
-			}
-			sec = &goldenSection{Name: fields[0], Attrs: attrs, Line: n}
-			cur.Sections = append(cur.Sections, sec)
+		if len(b) == 0 {
+			return nil, fmt.Errorf("instruction without bytes")
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatalf("%s: no cases", path)
-	}
-	return cases
+		return b, nil
+	})
 }
 
 // ---- programs ----
@@ -430,7 +337,7 @@ func insnHex(img *jit.Image, sel []jit.Insn) []string {
 func wantHex(s *goldenSection) []string {
 	out := make([]string, len(s.Insns))
 	for k, in := range s.Insns {
-		out[k] = hexOf(in.Bytes)
+		out[k] = hexOf(in.Code)
 	}
 	return out
 }
@@ -438,7 +345,7 @@ func wantHex(s *goldenSection) []string {
 func listing(s *goldenSection) string {
 	var b strings.Builder
 	for _, in := range s.Insns {
-		fmt.Fprintf(&b, "\t%-24s %s\n", hexOf(in.Bytes), in.Text)
+		fmt.Fprintf(&b, "\t%-24s %s\n", hexOf(in.Code), in.Text)
 	}
 	return b.String()
 }
@@ -494,7 +401,7 @@ func offsetOf(s *goldenSection, prefix string, last bool) int {
 				return found
 			}
 		}
-		at += len(in.Bytes)
+		at += len(in.Code)
 	}
 	return found
 }
@@ -510,7 +417,7 @@ func compareSection(t *testing.T, c *goldenCase, s *goldenSection, img *jit.Imag
 func checkCase(t *testing.T, c *goldenCase) {
 	b, err := buildCase(c)
 	if err != nil {
-		t.Fatalf("%s (%s): %v", c.Name(), c.where(), err)
+		t.Fatalf("%s (%s): %v", c.Name(), c.Where(), err)
 	}
 	ibt := c.Params["ibt"] == "on"
 	stack, _ := strconv.Atoi(c.Params["stack"])
@@ -520,11 +427,11 @@ func checkCase(t *testing.T, c *goldenCase) {
 	for _, s := range c.Sections {
 		fnName, part, ok := strings.Cut(s.Name, ".")
 		if !ok {
-			t.Fatalf("%s: section %q is not <func>.<part>", c.where(), s.Name)
+			t.Fatalf("%s: section %q is not <func>.<part>", c.Where(), s.Name)
 		}
 		fi := b.p.FuncIndex(fnName)
 		if fi < 0 {
-			t.Fatalf("%s: section %q: no function %q", c.where(), s.Name, fnName)
+			t.Fatalf("%s: section %q: no function %q", c.Where(), s.Name, fnName)
 		}
 		img := b.imgs[fi]
 		switch part {
@@ -548,7 +455,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 			}
 		case "epilogue":
 			sel := ownedBy(img, jit.Epilogue)
-			if len(sel) > 0 && !contiguous(sel, sel[0].Off, sel[0].Off+len(s.bytes())) {
+			if len(sel) > 0 && !contiguous(sel, sel[0].Off, sel[0].Off+len(sectionBytes(s))) {
 				t.Errorf("%s: %s: epilogue instructions are not contiguous", c.Name(), s.Name)
 			}
 			compareSection(t, c, s, img, sel, s.Name)
@@ -561,7 +468,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 				}
 			}
 			if k < 0 {
-				t.Fatalf("%s: %s: no bpf2bpf call", c.where(), s.Name)
+				t.Fatalf("%s: %s: no bpf2bpf call", c.Where(), s.Name)
 			}
 			sel := ownedBy(img, k)
 			if len(sel) == 0 {
@@ -578,7 +485,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 				t.Errorf("%s: %s: %d tail-call sites, want %d", c.Name(), s.Name, len(img.Sites), n)
 				continue
 			}
-			want := len(s.bytes())
+			want := len(sectionBytes(s))
 			for k, site := range img.Sites {
 				what := fmt.Sprintf("%s site %d", s.Name, k)
 				if got := site.Kind.String(); got != s.Attrs["kind"] {
@@ -611,7 +518,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 				}
 			}
 		default:
-			t.Fatalf("%s: unknown section %q", c.where(), s.Name)
+			t.Fatalf("%s: unknown section %q", c.Where(), s.Name)
 		}
 	}
 }
@@ -625,7 +532,7 @@ func TestGolden(t *testing.T) {
 		t.Run(strings.TrimSuffix(file, ".txt"), func(t *testing.T) {
 			for _, c := range cases {
 				if seen[c.Name()] {
-					t.Errorf("%s: duplicate case %s", c.where(), c.Name())
+					t.Errorf("%s: duplicate case %s", c.Where(), c.Name())
 				}
 				seen[c.Name()] = true
 				checkCase(t, c)
@@ -674,9 +581,9 @@ func TestGoldenCoverage(t *testing.T) {
 	got := map[key]bool{}
 	for _, c := range cases {
 		p := c.Params
-		s := c.section("main.tailcall")
+		s := c.Section("main.tailcall")
 		if s == nil {
-			t.Fatalf("%s: no main.tailcall", c.where())
+			t.Fatalf("%s: no main.tailcall", c.Where())
 		}
 		got[key{p["variant"] + "-" + s.Attrs["kind"], p["layout"], p["stack"], p["regs"], p["ibt"]}] = true
 	}
@@ -741,16 +648,16 @@ func TestGoldenDecodesX86asm(t *testing.T) {
 	for _, file := range goldenFiles {
 		for _, c := range loadGolden(t, file) {
 			for _, s := range c.Sections {
-				code := s.bytes()
+				code := sectionBytes(s)
 				at := 0
 				for _, in := range s.Insns {
 					n, text, err := decodeX86(code[at:])
 					if err != nil {
-						t.Errorf("%s:%d: % x (%s): x86asm: %v", c.File, in.Line, in.Bytes, in.Text, err)
+						t.Errorf("%s:%d: % x (%s): x86asm: %v", c.File, in.Line, in.Code, in.Text, err)
 						break
 					}
-					if n != len(in.Bytes) {
-						t.Errorf("%s:%d: % x (%s): x86asm decodes %d bytes (%s), want %d", c.File, in.Line, in.Bytes, in.Text, n, text, len(in.Bytes))
+					if n != len(in.Code) {
+						t.Errorf("%s:%d: % x (%s): x86asm decodes %d bytes (%s), want %d", c.File, in.Line, in.Code, in.Text, n, text, len(in.Code))
 						break
 					}
 					at += n
@@ -886,12 +793,12 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 	// REFERENCE §3: a tail-call-reachable subprogram's prologue, stack 0,
 	// no callee-saved registers.
 	want := &goldenSection{Name: "c.prologue", Insns: []goldenInsn{
-		{Bytes: []byte{0x0f, 0x1f, 0x44, 0x00, 0x00}, Text: "nop5"},
-		{Bytes: []byte{0x0f, 0x1f, 0x00}, Text: "nop3 (subprogram)"},
-		{Bytes: []byte{0x55}, Text: "push rbp"},
-		{Bytes: []byte{0x48, 0x89, 0xe5}, Text: "mov rbp, rsp"},
-		{Bytes: []byte{0x50}, Text: "push rax"},
-		{Bytes: []byte{0x50}, Text: "push rax"},
+		{Code: []byte{0x0f, 0x1f, 0x44, 0x00, 0x00}, Text: "nop5"},
+		{Code: []byte{0x0f, 0x1f, 0x00}, Text: "nop3 (subprogram)"},
+		{Code: []byte{0x55}, Text: "push rbp"},
+		{Code: []byte{0x48, 0x89, 0xe5}, Text: "mov rbp, rsp"},
+		{Code: []byte{0x50}, Text: "push rax"},
+		{Code: []byte{0x50}, Text: "push rax"},
 	}}
 	c := &goldenCase{File: "kernel/bpf/verifier.c check_max_stack_depth_subprog", Params: map[string]string{
 		"name": "tail_call_reachable is sticky in the kernel: main calls b (tail call), then c, which calls d"}}
@@ -899,7 +806,7 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 	// The call to d: mov rax, [rbp - 16] (tcc_ptr), then e8 rel32.
 	sel := ownedBy(img, 0)
 	wantCall := &goldenSection{Name: "c.precall", Insns: []goldenInsn{
-		{Bytes: []byte{0x48, 0x8b, 0x85, 0xf0, 0xff, 0xff, 0xff}, Text: "mov rax, qword ptr [rbp - 16]"},
+		{Code: []byte{0x48, 0x8b, 0x85, 0xf0, 0xff, 0xff, 0xff}, Text: "mov rax, qword ptr [rbp - 16]"},
 	}}
 	if len(sel) > 0 {
 		sel = sel[:len(sel)-1]

@@ -68,9 +68,9 @@ func runLLVMMC(t *testing.T, mc string, secs []mcSection) (groups [][]string, wa
 	t.Helper()
 	var in strings.Builder
 	for _, x := range secs {
-		fmt.Fprintf(&in, "[%s] [%s]", mcBytes(x.s.bytes()), mcBytes(ud2))
+		fmt.Fprintf(&in, "[%s] [%s]", mcBytes(sectionBytes(x.s)), mcBytes(ud2))
 		for _, ins := range x.s.Insns {
-			fmt.Fprintf(&in, " [%s]", mcBytes(ins.Bytes))
+			fmt.Fprintf(&in, " [%s]", mcBytes(ins.Code))
 		}
 		fmt.Fprintf(&in, " [%s]\n", mcBytes(ud2))
 	}
@@ -133,7 +133,7 @@ func TestGoldenLLVMMC(t *testing.T) {
 				want := make([]string, len(x.s.Insns))
 				lens := make([]int, len(x.s.Insns))
 				for j, in := range x.s.Insns {
-					want[j], lens[j] = in.Text, len(in.Bytes)
+					want[j], lens[j] = in.Text, len(in.Code)
 				}
 				where := fmt.Sprintf("%s:%d (%s %s)", x.c.File, x.s.Line, x.c.Name(), x.s.Name)
 				free, atoms := groups[2*k], groups[2*k+1]
@@ -150,7 +150,7 @@ func TestGoldenLLVMMC(t *testing.T) {
 					mcLens = nil
 				}
 				var xLens []int
-				code := x.s.bytes()
+				code := sectionBytes(x.s)
 				for at := 0; at < len(code); {
 					n, _, err := decodeX86(code[at:])
 					if err != nil {
@@ -175,9 +175,9 @@ func TestGoldenLLVMMC(t *testing.T) {
 func TestLLVMMCCatchesMistakes(t *testing.T) {
 	mc := llvmMC(t)
 	s := &goldenSection{Name: "x.y", Insns: []goldenInsn{
-		{Bytes: []byte{0x48, 0x8b, 0x85, 0xf0, 0xff, 0xff, 0xff}, Text: "mov rax, qword ptr [rbp - 16]"},
-		{Bytes: []byte{0x58, 0x58}, Text: "pop rax"}, // two instructions in one
-		{Bytes: []byte{0x48, 0x83}, Text: "add"},     // truncated
+		{Code: []byte{0x48, 0x8b, 0x85, 0xf0, 0xff, 0xff, 0xff}, Text: "mov rax, qword ptr [rbp - 16]"},
+		{Code: []byte{0x58, 0x58}, Text: "pop rax"}, // two instructions in one
+		{Code: []byte{0x48, 0x83}, Text: "add"},     // truncated
 	}}
 	c := &goldenCase{File: "self-test", Params: map[string]string{"name": "self"}}
 	groups, warnings := runLLVMMC(t, mc, []mcSection{{c, s}})
