@@ -3,6 +3,9 @@ package emu
 import (
 	"encoding/binary"
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 	"golang.org/x/arch/arm64/arm64asm"
@@ -84,7 +87,8 @@ func arm64Spec(bti, pac bool) *archSpec {
 			m.e.U.RegWrite(uc.ARM64_REG_X30, Sentinel)
 			return sp, sp
 		},
-		disasm: arm64Disasm,
+		disasm:      arm64Disasm,
+		locateFault: locateArm64Fault,
 		// The JIT inlines bpf_get_smp_processor_id() as a load of
 		// thread_info->cpu through sp_el0: give it a thread_info on CPU 0,
 		// what the helper stubs return elsewhere.
@@ -96,6 +100,63 @@ func arm64Spec(bti, pac bool) *archSpec {
 			return m.e.U.RegWrite(uc.ARM64_REG_SP_EL0, ThreadInfo)
 		},
 	}
+}
+
+// memOperand matches arm64asm's GNU memory operands: [xN], [xN,#imm],
+// [xN,xM], [xN,xM,lsl #k], pre-index [xN,#imm]! and post-index [xN],#imm.
+var memOperand = regexp.MustCompile(`\[(x\d+|sp)(?:,(?:#(-?(?:0x)?[0-9a-f]+)|([xw]\d+)(?:,(?:lsl|uxtw|sxtw|sxtx) #(\d+))?))?\](!)?`)
+
+// locateArm64Fault finds the instruction that made a bad access. Unicorn
+// reports the start of the translated block as the PC inside memory hooks
+// on arm64, but the registers are those of the access, so the first load
+// or store from there whose effective address covers the fault is it.
+func locateArm64Fault(m *machine, pc uint64, f *Access) uint64 {
+	if len(f.Regs) < 32 {
+		return pc
+	}
+	reg := func(name string) uint64 {
+		if name == "sp" {
+			return f.Regs[31]
+		}
+		n, _ := strconv.Atoi(name[1:])
+		v := f.Regs[n]
+		if name[0] == 'w' {
+			v = uint64(uint32(v))
+		}
+		return v
+	}
+	var word [4]byte
+	for at := pc; at < pc+4*64; at += 4 {
+		if err := m.e.U.MemReadInto(word[:], at); err != nil {
+			break
+		}
+		in, err := arm64asm.Decode(word[:])
+		if err != nil {
+			continue
+		}
+		text := arm64asm.GNUSyntax(in)
+		mm := memOperand.FindStringSubmatch(text)
+		if mm == nil || strings.HasPrefix(text, "adr") {
+			continue
+		}
+		ea := reg(mm[1])
+		switch {
+		case mm[2] != "":
+			imm, _ := strconv.ParseInt(mm[2], 0, 64)
+			ea += uint64(imm)
+		case mm[3] != "":
+			idx := reg(mm[3])
+			if mm[4] != "" {
+				k, _ := strconv.Atoi(mm[4])
+				idx <<= k
+			}
+			ea += idx
+		}
+		if f.Addr+uint64(f.Size) > ea && f.Addr < ea+16 {
+			return at
+		}
+	}
+	return pc
 }
 
 // arm64Stubs builds the helper stubs: x0 = the stub's return value (the

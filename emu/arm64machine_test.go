@@ -130,3 +130,25 @@ func TestArm64R1Check(t *testing.T) {
 		t.Errorf("violations %v, fault %v", r.Violations, r.Fault)
 	}
 }
+
+// Unicorn gives the block's first PC inside memory hooks on arm64; the
+// report must still name the load that faulted.
+func TestArm64FaultNamesTheInstruction(t *testing.T) {
+	src := `fault
+-- prog entry --
+	r6 = r1
+	r0 = 1
+	r0 += 2
+	r0 = *(u32 *)(r1 + 4)
+	exit
+-- ctx --
+u32 7
+-- run --
+run entry
+`
+	m, w := loadArm64(t, src, prog.Upstream, false, false)
+	r := m.Run(w.Prog("entry"), []byte{7, 0, 0, 0})
+	if r.Fault == nil || r.Fault.Insn != "ldr w7, [x0,#4]" || r.Fault.Addr != CtxBase+4 {
+		t.Fatalf("fault %+v", r.Fault)
+	}
+}

@@ -45,7 +45,19 @@ type Access struct {
 	Write bool
 	Fetch bool
 	PC    uint64
+	// Regs are the general registers when the access was made (arm64:
+	// x0–x30 then sp), so the faulting instruction can be found: Unicorn
+	// does not keep the arm64 PC exact inside memory hooks.
+	Regs []uint64
 }
+
+var arm64GPRs = func() []int {
+	var r []int
+	for i := 0; i <= 28; i++ {
+		r = append(r, uc.ARM64_REG_X0+i)
+	}
+	return append(r, uc.ARM64_REG_X29, uc.ARM64_REG_X30, uc.ARM64_REG_SP)
+}()
 
 // Engine is one Unicorn instance and what is mapped in it.
 type Engine struct {
@@ -157,6 +169,9 @@ func (e *Engine) onUnmapped(u uc.Unicorn, typ int, addr uint64, size int, value 
 func (e *Engine) recordFault(a Access) {
 	if e.fault == nil {
 		a.PC = e.PC()
+		if e.Arch == ARM64 {
+			a.Regs, _ = e.U.RegReadBatch(arm64GPRs)
+		}
 		e.fault = &a
 	}
 }

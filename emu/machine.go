@@ -47,6 +47,8 @@ type archSpec struct {
 	disasm func(code []byte, pc uint64) string
 	// setup maps what the arch's inlined code reads besides the world.
 	setup func(m *machine) error
+	// locateFault corrects the PC Unicorn reports for a bad access.
+	locateFault func(m *machine, pc uint64, f *Access) uint64
 }
 
 // Backend is an emulated arch: the kernel's JIT output run in Unicorn.

@@ -38,6 +38,9 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	res := m.res
 	switch {
 	case out.Fault != nil:
+		if spec.locateFault != nil && !out.Fault.Fetch {
+			out.PC = spec.locateFault(m, out.PC, out.Fault)
+		}
 		op := "read"
 		if out.Fault.Write {
 			op = "write"
