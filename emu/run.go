@@ -257,6 +257,16 @@ func (m *machine) symbolize(addr uint64) string {
 		}
 		return fmt.Sprintf("%s+%#x", name, addr-l.Addr)
 	}
+	for p, at := range m.structs {
+		if addr >= at && addr < at+PageSize {
+			return fmt.Sprintf("struct bpf_prog %s+%#x", p.Name, addr-at)
+		}
+	}
+	for a, ai := range m.arrays {
+		if addr >= ai.base && addr < ai.end() {
+			return fmt.Sprintf("struct bpf_array %s+%#x", a.Name, addr-ai.base)
+		}
+	}
 	switch {
 	case addr >= StubBase && addr < CodeBase:
 		return "helper stubs"

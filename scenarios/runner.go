@@ -178,9 +178,13 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 		// reference model: the kernel code's real behaviour, shown rather
 		// than hidden. The other expectations then describe the JIT.
 		wantDivergence, diverged := false, false
+		wantBroken := map[string]bool{} // property -> seen
 		for _, e := range st.Expect {
 			if e.Key == "divergence" && e.Applies(arch, variant) {
 				wantDivergence = true
+			}
+			if e.Key == "broken" && e.Applies(arch, variant) {
+				wantBroken[e.Word] = false
 			}
 		}
 		for i := 0; i < st.Repeat; i++ {
@@ -212,10 +216,19 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 					break
 				}
 			}
-			if len(res.Violations) > 0 {
-				for _, v := range res.Violations {
-					fail("%s (iteration %d of %d): %s", st, i+1, st.Repeat, v)
+			unexpected := false
+			for _, v := range res.Violations {
+				if _, ok := wantBroken[v.Property]; ok {
+					if !wantBroken[v.Property] {
+						rep.Notes = append(rep.Notes, fmt.Sprintf("line %d: %s (iteration %d of %d): as expected, %s", st.Line, st, i+1, st.Repeat, v))
+					}
+					wantBroken[v.Property] = true
+					continue
 				}
+				fail("%s (iteration %d of %d): %s", st, i+1, st.Repeat, v)
+				unexpected = true
+			}
+			if unexpected {
 				rep.Trace = traceLines(res)
 				break
 			}
@@ -225,6 +238,11 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 		}
 		if ruleNote != "" {
 			rep.Notes = append(rep.Notes, ruleNote)
+		}
+		for prop, seen := range wantBroken {
+			if !seen {
+				fail("%s: expected the check %q to break on %s/%s, but it held", st, prop, arch, variant)
+			}
 		}
 		if wantDivergence && !diverged {
 			fail("%s: expected %s/%s to depart from the reference model, but it agreed", st, arch, variant)
@@ -238,7 +256,7 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 			if e.Key == "fault" {
 				faultChecked = true
 			}
-			if e.Key == "divergence" {
+			if e.Key == "divergence" || e.Key == "broken" {
 				continue
 			}
 			got := res

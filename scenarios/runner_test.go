@@ -249,3 +249,36 @@ expect r0 = 0x0201
 		}
 	}
 }
+
+// breaker reports a broken machine-level property on every run.
+type breaker struct{ Ref }
+
+func (breaker) Name() string { return "x86_64" }
+func (b breaker) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+	m, err := b.Ref.Load(w, v, o)
+	return breakingMachine{m}, err
+}
+
+type breakingMachine struct{ Machine }
+
+func (m breakingMachine) Run(p *prog.Program, ctx []byte) *prog.Result {
+	r := m.Machine.Run(p, ctx)
+	r.Violations = append(r.Violations, prog.Violation{Property: "R1 unchanged", Where: "entry+0x10", Insn: "jmp rcx"})
+	return r
+}
+
+func TestExpectBroken(t *testing.T) {
+	plain := mustParse(t, good)
+	if rep := Run(plain, breaker{}, prog.Upstream, Options{}); rep.Status != Fail || !strings.Contains(rep.Failures[0], "R1 unchanged broken") {
+		t.Errorf("an unexpected violation must fail: %s %q", rep.Status, rep.Failures)
+	}
+	stated := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect[x86_64] broken = R1 unchanged", 1))
+	rep := Run(stated, breaker{}, prog.Upstream, Options{})
+	if rep.Status != Pass || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "as expected") {
+		t.Errorf("an expected violation is a note: %s %q %q", rep.Status, rep.Failures, rep.Notes)
+	}
+	held := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect broken = R1 unchanged", 1))
+	if rep := Run(held, Ref{}, prog.Upstream, Options{}); rep.Status != Fail || !strings.Contains(rep.Failures[0], "but it held") {
+		t.Errorf("an expected violation that does not happen fails: %s %q", rep.Status, rep.Failures)
+	}
+}

@@ -273,6 +273,11 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		if hasEq && !slices.Contains([]string{"none", "access", "budget", "insn"}, e.Word) {
 			return e, p.errf(line, "unknown fault kind %q (access, budget, insn, none)", rhs)
 		}
+	case "broken":
+		if e.Interp || rhs == "" {
+			return e, p.errf(line, "expected broken = PROPERTY (a machine-level check's name)")
+		}
+		e.Word = rhs
 	case "divergence":
 		if e.Interp || hasEq {
 			return e, p.errf(line, "divergence takes no value and has no interp. form")
@@ -286,7 +291,7 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		}
 		e.Word = rhs
 	default:
-		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, divergence, error)", e.Key)
+		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, divergence, broken, error)", e.Key)
 	}
 	return e, nil
 }
