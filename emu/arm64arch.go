@@ -93,8 +93,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		// thread_info->cpu through sp_el0: give it a thread_info on CPU 0,
 		// what the helper stubs return elsewhere.
 		setup: func(m *machine) error {
-			ti := make([]byte, arm64.ThreadInfoCPU+4)
-			if err := m.e.Map(ThreadInfo, ti, uc.PROT_READ); err != nil {
+			if err := m.e.U.MemWrite(ThreadInfo, make([]byte, arm64.ThreadInfoCPU+4)); err != nil {
 				return err
 			}
 			return m.e.U.RegWrite(uc.ARM64_REG_SP_EL0, ThreadInfo)

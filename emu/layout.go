@@ -19,6 +19,7 @@ const (
 	MaxFuncs   = 1024
 	ArenaSize  = CodeBase + MaxFuncs*CodeSlot - StubBase
 	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
+	MaxProgs   = 256
 	CtxBase    = interp.CtxBase
 	ThreadInfo = 0x0700_0000 // arm64: the current task's thread_info (sp_el0)
 	StackLo    = 0x7000_0000

@@ -82,6 +82,20 @@ func (b *Backend) engine() (*Engine, error) {
 	if err := e.Arena(StubBase, ArenaSize); err != nil {
 		return nil, err
 	}
+	// The stack lives as long as the engine too: mapping and zeroing a
+	// megabyte per load was a third of a fuzz case. Nothing is mapped
+	// around it, so running off either end is still a fault.
+	if err := e.U.MemMapProt(StackLo, StackHi-StackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return nil, err
+	}
+	// So do the struct bpf_prog slots (read-only to the code; their
+	// contents are rewritten per load) and arm64's thread_info.
+	if err := e.U.MemMapProt(ProgBase, MaxProgs*PageSize, uc.PROT_READ); err != nil {
+		return nil, err
+	}
+	if err := e.U.MemMapProt(ThreadInfo, PageSize, uc.PROT_READ); err != nil {
+		return nil, err
+	}
 	if err := e.WriteCode(StubBase, b.spec.stubs()); err != nil {
 		return nil, err
 	}
@@ -266,10 +280,13 @@ func (m *machine) load() error {
 			return err
 		}
 	}
+	if len(w.Progs) > MaxProgs {
+		return fmt.Errorf("%s: more than %d programs", m.spec.name, MaxProgs)
+	}
 	for _, p := range w.Progs {
-		st := make([]byte, w.Layout.BpfFunc+8)
+		st := make([]byte, PageSize)
 		binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[p])
-		if err := e.Map(m.structs[p], st, uc.PROT_READ); err != nil {
+		if err := e.U.MemWrite(m.structs[p], st); err != nil {
 			return err
 		}
 	}
@@ -282,9 +299,6 @@ func (m *machine) load() error {
 		if err := e.Map(CtxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 			return err
 		}
-	}
-	if err := e.Map(StackLo, make([]byte, StackHi-StackLo), uc.PROT_READ|uc.PROT_WRITE); err != nil {
-		return err
 	}
 	if m.spec.setup != nil {
 		if err := m.spec.setup(m); err != nil {
