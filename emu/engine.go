@@ -79,6 +79,8 @@ type Engine struct {
 	// atomic stores per run.
 	deadline atomic.Int64 // unix ns; 0 while idle
 	done     chan struct{}
+
+	loads int // worlds loaded so far (see Backend.release)
 }
 
 type span struct{ start, end uint64 }
