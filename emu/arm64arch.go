@@ -92,11 +92,9 @@ func arm64Spec(bti, pac bool) *archSpec {
 		// The JIT inlines bpf_get_smp_processor_id() as a load of
 		// thread_info->cpu through sp_el0: give it a thread_info on CPU 0,
 		// what the helper stubs return elsewhere.
-		setup: func(m *machine) error {
-			if err := m.e.U.MemWrite(ThreadInfo, make([]byte, arm64.ThreadInfoCPU+4)); err != nil {
-				return err
-			}
-			return m.e.U.RegWrite(uc.ARM64_REG_SP_EL0, ThreadInfo)
+		// (The page is mapped zeroed; the JIT's code never writes sp_el0.)
+		setup: func(e *Engine) error {
+			return e.U.RegWrite(uc.ARM64_REG_SP_EL0, ThreadInfo)
 		},
 	}
 }

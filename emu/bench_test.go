@@ -58,10 +58,9 @@ func benchFloor(b *testing.B, newBackend func() *Backend) {
 	for _, v := range prog.Variants {
 		b.Run(v.String(), func(b *testing.B) {
 			m, w, ctx := chain34(b, newBackend(), v)
-			for _, h := range m.hooks {
-				m.e.U.HookDel(h)
+			if err := m.e.SetCodeHooks(nil, nil); err != nil {
+				b.Fatal(err)
 			}
-			m.hooks = nil
 			entry := m.entry[w.Progs[0]]
 			m.Run(w.Progs[0], ctx) // page in the array, write the return address
 			u := m.e.U

@@ -16,17 +16,64 @@ import (
 	"unsafe"
 )
 
-// WriteCode writes code and drops Unicorn's translations of those bytes.
-// Measured with Unicorn 2.0.1: a plain MemWrite over code that has run
-// leaves the old translation in use, and a full flush costs over a second,
-// so the range is removed from the cache instead (microseconds).
+// WriteCode writes code into an arena and drops Unicorn's translations of
+// the bytes that changed. Measured with Unicorn 2.0.1: a plain MemWrite over
+// code that has run leaves the old translation in use, a full flush costs
+// over a second, and retranslating a block costs ~10 µs, so only the
+// changed runs of bytes are written and removed from the cache.
 func (e *Engine) WriteCode(addr uint64, code []byte) error {
-	if err := e.U.MemWrite(addr, code); err != nil {
-		return err
+	for len(code) > 0 {
+		page := pageDown(addr)
+		n := min(len(code), int(page+PageSize-addr))
+		if err := e.writeCodePage(addr, code[:n]); err != nil {
+			return err
+		}
+		addr, code = addr+uint64(n), code[n:]
 	}
-	end := addr + uint64(len(code))
-	if rc := C.tailsim_remove_cache(unsafe.Pointer(e.U.Handle()), C.uint64_t(addr), C.uint64_t(end)); rc != C.UC_ERR_OK {
-		return fmt.Errorf("emu: dropping translations of %#x..%#x: uc_err %d", addr, end, int(rc))
+	return nil
+}
+
+// mergeGap joins changed runs closer than this: one write and one cache
+// removal instead of two.
+const mergeGap = 16
+
+func (e *Engine) writeCodePage(addr uint64, code []byte) error {
+	page := pageDown(addr)
+	shadow := e.code[page]
+	if shadow == nil {
+		shadow = new([PageSize]byte)
+		e.code[page] = shadow
+	}
+	old := shadow[addr-page : addr-page+uint64(len(code))]
+	for i := 0; i < len(code); {
+		if old[i] == code[i] {
+			i++
+			continue
+		}
+		j, same := i+1, 0
+		for ; j < len(code) && same < mergeGap; j++ {
+			if old[j] == code[j] {
+				same++
+			} else {
+				same = 0
+			}
+		}
+		j -= same
+		if err := e.U.MemWrite(addr+uint64(i), code[i:j]); err != nil {
+			return err
+		}
+		if err := e.removeCache(addr+uint64(i), addr+uint64(j)); err != nil {
+			return err
+		}
+		copy(old[i:j], code[i:j])
+		i = j
+	}
+	return nil
+}
+
+func (e *Engine) removeCache(begin, end uint64) error {
+	if rc := C.tailsim_remove_cache(unsafe.Pointer(e.U.Handle()), C.uint64_t(begin), C.uint64_t(end)); rc != C.UC_ERR_OK {
+		return fmt.Errorf("emu: dropping translations of %#x..%#x: uc_err %d", begin, end, int(rc))
 	}
 	return nil
 }

@@ -44,7 +44,9 @@ type Access struct {
 	Size  int
 	Write bool
 	Fetch bool
-	PC    uint64
+	// ReadOnly: the address is mapped, but only for reading.
+	ReadOnly bool
+	PC       uint64
 	// Regs are the general registers when the access was made (arm64:
 	// x0–x30 then sp), so the faulting instruction can be found: Unicorn
 	// does not keep the arm64 PC exact inside memory hooks.
@@ -64,12 +66,33 @@ type Engine struct {
 	Arch Arch
 	U    uc.Unicorn
 
-	fixed     []span           // regions mapped for the whole load
-	lazies    []*Lazy          // sorted by Start
-	paged     map[uint64]*Lazy // lazily mapped page -> region
-	guards    []uc.Hook        // hooks on mapped bytes that belong to no object
-	fault     *Access          // the first bad access of the current run
-	exception *uint32          // the first CPU exception of the current run
+	// What the current world has mapped. Between Begin and Commit the
+	// previous world's spans and pages wait in kept and retained: the next
+	// world reuses those it maps again in the same shape (rewriting their
+	// contents) and Commit unmaps the rest. Loads of similar worlds then
+	// cost memory writes instead of mappings and hook churn.
+	fixed    []span
+	kept     []span
+	lazies   []*Lazy             // sorted by Start
+	paged    map[uint64]pageInfo // lazily mapped page -> its region and guards
+	retained map[uint64]pageInfo
+	pageBuf  []byte
+
+	// code mirrors what WriteCode put in the arena, a page at a time, so
+	// a rewrite touches (and drops the translations of) changed bytes only.
+	code map[uint64]*[PageSize]byte
+	// Code hooks stay installed from one load to the next while their
+	// address is wanted; onCode is the current world's handler.
+	codeHooks map[uint64]uc.Hook
+	onCode    func(addr uint64)
+	// complete[page][a]: every translation Unicorn holds that covers a
+	// calls the hook at a (see SetCodeHooks and Ran).
+	complete map[uint64]map[uint64]bool
+	// churn counts hooks added and deleted (see Churn).
+	churn int
+
+	fault     *Access // the first bad access of the current run
+	exception *uint32 // the first CPU exception of the current run
 	pcReg     int
 
 	// The run budget: a watchdog goroutine stops a run past its deadline.
@@ -80,17 +103,38 @@ type Engine struct {
 	deadline atomic.Int64 // unix ns; 0 while idle
 	done     chan struct{}
 
-	loads int // worlds loaded so far (see Backend.release)
+	// progsWritten is how many struct bpf_prog pages the last load wrote
+	// (machine.load clears the ones the next world does not use).
+	progsWritten int
 }
 
-type span struct{ start, end uint64 }
+// span is a fixed mapping: the pages [start, end) holding the object
+// [obj, objEnd) with prot, and the guards on the rest of its pages.
+type span struct {
+	start, end, obj, objEnd uint64
+	prot                    int
+	guards                  []uc.Hook
+}
+
+func (s span) sameShape(o span) bool {
+	return s.start == o.start && s.end == o.end && s.obj == o.obj && s.objEnd == o.objEnd && s.prot == o.prot
+}
+
+// pageInfo is a lazily mapped page: the part of it its region covers
+// (the rest is guarded) and those guards.
+type pageInfo struct {
+	l      *Lazy
+	lo, hi uint64
+	guards []uc.Hook
+}
 
 // NewEngine creates an engine with the hooks that turn bad accesses into
 // findings.
 func NewEngine(arch Arch) (*Engine, error) {
 	var u uc.Unicorn
 	var err error
-	e := &Engine{Arch: arch, paged: map[uint64]*Lazy{}}
+	e := &Engine{Arch: arch, paged: map[uint64]pageInfo{}, code: map[uint64]*[PageSize]byte{},
+		codeHooks: map[uint64]uc.Hook{}, complete: map[uint64]map[uint64]bool{}, pageBuf: make([]byte, PageSize)}
 	switch arch {
 	case X86_64:
 		u, err = uc.NewUnicorn(uc.ARCH_X86, uc.MODE_64)
@@ -190,20 +234,26 @@ func (e *Engine) mapLazyPage(l *Lazy, page uint64) error {
 	if err := e.U.MemMapProt(page, PageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return err
 	}
-	buf := make([]byte, PageSize)
-	l.Fill(page, buf)
-	if err := e.U.MemWrite(page, buf); err != nil {
+	pi := pageInfo{l: l, lo: max(page, l.Start), hi: min(page+PageSize, l.End)}
+	if err := e.fillPage(pi, page); err != nil {
+		e.U.MemUnmap(page, PageSize)
 		return err
 	}
-	e.paged[page] = l
 	// Bytes of the page outside the region are guarded exactly.
-	if page < l.Start {
-		e.guard(page, l.Start)
+	if pi.lo > page {
+		pi.guards = append(pi.guards, e.guard(page, pi.lo)...)
 	}
-	if end := page + PageSize; end > l.End {
-		e.guard(l.End, end)
+	if pi.hi < page+PageSize {
+		pi.guards = append(pi.guards, e.guard(pi.hi, page+PageSize)...)
 	}
+	e.paged[page] = pi
 	return nil
+}
+
+func (e *Engine) fillPage(pi pageInfo, page uint64) error {
+	clear(e.pageBuf)
+	pi.l.Fill(page, e.pageBuf)
+	return e.U.MemWrite(page, e.pageBuf)
 }
 
 // Map maps [addr, addr+len(data)) with data and guards the rest of its
@@ -212,24 +262,50 @@ func (e *Engine) Map(addr uint64, data []byte, prot int) error {
 	if len(data) == 0 {
 		return nil
 	}
-	start, end := pageDown(addr), pageUp(addr+uint64(len(data)))
-	if err := e.U.MemMapProt(start, end-start, prot); err != nil {
-		return fmt.Errorf("emu: mapping %#x..%#x: %w", start, end, err)
+	sp := span{start: pageDown(addr), end: pageUp(addr + uint64(len(data))), obj: addr, objEnd: addr + uint64(len(data)), prot: prot}
+	reused := false
+	for i, k := range e.kept {
+		if k.sameShape(sp) {
+			sp, reused = k, true
+			e.kept = append(e.kept[:i], e.kept[i+1:]...)
+			break
+		}
 	}
-	e.fixed = append(e.fixed, span{start, end})
-	if err := e.U.MemWrite(addr, data); err != nil {
-		return err
+	if !reused {
+		// A kept mapping in the way goes now.
+		if err := e.dropKept(func(k span) bool { return k.start < sp.end && sp.start < k.end }); err != nil {
+			return err
+		}
+		if err := e.U.MemMapProt(sp.start, sp.end-sp.start, prot); err != nil {
+			return fmt.Errorf("emu: mapping %#x..%#x: %w", sp.start, sp.end, err)
+		}
+		if sp.start < sp.obj {
+			sp.guards = append(sp.guards, e.guard(sp.start, sp.obj)...)
+		}
+		if sp.objEnd < sp.end {
+			sp.guards = append(sp.guards, e.guard(sp.objEnd, sp.end)...)
+		}
 	}
-	if start < addr {
-		e.guard(start, addr)
-	}
-	if last := addr + uint64(len(data)); last < end {
-		e.guard(last, end)
-	}
-	return nil
+	e.fixed = append(e.fixed, sp)
+	return e.U.MemWrite(addr, data)
 }
 
-// AddLazy registers a sparse region; nothing is mapped until touched.
+func (e *Engine) dropKept(drop func(span) bool) error {
+	var errs []error
+	kept := e.kept[:0]
+	for _, k := range e.kept {
+		if !drop(k) {
+			kept = append(kept, k)
+			continue
+		}
+		errs = append(errs, e.delHooks(k.guards), e.U.MemUnmap(k.start, k.end-k.start))
+	}
+	e.kept = kept
+	return errors.Join(errs...)
+}
+
+// AddLazy registers a sparse region; nothing is mapped until touched, but
+// pages the previous world left in the same shape are refilled and kept.
 func (e *Engine) AddLazy(l *Lazy) error {
 	for _, o := range e.lazies {
 		if l.Start < o.End && o.Start < l.End {
@@ -238,14 +314,28 @@ func (e *Engine) AddLazy(l *Lazy) error {
 	}
 	e.lazies = append(e.lazies, l)
 	sort.Slice(e.lazies, func(i, j int) bool { return e.lazies[i].Start < e.lazies[j].Start })
+	for page, pi := range e.retained {
+		if page+PageSize <= l.Start || page >= l.End || pi.lo != max(page, l.Start) || pi.hi != min(page+PageSize, l.End) {
+			continue
+		}
+		pi.l = l
+		if err := e.fillPage(pi, page); err != nil {
+			return err
+		}
+		delete(e.retained, page)
+		e.paged[page] = pi
+	}
 	return nil
 }
 
 // LazyPageMapped reports whether the page holding addr has been paged in.
-func (e *Engine) LazyPageMapped(addr uint64) bool { return e.paged[pageDown(addr)] != nil }
+func (e *Engine) LazyPageMapped(addr uint64) bool {
+	_, ok := e.paged[pageDown(addr)]
+	return ok
+}
 
 // guard makes [start, end) of an already mapped page a fault on any access.
-func (e *Engine) guard(start, end uint64) {
+func (e *Engine) guard(start, end uint64) []uc.Hook {
 	// Unicorn matches a hook's range against the access's first byte, so
 	// the hook starts early enough to see accesses that straddle into the
 	// guard and filters them exactly.
@@ -258,10 +348,39 @@ func (e *Engine) guard(start, end uint64) {
 		e.recordFault(Access{Addr: addr, Size: size, Write: typ == uc.MEM_WRITE})
 		u.Stop()
 	}, from, end-1)
-	if err == nil {
-		e.guards = append(e.guards, h)
+	if err != nil {
+		return nil
 	}
+	e.churn++
+	return []uc.Hook{h}
 }
+
+// GuardWrites makes every write to [start, end) a fault while reads
+// proceed, for objects the code must only read.
+func (e *Engine) GuardWrites(start, end uint64) error {
+	_, err := e.U.HookAdd(uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
+		if addr+uint64(size) <= start || addr >= end {
+			return
+		}
+		e.recordFault(Access{Addr: addr, Size: size, Write: true, ReadOnly: true})
+		u.Stop()
+	}, start-min(start, 7), end-1)
+	return err
+}
+
+func (e *Engine) delHooks(hs []uc.Hook) error {
+	var errs []error
+	for _, h := range hs {
+		errs = append(errs, e.U.HookDel(h))
+		e.churn++
+	}
+	return errors.Join(errs...)
+}
+
+// Churn is how many hooks the engine has added and deleted. Unicorn 2.0.1
+// keeps ~440 bytes for each until the engine is closed (measured), so
+// owners retire an engine after enough churn.
+func (e *Engine) Churn() int { return e.churn }
 
 // Arena maps a region that lives as long as the engine: code goes there,
 // written with WriteCode. Code unmapped and mapped again at the same address
@@ -274,33 +393,110 @@ func (e *Engine) Arena(addr, size uint64) error {
 	return nil
 }
 
-// Reset unmaps everything but the arenas, so the engine can load another
-// world.
-func (e *Engine) Reset() error {
-	var errs []error
-	for _, s := range e.fixed {
-		errs = append(errs, e.U.MemUnmap(s.start, s.end-s.start))
+// Begin starts loading another world: what the current one mapped is kept
+// aside for reuse until Commit.
+func (e *Engine) Begin() {
+	e.kept = append(e.kept, e.fixed...)
+	e.fixed, e.lazies, e.fault = nil, nil, nil
+	if e.retained == nil {
+		e.retained = map[uint64]pageInfo{}
 	}
-	for page := range e.paged {
-		errs = append(errs, e.U.MemUnmap(page, PageSize))
+	for page, pi := range e.paged {
+		e.retained[page] = pi
 	}
-	for _, h := range e.guards {
-		errs = append(errs, e.U.HookDel(h))
-	}
-	e.fixed, e.lazies, e.guards, e.fault = nil, nil, nil, nil
 	clear(e.paged)
+}
+
+// Commit unmaps what the previous world had mapped and the new one did not
+// take over.
+func (e *Engine) Commit() error {
+	errs := []error{e.dropKept(func(span) bool { return true })}
+	for page, pi := range e.retained {
+		errs = append(errs, e.delHooks(pi.guards), e.U.MemUnmap(page, PageSize))
+	}
+	clear(e.retained)
 	return errors.Join(errs...)
+}
+
+// Reset unmaps everything but the arenas and the engine's own mappings.
+func (e *Engine) Reset() error {
+	e.Begin()
+	return e.Commit()
 }
 
 // Unpage drops the lazily mapped pages (they refill from the model on the
 // next touch), keeping memory flat over many runs.
 func (e *Engine) Unpage() error {
 	var errs []error
-	for page := range e.paged {
-		errs = append(errs, e.U.MemUnmap(page, PageSize))
+	for page, pi := range e.paged {
+		errs = append(errs, e.delHooks(pi.guards), e.U.MemUnmap(page, PageSize))
 	}
 	clear(e.paged)
 	return errors.Join(errs...)
+}
+
+// SetCodeHooks installs code hooks at exactly addrs, each calling fn.
+// Hooks already at a wanted address stay: Unicorn compiles a hook call into
+// the translations of hooked instructions only, so reusing hooks (and
+// translations) across loads is what makes a load cheap.
+func (e *Engine) SetCodeHooks(addrs []uint64, fn func(addr uint64)) error {
+	e.onCode = fn
+	want := make(map[uint64]bool, len(addrs))
+	for _, a := range addrs {
+		want[a] = true
+	}
+	var errs []error
+	for a, h := range e.codeHooks {
+		if !want[a] {
+			errs = append(errs, e.delHooks([]uc.Hook{h}))
+			delete(e.codeHooks, a)
+		}
+	}
+	for _, a := range addrs {
+		if _, ok := e.codeHooks[a]; ok {
+			continue
+		}
+		h, err := e.U.HookAdd(uc.HOOK_CODE, func(_ uc.Unicorn, addr uint64, _ uint32) {
+			if e.onCode != nil {
+				e.onCode(addr)
+			}
+		}, a, a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.churn++
+		e.codeHooks[a] = h
+		// A translation made while a was not hooked has no call to the
+		// hook: drop it, unless none can exist.
+		pg := e.complete[pageDown(a)]
+		if pg == nil {
+			pg = map[uint64]bool{}
+			e.complete[pageDown(a)] = pg
+		}
+		if !pg[a] {
+			errs = append(errs, e.removeCache(a, a+1))
+			pg[a] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ran tells the engine what the last run may have translated: code in
+// [lo, hi) only, or anything when wild (a fault or a broken check: the CPU
+// may have gone anywhere). Addresses not hooked during the run may now have
+// translations without hook calls.
+func (e *Engine) Ran(lo, hi uint64, wild bool) {
+	for page, pg := range e.complete {
+		if !wild && (page+PageSize <= lo || page >= hi) {
+			continue
+		}
+		for a := range pg {
+			if _, ok := e.codeHooks[a]; !ok {
+				delete(pg, a)
+			}
+		}
+	}
 }
 
 // Outcome is how a Start ended.

@@ -14,10 +14,9 @@ const (
 	StubBase   = 0x0080_0000 // helper stubs, StubSize apart, then the return sentinel
 	StubSize   = 128
 	Sentinel   = StubBase + 0xFF0
-	CodeBase   = 0x0100_0000 // function images, CodeSlot apart
-	CodeSlot   = 0x1_0000
-	MaxFuncs   = 1024
-	ArenaSize  = CodeBase + MaxFuncs*CodeSlot - StubBase
+	CodeBase   = 0x0100_0000 // function images, on pages chosen by firstPage
+	CodePages  = 0x4000
+	ArenaSize  = CodeBase + CodePages*PageSize - StubBase
 	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
 	MaxProgs   = 256
 	CtxBase    = interp.CtxBase

@@ -2,6 +2,7 @@ package emu
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -45,8 +46,9 @@ type archSpec struct {
 	enter  func(m *machine, sp uint64) (start, after uint64)
 	pokes  bool // x86: direct calls with poke sites
 	disasm func(code []byte, pc uint64) string
-	// setup maps what the arch's inlined code reads besides the world.
-	setup func(m *machine) error
+	// setup prepares, once per engine, what the arch's inlined code reads
+	// besides the world.
+	setup func(e *Engine) error
 	// locateFault corrects the PC Unicorn reports for a bad access.
 	locateFault func(m *machine, pc uint64, f *Access) uint64
 }
@@ -88,9 +90,15 @@ func (b *Backend) engine() (*Engine, error) {
 	if err := e.U.MemMapProt(StackLo, StackHi-StackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
-	// So do the struct bpf_prog slots (read-only to the code; their
-	// contents are rewritten per load) and arm64's thread_info.
-	if err := e.U.MemMapProt(ProgBase, MaxProgs*PageSize, uc.PROT_READ); err != nil {
+	// So do the struct bpf_prog slots, rewritten per load. The code only
+	// reads them, but they are mapped writable with a hook that makes a
+	// write a fault: Unicorn turns a read-only region writable and back
+	// for every MemWrite into it, which rebuilds its memory map and cost
+	// more than the rest of a load together (measured).
+	if err := e.U.MemMapProt(ProgBase, MaxProgs*PageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return nil, err
+	}
+	if err := e.GuardWrites(ProgBase, ProgBase+MaxProgs*PageSize); err != nil {
 		return nil, err
 	}
 	if err := e.U.MemMapProt(ThreadInfo, PageSize, uc.PROT_READ); err != nil {
@@ -99,17 +107,22 @@ func (b *Backend) engine() (*Engine, error) {
 	if err := e.WriteCode(StubBase, b.spec.stubs()); err != nil {
 		return nil, err
 	}
+	if b.spec.setup != nil {
+		if err := b.spec.setup(e); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
-// engineLoads is how many worlds an engine loads before it is retired:
-// Unicorn 2.0.1 keeps ~440 bytes for every hook added and deleted (measured),
+// maxChurn is how many hooks an engine may add and delete before it is
+// retired: Unicorn 2.0.1 keeps ~440 bytes for each (measured), ~22 MB here,
 // and only closing the engine gives that memory back.
-const engineLoads = 1000
+const maxChurn = 50_000
 
 func (b *Backend) release(e *Engine) {
-	e.loads++
-	if e.loads >= engineLoads {
+	e.onCode = nil
+	if e.Churn() >= maxChurn {
 		e.Close()
 		return
 	}
@@ -147,8 +160,8 @@ type machine struct {
 	progAt  map[uint64]*prog.Program // tail-call entry address -> program
 	arrays  map[*prog.ProgArray]*arrayImage
 	structs map[*prog.Program]uint64 // struct bpf_prog addresses
-	hooks   []uc.Hook
-	sites   map[uint64][]siteEvent // hook address -> what happens there
+	sites   map[uint64][]siteEvent   // hook address -> what happens there
+	lo, hi  uint64                   // the code of the world
 
 	// per run
 	res     *prog.Result
@@ -237,19 +250,52 @@ func compileWorld(spec *archSpec, w *prog.World, v prog.Variant) ([]*Loaded, err
 	return m.images, nil
 }
 
-// compile places and JITs every function.
+// compile places and JITs every function. Each function gets pages in
+// proportion to its instructions; one that outgrows them is placed again
+// with twice the room.
 func (m *machine) compile() error {
+	for scale := 1; ; scale *= 2 {
+		err := m.compileScaled(scale)
+		if err != errOutgrown {
+			return err
+		}
+		if scale >= CodePages {
+			return fmt.Errorf("%s: the code does not fit the %d-page code arena", m.spec.name, CodePages)
+		}
+	}
+}
+
+var errOutgrown = errors.New("an image outgrew its pages")
+
+// codePages is the room a function gets: generous for the JITs' longest
+// sequences (a tail call is ~40 instructions), times scale.
+func codePages(f *prog.Function, scale int) int {
+	return (scale*(512+64*len(f.Insns)) + PageSize - 1) / PageSize
+}
+
+func (m *machine) compileScaled(scale int) error {
 	w := m.w
-	slot := 0
+	clear(m.entry)
+	clear(m.progAt)
+	m.images = m.images[:0]
+	pages := 0
+	for _, p := range w.Progs {
+		for _, f := range p.Funcs {
+			pages += codePages(f, scale)
+		}
+	}
+	if pages > CodePages {
+		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, CodePages)
+	}
+	next := CodeBase + uint64(firstPage(w, m.v, pages))*PageSize
 	funcAddr := map[*prog.Program][]uint64{}
+	room := map[uint64]int{}
 	for pi, p := range w.Progs {
 		m.structs[p] = ProgBase + uint64(pi)*PageSize
-		for range p.Funcs {
-			if slot == MaxFuncs {
-				return fmt.Errorf("%s: more than %d functions", m.spec.name, MaxFuncs)
-			}
-			funcAddr[p] = append(funcAddr[p], CodeBase+uint64(slot)*CodeSlot)
-			slot++
+		for _, f := range p.Funcs {
+			funcAddr[p] = append(funcAddr[p], next)
+			room[next] = codePages(f, scale) * PageSize
+			next += uint64(room[next])
 		}
 		m.entry[p] = funcAddr[p][0]
 		m.progAt[funcAddr[p][0]+uint64(m.spec.tailEntry)] = p
@@ -269,37 +315,50 @@ func (m *machine) compile() error {
 			if err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}
-			if len(img.Code) > CodeSlot {
-				return fmt.Errorf("%s: %s/%s is %d bytes, more than a %d-byte code slot", m.spec.name, p.Name, p.Funcs[fn].Name, len(img.Code), CodeSlot)
+			if len(img.Code) > room[funcAddr[p][fn]] {
+				return errOutgrown
 			}
 			m.images = append(m.images, &Loaded{Prog: p, Fn: fn, Addr: funcAddr[p][fn], Img: img})
 		}
 	}
 	sort.Slice(m.images, func(i, j int) bool { return m.images[i].Addr < m.images[j].Addr })
+	if n := len(m.images); n > 0 {
+		m.lo, m.hi = m.images[0].Addr, m.images[n-1].Addr+uint64(len(m.images[n-1].Img.Code))
+	}
 	return nil
 }
 
+// load puts the world into the engine. The engine still holds the worlds
+// loaded before (see Engine.Begin and firstPage): what this one shares with
+// them is rewritten in place, not mapped, hooked and translated again.
 func (m *machine) load() error {
 	w, e := m.w, m.e
 	if err := m.compile(); err != nil {
 		return err
 	}
+	if len(w.Progs) > MaxProgs {
+		return fmt.Errorf("%s: more than %d programs", m.spec.name, MaxProgs)
+	}
+	e.Begin()
 	for _, a := range w.Arrays {
 		img := m.arrays[a]
 		if err := e.AddLazy(&Lazy{Name: a.Name, Start: img.base, End: img.end(), Fill: img.fill}); err != nil {
 			return err
 		}
 	}
-	if len(w.Progs) > MaxProgs {
-		return fmt.Errorf("%s: more than %d programs", m.spec.name, MaxProgs)
-	}
-	for _, p := range w.Progs {
-		st := make([]byte, PageSize)
-		binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[p])
-		if err := e.U.MemWrite(m.structs[p], st); err != nil {
+	// struct bpf_prog: only bpf_func is read. Pages a bigger world wrote
+	// before are cleared, so no stale program is reachable.
+	st := e.pageBuf
+	for i := range max(len(w.Progs), e.progsWritten) {
+		clear(st)
+		if i < len(w.Progs) {
+			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
+		}
+		if err := e.U.MemWrite(ProgBase+uint64(i)*PageSize, st); err != nil {
 			return err
 		}
 	}
+	e.progsWritten = len(w.Progs)
 	for _, l := range m.images {
 		if err := e.WriteCode(l.Addr, l.Img.Code); err != nil {
 			return err
@@ -310,10 +369,8 @@ func (m *machine) load() error {
 			return err
 		}
 	}
-	if m.spec.setup != nil {
-		if err := m.spec.setup(m); err != nil {
-			return err
-		}
+	if err := e.Commit(); err != nil {
+		return err
 	}
 	for _, l := range m.images {
 		for i := range l.Img.Sites {
@@ -336,14 +393,11 @@ func (m *machine) load() error {
 			}
 		}
 	}
-	for addr := range m.sites {
-		h, err := e.U.HookAdd(uc.HOOK_CODE, m.onSite, addr, addr)
-		if err != nil {
-			return err
-		}
-		m.hooks = append(m.hooks, h)
+	addrs := make([]uint64, 0, len(m.sites))
+	for a := range m.sites {
+		addrs = append(addrs, a)
 	}
-	return nil
+	return e.SetCodeHooks(addrs, m.onSite)
 }
 
 func (m *machine) at(addr uint64, ev siteEvent) { m.sites[addr] = append(m.sites[addr], ev) }
@@ -432,17 +486,6 @@ func (m *machine) Apply(ef prog.Effect) error {
 	return m.e.U.MemWrite(at, b[:])
 }
 
-// Close implements prog.Machine.
-func (m *machine) Close() {
-	for _, h := range m.hooks {
-		m.e.U.HookDel(h)
-	}
-	for _, l := range m.images {
-		m.e.WriteCode(l.Addr, make([]byte, len(l.Img.Code)))
-	}
-	if err := m.e.Reset(); err != nil {
-		m.e.Close() // not reusable
-		return
-	}
-	m.b.release(m.e)
-}
+// Close implements prog.Machine. The world stays in the engine for the
+// next load to reuse.
+func (m *machine) Close() { m.b.release(m.e) }

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"time"
 
-	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
-
 	"tailsim/prog"
 )
 
@@ -36,6 +34,9 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 
 	out := m.e.Run(m.entry[entry], Sentinel, TimeLimit(m.o.Budget))
 	res := m.res
+	defer func() {
+		m.e.Ran(m.lo, m.hi, res.Fault != nil || len(res.Violations) > 0)
+	}()
 	switch {
 	case out.Fault != nil:
 		if spec.locateFault != nil && !out.Fault.Fetch {
@@ -47,6 +48,9 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 		}
 		res.Fault = &prog.Fault{Kind: "access", Addr: out.Fault.Addr, Site: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("%s of %d bytes at %#x outside every object", op, out.Fault.Size, out.Fault.Addr)}
+		if out.Fault.ReadOnly {
+			res.Fault.Msg = fmt.Sprintf("write of %d bytes at %#x, which the code may only read", out.Fault.Size, out.Fault.Addr)
+		}
 		if out.Fault.Fetch {
 			res.Fault.Msg = fmt.Sprintf("instruction fetch at %#x outside the code", out.Fault.Addr)
 		}
@@ -119,7 +123,7 @@ func (m *machine) violate(property string, addr uint64, detail string) {
 
 // onSite runs at the few addresses where tail calls start, jump, or fall
 // through; nothing else is hooked.
-func (m *machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
+func (m *machine) onSite(addr uint64) {
 	evs := m.sites[addr]
 	for _, ev := range evs {
 		if ev.kind == atOut {
@@ -152,7 +156,7 @@ func (m *machine) onSite(u uc.Unicorn, addr uint64, size uint32) {
 		case atTarget:
 			if m.pending != nil && m.pending.s == ev.s {
 				code := m.buf8[:5]
-				u.MemReadInto(code, addr)
+				m.e.U.MemReadInto(code, addr)
 				if code[0] == 0xE9 {
 					m.taken(addr, addr+5+uint64(int64(int32(binary.LittleEndian.Uint32(code[1:])))))
 				}
