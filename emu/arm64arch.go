@@ -19,7 +19,14 @@ import (
 // CONFIG_ARM64_BTI_KERNEL and CONFIG_ARM64_PTR_AUTH_KERNEL code. Unicorn's
 // default CPU runs their hint instructions as nops.
 func NewArm64(bti, pac bool) *Backend {
-	return &Backend{spec: arm64Spec(bti, pac)}
+	var h prog.Hardening
+	if bti {
+		h |= prog.BTI
+	}
+	if pac {
+		h |= prog.PAC
+	}
+	return newBackend(h, prog.BTI|prog.PAC, func(h prog.Hardening) *archSpec { return arm64Spec(h&prog.BTI != 0, h&prog.PAC != 0) })
 }
 
 // Indexes into arm64Regs.

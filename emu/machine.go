@@ -57,9 +57,35 @@ type archSpec struct {
 // Engines are pooled and reused across loads.
 type Backend struct {
 	spec *archSpec
+	// hard is what the spec emits; newSpec builds the spec for another set
+	// of the protections in has, for loads that ask for more.
+	hard, has prog.Hardening
+	newSpec   func(prog.Hardening) *archSpec
 
-	mu   sync.Mutex
-	pool []*Engine
+	mu       sync.Mutex
+	pool     []*Engine
+	hardened map[prog.Hardening]*Backend
+}
+
+func newBackend(hard, has prog.Hardening, newSpec func(prog.Hardening) *archSpec) *Backend {
+	hard &= has
+	return &Backend{spec: newSpec(hard), hard: hard, has: has, newSpec: newSpec}
+}
+
+// with is the backend emitting h; each keeps its own engines, since the
+// helper stubs and the per-engine set-up may differ.
+func (b *Backend) with(h prog.Hardening) *Backend {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.hardened == nil {
+		b.hardened = map[prog.Hardening]*Backend{}
+	}
+	o := b.hardened[h]
+	if o == nil {
+		o = newBackend(h, b.has, b.newSpec)
+		b.hardened[h] = o
+	}
+	return o
 }
 
 // Name implements prog.Backend.
@@ -205,6 +231,9 @@ type pendingCall struct {
 func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
 	if o.Budget <= 0 {
 		o.Budget = DefaultBudget
+	}
+	if h := b.hard | o.Hardening&b.has; h != b.hard {
+		return b.with(h).Load(w, v, o)
 	}
 	e, err := b.engine()
 	if err != nil {

@@ -168,3 +168,41 @@ func TestX86IBT(t *testing.T) {
 		m.Close()
 	}
 }
+
+// LoadOptions.Hardening adds to what a backend was built with: each arch
+// takes its own protections and ignores the other arch's.
+func TestHardeningOption(t *testing.T) {
+	sc, err := scenarios.Parse("t.txtar", []byte(chain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := sc.Build()
+	for _, tc := range []struct {
+		b     *Backend
+		h     prog.Hardening
+		entry int
+	}{
+		{NewX86(false), 0, 12},
+		{NewX86(false), prog.IBT | prog.BTI | prog.PAC, 16},
+		{NewX86(false), prog.BTI, 12},
+		{NewX86(true), 0, 16},
+		{NewArm64(false, false), prog.IBT, 24},
+		{NewArm64(false, false), prog.PAC, 28},
+		{NewArm64(false, false), prog.BTI | prog.PAC, 32},
+		{NewArm64(true, false), prog.PAC, 32},
+	} {
+		mm, err := tc.b.Load(w, prog.Patched, prog.LoadOptions{Hardening: tc.h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mm.(*machine)
+		if m.spec.tailEntry != tc.entry {
+			t.Errorf("%s built %v, load %v: tail entry %d, want %d", tc.b.Name(), tc.b.hard, tc.h, m.spec.tailEntry, tc.entry)
+		}
+		r := m.Run(w.Prog("entry"), ctx(1))
+		if r.Fault != nil || len(r.Violations) > 0 || r.R0 != 1 || strings.Join(r.Path, " ") != "entry leaf" {
+			t.Errorf("%s %v: %+v", tc.b.Name(), tc.h, r)
+		}
+		m.Close()
+	}
+}

@@ -13,7 +13,11 @@ import (
 
 // NewX86 is the emulated x86-64 backend; ibt selects CONFIG_X86_KERNEL_IBT.
 func NewX86(ibt bool) *Backend {
-	return &Backend{spec: x86Spec(ibt)}
+	var h prog.Hardening
+	if ibt {
+		h = prog.IBT
+	}
+	return newBackend(h, prog.IBT, func(h prog.Hardening) *archSpec { return x86Spec(h&prog.IBT != 0) })
 }
 
 // Indexes into x86Regs.

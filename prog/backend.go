@@ -15,6 +15,11 @@ type Backend interface {
 type LoadOptions struct {
 	Budget int  // instructions per invocation; 0 means the backend's default
 	Trace  bool // record events
+	// Hardening adds control-flow protections to the backend's own; each
+	// arch takes the ones it has (x86-64 IBT, arm64 BTI and PAC). They
+	// move where a tail call lands, not what it does, so the reference
+	// model ignores them.
+	Hardening Hardening
 }
 
 // Machine is a loaded world.

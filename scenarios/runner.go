@@ -91,7 +91,7 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 	if err != nil {
 		return errored(err)
 	}
-	lo := LoadOptions{Budget: sc.Budget, Trace: o.Trace}
+	lo := LoadOptions{Budget: sc.Budget, Trace: o.Trace, Hardening: sc.Hardening}
 	m, err := b.Load(w, v, lo)
 	if err != nil {
 		return errored(err)

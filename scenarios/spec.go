@@ -26,6 +26,8 @@ type Scenario struct {
 	Variants []prog.Variant // empty: every selected variant
 	Fixup    prog.FixupOptions
 	Budget   int
+	// Hardening is passed to the backends (config "hardening").
+	Hardening prog.Hardening
 
 	Maps     []MapDecl
 	Progs    []FuncDecl
@@ -403,6 +405,12 @@ func (p *specParser) config(s section) error {
 			} else {
 				p.sc.Fixup.NoDirect = v == "off"
 			}
+		case "hardening":
+			h, err := prog.ParseHardening(strings.Join(splitList(args), ","))
+			if err != nil {
+				return p.errf(l.n, "%v", err)
+			}
+			p.sc.Hardening = h
 		case "budget":
 			v, err := one()
 			if err != nil {
@@ -414,7 +422,7 @@ func (p *specParser) config(s section) error {
 			}
 			p.sc.Budget = int(n)
 		default:
-			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, budget)", key)
+			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, hardening, budget)", key)
 		}
 	}
 	return nil

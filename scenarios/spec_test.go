@@ -3,6 +3,8 @@ package scenarios
 import (
 	"strings"
 	"testing"
+
+	"tailsim/prog"
 )
 
 // A well-formed scenario the error cases below break one line at a time.
@@ -66,6 +68,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate label", "r0 = 7", "a:\na:\nr0 = 7", "", 9, "defined twice"},
 		{"impossible layout", "-- maps --", "-- config --\nlayout custom max_entries=0x44 ptrs=0x40 bpf_func=0x48\n-- maps --", "", 3, "must come after max_entries"},
 		{"misaligned layout", "-- maps --", "-- config --\nlayout custom max_entries=0x45 ptrs=0x130 bpf_func=0x48\n-- maps --", "", 3, "not 4-byte aligned"},
+		{"unknown hardening", "-- maps --", "-- config --\nhardening ibt,cet\n-- maps --", "", 3, `unknown hardening "cet"`},
+		{"empty hardening", "-- maps --", "-- config --\nhardening\n-- maps --", "", 3, "unknown hardening"},
 		{"unknown layout", "-- maps --", "-- config --\nlayout v2.6\n-- maps --", "", 3, "unknown layout"},
 		{"max_entries zero", "max_entries=4", "max_entries=0", "", 3, "EINVAL"},
 		{"max_entries beyond u32", "max_entries=4", "max_entries=0x100000000", "", 3, "bad max_entries"},
@@ -146,4 +150,28 @@ func FuzzParseScenario(f *testing.F) {
 			t.Fatalf("parsed but does not build: %v", err)
 		}
 	})
+}
+
+// "hardening" takes a list in either separator, and later lines override.
+func TestParseHardening(t *testing.T) {
+	for _, tc := range []struct {
+		config string
+		want   prog.Hardening
+	}{
+		{"", 0},
+		{"hardening none", 0},
+		{"hardening ibt", prog.IBT},
+		{"hardening bti,pac", prog.BTI | prog.PAC},
+		{"hardening ibt bti", prog.IBT | prog.BTI},
+		{"hardening pac\nhardening none", 0},
+	} {
+		text := strings.Replace(good, "-- maps --", "-- config --\n"+tc.config+"\n-- maps --", 1)
+		sc, err := Parse("h.txtar", []byte(text))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.config, err)
+		}
+		if sc.Hardening != tc.want {
+			t.Errorf("%q: hardening %v, want %v", tc.config, sc.Hardening, tc.want)
+		}
+	}
 }

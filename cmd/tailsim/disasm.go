@@ -49,7 +49,7 @@ type disasmArch struct {
 	syntaxes []string
 	// tailEntry names the arch's tail-call landing offset.
 	tailEntry string
-	compile   func(w *prog.World, v prog.Variant) ([]*emu.Loaded, error)
+	compile   func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error)
 	decode    func(code []byte, pc uint64, syntax string) decoded
 }
 
@@ -70,8 +70,8 @@ var disasmArches = []*disasmArch{
 		name:      "x86_64",
 		syntaxes:  []string{"intel", "att"},
 		tailEntry: "X86_TAIL_CALL_OFFSET",
-		compile: func(w *prog.World, v prog.Variant) ([]*emu.Loaded, error) {
-			return emu.CompileX86(w, v, false)
+		compile: func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error) {
+			return emu.CompileX86(w, v, h&prog.IBT != 0)
 		},
 		decode: decodeX86,
 	},
@@ -79,8 +79,8 @@ var disasmArches = []*disasmArch{
 		name:      "arm64",
 		syntaxes:  []string{"gnu"},
 		tailEntry: "4 * PROLOGUE_OFFSET",
-		compile: func(w *prog.World, v prog.Variant) ([]*emu.Loaded, error) {
-			return emu.CompileArm64(w, v, false, false)
+		compile: func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error) {
+			return emu.CompileArm64(w, v, h&prog.BTI != 0, h&prog.PAC != 0)
 		},
 		decode: decodeArm64,
 	},
@@ -275,14 +275,18 @@ func disasmCmd(args []string, stdout, stderr io.Writer) int {
 			return usage("program %s has no function %q (functions: %s)", progName, funcName, strings.Join(names, ", "))
 		}
 	}
-	images, err := arch.compile(w, v)
+	images, err := arch.compile(w, v, sc.Hardening)
 	if err != nil {
 		fmt.Fprintf(stderr, "tailsim disasm: %s: %s %s: %v\n", sc.File, arch.name, v, err)
 		return exitUsage
 	}
 
 	l := &listing{arch: arch, v: v, syntax: syntax, hex: *f.hex, w: w}
-	fmt.Fprintf(stdout, "%s %s, layout %s\n", arch.name, v, layout)
+	fmt.Fprintf(stdout, "%s %s, layout %s", arch.name, v, layout)
+	if sc.Hardening != 0 {
+		fmt.Fprintf(stdout, ", hardening %s", sc.Hardening)
+	}
+	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "%s: %s\n", sc.File, sc.Title)
 	if len(sc.Arches) > 0 && !slices.Contains(sc.Arches, arch.name) {
 		fmt.Fprintf(stdout, "note: the scenario runs only on %s\n", strings.Join(sc.Arches, ", "))

@@ -172,6 +172,20 @@ func TestDisasmLayout(t *testing.T) {
 	matchLine(t, out, `mov rcx, qword ptr \[rcx\+0x30\] +; mov rcx, \[rcx\+bpf_func\]`)
 }
 
+// The scenario's hardening reaches the listing: landing pads at the start
+// and the tail-call entry moved past them.
+func TestDisasmHardening(t *testing.T) {
+	lib := "../../scenarios/library/edges/hardening.txtar"
+	out := mustDisasm(t, lib, "entry")
+	matchLine(t, out, `, hardening ibt,bti,pac$`)
+	matchLine(t, out, `^ +0: +endbr64 `)
+	matchLine(t, out, `tail calls land here: X86_TAIL_CALL_OFFSET = 0x10>`)
+	out = mustDisasm(t, "-arch", "arm64", lib, "entry")
+	matchLine(t, out, `^ +0: +hint #0x26 +; bti jc`)
+	matchLine(t, out, `paciasp`)
+	matchLine(t, out, `tail calls land here: 4 \* PROLOGUE_OFFSET = 0x20>`)
+}
+
 // TestDisasmHex checks the bytes column against the JIT's own image: every
 // byte of every function appears once, in order, lower-case and
 // space-separated, and re-decoding a row gives its text.
