@@ -70,3 +70,23 @@ func signature(failures []string) string {
 	slices.Sort(parts)
 	return strings.Join(slices.Compact(parts), " ")
 }
+
+// Known names the library scenario that explains a finding when it is the
+// modelled kernel code's known behaviour, or "" for a new finding.
+func Known(f Finding) string {
+	c := f.Case
+	switch {
+	case f.Variant == prog.Patched.String() && c.MaxEntries >= Disp32Limit(c.Layout):
+		return "scenarios/library/findings/patched_static_disp32.txtar"
+	case f.Arch == "x86_64" && f.Variant == prog.Patched.String() && c.mixesStaticAndDynamic():
+		return "scenarios/library/findings/patched_x86_mixed_sites.txtar"
+	}
+	return ""
+}
+
+// mixesStaticAndDynamic reports whether entry itself holds a patched
+// static site (the leading chain's, when it cannot be direct) and a
+// dynamic one (the fuzzed site, reached by two maps).
+func (c Case) mixesStaticAndDynamic() bool {
+	return c.Chain > 0 && c.NoDirect && c.Poisoned && !c.InSub
+}

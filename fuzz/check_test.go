@@ -1,6 +1,8 @@
 package fuzz
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,7 +29,7 @@ func TestSignature(t *testing.T) {
 }
 
 // A short campaign over both emulated arches: the only findings are the
-// kernel code's known behaviour.
+// kernel code's known behaviour (Known).
 func TestShortCampaign(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
 	for seed := uint64(0); seed < 200; seed++ {
@@ -37,11 +39,7 @@ func TestShortCampaign(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, f := range fs {
-			// The one known divergence: the series' static path computes
-			// offsetof(ptrs) + max_entries * 8 into a 32-bit displacement,
-			// wrong from max_entries = 2^28 - 38 up (library/edges/
-			// huge_max_entries.txtar). Anything else is new.
-			if f.Variant != "patched" || c.MaxEntries < 1<<28-38 {
+			if Known(f) == "" {
 				t.Errorf("seed %d: new finding %s:\n%s\n%s", seed, f.Signature, strings.Join(f.Failures, "\n"), c.Text())
 			}
 		}
@@ -49,7 +47,7 @@ func TestShortCampaign(t *testing.T) {
 }
 
 // FuzzCase drives the generator from a seed (go test -fuzz FuzzCase): any
-// finding that is not the known displacement overflow fails.
+// finding that is not a known one fails.
 func FuzzCase(f *testing.F) {
 	for _, s := range []uint64{0, 6, 12, 21, 22, 30, 1 << 40, 0xdeadbeef} {
 		f.Add(s)
@@ -62,9 +60,50 @@ func FuzzCase(f *testing.F) {
 			t.Fatalf("seed %d does not parse: %v", seed, err)
 		}
 		for _, fd := range fs {
-			if fd.Variant != "patched" || c.MaxEntries < 1<<28-38 {
+			if Known(fd) == "" {
 				t.Errorf("seed %d: new finding %s:\n%s", seed, fd.Signature, strings.Join(fd.Failures, "\n"))
 			}
 		}
 	})
+}
+
+// The known findings are found, recognised, and named after a library file
+// that exists; the same cases without their cause are clean.
+func TestKnownFindings(t *testing.T) {
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	disp := FromParams(Disp32Limit(prog.DefaultLayout), 1, 0)
+	disp.Fill = FillIndex
+	mixed := FromParams(4, 9, 0)
+	mixed.Chain, mixed.NoDirect, mixed.Poisoned = 1, true, true
+	for _, tc := range []struct {
+		c     Case
+		file  string
+		clean func(*Case)
+	}{
+		{disp, "patched_static_disp32.txtar", func(c *Case) { c.MaxEntries-- }},
+		{mixed, "patched_x86_mixed_sites.txtar", func(c *Case) { c.NoDirect = false }},
+	} {
+		fs, err := Check(tc.c, backends, prog.Variants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) == 0 {
+			t.Errorf("%s: no finding for\n%s", tc.file, tc.c.Text())
+		}
+		for _, f := range fs {
+			known := Known(f)
+			if !strings.HasSuffix(known, "/"+tc.file) {
+				t.Errorf("%s/%s %s: known as %q, want %s", f.Arch, f.Variant, f.Signature, known, tc.file)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("..", known)); err != nil {
+				t.Error(err)
+			}
+		}
+		c := tc.c
+		tc.clean(&c)
+		if fs, _ := Check(c, backends, prog.Variants); len(fs) > 0 {
+			t.Errorf("%s: without its cause the case still has %d findings: %s", tc.file, len(fs), fs[0].Signature)
+		}
+	}
 }

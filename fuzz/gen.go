@@ -12,23 +12,112 @@ import (
 	"tailsim/prog"
 )
 
-// Case is one generated tail-call situation.
+// Case is one generated tail-call situation: a fuzzed tail-call site in
+// entry (or in a subprogram entry calls), reached after Chain tail calls.
 type Case struct {
 	Seed       uint64
 	MaxEntries uint32
-	Index      uint64 // R3 at the tail call
+	Index      uint64 // R3 at the fuzzed site
 	KeyConst   bool   // R3 is a constant (direct-capable) rather than read from ctx
 	Poisoned   bool   // a second map reaches R2
-	SelfLoop   bool   // the slot holds the entry itself: runs into the limit
-	Filled     bool   // the slot u32(Index) holds a program (when in range)
+	Target     Target // what jt[u32(Index)] holds when filled
+	Fill       Fill   // which slots around the index hold programs
+	InSub      bool   // the site is in a subprogram: the tail call unwinds a bpf2bpf frame
+	Chain      int    // tail calls made before the site: the counter's value there
 	Stack      int    // entry's stack depth
 	Saved      int    // callee-saved registers the entry uses (0–4)
-	Layout     string // preset name
+	Layout     prog.Layout
+	Hardening  prog.Hardening
+	NoDirect   bool // config "direct off": no direct tail calls
 }
 
-// biasedU32 favours the values where bounds checks go wrong.
-func biasedU32(r *rand.Rand) uint32 {
-	switch r.IntN(6) {
+// Target is the program the fuzzed slot holds.
+type Target uint8
+
+const (
+	Leaf   Target = iota // returns 42
+	Self                 // entry itself: a loop that runs into the limit
+	Bounce               // a program that tail-calls entry back: a two-program cycle
+)
+
+func (t Target) String() string { return [...]string{"target", "entry", "bounce"}[t] }
+
+// Fill is how the slots around the index are populated.
+type Fill uint8
+
+const (
+	FillIndex      Fill = iota // the indexed slot only
+	FillNone                   // nothing: the call falls through on empty
+	FillNeighbours             // index-1 and index+1 hold a decoy, the index is empty
+	FillAround                 // the index and both neighbours
+)
+
+func (f Fill) String() string {
+	return [...]string{"index", "none", "neighbours", "index and neighbours"}[f]
+}
+
+// The constants of the generated programs: what each returns, so a wrong
+// jump shows in R0.
+const (
+	r0Target   = 42
+	r0Decoy    = 99
+	r0Fell     = 1 // the fuzzed site fell through (plus the callee-saved values)
+	r0Bounce   = 5 // bounce's own tail call fell through
+	r0PreChain = 3 // a tail call of the leading chain fell through
+)
+
+// shape bit fields; FromParams documents their meaning.
+func bits(shape uint64, at, n uint) uint64 { return shape >> at & (1<<n - 1) }
+
+var (
+	stacks   = [8]int{0, 8, 24, 64, 512, 256, 128, 16}
+	chains   = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
+	hardened = [8]prog.Hardening{0, 0, 0, 0, prog.IBT | prog.BTI, prog.PAC, prog.IBT | prog.BTI | prog.PAC, prog.IBT | prog.PAC}
+)
+
+// FromParams builds the case for max_entries, the index and a shape word
+// whose bit fields choose everything else, so a coverage-guided fuzzer
+// (FuzzParams) mutates the three directly. Each field is biased the way
+// Generate wants it: most cases have a plain leaf target, no chain and
+// a preset layout, and the rest come often enough to be covered. Shape 0
+// is the plainest case: one site in entry, a run-time key, one map, the
+// indexed slot holding a leaf, the default layout.
+func FromParams(maxEntries uint32, index, shape uint64) Case {
+	c := Case{MaxEntries: max(maxEntries, 1), Index: index}
+	c.KeyConst = bits(shape, 0, 1) == 1
+	c.Poisoned = bits(shape, 1, 2) == 3
+	c.Target = [4]Target{Leaf, Leaf, Self, Bounce}[bits(shape, 3, 2)]
+	c.Fill = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}[bits(shape, 5, 3)]
+	c.Stack = stacks[bits(shape, 8, 3)]
+	c.Saved = int(bits(shape, 11, 3) % 5)
+	if l := bits(shape, 14, 3); l < 6 {
+		c.Layout = prog.Presets[l%uint64(len(prog.Presets))]
+	} else {
+		// A custom layout. x86 encodes the max_entries and bpf_func
+		// offsets as disp8 (the JIT refuses others); ptrs goes either side
+		// of the disp8 limit.
+		me := uint32(bits(shape, 17, 5)) * 4
+		c.Layout = prog.Layout{Name: "custom", MaxEntries: me,
+			Ptrs:    (me+4+7)&^7 + uint32(bits(shape, 22, 5))*8,
+			BpfFunc: uint32(bits(shape, 27, 4)) * 8}
+	}
+	c.Chain = chains[bits(shape, 31, 3)]
+	c.InSub = bits(shape, 34, 2) == 3
+	if c.InSub && c.Stack > 256 {
+		// The verifier refuses a tail call from a subprogram when the
+		// frames above it use more than 256 bytes of stack.
+		c.Stack = 256
+	}
+	c.Hardening = hardened[bits(shape, 36, 3)]
+	c.NoDirect = bits(shape, 39, 2) == 3
+	return c
+}
+
+// biasedU32 favours the values where bounds checks go wrong. disp32 is
+// where the patched static path's displacement ptrs + 8 * max_entries
+// stops fitting an s32 for this layout.
+func biasedU32(r *rand.Rand, disp32 uint32) uint32 {
+	switch r.IntN(7) {
 	case 0:
 		return uint32(1 + r.IntN(4))
 	case 1:
@@ -37,7 +126,11 @@ func biasedU32(r *rand.Rand) uint32 {
 	case 2:
 		return 0xffffffff - uint32(r.IntN(3))
 	case 3:
-		return 1<<28 - 38 + uint32(r.IntN(3)) - 1 // where the patched disp32 starts to overflow
+		return disp32 + uint32(r.IntN(3)) - 1
+	case 4:
+		// every bit width
+		k := uint(1 + r.IntN(32))
+		return uint32(uint64(1)<<(k-1) | r.Uint64()&(uint64(1)<<(k-1)-1))
 	default:
 		return r.Uint32()
 	}
@@ -45,7 +138,7 @@ func biasedU32(r *rand.Rand) uint32 {
 
 // biasedIndex favours indexes around max_entries and the u32 edges.
 func biasedIndex(r *rand.Rand, max uint32) uint64 {
-	switch r.IntN(8) {
+	switch r.IntN(10) {
 	case 0:
 		return 0
 	case 1:
@@ -60,50 +153,99 @@ func biasedIndex(r *rand.Rand, max uint32) uint64 {
 		return 1<<32 - 1
 	case 6:
 		return 1<<32 + uint64(r.IntN(4)) // truncates to a small index
+	case 7:
+		return 1<<32 + uint64(max) - 1 // truncates to the last slot
+	case 8:
+		return uint64(r.IntN(int(min(max, 1<<20))))
 	default:
 		return uint64(-int64(1 + r.IntN(3))) // negative
 	}
 }
 
-var layouts = func() []string {
-	var out []string
-	for _, l := range prog.Presets {
-		out = append(out, l.Name)
-	}
-	return out
-}()
+// Disp32Limit is the smallest max_entries for which the patched static
+// path's displacement (offsetof(ptrs) + 8 * max_entries) overflows an s32
+// in layout l (library/findings/patched_static_disp32.txtar).
+func Disp32Limit(l prog.Layout) uint32 { return uint32((1<<31 - uint64(l.Ptrs) + 7) / 8) }
 
 // Generate draws the case for a seed; the same seed gives the same case.
 func Generate(seed uint64) Case {
 	r := rand.New(rand.NewPCG(seed, 0x7a11ca11))
-	c := Case{Seed: seed, MaxEntries: biasedU32(r)}
-	if c.MaxEntries == 0 {
-		c.MaxEntries = 1
-	}
+	c := FromParams(1, 0, r.Uint64())
+	c.Seed = seed
+	c.MaxEntries = max(biasedU32(r, Disp32Limit(c.Layout)), 1)
 	c.Index = biasedIndex(r, c.MaxEntries)
-	c.KeyConst = r.IntN(2) == 0
-	c.Poisoned = r.IntN(5) == 0
-	c.SelfLoop = r.IntN(4) == 0
-	c.Filled = r.IntN(5) != 0
-	c.Stack = []int{0, 8, 24, 64, 512}[r.IntN(5)]
-	c.Saved = r.IntN(5)
-	c.Layout = layouts[r.IntN(len(layouts))]
 	return c
+}
+
+// uses* say which programs and maps the case's text declares.
+func (c Case) usesBack() bool  { return c.Chain > 0 || c.Target == Bounce && c.fills(uint32(c.Index)) }
+func (c Case) usesDecoy() bool { return c.Fill == FillNeighbours || c.Fill == FillAround }
+
+// fills reports whether jt[i] holds the target program.
+func (c Case) fills(i uint32) bool {
+	return (c.Fill == FillIndex || c.Fill == FillAround) && uint64(i) < uint64(c.MaxEntries)
+}
+
+func (c Case) layoutLine() string {
+	for _, p := range prog.Presets {
+		if c.Layout == p {
+			return p.Name
+		}
+	}
+	return fmt.Sprintf("custom max_entries=%#x ptrs=%#x bpf_func=%#x", c.Layout.MaxEntries, c.Layout.Ptrs, c.Layout.BpfFunc)
+}
+
+// Describe says in words what the case is.
+func (c Case) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "max_entries %#x, index %#x (%s key), ", c.MaxEntries, c.Index, map[bool]string{true: "constant", false: "run-time"}[c.KeyConst])
+	fmt.Fprintf(&b, "slots: %s holding %s", c.Fill, c.Target)
+	if c.Poisoned {
+		b.WriteString(", a second map reaches the site")
+	}
+	if c.InSub {
+		b.WriteString(", the site is in a subprogram")
+	}
+	if c.Chain > 0 {
+		fmt.Fprintf(&b, ", %d tail calls before the site", c.Chain)
+	}
+	fmt.Fprintf(&b, ",\nstack %d, callee-saved %d, layout %s", c.Stack, c.Saved, c.layoutLine())
+	if c.Hardening != 0 {
+		fmt.Fprintf(&b, ", hardening %s", c.Hardening)
+	}
+	if c.NoDirect {
+		b.WriteString(", no direct calls")
+	}
+	return b.String() + "."
 }
 
 // Text renders the case as a scenario with no expectations: every backend
 // is checked against the reference model and by its machine-level checks.
 func (c Case) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fuzz case %d\n", c.Seed)
-	fmt.Fprintf(&b, "max_entries %#x, index %#x, constant key %v, poisoned %v, self loop %v, slot filled %v,\n",
-		c.MaxEntries, c.Index, c.KeyConst, c.Poisoned, c.SelfLoop, c.Filled)
-	fmt.Fprintf(&b, "stack %d, callee-saved %d, layout %s.\n\n", c.Stack, c.Saved, c.Layout)
-	fmt.Fprintf(&b, "-- config --\nlayout %s\n-- maps --\njt max_entries=%d\n", c.Layout, c.MaxEntries)
+	fmt.Fprintf(&b, "fuzz case %d\n%s\n\n", c.Seed, c.Describe())
+	fmt.Fprintf(&b, "-- config --\nlayout %s\n", c.layoutLine())
+	if c.Hardening != 0 {
+		fmt.Fprintf(&b, "hardening %s\n", c.Hardening)
+	}
+	if c.NoDirect {
+		b.WriteString("direct off\n")
+	}
+	fmt.Fprintf(&b, "-- maps --\njt max_entries=%d\n", c.MaxEntries)
 	if c.Poisoned {
 		b.WriteString("other max_entries=2\n")
 	}
-	b.WriteString("-- prog target --\n\tr0 = 42\n\texit\n")
+	if c.usesBack() {
+		b.WriteString("back max_entries=1\n")
+	}
+	fmt.Fprintf(&b, "-- prog target --\n\tr0 = %d\n\texit\n", r0Target)
+	if c.usesDecoy() {
+		fmt.Fprintf(&b, "-- prog decoy --\n\tr0 = %d\n\texit\n", r0Decoy)
+	}
+	if c.Target == Bounce && c.usesBack() {
+		fmt.Fprintf(&b, "-- prog bounce --\n\tr2 = map[back]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = %d\n\texit\n", r0Bounce)
+	}
+
 	fmt.Fprintf(&b, "-- prog entry stack=%d --\n", c.Stack)
 	b.WriteString("\tr6 = r1\n")
 	for i := 1; i < c.Saved; i++ {
@@ -112,30 +254,61 @@ func (c Case) Text() string {
 	if c.Stack > 0 {
 		fmt.Fprintf(&b, "\t*(u64 *)(r10 - %d) = 7\n", c.Stack-c.Stack%8)
 	}
-	b.WriteString("\tr2 = *(u32 *)(r1 + 8)\n\tr2 += 1\n\t*(u32 *)(r1 + 8) = r2\n") // count entries
-	if c.Poisoned {
-		b.WriteString("\tr0 = *(u32 *)(r1 + 12)\n\tr2 = map[jt]\n\tif r0 == 0 goto key\n\tr2 = map[other]\nkey:\n")
-	} else {
-		b.WriteString("\tr2 = map[jt]\n")
+	b.WriteString("\tr2 = *(u32 *)(r6 + 8)\n\tr2 += 1\n\t*(u32 *)(r6 + 8) = r2\n") // count entries
+	if c.Chain > 0 {
+		// Entries 1..Chain tail-call entry again through back[0]; the
+		// next one reaches the site with the counter at Chain.
+		fmt.Fprintf(&b, "\tif r2 > %d goto site\n\tr1 = r6\n\tr2 = map[back]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = %d\n\texit\nsite:\n", c.Chain, r0PreChain)
 	}
-	if c.KeyConst {
-		fmt.Fprintf(&b, "\tr3 = %#x ll\n", c.Index)
+	if c.InSub {
+		b.WriteString("\tr1 = r6\n\tcall sub\n")
 	} else {
-		b.WriteString("\tr3 = *(u64 *)(r1 + 0)\n")
+		c.site(&b)
+		fmt.Fprintf(&b, "\tr0 = %d\n", r0Fell)
 	}
-	b.WriteString("\tr1 = r6\n\tcall bpf_tail_call\n\tr0 = 1\n")
 	for i := 1; i < c.Saved; i++ {
 		fmt.Fprintf(&b, "\tr0 += r%d\n", 6+i)
 	}
 	b.WriteString("\texit\n")
+	if c.InSub {
+		b.WriteString("-- subprog sub --\n\tr6 = r1\n")
+		c.site(&b)
+		fmt.Fprintf(&b, "\tr0 = %d\n\texit\n", r0Fell)
+	}
+
+	var slots []string
 	idx := uint32(c.Index)
-	if c.Filled && uint64(idx) < uint64(c.MaxEntries) {
-		who := "target"
-		if c.SelfLoop {
-			who = "entry"
+	if c.fills(idx) {
+		slots = append(slots, fmt.Sprintf("jt[%d] = %s", idx, c.Target))
+	}
+	if c.usesDecoy() {
+		for _, n := range []uint32{idx - 1, idx + 1} {
+			if uint64(n) < uint64(c.MaxEntries) && n != idx {
+				slots = append(slots, fmt.Sprintf("jt[%d] = decoy", n))
+			}
 		}
-		fmt.Fprintf(&b, "-- slots --\njt[%d] = %s\n", idx, who)
+	}
+	if c.usesBack() {
+		slots = append(slots, "back[0] = entry")
+	}
+	if len(slots) > 0 {
+		fmt.Fprintf(&b, "-- slots --\n%s\n", strings.Join(slots, "\n"))
 	}
 	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 0\n-- run --\nrun entry\n", c.Index)
 	return b.String()
+}
+
+// site writes the fuzzed tail call; R6 holds ctx.
+func (c Case) site(b *strings.Builder) {
+	if c.Poisoned {
+		b.WriteString("\tr0 = *(u32 *)(r6 + 12)\n\tr2 = map[jt]\n\tif r0 == 0 goto key\n\tr2 = map[other]\nkey:\n")
+	} else {
+		b.WriteString("\tr2 = map[jt]\n")
+	}
+	if c.KeyConst {
+		fmt.Fprintf(b, "\tr3 = %#x ll\n", c.Index)
+	} else {
+		b.WriteString("\tr3 = *(u64 *)(r6 + 0)\n")
+	}
+	b.WriteString("\tr1 = r6\n\tcall bpf_tail_call\n")
 }

@@ -1,21 +1,93 @@
 package fuzz
 
 import (
+	"fmt"
 	"testing"
 
+	"tailsim/prog"
 	"tailsim/scenarios"
 )
 
-// Every generated case is a valid scenario, and a seed always gives the
-// same text.
-func TestGeneratedCasesParse(t *testing.T) {
-	for seed := uint64(0); seed < 500; seed++ {
+// Every generated case is a valid scenario the verifier-like fix-ups
+// accept, and a seed always gives the same text.
+func TestGeneratedCasesBuild(t *testing.T) {
+	for seed := uint64(0); seed < 2000; seed++ {
 		c := Generate(seed)
 		if c.Text() != Generate(seed).Text() {
 			t.Fatalf("seed %d is not deterministic", seed)
 		}
-		if _, err := scenarios.Parse("case.txtar", []byte(c.Text())); err != nil {
+		sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
+		if err != nil {
 			t.Fatalf("seed %d: %v\n%s", seed, err, c.Text())
+		}
+		if _, err := sc.Build(); err != nil {
+			t.Fatalf("seed %d: %v\n%s", seed, err, c.Text())
+		}
+	}
+}
+
+// The generator reaches every value of every ingredient the issue lists,
+// and the max_entries and index biases hit their edges.
+func TestGeneratorCoverage(t *testing.T) {
+	seen := map[string]bool{}
+	see := func(k string, v any) { seen[fmt.Sprintf("%s=%v", k, v)] = true }
+	for seed := uint64(0); seed < 5000; seed++ {
+		c := Generate(seed)
+		see("target", c.Target)
+		see("fill", c.Fill)
+		see("insub", c.InSub)
+		see("chain", c.Chain)
+		see("hardening", c.Hardening)
+		see("nodirect", c.NoDirect)
+		see("poisoned", c.Poisoned)
+		see("keyconst", c.KeyConst)
+		see("stack", c.Stack)
+		see("saved", c.Saved)
+		see("layout", c.Layout.Name)
+		see("max_entries=1", c.MaxEntries == 1)
+		see("max_entries=2^32-1", c.MaxEntries == 1<<32-1)
+		see("disp32 edge", c.MaxEntries == Disp32Limit(c.Layout))
+		see("index=max_entries", c.Index == uint64(c.MaxEntries))
+		see("index=max_entries-1", c.Index == uint64(c.MaxEntries)-1)
+		see("index negative", int64(c.Index) < 0)
+		see("index truncates", c.Index > 1<<32 && c.Index < 1<<33)
+		see("in range", uint64(uint32(c.Index)) < uint64(c.MaxEntries))
+		for k := 1; k <= 32; k++ {
+			if c.MaxEntries>>(k-1) == 1 {
+				see("max_entries bits", k)
+			}
+		}
+	}
+	var want []string
+	for _, v := range []Target{Leaf, Self, Bounce} {
+		want = append(want, "target="+v.String())
+	}
+	for _, v := range []Fill{FillIndex, FillNone, FillNeighbours, FillAround} {
+		want = append(want, "fill="+v.String())
+	}
+	for _, v := range chains {
+		want = append(want, fmt.Sprint("chain=", v))
+	}
+	for _, v := range hardened {
+		want = append(want, "hardening="+v.String())
+	}
+	for _, v := range stacks {
+		want = append(want, fmt.Sprint("stack=", v))
+	}
+	for _, l := range prog.Presets {
+		want = append(want, "layout="+l.Name)
+	}
+	for k := 1; k <= 32; k++ {
+		want = append(want, fmt.Sprint("max_entries bits=", k))
+	}
+	want = append(want, "layout=custom", "saved=0", "saved=4")
+	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "max_entries=1", "max_entries=2^32-1",
+		"disp32 edge", "index=max_entries", "index=max_entries-1", "index negative", "index truncates", "in range"} {
+		want = append(want, k+"=true", k+"=false")
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("5000 seeds never give %s", w)
 		}
 	}
 }

@@ -3,16 +3,21 @@ package fuzz
 import "tailsim/prog"
 
 // Minimize simplifies a case while a finding with the same signature stays:
-// it drops callee-saved registers, the stack, the second map, the self
-// loop and the custom layout, one at a time, keeping each change that
-// keeps the finding.
+// it drops, one at a time, each ingredient a case can do without, keeping
+// each change that keeps the finding. max_entries and the index stay: they
+// are what a finding is about.
 func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Finding {
 	simplify := []func(c *Case){
+		func(c *Case) { c.Chain = 0 },
+		func(c *Case) { c.InSub = false },
 		func(c *Case) { c.Saved = 0 },
 		func(c *Case) { c.Stack = 0 },
 		func(c *Case) { c.Poisoned = false },
-		func(c *Case) { c.SelfLoop = false },
-		func(c *Case) { c.Layout = prog.DefaultLayout.Name },
+		func(c *Case) { c.Target = Leaf },
+		func(c *Case) { c.Fill = FillIndex },
+		func(c *Case) { c.Hardening = 0 },
+		func(c *Case) { c.NoDirect = false },
+		func(c *Case) { c.Layout = prog.DefaultLayout },
 	}
 	best := f
 	for _, s := range simplify {

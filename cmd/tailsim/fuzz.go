@@ -21,13 +21,18 @@ func init() {
 		name: "fuzz",
 		summary: `generate tail-call cases and check every backend against the reference
 
-Each case draws max_entries, the index, the key's form (constant or read
-at run time), a second map, a self loop, the slot's content, stack depth,
-callee-saved registers and the layout from a seed. A case runs on the
-reference model and on each selected arch and variant; any divergence,
-broken machine-level check or fault is a finding. Findings are
-deduplicated by signature, minimised, and written to -out as scenario
-files that "tailsim run" reproduces. Deterministic for a seed and shard.
+Each case draws from a seed max_entries, the index, the key's form
+(constant or read at run time), a second map reaching the site, which
+slots hold programs (a leaf, the entry itself, a program that tail-calls
+back), whether the site is in a subprogram, how many tail calls came
+before it (the counter at the site), stack depth, callee-saved registers,
+the layout (presets and custom offsets), IBT/BTI/PAC and direct calls on
+or off. A case runs on the reference model and on each selected arch and
+variant; any divergence, broken machine-level check or fault is a
+finding. Findings are deduplicated by signature, minimised, and written
+to -out as scenario files that "tailsim run" reproduces; a finding that is
+the modelled kernel code's known behaviour names the library scenario
+that explains it. Deterministic for a seed and shard.
 Exit status: 0 no findings, 1 findings, 2 usage error.`,
 		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-workers N] [-shard I/N] [-out DIR]",
 		run:   fuzzCmd,
@@ -167,16 +172,23 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) int {
 			return usage("%v", err)
 		}
 	}
+	known := 0
 	for i, s := range sigs {
 		fd := fuzz.Minimize(found[s], bs, vs)
 		path := filepath.Join(*f.out, fmt.Sprintf("finding-%02d-seed-%d.txtar", i+1, fd.Case.Seed))
 		if err := os.WriteFile(path, []byte(reproducer(fd)), 0o644); err != nil {
 			return usage("%v", err)
 		}
-		fmt.Fprintf(stdout, "finding %d: %s\n  reproduce: tailsim run -arch %s -variant %s %s\n", i+1, s, fd.Arch, fd.Variant, path)
+		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, s)
+		if k := fuzz.Known(fd); k != "" {
+			known++
+			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", k)
+		}
+		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", fd.Arch, fd.Variant, path)
 	}
-	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings\n",
-		done, time.Since(start).Round(time.Millisecond), float64(done)/time.Since(start).Seconds(), shard, shards, *f.seed, len(sigs))
+	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
+		done, time.Since(start).Round(time.Millisecond), float64(done)/time.Since(start).Seconds(), shard, shards, *f.seed,
+		len(sigs), known, len(sigs)-known)
 	if failed > 0 {
 		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", failed)
 		return exitFail
@@ -196,6 +208,9 @@ func reproducer(fd fuzz.Finding) string {
 	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Arch, fd.Variant)
 	for _, l := range fd.Failures {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(l, "-- ", "- - "))
+	}
+	if k := fuzz.Known(fd); k != "" {
+		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", k)
 	}
 	b.WriteString(rest)
 	return b.String()

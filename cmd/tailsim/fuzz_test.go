@@ -16,7 +16,9 @@ func TestFuzzCommand(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.txtar"))
-	if len(files) == 0 || !strings.Contains(stdout, "30 cases") || !strings.Contains(stdout, "reproduce: tailsim run") {
+	if len(files) == 0 || !strings.Contains(stdout, "30 cases") || !strings.Contains(stdout, "reproduce: tailsim run") ||
+		!strings.Contains(stdout, "known: the modelled kernel code's behaviour, explained in scenarios/library/findings/") ||
+		!strings.Contains(stdout, " known, 0 new)") {
 		t.Fatalf("files %v\n%s", files, stdout)
 	}
 	for _, f := range files {
