@@ -90,6 +90,11 @@ type Engine struct {
 	complete map[uint64]map[uint64]bool
 	// churn counts hooks added and deleted (see Churn).
 	churn int
+	// pristine is the CPU as set up; a wild run (cpuDirty) may have left
+	// anything in it (a trap flag, segment or control registers), so the
+	// next run starts from pristine again (RestoreCPU).
+	pristine uc.Context
+	cpuDirty bool
 
 	fault     *Access // the first bad access of the current run
 	exception *uint32 // the first CPU exception of the current run
@@ -487,6 +492,7 @@ func (e *Engine) SetCodeHooks(addrs []uint64, fn func(addr uint64)) error {
 // may have gone anywhere). Addresses not hooked during the run may now have
 // translations without hook calls.
 func (e *Engine) Ran(lo, hi uint64, wild bool) {
+	e.cpuDirty = e.cpuDirty || wild
 	for page, pg := range e.complete {
 		if !wild && (page+PageSize <= lo || page >= hi) {
 			continue
@@ -497,6 +503,26 @@ func (e *Engine) Ran(lo, hi uint64, wild bool) {
 			}
 		}
 	}
+}
+
+// SaveCPU records the CPU state every later run may return to.
+func (e *Engine) SaveCPU() error {
+	ctx, err := e.U.ContextSave(nil)
+	if err != nil {
+		return fmt.Errorf("emu: saving the CPU context: %w", err)
+	}
+	e.pristine = ctx
+	return nil
+}
+
+// RestoreCPU puts the saved CPU state back when a wild run may have
+// changed more than the registers each run sets.
+func (e *Engine) RestoreCPU() error {
+	if !e.cpuDirty || e.pristine == nil {
+		return nil
+	}
+	e.cpuDirty = false
+	return e.U.ContextRestore(e.pristine)
 }
 
 // Outcome is how a Start ended.

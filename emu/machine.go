@@ -138,6 +138,14 @@ func (b *Backend) engine() (*Engine, error) {
 			return nil, err
 		}
 	}
+	// JITed code is read-only in the kernel (set_memory_ro): a store into
+	// it is a finding, and it keeps the arena equal to WriteCode's shadow.
+	if err := e.GuardWrites(StubBase, StubBase+ArenaSize); err != nil {
+		return nil, err
+	}
+	if err := e.SaveCPU(); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 
 	"tailsim/prog"
 	"tailsim/scenarios"
@@ -204,5 +207,38 @@ func TestHardeningOption(t *testing.T) {
 			t.Errorf("%s %v: %+v", tc.b.Name(), tc.h, r)
 		}
 		m.Close()
+	}
+}
+
+// A wild run may leave anything in the CPU; the next run starts from the
+// state the engine was set up with. Here the residue is the trap flag,
+// which made every later run on the engine stop with #DB (found by fuzzing
+// after a run that executed data).
+func TestWildRunResidueCleared(t *testing.T) {
+	m, w := loadX86(t, chain, prog.Upstream)
+	if err := m.e.U.RegWrite(uc.X86_REG_EFLAGS, 0x302); err != nil { // TF and IF
+		t.Fatal(err)
+	}
+	m.e.Ran(m.lo, m.hi, true)
+	r := m.Run(w.Prog("entry"), ctx(1))
+	if r.Fault != nil || r.R0 != 1 {
+		t.Fatalf("run after a wild one: %+v", r)
+	}
+}
+
+// JITed code is read-only: a store into the code arena is an access fault.
+func TestStoreIntoCodeFaults(t *testing.T) {
+	m, _ := loadX86(t, chain, prog.Upstream)
+	target := m.images[0].Addr + 0x10
+	// mov qword ptr [rax], rax; at the entry of a scratch page of the arena.
+	code := []byte{0x48, 0x89, 0x00}
+	at := m.images[len(m.images)-1].Addr + uint64(len(m.images[len(m.images)-1].Img.Code)) + 0x100
+	if err := m.e.WriteCode(at, code); err != nil {
+		t.Fatal(err)
+	}
+	m.e.U.RegWrite(uc.X86_REG_RAX, target)
+	out := m.e.Run(at, at+uint64(len(code)), time.Second)
+	if out.Fault == nil || !out.Fault.Write || !out.Fault.ReadOnly || out.Fault.Addr != target {
+		t.Fatalf("store into code: %+v, fault %+v", out, out.Fault)
 	}
 }

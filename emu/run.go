@@ -22,6 +22,10 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
 	u, spec := m.e.U, m.spec
+	if err := m.e.RestoreCPU(); err != nil {
+		m.res.Fault = &prog.Fault{Kind: "insn", Msg: err.Error()}
+		return m.res
+	}
 	if len(ctx) > 0 {
 		u.MemWrite(CtxBase, ctx)
 	}

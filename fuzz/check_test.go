@@ -107,3 +107,31 @@ func TestKnownFindings(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParams lets the coverage-guided fuzzer mutate max_entries, the index
+// and the shape word directly (go test -fuzz FuzzParams); the seed corpus
+// under testdata/fuzz/FuzzParams runs in every go test.
+func FuzzParams(f *testing.F) {
+	for _, s := range []struct {
+		max          uint32
+		index, shape uint64
+	}{
+		{4, 1, 0}, {4, 4, 0}, {1, 1 << 32, 1}, {0xffffffff, 0xfffffffe, 3 << 3},
+		{8, 9, 5<<31 | 3<<34 | 3<<39 | 3<<1}, // a chain into a poisoned site in a subprogram
+	} {
+		f.Add(s.max, s.index, s.shape)
+	}
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	f.Fuzz(func(t *testing.T, maxEntries uint32, index, shape uint64) {
+		c := FromParams(maxEntries, index, shape)
+		fs, err := Check(c, backends, prog.Variants)
+		if err != nil {
+			t.Fatalf("does not parse: %v\n%s", err, c.Text())
+		}
+		for _, fd := range fs {
+			if Known(fd) == "" {
+				t.Errorf("new finding %s/%s %s:\n%s\n%s", fd.Arch, fd.Variant, fd.Signature, strings.Join(fd.Failures, "\n"), c.Text())
+			}
+		}
+	})
+}

@@ -8,7 +8,8 @@ import (
 	"tailsim/scenarios"
 )
 
-func compileCase(t *testing.T, c Case) []*emu.Loaded {
+// buildCase parses and builds a case's scenario.
+func buildCase(t testing.TB, c Case) (*scenarios.Scenario, *prog.World) {
 	t.Helper()
 	sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
 	if err != nil {
@@ -18,6 +19,12 @@ func compileCase(t *testing.T, c Case) []*emu.Loaded {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sc, w
+}
+
+func compileCase(t *testing.T, c Case) []*emu.Loaded {
+	t.Helper()
+	_, w := buildCase(t, c)
 	ls, err := emu.CompileX86(w, prog.Patched, false)
 	if err != nil {
 		t.Fatal(err)
