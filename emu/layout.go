@@ -15,7 +15,7 @@ const (
 	StubSize   = 128
 	Sentinel   = StubBase + 0xFF0
 	CodeBase   = 0x0100_0000 // function images, on pages chosen by firstPage
-	CodePages  = 0x4000
+	CodePages  = 0x800
 	ArenaSize  = CodeBase + CodePages*PageSize - StubBase
 	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
 	MaxProgs   = 256

@@ -61,19 +61,27 @@ type Backend struct {
 	// of the protections in has, for loads that ask for more.
 	hard, has prog.Hardening
 	newSpec   func(prog.Hardening) *archSpec
+	pool      *enginePool
 
 	mu       sync.Mutex
-	pool     []*Engine
 	hardened map[prog.Hardening]*Backend
+}
+
+// enginePool holds idle engines of one arch. A backend and its hardened
+// siblings share one: the engine's own set-up (stubs, system registers)
+// does not depend on the protections, and every engine costs memory (its
+// arena, its code shadow, Unicorn's translation buffer).
+type enginePool struct {
+	mu   sync.Mutex
+	free []*Engine
 }
 
 func newBackend(hard, has prog.Hardening, newSpec func(prog.Hardening) *archSpec) *Backend {
 	hard &= has
-	return &Backend{spec: newSpec(hard), hard: hard, has: has, newSpec: newSpec}
+	return &Backend{spec: newSpec(hard), hard: hard, has: has, newSpec: newSpec, pool: &enginePool{}}
 }
 
-// with is the backend emitting h; each keeps its own engines, since the
-// helper stubs and the per-engine set-up may differ.
+// with is the backend emitting h, sharing b's engines.
 func (b *Backend) with(h prog.Hardening) *Backend {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -82,7 +90,7 @@ func (b *Backend) with(h prog.Hardening) *Backend {
 	}
 	o := b.hardened[h]
 	if o == nil {
-		o = newBackend(h, b.has, b.newSpec)
+		o = &Backend{spec: b.newSpec(h), hard: h, has: b.has, newSpec: b.newSpec, pool: b.pool}
 		b.hardened[h] = o
 	}
 	return o
@@ -95,14 +103,15 @@ func (b *Backend) Name() string { return b.spec.name }
 const DefaultBudget = 1_000_000
 
 func (b *Backend) engine() (*Engine, error) {
-	b.mu.Lock()
-	if n := len(b.pool); n > 0 {
-		e := b.pool[n-1]
-		b.pool = b.pool[:n-1]
-		b.mu.Unlock()
+	p := b.pool
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		e := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
 		return e, nil
 	}
-	b.mu.Unlock()
+	p.mu.Unlock()
 	e, err := NewEngine(b.spec.arch)
 	if err != nil {
 		return nil, err
@@ -160,9 +169,9 @@ func (b *Backend) release(e *Engine) {
 		e.Close()
 		return
 	}
-	b.mu.Lock()
-	b.pool = append(b.pool, e)
-	b.mu.Unlock()
+	b.pool.mu.Lock()
+	b.pool.free = append(b.pool.free, e)
+	b.pool.mu.Unlock()
 }
 
 func helperAddr(id int32) (uint64, bool) {
@@ -324,7 +333,7 @@ func (m *machine) compileScaled(scale int) error {
 	if pages > CodePages {
 		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, CodePages)
 	}
-	next := CodeBase + uint64(firstPage(w, m.v, pages))*PageSize
+	next := CodeBase + uint64(firstPage(w, m.v, uint64(m.spec.tailEntry), pages))*PageSize
 	funcAddr := map[*prog.Program][]uint64{}
 	room := map[uint64]int{}
 	for pi, p := range w.Progs {

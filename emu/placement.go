@@ -14,8 +14,9 @@ import (
 // fuzz campaign revisits a few hundred shapes, not one address per case.
 // Constants that differ between cases of one shape (max_entries, a
 // constant key, a map address) are left out of the hash: they are a few
-// bytes in one block each.
-func firstPage(w *prog.World, v prog.Variant, pages int) int {
+// bytes in one block each. salt separates code generated differently from
+// the same world (the hardening set, through where tail calls land).
+func firstPage(w *prog.World, v prog.Variant, salt uint64, pages int) int {
 	h := fnv.New64a()
 	var buf [8]byte
 	put := func(x uint64) {
@@ -23,6 +24,7 @@ func firstPage(w *prog.World, v prog.Variant, pages int) int {
 		h.Write(buf[:])
 	}
 	put(uint64(v))
+	put(salt)
 	put(uint64(w.Layout.MaxEntries)<<32 | uint64(w.Layout.Ptrs))
 	put(uint64(w.Layout.BpfFunc))
 	for _, p := range w.Progs {
