@@ -488,13 +488,21 @@ func (e *Engine) SetCodeHooks(addrs []uint64, fn func(addr uint64)) error {
 }
 
 // Ran tells the engine what the last run may have translated: code in
-// [lo, hi) only, or anything when wild (a fault or a broken check: the CPU
-// may have gone anywhere). Addresses not hooked during the run may now have
-// translations without hook calls.
-func (e *Engine) Ran(lo, hi uint64, wild bool) {
+// the [start, end) ranges only, or anything when wild (a fault or a broken
+// check: the CPU may have gone anywhere). Addresses not hooked during the
+// run may now have translations without hook calls.
+func (e *Engine) Ran(code [][2]uint64, wild bool) {
 	e.cpuDirty = e.cpuDirty || wild
+	ran := func(page uint64) bool {
+		for _, r := range code {
+			if page < r[1] && r[0] < page+PageSize {
+				return true
+			}
+		}
+		return false
+	}
 	for page, pg := range e.complete {
-		if !wild && (page+PageSize <= lo || page >= hi) {
+		if !wild && !ran(page) {
 			continue
 		}
 		for a := range pg {

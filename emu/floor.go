@@ -38,6 +38,6 @@ func BareStart(pm prog.Machine, entry *prog.Program, ctx []byte) (time.Duration,
 	d := time.Since(start)
 	// Whatever the code did, the engine's next user starts clean.
 	m.e.cpuDirty = true
-	m.e.Ran(0, 0, true)
+	m.e.Ran(nil, true)
 	return d, out.Err
 }

@@ -14,7 +14,7 @@ const (
 	StubBase   = 0x0080_0000 // helper stubs, StubSize apart, then the return sentinel
 	StubSize   = 128
 	Sentinel   = StubBase + 0xFF0
-	CodeBase   = 0x0100_0000 // function images, on pages chosen by firstPage
+	CodeBase   = 0x0100_0000 // function images, on pages chosen by funcPage
 	CodePages  = 0x800
 	ArenaSize  = CodeBase + CodePages*PageSize - StubBase
 	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize

@@ -204,7 +204,7 @@ type machine struct {
 	arrays  map[*prog.ProgArray]*arrayImage
 	structs map[*prog.Program]uint64 // struct bpf_prog addresses
 	sites   map[uint64][]siteEvent   // hook address -> what happens there
-	lo, hi  uint64                   // the code of the world
+	code    [][2]uint64               // the images of the world: [start, end) each, by address
 
 	// per run
 	res     *prog.Result
@@ -333,15 +333,20 @@ func (m *machine) compileScaled(scale int) error {
 	if pages > CodePages {
 		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, CodePages)
 	}
-	next := CodeBase + uint64(firstPage(w, m.v, uint64(m.spec.tailEntry), pages))*PageSize
+	pl := newPlacer()
 	funcAddr := map[*prog.Program][]uint64{}
 	room := map[uint64]int{}
 	for pi, p := range w.Progs {
 		m.structs[p] = ProgBase + uint64(pi)*PageSize
-		for _, f := range p.Funcs {
-			funcAddr[p] = append(funcAddr[p], next)
-			room[next] = codePages(f, scale) * PageSize
-			next += uint64(room[next])
+		for fn, f := range p.Funcs {
+			n := codePages(f, scale)
+			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
+			if !ok {
+				return fmt.Errorf("%s: %d pages of code do not fit the %d-page code arena", m.spec.name, pages, CodePages)
+			}
+			addr := CodeBase + uint64(page)*PageSize
+			funcAddr[p] = append(funcAddr[p], addr)
+			room[addr] = n * PageSize
 		}
 		m.entry[p] = funcAddr[p][0]
 		m.progAt[funcAddr[p][0]+uint64(m.spec.tailEntry)] = p
@@ -368,14 +373,15 @@ func (m *machine) compileScaled(scale int) error {
 		}
 	}
 	sort.Slice(m.images, func(i, j int) bool { return m.images[i].Addr < m.images[j].Addr })
-	if n := len(m.images); n > 0 {
-		m.lo, m.hi = m.images[0].Addr, m.images[n-1].Addr+uint64(len(m.images[n-1].Img.Code))
+	m.code = m.code[:0]
+	for _, l := range m.images {
+		m.code = append(m.code, [2]uint64{l.Addr, l.Addr + uint64(len(l.Img.Code))})
 	}
 	return nil
 }
 
 // load puts the world into the engine. The engine still holds the worlds
-// loaded before (see Engine.Begin and firstPage): what this one shares with
+// loaded before (see Engine.Begin and funcPage): what this one shares with
 // them is rewritten in place, not mapped, hooked and translated again.
 func (m *machine) load() error {
 	w, e := m.w, m.e

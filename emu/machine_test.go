@@ -219,7 +219,7 @@ func TestWildRunResidueCleared(t *testing.T) {
 	if err := m.e.U.RegWrite(uc.X86_REG_EFLAGS, 0x302); err != nil { // TF and IF
 		t.Fatal(err)
 	}
-	m.e.Ran(m.lo, m.hi, true)
+	m.e.Ran(m.code, true)
 	r := m.Run(w.Prog("entry"), ctx(1))
 	if r.Fault != nil || r.R0 != 1 {
 		t.Fatalf("run after a wild one: %+v", r)

@@ -39,7 +39,7 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	out := m.e.Run(m.entry[entry], Sentinel, TimeLimit(m.o.Budget))
 	res := m.res
 	defer func() {
-		m.e.Ran(m.lo, m.hi, res.Fault != nil || len(res.Violations) > 0)
+		m.e.Ran(m.code, res.Fault != nil || len(res.Violations) > 0)
 	}()
 	switch {
 	case out.Fault != nil:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 
 	"golang.org/x/arch/arm64/arm64asm"
@@ -298,6 +299,16 @@ func disasmCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "note: the scenario runs only on the %s variant\n", strings.Join(names, ", "))
 	}
+	// In the scenario's order, programs then their functions: the arena
+	// places them by shape, not in order.
+	order := map[*prog.Program]int{}
+	for i, p := range w.Progs {
+		order[p] = i
+	}
+	sort.SliceStable(images, func(i, j int) bool {
+		a, b := images[i], images[j]
+		return order[a.Prog] < order[b.Prog] || order[a.Prog] == order[b.Prog] && a.Fn < b.Fn
+	})
 	for _, im := range images {
 		if progName != "" && (im.Prog.Name != progName || (funcName != "" && im.Prog.Funcs[im.Fn].Name != funcName)) {
 			continue
