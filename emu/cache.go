@@ -77,3 +77,48 @@ func (e *Engine) removeCache(begin, end uint64) error {
 	}
 	return nil
 }
+
+// SetImages records where the current world's code is and clears the code
+// the previous world left anywhere else, as on a fresh engine: what a wild
+// jump finds must not depend on the cases run before (a finding would not
+// reproduce), and a run through stale code could translate a hooked
+// address without its hook. Writing zeros through WriteCode touches only
+// the bytes that are not zero already.
+func (e *Engine) SetImages(ranges [][2]uint64) error {
+	var zero [PageSize]byte
+	for _, old := range e.images {
+		for _, gap := range subtract(old, ranges) {
+			for a := gap[0]; a < gap[1]; {
+				n := min(gap[1]-a, PageSize-(a-pageDown(a)))
+				if err := e.WriteCode(a, zero[:n]); err != nil {
+					return err
+				}
+				a += n
+			}
+		}
+	}
+	e.images = append(e.images[:0], ranges...)
+	return nil
+}
+
+// subtract is r minus the union of cut, as ordered disjoint ranges.
+func subtract(r [2]uint64, cut [][2]uint64) [][2]uint64 {
+	out := [][2]uint64{r}
+	for _, c := range cut {
+		var next [][2]uint64
+		for _, o := range out {
+			if c[1] <= o[0] || o[1] <= c[0] {
+				next = append(next, o)
+				continue
+			}
+			if o[0] < c[0] {
+				next = append(next, [2]uint64{o[0], c[0]})
+			}
+			if c[1] < o[1] {
+				next = append(next, [2]uint64{c[1], o[1]})
+			}
+		}
+		out = next
+	}
+	return out
+}

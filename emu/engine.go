@@ -81,6 +81,8 @@ type Engine struct {
 	// code mirrors what WriteCode put in the arena, a page at a time, so
 	// a rewrite touches (and drops the translations of) changed bytes only.
 	code map[uint64]*[PageSize]byte
+	// images are the current world's code ranges (SetImages).
+	images [][2]uint64
 	// Code hooks stay installed from one load to the next while their
 	// address is wanted; onCode is the current world's handler.
 	codeHooks map[uint64]uc.Hook
@@ -96,8 +98,9 @@ type Engine struct {
 	pristine uc.Context
 	cpuDirty bool
 
-	fault     *Access // the first bad access of the current run
-	exception *uint32 // the first CPU exception of the current run
+	undo      []undoWrite // writes to read-only objects, to undo after the run
+	fault     *Access     // the first bad access of the current run
+	exception *uint32     // the first CPU exception of the current run
 	pcReg     int
 
 	// The run budget: a watchdog goroutine stops a run past its deadline.
@@ -361,16 +364,40 @@ func (e *Engine) guard(start, end uint64) []uc.Hook {
 }
 
 // GuardWrites makes every write to [start, end) a fault while reads
-// proceed, for objects the code must only read.
+// proceed, for objects the code must only read. Unicorn calls a write hook
+// before the store and makes the store even when the hook stops the CPU,
+// so the hook saves the bytes and Run puts them back: the write never
+// happened, as on a kernel's read-only page.
 func (e *Engine) GuardWrites(start, end uint64) error {
 	_, err := e.U.HookAdd(uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
 		if addr+uint64(size) <= start || addr >= end {
 			return
 		}
+		if old, err := u.MemRead(addr, uint64(size)); err == nil {
+			e.undo = append(e.undo, undoWrite{addr, old})
+		}
 		e.recordFault(Access{Addr: addr, Size: size, Write: true, ReadOnly: true})
 		u.Stop()
 	}, start-min(start, 7), end-1)
 	return err
+}
+
+// undoWrite is the memory a blocked write overwrote.
+type undoWrite struct {
+	addr uint64
+	old  []byte
+}
+
+// undoBlocked restores what blocked writes overwrote, newest first, and
+// drops any translation made of overwritten code.
+func (e *Engine) undoBlocked() error {
+	var errs []error
+	for i := len(e.undo) - 1; i >= 0; i-- {
+		u := e.undo[i]
+		errs = append(errs, e.U.MemWrite(u.addr, u.old), e.removeCache(u.addr, u.addr+uint64(len(u.old))))
+	}
+	e.undo = e.undo[:0]
+	return errors.Join(errs...)
 }
 
 func (e *Engine) delHooks(hs []uc.Hook) error {
@@ -554,6 +581,11 @@ func (e *Engine) Run(pc, until uint64, limit time.Duration) Outcome {
 		err = e.U.Start(e.PC(), until) // stopped early by a late watchdog: resume
 	}
 	e.deadline.Store(0)
+	if len(e.undo) > 0 {
+		if uerr := e.undoBlocked(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}
 	out := Outcome{Fault: e.fault, Exception: e.exception, PC: e.PC()}
 	if out.Fault != nil {
 		out.PC = out.Fault.PC

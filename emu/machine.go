@@ -204,7 +204,7 @@ type machine struct {
 	arrays  map[*prog.ProgArray]*arrayImage
 	structs map[*prog.Program]uint64 // struct bpf_prog addresses
 	sites   map[uint64][]siteEvent   // hook address -> what happens there
-	code    [][2]uint64               // the images of the world: [start, end) each, by address
+	code    [][2]uint64              // the images of the world: [start, end) each, by address
 
 	// per run
 	res     *prog.Result
@@ -415,6 +415,9 @@ func (m *machine) load() error {
 		if err := e.WriteCode(l.Addr, l.Img.Code); err != nil {
 			return err
 		}
+	}
+	if err := e.SetImages(m.code); err != nil {
+		return err
 	}
 	if len(w.Ctx) > 0 {
 		if err := e.Map(CtxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {

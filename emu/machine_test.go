@@ -237,8 +237,14 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.e.U.RegWrite(uc.X86_REG_RAX, target)
+	before, _ := m.e.U.MemRead(target, 8)
 	out := m.e.Run(at, at+uint64(len(code)), time.Second)
 	if out.Fault == nil || !out.Fault.Write || !out.Fault.ReadOnly || out.Fault.Addr != target {
 		t.Fatalf("store into code: %+v, fault %+v", out, out.Fault)
+	}
+	// The store did not happen: Unicorn makes it after the hook, the
+	// engine undoes it.
+	if after, _ := m.e.U.MemRead(target, 8); !bytes.Equal(before, after) {
+		t.Errorf("code at %#x was % x, is % x after the blocked store", target, before, after)
 	}
 }

@@ -76,12 +76,22 @@ func signature(failures []string) string {
 func Known(f Finding) string {
 	c := f.Case
 	switch {
-	case f.Variant == prog.Patched.String() && c.MaxEntries >= Disp32Limit(c.Layout):
+	case f.Variant == prog.Patched.String() && c.MaxEntries >= Disp32Limit(c.Layout) && c.loadsCachedTarget(f.Arch):
 		return "scenarios/library/findings/patched_static_disp32.txtar"
 	case f.Arch == "x86_64" && f.Variant == prog.Patched.String() && c.mixesStaticAndDynamic():
 		return "scenarios/library/findings/patched_x86_mixed_sites.txtar"
 	}
 	return ""
+}
+
+// loadsCachedTarget reports whether the fuzzed site takes the patched
+// static path as far as the load of the cached target: one map reaches it,
+// it is not a direct call (x86 makes a constant key below max_entries one,
+// unless direct calls are off; arm64 has none), the index passes the bounds
+// check and the counter is below the limit.
+func (c Case) loadsCachedTarget(arch string) bool {
+	direct := arch == "x86_64" && c.KeyConst && !c.NoDirect && c.Index < uint64(c.MaxEntries)
+	return !c.Poisoned && !direct && uint64(uint32(c.Index)) < uint64(c.MaxEntries) && c.Chain < 33
 }
 
 // mixesStaticAndDynamic reports whether entry itself holds a patched

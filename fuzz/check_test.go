@@ -81,7 +81,10 @@ func TestKnownFindings(t *testing.T) {
 		clean func(*Case)
 	}{
 		{disp, "patched_static_disp32.txtar", func(c *Case) { c.MaxEntries-- }},
+		{disp, "patched_static_disp32.txtar", func(c *Case) { c.Poisoned = true }},
+		{disp, "patched_static_disp32.txtar", func(c *Case) { c.Index = uint64(c.MaxEntries) }},
 		{mixed, "patched_x86_mixed_sites.txtar", func(c *Case) { c.NoDirect = false }},
+		{mixed, "patched_x86_mixed_sites.txtar", func(c *Case) { c.InSub = true }},
 	} {
 		fs, err := Check(tc.c, backends, prog.Variants)
 		if err != nil {
@@ -102,6 +105,13 @@ func TestKnownFindings(t *testing.T) {
 		}
 		c := tc.c
 		tc.clean(&c)
+		for _, f := range fs {
+			// The same failure on a case that cannot show the cause is new.
+			f.Case = c
+			if k := Known(f); k != "" {
+				t.Errorf("%s: a finding on a case without the cause is known as %s", tc.file, k)
+			}
+		}
 		if fs, _ := Check(c, backends, prog.Variants); len(fs) > 0 {
 			t.Errorf("%s: without its cause the case still has %d findings: %s", tc.file, len(fs), fs[0].Signature)
 		}

@@ -25,7 +25,7 @@ type Case struct {
 	InSub      bool   // the site is in a subprogram: the tail call unwinds a bpf2bpf frame
 	Chain      int    // tail calls made before the site: the counter's value there
 	Stack      int    // entry's stack depth
-	Saved      int    // callee-saved registers the entry uses (0–4)
+	Saved      int    // callee-saved registers the entry uses (1–4: r6 holds ctx, then r7–r9)
 	Layout     prog.Layout
 	Hardening  prog.Hardening
 	NoDirect   bool // config "direct off": no direct tail calls
@@ -89,7 +89,7 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	c.Target = [4]Target{Leaf, Leaf, Self, Bounce}[bits(shape, 3, 2)]
 	c.Fill = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}[bits(shape, 5, 3)]
 	c.Stack = stacks[bits(shape, 8, 3)]
-	c.Saved = int(bits(shape, 11, 3) % 5)
+	c.Saved = 1 + int(bits(shape, 11, 3)%4)
 	if l := bits(shape, 14, 3); l < 6 {
 		c.Layout = prog.Presets[l%uint64(len(prog.Presets))]
 	} else {
@@ -199,7 +199,19 @@ func (c Case) layoutLine() string {
 func (c Case) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "max_entries %#x, index %#x (%s key), ", c.MaxEntries, c.Index, map[bool]string{true: "constant", false: "run-time"}[c.KeyConst])
-	fmt.Fprintf(&b, "slots: %s holding %s", c.Fill, c.Target)
+	idx := uint32(c.Index)
+	switch {
+	case c.Fill == FillNone:
+		b.WriteString("no slot filled")
+	case c.Fill == FillNeighbours:
+		b.WriteString("decoys beside the index, the index empty")
+	case !c.fills(idx):
+		b.WriteString("the index is beyond max_entries")
+	case c.Fill == FillAround:
+		fmt.Fprintf(&b, "jt[%d] holds %s, decoys beside it", idx, c.Target)
+	default:
+		fmt.Fprintf(&b, "jt[%d] holds %s", idx, c.Target)
+	}
 	if c.Poisoned {
 		b.WriteString(", a second map reaches the site")
 	}

@@ -80,7 +80,7 @@ func TestGeneratorCoverage(t *testing.T) {
 	for k := 1; k <= 32; k++ {
 		want = append(want, fmt.Sprint("max_entries bits=", k))
 	}
-	want = append(want, "layout=custom", "saved=0", "saved=4")
+	want = append(want, "layout=custom", "saved=1", "saved=4")
 	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "max_entries=1", "max_entries=2^32-1",
 		"disp32 edge", "index=max_entries", "index=max_entries-1", "index negative", "index truncates", "in range"} {
 		want = append(want, k+"=true", k+"=false")

@@ -2,7 +2,8 @@ package fuzz
 
 import "tailsim/prog"
 
-// Minimize simplifies a case while a finding with the same signature stays:
+// Minimize simplifies a case while a finding with the same signature (and
+// the same Known explanation) stays:
 // it drops, one at a time, each ingredient a case can do without, keeping
 // each change that keeps the finding. max_entries and the index stay: they
 // are what a finding is about.
@@ -10,7 +11,7 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 	simplify := []func(c *Case){
 		func(c *Case) { c.Chain = 0 },
 		func(c *Case) { c.InSub = false },
-		func(c *Case) { c.Saved = 0 },
+		func(c *Case) { c.Saved = 1 },
 		func(c *Case) { c.Stack = 0 },
 		func(c *Case) { c.Poisoned = false },
 		func(c *Case) { c.Target = Leaf },
@@ -31,7 +32,9 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 			continue
 		}
 		for _, g := range fs {
-			if g.Signature == best.Signature {
+			// Same failure, same explanation: a new finding must not
+			// minimise into the shape of a known one, nor the reverse.
+			if g.Signature == best.Signature && g.Arch == best.Arch && g.Variant == best.Variant && Known(g) == Known(best) {
 				best = g
 				break
 			}

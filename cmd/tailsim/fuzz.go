@@ -135,8 +135,11 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) int {
 					failed++
 				}
 				for _, fd := range fsd {
-					if old, dup := found[fd.Signature]; !dup || fd.Case.Seed < old.Case.Seed {
-						found[fd.Signature] = fd
+					// A new finding never hides behind a known one of the
+					// same signature.
+					key := fd.Signature + " " + fuzz.Known(fd)
+					if old, dup := found[key]; !dup || fd.Case.Seed < old.Case.Seed {
+						found[key] = fd
 					}
 				}
 				mu.Unlock()
@@ -179,7 +182,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) int {
 		if err := os.WriteFile(path, []byte(reproducer(fd)), 0o644); err != nil {
 			return usage("%v", err)
 		}
-		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, s)
+		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, fd.Signature)
 		if k := fuzz.Known(fd); k != "" {
 			known++
 			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", k)
