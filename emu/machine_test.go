@@ -248,3 +248,30 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 		t.Errorf("code at %#x was % x, is % x after the blocked store", target, before, after)
 	}
 }
+
+// A run that times out once (a stall inside Unicorn) is run again and
+// gives the right result; one that times out twice is a budget fault.
+func TestTimeoutConfirmed(t *testing.T) {
+	m, w := loadX86(t, chain, prog.Upstream)
+	real := engineRun
+	t.Cleanup(func() { engineRun = real })
+	calls, stalls := 0, 1
+	engineRun = func(e *Engine, pc, until uint64, limit time.Duration) Outcome {
+		calls++
+		if calls <= stalls {
+			// The stalled attempt had already changed ctx: index 2.
+			e.U.MemWrite(CtxBase, []byte{2, 0, 0, 0})
+			return Outcome{Timeout: true, PC: pc}
+		}
+		return real(e, pc, until, limit)
+	}
+	r := m.Run(w.Prog("entry"), ctx(1))
+	if calls != 2 || r.Fault != nil || r.R0 != 1 || strings.Join(r.Path, " ") != "entry leaf" {
+		t.Errorf("one stall: %d calls, %+v", calls, r)
+	}
+	calls, stalls = 0, 2
+	r = m.Run(w.Prog("entry"), ctx(1))
+	if calls != 2 || r.Fault == nil || r.Fault.Kind != "budget" || !strings.Contains(r.Fault.Msg, "exhausted twice") {
+		t.Errorf("two stalls: %d calls, %+v", calls, r.Fault)
+	}
+}
