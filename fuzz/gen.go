@@ -103,10 +103,11 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	}
 	c.Chain = chains[bits(shape, 31, 3)]
 	c.InSub = bits(shape, 34, 2) == 3
-	if c.InSub && c.Stack > 256 {
+	if c.InSub && c.Stack >= 256 {
 		// The verifier refuses a tail call from a subprogram when the
-		// frames above it use more than 256 bytes of stack.
-		c.Stack = 256
+		// frames above it hold 256 bytes or more (checkMaxStackDepth):
+		// 240 is the deepest it accepts.
+		c.Stack = 240
 	}
 	c.Hardening = hardened[bits(shape, 36, 3)]
 	c.NoDirect = bits(shape, 39, 2) == 3

@@ -172,6 +172,11 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 		return nil, err
 	}
 	if !opts.NoVerifier {
+		if err := checkMaxStackDepth(p, 0, 0, 0); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.NoVerifier {
 		// check_cfg() rejects unreachable instructions, so the JITs never
 		// see a site the analysis could not reach.
 		for fi, f := range p.Funcs {
@@ -519,4 +524,50 @@ func lastExploredMap(f *Function, site int) string {
 		}
 	}
 	return last
+}
+
+// maxCallFrames is the kernel's MAX_CALL_FRAMES.
+const maxCallFrames = 8
+
+// checkMaxStackDepth is check_max_stack_depth() for a JITed program:
+// frames rounded up to 16 bytes (round_up_stack_depth with jit_requested)
+// may add up to MAX_BPF_STACK along any call chain, and a subprogram that
+// makes tail calls may not be called while its callers' frames hold 256
+// bytes or more. A tail call unwinds only the current frame, so each of up
+// to 33 tail calls could otherwise keep its callers' stack: the limit keeps
+// the worst case near 8 KiB. depth is the callers' frames, fn the function
+// entered, at the call instruction's line.
+func checkMaxStackDepth(p *Program, fn, depth, frame int) error {
+	f := p.Funcs[fn]
+	line := f.Line
+	if fn != 0 && hasTailCall(f) && depth >= 256 {
+		return &PosError{Line: line, Msg: fmt.Sprintf("tail_calls are not allowed when call stack of previous frames is %d bytes. Too large", depth)}
+	}
+	depth += (f.StackDepth + 15) &^ 15
+	if depth > MaxStackDepth {
+		return &PosError{Line: line, Msg: fmt.Sprintf("combined stack size of %d calls is %d. Too large", frame+1, depth)}
+	}
+	for _, ins := range f.Insns {
+		if !ins.IsSubprogCall() {
+			continue
+		}
+		callee := p.FuncIndex(ins.Reference)
+		if callee < 0 {
+			continue // linking reports it
+		}
+		if frame+1 >= maxCallFrames {
+			return &PosError{Line: ins.Line, Msg: fmt.Sprintf("the call stack of %d frames is too deep", frame+1)}
+		}
+		if err := checkMaxStackDepth(p, callee, depth, frame+1); err != nil {
+			if pe, ok := err.(*PosError); ok && pe.Line == p.Funcs[callee].Line {
+				pe.Line = ins.Line // point at the call that gets there
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func hasTailCall(f *Function) bool {
+	return slices.ContainsFunc(f.Insns, Instruction.IsTailCall)
 }

@@ -175,3 +175,45 @@ func TestParseHardening(t *testing.T) {
 		}
 	}
 }
+
+// check_max_stack_depth(): the selftest pair "tail call from subprog with
+// 240 / 256 bytes of caller stack", and the combined 512-byte limit.
+func TestStackDepthRules(t *testing.T) {
+	const src = `stack rules
+-- maps --
+jt max_entries=1
+-- subprog sub STACK --
+	r2 = map[jt]
+	r3 = 0
+	call bpf_tail_call
+	r0 = 0
+	exit
+-- prog entry stack=CALLER --
+	call sub
+	r0 = 0
+	exit
+-- run --
+run entry
+`
+	for _, tc := range []struct {
+		caller, sub string
+		want        string // "" means accepted
+	}{
+		{"240", "", ""},
+		{"256", "", "case.txtar:11: tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large"},
+		{"0", "stack=512", ""},
+		{"200", "stack=320", "combined stack size of 2 calls is 528. Too large"},
+	} {
+		text := strings.NewReplacer("CALLER", tc.caller, "STACK", tc.sub).Replace(src)
+		sc, err := Parse("case.txtar", []byte(text))
+		if err == nil {
+			_, err = sc.Build()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("caller %s, %q: %v", tc.caller, tc.sub, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("caller %s, %q: error %v, want %q", tc.caller, tc.sub, err, tc.want)
+		}
+	}
+}

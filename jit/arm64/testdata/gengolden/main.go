@@ -800,8 +800,15 @@ func extrasTable() []gcase {
 	}
 	for _, st := range []int{8, 40, 512, 4096} {
 		for _, f := range forms[:2] {
-			add(spec{name: fmt.Sprintf("stack%d/%s", st, f.name), shape: f.shape, variant: f.variant, stack: st, regs: regsAllFP, bti: true, form: f.form,
-				comment: fmt.Sprintf("round_up(%d, 16) = %d in sub sp, the tail call's add sp and the epilogue's; five callee-saved registers: x19,x20 / x21,x22 / x25,xzr", st, stackSize(st))})
+			sp := spec{name: fmt.Sprintf("stack%d/%s", st, f.name), shape: f.shape, variant: f.variant, stack: st, regs: regsAllFP, bti: true, form: f.form,
+				comment: fmt.Sprintf("round_up(%d, 16) = %d in sub sp, the tail call's add sp and the epilogue's; five callee-saved registers: x19,x20 / x21,x22 / x25,xzr", st, stackSize(st))}
+			if st > 512 {
+				// Beyond MAX_BPF_STACK only a program built without the
+				// verifier reaches the JIT; the site kind is the same.
+				sp.fixup = "noverifier"
+				sp.comment += "; beyond MAX_BPF_STACK, so built without the verifier"
+			}
+			add(sp)
 		}
 	}
 	add(spec{name: "r6-fp/upstream-indirect", shape: "tc-var", variant: "upstream", stack: 24, regs: regs6FP, pac: true, form: indirect,
