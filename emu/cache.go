@@ -88,12 +88,10 @@ func (e *Engine) SetImages(ranges [][2]uint64) error {
 	var zero [PageSize]byte
 	for _, old := range e.images {
 		for _, gap := range subtract(old, ranges) {
-			for a := gap[0]; a < gap[1]; {
-				n := min(gap[1]-a, PageSize-(a-pageDown(a)))
-				if err := e.WriteCode(a, zero[:n]); err != nil {
+			for a := gap[0]; a < gap[1]; a += PageSize {
+				if err := e.WriteCode(a, zero[:min(gap[1]-a, PageSize)]); err != nil {
 					return err
 				}
-				a += n
 			}
 		}
 	}

@@ -205,6 +205,8 @@ type machine struct {
 	structs map[*prog.Program]uint64 // struct bpf_prog addresses
 	sites   map[uint64][]siteEvent   // hook address -> what happens there
 	code    [][2]uint64              // the images of the world: [start, end) each, by address
+	// ctxSaved is ctx as a run started, for its rerun (Run).
+	ctxSaved []byte
 
 	// per run
 	res     *prog.Result

@@ -23,14 +23,11 @@ func TimeLimit(budget int) time.Duration {
 // the host descheduling us), which a million-case campaign met twice as
 // false "budget" findings. A genuine runaway loop is reported, later.
 func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
-	var orig []byte
-	if ctx != nil {
-		orig = append([]byte(nil), ctx...)
-	}
+	m.ctxSaved = append(m.ctxSaved[:0], ctx...) // no allocation per run
 	limit := TimeLimit(m.o.Budget)
 	r := m.run(entry, ctx, limit)
 	if r.Fault != nil && r.Fault.Kind == "budget" {
-		copy(ctx, orig)
+		copy(ctx, m.ctxSaved)
 		r = m.run(entry, ctx, 4*limit)
 	}
 	return r
@@ -39,24 +36,38 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 // engineRun is Engine.Run; tests replace it to simulate a stall.
 var engineRun = (*Engine).Run
 
+// prepare puts the CPU at a call of the world's entry: the saved CPU
+// state back after a wild run, ctx written, the stack pointer, R1, the
+// scratch and the callee-saved registers set. It returns the stack
+// pointer expected after the return.
+func (m *machine) prepare(ctx []byte) (after uint64, err error) {
+	if err := m.e.RestoreCPU(); err != nil {
+		return 0, err
+	}
+	u := m.e.U
+	if len(ctx) > 0 {
+		if err := u.MemWrite(CtxBase, ctx); err != nil {
+			return 0, err
+		}
+	}
+	sp, after := m.spec.enter(m, StackHi-0x100)
+	m.entryVals[0], m.entryVals[1] = sp, 0
+	if ctx != nil {
+		m.entryVals[1] = CtxBase
+	}
+	return after, m.entryBatch.Write(u, m.entryVals)
+}
+
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
 	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
 	u, spec := m.e.U, m.spec
-	if err := m.e.RestoreCPU(); err != nil {
+	after, err := m.prepare(ctx)
+	if err != nil {
 		m.res.Fault = &prog.Fault{Kind: "insn", Msg: err.Error()}
 		return m.res
 	}
-	if len(ctx) > 0 {
-		u.MemWrite(CtxBase, ctx)
-	}
-	sp, after := spec.enter(m, StackHi-0x100)
-	m.entryVals[0], m.entryVals[1] = sp, 0
-	if ctx != nil {
-		m.entryVals[1] = CtxBase
-	}
-	m.entryBatch.Write(u, m.entryVals)
 
 	out := engineRun(m.e, m.entry[entry], Sentinel, limit)
 	res := m.res
