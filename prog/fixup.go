@@ -172,7 +172,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 		return nil, err
 	}
 	if !opts.NoVerifier {
-		if err := checkMaxStackDepth(p, 0, 0, 0); err != nil {
+		if err := checkMaxStackDepth(p, 0, 0, 0, p.Funcs[0].Line); err != nil {
 			return nil, err
 		}
 	}
@@ -536,10 +536,9 @@ const maxCallFrames = 8
 // bytes or more. A tail call unwinds only the current frame, so each of up
 // to 33 tail calls could otherwise keep its callers' stack: the limit keeps
 // the worst case near 8 KiB. depth is the callers' frames, fn the function
-// entered, at the call instruction's line.
-func checkMaxStackDepth(p *Program, fn, depth, frame int) error {
+// entered, line where (the call instruction, or main's start).
+func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
 	f := p.Funcs[fn]
-	line := f.Line
 	if fn != 0 && hasTailCall(f) && depth >= 256 {
 		return &PosError{Line: line, Msg: fmt.Sprintf("tail_calls are not allowed when call stack of previous frames is %d bytes. Too large", depth)}
 	}
@@ -558,10 +557,7 @@ func checkMaxStackDepth(p *Program, fn, depth, frame int) error {
 		if frame+1 >= maxCallFrames {
 			return &PosError{Line: ins.Line, Msg: fmt.Sprintf("the call stack of %d frames is too deep", frame+1)}
 		}
-		if err := checkMaxStackDepth(p, callee, depth, frame+1); err != nil {
-			if pe, ok := err.(*PosError); ok && pe.Line == p.Funcs[callee].Line {
-				pe.Line = ins.Line // point at the call that gets there
-			}
+		if err := checkMaxStackDepth(p, callee, depth, frame+1, ins.Line); err != nil {
 			return err
 		}
 	}
