@@ -62,9 +62,10 @@ func arm64Spec(bti, pac bool) *archSpec {
 	}
 	saved[uc.ARM64_REG_X29], names[uc.ARM64_REG_X29] = 0x5a5a_0000_0000_001d, "x29"
 	return &archSpec{
-		name:      "arm64",
-		arch:      ARM64,
-		tailEntry: 4 * o(0, prog.Layout{}).PrologueOffset(),
+		name:            "arm64",
+		arch:            ARM64,
+		tailEntry:       4 * o(0, prog.Layout{}).PrologueOffset(),
+		directTailCalls: arm64.DirectTailCalls,
 		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
 			return arm64.Compile(p, fn, fx, image, res, o(v, l))
 		},

@@ -103,8 +103,8 @@ func TestArm64ChecksCatchBrokenCode(t *testing.T) {
 			r := m.Run(w.Prog("entry"), ctx(tt.index))
 			var props []string
 			for _, v := range r.Violations {
-				props = append(props, v.Property)
-				if v.Property == tt.property && (v.Where == "" || v.Insn == "" || v.Insn == "?") {
+				props = append(props, v.Property.String())
+				if v.Property.String() == tt.property && (v.Machine == "" || v.Insn == "" || v.Insn == "?" || v.At.IsZero()) {
 					t.Errorf("violation not located: %+v", v)
 				}
 			}
@@ -124,7 +124,7 @@ func TestArm64R1Check(t *testing.T) {
 	r := m.Run(w.Prog("entry"), ctx(1))
 	found := false
 	for _, v := range r.Violations {
-		found = found || v.Property == "R1 unchanged"
+		found = found || v.Property == prog.PropR1
 	}
 	if !found {
 		t.Errorf("violations %v, fault %v", r.Violations, r.Fault)

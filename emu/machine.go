@@ -43,9 +43,10 @@ type archSpec struct {
 	savedNames map[int]string
 	// enter prepares the return to the sentinel; it returns the stack
 	// pointer to start with and the one expected after the return.
-	enter  func(m *machine, sp uint64) (start, after uint64)
-	pokes  bool // x86: direct calls with poke sites
-	disasm func(code []byte, pc uint64) string
+	enter func(m *machine, sp uint64) (start, after uint64)
+	// directTailCalls is the JIT's (x86: direct calls with poke sites).
+	directTailCalls bool
+	disasm          func(code []byte, pc uint64) string
 	// setup prepares, once per engine, what the arch's inlined code reads
 	// besides the world.
 	setup func(e *Engine) error
@@ -98,6 +99,9 @@ func (b *Backend) with(h prog.Hardening) *Backend {
 
 // Name implements prog.Backend.
 func (b *Backend) Name() string { return b.spec.name }
+
+// DirectTailCalls implements prog.Backend.
+func (b *Backend) DirectTailCalls() bool { return b.spec.directTailCalls }
 
 // DefaultBudget bounds the instructions of one emulated invocation.
 const DefaultBudget = 1_000_000
@@ -520,7 +524,7 @@ func (m *machine) Apply(ef prog.Effect) error {
 			val = ai.entries[ef.New]
 		}
 	case prog.EffectPoke:
-		if !m.spec.pokes {
+		if !m.spec.directTailCalls {
 			return nil
 		}
 		for _, l := range m.images {

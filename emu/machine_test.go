@@ -114,9 +114,9 @@ func TestX86ChecksCatchBrokenCode(t *testing.T) {
 			r := m.Run(w.Prog("entry"), ctx(tt.index))
 			found := false
 			for _, v := range r.Violations {
-				if v.Property == tt.property {
+				if v.Property.String() == tt.property {
 					found = true
-					if v.Where == "" || v.Insn == "" || v.Insn == "?" || v.Addr == 0 {
+					if v.Machine == "" || v.Insn == "" || v.Insn == "?" || v.Addr == 0 || v.At.IsZero() {
 						t.Errorf("violation not located: %+v", v)
 					}
 				}
@@ -140,7 +140,7 @@ func TestX86ReturnChecks(t *testing.T) {
 	r := m.Run(w.Prog("entry"), ctx(2))
 	var props []string
 	for _, v := range r.Violations {
-		props = append(props, v.Property)
+		props = append(props, v.Property.String())
 	}
 	if !strings.Contains(strings.Join(props, ","), "callee-saved registers restored") {
 		t.Errorf("violations %q, fault %v", props, r.Fault)
@@ -271,7 +271,7 @@ func TestTimeoutConfirmed(t *testing.T) {
 	}
 	calls, stalls = 0, 2
 	r = m.Run(w.Prog("entry"), ctx(1))
-	if calls != 2 || r.Fault == nil || r.Fault.Kind != "budget" || !strings.Contains(r.Fault.Msg, "exhausted twice") {
+	if calls != 2 || r.Fault == nil || r.Fault.Kind != prog.FaultBudget || !strings.Contains(r.Fault.Msg, "exhausted twice") {
 		t.Errorf("two stalls: %d calls, %+v", calls, r.Fault)
 	}
 }

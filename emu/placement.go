@@ -44,7 +44,7 @@ func funcPage(w *prog.World, p *prog.Program, fn int, v prog.Variant, salt uint6
 		for _, s := range fx.Sites {
 			if s.Func == fn {
 				put(uint64(s.Insn))
-				put(uint64(s.Kind(v)))
+				put(uint64(s.Kind(v, true))) // the verifier's decision, on every arch
 			}
 		}
 	}

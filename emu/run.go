@@ -26,7 +26,7 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.ctxSaved = append(m.ctxSaved[:0], ctx...) // no allocation per run
 	limit := TimeLimit(m.o.Budget)
 	r := m.run(entry, ctx, limit)
-	if r.Fault != nil && r.Fault.Kind == "budget" {
+	if r.Fault != nil && r.Fault.Kind == prog.FaultBudget {
 		copy(ctx, m.ctxSaved)
 		r = m.run(entry, ctx, 4*limit)
 	}
@@ -65,7 +65,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 	u, spec := m.e.U, m.spec
 	after, err := m.prepare(ctx)
 	if err != nil {
-		m.res.Fault = &prog.Fault{Kind: "insn", Msg: err.Error()}
+		m.res.Fault = &prog.Fault{Kind: prog.FaultInsn, Msg: err.Error()}
 		return m.res
 	}
 
@@ -83,7 +83,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		if out.Fault.Write {
 			op = "write"
 		}
-		res.Fault = &prog.Fault{Kind: "access", Addr: out.Fault.Addr, Site: m.symbolize(out.PC), Insn: m.disasm(out.PC),
+		res.Fault = &prog.Fault{Kind: prog.FaultAccess, Addr: out.Fault.Addr, Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("%s of %d bytes at %#x outside every object", op, out.Fault.Size, out.Fault.Addr)}
 		if out.Fault.ReadOnly {
 			res.Fault.Msg = fmt.Sprintf("write of %d bytes at %#x, which the code may only read", out.Fault.Size, out.Fault.Addr)
@@ -96,9 +96,9 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		if out.Exception != nil {
 			msg = fmt.Sprintf("CPU exception %d", *out.Exception)
 		}
-		res.Fault = &prog.Fault{Kind: "insn", Site: m.symbolize(out.PC), Insn: m.disasm(out.PC), Msg: msg}
+		res.Fault = &prog.Fault{Kind: prog.FaultInsn, Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC), Msg: msg}
 	case out.Timeout:
-		res.Fault = &prog.Fault{Kind: "budget", Site: m.symbolize(out.PC), Insn: m.disasm(out.PC),
+		res.Fault = &prog.Fault{Kind: prog.FaultBudget, Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("time budget exhausted twice (%v, then %v; budget %d)", limit/4, limit, m.o.Budget)}
 	default:
 		m.checkReturn(after)
@@ -107,7 +107,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		m.event(prog.Event{Kind: prog.EvExit, Value: r0})
 	}
 	if m.pending != nil && res.Fault == nil {
-		m.violate("tail call resolves", m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
+		m.violate(prog.PropResolves, m.pending.s.Site.Loc, m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
 	}
 	// The counter as the last tail call left it: once the frame that holds
 	// it is reused by a callee without tail-call slots, its memory is gone.
@@ -144,17 +144,19 @@ func (m *machine) regs() []uint64 {
 func (m *machine) checkReturn(wantSP uint64) {
 	sp, _ := m.e.U.RegRead(m.spec.spReg)
 	if sp != wantSP {
-		m.violate("stack balanced at return", Sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
+		m.violate(prog.PropStackBalanced, prog.Loc{}, Sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
 	}
 	for r, want := range m.spec.saved {
 		if got, _ := m.e.U.RegRead(r); got != want {
-			m.violate("callee-saved registers restored", Sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
+			m.violate(prog.PropCalleeSaved, prog.Loc{}, Sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
 		}
 	}
 }
 
-func (m *machine) violate(property string, addr uint64, detail string) {
-	m.res.Violations = append(m.res.Violations, prog.Violation{Property: property, Addr: addr, Where: m.symbolize(addr),
+// violate records a broken property; at is the tail call's BPF
+// instruction for the checks made at one.
+func (m *machine) violate(property prog.Property, at prog.Loc, addr uint64, detail string) {
+	m.res.Violations = append(m.res.Violations, prog.Violation{Property: property, At: at, Addr: addr, Machine: m.symbolize(addr),
 		Insn: m.disasm(addr), Detail: detail})
 }
 
@@ -173,7 +175,7 @@ func (m *machine) onSite(addr uint64) {
 		switch ev.kind {
 		case atStart:
 			if m.pending != nil {
-				m.violate("tail call resolves", addr, "a new tail call started while the previous one had not resolved")
+				m.violate(prog.PropResolves, m.pending.s.Site.Loc, addr, "a new tail call started while the previous one had not resolved")
 			}
 			p := &m.pend
 			copy(p.regs[:], m.regs())
@@ -202,11 +204,6 @@ func (m *machine) onSite(addr uint64) {
 	}
 }
 
-// siteName is the BPF location and, after @, the machine code's.
-func (m *machine) siteName(p *pendingCall) string {
-	return prog.SiteName(p.l.Prog, p.l.Fn, p.s.BPF) + " @" + m.symbolize(p.l.Addr+uint64(p.s.Start))
-}
-
 // taken checks a tail call about to jump to dest.
 func (m *machine) taken(addr, dest uint64) {
 	p := m.pending
@@ -215,23 +212,23 @@ func (m *machine) taken(addr, dest uint64) {
 	regs := m.regs()
 	target := m.progAt[dest]
 	if target == nil {
-		m.violate("lands at the tail-call entry", addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry))
+		m.violate(prog.PropLands, p.s.Site.Loc, addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry))
 	}
 	if regs[spec.r1] != p.regs[spec.r1] {
-		m.violate("R1 unchanged", addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1]))
+		m.violate(prog.PropR1, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1]))
 	}
 	if want, rule := spec.expectedSP(regs); regs[spec.sp] != want {
-		m.violate("stack pointer where the callee expects it", addr, fmt.Sprintf("%s = %#x, want %#x (%s)", spec.names[spec.sp], regs[spec.sp], want, rule))
+		m.violate(prog.PropSP, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, want %#x (%s)", spec.names[spec.sp], regs[spec.sp], want, rule))
 	} else if was, _ := spec.expectedSP(p.regs[:]); want != was {
-		m.violate("stack pointer where the callee expects it", addr, fmt.Sprintf("the frame moved: %#x, was %#x", want, was))
+		m.violate(prog.PropSP, p.s.Site.Loc, addr, fmt.Sprintf("the frame moved: %#x, was %#x", want, was))
 	}
 	n := m.read64(m.tccPtr)
 	if n != p.count+1 {
-		m.violate("counter incremented by one", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
+		m.violate(prog.PropCountedOnce, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
 	m.lastCount = n
 	if m.o.Trace {
-		m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
+		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
 	}
 	if target != nil {
 		m.res.Path = append(m.res.Path, target.Name)
@@ -248,42 +245,30 @@ func (m *machine) fellThrough(addr uint64) {
 	regs := m.regs()
 	for _, i := range spec.kept {
 		if regs[i] != p.regs[i] {
-			m.violate("callee-saved registers kept on fall-through", addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i]))
+			m.violate(prog.PropCalleeSavedKept, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i]))
 		}
 	}
 	n := m.read64(m.tccPtr)
 	if n != p.count {
-		m.violate("counter unchanged on fall-through", addr, fmt.Sprintf("counter %d, was %d", n, p.count))
+		m.violate(prog.PropCountKept, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
 	m.lastCount = n
-	index := uint32(p.regs[spec.r3])
-	var reason prog.Reason
-	switch {
-	case p.s.Kind == prog.Direct:
-		if p.count >= prog.MaxTailCallCnt {
-			reason = prog.FallLimit
-		} else {
-			reason = prog.FallEmpty
-		}
-	default:
-		limit := uint32(0)
-		if p.s.Kind == prog.Static {
-			limit = p.s.Site.ImmMap.MaxEntries
-		} else if b, err := m.e.U.MemRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
+	// Why: the checks in the JITs' order, from the state the call started
+	// with; the limit a dynamic or indirect site compared with is the
+	// array's max_entries in memory.
+	limit := uint32(0)
+	switch p.s.Kind {
+	case prog.Static:
+		limit = p.s.Site.ImmMap.MaxEntries
+	case prog.Indirect, prog.Dynamic:
+		if b, err := m.e.U.MemRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
 			limit = binary.LittleEndian.Uint32(b)
 		}
-		switch {
-		case index >= limit:
-			reason = prog.FallBounds
-		case p.count >= prog.MaxTailCallCnt:
-			reason = prog.FallLimit
-		default:
-			reason = prog.FallEmpty
-		}
 	}
+	reason := prog.FallReason(p.s.Kind, uint32(p.regs[spec.r3]), limit, p.count, true)
 	m.res.Falls = append(m.res.Falls, reason)
 	if m.o.Trace {
-		m.event(prog.Event{Kind: prog.EvTailCall, Site: m.siteName(p), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
+		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
 	}
 }
 

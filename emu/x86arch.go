@@ -76,8 +76,8 @@ func x86Spec(ibt bool) *archSpec {
 			m.e.U.MemWrite(sp, ret[:])
 			return sp, sp + 8
 		},
-		pokes:  true,
-		disasm: x86Disasm,
+		directTailCalls: x86.DirectTailCalls,
+		disasm:          x86Disasm,
 	}
 }
 

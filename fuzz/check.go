@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 
@@ -14,7 +13,7 @@ type Finding struct {
 	Case      Case
 	Arch      string
 	Variant   string
-	Failures  []string
+	Failures  []scenarios.Failure
 	Signature string // what went wrong, without the numbers: for deduplication
 }
 
@@ -40,29 +39,30 @@ func Check(c Case, backends []prog.Backend, variants []prog.Variant) ([]Finding,
 	return out, nil
 }
 
-var (
-	differs   = regexp.MustCompile(`differs from the reference model: (.*)`)
-	field     = regexp.MustCompile(`(?:^|; )(r0|count|path|fall-throughs|ctx|[a-z]+ fault|no fault)`)
-	violation = regexp.MustCompile(`([A-Za-z0-9 -]+) broken at `)
-	faultKind = regexp.MustCompile(`(access|budget|insn) fault`)
-)
-
 // signature reduces failures to their kinds: which fields differ from the
-// reference, which properties broke, which faults happened.
-func signature(failures []string) string {
+// reference, which properties broke, which faults happened. A differing
+// fault is named by what the backend did ("access fault", "no fault").
+func signature(failures []scenarios.Failure) string {
 	var parts []string
 	for _, f := range failures {
-		switch {
-		case differs.MatchString(f):
+		switch f.Kind {
+		case scenarios.FailDiffers:
 			var fields []string
-			for _, m := range field.FindAllStringSubmatch(differs.FindStringSubmatch(f)[1], -1) {
-				fields = append(fields, m[1])
+			for _, d := range f.Diffs {
+				name := d.Field.String()
+				if d.Field == scenarios.FieldFault {
+					name = "no fault"
+					if d.GotFault != 0 {
+						name = d.GotFault.String() + " fault"
+					}
+				}
+				fields = append(fields, name)
 			}
 			parts = append(parts, "differs("+strings.Join(fields, ",")+")")
-		case violation.MatchString(f):
-			parts = append(parts, "broken("+strings.TrimSpace(violation.FindStringSubmatch(f)[1])+")")
-		case faultKind.MatchString(f):
-			parts = append(parts, "fault("+faultKind.FindStringSubmatch(f)[1]+")")
+		case scenarios.FailBroken:
+			parts = append(parts, "broken("+f.Violation.Property.String()+")")
+		case scenarios.FailFault:
+			parts = append(parts, "fault("+f.Fault.Kind.String()+")")
 		default:
 			parts = append(parts, "other")
 		}

@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,23 +9,54 @@ import (
 
 	"tailsim/emu"
 	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 func TestSignature(t *testing.T) {
+	differs := func(fs ...scenarios.Field) scenarios.Failure {
+		f := scenarios.Failure{Kind: scenarios.FailDiffers, Line: 20, Step: "run entry", Iter: 1, Repeat: 1, Arch: "x86_64"}
+		for _, field := range fs {
+			f.Diffs = append(f.Diffs, scenarios.Diff{Field: field, Got: "a", Want: "b"})
+		}
+		return f
+	}
+	faultDiff := differs()
+	faultDiff.Diffs = []scenarios.Diff{{Field: scenarios.FieldFault, GotFault: prog.FaultAccess}, {Field: scenarios.FieldCount}}
+	noFaultDiff := differs()
+	noFaultDiff.Diffs = []scenarios.Diff{{Field: scenarios.FieldFault}}
+	fault := func(k prog.FaultKind) scenarios.Failure {
+		return scenarios.Failure{Kind: scenarios.FailFault, Line: 9, Step: "run entry", Fault: &prog.Fault{Kind: k, Machine: "entry+0xc"}}
+	}
 	for _, tt := range []struct {
-		failures []string
+		failures []scenarios.Failure
 		want     string
 	}{
-		{[]string{"line 20: run entry (iteration 1 of 1): x86_64 differs from the reference model: r0 101 (0x65) instead of 7 (0x7); count 0 instead of 1; path entry instead of entry target; fall-throughs empty instead of none"},
+		{[]scenarios.Failure{differs(scenarios.FieldR0, scenarios.FieldCount, scenarios.FieldPath, scenarios.FieldFalls)},
 			"differs(r0,count,path,fall-throughs)"},
-		{[]string{"line 9: run entry (iteration 1 of 1): counter incremented by one broken at 0x10100a4 entry+0xa4 (jmp rcx): counter 2, was 0"},
+		{[]scenarios.Failure{{Kind: scenarios.FailBroken, Violation: &prog.Violation{Property: prog.PropCountedOnce, Addr: 0x10100a4, Machine: "entry+0xa4", Insn: "jmp rcx"}}},
 			"broken(counter incremented by one)"},
-		{[]string{"line 9: run entry: access fault at entry+0xc (mov eax, dword ptr [rdi+0x4]): read", "line 9: run entry: access fault at entry+0x10 (x): read"},
+		{[]scenarios.Failure{fault(prog.FaultAccess), fault(prog.FaultAccess)},
 			"fault(access)"},
+		{[]scenarios.Failure{faultDiff, fault(prog.FaultAccess)},
+			"differs(access fault,count) fault(access)"},
+		{[]scenarios.Failure{noFaultDiff, differs(scenarios.FieldCtx)},
+			"differs(ctx) differs(no fault)"},
+		{[]scenarios.Failure{{Kind: scenarios.FailHeld, Property: prog.PropR1}, fault(prog.FaultBudget)},
+			"fault(budget) other"},
 	} {
 		if got := signature(tt.failures); got != tt.want {
-			t.Errorf("signature(%q) = %q, want %q", tt.failures, got, tt.want)
+			t.Errorf("signature(%v) = %q, want %q", tt.failures, got, tt.want)
 		}
+	}
+}
+
+// Rewording a failure's text changes no signature: the fuzzer reads the
+// typed fields, so a failure whose message would once have matched
+// another kind's pattern keeps its own.
+func TestSignatureIgnoresText(t *testing.T) {
+	f := scenarios.Failure{Kind: scenarios.FailChange, Line: 3, Step: "delete jt[1]", Err: errors.New("access fault: counter incremented by one broken at 0x1")}
+	if got := signature([]scenarios.Failure{f}); got != "other" {
+		t.Errorf("signature = %q, want other", got)
 	}
 }
 
@@ -38,7 +70,7 @@ func checkOnlyKnown(t *testing.T, c Case, backends []prog.Backend) {
 	}
 	for _, f := range fs {
 		if Known(f) == "" {
-			t.Errorf("seed %d: new finding %s/%s %s:\n%s\n%s", c.Seed, f.Arch, f.Variant, f.Signature, strings.Join(f.Failures, "\n"), c.Text())
+			t.Errorf("seed %d: new finding %s/%s %s:\n%v\n%s", c.Seed, f.Arch, f.Variant, f.Signature, f.Failures, c.Text())
 		}
 	}
 }

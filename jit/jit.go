@@ -4,7 +4,11 @@
 // watch and patch tail calls.
 package jit
 
-import "tailsim/prog"
+import (
+	"fmt"
+
+	"tailsim/prog"
+)
 
 // Insn is one emitted machine instruction.
 type Insn struct {
@@ -23,9 +27,8 @@ const (
 
 // TailSite locates the code of one tail call in an image.
 type TailSite struct {
-	BPF  int           // index in Function.Insns
-	Kind prog.SiteKind // the path this variant's code takes
-	Site *prog.TailCallSite
+	Site *prog.TailCallSite // the fix-up's record: where, which maps, which key
+	Kind prog.SiteKind      // the path this variant's code takes
 	// Start is the first byte of the sequence, Out the fall-through label
 	// (the instruction after the tail call).
 	Start, Out int
@@ -58,3 +61,67 @@ type Resolver interface {
 	// reference into the map's kernel address before the JIT sees it.
 	Map(name string) uint64
 }
+
+// TailCall is what a JIT knows of one tail-call instruction once it has
+// decoded the instruction's imm: the path to emit and, for the patched
+// static path, the map whose max_entries becomes an immediate.
+type TailCall struct {
+	Site *prog.TailCallSite
+	Kind prog.SiteKind
+	Map  *prog.ProgArray // used_maps[map index]; nil on upstream's paths
+}
+
+// DecodeTailCall is the decoding both JITs share, as the kernel's JITs
+// share the series' imm layout. The fix-up decides each site's path
+// (TailCallSite.Kind) and encodes the decision in insn->imm, as the
+// verifier's do_misc_fixups() does; a kernel JIT sees only the imm, so
+// ours decode it too rather than read the decision. The round trip is
+// kept on purpose — it is the interface the series changes — and checked:
+// an imm that decodes to another path than the fix-up chose is an error.
+//
+// Upstream: a nonzero imm is the poke index + 1 of a direct call, which
+// only a JIT with direct tail calls uses. The series: bits 0–7 the
+// used_maps[] index, bits 8–15 the dynamic flag, bits 16–31 the poke index
+// + 1 (prog.DecodeTailCallImm).
+func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Variant, directTailCalls bool) (TailCall, error) {
+	site := fx.Site(fn, insn)
+	if site == nil {
+		return TailCall{}, fmt.Errorf("tail call without a fix-up record")
+	}
+	tc := TailCall{Site: site}
+	imm, err := site.Imm(v)
+	if err != nil {
+		return tc, err
+	}
+	if v == prog.Upstream {
+		tc.Kind = prog.Indirect
+		if imm != 0 && directTailCalls {
+			tc.Kind = prog.Direct
+		}
+	} else {
+		mapIndex, dynamic, pokePlusOne, err := prog.DecodeTailCallImm(imm)
+		if err != nil {
+			return tc, err
+		}
+		switch {
+		case pokePlusOne != 0 && directTailCalls:
+			tc.Kind = prog.Direct
+		case dynamic != 0:
+			tc.Kind = prog.Dynamic
+		default:
+			// struct bpf_map *map = prog->aux->used_maps[map_index];
+			if mapIndex >= len(fx.UsedMaps) {
+				return tc, fmt.Errorf("tail call names used_maps[%d] of %d", mapIndex, len(fx.UsedMaps))
+			}
+			tc.Kind, tc.Map = prog.Static, fx.UsedMaps[mapIndex]
+		}
+	}
+	if want := site.Kind(v, directTailCalls); tc.Kind != want {
+		return tc, fmt.Errorf("tail call at %s: imm %#x decodes to the %s path, the fix-up chose %s", site.Loc, uint32(imm), tc.Kind, want)
+	}
+	return tc, nil
+}
+
+// RoundUp is the kernel's round_up() for the positive sizes the JITs
+// round (stack depths).
+func RoundUp(n, to int) int { return (n + to - 1) / to * to }

@@ -9,30 +9,23 @@ import (
 // Variant selects which kernel's tail-call code is modelled.
 type Variant uint8
 
+//go:generate go tool stringer -type=Variant -linecomment -output=variant_string.go
+
 const (
 	// Upstream is bpf-next as of late 2025.
-	Upstream Variant = iota
+	Upstream Variant = iota // upstream
 	// Patched is the "Eliminate max_entries and bpf_func access at runtime"
 	// series: cached targets, max_entries as an immediate on the static path.
-	Patched
+	Patched // patched
 )
 
 // Variants lists every variant in display order.
 var Variants = []Variant{Upstream, Patched}
 
-func (v Variant) String() string {
-	if v == Patched {
-		return "patched"
-	}
-	return "upstream"
-}
-
 // ParseVariant is the inverse of String.
 func ParseVariant(s string) (Variant, error) {
-	for _, v := range Variants {
-		if v.String() == s {
-			return v, nil
-		}
+	if v, ok := byName(s, Variants...); ok {
+		return v, nil
 	}
 	return 0, fmt.Errorf("unknown variant %q (upstream, patched)", s)
 }

@@ -6,6 +6,11 @@ package prog
 type Backend interface {
 	// Name is the arch name scenarios and -arch use.
 	Name() string
+	// DirectTailCalls reports whether the arch's JIT turns the verifier's
+	// direct tail calls into patched jumps (x86-64) or ignores the mark
+	// and reads the array like any other site (arm64). TailCallSite.Kind
+	// takes it, and the reference model beside a backend takes it too.
+	DirectTailCalls() bool
 	// Load prepares w for the variant. The Machine reads the world's arrays
 	// as they are now and is told of every later change through Apply.
 	Load(w *World, v Variant, o LoadOptions) (Machine, error)

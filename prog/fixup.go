@@ -15,25 +15,27 @@ const (
 // SiteKind is how a JIT reaches the target of one tail-call site.
 type SiteKind uint8
 
+//go:generate go tool stringer -type=SiteKind -linecomment -output=sitekind_string.go
+
 const (
 	// Indirect: upstream's run-time loads of max_entries, ptrs[i] and bpf_func.
-	Indirect SiteKind = iota
+	Indirect SiteKind = iota // indirect
 	// Direct: x86's patched jump, chosen by the verifier for a constant key.
-	Direct
+	Direct // direct
 	// Static: the patched series' path with max_entries as an immediate and
 	// the target read from the cached slot.
-	Static
+	Static // static
 	// Dynamic: the patched series' path for a poisoned map pointer; the same
 	// run-time loads as Indirect.
-	Dynamic
+	Dynamic // dynamic
 )
 
-func (k SiteKind) String() string { return [...]string{"indirect", "direct", "static", "dynamic"}[k] }
-
-// TailCallSite is what the verifier-like fix-up learned about one tail call.
+// TailCallSite is what the verifier-like fix-up learned about one tail call,
+// and its decision: whether the call is direct, and so which path each
+// variant's JIT takes (Kind).
 type TailCallSite struct {
 	Func, Insn int // position in Program.Funcs and Function.Insns
-	Line       int
+	Loc        Loc
 	// Maps are the prog arrays that can reach R2 here; more than one means
 	// the verifier's map pointer is poisoned.
 	Maps []*ProgArray
@@ -53,28 +55,19 @@ type TailCallSite struct {
 // Poisoned reports whether more than one map reaches the site.
 func (s *TailCallSite) Poisoned() bool { return len(s.Maps) > 1 }
 
-// Kind returns how the given variant's JIT implements the site.
-func (s *TailCallSite) Kind(v Variant) SiteKind {
+// Kind is how the given variant's JIT implements the site: the one place
+// the path is decided. directTailCalls is the backend's capability
+// (Backend.DirectTailCalls): the verifier marks a site direct for every
+// arch, and a JIT without poke support (arm64) ignores the mark and takes
+// the path the variant gives a non-direct site.
+func (s *TailCallSite) Kind(v Variant, directTailCalls bool) SiteKind {
 	switch {
-	case s.Direct:
+	case s.Direct && directTailCalls:
 		return Direct
 	case v == Upstream:
 		return Indirect
 	case s.Poisoned():
 		return Dynamic
-	}
-	return Static
-}
-
-// KindOn is Kind for a JIT that may lack direct tail calls (arm64 ignores
-// the poke index and takes the path the variant gives a non-direct site).
-func (s *TailCallSite) KindOn(v Variant, hasDirect bool) SiteKind {
-	k := s.Kind(v)
-	if k != Direct || hasDirect {
-		return k
-	}
-	if v == Upstream {
-		return Indirect
 	}
 	return Static
 }
@@ -193,7 +186,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 				continue
 			}
 			st := states[fi][ii]
-			site := &TailCallSite{Func: fi, Insn: ii, Line: ins.Line, PokeIndex: -1}
+			site := &TailCallSite{Func: fi, Insn: ii, Loc: p.Loc(fi, ii), PokeIndex: -1}
 			fx.Sites = append(fx.Sites, site)
 			if opts.NoVerifier {
 				if len(fx.UsedMaps) == 0 {
@@ -422,10 +415,11 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 	return states, nil
 }
 
-// Describe is a one-line account of the site for listings and traces.
-func (s *TailCallSite) Describe(v Variant) string {
+// Describe is a one-line account of the site for listings and traces, as a
+// JIT with or without direct tail calls implements it.
+func (s *TailCallSite) Describe(v Variant, directTailCalls bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s", s.Kind(v))
+	fmt.Fprintf(&b, "%s", s.Kind(v, directTailCalls))
 	if len(s.Maps) > 0 {
 		names := make([]string, len(s.Maps))
 		for i, m := range s.Maps {
@@ -526,9 +520,6 @@ func lastExploredMap(f *Function, site int) string {
 	return last
 }
 
-// maxCallFrames is the kernel's MAX_CALL_FRAMES.
-const maxCallFrames = 8
-
 // checkMaxStackDepth is check_max_stack_depth() for a JITed program:
 // frames rounded up to 16 bytes (round_up_stack_depth with jit_requested)
 // may add up to MAX_BPF_STACK along any call chain, and a subprogram that
@@ -539,7 +530,7 @@ const maxCallFrames = 8
 // entered, line where (the call instruction, or main's start).
 func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
 	f := p.Funcs[fn]
-	if fn != 0 && hasTailCall(f) && depth >= 256 {
+	if fn != 0 && f.HasTailCall() && depth >= 256 {
 		return &PosError{Line: line, Msg: fmt.Sprintf("tail_calls are not allowed when call stack of previous frames is %d bytes. Too large", depth)}
 	}
 	depth += (f.StackDepth + 15) &^ 15
@@ -554,7 +545,7 @@ func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
 		if callee < 0 {
 			continue // linking reports it
 		}
-		if frame+1 >= maxCallFrames {
+		if frame+1 >= MaxCallFrames {
 			return &PosError{Line: ins.Line, Msg: fmt.Sprintf("the call stack of %d frames is too deep", frame+1)}
 		}
 		if err := checkMaxStackDepth(p, callee, depth, frame+1, ins.Line); err != nil {
@@ -562,8 +553,4 @@ func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
 		}
 	}
 	return nil
-}
-
-func hasTailCall(f *Function) bool {
-	return slices.ContainsFunc(f.Insns, Instruction.IsTailCall)
 }

@@ -298,8 +298,8 @@ go:	call bpf_tail_call
 				if s.Func != w.fn || s.Insn != w.insn || fx.Site(w.fn, w.insn) != s {
 					t.Errorf("site %d at %d/%d, want %d/%d", i, s.Func, s.Insn, w.fn, w.insn)
 				}
-				if s.Line != p.Funcs[w.fn].Insns[w.insn].Line {
-					t.Errorf("site %d: Line %d, want the instruction's %d", i, s.Line, p.Funcs[w.fn].Insns[w.insn].Line)
+				if want := p.Loc(w.fn, w.insn); s.Loc != want || s.Loc.Line != p.Funcs[w.fn].Insns[w.insn].Line {
+					t.Errorf("site %d: Loc %v, want %v on the instruction's line %d", i, s.Loc, want, p.Funcs[w.fn].Insns[w.insn].Line)
 				}
 				if diff := cmp.Diff(w.maps, names(s.Maps)); diff != "" {
 					t.Errorf("site %d maps (-want +got):\n%s", i, diff)
@@ -317,8 +317,8 @@ go:	call bpf_tail_call
 					t.Errorf("site %d: MapIndex %d ImmMap %v, want %d (%s)", i, s.MapIndex, s.ImmMap, w.mapIndex, tt.usedMaps[w.mapIndex])
 				}
 				for vi, v := range prog.Variants {
-					if k := s.Kind(v); k != w.kinds[vi] {
-						t.Errorf("site %d: Kind(%v) = %v, want %v", i, v, k, w.kinds[vi])
+					if k := s.Kind(v, true); k != w.kinds[vi] {
+						t.Errorf("site %d: Kind(%v, direct) = %v, want %v", i, v, k, w.kinds[vi])
 					}
 					// arm64 has no direct calls: upstream's direct sites
 					// are indirect there, the patched series' (dynamic
@@ -327,11 +327,8 @@ go:	call bpf_tail_call
 					if arm64 == prog.Direct {
 						arm64 = map[prog.Variant]prog.SiteKind{prog.Upstream: prog.Indirect, prog.Patched: prog.Static}[v]
 					}
-					if k := s.KindOn(v, false); k != arm64 {
-						t.Errorf("site %d: KindOn(%v, no direct) = %v, want %v", i, v, k, arm64)
-					}
-					if k := s.KindOn(v, true); k != w.kinds[vi] {
-						t.Errorf("site %d: KindOn(%v, direct) = %v, want %v", i, v, k, w.kinds[vi])
+					if k := s.Kind(v, false); k != arm64 {
+						t.Errorf("site %d: Kind(%v, no direct) = %v, want %v", i, v, k, arm64)
 					}
 					imm, err := s.Imm(v)
 					if err != nil || uint32(imm) != w.imms[vi] {
@@ -614,12 +611,21 @@ func TestWorldFix(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "program bad: ") || !errors.As(err, &pe) {
 		t.Errorf("error %v, want it to name program bad and wrap a PosError", err)
 	}
-	if got, want := prog.SiteName(good, 0, 2), "good+2"; got != want {
-		t.Errorf("SiteName = %q, want %q", got, want)
+	sub := newProg(t, "p", "r1 = 1 ll\ncall s\nexit", map[string]string{"s": "r0 = 0\nr1 = 2 ll\nr0 = 1\nexit"})
+	for _, tt := range []struct {
+		fn, insn int
+		want     string
+	}{
+		{0, 0, "p+0 (line 1)"},
+		{0, 1, "p+2 (line 2)"},     // after a two-slot ld_imm64
+		{1, 3, "p/s+4 (line 103)"}, // newProg numbers subprograms from 100
+	} {
+		if got := sub.Loc(tt.fn, tt.insn).String(); got != tt.want {
+			t.Errorf("Loc(%d, %d) = %q, want %q", tt.fn, tt.insn, got, tt.want)
+		}
 	}
-	sub := newProg(t, "p", "call s\nexit", map[string]string{"s": "r0 = 0\nexit"})
-	if got, want := prog.SiteName(sub, 1, 1), "p/s+1"; got != want {
-		t.Errorf("SiteName = %q, want %q", got, want)
+	if got := (prog.Loc{Prog: "q", Slot: 3}).String(); got != "q+3" {
+		t.Errorf("a Loc without a line = %q", got)
 	}
 	if !slices.Equal(names(w.Arrays), []string{"a"}) {
 		t.Errorf("arrays changed")

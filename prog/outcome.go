@@ -5,38 +5,55 @@ import (
 	"strings"
 )
 
+//go:generate go tool stringer -type=Reason,CountRule,EventKind,FaultKind,Property -linecomment -output=outcome_string.go
+
 // MaxTailCallCnt is MAX_TAIL_CALL_CNT: at most 33 tail calls per invocation.
 const MaxTailCallCnt = 33
 
-// Reason says why a tail call fell through.
+// Reason says why a tail call fell through; the zero Reason is a call
+// that was taken.
 type Reason uint8
 
 const (
-	// FallBounds: index >= max_entries.
-	FallBounds Reason = iota + 1
-	// FallLimit: the counter already reached MAX_TAIL_CALL_CNT.
-	FallLimit
-	// FallEmpty: the slot holds no program.
-	FallEmpty
+	FallBounds Reason = iota + 1 // bounds
+	FallLimit                    // limit
+	FallEmpty                    // empty
 )
 
-var reasonNames = [...]string{FallBounds: "bounds", FallLimit: "limit", FallEmpty: "empty"}
-
-func (r Reason) String() string {
-	if int(r) < len(reasonNames) && reasonNames[r] != "" {
-		return reasonNames[r]
-	}
-	return fmt.Sprintf("reason(%d)", uint8(r))
-}
-
 // ParseReason is the inverse of String.
-func ParseReason(s string) (Reason, bool) {
-	for i, n := range reasonNames {
-		if n != "" && n == s {
-			return Reason(i), true
+func ParseReason(s string) (Reason, bool) { return byName(s, FallBounds, FallLimit, FallEmpty) }
+
+// byName finds the value among values whose String is s: the inverse of
+// a generated String for the enums scenarios spell out.
+func byName[T interface {
+	~uint8
+	String() string
+}](s string, values ...T) (T, bool) {
+	for _, v := range values {
+		if v.String() == s {
+			return v, true
 		}
 	}
 	return 0, false
+}
+
+// FallReason says why a tail call at a site of the given kind did not
+// jump, in the order the JITs test (REFERENCE §1): the bounds check
+// (absent at a direct site, whose key the verifier bounded), then the
+// counter, then the slot. It returns 0 for a call that is taken. Both the
+// reference model, which decides the call, and the emulators, which see
+// only that the code fell through (empty is then true), use it, so the
+// two cannot disagree about the order.
+func FallReason(kind SiteKind, index, maxEntries uint32, count uint64, empty bool) Reason {
+	switch {
+	case kind != Direct && index >= maxEntries:
+		return FallBounds
+	case count >= MaxTailCallCnt:
+		return FallLimit
+	case empty:
+		return FallEmpty
+	}
+	return 0
 }
 
 // CountRule selects when the tail-call counter is incremented.
@@ -45,39 +62,57 @@ type CountRule uint8
 const (
 	// RuleJIT: the x86-64 and arm64 JITs count only a tail call whose slot
 	// holds a program.
-	RuleJIT CountRule = iota
+	RuleJIT CountRule = iota // jit
 	// RuleInterp: kernel/bpf/core.c counts before the empty-slot check.
-	RuleInterp
+	RuleInterp // interp
 )
-
-func (r CountRule) String() string { return [...]string{"jit", "interp"}[r] }
 
 // EventKind classifies trace events.
 type EventKind uint8
 
 const (
-	EvEnter    EventKind = iota // a program starts (entry or tail-call target)
-	EvTailCall                  // a tail call, taken or not
-	EvCall                      // a bpf2bpf call
-	EvReturn                    // a subprogram returns
-	EvHelper                    // a helper call
-	EvExit                      // the top-level program returns
-	EvNote                      // free text from a backend
+	// EvEnter: a program starts (the entry, or a tail call's target).
+	EvEnter EventKind = iota // enter
+	// EvTailCall: a tail call, taken or not.
+	EvTailCall // tail call
+	// EvCall: a bpf2bpf call; EvReturn: a subprogram returns.
+	EvCall   // call
+	EvReturn // return
+	// EvHelper: a helper call.
+	EvHelper // helper
+	// EvExit: the top-level program returns.
+	EvExit // exit
+	// EvNote: free text from a backend.
+	EvNote // note
 )
 
 // Event is one line of a run's trace.
 type Event struct {
-	Kind   EventKind
-	Prog   string // program (and for calls, the function) concerned
-	Func   string
-	Site   string // where: "prog/func+insn" or a machine address
-	Index  uint64 // tail call: R3 as the program left it
-	Count  uint64 // tail call: counter before the attempt
-	Reason Reason // tail call: 0 when taken
-	Via    string // tail call: the path taken (direct, indirect, static, dynamic, interpreter)
-	Helper int32
-	Value  uint64 // exit: R0
-	Text   string
+	Kind EventKind
+	Prog string // program (and for calls, the function) concerned
+	Func string
+	// At is the BPF instruction (the tail call, call or helper call);
+	// Machine, when a backend has machine code, is where in it.
+	At      Loc
+	Machine string
+	Index   uint64 // tail call: R3 as the program left it
+	Count   uint64 // tail call: counter before the attempt
+	Reason  Reason // tail call: 0 when taken
+	Via     string // tail call: the path taken (direct, indirect, static, dynamic, interpreter)
+	Helper  int32
+	Value   uint64 // exit: R0
+	Text    string
+}
+
+// where is the event's place: the BPF location, then @ the machine's.
+func where(at Loc, machine string) string {
+	switch {
+	case at.IsZero():
+		return machine
+	case machine == "":
+		return at.String()
+	}
+	return at.String() + " @" + machine
 }
 
 func (e Event) String() string {
@@ -93,34 +128,52 @@ func (e Event) String() string {
 		if e.Via != "" {
 			via = " (" + e.Via + ")"
 		}
-		return fmt.Sprintf("tail call at %s%s index=%#x count=%d -> %s", e.Site, via, e.Index, e.Count, out)
+		return fmt.Sprintf("tail call at %s%s index=%#x count=%d -> %s", where(e.At, e.Machine), via, e.Index, e.Count, out)
 	case EvCall:
-		return fmt.Sprintf("call %s from %s", e.Func, e.Site)
+		return fmt.Sprintf("call %s from %s", e.Func, where(e.At, e.Machine))
 	case EvReturn:
 		return fmt.Sprintf("return from %s r0=%#x", e.Func, e.Value)
 	case EvHelper:
-		return fmt.Sprintf("helper %d at %s", e.Helper, e.Site)
+		return fmt.Sprintf("helper %d at %s", e.Helper, where(e.At, e.Machine))
 	case EvExit:
 		return fmt.Sprintf("exit r0=%#x (%d)", e.Value, int64(e.Value))
 	}
 	return e.Text
 }
 
+// FaultKind says why a run could not finish. The zero FaultKind is not a
+// fault: a Fault always has one of the kinds below.
+type FaultKind uint8
+
+const (
+	FaultAccess FaultKind = iota + 1 // access
+	FaultBudget                      // budget
+	FaultInsn                        // insn
+)
+
+// ParseFaultKind is the inverse of String.
+func ParseFaultKind(s string) (FaultKind, bool) {
+	return byName(s, FaultAccess, FaultBudget, FaultInsn)
+}
+
 // Fault is a run that could not finish: an invalid access, an invalid
 // instruction, or an exhausted budget.
 type Fault struct {
-	Kind string // "access", "budget", "insn", ...
+	Kind FaultKind
 	Addr uint64 // faulting data address, when there is one
-	Site string // where it happened
-	Insn string // the instruction, disassembled
-	Msg  string
+	// At is the BPF instruction, when the backend knows it; Machine is the
+	// machine code's location, for emulated backends.
+	At      Loc
+	Machine string
+	Insn    string // the instruction, disassembled
+	Msg     string
 }
 
 func (f *Fault) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s fault", f.Kind)
-	if f.Site != "" {
-		fmt.Fprintf(&b, " at %s", f.Site)
+	if w := where(f.At, f.Machine); w != "" {
+		fmt.Fprintf(&b, " at %s", w)
 	}
 	if f.Insn != "" {
 		fmt.Fprintf(&b, " (%s)", f.Insn)
@@ -151,15 +204,44 @@ type Result struct {
 	Violations []Violation
 }
 
-// Violation is one broken property, located in the machine code.
+// Property is a machine-level check an emulated backend makes at every
+// tail call and at the top-level return; its String is the name
+// scenarios use in "expect broken = PROPERTY".
+type Property uint8
+
+const (
+	PropLands           Property = iota + 1 // lands at the tail-call entry
+	PropR1                                  // R1 unchanged
+	PropSP                                  // stack pointer where the callee expects it
+	PropCountedOnce                         // counter incremented by one
+	PropCountKept                           // counter unchanged on fall-through
+	PropCalleeSavedKept                     // callee-saved registers kept on fall-through
+	PropResolves                            // tail call resolves
+	PropStackBalanced                       // stack balanced at return
+	PropCalleeSaved                         // callee-saved registers restored
+)
+
+// Properties lists every property.
+var Properties = []Property{PropLands, PropR1, PropSP, PropCountedOnce, PropCountKept, PropCalleeSavedKept, PropResolves, PropStackBalanced, PropCalleeSaved}
+
+// ParseProperty is the inverse of String.
+func ParseProperty(s string) (Property, bool) { return byName(s, Properties...) }
+
+// Violation is one broken property, located in the machine code and, for
+// the checks made at a tail call, at the tail call's BPF instruction.
 type Violation struct {
-	Property string // "lands at the tail-call entry", "stack balanced", ...
+	Property Property
+	At       Loc
 	Addr     uint64
-	Where    string // symbolised address: prog/func+0xoff
+	Machine  string // symbolised address: prog/func+0xoff
 	Insn     string // the instruction there, disassembled
 	Detail   string
 }
 
 func (v Violation) String() string {
-	return fmt.Sprintf("%s broken at %#x %s (%s): %s", v.Property, v.Addr, v.Where, v.Insn, v.Detail)
+	at := ""
+	if !v.At.IsZero() {
+		at = "tail call " + v.At.String() + ", "
+	}
+	return fmt.Sprintf("%s broken at %s%#x %s (%s): %s", v.Property, at, v.Addr, v.Machine, v.Insn, v.Detail)
 }

@@ -1,6 +1,9 @@
 package prog
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // World is everything a backend needs to run a scenario: the programs with
 // their fix-ups, the prog arrays, and the structure layout. The runner owns
@@ -51,10 +54,45 @@ func (w *World) Fix(opts FixupOptions) error {
 	return nil
 }
 
-// SiteName names an instruction for traces: "prog", "prog/func" plus "+insn".
-func SiteName(p *Program, fn, insn int) string {
-	if fn == 0 {
-		return fmt.Sprintf("%s+%d", p.Name, insn)
+// Loc is where a BPF instruction sits, and the one name tailsim gives it in
+// traces, listings, fault and violation reports and errors: the program,
+// the function, the instruction's slot index in that function (a 64-bit
+// load fills two slots, so a slot index is what a struct bpf_insn dump or
+// "tailsim disasm" counts), and the scenario line it was written on.
+type Loc struct {
+	Prog string
+	Func string // "" for the program's main function
+	Slot int
+	Line int // 0 when the program was built in code
+}
+
+// String is "prog+slot" or "prog/func+slot", then " (line N)".
+func (l Loc) String() string {
+	var b strings.Builder
+	b.WriteString(l.Prog)
+	if l.Func != "" {
+		b.WriteString("/")
+		b.WriteString(l.Func)
 	}
-	return fmt.Sprintf("%s/%s+%d", p.Name, p.Funcs[fn].Name, insn)
+	fmt.Fprintf(&b, "+%d", l.Slot)
+	if l.Line != 0 {
+		fmt.Fprintf(&b, " (line %d)", l.Line)
+	}
+	return b.String()
+}
+
+// IsZero reports whether l names no instruction.
+func (l Loc) IsZero() bool { return l.Prog == "" }
+
+// Loc locates instruction insn (an index into Funcs[fn].Insns).
+func (p *Program) Loc(fn, insn int) Loc {
+	f := p.Funcs[fn]
+	l := Loc{Prog: p.Name, Line: f.Insns[insn].Line}
+	if fn != 0 {
+		l.Func = f.Name
+	}
+	for _, ins := range f.Insns[:insn] {
+		l.Slot += ins.Slots()
+	}
+	return l
 }

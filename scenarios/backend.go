@@ -17,16 +17,21 @@ type (
 type Ref struct {
 	// Rule is the counting rule; the zero value is the JITs' rule.
 	Rule prog.CountRule
-	// NoDirect reads ptrs[] at direct sites, as arm64 does.
-	NoDirect bool
+	// NoDirectTailCalls models a JIT without direct tail calls (arm64):
+	// direct sites read the array like any other. The zero value has them,
+	// as x86-64 does.
+	NoDirectTailCalls bool
 }
 
 // Name implements Backend.
 func (Ref) Name() string { return "ref" }
 
+// DirectTailCalls implements Backend.
+func (r Ref) DirectTailCalls() bool { return !r.NoDirectTailCalls }
+
 // Load implements Backend.
 func (r Ref) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
-	return refMachine{interp.New(w, interp.Config{Variant: v, Rule: r.Rule, NoDirect: r.NoDirect, Budget: o.Budget, Trace: o.Trace})}, nil
+	return refMachine{interp.New(w, interp.Config{Variant: v, Rule: r.Rule, DirectTailCalls: r.DirectTailCalls(), Budget: o.Budget, Trace: o.Trace})}, nil
 }
 
 type refMachine struct{ *interp.Machine }

@@ -99,7 +99,7 @@ func (sc *Scenario) BuildWith(layout prog.Layout) (*prog.World, error) {
 					return nil, fail(e.Line, "path names %q, which is not a program", name)
 				}
 			}
-			if e.Key != "ctx" {
+			if e.Key != KeyCtx {
 				continue
 			}
 			n := e.Size

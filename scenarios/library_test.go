@@ -24,7 +24,7 @@ func TestLibrary(t *testing.T) {
 			for _, c := range sc.Combos([]Backend{Ref{}}, []prog.Variant{v}) {
 				rep := Run(sc, c.B, c.V, Options{})
 				if rep.Status != Pass {
-					t.Errorf("%s [%s/%s]: %s\n\t%s", sc.File, c.B.Name(), v, rep.Status, strings.Join(rep.Failures, "\n\t"))
+					t.Errorf("%s [%s/%s]: %s\n\t%v", sc.File, c.B.Name(), v, rep.Status, rep.Failures)
 				}
 			}
 		}

@@ -10,24 +10,13 @@ import (
 	"tailsim/prog"
 )
 
-// Status is the verdict of one scenario on one (arch, variant).
-type Status uint8
-
-const (
-	Pass Status = iota
-	Fail
-	Errored // the scenario could not be run there (a JIT refused it, ...)
-)
-
-func (s Status) String() string { return [...]string{"pass", "fail", "error"}[s] }
-
 // Report is the outcome of one scenario on one (arch, variant).
 type Report struct {
 	Scenario *Scenario
 	Arch     string
 	Variant  prog.Variant
 	Status   Status
-	Failures []string
+	Failures []Failure
 	// Notes are facts worth showing that are not failures, such as where
 	// the kernel interpreter's counting rule would give another result.
 	Notes    []string
@@ -42,12 +31,15 @@ type Options struct {
 	Trace    bool
 }
 
-// Combos lists the (backend, variant) pairs a scenario runs on: the
-// selection intersected with the scenario's own arch and variant lines.
-func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []struct {
+// Combo is one (backend, variant) pair a scenario runs on.
+type Combo struct {
 	B Backend
 	V prog.Variant
-}) {
+}
+
+// Combos lists the (backend, variant) pairs a scenario runs on: the
+// selection intersected with the scenario's own arch and variant lines.
+func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []Combo) {
 	for _, b := range backends {
 		if len(sc.Arches) > 0 && !slices.Contains(sc.Arches, b.Name()) {
 			continue
@@ -56,10 +48,7 @@ func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []s
 			if len(sc.Variants) > 0 && !slices.Contains(sc.Variants, v) {
 				continue
 			}
-			out = append(out, struct {
-				B Backend
-				V prog.Variant
-			}{b, v})
+			out = append(out, Combo{b, v})
 		}
 	}
 	return out
@@ -72,209 +61,314 @@ func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []s
 func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 	start := time.Now()
 	rep := &Report{Scenario: sc, Arch: b.Name(), Variant: v}
-	defer func() {
-		rep.Duration = time.Since(start)
-		if rep.Status == Pass && len(rep.Failures) > 0 {
-			rep.Status = Fail
+	r, err := newRunner(sc, b, v, o, rep)
+	if err == nil {
+		for _, st := range sc.Steps {
+			if err = r.step(st); err != nil {
+				break
+			}
 		}
-	}()
-	errored := func(err error) *Report {
-		rep.Status = Errored
-		rep.Failures = append(rep.Failures, err.Error())
-		return rep
+		r.close()
 	}
+	switch {
+	case err != nil:
+		rep.Status = Errored
+		f := Failure{Kind: FailError, Err: err}
+		if se, ok := err.(*stepError); ok {
+			f.Line, f.Step, f.Err = se.st.Line, se.st.String(), se.err
+		}
+		rep.Failures = append(rep.Failures, f)
+	case len(rep.Failures) > 0:
+		rep.Status = Fail
+	default:
+		rep.Status = Pass
+	}
+	rep.Duration = time.Since(start)
+	return rep
+}
+
+// stepError is a step that could not be carried out on a backend.
+type stepError struct {
+	st  Step
+	err error
+}
+
+func (e *stepError) Error() string { return fmt.Sprintf("line %d: %s: %v", e.st.Line, e.st, e.err) }
+
+// runner carries one scenario through one backend and variant, a step at
+// a time: the loaded machines and their ctx copies are its state, and each
+// step kind is a method, in the manner of cilium/ebpf's collection loader.
+type runner struct {
+	sc            *Scenario
+	arch, variant string
+	w             *prog.World
+	rep           *Report
+
+	// m is the backend under test; ref the reference model beside it (nil
+	// when the backend is the reference model), with the backend's
+	// capabilities; alt the reference model with the kernel interpreter's
+	// counting rule. Each runs on its own copy of ctx.
+	m, ref, alt         Machine
+	ctx, ctxRef, ctxAlt []byte
+	// pending holds the steps of stopped slot changes until their finish.
+	pending map[string][]prog.Effect
+}
+
+func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) (*runner, error) {
 	layout := sc.Layout
 	if o.Layout != nil {
 		layout = *o.Layout
 	}
 	w, err := sc.BuildWith(layout)
 	if err != nil {
-		return errored(err)
+		return nil, err
 	}
-	lo := LoadOptions{Budget: sc.Budget, Trace: o.Trace, Hardening: sc.Hardening}
-	m, err := b.Load(w, v, lo)
-	if err != nil {
-		return errored(err)
+	r := &runner{sc: sc, arch: b.Name(), variant: v.String(), w: w, rep: rep, pending: map[string][]prog.Effect{},
+		ctx: cloneCtx(w.Ctx), ctxRef: cloneCtx(w.Ctx), ctxAlt: cloneCtx(w.Ctx)}
+	lo := LoadOptions{Budget: sc.Budget}
+	if r.m, err = b.Load(w, v, LoadOptions{Budget: sc.Budget, Trace: o.Trace, Hardening: sc.Hardening}); err != nil {
+		return nil, err
 	}
-	defer m.Close()
-	var ref Machine
 	if _, isRef := b.(Ref); !isRef {
-		ref, _ = Ref{NoDirect: b.Name() == "arm64"}.Load(w, v, LoadOptions{Budget: sc.Budget})
-	}
-	alt, _ := Ref{Rule: prog.RuleInterp}.Load(w, v, LoadOptions{Budget: sc.Budget})
-	ctxM, ctxRef, ctxAlt := cloneCtx(w.Ctx), cloneCtx(w.Ctx), cloneCtx(w.Ctx)
-	arch, variant := b.Name(), v.String()
-	// The steps of stopped slot changes, waiting for their finish.
-	pending := map[string][]prog.Effect{}
-	apply := func(st Step, effects []prog.Effect) error {
-		for _, e := range effects {
-			e.Apply()
-			if err := m.Apply(e); err != nil {
-				return fmt.Errorf("line %d: %s: %v", st.Line, st, err)
-			}
+		if r.ref, err = (Ref{NoDirectTailCalls: !b.DirectTailCalls()}).Load(w, v, lo); err != nil {
+			r.close()
+			return nil, fmt.Errorf("reference model: %w", err)
 		}
-		return nil
 	}
+	if r.alt, err = (Ref{Rule: prog.RuleInterp}).Load(w, v, lo); err != nil {
+		r.close()
+		return nil, fmt.Errorf("reference model (interpreter rule): %w", err)
+	}
+	return r, nil
+}
 
-	for _, st := range sc.Steps {
-		failAt := func(line int, format string, args ...any) {
-			rep.Failures = append(rep.Failures, fmt.Sprintf("line %d: %s", line, fmt.Sprintf(format, args...)))
-		}
-		fail := func(format string, args ...any) { failAt(st.Line, format, args...) }
-		if st.Kind == StepSet {
-			for _, c := range [][]byte{ctxM, ctxRef, ctxAlt} {
-				writeCtx(c, st.Set)
-			}
-			continue
-		}
-		if st.Kind == StepFinish {
-			key := fmt.Sprintf("%s[%d]", st.Map, st.Index)
-			if err := apply(st, pending[key]); err != nil {
-				return errored(err)
-			}
-			delete(pending, key)
-			continue
-		}
-		if st.Kind != StepRun {
-			a := w.Array(st.Map)
-			var effects []prog.Effect
-			var err error
-			if st.Index > 0xffffffff {
-				err = prog.ErrE2BIG
-			} else if st.Kind == StepUpdate {
-				effects, err = a.Update(uint32(st.Index), w.Prog(st.Prog))
-			} else {
-				effects, err = a.Delete(uint32(st.Index))
-			}
-			checked := false
-			for _, e := range st.Expect {
-				if e.Applies(arch, variant) {
-					checked = true
-					if got := errnoName(err); got != e.Word {
-						failAt(e.Line, "%s: expected error %s, got %s", st, e.Word, got)
-					}
-				}
-			}
-			if err != nil && !checked {
-				fail("%s failed: %v", st, err)
-			}
-			if st.Stopped {
-				n := 0
-				for n < len(effects) && effects[n].Kind <= st.Stop {
-					n++
-				}
-				pending[fmt.Sprintf("%s[%d]", st.Map, st.Index)] = effects[n:]
-				effects = effects[:n]
-			}
-			if err := apply(st, effects); err != nil {
-				return errored(err)
-			}
-			continue
-		}
-		entry := w.Prog(st.Prog)
-		var res, resAlt *prog.Result
-		ruleNote := ""
-		// A step may state that this arch/variant's code departs from the
-		// reference model: the kernel code's real behaviour, shown rather
-		// than hidden. The other expectations then describe the JIT.
-		wantDivergence, diverged := false, false
-		wantBroken := map[string]bool{} // property -> seen
-		for _, e := range st.Expect {
-			if e.Key == "divergence" && e.Applies(arch, variant) {
-				wantDivergence = true
-			}
-			if e.Key == "broken" && e.Applies(arch, variant) {
-				wantBroken[e.Word] = false
-			}
-		}
-		for i := 0; i < st.Repeat; i++ {
-			res = m.Run(entry, ctxM)
-			resAlt = alt.Run(entry, ctxAlt)
-			jit := res
-			if ref != nil {
-				jit = ref.Run(entry, ctxRef)
-			}
-			if d := diffResults(jit, resAlt); d != "" && ruleNote == "" {
-				iter := ""
-				if st.Repeat > 1 {
-					iter = fmt.Sprintf(" (from iteration %d of %d)", i+1, st.Repeat)
-				}
-				ruleNote = fmt.Sprintf("line %d: %s%s: the kernel interpreter (it reads ptrs[] at run time and counts a tail call before its empty-slot check) would give %s", st.Line, st, iter, d)
-			}
-			if ref != nil {
-				// Whether R0 is defined is a property of the BPF program,
-				// which only the reference model tracks.
-				res.R0Dead = jit.R0Dead
-				if d := diffResults(jit, res); d != "" && wantDivergence {
-					if !diverged {
-						rep.Notes = append(rep.Notes, fmt.Sprintf("line %d: %s (iteration %d of %d): %s departs from the reference model, as expected: %s", st.Line, st, i+1, st.Repeat, arch, d))
-					}
-					diverged = true
-				} else if d != "" {
-					fail("%s (iteration %d of %d): %s differs from the reference model: %s", st, i+1, st.Repeat, arch, d)
-					rep.Trace = traceLines(res)
-					break
-				}
-			}
-			unexpected := false
-			for _, v := range res.Violations {
-				if _, ok := wantBroken[v.Property]; ok {
-					if !wantBroken[v.Property] {
-						rep.Notes = append(rep.Notes, fmt.Sprintf("line %d: %s (iteration %d of %d): as expected, %s", st.Line, st, i+1, st.Repeat, v))
-					}
-					wantBroken[v.Property] = true
-					continue
-				}
-				fail("%s (iteration %d of %d): %s", st, i+1, st.Repeat, v)
-				unexpected = true
-			}
-			if unexpected {
-				rep.Trace = traceLines(res)
-				break
-			}
-			if res.Fault != nil {
-				break
-			}
-		}
-		if ruleNote != "" {
-			rep.Notes = append(rep.Notes, ruleNote)
-		}
-		for prop, seen := range wantBroken {
-			if !seen {
-				fail("%s: expected the check %q to break on %s/%s, but it held", st, prop, arch, variant)
-			}
-		}
-		if wantDivergence && !diverged {
-			fail("%s: expected %s/%s to depart from the reference model, but it agreed", st, arch, variant)
-		}
-		before := len(rep.Failures)
-		faultChecked := false
-		for _, e := range st.Expect {
-			if !e.Applies(arch, variant) {
-				continue
-			}
-			if e.Key == "fault" {
-				faultChecked = true
-			}
-			if e.Key == "divergence" || e.Key == "broken" {
-				continue
-			}
-			got := res
-			if e.Interp {
-				got = resAlt
-			}
-			if msg := check(e, got); msg != "" {
-				failAt(e.Line, "expect %s: %s", e.Source, msg)
-			}
-		}
-		if res.Fault != nil && !faultChecked {
-			fail("%s: %v", st, res.Fault)
-		}
-		if len(rep.Failures) > before && rep.Trace == nil {
-			rep.Trace = traceLines(res)
+func (r *runner) close() {
+	for _, m := range []Machine{r.m, r.ref, r.alt} {
+		if m != nil {
+			m.Close()
 		}
 	}
-	return rep
+}
+
+func (r *runner) fail(f Failure) { r.rep.Failures = append(r.rep.Failures, f) }
+
+func (r *runner) note(format string, args ...any) {
+	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, args...))
+}
+
+// expects lists the step's expectations that apply to this arch/variant.
+func (r *runner) expects(st Step) []Expect {
+	var out []Expect
+	for _, e := range st.Expect {
+		if e.Applies(r.arch, r.variant) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// step carries out one step; an error means the scenario cannot go on
+// on this backend.
+func (r *runner) step(st Step) error {
+	switch st.Kind {
+	case StepSet:
+		r.set(st)
+	case StepFinish:
+		return r.finish(st)
+	case StepUpdate, StepDelete:
+		return r.change(st)
+	case StepRun:
+		r.run(st)
+	}
+	return nil
+}
+
+// set writes ctx between runs, as user space writes a global.
+func (r *runner) set(st Step) {
+	for _, c := range [][]byte{r.ctx, r.ctxRef, r.ctxAlt} {
+		writeCtx(c, st.Set)
+	}
+}
+
+func slotKey(m string, index uint64) string { return fmt.Sprintf("%s[%d]", m, index) }
+
+// apply performs effects on the model arrays and mirrors them into the
+// backend.
+func (r *runner) apply(st Step, effects []prog.Effect) error {
+	for _, e := range effects {
+		e.Apply()
+		if err := r.m.Apply(e); err != nil {
+			return &stepError{st, err}
+		}
+	}
+	return nil
+}
+
+// finish applies the rest of a stopped update or delete.
+func (r *runner) finish(st Step) error {
+	key := slotKey(st.Map, st.Index)
+	effects := r.pending[key]
+	delete(r.pending, key)
+	return r.apply(st, effects)
+}
+
+// change is an update or delete: the kernel's steps in its order, stopped
+// after st.Stop when the step says so.
+func (r *runner) change(st Step) error {
+	a := r.w.Array(st.Map)
+	var effects []prog.Effect
+	var err error
+	switch {
+	case st.Index > 0xffffffff:
+		err = prog.ErrE2BIG
+	case st.Kind == StepUpdate:
+		effects, err = a.Update(uint32(st.Index), r.w.Prog(st.Prog))
+	default:
+		effects, err = a.Delete(uint32(st.Index))
+	}
+	checked := false
+	for _, e := range r.expects(st) {
+		checked = true
+		if got := errnoName(err); got != e.Errno {
+			r.fail(Failure{Kind: FailExpect, Line: e.Line, Step: st.String(), Expect: &e, Got: got})
+		}
+	}
+	if err != nil && !checked {
+		r.fail(Failure{Kind: FailChange, Line: st.Line, Step: st.String(), Err: err})
+	}
+	if st.Stopped {
+		n := 0
+		for n < len(effects) && effects[n].Kind <= st.Stop {
+			n++
+		}
+		r.pending[slotKey(st.Map, st.Index)] = effects[n:]
+		effects = effects[:n]
+	}
+	return r.apply(st, effects)
+}
+
+// run invokes the step's program st.Repeat times on every machine,
+// compares each result with the reference model's, then checks the
+// expectations against the last.
+func (r *runner) run(st Step) {
+	entry := r.w.Prog(st.Prog)
+	// A step may state that this arch/variant's code departs from the
+	// reference model: the kernel code's real behaviour, shown rather than
+	// hidden. The other expectations then describe the JIT.
+	wantDivergence, diverged := false, false
+	wantBroken := map[prog.Property]bool{} // property -> seen
+	for _, e := range r.expects(st) {
+		switch e.Key {
+		case KeyDivergence:
+			wantDivergence = true
+		case KeyBroken:
+			wantBroken[e.Property] = false
+		}
+	}
+	var res, resAlt *prog.Result
+	ruleNote := ""
+	for i := 0; i < st.Repeat; i++ {
+		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.variant}
+		res = r.m.Run(entry, r.ctx)
+		resAlt = r.alt.Run(entry, r.ctxAlt)
+		want := res
+		if r.ref != nil {
+			want = r.ref.Run(entry, r.ctxRef)
+		}
+		if d := diffResults(want, resAlt); len(d) > 0 && ruleNote == "" {
+			iter := ""
+			if st.Repeat > 1 {
+				iter = fmt.Sprintf(" (from iteration %d of %d)", i+1, st.Repeat)
+			}
+			ruleNote = fmt.Sprintf("line %d: %s%s: the kernel interpreter (it reads ptrs[] at run time and counts a tail call before its empty-slot check) would give %s", st.Line, st, iter, DiffString(d))
+		}
+		if r.ref != nil {
+			// Whether R0 is defined is a property of the BPF program,
+			// which only the reference model tracks.
+			res.R0Dead = want.R0Dead
+			if d := diffResults(want, res); len(d) > 0 && wantDivergence {
+				if !diverged {
+					r.note("line %d: %s (iteration %d of %d): %s departs from the reference model, as expected: %s", st.Line, st, i+1, st.Repeat, r.arch, DiffString(d))
+				}
+				diverged = true
+			} else if len(d) > 0 {
+				at.Kind, at.Diffs = FailDiffers, d
+				r.fail(at)
+				r.traceOnce(res)
+				break
+			}
+		}
+		unexpected := false
+		for _, v := range res.Violations {
+			if seen, ok := wantBroken[v.Property]; ok {
+				if !seen {
+					r.note("line %d: %s (iteration %d of %d): as expected, %s", st.Line, st, i+1, st.Repeat, v)
+				}
+				wantBroken[v.Property] = true
+				continue
+			}
+			f := at
+			f.Kind, f.Violation = FailBroken, &v
+			r.fail(f)
+			unexpected = true
+		}
+		if unexpected {
+			r.traceOnce(res)
+			break
+		}
+		if res.Fault != nil {
+			break
+		}
+	}
+	if ruleNote != "" {
+		r.rep.Notes = append(r.rep.Notes, ruleNote)
+	}
+	held := Failure{Kind: FailHeld, Line: st.Line, Step: st.String(), Arch: r.arch, Variant: r.variant}
+	for _, p := range prog.Properties { // in a fixed order, not the map's
+		if seen, ok := wantBroken[p]; ok && !seen {
+			f := held
+			f.Property = p
+			r.fail(f)
+		}
+	}
+	if wantDivergence && !diverged {
+		r.fail(held)
+	}
+	before := len(r.rep.Failures)
+	r.check(st, res, resAlt)
+	if len(r.rep.Failures) > before {
+		r.traceOnce(res)
+	}
+}
+
+// check tests a run step's expectations against the last results.
+func (r *runner) check(st Step, res, resAlt *prog.Result) {
+	faultChecked := false
+	for _, e := range r.expects(st) {
+		switch e.Key {
+		case KeyFault:
+			faultChecked = true
+		case KeyDivergence, KeyBroken:
+			continue
+		}
+		got := res
+		if e.Interp {
+			got = resAlt
+		}
+		if msg := check(e, got); msg != "" {
+			r.fail(Failure{Kind: FailExpect, Line: e.Line, Step: st.String(), Expect: &e, Got: msg})
+		}
+	}
+	if res.Fault != nil && !faultChecked {
+		r.fail(Failure{Kind: FailFault, Line: st.Line, Step: st.String(), Fault: res.Fault})
+	}
+}
+
+// traceOnce keeps the trace of the first failing run.
+func (r *runner) traceOnce(res *prog.Result) {
+	if r.rep.Trace == nil {
+		r.rep.Trace = traceLines(res)
+	}
 }
 
 func cloneCtx(b []byte) []byte {
@@ -298,33 +392,33 @@ func traceLines(r *prog.Result) []string {
 // check returns "" when the result meets the expectation, else what was seen.
 func check(e Expect, r *prog.Result) string {
 	switch e.Key {
-	case "r0", "w0":
+	case KeyR0, KeyW0:
 		if r.R0Dead {
 			return "r0 is undefined: the last tail call failed and nothing wrote r0 since"
 		}
 	}
 	switch e.Key {
-	case "r0":
+	case KeyR0:
 		if r.R0 != e.Value {
 			return fmt.Sprintf("got %s", num(r.R0))
 		}
-	case "w0":
+	case KeyW0:
 		if uint32(r.R0) != uint32(e.Value) {
 			return fmt.Sprintf("got %s", num(uint64(uint32(r.R0))))
 		}
-	case "count":
+	case KeyCount:
 		if r.Count != e.Value {
 			return fmt.Sprintf("got %d", r.Count)
 		}
-	case "path":
+	case KeyPath:
 		if !slices.Equal(r.Path, e.Path) {
 			return fmt.Sprintf("got %s", compactPath(r.Path))
 		}
-	case "fallthrough":
+	case KeyFallthrough:
 		if !slices.Equal(r.Falls, e.Falls) && !(len(r.Falls) == 0 && len(e.Falls) == 0) {
 			return fmt.Sprintf("got %s", fallsString(r.Falls))
 		}
-	case "ctx":
+	case KeyCtx:
 		if r.Ctx == nil {
 			return "the run has no ctx"
 		}
@@ -342,13 +436,14 @@ func check(e Expect, r *prog.Result) string {
 		if v != e.Value {
 			return fmt.Sprintf("got %s", num(v))
 		}
-	case "fault":
+	case KeyFault:
 		switch {
-		case e.Word == "none" && r.Fault != nil:
+		case e.NoFault && r.Fault != nil:
 			return fmt.Sprintf("got %v", r.Fault)
-		case e.Word != "none" && r.Fault == nil:
+		case e.NoFault:
+		case r.Fault == nil:
 			return "the run finished without a fault"
-		case e.Word != "none" && e.Word != "" && r.Fault.Kind != e.Word:
+		case e.Fault != 0 && r.Fault.Kind != e.Fault:
 			return fmt.Sprintf("got %v", r.Fault)
 		case e.HasAddr && r.Fault.Addr != e.Value:
 			return fmt.Sprintf("fault at %#x, not %#x: %v", r.Fault.Addr, e.Value, r.Fault)
@@ -402,10 +497,10 @@ func fallsString(f []prog.Reason) string {
 	return strings.Join(parts, " ")
 }
 
-// diffResults describes how two results differ, or "" when they agree on
-// everything every backend reports.
-func diffResults(want, got *prog.Result) string {
-	var d []string
+// diffResults lists the fields on which got departs from want, empty when
+// they agree on everything every backend reports.
+func diffResults(want, got *prog.Result) []Diff {
+	var d []Diff
 	if (want.Fault == nil) != (got.Fault == nil) || (want.Fault != nil && want.Fault.Kind != got.Fault.Kind) {
 		fs := func(f *prog.Fault) string {
 			if f == nil {
@@ -413,24 +508,28 @@ func diffResults(want, got *prog.Result) string {
 			}
 			return f.Error()
 		}
-		d = append(d, fmt.Sprintf("%s instead of %s", fs(got.Fault), fs(want.Fault)))
+		fd := Diff{Field: FieldFault, Got: fs(got.Fault), Want: fs(want.Fault)}
+		if got.Fault != nil {
+			fd.GotFault = got.Fault.Kind
+		}
+		d = append(d, fd)
 	}
 	if want.Fault == nil && got.Fault == nil && !want.R0Dead && !got.R0Dead && want.R0 != got.R0 {
-		d = append(d, fmt.Sprintf("r0 %s instead of %s", num(got.R0), num(want.R0)))
+		d = append(d, Diff{Field: FieldR0, Got: num(got.R0), Want: num(want.R0)})
 	}
 	if want.Count != got.Count {
-		d = append(d, fmt.Sprintf("count %d instead of %d", got.Count, want.Count))
+		d = append(d, Diff{Field: FieldCount, Got: fmt.Sprint(got.Count), Want: fmt.Sprint(want.Count)})
 	}
 	if !slices.Equal(want.Path, got.Path) {
-		d = append(d, fmt.Sprintf("path %s instead of %s", compactPath(got.Path), compactPath(want.Path)))
+		d = append(d, Diff{Field: FieldPath, Got: compactPath(got.Path), Want: compactPath(want.Path)})
 	}
 	if !slices.Equal(want.Falls, got.Falls) {
-		d = append(d, fmt.Sprintf("fall-throughs %s instead of %s", fallsString(got.Falls), fallsString(want.Falls)))
+		d = append(d, Diff{Field: FieldFalls, Got: fallsString(got.Falls), Want: fallsString(want.Falls)})
 	}
 	if !bytes.Equal(want.Ctx, got.Ctx) {
-		d = append(d, fmt.Sprintf("ctx % x instead of % x", got.Ctx, want.Ctx))
+		d = append(d, Diff{Field: FieldCtx, Got: fmt.Sprintf("% x", got.Ctx), Want: fmt.Sprintf("% x", want.Ctx)})
 	}
-	return strings.Join(d, "; ")
+	return d
 }
 
 // writeCtx performs a set step on one backend's copy of ctx.

@@ -43,7 +43,7 @@ func TestRunChecksExpectations(t *testing.T) {
 			if rep.Status != tt.status {
 				t.Fatalf("status %s, want %s (%v)", rep.Status, tt.status, rep.Failures)
 			}
-			if tt.failure != "" && (len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0], tt.failure)) {
+			if tt.failure != "" && (len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0].String(), tt.failure)) {
 				t.Errorf("failures %q, want one containing %q", rep.Failures, tt.failure)
 			}
 		})
@@ -71,7 +71,7 @@ expect fallthrough = empty
 	}
 	// An unexpected map error is a failure, not silence.
 	rep = Run(mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\ndelete jt[2]\n", 1)), Ref{}, prog.Upstream, Options{})
-	if rep.Status != Fail || !strings.Contains(rep.Failures[0], "ENOENT") {
+	if rep.Status != Fail || !strings.Contains(rep.Failures[0].String(), "ENOENT") {
 		t.Fatalf("unexpected ENOENT not reported: %s %v", rep.Status, rep.Failures)
 	}
 }
@@ -132,7 +132,8 @@ func (m lyingMachine) Run(p *prog.Program, ctx []byte) *prog.Result {
 func TestRunComparesWithReference(t *testing.T) {
 	sc := mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect count = 1\n", 1))
 	rep := Run(sc, liar{}, prog.Upstream, Options{Trace: true})
-	if rep.Status != Fail || len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0], "differs from the reference model: r0 2 (0x2) instead of 1 (0x1)") {
+	if rep.Status != Fail || len(rep.Failures) != 1 || rep.Failures[0].Kind != FailDiffers || len(rep.Failures[0].Diffs) != 1 || rep.Failures[0].Diffs[0].Field != FieldR0 ||
+		!strings.Contains(rep.Failures[0].String(), "differs from the reference model: r0 2 (0x2) instead of 1 (0x1)") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
 	if len(rep.Trace) == 0 {
@@ -149,7 +150,7 @@ func TestRunFaultsAreFindings(t *testing.T) {
 run entry
 `
 	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
-	if rep.Status != Fail || !strings.Contains(rep.Failures[0], "access fault at entry+0") || !strings.Contains(rep.Failures[0], "0x0") {
+	if rep.Status != Fail || !strings.Contains(rep.Failures[0].String(), "access fault at entry+0") || !strings.Contains(rep.Failures[0].String(), "0x0") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
 	rep = Run(mustParse(t, src+"expect fault = access\n"), Ref{}, prog.Upstream, Options{})
@@ -165,7 +166,7 @@ run entry
 
 func TestTabAfterExpect(t *testing.T) {
 	sc := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect\tr0 = 1", 1))
-	if e := sc.Steps[0].Expect[0]; e.Key != "r0" || e.Value != 1 {
+	if e := sc.Steps[0].Expect[0]; e.Key != KeyR0 || e.Value != 1 {
 		t.Fatalf("%+v", e)
 	}
 }
@@ -189,7 +190,7 @@ run entry
 expect r0 = 0
 `
 	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
-	if rep.Status != Fail || !strings.Contains(rep.Failures[0], "r0 is undefined") {
+	if rep.Status != Fail || !strings.Contains(rep.Failures[0].String(), "r0 is undefined") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
 	rep = Run(mustParse(t, strings.Replace(src, "expect r0 = 0", "expect fallthrough = empty", 1)), liar{}, prog.Upstream, Options{})
@@ -263,13 +264,13 @@ type breakingMachine struct{ Machine }
 
 func (m breakingMachine) Run(p *prog.Program, ctx []byte) *prog.Result {
 	r := m.Machine.Run(p, ctx)
-	r.Violations = append(r.Violations, prog.Violation{Property: "R1 unchanged", Where: "entry+0x10", Insn: "jmp rcx"})
+	r.Violations = append(r.Violations, prog.Violation{Property: prog.PropR1, Machine: "entry+0x10", Insn: "jmp rcx"})
 	return r
 }
 
 func TestExpectBroken(t *testing.T) {
 	plain := mustParse(t, good)
-	if rep := Run(plain, breaker{}, prog.Upstream, Options{}); rep.Status != Fail || !strings.Contains(rep.Failures[0], "R1 unchanged broken") {
+	if rep := Run(plain, breaker{}, prog.Upstream, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailBroken || rep.Failures[0].Violation.Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "R1 unchanged broken") {
 		t.Errorf("an unexpected violation must fail: %s %q", rep.Status, rep.Failures)
 	}
 	stated := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect[x86_64] broken = R1 unchanged", 1))
@@ -278,7 +279,7 @@ func TestExpectBroken(t *testing.T) {
 		t.Errorf("an expected violation is a note: %s %q %q", rep.Status, rep.Failures, rep.Notes)
 	}
 	held := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect broken = R1 unchanged", 1))
-	if rep := Run(held, Ref{}, prog.Upstream, Options{}); rep.Status != Fail || !strings.Contains(rep.Failures[0], "but it held") {
+	if rep := Run(held, Ref{}, prog.Upstream, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailHeld || rep.Failures[0].Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "but it held") {
 		t.Errorf("an expected violation that does not happen fails: %s %q", rep.Status, rep.Failures)
 	}
 }

@@ -111,10 +111,32 @@ func (s Step) String() string {
 	return "run " + s.Prog
 }
 
+// Key is what an expectation checks; its String is the word scenarios use
+// ("ctx" for every ctx+OFF).
+type Key uint8
+
+const (
+	_              Key = iota // none
+	KeyR0                     // r0
+	KeyW0                     // w0
+	KeyCount                  // count
+	KeyPath                   // path
+	KeyFallthrough            // fallthrough
+	KeyCtx                    // ctx
+	KeyFault                  // fault
+	KeyDivergence             // divergence
+	KeyBroken                 // broken
+	KeyError                  // error
+)
+
+// keys lists the words an expectation may start with, in the order error
+// messages give them.
+var keys = []Key{KeyR0, KeyW0, KeyCount, KeyPath, KeyFallthrough, KeyCtx, KeyFault, KeyDivergence, KeyBroken, KeyError}
+
 // Expect is one checked property. Scope limits it to some arch/variant
 // combinations; Interp checks the kernel interpreter's counting rule instead.
 type Expect struct {
-	Key    string // r0, w0, count, path, fallthrough, ctx, fault, error
+	Key    Key
 	Interp bool
 	Scope  []scope
 	Value  uint64
@@ -123,11 +145,16 @@ type Expect struct {
 	Off    int
 	Size   int    // ctx: 1, 2, 4, 8, or 0 for bytes
 	Bytes  []byte // ctx bytes
-	Word   string // fault kind or errno name ("" = any fault)
+	// Fault is the fault kind "fault = KIND" asks for; 0 with NoFault
+	// unset is any fault ("expect fault").
+	Fault   prog.FaultKind
+	NoFault bool // "fault = none"
 	// HasAddr pins a fault's data address (Value): "fault = access @0x10".
-	HasAddr bool
-	Line    int
-	Source  string // the text after "expect", for messages
+	HasAddr  bool
+	Property prog.Property // broken
+	Errno    string        // error: none, E2BIG, ENOENT or EINVAL
+	Line     int
+	Source   string // the text after "expect", for messages
 }
 
 type scope struct{ arch, variant string }

@@ -35,7 +35,7 @@ func TestParseGood(t *testing.T) {
 	if sc.Title != "Two programs" || len(sc.Progs) != 2 || len(sc.Maps) != 1 || len(sc.Steps) != 1 {
 		t.Fatalf("parsed %+v", sc)
 	}
-	if e := sc.Steps[0].Expect[0]; e.Key != "r0" || e.Value != 1 || e.Line != 17 {
+	if e := sc.Steps[0].Expect[0]; e.Key != KeyR0 || e.Value != 1 || e.Line != 17 {
 		t.Errorf("expectation %+v", e)
 	}
 }

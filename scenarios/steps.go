@@ -101,7 +101,7 @@ func (p *specParser) run(s section) error {
 			if !ok || len(lw) == 0 || !strings.HasPrefix(lw[0], "ctx") {
 				return p.errf(l.n, "expected set ctx+OFF TYPE = VALUE")
 			}
-			e, err := p.expectCtx(l.n, Expect{Key: lw[0], Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
+			e, err := p.expectCtx(l.n, Expect{Key: KeyCtx, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
 			if err != nil {
 				return err
 			}
@@ -141,13 +141,13 @@ func (p *specParser) run(s section) error {
 }
 
 func checkExpectFits(st *Step, e Expect) error {
-	if st.Kind == StepRun && e.Key == "error" {
+	if st.Kind == StepRun && e.Key == KeyError {
 		return fmt.Errorf("\"error\" expectations belong to update and delete steps")
 	}
 	if st.Kind == StepFinish || st.Kind == StepSet {
 		return fmt.Errorf("%s has no expectations", strings.Fields(st.String())[0])
 	}
-	if st.Kind != StepRun && e.Key != "error" {
+	if st.Kind != StepRun && e.Key != KeyError {
 		return fmt.Errorf("after %s only \"expect error = ...\" applies", st)
 	}
 	return nil
@@ -209,21 +209,29 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 	if len(lw) == 0 {
 		return e, p.errf(line, "missing key before =")
 	}
-	e.Key = lw[0]
-	if strings.HasPrefix(e.Key, "ctx+") || e.Key == "ctx" {
+	if strings.HasPrefix(lw[0], "ctx+") || lw[0] == "ctx" {
+		e.Key = KeyCtx
 		return p.expectCtx(line, e, lw, rhs)
+	}
+	for _, k := range keys {
+		if k.String() == lw[0] {
+			e.Key = k
+		}
+	}
+	if e.Key == 0 {
+		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, divergence, broken, error)", lw[0])
 	}
 	if len(lw) != 1 {
 		return e, p.errf(line, "unexpected %q after %s", lw[1], e.Key)
 	}
 	switch e.Key {
-	case "r0", "w0", "count":
+	case KeyR0, KeyW0, KeyCount:
 		v, err := parseValue(rhs)
 		if err != nil {
 			return e, p.errf(line, "%v", err)
 		}
 		e.Value = v
-	case "path":
+	case KeyPath:
 		for _, w := range strings.Fields(rhs) {
 			name, n, ok := repeated(w)
 			if !ok {
@@ -236,7 +244,7 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		if len(e.Path) == 0 {
 			return e, p.errf(line, "path needs at least the entry program")
 		}
-	case "fallthrough":
+	case KeyFallthrough:
 		if rhs == "none" {
 			e.Falls = []prog.Reason{}
 			break
@@ -257,55 +265,67 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		if len(e.Falls) == 0 {
 			return e, p.errf(line, "fallthrough needs reasons or none")
 		}
-	case "fault":
+	case KeyFault:
 		if e.Interp {
 			return e, p.errf(line, "fault has no interp. form")
 		}
 		kind, at, hasAt := strings.Cut(rhs, "@")
-		e.Word = strings.TrimSpace(kind)
+		kind = strings.TrimSpace(kind)
+		if hasEq {
+			if kind == "none" {
+				e.NoFault = true
+			} else if k, ok := prog.ParseFaultKind(kind); ok {
+				e.Fault = k
+			} else {
+				return e, p.errf(line, "unknown fault kind %q (access, budget, insn, none)", rhs)
+			}
+		}
 		if hasAt {
 			v, err := parseUint(strings.TrimSpace(at))
-			if err != nil || e.Word != "access" {
+			if err != nil || e.Fault != prog.FaultAccess {
 				return e, p.errf(line, "expected fault = access @ADDRESS")
 			}
 			e.Value, e.HasAddr = v, true
 		}
-		if hasEq && !slices.Contains([]string{"none", "access", "budget", "insn"}, e.Word) {
-			return e, p.errf(line, "unknown fault kind %q (access, budget, insn, none)", rhs)
-		}
-	case "broken":
+	case KeyBroken:
 		if e.Interp || rhs == "" {
 			return e, p.errf(line, "expected broken = PROPERTY (a machine-level check's name)")
 		}
-		e.Word = rhs
-	case "divergence":
+		prop, ok := prog.ParseProperty(rhs)
+		if !ok {
+			var names []string
+			for _, p := range prog.Properties {
+				names = append(names, p.String())
+			}
+			return e, p.errf(line, "unknown property %q (%s)", rhs, strings.Join(names, "; "))
+		}
+		e.Property = prop
+	case KeyDivergence:
 		if e.Interp || hasEq {
 			return e, p.errf(line, "divergence takes no value and has no interp. form")
 		}
-	case "error":
+	case KeyError:
 		if e.Interp {
 			return e, p.errf(line, "error has no interp. form")
 		}
 		if !slices.Contains([]string{"none", "E2BIG", "ENOENT", "EINVAL"}, rhs) {
 			return e, p.errf(line, "unknown error %q (none, E2BIG, ENOENT, EINVAL)", rhs)
 		}
-		e.Word = rhs
-	default:
-		return e, p.errf(line, "unknown expectation %q (r0, w0, count, path, fallthrough, ctx+OFF, fault, divergence, broken, error)", e.Key)
+		e.Errno = rhs
 	}
 	return e, nil
 }
 
 func (p *specParser) expectCtx(line int, e Expect, lw []string, rhs string) (Expect, error) {
 	off := 0
-	if e.Key != "ctx" {
-		n, err := parseUint(strings.TrimPrefix(e.Key, "ctx+"))
+	if lw[0] != "ctx" {
+		n, err := parseUint(strings.TrimPrefix(lw[0], "ctx+"))
 		if err != nil || n > 1<<16 {
-			return e, p.errf(line, "bad ctx offset in %q", e.Key)
+			return e, p.errf(line, "bad ctx offset in %q", lw[0])
 		}
 		off = int(n)
 	}
-	e.Key, e.Off = "ctx", off
+	e.Off = off
 	if len(lw) != 2 {
 		return e, p.errf(line, "expected ctx+OFF TYPE = VALUE (TYPE u8, u16, u32, u64 or bytes)")
 	}

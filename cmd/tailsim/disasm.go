@@ -16,6 +16,8 @@ import (
 
 	"tailsim/emu"
 	"tailsim/jit"
+	"tailsim/jit/arm64"
+	"tailsim/jit/x86"
 	"tailsim/prog"
 	"tailsim/prog/asm"
 	"tailsim/scenarios"
@@ -50,8 +52,10 @@ type disasmArch struct {
 	syntaxes []string
 	// tailEntry names the arch's tail-call landing offset.
 	tailEntry string
-	compile   func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error)
-	decode    func(code []byte, pc uint64, syntax string) decoded
+	// directTailCalls is the JIT's capability (prog.Backend.DirectTailCalls).
+	directTailCalls bool
+	compile         func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error)
+	decode          func(code []byte, pc uint64, syntax string) decoded
 }
 
 // decoded is one decoded machine instruction; n == 0 when the bytes do not
@@ -68,18 +72,20 @@ type decoded struct {
 
 var disasmArches = []*disasmArch{
 	{
-		name:      "x86_64",
-		syntaxes:  []string{"intel", "att"},
-		tailEntry: "X86_TAIL_CALL_OFFSET",
+		name:            "x86_64",
+		syntaxes:        []string{"intel", "att"},
+		tailEntry:       "X86_TAIL_CALL_OFFSET",
+		directTailCalls: x86.DirectTailCalls,
 		compile: func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error) {
 			return emu.CompileX86(w, v, h&prog.IBT != 0)
 		},
 		decode: decodeX86,
 	},
 	{
-		name:      "arm64",
-		syntaxes:  []string{"gnu"},
-		tailEntry: "4 * PROLOGUE_OFFSET",
+		name:            "arm64",
+		syntaxes:        []string{"gnu"},
+		tailEntry:       "4 * PROLOGUE_OFFSET",
+		directTailCalls: arm64.DirectTailCalls,
 		compile: func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error) {
 			return emu.CompileArm64(w, v, h&prog.BTI != 0, h&prog.PAC != 0)
 		},
@@ -390,12 +396,7 @@ func (l *listing) function(im *emu.Loaded) {
 		var extra []string
 		if ins.IsTailCall() && fx != nil {
 			if s := fx.Site(im.Fn, i); s != nil {
-				desc := s.Describe(l.v)
-				for _, ts := range img.Sites {
-					if ts.BPF == i && ts.Kind != s.Kind(l.v) {
-						desc = ts.Kind.String() + strings.TrimPrefix(desc, s.Kind(l.v).String())
-					}
-				}
+				desc := s.Describe(l.v, l.arch.directTailCalls)
 				if imm, err := s.Imm(l.v); err == nil {
 					enc = prog.Instruction{OpCode: prog.Jmp(prog.OpTailCall, prog.SourceK), Dst: ins.Dst, Src: ins.Src, Off: ins.Off, Imm: int64(imm)}
 				}
@@ -421,9 +422,7 @@ func (l *listing) function(im *emu.Loaded) {
 		l.marks[img.TailEntry] = append(l.marks[img.TailEntry], fmt.Sprintf("<tail calls land here: %s = %#x>", l.arch.tailEntry, img.TailEntry))
 	}
 	for _, ts := range img.Sites {
-		if ts.BPF >= 0 && ts.BPF < len(pos) {
-			l.marks[ts.Out] = append(l.marks[ts.Out], fmt.Sprintf("<out: the tail call at %d falls through to here>", pos[ts.BPF]))
-		}
+		l.marks[ts.Out] = append(l.marks[ts.Out], fmt.Sprintf("<out: the tail call at %d falls through to here>", ts.Site.Loc.Slot))
 	}
 	owner := 0
 	end := 0

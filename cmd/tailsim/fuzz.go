@@ -210,7 +210,7 @@ func reproducer(fd fuzz.Finding) string {
 	fmt.Fprintf(&b, "%s: %s\n", title, fd.Signature)
 	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Arch, fd.Variant)
 	for _, l := range fd.Failures {
-		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(l, "-- ", "- - "))
+		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(l.String(), "-- ", "- - "))
 	}
 	if k := fuzz.Known(fd); k != "" {
 		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", k)

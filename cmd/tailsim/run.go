@@ -156,9 +156,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if *f.json {
 		enc := json.NewEncoder(stdout)
 		for _, r := range reports {
-			failures := r.Failures
-			if failures == nil {
-				failures = []string{}
+			failures := []string{}
+			for _, f := range r.Failures {
+				failures = append(failures, f.String())
 			}
 			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(),
 				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: r.Trace, DurationUS: r.Duration.Microseconds()})

@@ -62,7 +62,7 @@ func (c *compiler) buildInsn(k int, ins prog.Instruction, i int) error {
 		return c.buildALU(ins, dst, src, tmp, tmp2, off, imm, is64, w)
 
 	case op.IsTailCall() || ins.IsTailCall():
-		return c.emitTailCall(k, ins)
+		return c.emitTailCall(k)
 
 	case op.IsCall():
 		return c.buildCall(ins)

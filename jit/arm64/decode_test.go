@@ -375,7 +375,7 @@ func checkImage(t *testing.T, ni namedImage) {
 	}
 	inSite := map[int]bool{}
 	for _, s := range img.Sites {
-		inSite[s.BPF] = true
+		inSite[s.Site.Insn] = true
 	}
 	calls := 0
 	for k, ins := range f.Insns {
@@ -432,7 +432,7 @@ func checkImage(t *testing.T, ni namedImage) {
 		}
 	}
 	for k, s := range img.Sites {
-		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.BPF, s.Kind), img, s, insts)
+		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.Site.Insn, s.Kind), img, s, insts)
 	}
 }
 
@@ -510,7 +510,7 @@ func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite, insts 
 	for off := s.Start; off < s.Out; off += 4 {
 		x := off / 4
 		in := img.Insns[x]
-		if in.BPF != s.BPF {
+		if in.BPF != s.Site.Insn {
 			t.Errorf("%s: instruction at %#x owned by %d", name, off, in.BPF)
 		}
 		inst := insts[x]

@@ -387,8 +387,8 @@ func checkTableCase(t *testing.T, c *tableCase) int {
 					t.Errorf("%s: %s: instructions do not tile [%#x, %#x)", c.Name(), what, site.Start, site.Out)
 				}
 				for _, in := range sel {
-					if in.BPF != site.BPF {
-						t.Errorf("%s: %s: instruction at %#x owned by BPF %d, want %d", c.Name(), what, in.Off, in.BPF, site.BPF)
+					if in.BPF != site.Site.Insn {
+						t.Errorf("%s: %s: instruction at %#x owned by BPF %d, want %d", c.Name(), what, in.Off, in.BPF, site.Site.Insn)
 						break
 					}
 				}

@@ -209,8 +209,6 @@ func (c *compiler) patch(at int, insn uint32) {
 	}
 }
 
-func roundUp(n, to int) int { return (n + to - 1) / to * to }
-
 // emitA64MovI is emit_a64_mov_i(): a 32-bit value, sign-extended to 64 bits
 // when is64.
 func (c *compiler) emitA64MovI(is64 bool, r int, val int32, note string) {
@@ -430,7 +428,7 @@ func (c *compiler) buildPrologue() error {
 	}
 	c.pushCalleeRegs()
 	// Stack must be multiples of 16B.
-	c.stackSize = roundUp(c.f.StackDepth, 16)
+	c.stackSize = jit.RoundUp(c.f.StackDepth, 16)
 	if c.fpUsed {
 		c.emit(a64Mov(true, bpf2a64[prog.R10], regSP), "mov x25, sp: BPF frame pointer")
 	}

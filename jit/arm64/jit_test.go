@@ -92,8 +92,8 @@ func TestSiteKinds(t *testing.T) {
 				t.Errorf("%s/%s: kind %s (direct fix-up %v), want %s (direct %v)", tc.name, v, s.Kind, s.Site != nil && s.Site.Direct, want, tc.direct)
 			}
 			// prog's model of a JIT without direct calls agrees.
-			if k := s.Site.KindOn(v, false); k != s.Kind {
-				t.Errorf("%s/%s: KindOn(%s, no direct) = %s, the JIT emitted %s", tc.name, v, v, k, s.Kind)
+			if k := s.Site.Kind(v, arm64.DirectTailCalls); k != s.Kind {
+				t.Errorf("%s/%s: Kind(%s, no direct) = %s, the JIT emitted %s", tc.name, v, v, k, s.Kind)
 			}
 		}
 	}

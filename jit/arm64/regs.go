@@ -59,8 +59,9 @@ var bpf2a64 = [...]int{
 	arenaVM:   28, // callee saved register for kern_vm_start address
 }
 
-// MaxTailCallCnt is MAX_TAIL_CALL_CNT.
-const MaxTailCallCnt = 33
+// DirectTailCalls is false: the arm64 JIT has no poke descriptors, so the
+// verifier's direct tail calls read the array like any other site.
+const DirectTailCalls = false
 
 // ThreadInfoCPU is offsetof(struct thread_info, cpu) on arm64 without
 // CONFIG_ARM64_SW_TTBR0_PAN and CONFIG_SHADOW_CALL_STACK (flags, then the

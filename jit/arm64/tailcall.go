@@ -7,41 +7,20 @@ import (
 	"tailsim/prog"
 )
 
-// emitTailCall is the BPF_JMP | BPF_TAIL_CALL case. Upstream ignores imm
-// (arm64 has no direct tail calls: the poke index the verifier may leave
-// there is unused). The series decodes bits 0–7 as the used_maps[] index
-// and bits 8–15 as the dynamic flag, and ignores bits 16–31 (the poke
-// index) on arm64 too, so a site the verifier made direct takes the static
-// path.
-func (c *compiler) emitTailCall(k int, ins prog.Instruction) error {
-	site := c.fx.Site(c.fn, k)
-	if site == nil {
-		return fmt.Errorf("tail call without a fix-up record")
-	}
-	imm, err := site.Imm(c.o.Variant)
+// emitTailCall is the BPF_JMP | BPF_TAIL_CALL case. arm64 has no direct
+// tail calls (DirectTailCalls): upstream ignores imm, and the series
+// decodes only its map index and dynamic flag, so a site the verifier made
+// direct takes the static path (jit.DecodeTailCall).
+func (c *compiler) emitTailCall(k int) error {
+	tc, err := jit.DecodeTailCall(c.fx, c.fn, k, c.o.Variant, DirectTailCalls)
 	if err != nil {
 		return err
 	}
-	ts := jit.TailSite{BPF: k, Site: site, Start: InsnSize * c.idx}
-	if c.o.Variant == prog.Upstream {
-		ts.Kind = prog.Indirect
-		c.emitBPFTailCall(&ts, true, 0)
+	ts := jit.TailSite{Site: tc.Site, Kind: tc.Kind, Start: InsnSize * c.idx}
+	if tc.Kind == prog.Static {
+		c.emitBPFTailCall(&ts, false, tc.Map.MaxEntries)
 	} else {
-		mapIndex, dynamic, _, err := prog.DecodeTailCallImm(imm)
-		if err != nil {
-			return err
-		}
-		if dynamic != 0 {
-			ts.Kind = prog.Dynamic
-			c.emitBPFTailCall(&ts, true, 0)
-		} else {
-			// struct bpf_map *map = ctx->prog->aux->used_maps[map_index];
-			if mapIndex >= len(c.fx.UsedMaps) {
-				return fmt.Errorf("tail call names used_maps[%d] of %d", mapIndex, len(c.fx.UsedMaps))
-			}
-			ts.Kind = prog.Static
-			c.emitBPFTailCall(&ts, false, c.fx.UsedMaps[mapIndex].MaxEntries)
-		}
+		c.emitBPFTailCall(&ts, true, 0)
 	}
 	ts.Out = InsnSize * c.idx
 	c.sites = append(c.sites, ts)
@@ -75,7 +54,7 @@ func (c *compiler) emitBPFTailCall(ts *jit.TailSite, dynArray bool, maxEntries u
 	c.emit(a64Nop, "branch placeholder fixed up: b.cs out (index >= max_entries)")
 
 	// if ((*tail_call_cnt_ptr) >= MAX_TAIL_CALL_CNT) goto out;
-	c.emitA64MovI64(tmp, MaxTailCallCnt, "count check: w10 = MAX_TAIL_CALL_CNT (33)")
+	c.emitA64MovI64(tmp, prog.MaxTailCallCnt, "count check: w10 = MAX_TAIL_CALL_CNT (33)")
 	c.emit(a64LdrImm(tcc, ptr, 0, ldstSize64), "count check: ldr x12, [x26]: x12 = *tail_call_cnt_ptr")
 	c.emit(a64Cmp(true, tcc, tmp), "count check: cmp x12, x10")
 	branch2 := c.idx

@@ -130,7 +130,7 @@ func checkImage(t *testing.T, name string, img *jit.Image, ibt bool) {
 		t.Errorf("%s: IBT on but no endbr64 at the tail-call entry %d", name, img.TailEntry)
 	}
 	for k, s := range img.Sites {
-		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.BPF, s.Kind), img, s, labelOut(img, k))
+		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.Site.Insn, s.Kind), img, s, labelOut(img, k))
 	}
 }
 
@@ -170,7 +170,7 @@ func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite, out in
 		if in.Off == s.Start {
 			tiles = true
 		}
-		if in.Off >= s.Start && in.Off < s.Out && in.BPF != s.BPF {
+		if in.Off >= s.Start && in.Off < s.Out && in.BPF != s.Site.Insn {
 			t.Errorf("%s: instruction at %#x owned by BPF %d", name, in.Off, in.BPF)
 		}
 		if in.Off < s.Out && in.Off+in.Len > s.Out {

@@ -499,8 +499,8 @@ func checkCase(t *testing.T, c *goldenCase) {
 					t.Errorf("%s: %s: %d bytes, want %d", c.Name(), what, site.Out-site.Start, want)
 				}
 				for _, in := range sel {
-					if in.BPF != site.BPF {
-						t.Errorf("%s: %s: instruction at %#x owned by BPF %d, want %d", c.Name(), what, in.Off, in.BPF, site.BPF)
+					if in.BPF != site.Site.Insn {
+						t.Errorf("%s: %s: instruction at %#x owned by BPF %d, want %d", c.Name(), what, in.Off, in.BPF, site.Site.Insn)
 						break
 					}
 				}

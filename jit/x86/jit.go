@@ -100,14 +100,12 @@ func Compile(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Reso
 				return nil, fmt.Errorf("x86: proglen=%d != oldproglen=%d", m, oldproglen)
 			}
 			return &jit.Image{Func: f, Code: c.buf, Insns: c.insns, TailEntry: o.TailCallOffset(), Sites: c.sites,
-				StackSize: roundUp(c.stackDepth, 8)}, nil
+				StackSize: jit.RoundUp(c.stackDepth, 8)}, nil
 		}
 		oldproglen = n
 	}
 	return nil, fmt.Errorf("x86: %s did not converge in %d passes", f.Name, maxPasses)
 }
-
-func roundUp(n, to int) int { return (n + to - 1) / to * to }
 
 // detectRegUsage is detect_reg_usage(): callee-saved registers named in any
 // instruction, and whether the function contains a tail call.
@@ -206,7 +204,7 @@ func (c *compiler) emitPrologue() {
 		c.emit(fmt.Sprintf("endbr64: tail calls land here (X86_TAIL_CALL_OFFSET %d)", c.o.TailCallOffset()), endbr64...)
 	}
 	if c.stackDepth != 0 {
-		c.emit(fmt.Sprintf("sub rsp, %d: BPF stack", roundUp(c.stackDepth, 8)), cat([]byte{0x48, 0x81, 0xEC}, le32(int64(roundUp(c.stackDepth, 8))))...)
+		c.emit(fmt.Sprintf("sub rsp, %d: BPF stack", jit.RoundUp(c.stackDepth, 8)), cat([]byte{0x48, 0x81, 0xEC}, le32(int64(jit.RoundUp(c.stackDepth, 8))))...)
 	}
 	if c.tailCallReachable {
 		c.emitPrologueTailCall()
@@ -269,7 +267,7 @@ func x86Name(r int) string {
 }
 
 // tccPtrOff is BPF_TAIL_CALL_CNT_PTR_STACK_OFF(stack).
-func (c *compiler) tccPtrOff() int64 { return int64(-16 - roundUp(c.stackDepth, 8)) }
+func (c *compiler) tccPtrOff() int64 { return int64(-16 - jit.RoundUp(c.stackDepth, 8)) }
 
 // doJIT is one pass of do_jit(). It returns the program length.
 func (c *compiler) doJIT(pos []int, addrs []int, ctx *jitContext, padding, final bool, oldproglen int) (int, error) {
@@ -321,7 +319,7 @@ func (c *compiler) emitInsn(k int, ins prog.Instruction, i int, addrs []int, ctx
 	case op.IsMemStore():
 		c.emitSt(op.Size(), dst, int64(ins.Off), imm32)
 	case op.IsTailCall() || ins.IsTailCall():
-		return c.emitTailCall(k, ins, addrs[i-1], ctx)
+		return c.emitTailCall(k, addrs[i-1], ctx)
 	case op.IsCall():
 		return c.emitCall(ins, addrs[i-1])
 	case op.IsExit():

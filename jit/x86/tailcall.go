@@ -7,45 +7,27 @@ import (
 	"tailsim/prog"
 )
 
-// emitTailCall decodes the tail-call instruction's imm as each kernel
-// version does and emits the matching sequence.
-func (c *compiler) emitTailCall(k int, ins prog.Instruction, start int, ctx *jitContext) error {
-	site := c.fx.Site(c.fn, k)
-	if site == nil {
-		return fmt.Errorf("tail call without a fix-up record")
-	}
-	imm, err := site.Imm(c.o.Variant)
+// DirectTailCalls is true: the x86-64 JIT turns the verifier's direct
+// tail calls into jumps the map update code patches (poke descriptors).
+const DirectTailCalls = true
+
+// emitTailCall is the BPF_JMP | BPF_TAIL_CALL case: the imm, decoded as
+// both JITs do (jit.DecodeTailCall), picks the emitter.
+func (c *compiler) emitTailCall(k int, start int, ctx *jitContext) error {
+	tc, err := jit.DecodeTailCall(c.fx, c.fn, k, c.o.Variant, DirectTailCalls)
 	if err != nil {
 		return err
 	}
-	ts := jit.TailSite{BPF: k, Site: site, Start: len(c.buf)}
-	if c.o.Variant == prog.Upstream {
-		if imm != 0 {
-			ts.Kind = prog.Direct
-			c.emitTailCallDirect(&ts, start, ctx)
-		} else {
-			ts.Kind = prog.Indirect
-			c.emitTailCallIndirect(&ts, false, true, 0, ctx)
-		}
-	} else {
-		mapIndex, dynamic, imm16, err := prog.DecodeTailCallImm(imm)
-		if err != nil {
-			return err
-		}
-		switch {
-		case imm16 != 0:
-			ts.Kind = prog.Direct
-			c.emitTailCallDirect(&ts, start, ctx)
-		case dynamic != 0:
-			ts.Kind = prog.Dynamic
-			c.emitTailCallIndirect(&ts, true, true, 0, ctx)
-		default:
-			if mapIndex >= len(c.fx.UsedMaps) {
-				return fmt.Errorf("tail call names used_maps[%d] of %d", mapIndex, len(c.fx.UsedMaps))
-			}
-			ts.Kind = prog.Static
-			c.emitTailCallIndirect(&ts, true, false, c.fx.UsedMaps[mapIndex].MaxEntries, ctx)
-		}
+	ts := jit.TailSite{Site: tc.Site, Kind: tc.Kind, Start: len(c.buf)}
+	switch tc.Kind {
+	case prog.Direct:
+		c.emitTailCallDirect(&ts, start, ctx)
+	case prog.Indirect:
+		c.emitTailCallIndirect(&ts, false, true, 0, ctx)
+	case prog.Dynamic:
+		c.emitTailCallIndirect(&ts, true, true, 0, ctx)
+	case prog.Static:
+		c.emitTailCallIndirect(&ts, true, false, tc.Map.MaxEntries, ctx)
 	}
 	ts.Out = len(c.buf)
 	c.sites = append(c.sites, ts)
@@ -134,6 +116,6 @@ func (c *compiler) emitTailCallUnwind() {
 	c.emit("pop rax: tcc_ptr", 0x58)
 	c.emit("pop rax: count (main) or tcc_ptr (subprogram) for the callee", 0x58)
 	if c.stackDepth != 0 {
-		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(roundUp(c.stackDepth, 8))))...)
+		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(jit.RoundUp(c.stackDepth, 8))))...)
 	}
 }

@@ -28,11 +28,12 @@ const DefaultBudget = 1_000_000
 type Config struct {
 	Variant prog.Variant
 	Rule    prog.CountRule
-	// NoDirect makes direct sites read ptrs[] like indirect ones, as on
-	// arm64, which has no direct tail calls.
-	NoDirect bool
-	Budget   int
-	Trace    bool
+	// DirectTailCalls is the capability of the JIT being modelled
+	// (Backend.DirectTailCalls): without it direct sites read ptrs[] like
+	// indirect ones, as on arm64.
+	DirectTailCalls bool
+	Budget          int
+	Trace           bool
 }
 
 type frame struct {
@@ -122,10 +123,10 @@ func (r *run) event(e prog.Event) {
 	}
 }
 
-func (r *run) fault(kind string, addr uint64, msg string) {
+func (r *run) fault(kind prog.FaultKind, addr uint64, msg string) {
 	f := r.frames[len(r.frames)-1]
 	ins := f.p.Funcs[f.fn].Insns[f.pc]
-	r.res.Fault = &prog.Fault{Kind: kind, Addr: addr, Site: prog.SiteName(f.p, f.fn, f.pc), Insn: asm.Format(ins), Msg: msg}
+	r.res.Fault = &prog.Fault{Kind: kind, Addr: addr, At: f.p.Loc(f.fn, f.pc), Insn: asm.Format(ins), Msg: msg}
 }
 
 // mem returns the bytes at [addr, addr+n) if a readable region holds them.
@@ -170,7 +171,7 @@ func store(b []byte, v uint64) {
 func (r *run) loop() {
 	for {
 		if r.res.Steps >= r.cfg.Budget {
-			r.fault("budget", 0, fmt.Sprintf("instruction budget of %d exhausted", r.cfg.Budget))
+			r.fault(prog.FaultBudget, 0, fmt.Sprintf("instruction budget of %d exhausted", r.cfg.Budget))
 			return
 		}
 		r.res.Steps++
@@ -195,7 +196,7 @@ func (r *run) loop() {
 			addr := r.regs[ins.Src] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
 			if b == nil {
-				r.fault("access", addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
+				r.fault(prog.FaultAccess, addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
 				return
 			}
 			r.regs[ins.Dst] = load(b)
@@ -203,7 +204,7 @@ func (r *run) loop() {
 			addr := r.regs[ins.Dst] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
 			if b == nil {
-				r.fault("access", addr, fmt.Sprintf("write of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
+				r.fault(prog.FaultAccess, addr, fmt.Sprintf("write of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
 				return
 			}
 			v := uint64(int64(int32(ins.Imm)))
@@ -223,17 +224,21 @@ func (r *run) loop() {
 			}
 		case ins.IsSubprogCall():
 			callee := f.p.FuncIndex(ins.Reference)
-			r.event(prog.Event{Kind: prog.EvCall, Prog: f.p.Name, Func: ins.Reference, Site: prog.SiteName(f.p, f.fn, f.pc)})
+			if r.cfg.Trace {
+				r.event(prog.Event{Kind: prog.EvCall, Prog: f.p.Name, Func: ins.Reference, At: f.p.Loc(f.fn, f.pc)})
+			}
 			f.pc = next
 			r.push(f.p, callee)
 			continue
 		case op.IsCall():
 			h, ok := prog.HelperByID(int32(ins.Imm))
 			if !ok {
-				r.fault("insn", 0, fmt.Sprintf("unknown helper %d", ins.Imm))
+				r.fault(prog.FaultInsn, 0, fmt.Sprintf("unknown helper %d", ins.Imm))
 				return
 			}
-			r.event(prog.Event{Kind: prog.EvHelper, Helper: h.ID, Site: prog.SiteName(f.p, f.fn, f.pc)})
+			if r.cfg.Trace {
+				r.event(prog.Event{Kind: prog.EvHelper, Helper: h.ID, At: f.p.Loc(f.fn, f.pc)})
+			}
 			r.regs[prog.R0] = h.Ret
 			for reg := prog.R1; reg <= prog.R5; reg++ {
 				r.regs[reg] = prog.ClobberValue(reg)
@@ -259,11 +264,11 @@ func (r *run) loop() {
 				}
 			}
 		default:
-			r.fault("insn", 0, fmt.Sprintf("opcode %#02x is outside the modelled subset", uint8(op)))
+			r.fault(prog.FaultInsn, 0, fmt.Sprintf("opcode %#02x is outside the modelled subset", uint8(op)))
 			return
 		}
 		if next >= len(insns) {
-			r.fault("insn", 0, "execution ran off the end of the function")
+			r.fault(prog.FaultInsn, 0, "execution ran off the end of the function")
 			return
 		}
 		f.pc = next
@@ -277,13 +282,13 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	site := r.w.Fixups[f.p].Site(f.fn, f.pc)
 	arr := r.arrays[r.regs[prog.R2]]
 	if arr == nil || site == nil {
-		r.fault("insn", r.regs[prog.R2], "tail call with R2 not pointing at a prog array")
+		r.fault(prog.FaultInsn, r.regs[prog.R2], "tail call with R2 not pointing at a prog array")
 		return nil, false
 	}
 	index := uint32(r.regs[prog.R3])
-	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, Site: prog.SiteName(f.p, f.fn, f.pc), Index: r.regs[prog.R3], Count: r.count}
+	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, At: site.Loc, Index: r.regs[prog.R3], Count: r.count}
 	r.regs[prog.R3] = uint64(index) // the JITs' "mov edx, edx" / "add w2, w2, #0"
-	kind := site.KindOn(r.cfg.Variant, !r.cfg.NoDirect)
+	kind := site.Kind(r.cfg.Variant, r.cfg.DirectTailCalls)
 	var target *prog.Program
 	reason := prog.Reason(0)
 	switch {
@@ -303,28 +308,20 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	case kind == prog.Direct:
 		// The key is the verifier's constant; the bounds check happened at
 		// verification. The bypass jump skips the call while the slot is empty.
-		switch {
-		case r.count >= prog.MaxTailCallCnt:
-			reason = prog.FallLimit
-		case arr.Poked(uint32(site.Key)) == nil:
-			reason = prog.FallEmpty
-		default:
-			target = arr.Poked(uint32(site.Key))
+		target = arr.Poked(uint32(site.Key))
+		if reason = prog.FallReason(kind, index, arr.MaxEntries, r.count, target == nil); reason != 0 {
+			target = nil
 		}
 	default:
 		limit, slot := arr.MaxEntries, arr.Ptr
 		if kind == prog.Static {
 			limit, slot = site.ImmMap.MaxEntries, arr.Cached
 		}
-		switch {
-		case index >= limit:
-			reason = prog.FallBounds
-		case r.count >= prog.MaxTailCallCnt:
-			reason = prog.FallLimit
-		case slot(index) == nil:
-			reason = prog.FallEmpty
-		default:
+		if index < limit {
 			target = slot(index)
+		}
+		if reason = prog.FallReason(kind, index, limit, r.count, target == nil); reason != 0 {
+			target = nil
 		}
 	}
 	if target != nil && r.cfg.Rule == prog.RuleJIT {

@@ -93,7 +93,7 @@ func configs() []interp.Config {
 	for _, v := range prog.Variants {
 		for _, r := range []prog.CountRule{prog.RuleJIT, prog.RuleInterp} {
 			for _, nd := range []bool{false, true} {
-				cs = append(cs, interp.Config{Variant: v, Rule: r, NoDirect: nd})
+				cs = append(cs, interp.Config{Variant: v, Rule: r, DirectTailCalls: !nd})
 			}
 		}
 	}
@@ -102,7 +102,7 @@ func configs() []interp.Config {
 
 func cfgName(c interp.Config) string {
 	s := fmt.Sprintf("%v/%v", c.Variant, c.Rule)
-	if c.NoDirect {
+	if !c.DirectTailCalls {
 		s += "/nodirect"
 	}
 	return s
@@ -567,7 +567,7 @@ func TestSlotHalves(t *testing.T) {
 							}
 						}
 					}
-					cfg := interp.Config{Variant: tt.variant, Rule: tt.rule, NoDirect: tt.noDirect, Trace: true}
+					cfg := interp.Config{Variant: tt.variant, Rule: tt.rule, DirectTailCalls: !tt.noDirect, Trace: true}
 					res := interp.New(w, cfg).Run(w.Prog("entry"), u64ctx(0))
 					if res.Fault != nil {
 						t.Fatal(res.Fault)
@@ -594,12 +594,12 @@ func TestPoisonedReadsPtrs(t *testing.T) {
 			progs:  []progDef{{"entry", sl.src}, {"a", "r0 = 1\nexit"}, {"b", "r0 = 2\nexit"}},
 			slots:  []slotDef{{"jmp", 0, "a"}, {"other", 0, "a"}},
 		}.build(t)
-		if k := w.Fixups[w.Prog("entry")].Sites[0].Kind(v); k == prog.Static || k == prog.Direct {
+		if k := w.Fixups[w.Prog("entry")].Sites[0].Kind(v, true); k == prog.Static || k == prog.Direct {
 			t.Fatalf("%v: poisoned site is %v", v, k)
 		}
 		es, _ := w.Array("jmp").Update(0, w.Prog("b"))
 		es[0].Apply() // ptrs only
-		res := interp.New(w, interp.Config{Variant: v}).Run(w.Prog("entry"), u32ctx(0))
+		res := interp.New(w, interp.Config{Variant: v, DirectTailCalls: true}).Run(w.Prog("entry"), u32ctx(0))
 		if res.R0 != 2 {
 			t.Errorf("%v: r0 = %d, want 2 (ptrs[0] = b)", v, res.R0)
 		}
@@ -876,7 +876,7 @@ func TestCallDepth(t *testing.T) {
 			w := worldDef{progs: []progDef{{"main", "call f1\nexit"}}, subs: chain(tt.frames - 1)}.build(t)
 			res := interp.New(w, interp.Config{}).Run(w.Prog("main"), nil)
 			if tt.fault {
-				if res.Fault == nil || res.Fault.Kind != "insn" {
+				if res.Fault == nil || res.Fault.Kind != prog.FaultInsn {
 					t.Fatalf("fault %v, want an insn fault", res.Fault)
 				}
 				return
@@ -931,13 +931,13 @@ func TestHelpers(t *testing.T) {
 				}
 			}
 			i := slices.IndexFunc(res.Trace, func(e prog.Event) bool { return e.Kind == prog.EvHelper })
-			if i < 0 || res.Trace[i].Helper != h.ID || res.Trace[i].Site != "main+6" {
+			if i < 0 || res.Trace[i].Helper != h.ID || locNoLine(res.Trace[i].At) != "main+6" {
 				t.Errorf("helper event missing or wrong: %v", res.Trace)
 			}
 		})
 	}
 	w := worldDef{progs: []progDef{{"main", "call 999\nexit"}}}.build(t)
-	if res := interp.New(w, interp.Config{}).Run(w.Prog("main"), nil); res.Fault == nil || res.Fault.Kind != "insn" || res.Fault.Site != "main+0" {
+	if res := interp.New(w, interp.Config{}).Run(w.Prog("main"), nil); res.Fault == nil || res.Fault.Kind != prog.FaultInsn || locNoLine(res.Fault.At) != "main+0" {
 		t.Errorf("unknown helper: fault %v, want an insn fault at main+0", res.Fault)
 	}
 }
@@ -947,7 +947,7 @@ func TestBudget(t *testing.T) {
 	for _, tt := range []struct{ budget, want int }{{50, 50}, {1, 1}, {0, interp.DefaultBudget}} {
 		w := worldDef{progs: []progDef{{"spin", "r0 = 0\nloop: r0 += 1\ngoto loop"}}}.build(t)
 		res := interp.New(w, interp.Config{Budget: tt.budget}).Run(w.Prog("spin"), nil)
-		if res.Fault == nil || res.Fault.Kind != "budget" || res.Steps != tt.want {
+		if res.Fault == nil || res.Fault.Kind != prog.FaultBudget || res.Steps != tt.want {
 			t.Errorf("budget %d: fault %v after %d steps, want a budget fault after %d", tt.budget, res.Fault, res.Steps, tt.want)
 		}
 	}
@@ -957,7 +957,7 @@ func TestBudget(t *testing.T) {
 	if res := interp.New(w, interp.Config{}).Run(w.Prog("self"), nil); res.Steps != 33*3+5 {
 		t.Errorf("self loop took %d steps, want %d", res.Steps, 33*3+5)
 	}
-	if res := interp.New(w, interp.Config{Budget: 100}).Run(w.Prog("self"), nil); res.Fault == nil || res.Fault.Kind != "budget" || res.Count != 33 {
+	if res := interp.New(w, interp.Config{Budget: 100}).Run(w.Prog("self"), nil); res.Fault == nil || res.Fault.Kind != prog.FaultBudget || res.Count != 33 {
 		t.Errorf("self loop with budget 100: fault %v count %d, want a budget fault with count 33", res.Fault, res.Count)
 	}
 }
@@ -989,7 +989,7 @@ func TestAccessFaults(t *testing.T) {
 		{name: "below the declared depth", src: "*(u64 *)(r10 - 8) = 1\nr1 = r10\nr0 = *(u64 *)(r1 - 16)\nexit", fault: true, addr: top - 16, site: "main+2"},
 		{name: "within the declared depth", src: "r2 = 5\n*(u64 *)(r10 - 16) = r2\nr1 = r10\nr0 = *(u64 *)(r1 - 16)\nexit", r0: 5},
 		{name: "no stack declared", src: "r1 = r10\nr0 = *(u8 *)(r1 - 1)\nexit", fault: true, addr: top - 1, site: "main+1"},
-		{name: "address wraps", src: "r1 = -8 ll\nr0 = *(u64 *)(r1 + 4)\nexit", fault: true, addr: 0xffff_ffff_ffff_fffc, site: "main+1"},
+		{name: "address wraps", src: "r1 = -8 ll\nr0 = *(u64 *)(r1 + 4)\nexit", fault: true, addr: 0xffff_ffff_ffff_fffc, site: "main+2"},
 		{
 			name:  "stale frame of a returned subprogram",
 			src:   "call sub\nr0 = *(u64 *)(r0 - 8)\nexit",
@@ -1020,7 +1020,7 @@ func TestAccessFaults(t *testing.T) {
 				return
 			}
 			f := res.Fault
-			if f == nil || f.Kind != "access" || f.Addr != tt.addr || f.Site != tt.site {
+			if f == nil || f.Kind != prog.FaultAccess || f.Addr != tt.addr || locNoLine(f.At) != tt.site {
 				t.Fatalf("fault %+v, want access at %#x, site %s", f, tt.addr, tt.site)
 			}
 			if !strings.Contains(f.Insn, "*(") {
@@ -1101,4 +1101,10 @@ func TestALUAndJumps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// locNoLine is a location without its source line, as tests write it.
+func locNoLine(l prog.Loc) string {
+	l.Line = 0
+	return l.String()
 }

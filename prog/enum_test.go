@@ -1,0 +1,43 @@
+package prog
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Every enum prints any value, in range or not, without panicking, and
+// its parser inverts String on the values scenarios spell out.
+func TestEnumStrings(t *testing.T) {
+	for _, tt := range []struct {
+		v    fmt.Stringer
+		want string
+	}{
+		{SiteKind(0), "indirect"}, {Dynamic, "dynamic"}, {SiteKind(200), "SiteKind(200)"},
+		{Reason(0), "Reason(0)"}, {FallEmpty, "empty"}, {Reason(9), "Reason(9)"},
+		{FaultKind(0), "FaultKind(0)"}, {FaultInsn, "insn"},
+		{Property(0), "Property(0)"}, {PropCalleeSaved, "callee-saved registers restored"},
+		{CountRule(7), "CountRule(7)"}, {RuleInterp, "interp"},
+		{Variant(9), "Variant(9)"}, {Patched, "patched"},
+		{EventKind(99), "EventKind(99)"}, {EvTailCall, "tail call"},
+	} {
+		if got := tt.v.String(); got != tt.want {
+			t.Errorf("%T(%d).String() = %q, want %q", tt.v, tt.v, got, tt.want)
+		}
+	}
+	for _, p := range Properties {
+		if got, ok := ParseProperty(p.String()); !ok || got != p {
+			t.Errorf("ParseProperty(%q) = %v, %v", p, got, ok)
+		}
+	}
+	for _, k := range []FaultKind{FaultAccess, FaultBudget, FaultInsn} {
+		if got, ok := ParseFaultKind(k.String()); !ok || got != k {
+			t.Errorf("ParseFaultKind(%q) = %v, %v", k, got, ok)
+		}
+	}
+	if _, ok := ParseFaultKind("FaultKind(0)"); ok {
+		t.Errorf("ParseFaultKind accepts the zero value's name")
+	}
+	if _, err := ParseVariant("Variant(9)"); err == nil {
+		t.Errorf("ParseVariant accepts an out-of-range name")
+	}
+}
