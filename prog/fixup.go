@@ -190,7 +190,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			fx.Sites = append(fx.Sites, site)
 			if opts.NoVerifier {
 				if len(fx.UsedMaps) == 0 {
-					return nil, &PosError{Line: ins.Line, Msg: "tail call in a program that loads no map"}
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s in a program that loads no map", site.Loc)}
 				}
 				site.Maps = fx.UsedMaps[:1]
 				site.ImmMap = fx.UsedMaps[0]
@@ -198,7 +198,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			}
 			r2, r3 := st[R2], st[R3]
 			if r2.kind != aMaps {
-				return nil, &PosError{Line: ins.Line, Msg: "tail call: R2 does not hold a prog array on every path"}
+				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s: R2 does not hold a prog array on every path", site.Loc)}
 			}
 			for _, name := range r2.maps {
 				site.Maps = append(site.Maps, maps[name])
@@ -226,7 +226,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 					}
 				}
 				if n == MaxPokes {
-					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("more than %d direct tail calls", MaxPokes)}
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s: more than %d direct tail calls", site.Loc, MaxPokes)}
 				}
 				site.Direct, site.PokeIndex = true, n
 			}

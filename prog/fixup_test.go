@@ -420,12 +420,12 @@ func TestFixupErrors(t *testing.T) {
 		{
 			name: "R2 is not a map",
 			main: "r2 = 0\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit",
-			line: 3, msg: []string{"R2 does not hold a prog array"},
+			line: 3, msg: []string{"tail call at ", "+2 (line 3): R2 does not hold a prog array"},
 		},
 		{
 			name: "R2 a map on one path only",
 			main: "r2 = 0\nif r1 == 0 goto +2\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit",
-			line: 5, msg: []string{"R2 does not hold a prog array"}, noVerifier: true,
+			line: 5, msg: []string{"+5 (line 5): R2 does not hold a prog array"}, noVerifier: true,
 		},
 		{
 			name: "unknown map",

@@ -19,37 +19,6 @@ type Function struct {
 	Line int
 }
 
-// CalleeSaved lists the callee-saved registers (R6–R9) the function names in
-// any instruction, the way the x86 JIT's detect_reg_usage() finds the ones
-// it must push.
-func (f *Function) CalleeSaved() []Register {
-	var used [4]bool
-	for _, ins := range f.Insns {
-		for _, r := range []Register{ins.Dst, ins.Src} {
-			if r >= R6 && r <= R9 {
-				used[r-R6] = true
-			}
-		}
-	}
-	var out []Register
-	for i, u := range used {
-		if u {
-			out = append(out, R6+Register(i))
-		}
-	}
-	return out
-}
-
-// UsesFP reports whether the function reads R10, so a JIT must set it up.
-func (f *Function) UsesFP() bool {
-	for _, ins := range f.Insns {
-		if ins.Dst == R10 || (ins.Src == R10 && !ins.OpCode.IsLoadImm64() && !ins.OpCode.IsCall()) {
-			return true
-		}
-	}
-	return false
-}
-
 // Slots returns the slot index of every instruction and the total slot count.
 func (f *Function) Slots() ([]int, int) {
 	pos := make([]int, len(f.Insns))

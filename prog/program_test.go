@@ -172,30 +172,22 @@ func TestNewProgramCallDepth(t *testing.T) {
 func TestFunctionQueries(t *testing.T) {
 	tests := []struct {
 		src      string
-		saved    []prog.Register
-		usesFP   bool
 		depth    int
 		slots    []int
 		total    int
 		tailCall bool
 	}{
 		{src: "r0 = 0\nexit", slots: []int{0, 1}, total: 2},
-		{src: "r6 = 1\nr9 = r1\nr0 = r6\nexit", saved: []prog.Register{prog.R6, prog.R9}, slots: []int{0, 1, 2, 3}, total: 4},
-		{src: "r1 = r8\nr0 = 0\nexit", saved: []prog.Register{prog.R8}, slots: []int{0, 1, 2}, total: 3},
-		{src: "*(u64 *)(r10 - 8) = r1\nr0 = *(u32 *)(r10 - 24)\nexit", usesFP: true, depth: 24, slots: []int{0, 1, 2}, total: 3},
-		{src: "r3 = r10\n*(u64 *)(r3 - 64) = r1\nr0 = 0\nexit", usesFP: true, depth: 0, slots: []int{0, 1, 2, 3}, total: 4},
-		{src: "*(u8 *)(r10 + 8) = 1\nr0 = 0\nexit", usesFP: true, depth: 0, slots: []int{0, 1, 2}, total: 3},
+		{src: "r6 = 1\nr9 = r1\nr0 = r6\nexit", slots: []int{0, 1, 2, 3}, total: 4},
+		{src: "r1 = r8\nr0 = 0\nexit", slots: []int{0, 1, 2}, total: 3},
+		{src: "*(u64 *)(r10 - 8) = r1\nr0 = *(u32 *)(r10 - 24)\nexit", depth: 24, slots: []int{0, 1, 2}, total: 3},
+		{src: "r3 = r10\n*(u64 *)(r3 - 64) = r1\nr0 = 0\nexit", depth: 0, slots: []int{0, 1, 2, 3}, total: 4},
+		{src: "*(u8 *)(r10 + 8) = 1\nr0 = 0\nexit", depth: 0, slots: []int{0, 1, 2}, total: 3},
 		{src: "r1 = 1 ll\nr2 = map[m]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", slots: []int{0, 2, 4, 5, 6, 7}, total: 8, tailCall: true},
 		{src: "call 12\nr0 = 0\nexit", slots: []int{0, 1, 2}, total: 3, tailCall: true},
 	}
 	for _, tt := range tests {
 		f := fn(t, "f", tt.src, 1)
-		if diff := cmp.Diff(tt.saved, f.CalleeSaved()); diff != "" {
-			t.Errorf("%q: CalleeSaved (-want +got):\n%s", tt.src, diff)
-		}
-		if f.UsesFP() != tt.usesFP {
-			t.Errorf("%q: UsesFP = %v", tt.src, f.UsesFP())
-		}
 		if d := prog.StackDepthOf(f.Insns); d != tt.depth {
 			t.Errorf("%q: StackDepthOf = %d, want %d", tt.src, d, tt.depth)
 		}
