@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
-	"golang.org/x/arch/arm64/arm64asm"
-	"golang.org/x/arch/x86/x86asm"
-
 	"tailsim/emu"
 	"tailsim/jit"
+	"tailsim/jit/arm64"
+	"tailsim/jit/x86"
 	"tailsim/prog"
 	"tailsim/prog/asm"
 	"tailsim/scenarios"
@@ -87,59 +84,23 @@ var disasmArches = []*disasmArch{
 	},
 }
 
-// pcRel matches arm64asm's relative branch operands (".+0x40", ".-0x8").
-var pcRel = regexp.MustCompile(`\.[+-]0x[0-9a-f]+`)
-
-// decodeArm64 decodes one word; branch targets print as absolute
-// addresses, not arm64asm's ".+offset".
 func decodeArm64(code []byte, pc uint64, syntax string) decoded {
-	if len(code) < 4 {
-		return decoded{}
-	}
-	in, err := arm64asm.Decode(code[:4])
+	in, err := arm64.Decode(code, pc)
 	if err != nil {
 		return decoded{}
 	}
-	d := decoded{n: 4}
-	for _, a := range in.Args {
-		if r, ok := a.(arm64asm.PCRel); ok {
-			d.target, d.branch = pc+uint64(int64(r)), true
-		}
-	}
-	text := arm64asm.GNUSyntax(in)
-	if d.branch {
-		text = pcRel.ReplaceAllString(text, fmt.Sprintf("%#x", d.target))
-	}
-	d.text, d.plain = text, text
-	return d
+	return decoded{n: in.Len, text: in.Text, plain: in.Text, target: in.Target, branch: in.Branch}
 }
 
 func decodeX86(code []byte, pc uint64, syntax string) decoded {
-	// x86asm does not know endbr64 (it reads f3 as a lone prefix).
-	if bytes.HasPrefix(code, []byte{0xF3, 0x0F, 0x1E, 0xFA}) {
-		return decoded{n: 4, plain: "endbr64", text: "endbr64"}
-	}
-	in, err := x86asm.Decode(code, 64)
-	if err != nil || in.Len == 0 || in.Len > len(code) {
+	in, err := x86.Decode(code, pc, x86.Intel)
+	if err != nil {
 		return decoded{}
 	}
-	// x86asm keeps a disp32 zero-extended ([rbp+0xfffffff0]); the CPU
-	// sign-extends it.
-	for i, a := range in.Args {
-		if m, ok := a.(x86asm.Mem); ok && m.Disp == int64(uint32(m.Disp)) && m.Disp >= 1<<31 {
-			m.Disp = int64(int32(m.Disp))
-			in.Args[i] = m
-		}
-	}
-	d := decoded{n: in.Len, plain: x86asm.IntelSyntax(in, pc, nil)}
-	d.text = d.plain
+	d := decoded{n: in.Len, text: in.Text, plain: in.Text, target: in.Target, branch: in.Branch}
 	if syntax == "att" {
-		d.text = x86asm.GNUSyntax(in, pc, nil)
-	}
-	for _, a := range in.Args {
-		if r, ok := a.(x86asm.Rel); ok {
-			d.target, d.branch = pc+uint64(in.Len)+uint64(int64(r)), true
-		}
+		att, _ := x86.Decode(code, pc, x86.ATT)
+		d.text = att.Text
 	}
 	return d
 }
