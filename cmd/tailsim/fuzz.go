@@ -6,14 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	"tailsim/fuzz"
-	"tailsim/prog"
 )
 
 func init() {
@@ -97,134 +92,43 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) int {
 		return usage("-workers and -cases must be at least 1")
 	}
 
-	// Seeds of this shard, in order: seed, seed+N, ... shifted by I.
-	var next uint64
-	var mu sync.Mutex
-	deadline := time.Time{}
-	if *f.duration > 0 {
-		deadline = time.Now().Add(*f.duration)
-	}
-	take := func() (uint64, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if deadline.IsZero() && next >= uint64(*f.cases) || !deadline.IsZero() && time.Now().After(deadline) {
-			return 0, false
-		}
-		s := *f.seed + next*shards + shard
-		next++
-		return s, true
-	}
-	var done, failed int
-	found := map[string]fuzz.Finding{}
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range *f.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				s, ok := take()
-				if !ok {
-					return
-				}
-				c := fuzz.Generate(s)
-				fsd, err := fuzz.Check(c, bs, vs)
-				mu.Lock()
-				done++
-				if err != nil {
-					failed++
-				}
-				for _, fd := range fsd {
-					// A new finding never hides behind a known one of the
-					// same signature.
-					key := fd.Signature + " " + fuzz.Known(fd)
-					if old, dup := found[key]; !dup || fd.Case.Seed < old.Case.Seed {
-						found[key] = fd
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	c := &fuzz.Campaign{Backends: bs, Variants: vs, Seed: *f.seed, Shard: shard, Shards: shards,
+		Cases: *f.cases, Duration: *f.duration, Workers: *f.workers, Out: *f.out}
 	progress := newProgress(stderr)
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(progress.every):
-				mu.Lock()
-				progress.line(done, len(found), time.Since(start))
-				mu.Unlock()
-			}
-		}
-	}()
-	wg.Wait()
-	close(stop)
-	progress.line(done, len(found), time.Since(start))
+	c.Progress, c.ProgressEvery = progress.line, progress.every
+	sum, err := c.Run()
 	progress.end()
-
-	sigs := make([]string, 0, len(found))
-	for s := range found {
-		sigs = append(sigs, s)
+	if err != nil {
+		return usage("%v", err)
 	}
-	sort.Strings(sigs)
-	if len(sigs) > 0 {
-		if err := os.MkdirAll(*f.out, 0o755); err != nil {
-			return usage("%v", err)
+	for i, r := range sum.Reproducers {
+		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, r.Signature)
+		if r.Known != "" {
+			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", r.Known)
 		}
+		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", r.Arch, r.Variant, r.Path)
 	}
-	known := 0
-	for i, s := range sigs {
-		fd := fuzz.Minimize(found[s], bs, vs)
-		path := filepath.Join(*f.out, fmt.Sprintf("finding-%02d-seed-%d.txtar", i+1, fd.Case.Seed))
-		if err := os.WriteFile(path, []byte(reproducer(fd)), 0o644); err != nil {
-			return usage("%v", err)
-		}
-		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, fd.Signature)
-		if k := fuzz.Known(fd); k != "" {
-			known++
-			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", k)
-		}
-		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", fd.Arch, fd.Variant, path)
-	}
+	known := sum.Known()
 	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
-		done, time.Since(start).Round(time.Millisecond), float64(done)/time.Since(start).Seconds(), shard, shards, *f.seed,
-		len(sigs), known, len(sigs)-known)
-	if failed > 0 {
-		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", failed)
+		sum.Cases, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
+		len(sum.Reproducers), known, len(sum.Reproducers)-known)
+	if sum.Unparsed > 0 {
+		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", sum.Unparsed)
 		return exitFail
 	}
-	if len(sigs) > 0 {
+	if len(sum.Reproducers) > 0 {
 		return exitFail
 	}
 	return exitOK
 }
 
-// reproducer is the case's scenario with a comment saying what diverged.
-func reproducer(fd fuzz.Finding) string {
-	text := fd.Case.Text()
-	title, rest, _ := strings.Cut(text, "\n")
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n", title, fd.Signature)
-	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Arch, fd.Variant)
-	for _, l := range fd.Failures {
-		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(l, "-- ", "- - "))
-	}
-	if k := fuzz.Known(fd); k != "" {
-		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", k)
-	}
-	b.WriteString(rest)
-	return b.String()
-}
-
 // progress prints a live line on a terminal and a plain line every few
 // seconds otherwise.
 type progress struct {
-	w     io.Writer
-	tty   bool
-	every time.Duration
+	w       io.Writer
+	tty     bool
+	every   time.Duration
+	printed bool
 }
 
 func newProgress(w io.Writer) *progress {
@@ -237,9 +141,10 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) line(cases, findings int, elapsed time.Duration) {
-	rate := float64(cases) / max(elapsed.Seconds(), 1e-9)
-	msg := fmt.Sprintf("fuzz: %d cases, %.0f cases/s, %d findings, %s", cases, rate, findings, elapsed.Round(time.Second))
+func (p *progress) line(pr fuzz.Progress) {
+	p.printed = true
+	rate := float64(pr.Cases) / max(pr.Elapsed.Seconds(), 1e-9)
+	msg := fmt.Sprintf("fuzz: %d cases, %.0f cases/s, %d findings, %s", pr.Cases, rate, pr.Findings, pr.Elapsed.Round(time.Second))
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\x1b[K", msg)
 	} else {
@@ -247,10 +152,9 @@ func (p *progress) line(cases, findings int, elapsed time.Duration) {
 	}
 }
 
+// end ends a live line.
 func (p *progress) end() {
-	if p.tty {
+	if p.tty && p.printed {
 		fmt.Fprintln(p.w)
 	}
 }
-
-var _ = prog.Variants
