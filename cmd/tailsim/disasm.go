@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -88,57 +87,48 @@ func parseInterspersed(fs *flag.FlagSet, args []string, stderr io.Writer) ([]str
 	}
 }
 
-func disasmCmd(args []string, stdout, stderr io.Writer) int {
+func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("disasm", flag.ContinueOnError)
 	f := newDisasmFlags(fs)
 	pos, err := parseInterspersed(fs, args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "tailsim disasm: "+format+"\n", a...)
-		return exitUsage
+		return err
 	}
 	switch len(pos) {
 	case 0:
-		return usage("missing SCENARIO argument\nusage: %s", commands["disasm"].usage)
+		return usagef("missing SCENARIO argument\nusage: %s", commands["disasm"].usage)
 	case 1, 2:
 	default:
-		return usage("too many arguments (%q...); want SCENARIO [PROG]", pos[2])
+		return usagef("too many arguments (%q...); want SCENARIO [PROG]", pos[2])
 	}
 	arch, err := lookupDisasmArch(*f.arch)
 	if err != nil {
-		return usage("%v", err)
+		return usageError{err}
 	}
 	if *f.syntax != "" && !slices.Contains(arch.Syntaxes, *f.syntax) {
-		return usage("unknown syntax %q (%s: %s)", *f.syntax, arch.Name, strings.Join(arch.Syntaxes, ", "))
+		return usagef("unknown syntax %q (%s: %s)", *f.syntax, arch.Name, strings.Join(arch.Syntaxes, ", "))
 	}
 	v, err := prog.ParseVariant(*f.variant)
 	if err != nil {
-		return usage("%v", err)
+		return usageError{err}
 	}
 	scs, err := scenarios.LoadPaths(pos[:1])
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+		return inputError{err}
 	}
 	if len(scs) != 1 {
-		return usage("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
+		return usagef("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
 	}
 	sc := scs[0]
 	layout := sc.Layout
 	if *f.layout != "" {
 		if layout, err = prog.LayoutByName(*f.layout); err != nil {
-			return usage("%v", err)
+			return usageError{err}
 		}
 	}
 	w, err := sc.BuildWith(layout)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+		return inputError{err}
 	}
 	o := listing.Options{Hardening: sc.Hardening, Syntax: *f.syntax,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}}
@@ -150,21 +140,19 @@ func disasmCmd(args []string, stdout, stderr io.Writer) int {
 			for _, p := range w.Progs {
 				names = append(names, p.Name)
 			}
-			return usage("unknown program %q in %s (programs: %s)", o.Prog, sc.File, strings.Join(names, ", "))
+			return usagef("unknown program %q in %s (programs: %s)", o.Prog, sc.File, strings.Join(names, ", "))
 		}
 		if o.Func != "" && p.FuncIndex(o.Func) < 0 {
 			var names []string
 			for _, f := range p.Funcs {
 				names = append(names, f.Name)
 			}
-			return usage("program %s has no function %q (functions: %s)", o.Prog, o.Func, strings.Join(names, ", "))
+			return usagef("program %s has no function %q (functions: %s)", o.Prog, o.Func, strings.Join(names, ", "))
 		}
 	}
 	l, err := listing.Build(w, arch, v, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "tailsim disasm: %s: %s %s: %v\n", sc.File, arch.Name, v, err)
-		return exitUsage
+		return usageError{fmt.Errorf("%s: %s %s: %w", sc.File, arch.Name, v, err)}
 	}
-	l.WriteText(stdout, listing.TextOptions{Hex: *f.hex})
-	return exitOK
+	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,7 +27,8 @@ finding. Findings are deduplicated by signature, minimised, and written
 to -out as scenario files that "tailsim run" reproduces; a finding that is
 the modelled kernel code's known behaviour names the library scenario
 that explains it. Deterministic for a seed and shard.
-Exit status: 0 no findings, 1 findings, 2 usage error.`,
+Exit status: 0 no findings, 1 findings, 2 usage error or a reproducer
+that could not be written.`,
 		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-workers N] [-shard I/N] [-out DIR]",
 		run:   fuzzCmd,
 	})
@@ -55,41 +55,34 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 	}
 }
 
-func fuzzCmd(args []string, stdout, stderr io.Writer) int {
+func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
 	f := newFuzzFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "tailsim fuzz: "+format+"\n", a...)
-		return exitUsage
+		return err
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	bs, err := selectBackends(*f.arch)
 	if err != nil {
-		return usage("%v", err)
+		return usageError{err}
 	}
 	for _, b := range bs {
 		if b.Name() == "ref" {
-			return usage("-arch ref: the reference model is the oracle, fuzz the emulated arches")
+			return usagef("-arch ref: the reference model is the oracle, fuzz the emulated arches")
 		}
 	}
 	vs, err := selectVariants(*f.variant)
 	if err != nil {
-		return usage("%v", err)
+		return usageError{err}
 	}
 	var shard, shards uint64
 	if n, err := fmt.Sscanf(*f.shard, "%d/%d", &shard, &shards); err != nil || n != 2 || shards == 0 || shard >= shards {
-		return usage("bad -shard %q (I/N with 0 <= I < N)", *f.shard)
+		return usagef("bad -shard %q (I/N with 0 <= I < N)", *f.shard)
 	}
 	if *f.workers < 1 || *f.cases < 1 {
-		return usage("-workers and -cases must be at least 1")
+		return usagef("-workers and -cases must be at least 1")
 	}
 
 	c := &fuzz.Campaign{Backends: bs, Variants: vs, Seed: *f.seed, Shard: shard, Shards: shards,
@@ -99,7 +92,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) int {
 	sum, err := c.Run()
 	progress.end()
 	if err != nil {
-		return usage("%v", err)
+		return err
 	}
 	for i, r := range sum.Reproducers {
 		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, r.Signature)
@@ -114,12 +107,12 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) int {
 		len(sum.Reproducers), known, len(sum.Reproducers)-known)
 	if sum.Unparsed > 0 {
 		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", sum.Unparsed)
-		return exitFail
+		return errChecksFailed
 	}
 	if len(sum.Reproducers) > 0 {
-		return exitFail
+		return errChecksFailed
 	}
-	return exitOK
+	return nil
 }
 
 // progress prints a live line on a terminal and a plain line every few
