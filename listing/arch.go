@@ -1,6 +1,10 @@
 package listing
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"tailsim/emu"
 	"tailsim/jit/arm64"
 	"tailsim/jit/x86"
@@ -53,6 +57,18 @@ var Arches = []*Arch{
 		},
 		decode: decodeArm64,
 	},
+}
+
+// Syntax is the syntax name selects, the default for "", or an error
+// naming the ones there are.
+func (a *Arch) Syntax(name string) (string, error) {
+	switch {
+	case name == "":
+		return a.Syntaxes[0], nil
+	case slices.Contains(a.Syntaxes, name):
+		return name, nil
+	}
+	return "", fmt.Errorf("unknown syntax %q (%s: %s)", name, a.Name, strings.Join(a.Syntaxes, ", "))
 }
 
 // ArchByName finds an entry of Arches, nil when there is none.

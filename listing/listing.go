@@ -7,8 +7,8 @@
 package listing
 
 import (
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -165,11 +165,12 @@ const (
 // Build JITs every function of w for arch and variant v, as the emulator
 // loads them, and lists them.
 func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, error) {
-	syntax := o.Syntax
-	if syntax == "" {
-		syntax = arch.Syntaxes[0]
-	} else if !slices.Contains(arch.Syntaxes, syntax) {
-		return nil, fmt.Errorf("unknown syntax %q (%s: %s)", syntax, arch.Name, strings.Join(arch.Syntaxes, ", "))
+	if arch == nil || arch.compile == nil {
+		return nil, errors.New("listing: no arch (take one from Arches)")
+	}
+	syntax, err := arch.Syntax(o.Syntax)
+	if err != nil {
+		return nil, err
 	}
 	images, err := arch.compile(w, v, o.Hardening)
 	if err != nil {

@@ -105,8 +105,8 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if *f.syntax != "" && !slices.Contains(arch.Syntaxes, *f.syntax) {
-		return usagef("unknown syntax %q (%s: %s)", *f.syntax, arch.Name, strings.Join(arch.Syntaxes, ", "))
+	if _, err := arch.Syntax(*f.syntax); err != nil {
+		return usageError{err}
 	}
 	v, err := prog.ParseVariant(*f.variant)
 	if err != nil {
