@@ -193,11 +193,11 @@ func arm64Stubs() []byte {
 }
 
 func arm64Disasm(code []byte, pc uint64) string {
-	in, err := arm64asm.Decode(code[:4])
+	in, err := arm64.Decode(code, pc)
 	if err != nil {
 		return "?"
 	}
-	return arm64asm.GNUSyntax(in)
+	return in.Text
 }
 
 // CompileArm64 JITs every function of w at the address the emulator loads

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
-	"golang.org/x/arch/x86/x86asm"
 
 	"tailsim/jit"
 	"tailsim/jit/x86"
@@ -106,22 +105,11 @@ func x86Stubs() []byte {
 }
 
 func x86Disasm(code []byte, pc uint64) string {
-	// x86asm does not know endbr64 (it reads f3 as a lone prefix).
-	if len(code) >= 4 && code[0] == 0xF3 && code[1] == 0x0F && code[2] == 0x1E && code[3] == 0xFA {
-		return "endbr64"
-	}
-	in, err := x86asm.Decode(code, 64)
+	in, err := x86.Decode(code, pc, x86.Intel)
 	if err != nil {
 		return "?"
 	}
-	// x86asm keeps a disp32 zero-extended; the CPU sign-extends it.
-	for i, a := range in.Args {
-		if m, ok := a.(x86asm.Mem); ok && m.Disp >= 1<<31 && m.Disp == int64(uint32(m.Disp)) {
-			m.Disp = int64(int32(m.Disp))
-			in.Args[i] = m
-		}
-	}
-	return x86asm.IntelSyntax(in, pc, nil)
+	return in.Text
 }
 
 // CompileX86 JITs every function of w at the address the emulator loads it

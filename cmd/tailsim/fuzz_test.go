@@ -66,3 +66,34 @@ func TestFuzzUsage(t *testing.T) {
 		t.Errorf("upstream-only campaign: exit %d\n%s", code, out)
 	}
 }
+
+// A bad -out fails before the campaign: exit 2, saying why, no cases run.
+func TestFuzzBadOut(t *testing.T) {
+	file := write(t, "file", "")
+	code, out, errs := run(t, "fuzz", "-cases", "100000", "-out", filepath.Join(file, "sub"))
+	if code != exitUsage || out != "" || !strings.HasPrefix(errs, "tailsim fuzz: reproducer directory: mkdir ") || strings.Contains(errs, "cases") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+}
+
+// A reproducer that cannot be written is an error of its own (exit 2),
+// not a usage error, and not a verdict.
+func TestFuzzWriteFails(t *testing.T) {
+	first := t.TempDir()
+	if code, out, errs := run(t, "fuzz", "-cases", "10", "-out", first); code != exitFail {
+		t.Fatalf("seeds 1..10: exit %d, want findings\n%s%s", code, out, errs)
+	}
+	// The same campaign again, where its reproducers' names are taken by
+	// directories.
+	names, _ := filepath.Glob(filepath.Join(first, "*.txtar"))
+	second := t.TempDir()
+	for _, n := range names {
+		if err := os.Mkdir(filepath.Join(second, filepath.Base(n)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := run(t, "fuzz", "-cases", "10", "-out", second)
+	if code != exitUsage || out != "" || !strings.HasPrefix(errs, "fuzz: ") || !strings.Contains(errs, "\ntailsim fuzz: writing finding: open "+second) {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+}

@@ -15,18 +15,18 @@ import (
 
 const version = "0.1.0"
 
-// Exit codes.
+// Exit statuses.
 const (
 	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
+	exitFail  = 1 // a check failed
+	exitUsage = 2 // no verdict: a usage or input error, or the command could not do its work
 )
 
 type command struct {
 	name    string
 	summary string
 	usage   string
-	run     func(args []string, stdout, stderr io.Writer) int
+	run     func(args []string, stdout, stderr io.Writer) error
 }
 
 var commands = map[string]*command{}
@@ -36,9 +36,6 @@ func register(c *command) { commands[c.name] = c }
 func main() {
 	os.Exit(tailsim(os.Args[1:], os.Stdout, os.Stderr))
 }
-
-// usageError marks a problem with the command line or its input files.
-type usageError struct{ error }
 
 func tailsim(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -57,7 +54,9 @@ func tailsim(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tailsim: unknown command %q; run \"tailsim help\"\n", args[0])
 		return exitUsage
 	}
-	return c.run(args[1:], stdout, stderr)
+	err := c.run(args[1:], stdout, stderr)
+	report(stderr, c.name, err)
+	return exitStatus(err)
 }
 
 func help(args []string, w io.Writer) int {
@@ -98,14 +97,69 @@ func firstLine(s string) string {
 	return l
 }
 
-// parseFlags parses with errors reported as usage errors.
+// parseFlags parses a command's flags. The flag package prints its own
+// errors, so they come back reported; -h comes back as flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return reported{usageError{err}}
 	}
 	return nil
+}
+
+// The kinds of error commands return besides their operational ones, each
+// with what exitStatus and report make of it.
+
+// errChecksFailed is a command's verdict that a check failed: exit status
+// 1. The command's report has said which.
+var errChecksFailed = errors.New("checks failed")
+
+// usageError is a mistake on the command line, or an input the command
+// cannot use: exit status 2, printed after "tailsim CMD: ".
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// inputError is an input file that does not load or build: exit status 2,
+// printed as it is, since it starts with the file and line.
+type inputError struct{ error }
+
+func (e inputError) Unwrap() error { return e.error }
+
+// reported wraps an error that has been printed already, by the flag
+// package or in the command's report.
+type reported struct{ error }
+
+func (e reported) Unwrap() error { return e.error }
+
+// exitStatus maps a command's error to its exit status. Errors that are
+// neither verdicts nor usage or input errors (a reproducer that cannot be
+// written, an emulator that cannot start) leave no verdict either, so they
+// share status 2.
+func exitStatus(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errChecksFailed):
+		return exitFail
+	}
+	return exitUsage
+}
+
+// report prints a command's error, unless it is a verdict or printed
+// already.
+func report(w io.Writer, name string, err error) {
+	var in inputError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.Is(err, errChecksFailed), errors.As(err, new(reported)):
+	case errors.As(err, &in):
+		fmt.Fprintln(w, in.error)
+	default:
+		fmt.Fprintf(w, "tailsim %s: %v\n", name, err)
+	}
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,5 +158,41 @@ func TestMalformedInputExit2(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errs, p+tt.where)
 			}
 		})
+	}
+}
+
+// main maps errors to exit statuses, and prints each kind its own way, in
+// one place.
+func TestExitStatus(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		status int
+		stderr string
+	}{
+		{nil, exitOK, ""},
+		{flag.ErrHelp, exitOK, ""},
+		{errChecksFailed, exitFail, ""},
+		{fmt.Errorf("3 cases: %w", errChecksFailed), exitFail, ""},
+		{usagef("unknown arch %q", "mips"), exitUsage, "tailsim cmd: unknown arch \"mips\"\n"},
+		{inputError{errors.New("x.txtar:3:1: bad")}, exitUsage, "x.txtar:3:1: bad\n"},
+		{reported{usageError{errors.New("flag provided but not defined: -x")}}, exitUsage, ""},
+		{reported{errScenariosErrored}, exitUsage, ""},
+		{fmt.Errorf("writing finding: %w", os.ErrPermission), exitUsage, "tailsim cmd: writing finding: permission denied\n"},
+	} {
+		var b bytes.Buffer
+		report(&b, "cmd", tt.err)
+		if got := exitStatus(tt.err); got != tt.status || b.String() != tt.stderr {
+			t.Errorf("%v: exit %d, printed %q; want %d, %q", tt.err, got, b.String(), tt.status, tt.stderr)
+		}
+	}
+}
+
+// -h prints a command's flags and succeeds.
+func TestHelpFlag(t *testing.T) {
+	for name := range commands {
+		code, out, errs := run(t, name, "-h")
+		if code != exitOK || out != "" || !strings.Contains(errs, "-") {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", name, code, out, errs)
+		}
 	}
 }

@@ -98,32 +98,25 @@ type jsonResult struct {
 	DurationUS int64    `json:"duration_us"`
 }
 
-func runCmd(args []string, stdout, stderr io.Writer) int {
+func runCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	f := newRunFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	usage := func(err error) int {
-		fmt.Fprintf(stderr, "tailsim run: %v\n", err)
-		return exitUsage
+		return err
 	}
 	bs, err := selectBackends(*f.arch)
 	if err != nil {
-		return usage(err)
+		return usageError{err}
 	}
 	vs, err := selectVariants(*f.variant)
 	if err != nil {
-		return usage(err)
+		return usageError{err}
 	}
 	var opts scenarios.Options
 	if *f.layout != "" {
 		l, err := prog.LayoutByName(*f.layout)
 		if err != nil {
-			return usage(err)
+			return usageError{err}
 		}
 		opts.Layout = &l
 	}
@@ -136,8 +129,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		scs, err = scenarios.LoadPaths(fs.Args())
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+		return inputError{err}
 	}
 
 	start := time.Now()
@@ -170,15 +162,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case len(reports) == 0:
-		fmt.Fprintln(stderr, "tailsim run: no scenario matches the selected arches and variants")
-		return exitUsage
+		return usagef("no scenario matches the selected arches and variants")
 	case counts[scenarios.Errored] > 0:
-		return exitUsage
+		return reported{errScenariosErrored}
 	case counts[scenarios.Fail] > 0:
-		return exitFail
+		return errChecksFailed
 	}
-	return exitOK
+	return nil
 }
+
+// errScenariosErrored: some scenario could not run on some arch or
+// variant; the report says which and why.
+var errScenariosErrored = errors.New("scenarios could not run")
 
 func printTable(w io.Writer, reports []*scenarios.Report, verbose bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

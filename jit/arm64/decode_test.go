@@ -583,3 +583,34 @@ func TestFormsCoverage(t *testing.T) {
 		}
 	}
 }
+
+func TestDecode(t *testing.T) {
+	const pc = 0x1000
+	word := func(w uint32) []byte { return binary.LittleEndian.AppendUint32(nil, w) }
+	tests := []struct {
+		name string
+		code []byte
+		want arm64.Inst
+	}{
+		{"add", word(0x91062160), arm64.Inst{Len: 4, Text: "add x0, x11, #0x188"}},
+		{"b forward", word(0x14000010), arm64.Inst{Len: 4, Text: "b 0x1040", Target: 0x1040, Branch: true}},
+		{"b back", word(0x17FFFFFE), arm64.Inst{Len: 4, Text: "b 0xff8", Target: 0xff8, Branch: true}},
+		{"b.cs", word(0x54000082), arm64.Inst{Len: 4, Text: "b.cs 0x1010", Target: 0x1010, Branch: true}},
+		{"br", word(0xD61F0140), arm64.Inst{Len: 4, Text: "br x10"}},
+		{"bti jc", word(0xD50324DF), arm64.Inst{Len: 4, Text: "hint #0x26"}},
+		{"extra bytes", append(word(0xD65F03C0), 0xFF), arm64.Inst{Len: 4, Text: "ret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := arm64.Decode(tt.code, pc)
+			if err != nil || got != tt.want {
+				t.Errorf("Decode(% x) = %+v, %v; want %+v", tt.code, got, err, tt.want)
+			}
+		})
+	}
+	for _, code := range [][]byte{nil, {0xC0, 0x03, 0x5F}, word(0)} {
+		if got, err := arm64.Decode(code, pc); err == nil {
+			t.Errorf("Decode(% x) = %+v, want an error", code, got)
+		}
+	}
+}

@@ -371,3 +371,39 @@ func formsImages(t *testing.T) []namedImage {
 	}
 	return out
 }
+
+func TestDecode(t *testing.T) {
+	const pc = 0x1000
+	tests := []struct {
+		name   string
+		code   []byte
+		syntax x86.Syntax
+		want   x86.Inst
+	}{
+		{"mov", []byte{0x89, 0xD2}, x86.Intel, x86.Inst{Len: 2, Text: "mov edx, edx"}},
+		{"att", []byte{0x89, 0xD2}, x86.ATT, x86.Inst{Len: 2, Text: "mov %edx,%edx"}},
+		{"endbr64", []byte{0xF3, 0x0F, 0x1E, 0xFA, 0x90}, x86.Intel, x86.Inst{Len: 4, Text: "endbr64"}},
+		{"endbr64 att", []byte{0xF3, 0x0F, 0x1E, 0xFA}, x86.ATT, x86.Inst{Len: 4, Text: "endbr64"}},
+		// mov rax, [rbp+disp32] with disp32 = -16: x86asm alone prints +0xfffffff0.
+		{"disp32", []byte{0x48, 0x8B, 0x85, 0xF0, 0xFF, 0xFF, 0xFF}, x86.Intel, x86.Inst{Len: 7, Text: "mov rax, qword ptr [rbp-0x10]"}},
+		{"disp32 att", []byte{0x48, 0x8B, 0x85, 0xF0, 0xFF, 0xFF, 0xFF}, x86.ATT, x86.Inst{Len: 7, Text: "mov -0x10(%rbp),%rax"}},
+		{"jbe rel8", []byte{0x76, 0x10}, x86.Intel, x86.Inst{Len: 2, Text: "jbe 0x1012", Target: 0x1012, Branch: true}},
+		{"jmp rel32 back", []byte{0xE9, 0xFB, 0xFF, 0xFF, 0xFF}, x86.Intel, x86.Inst{Len: 5, Text: "jmp 0x1000", Target: 0x1000, Branch: true}},
+		{"call", []byte{0xE8, 0x00, 0x01, 0x00, 0x00}, x86.Intel, x86.Inst{Len: 5, Text: "call 0x1105", Target: 0x1105, Branch: true}},
+		{"jmp rcx", []byte{0xFF, 0xE1}, x86.Intel, x86.Inst{Len: 2, Text: "jmp rcx"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := x86.Decode(tt.code, pc, tt.syntax)
+			if err != nil || got != tt.want {
+				t.Errorf("Decode(% x) = %+v, %v; want %+v", tt.code, got, err, tt.want)
+			}
+		})
+	}
+	// Truncated code is x86asm's to judge: a lone prefix decodes as one.
+	for _, code := range [][]byte{nil, {0x0F, 0x0A}} {
+		if got, err := x86.Decode(code, pc, x86.Intel); err == nil {
+			t.Errorf("Decode(% x) = %+v, want an error", code, got)
+		}
+	}
+}

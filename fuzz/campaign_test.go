@@ -1,0 +1,155 @@
+package fuzz
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"tailsim/emu"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// A campaign over seeds 30–69, where several seeds share a finding's
+// signature: it keeps one finding per signature (the lowest seed's), writes
+// reproducers that parse and fail again, and finds the same twice.
+func TestCampaign(t *testing.T) {
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	const first, cases = 30, 40
+
+	// What deduplication must give: per signature and explanation, the
+	// lowest seed.
+	want := map[string]uint64{}
+	perSeed := 0
+	for seed := uint64(first); seed < first+cases; seed++ {
+		fs, err := Check(Generate(seed), backends, prog.Variants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			perSeed++
+			key := f.Signature + " " + Known(f)
+			if s, ok := want[key]; !ok || seed < s {
+				want[key] = seed
+			}
+		}
+	}
+	if perSeed <= len(want) || len(want) < 2 {
+		t.Fatalf("seeds %d..%d give %d findings, %d distinct: nothing to deduplicate", first, first+cases-1, perSeed, len(want))
+	}
+
+	run := func() *Summary {
+		var calls int
+		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: first, Cases: cases, Workers: 2,
+			Out: filepath.Join(t.TempDir(), "new", "dir"), Progress: func(Progress) { calls++ }, ProgressEvery: time.Hour}
+		sum, err := c.Run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1 {
+			t.Errorf("progress called %d times, want once at the end", calls)
+		}
+		return sum
+	}
+	sum := run()
+	if sum.Cases != cases || sum.Unparsed != 0 {
+		t.Errorf("%d cases, %d unparsed", sum.Cases, sum.Unparsed)
+	}
+	got := map[string]uint64{}
+	for _, r := range sum.Reproducers {
+		got[r.Signature+" "+r.Known] = r.Case.Seed
+	}
+	if len(sum.Reproducers) != len(want) || !maps.Equal(got, want) {
+		t.Errorf("reproducers by signature %v, want %v", got, want)
+	}
+	if !slices.IsSortedFunc(sum.Reproducers, func(a, b Reproducer) int {
+		return strings.Compare(a.Signature+" "+a.Known, b.Signature+" "+b.Known)
+	}) {
+		t.Errorf("reproducers not in signature order")
+	}
+	if sum.Known() != len(sum.Reproducers) {
+		t.Errorf("%d of %d findings known; seeds %d..%d have only known ones", sum.Known(), len(sum.Reproducers), first, first+cases-1)
+	}
+
+	for _, r := range sum.Reproducers {
+		data, err := os.ReadFile(r.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "Found by tailsim fuzz (seed ") || !strings.Contains(string(data), r.Known) {
+			t.Errorf("%s does not say where it comes from:\n%s", r.Path, data)
+		}
+		sc, err := scenarios.Parse(r.Path, data)
+		if err != nil {
+			t.Errorf("reproducer does not parse: %v", err)
+			continue
+		}
+		// It fails again where it was found.
+		b := backends[slices.IndexFunc(backends, func(b prog.Backend) bool { return b.Name() == r.Arch })]
+		v, _ := prog.ParseVariant(r.Variant)
+		if rep := scenarios.Run(sc, b, v, scenarios.Options{}); rep.Status == scenarios.Pass {
+			t.Errorf("%s passes on %s/%s", r.Path, r.Arch, r.Variant)
+		}
+	}
+
+	again := run()
+	if again.Cases != sum.Cases || len(again.Reproducers) != len(sum.Reproducers) {
+		t.Fatalf("second run: %d cases, %d findings; first: %d, %d", again.Cases, len(again.Reproducers), sum.Cases, len(sum.Reproducers))
+	}
+	for i, r := range again.Reproducers {
+		if s := sum.Reproducers[i]; r.Signature != s.Signature || r.Case != s.Case || filepath.Base(r.Path) != filepath.Base(s.Path) {
+			t.Errorf("finding %d: %s seed %d, first run %s seed %d", i+1, r.Signature, r.Case.Seed, s.Signature, s.Case.Seed)
+		}
+	}
+}
+
+// A shard runs its own seeds; a duration bounds the campaign instead of
+// a count.
+func TestCampaignShardAndDuration(t *testing.T) {
+	backends := []prog.Backend{emu.NewX86(false)}
+	c := &Campaign{Backends: backends, Variants: []prog.Variant{prog.Upstream}, Seed: 100, Shard: 1, Shards: 3, Cases: 3, Out: t.TempDir()}
+	s := &search{c: c, shards: 3}
+	var seeds []uint64
+	for {
+		seed, ok := s.take()
+		if !ok {
+			break
+		}
+		seeds = append(seeds, seed)
+	}
+	if !slices.Equal(seeds, []uint64{101, 104, 107}) {
+		t.Errorf("shard 1/3 from 100 takes %v", seeds)
+	}
+	c.Duration = 50 * time.Millisecond
+	sum, err := c.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Cases < 1 || sum.Elapsed < c.Duration {
+		t.Errorf("%d cases in %s, want a campaign of at least %s", sum.Cases, sum.Elapsed, c.Duration)
+	}
+}
+
+// A directory that cannot hold reproducers fails the campaign before any
+// case runs, not at its first finding.
+func TestCampaignBadOut(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{file, filepath.Join(file, "sub"), ""} {
+		ran := false
+		c := &Campaign{Backends: []prog.Backend{emu.NewX86(false)}, Variants: prog.Variants, Seed: 1, Cases: 100, Out: out,
+			Progress: func(Progress) { ran = true }}
+		if sum, err := c.Run(); err == nil || ran || sum != nil || !strings.HasPrefix(err.Error(), "reproducer directory: ") {
+			t.Errorf("-out %q: %v, %v (progress called: %v)", out, sum, err, ran)
+		}
+	}
+	if _, err := (&Campaign{Shard: 2, Shards: 2}).Run(); err == nil {
+		t.Error("shard 2 of 2 runs")
+	}
+}

@@ -1,0 +1,329 @@
+// Package listing lays out the machine code a BPF JIT emits for a world as
+// data: every function with its code grouped under the BPF instruction it
+// came from (as the JIT recorded it, not as a disassembler would guess),
+// each machine instruction decoded beside the JIT's annotation. Front ends
+// render the data: WriteText is "tailsim disasm"'s listing; an HTML report
+// or a trace can walk the same Funcs, Groups and Rows.
+package listing
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"tailsim/emu"
+	"tailsim/jit"
+	"tailsim/prog"
+	"tailsim/prog/asm"
+)
+
+// Listing is the machine code of a world's functions on one arch and
+// variant, in the world's order: programs, then each program's functions.
+type Listing struct {
+	Arch      *Arch
+	Variant   prog.Variant
+	Layout    prog.Layout
+	Hardening prog.Hardening
+	Syntax    string // one of Arch.Syntaxes
+	Source    Source
+	Funcs     []*Func
+}
+
+// Source says where the world came from, for a listing's header; the zero
+// Source says nothing.
+type Source struct {
+	File, Title string
+	// Arches and Variants are those the scenario is restricted to (empty:
+	// any), so that a listing for another can say so.
+	Arches   []string
+	Variants []prog.Variant
+}
+
+// Options select what Build lists and how.
+type Options struct {
+	Hardening prog.Hardening
+	Syntax    string // "" is the arch's default
+	Source    Source
+	// Prog, when set, lists only that program's functions, and Func only
+	// that function of it; names that match nothing list nothing.
+	Prog, Func string
+}
+
+// Func is one JITed function.
+type Func struct {
+	Prog *prog.Program
+	Fn   int // index in Prog.Funcs: 0 is the program's main function
+	Addr uint64
+	// TailEntry is where tail calls land, an offset in Code; it is the
+	// main function's only, since tail calls enter programs.
+	TailEntry int
+	StackSize int // the frame the JIT allocates
+	Code      []byte
+	Groups    []Group
+}
+
+// Name is "prog" for a main function and "prog/func" for a subprogram.
+func (f *Func) Name() string {
+	if f.Fn == 0 {
+		return f.Prog.Name
+	}
+	return f.Prog.Name + "/" + f.Prog.Funcs[f.Fn].Name
+}
+
+// Subprogram reports whether f is a bpf2bpf callee rather than a program.
+func (f *Func) Subprogram() bool { return f.Fn != 0 }
+
+// Offset is where addr falls in f's code, when it does; the end counts,
+// since a branch can go just past the last instruction.
+func (f *Func) Offset(addr uint64) (int, bool) {
+	if addr < f.Addr || addr > f.Addr+uint64(len(f.Code)) {
+		return 0, false
+	}
+	return int(addr - f.Addr), true
+}
+
+// GroupKind says what a group's code came from.
+type GroupKind uint8
+
+const (
+	InsnGroup      GroupKind = iota // a BPF instruction
+	PrologueGroup                   // the JIT's prologue
+	EpilogueGroup                   // the JIT's epilogue
+	OutsideGroup                    // a BPF instruction index outside the function: a JIT bug
+	UnclaimedGroup                  // trailing code no instruction claimed: a JIT bug
+)
+
+func (k GroupKind) String() string {
+	switch k {
+	case InsnGroup:
+		return "insn"
+	case PrologueGroup:
+		return "prologue"
+	case EpilogueGroup:
+		return "epilogue"
+	case OutsideGroup:
+		return "outside"
+	case UnclaimedGroup:
+		return "unclaimed"
+	}
+	return fmt.Sprintf("GroupKind(%d)", uint8(k))
+}
+
+// Group is the machine code of one BPF instruction, or of the prologue or
+// epilogue. Every BPF instruction has a group in order, one that emitted
+// no code (an exit falling into the epilogue) an empty one.
+type Group struct {
+	Kind GroupKind
+	// Index is the BPF instruction's index in Function.Insns (InsnGroup,
+	// OutsideGroup); Loc is its name (InsnGroup), the one traces and
+	// reports use: program, function, struct bpf_insn slot, line.
+	Index  int
+	Loc    prog.Loc
+	Labels []string
+	// BPF is the instruction as the JIT saw it: a tail call carries the
+	// imm the verifier's fix-up gave it.
+	BPF      prog.Instruction
+	Asm      string // BPF in the assembler's syntax
+	Encoding []byte // BPF as struct bpf_insn
+	// Site is the tail-call site BPF is, nil for other instructions, and
+	// TailCall the fix-up's description of it with the path this JIT's
+	// code takes: "indirect map=progs imm=0x0".
+	Site     *prog.TailCallSite
+	TailCall string
+	Comment  string // the scenario's comment on the instruction
+	Rows     []Row
+}
+
+// Row is one machine instruction, or a piece of code that does not decode.
+type Row struct {
+	Off   int // in the function
+	Bytes []byte
+	Text  string // in the listing's syntax; "?" when the bytes do not decode
+	// Target is the absolute address a branch goes to, when Branch is set.
+	Target uint64
+	Branch bool
+	// Note is the JIT's annotation, less a repeat of the instruction
+	// itself ("push rbp" on push rbp); it goes on an emitted piece's first
+	// row.
+	Note  string
+	Marks []Mark // what happens at Off
+}
+
+// Mark names an offset that tail calls reach.
+type Mark struct {
+	Kind MarkKind
+	Site prog.Loc // OutMark: the tail call that falls through here
+}
+
+// MarkKind is what a Mark names.
+type MarkKind uint8
+
+const (
+	TailEntryMark MarkKind = iota // where tail calls land
+	OutMark                       // where a failed tail call continues
+)
+
+// Build JITs every function of w for arch and variant v, as the emulator
+// loads them, and lists them.
+func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, error) {
+	if arch == nil || arch.compile == nil {
+		return nil, errors.New("listing: no arch (take one from Arches)")
+	}
+	syntax, err := arch.Syntax(o.Syntax)
+	if err != nil {
+		return nil, err
+	}
+	images, err := arch.compile(w, v, o.Hardening)
+	if err != nil {
+		return nil, err
+	}
+	// The arena places functions by shape, not in the world's order.
+	order := map[*prog.Program]int{}
+	for i, p := range w.Progs {
+		order[p] = i
+	}
+	sort.SliceStable(images, func(i, j int) bool {
+		a, b := images[i], images[j]
+		return order[a.Prog] < order[b.Prog] || order[a.Prog] == order[b.Prog] && a.Fn < b.Fn
+	})
+	l := &Listing{Arch: arch, Variant: v, Layout: w.Layout, Hardening: o.Hardening, Syntax: syntax, Source: o.Source}
+	for _, im := range images {
+		if o.Prog != "" && (im.Prog.Name != o.Prog || o.Func != "" && im.Prog.Funcs[im.Fn].Name != o.Func) {
+			continue
+		}
+		b := &funcBuilder{l: l, im: im}
+		if w.Fixups != nil {
+			b.fx = w.Fixups[im.Prog]
+		}
+		l.Funcs = append(l.Funcs, b.build())
+	}
+	return l, nil
+}
+
+// funcBuilder lists one function.
+type funcBuilder struct {
+	l  *Listing
+	im *emu.Loaded
+	fx *prog.Fixup
+	f  *Func
+	// marks are the function's marks by code offset.
+	marks map[int][]Mark
+}
+
+func (b *funcBuilder) build() *Func {
+	im, img := b.im, b.im.Img
+	b.f = &Func{Prog: im.Prog, Fn: im.Fn, Addr: im.Addr, StackSize: img.StackSize, Code: img.Code}
+	fn := im.Prog.Funcs[im.Fn]
+	slots, _ := fn.Slots()
+	b.marks = map[int][]Mark{}
+	if im.Fn == 0 {
+		b.f.TailEntry = img.TailEntry
+		b.marks[img.TailEntry] = append(b.marks[img.TailEntry], Mark{Kind: TailEntryMark})
+	}
+	for _, ts := range img.Sites {
+		b.marks[ts.Out] = append(b.marks[ts.Out], Mark{Kind: OutMark, Site: ts.Site.Loc})
+	}
+
+	next := 0 // the next BPF instruction that needs a group
+	noCode := func(upto int) {
+		for ; next < upto && next < len(fn.Insns); next++ {
+			b.insnGroup(next, slots[next])
+		}
+	}
+	owner, end := 0, 0
+	for k, in := range img.Insns {
+		if k == 0 || in.BPF != owner {
+			switch {
+			case in.BPF == jit.Prologue:
+				b.group(Group{Kind: PrologueGroup})
+			case in.BPF == jit.Epilogue:
+				noCode(len(fn.Insns))
+				b.group(Group{Kind: EpilogueGroup})
+			case in.BPF >= 0 && in.BPF < len(fn.Insns):
+				noCode(in.BPF)
+				b.insnGroup(in.BPF, slots[in.BPF])
+				next = max(next, in.BPF+1)
+			default:
+				b.group(Group{Kind: OutsideGroup, Index: in.BPF})
+			}
+			owner = in.BPF
+		}
+		if in.Off > end {
+			b.rows(end, in.Off-end, "not claimed by any instruction", false)
+		}
+		b.rows(in.Off, in.Len, in.Note, true)
+		end = in.Off + in.Len
+	}
+	noCode(len(fn.Insns))
+	if end < len(img.Code) {
+		b.group(Group{Kind: UnclaimedGroup})
+		b.rows(end, len(img.Code)-end, "not claimed by any instruction", false)
+	}
+	return b.f
+}
+
+func (b *funcBuilder) group(g Group) { b.f.Groups = append(b.f.Groups, g) }
+
+// insnGroup starts the group of BPF instruction i.
+func (b *funcBuilder) insnGroup(i, slot int) {
+	ins := b.im.Prog.Funcs[b.im.Fn].Insns[i]
+	g := Group{Kind: InsnGroup, Index: i, Loc: b.loc(slot, ins.Line), Labels: ins.Labels, BPF: ins, Comment: ins.Comment}
+	if ins.IsTailCall() && b.fx != nil {
+		if s := b.fx.Site(b.im.Fn, i); s != nil {
+			g.Site, g.TailCall = s, s.Describe(b.l.Variant, b.l.Arch.DirectTailCalls)
+			if imm, err := s.Imm(b.l.Variant); err == nil {
+				g.BPF = prog.Instruction{OpCode: prog.Jmp(prog.OpTailCall, prog.SourceK), Dst: ins.Dst, Src: ins.Src, Off: ins.Off, Imm: int64(imm)}
+			}
+		}
+	}
+	g.Asm, g.Encoding = asm.Format(g.BPF), g.BPF.Encode(nil)
+	b.group(g)
+}
+
+// loc names the function's instruction at slot, written on line (what
+// Program.Loc computes, without walking the function again).
+func (b *funcBuilder) loc(slot, line int) prog.Loc {
+	l := prog.Loc{Prog: b.im.Prog.Name, Slot: slot, Line: line}
+	if b.im.Fn != 0 {
+		l.Func = b.im.Prog.Funcs[b.im.Fn].Name
+	}
+	return l
+}
+
+// rows decodes one emitted piece, which is normally one machine
+// instruction, into the current group; the note goes on its first row.
+func (b *funcBuilder) rows(off, n int, note string, decode bool) {
+	g := &b.f.Groups[len(b.f.Groups)-1]
+	code := b.f.Code[off : off+n]
+	for len(code) > 0 {
+		d, ok := decoded{}, false
+		if decode {
+			d, ok = b.l.Arch.decode(code, b.f.Addr+uint64(off), b.l.Syntax)
+		}
+		if !ok {
+			d = decoded{text: "?", n: len(code)}
+		}
+		g.Rows = append(g.Rows, Row{Off: off, Bytes: code[:d.n], Text: d.text, Target: d.target, Branch: d.branch,
+			Note: trimNote(note, d.plain), Marks: b.marks[off]})
+		off += d.n
+		code = code[d.n:]
+		note = ""
+	}
+}
+
+// trimNote drops the part of a JIT annotation that only repeats the
+// decoded instruction: "push rbp" on push rbp, "mov edx, edx: " on mov
+// edx, edx.
+func trimNote(note, text string) string {
+	if text == "" {
+		return note
+	}
+	if note == text {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(note, text+": "); ok {
+		return rest
+	}
+	return note
+}

@@ -1,0 +1,433 @@
+package listing_test
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"tailsim/emu"
+	"tailsim/listing"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+const tailCall2 = "scenarios/library/test_bpf/01_tail_call_2.txtar"
+
+// list builds the listing of a scenario file under its own layout.
+func list(t *testing.T, file, arch string, v prog.Variant, o listing.Options) *listing.Listing {
+	t.Helper()
+	sc := load(t, file)
+	return build(t, sc, sc.Layout, arch, v, o)
+}
+
+func fn(t *testing.T, l *listing.Listing, name string) *listing.Func {
+	t.Helper()
+	for _, f := range l.Funcs {
+		if f.Name() == name {
+			return f
+		}
+	}
+	t.Fatalf("no function %s", name)
+	return nil
+}
+
+// insnGroup is the group of the BPF instruction at slot.
+func insnGroup(t *testing.T, f *listing.Func, slot int) listing.Group {
+	t.Helper()
+	for _, g := range f.Groups {
+		if g.Kind == listing.InsnGroup && g.Loc.Slot == slot {
+			return g
+		}
+	}
+	t.Fatalf("%s: no group for slot %d", f.Name(), slot)
+	return listing.Group{}
+}
+
+func rows(f *listing.Func) []listing.Row {
+	var out []listing.Row
+	for _, g := range f.Groups {
+		out = append(out, g.Rows...)
+	}
+	return out
+}
+
+// row finds the first row whose text starts with prefix.
+func row(t *testing.T, f *listing.Func, prefix string) listing.Row {
+	t.Helper()
+	for _, r := range rows(f) {
+		if strings.HasPrefix(r.Text, prefix) {
+			return r
+		}
+	}
+	t.Fatalf("%s: no row %q", f.Name(), prefix)
+	return listing.Row{}
+}
+
+func TestUpstreamIndirect(t *testing.T) {
+	l := list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{})
+	if l.Layout.Name != "v6.18" || l.Syntax != "intel" {
+		t.Errorf("layout %s, syntax %q", l.Layout.Name, l.Syntax)
+	}
+	if names := []string{l.Funcs[0].Name(), l.Funcs[1].Name()}; len(l.Funcs) != 2 || names[0] != "leaf" || names[1] != "tail_call_2" {
+		t.Fatalf("functions %v, want leaf then tail_call_2 (the scenario's order)", names)
+	}
+	f := fn(t, l, "tail_call_2")
+	if f.TailEntry != 0xc || f.Subprogram() {
+		t.Errorf("tail entry %#x, subprogram %v", f.TailEntry, f.Subprogram())
+	}
+
+	// The groups follow the program: the prologue, each BPF instruction
+	// by slot (the map load takes two), the epilogue.
+	var order []string
+	for _, g := range f.Groups {
+		if g.Kind == listing.InsnGroup {
+			order = append(order, fmt.Sprintf("%d: %s", g.Loc.Slot, g.Asm))
+		} else {
+			order = append(order, g.Kind.String())
+		}
+	}
+	want := []string{"prologue", "0: r1 += 2", "1: r2 = map[progs]", "3: w3 = 0", "4: call bpf_tail_call", "5: r0 = -1", "6: exit", "epilogue"}
+	if !slices.Equal(order, want) {
+		t.Errorf("groups\n%q\nwant\n%q", order, want)
+	}
+	if g := insnGroup(t, f, 6); len(g.Rows) != 0 {
+		t.Errorf("exit falls into the epilogue, yet has %d rows", len(g.Rows))
+	}
+	if g := insnGroup(t, f, 1); !strings.HasPrefix(g.Comment, "TAIL_CALL(-1)") || !bytes.Equal(g.Encoding, []byte{0x18, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("map load: comment %q, encoding % x", g.Comment, g.Encoding)
+	}
+
+	// The tail call: the fix-up's site, and the machine code in order.
+	g := insnGroup(t, f, 4)
+	if g.Site == nil || g.TailCall != "indirect map=progs imm=0x0" || !bytes.Equal(g.Encoding, []byte{0xf5, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("tail call: site %v, %q, encoding % x", g.Site, g.TailCall, g.Encoding)
+	}
+	var texts []string
+	for _, r := range g.Rows {
+		texts = append(texts, r.Text)
+	}
+	wantTexts := []string{"mov edx, edx", "cmp dword ptr [rsi+0x44], edx", "jbe", "mov rax, qword ptr [rbp-0x10]", "cmp qword ptr [rax], 0x21",
+		"jnb", "mov rcx, qword ptr [rsi+8*rdx+0x130]", "test rcx, rcx", "jz", "add qword ptr [rax], 0x1", "pop rax", "pop rax",
+		"mov rcx, qword ptr [rcx+0x48]", "add rcx, 0xc", "jmp rcx"}
+	if len(texts) != len(wantTexts) {
+		t.Fatalf("tail-call group has %d instructions, want %d:\n%s", len(texts), len(wantTexts), strings.Join(texts, "\n"))
+	}
+	for i := range wantTexts {
+		if !strings.HasPrefix(texts[i], wantTexts[i]) {
+			t.Errorf("tail-call instruction %d = %q, want %q...", i, texts[i], wantTexts[i])
+		}
+	}
+
+	// Annotations keep what the text does not say, and drop a repeat.
+	for text, note := range map[string]string{
+		"mov edx, edx":                  "index = (u32)R3",
+		"cmp dword ptr [rsi+0x44], edx": "bounds check: cmp [rsi+max_entries], edx",
+		"mov rax, qword ptr [rbp-0x10]": "mov rax, [rbp-16-stack]: rax = tcc_ptr",
+		"jmp rcx":                       "tail call",
+		"push rbp":                      "",
+	} {
+		if r := row(t, f, text); r.Note != note {
+			t.Errorf("%s: note %q, want %q", text, r.Note, note)
+		}
+	}
+
+	// A branch inside the function knows its target; the landing and
+	// fall-through offsets are marked.
+	jbe := row(t, f, "jbe")
+	out, ok := f.Offset(jbe.Target)
+	if !jbe.Branch || !ok || jbe.Note != "jbe out: index >= max_entries" {
+		t.Errorf("jbe: %+v", jbe)
+	}
+	marks := map[listing.Mark]int{}
+	var outSite prog.Loc
+	for _, r := range rows(f) {
+		for _, m := range r.Marks {
+			marks[m] = r.Off
+			if m.Kind == listing.OutMark {
+				outSite = m.Site
+			}
+		}
+	}
+	// The out mark names its tail call as traces do.
+	if outSite.Slot != 4 || outSite.Func != "" || outSite.Line == 0 || !strings.HasPrefix(outSite.String(), f.Prog.Name+"+4 (line ") {
+		t.Errorf("out mark names %v, want the tail call at slot 4", outSite)
+	}
+	if at, ok := marks[listing.Mark{Kind: listing.TailEntryMark}]; !ok || at != f.TailEntry {
+		t.Errorf("tail-entry mark at %#x (%v), want %#x", at, ok, f.TailEntry)
+	}
+	if at, ok := marks[listing.Mark{Kind: listing.OutMark, Site: outSite}]; !ok || at != out {
+		t.Errorf("out mark at %#x (%v), want the jbe's target %#x", at, ok, out)
+	}
+}
+
+func TestPatchedStatic(t *testing.T) {
+	l := list(t, tailCall2, "x86_64", prog.Patched, listing.Options{})
+	f := fn(t, l, "tail_call_2")
+	if g := insnGroup(t, f, 4); g.TailCall != "static map=progs imm=0x0" {
+		t.Errorf("tail call %q", g.TailCall)
+	}
+	if r := row(t, f, "cmp edx, 0xb"); r.Note != "bounds check: cmp edx, 11 (max_entries as an immediate)" {
+		t.Errorf("bounds check note %q", r.Note)
+	}
+	// ptrs + max_entries * 8 = 0x130 + 11*8.
+	if r := row(t, f, "mov rcx, qword ptr [rsi+8*rdx+0x188]"); !strings.HasPrefix(r.Note, "load cached target: ") {
+		t.Errorf("cached target note %q", r.Note)
+	}
+	// The patched static path reads neither max_entries nor bpf_func.
+	for _, r := range rows(f) {
+		if strings.Contains(r.Text, "[rsi+0x44]") || strings.Contains(r.Text, "[rcx+0x48]") {
+			t.Errorf("patched code reads a structure field: %s", r.Text)
+		}
+	}
+}
+
+func TestLayout(t *testing.T) {
+	sc := load(t, tailCall2)
+	pre, err := prog.LayoutByName("pre-v6.18")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := build(t, sc, pre, "x86_64", prog.Upstream, listing.Options{Prog: "tail_call_2"})
+	if l.Layout != pre {
+		t.Errorf("layout %v", l.Layout)
+	}
+	f := fn(t, l, "tail_call_2")
+	row(t, f, "cmp dword ptr [rsi+0x24], edx")
+	if r := row(t, f, "mov rcx, qword ptr [rcx+0x30]"); r.Note != "mov rcx, [rcx+bpf_func]" {
+		t.Errorf("bpf_func load note %q", r.Note)
+	}
+}
+
+// The scenario's hardening reaches the JIT: landing pads at the start and
+// the tail-call entry moved past them.
+func TestHardening(t *testing.T) {
+	const file = "scenarios/library/edges/hardening.txtar"
+	l := list(t, file, "x86_64", prog.Upstream, listing.Options{Prog: "entry"})
+	if l.Hardening.String() != "ibt,bti,pac" {
+		t.Errorf("hardening %s", l.Hardening)
+	}
+	f := fn(t, l, "entry")
+	if r := rows(f)[0]; r.Text != "endbr64" || f.TailEntry != 0x10 {
+		t.Errorf("first row %q, tail entry %#x", r.Text, f.TailEntry)
+	}
+	f = fn(t, list(t, file, "arm64", prog.Upstream, listing.Options{Prog: "entry"}), "entry")
+	if r := rows(f)[0]; r.Text != "hint #0x26" || !strings.HasPrefix(r.Note, "bti jc:") || f.TailEntry != 0x20 {
+		t.Errorf("first row %+v, tail entry %#x", r, f.TailEntry)
+	}
+	if r, ok := findRow(f, "hint #0x19"); !ok || !strings.HasPrefix(r.Note, "paciasp") {
+		t.Errorf("no paciasp: %+v", r)
+	}
+}
+
+// Rows carry the JIT's own bytes: every byte of every function once, in
+// order, and each row's bytes decode to its text.
+func TestRowBytes(t *testing.T) {
+	for _, v := range prog.Variants {
+		t.Run(v.String(), func(t *testing.T) {
+			sc := load(t, tailCall2)
+			w, err := sc.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			images, err := emu.CompileX86(w, v, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := list(t, tailCall2, "x86_64", v, listing.Options{})
+			if len(l.Funcs) != len(images) {
+				t.Errorf("listed %d functions, want %d", len(l.Funcs), len(images))
+			}
+			for _, im := range images {
+				f := fn(t, l, im.Prog.Name)
+				var got []byte
+				for _, r := range rows(f) {
+					if r.Off != len(got) {
+						t.Errorf("%s: row at %#x, want %#x", f.Name(), r.Off, len(got))
+					}
+					got = append(got, r.Bytes...)
+					in, err := x86asm.Decode(r.Bytes, 64)
+					if err != nil || in.Len != len(r.Bytes) {
+						t.Errorf("%s %+v: bytes do not decode to one instruction: %v", f.Name(), r, err)
+						continue
+					}
+					// Rows with a disp32 are printed sign-extended; the rest
+					// read exactly as x86asm decodes them.
+					if text := x86asm.IntelSyntax(in, f.Addr+uint64(r.Off), nil); text != r.Text && !strings.Contains(r.Text, "-0x") {
+						t.Errorf("%s %+v: bytes decode to %q", f.Name(), r, text)
+					}
+				}
+				if !bytes.Equal(got, im.Img.Code) {
+					t.Errorf("%s: listed bytes\n%x\nwant\n%x", f.Name(), got, im.Img.Code)
+				}
+			}
+		})
+	}
+}
+
+func TestSyntax(t *testing.T) {
+	att := fn(t, list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{Syntax: "att"}), "tail_call_2")
+	for text, note := range map[string]string{
+		"mov %edx,%edx":        "index = (u32)R3",
+		"cmp %edx,0x44(%rsi)":  "bounds check: cmp [rsi+max_entries], edx",
+		"mov -0x10(%rbp),%rax": "mov rax, [rbp-16-stack]: rax = tcc_ptr",
+		"jmp *%rcx":            "tail call",
+		// The JIT's Intel-worded annotations are trimmed the same way.
+		"push %rbp": "",
+	} {
+		if r, ok := findRow(att, text); !ok || r.Note != note {
+			t.Errorf("%s: %+v (found %v), want note %q", text, r, ok, note)
+		}
+	}
+	for _, r := range rows(att) {
+		if strings.Contains(r.Text, " ptr ") {
+			t.Errorf("AT&T row with Intel operands: %q", r.Text)
+		}
+	}
+	def := list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{})
+	intel := list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{Syntax: "intel"})
+	if def.Syntax != "intel" || !slices.EqualFunc(rows(fn(t, def, "tail_call_2")), rows(fn(t, intel, "tail_call_2")), sameRow) {
+		t.Errorf("the default syntax (%s) differs from intel", def.Syntax)
+	}
+	if _, err := listing.Build(&prog.World{}, listing.ArchByName("x86_64"), prog.Upstream, listing.Options{Syntax: "plan9"}); err == nil ||
+		!strings.Contains(err.Error(), `unknown syntax "plan9"`) {
+		t.Errorf("syntax plan9: %v", err)
+	}
+}
+
+func findRow(f *listing.Func, text string) (listing.Row, bool) {
+	for _, r := range rows(f) {
+		if r.Text == text {
+			return r, true
+		}
+	}
+	return listing.Row{}, false
+}
+
+func sameRow(a, b listing.Row) bool {
+	return a.Off == b.Off && a.Text == b.Text && a.Note == b.Note && bytes.Equal(a.Bytes, b.Bytes)
+}
+
+const subprog = "listing/testdata/subprog.txtar"
+
+func TestFilter(t *testing.T) {
+	sc := load(t, subprog)
+	names := func(o listing.Options) []string {
+		var out []string
+		for _, f := range build(t, sc, sc.Layout, "x86_64", prog.Upstream, o).Funcs {
+			out = append(out, f.Name())
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		o    listing.Options
+		want []string
+	}{
+		{listing.Options{}, []string{"entry", "entry/helper", "leaf"}},
+		{listing.Options{Prog: "entry"}, []string{"entry", "entry/helper"}},
+		{listing.Options{Prog: "entry", Func: "helper"}, []string{"entry/helper"}},
+		{listing.Options{Prog: "entry", Func: "entry"}, []string{"entry"}},
+		{listing.Options{Prog: "leaf"}, []string{"leaf"}},
+		{listing.Options{Prog: "nope"}, nil},
+	} {
+		if got := names(tt.o); !slices.Equal(got, tt.want) {
+			t.Errorf("%+v: %q, want %q", tt.o, got, tt.want)
+		}
+	}
+}
+
+// A constant key in a subprogram: a direct tail call, whose imm carries
+// poke index + 1 upstream and (poke+1)<<16 in the patched series.
+func TestSubprogramDirect(t *testing.T) {
+	sc := load(t, subprog)
+	for _, tt := range []struct {
+		v    prog.Variant
+		desc string
+		enc  []byte
+	}{
+		{prog.Upstream, "direct map=jt key=1 poke=0 imm=0x1", []byte{0xf5, 0, 0, 0, 1, 0, 0, 0}},
+		{prog.Patched, "direct map=jt key=1 poke=0 imm=0x10000", []byte{0xf5, 0, 0, 0, 0, 0, 1, 0}},
+	} {
+		f := fn(t, build(t, sc, sc.Layout, "x86_64", tt.v, listing.Options{Prog: "entry", Func: "helper"}), "entry/helper")
+		if !f.Subprogram() {
+			t.Errorf("%s is not a subprogram", f.Name())
+		}
+		if g := insnGroup(t, f, 3); g.TailCall != tt.desc || !bytes.Equal(g.Encoding, tt.enc) {
+			t.Errorf("%s: %q, % x; want %q, % x", tt.v, g.TailCall, g.Encoding, tt.desc, tt.enc)
+		}
+		found := false
+		for _, r := range rows(f) {
+			found = found || strings.HasPrefix(r.Note, "poke site: bypass")
+		}
+		if !found {
+			t.Errorf("%s: no poke site", tt.v)
+		}
+	}
+}
+
+// arm64 rows print absolute branch targets where arm64asm prints
+// ".+offset", and the tail call's three fixed-up branches go to out.
+func TestArm64(t *testing.T) {
+	for _, tt := range []struct {
+		v    prog.Variant
+		want string
+	}{{prog.Upstream, "ldr w10, [x1,x10]"}, {prog.Patched, "add x11, x11, #0x188"}} {
+		f := fn(t, list(t, tailCall2, "arm64", tt.v, listing.Options{}), "tail_call_2")
+		out := -1
+		for _, r := range rows(f) {
+			if strings.Contains(r.Text, ".+0x") || strings.Contains(r.Text, ".-0x") {
+				t.Errorf("%s: relative branch target left: %q", tt.v, r.Text)
+			}
+			if slices.ContainsFunc(r.Marks, func(m listing.Mark) bool { return m.Kind == listing.OutMark && m.Site.Slot == 4 }) {
+				out = r.Off
+			}
+		}
+		if out < 0 {
+			t.Fatalf("%s: no out mark", tt.v)
+		}
+		n := 0
+		for _, r := range rows(f) {
+			if strings.Contains(r.Note, "branch placeholder fixed up") {
+				n++
+				if at, ok := f.Offset(r.Target); !r.Branch || !ok || at != out {
+					t.Errorf("%s: placeholder branch not to out (%#x): %+v", tt.v, out, r)
+				}
+			}
+		}
+		if n != 3 {
+			t.Errorf("%s: %d fixed-up placeholders, want 3", tt.v, n)
+		}
+		if _, ok := findRow(f, tt.want); !ok {
+			t.Errorf("%s: no row %q", tt.v, tt.want)
+		}
+	}
+}
+
+// Listing a world and walking its data: what a front end other than the
+// text does.
+func ExampleBuild() {
+	scs, err := scenarios.LoadPaths([]string{"testdata/subprog.txtar"})
+	if err != nil {
+		panic(err)
+	}
+	w, err := scs[0].Build()
+	if err != nil {
+		panic(err)
+	}
+	l, err := listing.Build(w, listing.ArchByName("arm64"), prog.Patched, listing.Options{})
+	if err != nil {
+		panic(err)
+	}
+	for _, f := range l.Funcs {
+		for _, g := range f.Groups {
+			if g.Site != nil {
+				fmt.Printf("%s, slot %d: %s, %d machine instructions\n", f.Name(), g.Loc.Slot, g.TailCall, len(g.Rows))
+			}
+		}
+	}
+	// Output:
+	// entry/helper, slot 3: static map=jt key=1 poke=0 imm=0x10000, 15 machine instructions
+}

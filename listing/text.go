@@ -1,0 +1,227 @@
+package listing
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// TextOptions shape the text listing.
+type TextOptions struct {
+	Hex bool // show each machine instruction's bytes
+}
+
+// WriteText writes the listing as "tailsim disasm" prints it: a header,
+// then per function its groups, each a header line with the BPF
+// instruction's slot, assembly and struct bpf_insn encoding, then its
+// machine instructions with their offset, optionally their bytes, the
+// decoded text and the JIT's annotation. Columns line up across the whole
+// listing.
+func (l *Listing) WriteText(w io.Writer, o TextOptions) error {
+	bw := bufio.NewWriter(w)
+	l.writeHeader(bw)
+	t := &text{hex: o.Hex}
+	for _, f := range l.Funcs {
+		t.function(l, f)
+	}
+	t.print(bw)
+	return bw.Flush()
+}
+
+func (l *Listing) writeHeader(w io.Writer) {
+	fmt.Fprintf(w, "%s %s, layout %s", l.Arch.Name, l.Variant, l.Layout)
+	if l.Hardening != 0 {
+		fmt.Fprintf(w, ", hardening %s", l.Hardening)
+	}
+	fmt.Fprintln(w)
+	src := l.Source
+	if src.File != "" || src.Title != "" {
+		fmt.Fprintf(w, "%s: %s\n", src.File, src.Title)
+	}
+	if len(src.Arches) > 0 && !slices.Contains(src.Arches, l.Arch.Name) {
+		fmt.Fprintf(w, "note: the scenario runs only on %s\n", strings.Join(src.Arches, ", "))
+	}
+	if len(src.Variants) > 0 && !slices.Contains(src.Variants, l.Variant) {
+		var names []string
+		for _, v := range src.Variants {
+			names = append(names, v.String())
+		}
+		fmt.Fprintf(w, "note: the scenario runs only on the %s variant\n", strings.Join(names, ", "))
+	}
+}
+
+// text collects the lines of every function first, so that columns line
+// up across the whole output.
+type text struct {
+	hex   bool
+	lines []line
+}
+
+// line is a blank line, a function or group header (text, with bpf and
+// extra columns for BPF instructions), or a machine-instruction row.
+type line struct {
+	kind             lineKind
+	text, bpf, extra string
+	off              string
+	bytes            string
+	asm, note        string
+}
+
+type lineKind uint8
+
+const (
+	lineBlank lineKind = iota
+	lineFunc
+	lineLabel
+	lineMark
+	lineGroup
+	lineRow
+)
+
+func (t *text) add(ln line) { t.lines = append(t.lines, ln) }
+
+func (t *text) function(l *Listing, f *Func) {
+	attrs := []string{fmt.Sprintf("bpf_func %#x", f.Addr)}
+	if f.Subprogram() {
+		attrs = append(attrs, "subprogram")
+	} else {
+		attrs = append(attrs, fmt.Sprintf("tail-call entry +%#x", f.TailEntry))
+	}
+	if f.StackSize > 0 {
+		attrs = append(attrs, fmt.Sprintf("stack %d", f.StackSize))
+	}
+	attrs = append(attrs, fmt.Sprintf("%d bytes", len(f.Code)))
+	t.add(line{kind: lineBlank})
+	t.add(line{kind: lineFunc, text: fmt.Sprintf("%s (%s):", f.Name(), strings.Join(attrs, ", "))})
+	for _, g := range f.Groups {
+		t.group(g)
+		for _, r := range g.Rows {
+			for _, m := range r.Marks {
+				t.add(line{kind: lineMark, text: l.markText(f, m)})
+			}
+			t.row(f, r)
+		}
+	}
+}
+
+func (t *text) group(g Group) {
+	switch g.Kind {
+	case PrologueGroup:
+		t.add(line{kind: lineGroup, text: "; prologue"})
+		return
+	case EpilogueGroup:
+		t.add(line{kind: lineGroup, text: "; epilogue"})
+		return
+	case UnclaimedGroup:
+		t.add(line{kind: lineGroup, text: "; unclaimed"})
+		return
+	case OutsideGroup:
+		t.add(line{kind: lineGroup, text: fmt.Sprintf("; BPF instruction %d (outside the function)", g.Index)})
+		return
+	}
+	for _, lab := range g.Labels {
+		t.add(line{kind: lineLabel, text: lab + ":"})
+	}
+	var extra []string
+	if g.TailCall != "" {
+		extra = append(extra, "tail call: "+g.TailCall)
+	}
+	if g.Comment != "" {
+		extra = append(extra, "# "+g.Comment)
+	}
+	if len(g.Rows) == 0 {
+		extra = append(extra, "(no code)")
+	}
+	t.add(line{kind: lineGroup, text: fmt.Sprintf("; %s: %s", g.Loc, g.Asm),
+		bpf: "[bpf: " + hexBytes(g.Encoding) + "]", extra: strings.Join(extra, "  ")})
+}
+
+func (t *text) row(f *Func, r Row) {
+	note := r.Note
+	if off, ok := f.Offset(r.Target); r.Branch && ok {
+		arrow := fmt.Sprintf("-> %x", off)
+		if note == "" {
+			note = arrow
+		} else {
+			note += " " + arrow
+		}
+	}
+	ln := line{kind: lineRow, off: fmt.Sprintf("%x:", r.Off), asm: r.Text, note: note}
+	if t.hex {
+		ln.bytes = hexBytes(r.Bytes)
+	}
+	t.add(ln)
+}
+
+func (l *Listing) markText(f *Func, m Mark) string {
+	if m.Kind == OutMark {
+		return fmt.Sprintf("<out: the tail call at %s falls through to here>", m.Site)
+	}
+	return fmt.Sprintf("<tail calls land here: %s = %#x>", l.Arch.TailEntry, f.TailEntry)
+}
+
+func hexBytes(b []byte) string {
+	var s strings.Builder
+	for i, c := range b {
+		if i > 0 {
+			s.WriteByte(' ')
+		}
+		fmt.Fprintf(&s, "%02x", c)
+	}
+	return s.String()
+}
+
+func (t *text) print(w io.Writer) {
+	var offW, bytesW, asmW, groupW int
+	for _, ln := range t.lines {
+		switch ln.kind {
+		case lineRow:
+			offW = max(offW, len(ln.off))
+			bytesW = max(bytesW, len(ln.bytes))
+			asmW = max(asmW, len(ln.asm))
+		case lineGroup:
+			if ln.bpf != "" {
+				groupW = max(groupW, len(ln.text))
+			}
+		}
+	}
+	// Rows are indented under their group header; without bytes, the
+	// header's bpf column starts where the rows' annotation does when that
+	// is wide enough.
+	rowIndent := 4
+	if !t.hex {
+		groupW = max(groupW, rowIndent+offW+2+asmW)
+	}
+	for _, ln := range t.lines {
+		var s string
+		switch ln.kind {
+		case lineBlank:
+		case lineFunc:
+			s = ln.text
+		case lineLabel:
+			s = " " + ln.text
+		case lineMark:
+			s = fmt.Sprintf("%*s%s", rowIndent, "", ln.text)
+		case lineGroup:
+			s = "  " + ln.text
+			if ln.bpf != "" {
+				s = fmt.Sprintf("  %-*s  %s", groupW-2, ln.text, ln.bpf)
+			}
+			if ln.extra != "" {
+				s += "  " + ln.extra
+			}
+		case lineRow:
+			s = fmt.Sprintf("%*s%*s  ", rowIndent, "", offW, ln.off)
+			if t.hex {
+				s += fmt.Sprintf("%-*s  ", bytesW, ln.bytes)
+			}
+			s += fmt.Sprintf("%-*s", asmW, ln.asm)
+			if ln.note != "" {
+				s += "  ; " + ln.note
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(s, " "))
+	}
+}
