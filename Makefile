@@ -5,7 +5,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 FUZZWORKERS ?= $(shell nproc)
 
-.PHONY: all deps build run test lint vet fuzz bench clean
+.PHONY: all deps build run test lint vet generate fuzz bench clean
 
 all: build
 
@@ -29,6 +29,11 @@ vet:
 
 test: deps vet
 	$(GO) test ./...
+
+# The String methods of the enums (stringer, a tool directive in go.mod).
+# .ci/run checks that the committed files are what this writes.
+generate:
+	$(GO) generate ./...
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -34,27 +34,30 @@ type Case struct {
 // Target is the program the fuzzed slot holds.
 type Target uint8
 
-const (
-	Leaf   Target = iota // returns 42
-	Self                 // entry itself: a loop that runs into the limit
-	Bounce               // a program that tail-calls entry back: a two-program cycle
-)
+//go:generate go tool stringer -type=Target,Fill -linecomment -output=gen_string.go
 
-func (t Target) String() string { return [...]string{"target", "entry", "bounce"}[t] }
+const (
+	// Leaf returns 42.
+	Leaf Target = iota // target
+	// Self is entry itself: a loop that runs into the limit.
+	Self // entry
+	// Bounce tail-calls entry back: a two-program cycle.
+	Bounce // bounce
+)
 
 // Fill is how the slots around the index are populated.
 type Fill uint8
 
 const (
-	FillIndex      Fill = iota // the indexed slot only
-	FillNone                   // nothing: the call falls through on empty
-	FillNeighbours             // index-1 and index+1 hold a decoy, the index is empty
-	FillAround                 // the index and both neighbours
+	// FillIndex fills the indexed slot only.
+	FillIndex Fill = iota // index
+	// FillNone fills nothing: the call falls through on empty.
+	FillNone // none
+	// FillNeighbours puts a decoy at index-1 and index+1; the index is empty.
+	FillNeighbours // neighbours
+	// FillAround fills the index and both neighbours.
+	FillAround // index and neighbours
 )
-
-func (f Fill) String() string {
-	return [...]string{"index", "none", "neighbours", "index and neighbours"}[f]
-}
 
 // The constants of the generated programs: what each returns, so a wrong
 // jump shows in R0.

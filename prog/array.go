@@ -9,7 +9,7 @@ import (
 // Variant selects which kernel's tail-call code is modelled.
 type Variant uint8
 
-//go:generate go tool stringer -type=Variant -linecomment -output=variant_string.go
+//go:generate go tool stringer -type=Variant,EffectKind -linecomment -output=array_string.go
 
 const (
 	// Upstream is bpf-next as of late 2025.
@@ -98,16 +98,12 @@ type EffectKind uint8
 
 const (
 	// EffectPtr exchanges ptrs[i].
-	EffectPtr EffectKind = iota
+	EffectPtr EffectKind = iota // ptrs
 	// EffectCached rewrites ptrs[max_entries+i] (patched series only).
-	EffectCached
+	EffectCached // cached
 	// EffectPoke rewrites the direct-jump sites that use index i (x86).
-	EffectPoke
+	EffectPoke // poke
 )
-
-func (k EffectKind) String() string {
-	return [...]string{"ptrs", "cached", "poke"}[k]
-}
 
 // Effect is one observable step of a slot update or delete. Applying the
 // steps one at a time lets a scenario run code between them.
