@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 
 	"tailsim/prog"
-	"tailsim/prog/interp"
 )
 
 // The emulated address space. Code lives in one arena mapped for the life
@@ -19,8 +18,8 @@ const (
 	ArenaSize  = CodeBase + CodePages*PageSize - StubBase
 	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
 	MaxProgs   = 256
-	CtxBase    = interp.CtxBase
-	ThreadInfo = 0x0700_0000 // arm64: the current task's thread_info (sp_el0)
+	CtxBase    = prog.CtxBase // ctx, where the reference model has it too
+	ThreadInfo = 0x0700_0000  // arm64: the current task's thread_info (sp_el0)
 	StackLo    = 0x7000_0000
 	StackHi    = 0x7010_0000
 	ArrayBase  = 0x10_0000_0000 // struct bpf_array k at ArrayBase + k*ArrayStride
