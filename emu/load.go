@@ -9,6 +9,7 @@ import (
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 
 	"tailsim/jit"
+	"tailsim/jit/x86"
 	"tailsim/prog"
 )
 
@@ -269,32 +270,17 @@ func (r resolver) Helper(id int32) (uint64, bool) { return helperAddr(id) }
 func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
 func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Array(name)].base }
 
-// poke rewrites a direct call's two x86 sites as bpf_arch_poke_desc_update()
-// does for a slot going from old to new.
+// poke makes the text pokes of x86's bpf_arch_poke_desc_update() for a
+// direct call whose slot goes from old to new (nil: empty).
 func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program) error {
-	target, bypass := l.Addr+uint64(s.Target), l.Addr+uint64(s.Bypass)
-	out := l.Addr + uint64(s.Out)
-	jmp := func(at, to uint64) []byte {
-		b := []byte{0xE9, 0, 0, 0, 0}
-		binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(to)-int64(at+5))))
-		return b
+	landing := func(p *prog.Program) uint64 {
+		if p == nil {
+			return 0
+		}
+		return m.entry[p] + uint64(m.spec.tailEntry)
 	}
-	nop5 := []byte{0x0F, 0x1F, 0x44, 0x00, 0x00}
-	type write struct {
-		at   uint64
-		code []byte
-	}
-	var writes []write
-	switch {
-	case new != nil && old == nil:
-		writes = []write{{target, jmp(target, m.entry[new]+uint64(m.spec.tailEntry))}, {bypass, nop5}}
-	case new != nil:
-		writes = []write{{target, jmp(target, m.entry[new]+uint64(m.spec.tailEntry))}}
-	case old != nil:
-		writes = []write{{bypass, jmp(bypass, out)}, {target, nop5}}
-	}
-	for _, wr := range writes {
-		if err := m.e.WriteCode(wr.at, wr.code); err != nil {
+	for _, p := range x86.PokeDescUpdate(l.Addr, s, landing(old), landing(new)) {
+		if err := m.e.WriteCode(p.IP, p.New[:]); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"tailsim/jit/x86"
 	"tailsim/prog"
 )
 
@@ -192,10 +193,10 @@ func (m *machine) onSite(addr uint64) {
 			}
 		case atTarget:
 			if m.pending != nil && m.pending.s == ev.s {
-				code := m.buf8[:5]
+				code := m.buf8[:x86.X86PatchSize]
 				m.e.U.MemReadInto(code, addr)
-				if code[0] == 0xE9 {
-					m.taken(addr, addr+5+uint64(int64(int32(binary.LittleEndian.Uint32(code[1:])))))
+				if dest, ok := x86.JumpDest(code, addr); ok {
+					m.taken(addr, dest)
 				}
 			}
 		}
