@@ -9,7 +9,7 @@ import (
 // memory layout, arrays, slot changes, hooks and checks — is shared.
 type archSpec struct {
 	name      string
-	arch      Arch
+	arch      arch
 	tailEntry int // where tail calls land in bpf_func
 	compile   func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
 	stubs     func() []byte // the helper stubs page, with the sentinel
@@ -40,7 +40,7 @@ type archSpec struct {
 	disasm func(code []byte, pc uint64) string
 	// setup prepares, once per engine, what the arch's inlined code reads
 	// besides the world.
-	setup func(e *Engine) error
+	setup func(e *engine) error
 	// locateFault corrects the PC Unicorn reports for a bad access.
-	locateFault func(m *machine, pc uint64, f *Access) uint64
+	locateFault func(m *machine, pc uint64, f *access) uint64
 }

@@ -28,7 +28,7 @@ type Backend struct {
 // arena, its code shadow, Unicorn's translation buffer).
 type enginePool struct {
 	mu   sync.Mutex
-	free []*Engine
+	free []*engine
 }
 
 func newBackend(hard, has prog.Hardening, newSpec func(prog.Hardening) *archSpec) *Backend {
@@ -54,10 +54,10 @@ func (b *Backend) with(h prog.Hardening) *Backend {
 // Name implements prog.Backend.
 func (b *Backend) Name() string { return b.spec.name }
 
-// DefaultBudget bounds the instructions of one emulated invocation.
-const DefaultBudget = 1_000_000
+// defaultBudget bounds the instructions of one emulated invocation.
+const defaultBudget = 1_000_000
 
-func (b *Backend) engine() (*Engine, error) {
+func (b *Backend) acquire() (*engine, error) {
 	p := b.pool
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
@@ -67,17 +67,17 @@ func (b *Backend) engine() (*Engine, error) {
 		return e, nil
 	}
 	p.mu.Unlock()
-	e, err := NewEngine(b.spec.arch)
+	e, err := newEngine(b.spec.arch)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Arena(StubBase, ArenaSize); err != nil {
+	if err := e.arena(stubBase, arenaSize); err != nil {
 		return nil, err
 	}
 	// The stack lives as long as the engine too: mapping and zeroing a
 	// megabyte per load was a third of a fuzz case. Nothing is mapped
 	// around it, so running off either end is still a fault.
-	if err := e.U.MemMapProt(StackLo, StackHi-StackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.u.MemMapProt(stackLo, stackHi-stackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
 	// So do the struct bpf_prog slots, rewritten per load. The code only
@@ -85,16 +85,16 @@ func (b *Backend) engine() (*Engine, error) {
 	// write a fault: Unicorn turns a read-only region writable and back
 	// for every MemWrite into it, which rebuilds its memory map and cost
 	// more than the rest of a load together (measured).
-	if err := e.U.MemMapProt(ProgBase, MaxProgs*PageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.u.MemMapProt(progBase, maxProgs*pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
-	if err := e.GuardWrites(ProgBase, ProgBase+MaxProgs*PageSize); err != nil {
+	if err := e.guardWrites(progBase, progBase+maxProgs*pageSize); err != nil {
 		return nil, err
 	}
-	if err := e.U.MemMapProt(ThreadInfo, PageSize, uc.PROT_READ); err != nil {
+	if err := e.u.MemMapProt(threadInfo, pageSize, uc.PROT_READ); err != nil {
 		return nil, err
 	}
-	if err := e.WriteCode(StubBase, b.spec.stubs()); err != nil {
+	if err := e.writeCode(stubBase, b.spec.stubs()); err != nil {
 		return nil, err
 	}
 	if b.spec.setup != nil {
@@ -103,11 +103,11 @@ func (b *Backend) engine() (*Engine, error) {
 		}
 	}
 	// JITed code is read-only in the kernel (set_memory_ro): a store into
-	// it is a finding, and it keeps the arena equal to WriteCode's shadow.
-	if err := e.GuardWrites(StubBase, StubBase+ArenaSize); err != nil {
+	// it is a finding, and it keeps the arena equal to writeCode's shadow.
+	if err := e.guardWrites(stubBase, stubBase+arenaSize); err != nil {
 		return nil, err
 	}
-	if err := e.SaveCPU(); err != nil {
+	if err := e.saveCPU(); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -118,10 +118,10 @@ func (b *Backend) engine() (*Engine, error) {
 // and only closing the engine gives that memory back.
 const maxChurn = 50_000
 
-func (b *Backend) release(e *Engine) {
+func (b *Backend) release(e *engine) {
 	e.onCode = nil
-	if e.Churn() >= maxChurn {
-		e.Close()
+	if e.churn >= maxChurn {
+		e.close()
 		return
 	}
 	b.pool.mu.Lock()
@@ -132,12 +132,12 @@ func (b *Backend) release(e *Engine) {
 // Load implements prog.Backend.
 func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
 	if o.Budget <= 0 {
-		o.Budget = DefaultBudget
+		o.Budget = defaultBudget
 	}
 	if h := b.hard | o.Hardening&b.has; h != b.hard {
 		return b.with(h).Load(w, v, o)
 	}
-	e, err := b.engine()
+	e, err := b.acquire()
 	if err != nil {
 		return nil, err
 	}

@@ -58,21 +58,21 @@ func benchFloor(b *testing.B, newBackend func() *Backend) {
 	for _, v := range prog.Variants {
 		b.Run(v.String(), func(b *testing.B) {
 			m, w, ctx := chain34(b, newBackend(), v)
-			if err := m.e.SetCodeHooks(nil, nil); err != nil {
+			if err := m.e.setCodeHooks(nil, nil); err != nil {
 				b.Fatal(err)
 			}
 			entry := m.entry[w.Progs[0]]
 			m.Run(w.Progs[0], ctx) // page in the array, write the return address
-			u := m.e.U
-			sp := uint64(StackHi - 0x100)
+			u := m.e.u
+			sp := uint64(stackHi - 0x100)
 			regs := []int{m.spec.spReg, m.spec.r1Reg}
-			if m.spec.arch == ARM64 {
+			if m.spec.arch == archArm64 {
 				regs = append(regs, uc.ARM64_REG_X30)
 			}
-			vals := []uint64{sp, CtxBase, Sentinel}[:len(regs)]
+			vals := []uint64{sp, ctxBase, sentinel}[:len(regs)]
 			for b.Loop() {
 				u.RegWriteBatch(regs, vals)
-				if err := u.Start(entry, Sentinel); err != nil {
+				if err := u.Start(entry, sentinel); err != nil {
 					b.Fatal(err)
 				}
 			}

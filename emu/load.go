@@ -16,7 +16,7 @@ import (
 func helperAddr(id int32) (uint64, bool) {
 	for i, h := range prog.Helpers {
 		if h.ID == id {
-			return StubBase + uint64(i)*StubSize, true
+			return stubBase + uint64(i)*stubSize, true
 		}
 	}
 	return 0, false
@@ -33,7 +33,7 @@ type Loaded struct {
 type machine struct {
 	spec    *archSpec
 	b       *Backend
-	e       *Engine
+	e       *engine
 	w       *prog.World
 	v       prog.Variant
 	o       prog.LoadOptions
@@ -109,18 +109,18 @@ func (m *machine) compile() error {
 		if err != errOutgrown {
 			return err
 		}
-		if scale >= CodePages {
-			return fmt.Errorf("%s: the code does not fit the %d-page code arena", m.spec.name, CodePages)
+		if scale >= codePages {
+			return fmt.Errorf("%s: the code does not fit the %d-page code arena", m.spec.name, codePages)
 		}
 	}
 }
 
 var errOutgrown = errors.New("an image outgrew its pages")
 
-// codePages is the room a function gets: generous for the JITs' longest
+// pagesFor is the room a function gets: generous for the JITs' longest
 // sequences (a tail call is ~40 instructions), times scale.
-func codePages(f *prog.Function, scale int) int {
-	return (scale*(512+64*len(f.Insns)) + PageSize - 1) / PageSize
+func pagesFor(f *prog.Function, scale int) int {
+	return (scale*(512+64*len(f.Insns)) + pageSize - 1) / pageSize
 }
 
 func (m *machine) compileScaled(scale int) error {
@@ -131,26 +131,26 @@ func (m *machine) compileScaled(scale int) error {
 	pages := 0
 	for _, p := range w.Progs {
 		for _, f := range p.Funcs {
-			pages += codePages(f, scale)
+			pages += pagesFor(f, scale)
 		}
 	}
-	if pages > CodePages {
-		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, CodePages)
+	if pages > codePages {
+		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, codePages)
 	}
 	pl := newPlacer()
 	funcAddr := map[*prog.Program][]uint64{}
 	room := map[uint64]int{}
 	for pi, p := range w.Progs {
-		m.structs[p] = ProgBase + uint64(pi)*PageSize
+		m.structs[p] = progBase + uint64(pi)*pageSize
 		for fn, f := range p.Funcs {
-			n := codePages(f, scale)
+			n := pagesFor(f, scale)
 			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
 			if !ok {
-				return fmt.Errorf("%s: %d pages of code do not fit the %d-page code arena", m.spec.name, pages, CodePages)
+				return fmt.Errorf("%s: %d pages of code do not fit the %d-page code arena", m.spec.name, pages, codePages)
 			}
-			addr := CodeBase + uint64(page)*PageSize
+			addr := codeBase + uint64(page)*pageSize
 			funcAddr[p] = append(funcAddr[p], addr)
-			room[addr] = n * PageSize
+			room[addr] = n * pageSize
 		}
 		m.entry[p] = funcAddr[p][0]
 		m.progAt[funcAddr[p][0]+uint64(m.spec.tailEntry)] = p
@@ -160,7 +160,7 @@ func (m *machine) compileScaled(scale int) error {
 		entries[p] = a + uint64(m.spec.tailEntry)
 	}
 	for ai, a := range w.Arrays {
-		m.arrays[a] = &arrayImage{a: a, base: ArrayBase + uint64(ai)*ArrayStride, layout: w.Layout, patched: m.v == prog.Patched,
+		m.arrays[a] = &arrayImage{a: a, base: arrayBase + uint64(ai)*arrayStride, layout: w.Layout, patched: m.v == prog.Patched,
 			progs: m.structs, entries: entries}
 	}
 	for _, p := range w.Progs {
@@ -185,20 +185,20 @@ func (m *machine) compileScaled(scale int) error {
 }
 
 // load puts the world into the engine. The engine still holds the worlds
-// loaded before (see Engine.Begin and funcPage): what this one shares with
+// loaded before (see engine.begin and funcPage): what this one shares with
 // them is rewritten in place, not mapped, hooked and translated again.
 func (m *machine) load() error {
 	w, e := m.w, m.e
 	if err := m.compile(); err != nil {
 		return err
 	}
-	if len(w.Progs) > MaxProgs {
-		return fmt.Errorf("%s: more than %d programs", m.spec.name, MaxProgs)
+	if len(w.Progs) > maxProgs {
+		return fmt.Errorf("%s: more than %d programs", m.spec.name, maxProgs)
 	}
-	e.Begin()
+	e.begin()
 	for _, a := range w.Arrays {
 		img := m.arrays[a]
-		if err := e.AddLazy(&Lazy{Name: a.Name, Start: img.base, End: img.end(), Fill: img.fill}); err != nil {
+		if err := e.addLazy(&lazy{Name: a.Name, Start: img.base, End: img.end(), Fill: img.fill}); err != nil {
 			return err
 		}
 	}
@@ -210,25 +210,25 @@ func (m *machine) load() error {
 		if i < len(w.Progs) {
 			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
 		}
-		if err := e.U.MemWrite(ProgBase+uint64(i)*PageSize, st); err != nil {
+		if err := e.u.MemWrite(progBase+uint64(i)*pageSize, st); err != nil {
 			return err
 		}
 	}
 	e.progsWritten = len(w.Progs)
 	for _, l := range m.images {
-		if err := e.WriteCode(l.Addr, l.Img.Code); err != nil {
+		if err := e.writeCode(l.Addr, l.Img.Code); err != nil {
 			return err
 		}
 	}
-	if err := e.SetImages(m.code); err != nil {
+	if err := e.setImages(m.code); err != nil {
 		return err
 	}
 	if len(w.Ctx) > 0 {
-		if err := e.Map(CtxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		if err := e.mapObject(ctxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 			return err
 		}
 	}
-	if err := e.Commit(); err != nil {
+	if err := e.commit(); err != nil {
 		return err
 	}
 	for _, l := range m.images {
@@ -256,7 +256,7 @@ func (m *machine) load() error {
 	for a := range m.sites {
 		addrs = append(addrs, a)
 	}
-	return e.SetCodeHooks(addrs, m.onSite)
+	return e.setCodeHooks(addrs, m.onSite)
 }
 
 func (m *machine) at(addr uint64, ev siteEvent) { m.sites[addr] = append(m.sites[addr], ev) }
@@ -280,7 +280,7 @@ func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program) error
 		return m.entry[p] + uint64(m.spec.tailEntry)
 	}
 	for _, p := range x86.PokeDescUpdate(l.Addr, s, landing(old), landing(new)) {
-		if err := m.e.WriteCode(p.IP, p.New[:]); err != nil {
+		if err := m.e.writeCode(p.IP, p.New[:]); err != nil {
 			return err
 		}
 	}
@@ -322,12 +322,12 @@ func (m *machine) Apply(ef prog.Effect) error {
 		}
 		return nil
 	}
-	if !m.e.LazyPageMapped(at) {
+	if !m.e.lazyPageMapped(at) {
 		return nil // filled from the model when first touched
 	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], val)
-	return m.e.U.MemWrite(at, b[:])
+	return m.e.u.MemWrite(at, b[:])
 }
 
 // Close implements prog.Machine. The world stays in the engine for the
