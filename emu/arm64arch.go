@@ -91,7 +91,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		savedNames: names,
 		// The return address is in x30: "bl" into bpf_func.
 		enter: func(m *machine, sp uint64) (uint64, uint64) {
-			m.e.u.RegWrite(uc.ARM64_REG_X30, sentinel)
+			m.e.regWrite(uc.ARM64_REG_X30, sentinel)
 			return sp, sp
 		},
 		disasm:      arm64Disasm,
@@ -101,7 +101,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		// what the helper stubs return elsewhere.
 		// (The page is mapped zeroed; the JIT's code never writes sp_el0.)
 		setup: func(e *engine) error {
-			return e.u.RegWrite(uc.ARM64_REG_SP_EL0, threadInfo)
+			return e.regWrite(uc.ARM64_REG_SP_EL0, threadInfo)
 		},
 	}
 }
@@ -131,7 +131,7 @@ func locateArm64Fault(m *machine, pc uint64, f *access) uint64 {
 	}
 	var word [4]byte
 	for at := pc; at < pc+4*64; at += 4 {
-		if err := m.e.u.MemReadInto(word[:], at); err != nil {
+		if err := m.e.memReadInto(word[:], at); err != nil {
 			break
 		}
 		in, err := arm64asm.Decode(word[:])

@@ -77,7 +77,7 @@ func (b *Backend) acquire() (*engine, error) {
 	// The stack lives as long as the engine too: mapping and zeroing a
 	// megabyte per load was a third of a fuzz case. Nothing is mapped
 	// around it, so running off either end is still a fault.
-	if err := e.u.MemMapProt(stackLo, stackHi-stackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.mapForLife(stackLo, stackHi-stackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
 	// So do the struct bpf_prog slots, rewritten per load. The code only
@@ -85,13 +85,13 @@ func (b *Backend) acquire() (*engine, error) {
 	// write a fault: Unicorn turns a read-only region writable and back
 	// for every MemWrite into it, which rebuilds its memory map and cost
 	// more than the rest of a load together (measured).
-	if err := e.u.MemMapProt(progBase, maxProgs*pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.mapForLife(progBase, maxProgs*pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
 	if err := e.guardWrites(progBase, progBase+maxProgs*pageSize); err != nil {
 		return nil, err
 	}
-	if err := e.u.MemMapProt(threadInfo, pageSize, uc.PROT_READ); err != nil {
+	if err := e.mapForLife(threadInfo, pageSize, uc.PROT_READ); err != nil {
 		return nil, err
 	}
 	if err := e.writeCode(stubBase, b.spec.stubs()); err != nil {

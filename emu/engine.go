@@ -1,6 +1,10 @@
-// Package emu is the Unicorn harness, and the only cgo in tailsim: an engine
-// wraps one Unicorn instance with the memory model every backend needs
-// (exactly bounded objects, lazily paged sparse regions, faults as values).
+// Package emu is the Unicorn harness, and the only cgo in tailsim. A
+// Backend (NewX86, NewArm64) loads a world into an engine from its pool
+// (load.go) and runs and checks it there (run.go). An engine wraps one
+// Unicorn instance with the memory model every backend needs (exactly
+// bounded objects, lazily paged sparse regions, faults as values) and is
+// the only code that touches the instance, so its code shadow and guards
+// stay true.
 package emu
 
 import (
@@ -81,7 +85,9 @@ type engine struct {
 	// code mirrors what writeCode put in the arena, a page at a time, so
 	// a rewrite touches (and drops the translations of) changed bytes only.
 	code map[uint64]*[pageSize]byte
-	// images are the current world's code ranges (setImages).
+	// arenas are where code goes ([start, end) each); images are the
+	// current world's code ranges in them (setImages).
+	arenas [][2]uint64
 	images [][2]uint64
 	// Code hooks stay installed from one load to the next while their
 	// address is wanted; onCode is the current world's handler.
@@ -207,6 +213,34 @@ func (e *engine) watchdog() {
 func (e *engine) pc() uint64 {
 	pc, _ := e.u.RegRead(e.pcReg)
 	return pc
+}
+
+// The guest's registers and memory are read and written through the
+// engine only: it keeps a shadow of the code, guards and lazily mapped
+// pages that a write behind its back would leave stale.
+
+func (e *engine) regRead(reg int) (uint64, error)    { return e.u.RegRead(reg) }
+func (e *engine) regWrite(reg int, val uint64) error { return e.u.RegWrite(reg, val) }
+
+// regBatchRead reads b's registers in one call, into b's own buffer.
+func (e *engine) regBatchRead(b *uc.RegBatch) ([]uint64, error) { return b.ReadFast(e.u) }
+
+func (e *engine) regBatchWrite(b *uc.RegBatch, vals []uint64) error { return b.Write(e.u, vals) }
+
+func (e *engine) memRead(addr, size uint64) ([]byte, error) { return e.u.MemRead(addr, size) }
+func (e *engine) memReadInto(dst []byte, addr uint64) error { return e.u.MemReadInto(dst, addr) }
+
+// memWrite writes data memory. Code goes through writeCode, which keeps
+// the shadow and drops stale translations; a plain write into an arena is
+// refused.
+func (e *engine) memWrite(addr uint64, data []byte) error {
+	end := addr + uint64(len(data))
+	for _, a := range e.arenas {
+		if addr < a[1] && a[0] < end {
+			return fmt.Errorf("emu: a data write to %#x..%#x, in the code arena", addr, end)
+		}
+	}
+	return e.u.MemWrite(addr, data)
 }
 
 func (e *engine) onUnmapped(u uc.Unicorn, typ int, addr uint64, size int, value int64) bool {
@@ -419,7 +453,15 @@ func (e *engine) arena(addr, size uint64) error {
 	if err := e.u.MemMapProt(addr, size, uc.PROT_ALL); err != nil {
 		return fmt.Errorf("emu: mapping the arena %#x..%#x: %w", addr, addr+size, err)
 	}
+	e.arenas = append(e.arenas, [2]uint64{addr, addr + size})
 	return nil
+}
+
+// mapForLife maps a data region that lives as long as the engine, as the
+// arenas do: what every world uses at the same place (the stack, the
+// struct bpf_prog pages) is mapped once, not per load.
+func (e *engine) mapForLife(addr, size uint64, prot int) error {
+	return e.u.MemMapProt(addr, size, prot)
 }
 
 // begin starts loading another world: what the current one mapped is kept

@@ -38,9 +38,9 @@ func run(t *testing.T, e *engine, prog []byte, rax uint64) (outcome, uint64) {
 			t.Fatal(err)
 		}
 	}
-	e.u.RegWrite(uc.X86_REG_RAX, rax)
+	e.regWrite(uc.X86_REG_RAX, rax)
 	out := e.run(codeAt, stopAt, 20*time.Millisecond)
-	rax, _ = e.u.RegRead(uc.X86_REG_RAX)
+	rax, _ = e.regRead(uc.X86_REG_RAX)
 	return out, rax
 }
 
@@ -139,5 +139,22 @@ func TestWriteCodeReplacesTranslations(t *testing.T) {
 		if rax != uint64(imm) {
 			t.Fatalf("after writing mov al, %d: rax = %d", imm, rax)
 		}
+	}
+}
+
+// Code changes only through writeCode, which keeps the shadow and drops
+// stale translations: a data write that reaches into an arena is refused.
+func TestMemWriteRefusesCode(t *testing.T) {
+	e := newX86Engine(t)
+	for _, at := range []uint64{codeAt, codeAt - 1, stopAt + 0xfff} {
+		if err := e.memWrite(at, []byte{0x90, 0x90}); err == nil {
+			t.Errorf("a data write at %#x into the arena went through", at)
+		}
+	}
+	if err := e.mapObject(dataAt, make([]byte, 8), uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.memWrite(dataAt, []byte{1, 2}); err != nil {
+		t.Errorf("a data write: %v", err)
 	}
 }

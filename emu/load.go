@@ -210,7 +210,7 @@ func (m *machine) load() error {
 		if i < len(w.Progs) {
 			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
 		}
-		if err := e.u.MemWrite(progBase+uint64(i)*pageSize, st); err != nil {
+		if err := e.memWrite(progBase+uint64(i)*pageSize, st); err != nil {
 			return err
 		}
 	}
@@ -327,7 +327,7 @@ func (m *machine) Apply(ef prog.Effect) error {
 	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], val)
-	return m.e.u.MemWrite(at, b[:])
+	return m.e.memWrite(at, b[:])
 }
 
 // Close implements prog.Machine. The world stays in the engine for the

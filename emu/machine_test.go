@@ -216,7 +216,7 @@ func TestHardeningOption(t *testing.T) {
 // after a run that executed data).
 func TestWildRunResidueCleared(t *testing.T) {
 	m, w := loadX86(t, chain, prog.Upstream)
-	if err := m.e.u.RegWrite(uc.X86_REG_EFLAGS, 0x302); err != nil { // TF and IF
+	if err := m.e.regWrite(uc.X86_REG_EFLAGS, 0x302); err != nil { // TF and IF
 		t.Fatal(err)
 	}
 	m.e.ran(m.code, true)
@@ -236,15 +236,15 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 	if err := m.e.writeCode(at, code); err != nil {
 		t.Fatal(err)
 	}
-	m.e.u.RegWrite(uc.X86_REG_RAX, target)
-	before, _ := m.e.u.MemRead(target, 8)
+	m.e.regWrite(uc.X86_REG_RAX, target)
+	before, _ := m.e.memRead(target, 8)
 	out := m.e.run(at, at+uint64(len(code)), time.Second)
 	if out.Fault == nil || !out.Fault.Write || !out.Fault.ReadOnly || out.Fault.Addr != target {
 		t.Fatalf("store into code: %+v, fault %+v", out, out.Fault)
 	}
 	// The store did not happen: Unicorn makes it after the hook, the
 	// engine undoes it.
-	if after, _ := m.e.u.MemRead(target, 8); !bytes.Equal(before, after) {
+	if after, _ := m.e.memRead(target, 8); !bytes.Equal(before, after) {
 		t.Errorf("code at %#x was % x, is % x after the blocked store", target, before, after)
 	}
 }
@@ -260,7 +260,7 @@ func TestTimeoutConfirmed(t *testing.T) {
 		calls++
 		if calls <= stalls {
 			// The stalled attempt had already changed ctx: index 2.
-			e.u.MemWrite(ctxBase, []byte{2, 0, 0, 0})
+			e.memWrite(ctxBase, []byte{2, 0, 0, 0})
 			return outcome{Timeout: true, PC: pc}
 		}
 		return real(e, pc, until, limit)

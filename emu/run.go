@@ -45,9 +45,8 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 	if err := m.e.restoreCPU(); err != nil {
 		return 0, err
 	}
-	u := m.e.u
 	if len(ctx) > 0 {
-		if err := u.MemWrite(ctxBase, ctx); err != nil {
+		if err := m.e.memWrite(ctxBase, ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -56,14 +55,14 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 	if ctx != nil {
 		m.entryVals[1] = ctxBase
 	}
-	return after, m.entryBatch.Write(u, m.entryVals)
+	return after, m.e.regBatchWrite(m.entryBatch, m.entryVals)
 }
 
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
 	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
-	u, spec := m.e.u, m.spec
+	spec := m.spec
 	after, err := m.prepare(ctx)
 	if err != nil {
 		m.res.Fault = &prog.Fault{Kind: "insn", Msg: err.Error()}
@@ -103,7 +102,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 			Msg: fmt.Sprintf("time budget exhausted twice (%v, then %v; budget %d)", limit/4, limit, m.o.Budget)}
 	default:
 		m.checkReturn(after)
-		r0, _ := u.RegRead(spec.r0Reg)
+		r0, _ := m.e.regRead(spec.r0Reg)
 		res.R0 = r0
 		m.event(prog.Event{Kind: prog.EvExit, Value: r0})
 	}
@@ -114,7 +113,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 	// it is reused by a callee without tail-call slots, its memory is gone.
 	res.Count = m.lastCount
 	if ctx != nil {
-		b, _ := u.MemRead(ctxBase, uint64(len(ctx)))
+		b, _ := m.e.memRead(ctxBase, uint64(len(ctx)))
 		copy(ctx, b)
 		res.Ctx = append([]byte(nil), ctx...)
 	}
@@ -128,7 +127,7 @@ func (m *machine) event(e prog.Event) {
 }
 
 func (m *machine) read64(addr uint64) uint64 {
-	if err := m.e.u.MemReadInto(m.buf8[:], addr); err != nil {
+	if err := m.e.memReadInto(m.buf8[:], addr); err != nil {
 		return 0
 	}
 	return binary.LittleEndian.Uint64(m.buf8[:])
@@ -136,19 +135,19 @@ func (m *machine) read64(addr uint64) uint64 {
 
 // regs reads the registers a tail-call check needs in one call.
 func (m *machine) regs() []uint64 {
-	v, _ := m.batch.ReadFast(m.e.u)
+	v, _ := m.e.regBatchRead(m.batch)
 	return v
 }
 
 // checkReturn verifies the top-level return: the stack balanced and the
 // callee-saved registers restored.
 func (m *machine) checkReturn(wantSP uint64) {
-	sp, _ := m.e.u.RegRead(m.spec.spReg)
+	sp, _ := m.e.regRead(m.spec.spReg)
 	if sp != wantSP {
 		m.violate("stack balanced at return", sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
 	}
 	for r, want := range m.spec.saved {
-		if got, _ := m.e.u.RegRead(r); got != want {
+		if got, _ := m.e.regRead(r); got != want {
 			m.violate("callee-saved registers restored", sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
 		}
 	}
@@ -194,7 +193,7 @@ func (m *machine) onSite(addr uint64) {
 		case atTarget:
 			if m.pending != nil && m.pending.s == ev.s {
 				code := m.buf8[:x86.X86PatchSize]
-				m.e.u.MemReadInto(code, addr)
+				m.e.memReadInto(code, addr)
 				if dest, ok := x86.JumpDest(code, addr); ok {
 					m.taken(addr, dest)
 				}
@@ -270,7 +269,7 @@ func (m *machine) fellThrough(addr uint64) {
 		limit := uint32(0)
 		if p.s.Kind == prog.Static {
 			limit = p.s.Site.ImmMap.MaxEntries
-		} else if b, err := m.e.u.MemRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
+		} else if b, err := m.e.memRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
 			limit = binary.LittleEndian.Uint32(b)
 		}
 		switch {
@@ -320,7 +319,7 @@ func (m *machine) symbolize(addr uint64) string {
 
 // disasm decodes the instruction at addr, "?" when it cannot.
 func (m *machine) disasm(addr uint64) string {
-	b, err := m.e.u.MemRead(addr, 16)
+	b, err := m.e.memRead(addr, 16)
 	if err != nil {
 		return "?"
 	}

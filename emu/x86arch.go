@@ -73,7 +73,7 @@ func x86Spec(ibt bool) *archSpec {
 		enter: func(m *machine, sp uint64) (uint64, uint64) {
 			var ret [8]byte
 			binary.LittleEndian.PutUint64(ret[:], sentinel)
-			m.e.u.MemWrite(sp, ret[:])
+			m.e.memWrite(sp, ret[:])
 			return sp, sp + 8
 		},
 		pokes:  true,
