@@ -63,7 +63,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 	saved[uc.ARM64_REG_X29], names[uc.ARM64_REG_X29] = 0x5a5a_0000_0000_001d, "x29"
 	return &archSpec{
 		name:            "arm64",
-		arch:            ARM64,
+		arch:            archArm64,
 		tailEntry:       4 * o(0, prog.Layout{}).PrologueOffset(),
 		directTailCalls: arm64.DirectTailCalls,
 		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
@@ -92,7 +92,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		savedNames: names,
 		// The return address is in x30: "bl" into bpf_func.
 		enter: func(m *machine, sp uint64) (uint64, uint64) {
-			m.e.U.RegWrite(uc.ARM64_REG_X30, Sentinel)
+			m.e.regWrite(uc.ARM64_REG_X30, sentinel)
 			return sp, sp
 		},
 		disasm:      arm64Disasm,
@@ -101,8 +101,8 @@ func arm64Spec(bti, pac bool) *archSpec {
 		// thread_info->cpu through sp_el0: give it a thread_info on CPU 0,
 		// what the helper stubs return elsewhere.
 		// (The page is mapped zeroed; the JIT's code never writes sp_el0.)
-		setup: func(e *Engine) error {
-			return e.U.RegWrite(uc.ARM64_REG_SP_EL0, ThreadInfo)
+		setup: func(e *engine) error {
+			return e.regWrite(uc.ARM64_REG_SP_EL0, threadInfo)
 		},
 	}
 }
@@ -115,7 +115,7 @@ var memOperand = regexp.MustCompile(`\[(x\d+|sp)(?:,(?:#(-?(?:0x)?[0-9a-f]+)|([x
 // reports the start of the translated block as the PC inside memory hooks
 // on arm64, but the registers are those of the access, so the first load
 // or store from there whose effective address covers the fault is it.
-func locateArm64Fault(m *machine, pc uint64, f *Access) uint64 {
+func locateArm64Fault(m *machine, pc uint64, f *access) uint64 {
 	if len(f.Regs) < 32 {
 		return pc
 	}
@@ -132,7 +132,7 @@ func locateArm64Fault(m *machine, pc uint64, f *Access) uint64 {
 	}
 	var word [4]byte
 	for at := pc; at < pc+4*64; at += 4 {
-		if err := m.e.U.MemReadInto(word[:], at); err != nil {
+		if err := m.e.memReadInto(word[:], at); err != nil {
 			break
 		}
 		in, err := arm64asm.Decode(word[:])
@@ -167,10 +167,10 @@ func locateArm64Fault(m *machine, pc uint64, f *Access) uint64 {
 // arm64Stubs builds the helper stubs: x0 = the stub's return value (the
 // JIT then moves it to x7, R0), x1–x4 clobbered, ret. The sentinel is brk.
 func arm64Stubs() []byte {
-	page := make([]byte, PageSize)
+	page := make([]byte, pageSize)
 	put := func(at int, w uint32) { binary.LittleEndian.PutUint32(page[at:], w) }
 	for i, h := range prog.Helpers {
-		at := i * StubSize
+		at := i * stubSize
 		mov := func(reg uint32, v uint64) {
 			for hw := uint32(0); hw < 4; hw++ {
 				imm := uint32(v>>(16*hw)) & 0xffff
@@ -188,7 +188,7 @@ func arm64Stubs() []byte {
 		}
 		put(at, 0xD65F03C0) // ret
 	}
-	put(int(Sentinel-StubBase), 0xD4200000) // brk #0
+	put(int(sentinel-stubBase), 0xD4200000) // brk #0
 	return page
 }
 

@@ -67,7 +67,7 @@ func tamperWord(t *testing.T, m *machine, old, new uint32) {
 		if binary.LittleEndian.Uint32(l.Img.Code[off:]) == old {
 			var b [4]byte
 			binary.LittleEndian.PutUint32(b[:], new)
-			if err := m.e.WriteCode(l.Addr+uint64(off), b[:]); err != nil {
+			if err := m.e.writeCode(l.Addr+uint64(off), b[:]); err != nil {
 				t.Fatal(err)
 			}
 			return
@@ -148,7 +148,7 @@ run entry
 `
 	m, w := loadArm64(t, src, prog.Upstream, false, false)
 	r := m.Run(w.Prog("entry"), []byte{7, 0, 0, 0})
-	if r.Fault == nil || r.Fault.Insn != "ldr w7, [x0,#4]" || r.Fault.Addr != CtxBase+4 {
+	if r.Fault == nil || r.Fault.Insn != "ldr w7, [x0,#4]" || r.Fault.Addr != ctxBase+4 {
 		t.Fatalf("fault %+v", r.Fault)
 	}
 }

@@ -16,15 +16,15 @@ import (
 	"unsafe"
 )
 
-// WriteCode writes code into an arena and drops Unicorn's translations of
+// writeCode writes code into an arena and drops Unicorn's translations of
 // the bytes that changed. Measured with Unicorn 2.0.1: a plain MemWrite over
 // code that has run leaves the old translation in use, a full flush costs
 // over a second, and retranslating a block costs ~10 µs, so only the
 // changed runs of bytes are written and removed from the cache.
-func (e *Engine) WriteCode(addr uint64, code []byte) error {
+func (e *engine) writeCode(addr uint64, code []byte) error {
 	for len(code) > 0 {
 		page := pageDown(addr)
-		n := min(len(code), int(page+PageSize-addr))
+		n := min(len(code), int(page+pageSize-addr))
 		if err := e.writeCodePage(addr, code[:n]); err != nil {
 			return err
 		}
@@ -37,11 +37,11 @@ func (e *Engine) WriteCode(addr uint64, code []byte) error {
 // removal instead of two.
 const mergeGap = 16
 
-func (e *Engine) writeCodePage(addr uint64, code []byte) error {
+func (e *engine) writeCodePage(addr uint64, code []byte) error {
 	page := pageDown(addr)
 	shadow := e.code[page]
 	if shadow == nil {
-		shadow = new([PageSize]byte)
+		shadow = new([pageSize]byte)
 		e.code[page] = shadow
 	}
 	old := shadow[addr-page : addr-page+uint64(len(code))]
@@ -59,7 +59,7 @@ func (e *Engine) writeCodePage(addr uint64, code []byte) error {
 			}
 		}
 		j -= same
-		if err := e.U.MemWrite(addr+uint64(i), code[i:j]); err != nil {
+		if err := e.u.MemWrite(addr+uint64(i), code[i:j]); err != nil {
 			return err
 		}
 		if err := e.removeCache(addr+uint64(i), addr+uint64(j)); err != nil {
@@ -71,25 +71,25 @@ func (e *Engine) writeCodePage(addr uint64, code []byte) error {
 	return nil
 }
 
-func (e *Engine) removeCache(begin, end uint64) error {
-	if rc := C.tailsim_remove_cache(unsafe.Pointer(e.U.Handle()), C.uint64_t(begin), C.uint64_t(end)); rc != C.UC_ERR_OK {
+func (e *engine) removeCache(begin, end uint64) error {
+	if rc := C.tailsim_remove_cache(unsafe.Pointer(e.u.Handle()), C.uint64_t(begin), C.uint64_t(end)); rc != C.UC_ERR_OK {
 		return fmt.Errorf("emu: dropping translations of %#x..%#x: uc_err %d", begin, end, int(rc))
 	}
 	return nil
 }
 
-// SetImages records where the current world's code is and clears the code
+// setImages records where the current world's code is and clears the code
 // the previous world left anywhere else, as on a fresh engine: what a wild
 // jump finds must not depend on the cases run before (a finding would not
 // reproduce), and a run through stale code could translate a hooked
-// address without its hook. Writing zeros through WriteCode touches only
+// address without its hook. Writing zeros through writeCode touches only
 // the bytes that are not zero already.
-func (e *Engine) SetImages(ranges [][2]uint64) error {
-	var zero [PageSize]byte
+func (e *engine) setImages(ranges [][2]uint64) error {
+	var zero [pageSize]byte
 	for _, old := range e.images {
 		for _, gap := range subtract(old, ranges) {
-			for a := gap[0]; a < gap[1]; a += PageSize {
-				if err := e.WriteCode(a, zero[:min(gap[1]-a, PageSize)]); err != nil {
+			for a := gap[0]; a < gap[1]; a += pageSize {
+				if err := e.writeCode(a, zero[:min(gap[1]-a, pageSize)]); err != nil {
 					return err
 				}
 			}

@@ -49,7 +49,7 @@ func TestEarlierWorldsCodeCleared(t *testing.T) {
 	defer second.Close()
 	for _, r := range old {
 		for _, gap := range subtract(r, second.code) {
-			got, err := second.e.U.MemRead(gap[0], gap[1]-gap[0])
+			got, err := second.e.memRead(gap[0], gap[1]-gap[0])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,10 @@
-// Package emu is the Unicorn harness, and the only cgo in tailsim: an Engine
-// wraps one Unicorn instance with the memory model every backend needs
-// (exactly bounded objects, lazily paged sparse regions, faults as values).
+// Package emu is the Unicorn harness, and the only cgo in tailsim. A
+// Backend (NewX86, NewArm64) loads a world into an engine from its pool
+// (load.go) and runs and checks it there (run.go). An engine wraps one
+// Unicorn instance with the memory model every backend needs (exactly
+// bounded objects, lazily paged sparse regions, faults as values) and is
+// the only code that touches the instance, so its code shadow and guards
+// stay true.
 package emu
 
 import (
@@ -13,33 +17,33 @@ import (
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 )
 
-// Arch is an emulated CPU.
-type Arch uint8
+// arch is an emulated CPU.
+type arch uint8
 
 const (
-	X86_64 Arch = iota
-	ARM64
+	archX86 arch = iota
+	archArm64
 )
 
-func (a Arch) String() string { return [...]string{"x86_64", "arm64"}[a] }
+func (a arch) String() string { return [...]string{"x86_64", "arm64"}[a] }
 
-// PageSize is Unicorn's mapping granularity on both arches.
-const PageSize = 0x1000
+// pageSize is Unicorn's mapping granularity on both arches.
+const pageSize = 0x1000
 
-func pageDown(a uint64) uint64 { return a &^ (PageSize - 1) }
-func pageUp(a uint64) uint64   { return (a + PageSize - 1) &^ (PageSize - 1) }
+func pageDown(a uint64) uint64 { return a &^ (pageSize - 1) }
+func pageUp(a uint64) uint64   { return (a + pageSize - 1) &^ (pageSize - 1) }
 
-// Lazy is a sparse region: its pages are mapped on first touch and filled
+// lazy is a sparse region: its pages are mapped on first touch and filled
 // by Fill, so a prog array of any u32 size costs only the pages a run reads.
-type Lazy struct {
+type lazy struct {
 	Name       string
 	Start, End uint64 // [Start, End): accesses outside are faults
-	// Fill writes the initial contents of the page at addr (PageSize bytes).
+	// Fill writes the initial contents of the page at addr (pageSize bytes).
 	Fill func(addr uint64, page []byte)
 }
 
-// Access is a memory access that hit nothing the scenario declared.
-type Access struct {
+// access is a memory access that hit nothing the scenario declared.
+type access struct {
 	Addr  uint64
 	Size  int
 	Write bool
@@ -61,45 +65,49 @@ var arm64GPRs = func() []int {
 	return append(r, uc.ARM64_REG_X29, uc.ARM64_REG_X30, uc.ARM64_REG_SP)
 }()
 
-// Engine is one Unicorn instance and what is mapped in it.
-type Engine struct {
-	Arch Arch
-	U    uc.Unicorn
+// engine is one Unicorn instance and what is mapped in it.
+type engine struct {
+	arch arch
+	u    uc.Unicorn
 
-	// What the current world has mapped. Between Begin and Commit the
+	// What the current world has mapped. Between begin and commit the
 	// previous world's spans and pages wait in kept and retained: the next
 	// world reuses those it maps again in the same shape (rewriting their
-	// contents) and Commit unmaps the rest. Loads of similar worlds then
+	// contents) and commit unmaps the rest. Loads of similar worlds then
 	// cost memory writes instead of mappings and hook churn.
 	fixed    []span
 	kept     []span
-	lazies   []*Lazy             // sorted by Start
+	lazies   []*lazy             // sorted by Start
 	paged    map[uint64]pageInfo // lazily mapped page -> its region and guards
 	retained map[uint64]pageInfo
 	pageBuf  []byte
 
-	// code mirrors what WriteCode put in the arena, a page at a time, so
+	// code mirrors what writeCode put in the arena, a page at a time, so
 	// a rewrite touches (and drops the translations of) changed bytes only.
-	code map[uint64]*[PageSize]byte
-	// images are the current world's code ranges (SetImages).
+	code map[uint64]*[pageSize]byte
+	// arenas are where code goes ([start, end) each); images are the
+	// current world's code ranges in them (setImages).
+	arenas [][2]uint64
 	images [][2]uint64
 	// Code hooks stay installed from one load to the next while their
 	// address is wanted; onCode is the current world's handler.
 	codeHooks map[uint64]uc.Hook
 	onCode    func(addr uint64)
 	// complete[page][a]: every translation Unicorn holds that covers a
-	// calls the hook at a (see SetCodeHooks and Ran).
+	// calls the hook at a (see setCodeHooks and ran).
 	complete map[uint64]map[uint64]bool
-	// churn counts hooks added and deleted (see Churn).
+	// churn counts hooks added and deleted. Unicorn 2.0.1 keeps ~440
+	// bytes for each until the engine is closed (measured), so owners
+	// retire an engine after enough churn.
 	churn int
 	// pristine is the CPU as set up; a wild run (cpuDirty) may have left
 	// anything in it (a trap flag, segment or control registers), so the
-	// next run starts from pristine again (RestoreCPU).
+	// next run starts from pristine again (restoreCPU).
 	pristine uc.Context
 	cpuDirty bool
 
 	undo      []undoWrite // writes to read-only objects, to undo after the run
-	fault     *Access     // the first bad access of the current run
+	fault     *access     // the first bad access of the current run
 	exception *uint32     // the first CPU exception of the current run
 	pcReg     int
 
@@ -131,32 +139,32 @@ func (s span) sameShape(o span) bool {
 // pageInfo is a lazily mapped page: the part of it its region covers
 // (the rest is guarded) and those guards.
 type pageInfo struct {
-	l      *Lazy
+	l      *lazy
 	lo, hi uint64
 	guards []uc.Hook
 }
 
-// NewEngine creates an engine with the hooks that turn bad accesses into
+// newEngine creates an engine with the hooks that turn bad accesses into
 // findings.
-func NewEngine(arch Arch) (*Engine, error) {
+func newEngine(a arch) (*engine, error) {
 	var u uc.Unicorn
 	var err error
-	e := &Engine{Arch: arch, paged: map[uint64]pageInfo{}, code: map[uint64]*[PageSize]byte{},
-		codeHooks: map[uint64]uc.Hook{}, complete: map[uint64]map[uint64]bool{}, pageBuf: make([]byte, PageSize)}
-	switch arch {
-	case X86_64:
+	e := &engine{arch: a, paged: map[uint64]pageInfo{}, code: map[uint64]*[pageSize]byte{},
+		codeHooks: map[uint64]uc.Hook{}, complete: map[uint64]map[uint64]bool{}, pageBuf: make([]byte, pageSize)}
+	switch a {
+	case archX86:
 		u, err = uc.NewUnicorn(uc.ARCH_X86, uc.MODE_64)
 		e.pcReg = uc.X86_REG_RIP
-	case ARM64:
+	case archArm64:
 		u, err = uc.NewUnicorn(uc.ARCH_ARM64, uc.MODE_ARM)
 		e.pcReg = uc.ARM64_REG_PC
 	default:
-		return nil, fmt.Errorf("emu: unknown arch %d", arch)
+		return nil, fmt.Errorf("emu: unknown arch %d", a)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("emu: creating a %s engine: %w", arch, err)
+		return nil, fmt.Errorf("emu: creating a %s engine: %w", a, err)
 	}
-	e.U = u
+	e.u = u
 	e.done = make(chan struct{})
 	go e.watchdog()
 	// Unmapped accesses: page in a lazy region or record the fault.
@@ -176,15 +184,15 @@ func NewEngine(arch Arch) (*Engine, error) {
 	return e, nil
 }
 
-// Close releases the Unicorn instance.
-func (e *Engine) Close() error {
+// close releases the Unicorn instance.
+func (e *engine) close() error {
 	close(e.done)
-	return e.U.Close()
+	return e.u.Close()
 }
 
 const watchdogTick = 5 * time.Millisecond
 
-func (e *Engine) watchdog() {
+func (e *engine) watchdog() {
 	t := time.NewTicker(watchdogTick)
 	defer t.Stop()
 	for {
@@ -195,19 +203,47 @@ func (e *Engine) watchdog() {
 			if d := e.deadline.Load(); d != 0 && now.UnixNano() > d {
 				// A stop that arrives after this run ended reaches the
 				// next one early; Run notices and resumes.
-				e.U.Stop()
+				e.u.Stop()
 			}
 		}
 	}
 }
 
-// PC reads the program counter.
-func (e *Engine) PC() uint64 {
-	pc, _ := e.U.RegRead(e.pcReg)
+// pc reads the program counter.
+func (e *engine) pc() uint64 {
+	pc, _ := e.u.RegRead(e.pcReg)
 	return pc
 }
 
-func (e *Engine) onUnmapped(u uc.Unicorn, typ int, addr uint64, size int, value int64) bool {
+// The guest's registers and memory are read and written through the
+// engine only: it keeps a shadow of the code, guards and lazily mapped
+// pages that a write behind its back would leave stale.
+
+func (e *engine) regRead(reg int) (uint64, error)    { return e.u.RegRead(reg) }
+func (e *engine) regWrite(reg int, val uint64) error { return e.u.RegWrite(reg, val) }
+
+// regBatchRead reads b's registers in one call, into b's own buffer.
+func (e *engine) regBatchRead(b *uc.RegBatch) ([]uint64, error) { return b.ReadFast(e.u) }
+
+func (e *engine) regBatchWrite(b *uc.RegBatch, vals []uint64) error { return b.Write(e.u, vals) }
+
+func (e *engine) memRead(addr, size uint64) ([]byte, error) { return e.u.MemRead(addr, size) }
+func (e *engine) memReadInto(dst []byte, addr uint64) error { return e.u.MemReadInto(dst, addr) }
+
+// memWrite writes data memory. Code goes through writeCode, which keeps
+// the shadow and drops stale translations; a plain write into an arena is
+// refused.
+func (e *engine) memWrite(addr uint64, data []byte) error {
+	end := addr + uint64(len(data))
+	for _, a := range e.arenas {
+		if addr < a[1] && a[0] < end {
+			return fmt.Errorf("emu: a data write to %#x..%#x, in the code arena", addr, end)
+		}
+	}
+	return e.u.MemWrite(addr, data)
+}
+
+func (e *engine) onUnmapped(u uc.Unicorn, typ int, addr uint64, size int, value int64) bool {
 	if l := e.lazyAt(addr); l != nil && addr+uint64(size) <= l.End {
 		page := pageDown(addr)
 		if err := e.mapLazyPage(l, page); err == nil {
@@ -216,21 +252,21 @@ func (e *Engine) onUnmapped(u uc.Unicorn, typ int, addr uint64, size int, value 
 			return true
 		}
 	}
-	e.recordFault(Access{Addr: addr, Size: size, Write: typ == uc.MEM_WRITE_UNMAPPED, Fetch: typ == uc.MEM_FETCH_UNMAPPED})
+	e.recordFault(access{Addr: addr, Size: size, Write: typ == uc.MEM_WRITE_UNMAPPED, Fetch: typ == uc.MEM_FETCH_UNMAPPED})
 	return false
 }
 
-func (e *Engine) recordFault(a Access) {
+func (e *engine) recordFault(a access) {
 	if e.fault == nil {
-		a.PC = e.PC()
-		if e.Arch == ARM64 {
-			a.Regs, _ = e.U.RegReadBatch(arm64GPRs)
+		a.PC = e.pc()
+		if e.arch == archArm64 {
+			a.Regs, _ = e.u.RegReadBatch(arm64GPRs)
 		}
 		e.fault = &a
 	}
 }
 
-func (e *Engine) lazyAt(addr uint64) *Lazy {
+func (e *engine) lazyAt(addr uint64) *lazy {
 	i := sort.Search(len(e.lazies), func(i int) bool { return e.lazies[i].End > addr })
 	if i < len(e.lazies) && e.lazies[i].Start <= addr {
 		return e.lazies[i]
@@ -238,35 +274,35 @@ func (e *Engine) lazyAt(addr uint64) *Lazy {
 	return nil
 }
 
-func (e *Engine) mapLazyPage(l *Lazy, page uint64) error {
-	if err := e.U.MemMapProt(page, PageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+func (e *engine) mapLazyPage(l *lazy, page uint64) error {
+	if err := e.u.MemMapProt(page, pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return err
 	}
-	pi := pageInfo{l: l, lo: max(page, l.Start), hi: min(page+PageSize, l.End)}
+	pi := pageInfo{l: l, lo: max(page, l.Start), hi: min(page+pageSize, l.End)}
 	if err := e.fillPage(pi, page); err != nil {
-		e.U.MemUnmap(page, PageSize)
+		e.u.MemUnmap(page, pageSize)
 		return err
 	}
 	// Bytes of the page outside the region are guarded exactly.
 	if pi.lo > page {
 		pi.guards = append(pi.guards, e.guard(page, pi.lo)...)
 	}
-	if pi.hi < page+PageSize {
-		pi.guards = append(pi.guards, e.guard(pi.hi, page+PageSize)...)
+	if pi.hi < page+pageSize {
+		pi.guards = append(pi.guards, e.guard(pi.hi, page+pageSize)...)
 	}
 	e.paged[page] = pi
 	return nil
 }
 
-func (e *Engine) fillPage(pi pageInfo, page uint64) error {
+func (e *engine) fillPage(pi pageInfo, page uint64) error {
 	clear(e.pageBuf)
 	pi.l.Fill(page, e.pageBuf)
-	return e.U.MemWrite(page, e.pageBuf)
+	return e.u.MemWrite(page, e.pageBuf)
 }
 
-// Map maps [addr, addr+len(data)) with data and guards the rest of its
+// mapObject maps [addr, addr+len(data)) with data and guards the rest of its
 // pages, so an access one byte outside the object is a fault.
-func (e *Engine) Map(addr uint64, data []byte, prot int) error {
+func (e *engine) mapObject(addr uint64, data []byte, prot int) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -284,7 +320,7 @@ func (e *Engine) Map(addr uint64, data []byte, prot int) error {
 		if err := e.dropKept(func(k span) bool { return k.start < sp.end && sp.start < k.end }); err != nil {
 			return err
 		}
-		if err := e.U.MemMapProt(sp.start, sp.end-sp.start, prot); err != nil {
+		if err := e.u.MemMapProt(sp.start, sp.end-sp.start, prot); err != nil {
 			return fmt.Errorf("emu: mapping %#x..%#x: %w", sp.start, sp.end, err)
 		}
 		if sp.start < sp.obj {
@@ -295,10 +331,10 @@ func (e *Engine) Map(addr uint64, data []byte, prot int) error {
 		}
 	}
 	e.fixed = append(e.fixed, sp)
-	return e.U.MemWrite(addr, data)
+	return e.u.MemWrite(addr, data)
 }
 
-func (e *Engine) dropKept(drop func(span) bool) error {
+func (e *engine) dropKept(drop func(span) bool) error {
 	var errs []error
 	kept := e.kept[:0]
 	for _, k := range e.kept {
@@ -306,15 +342,15 @@ func (e *Engine) dropKept(drop func(span) bool) error {
 			kept = append(kept, k)
 			continue
 		}
-		errs = append(errs, e.delHooks(k.guards), e.U.MemUnmap(k.start, k.end-k.start))
+		errs = append(errs, e.delHooks(k.guards), e.u.MemUnmap(k.start, k.end-k.start))
 	}
 	e.kept = kept
 	return errors.Join(errs...)
 }
 
-// AddLazy registers a sparse region; nothing is mapped until touched, but
+// addLazy registers a sparse region; nothing is mapped until touched, but
 // pages the previous world left in the same shape are refilled and kept.
-func (e *Engine) AddLazy(l *Lazy) error {
+func (e *engine) addLazy(l *lazy) error {
 	for _, o := range e.lazies {
 		if l.Start < o.End && o.Start < l.End {
 			return fmt.Errorf("emu: lazy region %s overlaps %s", l.Name, o.Name)
@@ -323,7 +359,7 @@ func (e *Engine) AddLazy(l *Lazy) error {
 	e.lazies = append(e.lazies, l)
 	sort.Slice(e.lazies, func(i, j int) bool { return e.lazies[i].Start < e.lazies[j].Start })
 	for page, pi := range e.retained {
-		if page+PageSize <= l.Start || page >= l.End || pi.lo != max(page, l.Start) || pi.hi != min(page+PageSize, l.End) {
+		if page+pageSize <= l.Start || page >= l.End || pi.lo != max(page, l.Start) || pi.hi != min(page+pageSize, l.End) {
 			continue
 		}
 		pi.l = l
@@ -336,24 +372,24 @@ func (e *Engine) AddLazy(l *Lazy) error {
 	return nil
 }
 
-// LazyPageMapped reports whether the page holding addr has been paged in.
-func (e *Engine) LazyPageMapped(addr uint64) bool {
+// lazyPageMapped reports whether the page holding addr has been paged in.
+func (e *engine) lazyPageMapped(addr uint64) bool {
 	_, ok := e.paged[pageDown(addr)]
 	return ok
 }
 
 // guard makes [start, end) of an already mapped page a fault on any access.
-func (e *Engine) guard(start, end uint64) []uc.Hook {
+func (e *engine) guard(start, end uint64) []uc.Hook {
 	// Unicorn matches a hook's range against the access's first byte, so
 	// the hook starts early enough to see accesses that straddle into the
 	// guard and filters them exactly.
 	const widest = 8 // the widest access the JITs emit
 	from := start - min(start, widest-1)
-	h, err := e.U.HookAdd(uc.HOOK_MEM_READ|uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
+	h, err := e.u.HookAdd(uc.HOOK_MEM_READ|uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
 		if addr+uint64(size) <= start || addr >= end {
 			return
 		}
-		e.recordFault(Access{Addr: addr, Size: size, Write: typ == uc.MEM_WRITE})
+		e.recordFault(access{Addr: addr, Size: size, Write: typ == uc.MEM_WRITE})
 		u.Stop()
 	}, from, end-1)
 	if err != nil {
@@ -363,20 +399,20 @@ func (e *Engine) guard(start, end uint64) []uc.Hook {
 	return []uc.Hook{h}
 }
 
-// GuardWrites makes every write to [start, end) a fault while reads
+// guardWrites makes every write to [start, end) a fault while reads
 // proceed, for objects the code must only read. Unicorn calls a write hook
 // before the store and makes the store even when the hook stops the CPU,
 // so the hook saves the bytes and Run puts them back: the write never
 // happened, as on a kernel's read-only page.
-func (e *Engine) GuardWrites(start, end uint64) error {
-	_, err := e.U.HookAdd(uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
+func (e *engine) guardWrites(start, end uint64) error {
+	_, err := e.u.HookAdd(uc.HOOK_MEM_WRITE, func(u uc.Unicorn, typ int, addr uint64, size int, value int64) {
 		if addr+uint64(size) <= start || addr >= end {
 			return
 		}
 		if old, err := u.MemRead(addr, uint64(size)); err == nil {
 			e.undo = append(e.undo, undoWrite{addr, old})
 		}
-		e.recordFault(Access{Addr: addr, Size: size, Write: true, ReadOnly: true})
+		e.recordFault(access{Addr: addr, Size: size, Write: true, ReadOnly: true})
 		u.Stop()
 	}, start-min(start, 7), end-1)
 	return err
@@ -390,44 +426,47 @@ type undoWrite struct {
 
 // undoBlocked restores what blocked writes overwrote, newest first, and
 // drops any translation made of overwritten code.
-func (e *Engine) undoBlocked() error {
+func (e *engine) undoBlocked() error {
 	var errs []error
 	for i := len(e.undo) - 1; i >= 0; i-- {
 		u := e.undo[i]
-		errs = append(errs, e.U.MemWrite(u.addr, u.old), e.removeCache(u.addr, u.addr+uint64(len(u.old))))
+		errs = append(errs, e.u.MemWrite(u.addr, u.old), e.removeCache(u.addr, u.addr+uint64(len(u.old))))
 	}
 	e.undo = e.undo[:0]
 	return errors.Join(errs...)
 }
 
-func (e *Engine) delHooks(hs []uc.Hook) error {
+func (e *engine) delHooks(hs []uc.Hook) error {
 	var errs []error
 	for _, h := range hs {
-		errs = append(errs, e.U.HookDel(h))
+		errs = append(errs, e.u.HookDel(h))
 		e.churn++
 	}
 	return errors.Join(errs...)
 }
 
-// Churn is how many hooks the engine has added and deleted. Unicorn 2.0.1
-// keeps ~440 bytes for each until the engine is closed (measured), so
-// owners retire an engine after enough churn.
-func (e *Engine) Churn() int { return e.churn }
-
-// Arena maps a region that lives as long as the engine: code goes there,
-// written with WriteCode. Code unmapped and mapped again at the same address
+// arena maps a region that lives as long as the engine: code goes there,
+// written with writeCode. Code unmapped and mapped again at the same address
 // would run its old translations, and a full translation flush costs over a
 // second, so code is never unmapped, only rewritten.
-func (e *Engine) Arena(addr, size uint64) error {
-	if err := e.U.MemMapProt(addr, size, uc.PROT_ALL); err != nil {
+func (e *engine) arena(addr, size uint64) error {
+	if err := e.u.MemMapProt(addr, size, uc.PROT_ALL); err != nil {
 		return fmt.Errorf("emu: mapping the arena %#x..%#x: %w", addr, addr+size, err)
 	}
+	e.arenas = append(e.arenas, [2]uint64{addr, addr + size})
 	return nil
 }
 
-// Begin starts loading another world: what the current one mapped is kept
-// aside for reuse until Commit.
-func (e *Engine) Begin() {
+// mapForLife maps a data region that lives as long as the engine, as the
+// arenas do: what every world uses at the same place (the stack, the
+// struct bpf_prog pages) is mapped once, not per load.
+func (e *engine) mapForLife(addr, size uint64, prot int) error {
+	return e.u.MemMapProt(addr, size, prot)
+}
+
+// begin starts loading another world: what the current one mapped is kept
+// aside for reuse until commit.
+func (e *engine) begin() {
 	e.kept = append(e.kept, e.fixed...)
 	e.fixed, e.lazies, e.fault = nil, nil, nil
 	if e.retained == nil {
@@ -439,39 +478,39 @@ func (e *Engine) Begin() {
 	clear(e.paged)
 }
 
-// Commit unmaps what the previous world had mapped and the new one did not
+// commit unmaps what the previous world had mapped and the new one did not
 // take over.
-func (e *Engine) Commit() error {
+func (e *engine) commit() error {
 	errs := []error{e.dropKept(func(span) bool { return true })}
 	for page, pi := range e.retained {
-		errs = append(errs, e.delHooks(pi.guards), e.U.MemUnmap(page, PageSize))
+		errs = append(errs, e.delHooks(pi.guards), e.u.MemUnmap(page, pageSize))
 	}
 	clear(e.retained)
 	return errors.Join(errs...)
 }
 
-// Reset unmaps everything but the arenas and the engine's own mappings.
-func (e *Engine) Reset() error {
-	e.Begin()
-	return e.Commit()
+// reset unmaps everything but the arenas and the engine's own mappings.
+func (e *engine) reset() error {
+	e.begin()
+	return e.commit()
 }
 
-// Unpage drops the lazily mapped pages (they refill from the model on the
+// unpage drops the lazily mapped pages (they refill from the model on the
 // next touch), keeping memory flat over many runs.
-func (e *Engine) Unpage() error {
+func (e *engine) unpage() error {
 	var errs []error
 	for page, pi := range e.paged {
-		errs = append(errs, e.delHooks(pi.guards), e.U.MemUnmap(page, PageSize))
+		errs = append(errs, e.delHooks(pi.guards), e.u.MemUnmap(page, pageSize))
 	}
 	clear(e.paged)
 	return errors.Join(errs...)
 }
 
-// SetCodeHooks installs code hooks at exactly addrs, each calling fn.
+// setCodeHooks installs code hooks at exactly addrs, each calling fn.
 // Hooks already at a wanted address stay: Unicorn compiles a hook call into
 // the translations of hooked instructions only, so reusing hooks (and
 // translations) across loads is what makes a load cheap.
-func (e *Engine) SetCodeHooks(addrs []uint64, fn func(addr uint64)) error {
+func (e *engine) setCodeHooks(addrs []uint64, fn func(addr uint64)) error {
 	e.onCode = fn
 	want := make(map[uint64]bool, len(addrs))
 	for _, a := range addrs {
@@ -488,7 +527,7 @@ func (e *Engine) SetCodeHooks(addrs []uint64, fn func(addr uint64)) error {
 		if _, ok := e.codeHooks[a]; ok {
 			continue
 		}
-		h, err := e.U.HookAdd(uc.HOOK_CODE, func(_ uc.Unicorn, addr uint64, _ uint32) {
+		h, err := e.u.HookAdd(uc.HOOK_CODE, func(_ uc.Unicorn, addr uint64, _ uint32) {
 			if e.onCode != nil {
 				e.onCode(addr)
 			}
@@ -514,15 +553,15 @@ func (e *Engine) SetCodeHooks(addrs []uint64, fn func(addr uint64)) error {
 	return errors.Join(errs...)
 }
 
-// Ran tells the engine what the last run may have translated: code in
+// ran tells the engine what the last run may have translated: code in
 // the [start, end) ranges only, or anything when wild (a fault or a broken
 // check: the CPU may have gone anywhere). Addresses not hooked during the
 // run may now have translations without hook calls.
-func (e *Engine) Ran(code [][2]uint64, wild bool) {
+func (e *engine) ran(code [][2]uint64, wild bool) {
 	e.cpuDirty = e.cpuDirty || wild
 	ran := func(page uint64) bool {
 		for _, r := range code {
-			if page < r[1] && r[0] < page+PageSize {
+			if page < r[1] && r[0] < page+pageSize {
 				return true
 			}
 		}
@@ -540,9 +579,9 @@ func (e *Engine) Ran(code [][2]uint64, wild bool) {
 	}
 }
 
-// SaveCPU records the CPU state every later run may return to.
-func (e *Engine) SaveCPU() error {
-	ctx, err := e.U.ContextSave(nil)
+// saveCPU records the CPU state every later run may return to.
+func (e *engine) saveCPU() error {
+	ctx, err := e.u.ContextSave(nil)
 	if err != nil {
 		return fmt.Errorf("emu: saving the CPU context: %w", err)
 	}
@@ -550,35 +589,35 @@ func (e *Engine) SaveCPU() error {
 	return nil
 }
 
-// RestoreCPU puts the saved CPU state back when a wild run may have
+// restoreCPU puts the saved CPU state back when a wild run may have
 // changed more than the registers each run sets.
-func (e *Engine) RestoreCPU() error {
+func (e *engine) restoreCPU() error {
 	if !e.cpuDirty || e.pristine == nil {
 		return nil
 	}
 	e.cpuDirty = false
-	return e.U.ContextRestore(e.pristine)
+	return e.u.ContextRestore(e.pristine)
 }
 
-// Outcome is how a Start ended.
-type Outcome struct {
-	Fault     *Access // a bad access, when there was one
+// outcome is how a Start ended.
+type outcome struct {
+	Fault     *access // a bad access, when there was one
 	Exception *uint32 // a CPU exception (x86 vector or arm64 EXCP number)
 	Err       error   // Unicorn's error (invalid instruction, ...)
 	Timeout   bool    // the time budget ran out
 	PC        uint64
 }
 
-// Run emulates from pc until the CPU reaches until, a fault, or the time
+// run emulates from pc until the CPU reaches until, a fault, or the time
 // limit.
-func (e *Engine) Run(pc, until uint64, limit time.Duration) Outcome {
+func (e *engine) run(pc, until uint64, limit time.Duration) outcome {
 	e.fault, e.exception = nil, nil
 	start := time.Now()
 	deadline := start.Add(limit)
 	e.deadline.Store(deadline.UnixNano())
-	err := e.U.Start(pc, until)
-	for err == nil && e.fault == nil && e.exception == nil && e.PC() != until && time.Now().Before(deadline) {
-		err = e.U.Start(e.PC(), until) // stopped early by a late watchdog: resume
+	err := e.u.Start(pc, until)
+	for err == nil && e.fault == nil && e.exception == nil && e.pc() != until && time.Now().Before(deadline) {
+		err = e.u.Start(e.pc(), until) // stopped early by a late watchdog: resume
 	}
 	e.deadline.Store(0)
 	if len(e.undo) > 0 {
@@ -586,7 +625,7 @@ func (e *Engine) Run(pc, until uint64, limit time.Duration) Outcome {
 			err = uerr
 		}
 	}
-	out := Outcome{Fault: e.fault, Exception: e.exception, PC: e.PC()}
+	out := outcome{Fault: e.fault, Exception: e.exception, PC: e.pc()}
 	if out.Fault != nil {
 		out.PC = out.Fault.PC
 		return out

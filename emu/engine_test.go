@@ -10,20 +10,20 @@ import (
 )
 
 const (
-	code     = 0x10000
-	sentinel = 0x20000 // inside the arena: reaching it ends a run
-	data     = 0x30000
-	sparse   = 0x10_0000_0000
+	codeAt   = 0x10000
+	stopAt   = 0x20000 // inside the arena: reaching it ends a run
+	dataAt   = 0x30000
+	sparseAt = 0x10_0000_0000
 )
 
-func newX86Engine(t *testing.T) *Engine {
+func newX86Engine(t *testing.T) *engine {
 	t.Helper()
-	e, err := NewEngine(X86_64)
+	e, err := newEngine(archX86)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.Close() })
-	if err := e.Arena(code, 0x20000); err != nil {
+	t.Cleanup(func() { e.close() })
+	if err := e.arena(codeAt, 0x20000); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -31,16 +31,16 @@ func newX86Engine(t *testing.T) *Engine {
 
 // run writes code (which must end by jumping to the sentinel) into the
 // arena, when given, and runs it.
-func run(t *testing.T, e *Engine, prog []byte, rax uint64) (Outcome, uint64) {
+func run(t *testing.T, e *engine, prog []byte, rax uint64) (outcome, uint64) {
 	t.Helper()
 	if prog != nil {
-		if err := e.WriteCode(code, prog); err != nil {
+		if err := e.writeCode(codeAt, prog); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.U.RegWrite(uc.X86_REG_RAX, rax)
-	out := e.Run(code, sentinel, 20*time.Millisecond)
-	rax, _ = e.U.RegRead(uc.X86_REG_RAX)
+	e.regWrite(uc.X86_REG_RAX, rax)
+	out := e.run(codeAt, stopAt, 20*time.Millisecond)
+	rax, _ = e.regRead(uc.X86_REG_RAX)
 	return out, rax
 }
 
@@ -51,21 +51,21 @@ func TestMapExactBounds(t *testing.T) {
 	e := newX86Engine(t)
 	obj := make([]byte, 12) // mapped on a page, the other 4084 bytes guarded
 	binary.LittleEndian.PutUint64(obj[4:], 0x1122334455667788)
-	if err := e.Map(data+0x100, obj, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.mapObject(dataAt+0x100, obj, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		t.Fatal(err)
 	}
-	out, rax := run(t, e, loadViaRAX, data+0x104)
+	out, rax := run(t, e, loadViaRAX, dataAt+0x104)
 	if out.Fault != nil || out.Err != nil || rax != 0x1122334455667788 {
 		t.Fatalf("in-bounds load: %+v rax=%#x", out, rax)
 	}
-	for _, addr := range []uint64{data + 0x100 + 8, data + 0xff, data} {
+	for _, addr := range []uint64{dataAt + 0x100 + 8, dataAt + 0xff, dataAt} {
 		out, _ = run(t, e, nil, addr)
-		if out.Fault == nil || out.Fault.Addr != addr || out.Fault.PC != code {
-			t.Errorf("load at %#x: want a fault at that address from pc %#x, got %+v", addr, code, out.Fault)
+		if out.Fault == nil || out.Fault.Addr != addr || out.Fault.PC != codeAt {
+			t.Errorf("load at %#x: want a fault at that address from pc %#x, got %+v", addr, codeAt, out.Fault)
 		}
 	}
-	out, _ = run(t, e, nil, data+0x5000)
-	if out.Fault == nil || out.Fault.Addr != data+0x5000 {
+	out, _ = run(t, e, nil, dataAt+0x5000)
+	if out.Fault == nil || out.Fault.Addr != dataAt+0x5000 {
 		t.Errorf("unmapped load: %+v", out)
 	}
 }
@@ -74,7 +74,7 @@ func TestLazyRegion(t *testing.T) {
 	e := newX86Engine(t)
 	fills := 0
 	// A 2^35-byte region: only touched pages exist.
-	err := e.AddLazy(&Lazy{Name: "array", Start: sparse + 0x40, End: sparse + 1<<35, Fill: func(addr uint64, page []byte) {
+	err := e.addLazy(&lazy{Name: "array", Start: sparseAt + 0x40, End: sparseAt + 1<<35, Fill: func(addr uint64, page []byte) {
 		fills++
 		for i := 0; i < len(page); i += 8 {
 			binary.LittleEndian.PutUint64(page[i:], addr+uint64(i))
@@ -84,34 +84,34 @@ func TestLazyRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	prog := loadViaRAX
-	for _, addr := range []uint64{sparse + 0x40, sparse + 1<<35 - 8, sparse + 1<<34} {
+	for _, addr := range []uint64{sparseAt + 0x40, sparseAt + 1<<35 - 8, sparseAt + 1<<34} {
 		out, rax := run(t, e, prog, addr)
 		prog = nil
 		if out.Fault != nil || out.Err != nil || rax != addr {
 			t.Fatalf("load at %#x: %+v rax=%#x", addr, out, rax)
 		}
-		if !e.LazyPageMapped(addr) {
+		if !e.lazyPageMapped(addr) {
 			t.Errorf("page of %#x not recorded", addr)
 		}
 	}
 	if fills != 3 {
 		t.Errorf("%d pages filled, want 3", fills)
 	}
-	for _, addr := range []uint64{sparse + 0x38, sparse + 1<<35} {
+	for _, addr := range []uint64{sparseAt + 0x38, sparseAt + 1<<35} {
 		out, _ := run(t, e, nil, addr)
 		if out.Fault == nil || out.Fault.Addr != addr {
 			t.Errorf("load at %#x outside the region: %+v", addr, out)
 		}
 	}
-	if err := e.Unpage(); err != nil || e.LazyPageMapped(sparse+0x40) {
+	if err := e.unpage(); err != nil || e.lazyPageMapped(sparseAt+0x40) {
 		t.Fatalf("unpage: %v", err)
 	}
-	if err := e.Reset(); err != nil {
+	if err := e.reset(); err != nil {
 		t.Fatal(err)
 	}
 	// (The binding's MemRegions crashes on an engine with no regions, so
 	// the reset is checked by behaviour.)
-	if out, _ := run(t, e, nil, sparse+0x40); out.Fault == nil || out.Fault.Addr != sparse+0x40 {
+	if out, _ := run(t, e, nil, sparseAt+0x40); out.Fault == nil || out.Fault.Addr != sparseAt+0x40 {
 		t.Errorf("the region survived Reset: %+v", out)
 	}
 }
@@ -125,8 +125,8 @@ func TestBudgetAndInvalidInstruction(t *testing.T) {
 	// Rewriting code in the arena replaces what Unicorn translated before.
 	out, _ = run(t, e, []byte{0x0f, 0x0b}, 0) // ud2
 	var ucErr uc.UcError
-	if !errors.As(out.Err, &ucErr) || ucErr != uc.ERR_INSN_INVALID || out.PC != code {
-		t.Errorf("ud2: want UC_ERR_INSN_INVALID at %#x, got %+v", code, out)
+	if !errors.As(out.Err, &ucErr) || ucErr != uc.ERR_INSN_INVALID || out.PC != codeAt {
+		t.Errorf("ud2: want UC_ERR_INSN_INVALID at %#x, got %+v", codeAt, out)
 	}
 }
 
@@ -139,5 +139,22 @@ func TestWriteCodeReplacesTranslations(t *testing.T) {
 		if rax != uint64(imm) {
 			t.Fatalf("after writing mov al, %d: rax = %d", imm, rax)
 		}
+	}
+}
+
+// Code changes only through writeCode, which keeps the shadow and drops
+// stale translations: a data write that reaches into an arena is refused.
+func TestMemWriteRefusesCode(t *testing.T) {
+	e := newX86Engine(t)
+	for _, at := range []uint64{codeAt, codeAt - 1, stopAt + 0xfff} {
+		if err := e.memWrite(at, []byte{0x90, 0x90}); err == nil {
+			t.Errorf("a data write at %#x into the arena went through", at)
+		}
+	}
+	if err := e.mapObject(dataAt, make([]byte, 8), uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.memWrite(dataAt, []byte{1, 2}); err != nil {
+		t.Errorf("a data write: %v", err)
 	}
 }

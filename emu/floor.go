@@ -19,16 +19,16 @@ func BareStart(pm prog.Machine, entry *prog.Program, ctx []byte) (time.Duration,
 	if !ok {
 		return 0, fmt.Errorf("emu: %T is not an emulated machine", pm)
 	}
-	if err := m.e.SetCodeHooks(nil, nil); err != nil {
+	if err := m.e.setCodeHooks(nil, nil); err != nil {
 		return 0, err
 	}
 	if _, err := m.prepare(ctx); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	out := m.e.Run(m.entry[entry], Sentinel, TimeLimit(m.o.Budget))
+	out := m.e.run(m.entry[entry], sentinel, timeLimit(m.o.Budget))
 	d := time.Since(start)
 	// Whatever the code did, the engine's next user starts clean.
-	m.e.Ran(nil, true)
+	m.e.ran(nil, true)
 	return d, out.Err
 }

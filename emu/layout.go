@@ -4,28 +4,27 @@ import (
 	"encoding/binary"
 
 	"tailsim/prog"
-	"tailsim/prog/interp"
 )
 
 // The emulated address space. Code lives in one arena mapped for the life
 // of the engine; everything else is mapped per loaded world with exact
 // bounds.
 const (
-	StubBase   = 0x0080_0000 // helper stubs, StubSize apart, then the return sentinel
-	StubSize   = 128
-	Sentinel   = StubBase + 0xFF0
-	CodeBase   = 0x0100_0000 // function images, on pages chosen by funcPage
-	CodePages  = 0x800
-	ArenaSize  = CodeBase + CodePages*PageSize - StubBase
-	ProgBase   = 0x0600_0000 // struct bpf_prog k at ProgBase + k*PageSize
-	MaxProgs   = 256
-	CtxBase    = interp.CtxBase
-	ThreadInfo = 0x0700_0000 // arm64: the current task's thread_info (sp_el0)
-	StackLo    = 0x7000_0000
-	StackHi    = 0x7010_0000
-	ArrayBase  = 0x10_0000_0000 // struct bpf_array k at ArrayBase + k*ArrayStride
-	// ArrayStride leaves room for ptrs[2 * 2^32] after any header.
-	ArrayStride = 0x40_0000_0000
+	stubBase   = 0x0080_0000 // helper stubs, stubSize apart, then the return sentinel
+	stubSize   = 128
+	sentinel   = stubBase + 0xFF0
+	codeBase   = 0x0100_0000 // function images, on pages chosen by funcPage
+	codePages  = 0x800
+	arenaSize  = codeBase + codePages*pageSize - stubBase
+	progBase   = 0x0600_0000 // struct bpf_prog k at progBase + k*pageSize
+	maxProgs   = 256
+	ctxBase    = prog.CtxBase // ctx, where the reference model has it too
+	threadInfo = 0x0700_0000  // arm64: the current task's thread_info (sp_el0)
+	stackLo    = 0x7000_0000
+	stackHi    = 0x7010_0000
+	arrayBase  = 0x10_0000_0000 // struct bpf_array k at arrayBase + k*arrayStride
+	// arrayStride leaves room for ptrs[2 * 2^32] after any header.
+	arrayStride = 0x40_0000_0000
 )
 
 // arrayImage lays out one struct bpf_array: max_entries in its header, then
@@ -54,7 +53,7 @@ func (ai *arrayImage) slotAddr(i uint64) uint64 { return ai.base + uint64(ai.lay
 // fill writes the page at addr from the model: max_entries, ptrs[i] as
 // struct bpf_prog pointers, and the cached half as entry addresses.
 func (ai *arrayImage) fill(addr uint64, page []byte) {
-	if off := uint64(ai.layout.MaxEntries); addr <= ai.base+off && ai.base+off+4 <= addr+PageSize {
+	if off := uint64(ai.layout.MaxEntries); addr <= ai.base+off && ai.base+off+4 <= addr+pageSize {
 		binary.LittleEndian.PutUint32(page[ai.base+off-addr:], ai.a.MaxEntries)
 	}
 	first := uint64(0)
@@ -64,7 +63,7 @@ func (ai *arrayImage) fill(addr uint64, page []byte) {
 	max := uint64(ai.a.MaxEntries)
 	for i := first; i < ai.slots(); i++ {
 		at := ai.slotAddr(i)
-		if at >= addr+PageSize {
+		if at >= addr+pageSize {
 			break
 		}
 		if at < addr {

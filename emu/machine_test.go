@@ -61,7 +61,7 @@ func tamper(t *testing.T, m *machine, old, new []byte) {
 	if i < 0 {
 		t.Fatalf("% x not in the image", old)
 	}
-	if err := m.e.WriteCode(l.Addr+uint64(i), new); err != nil {
+	if err := m.e.writeCode(l.Addr+uint64(i), new); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -134,7 +134,7 @@ func TestX86ReturnChecks(t *testing.T) {
 	l := m.images[0]
 	for _, in := range l.Img.Insns {
 		if in.BPF == -2 && l.Img.Code[in.Off] == 0x5B {
-			m.e.WriteCode(l.Addr+uint64(in.Off), []byte{0x90})
+			m.e.writeCode(l.Addr+uint64(in.Off), []byte{0x90})
 		}
 	}
 	r := m.Run(w.Prog("entry"), ctx(2))
@@ -216,10 +216,10 @@ func TestHardeningOption(t *testing.T) {
 // after a run that executed data).
 func TestWildRunResidueCleared(t *testing.T) {
 	m, w := loadX86(t, chain, prog.Upstream)
-	if err := m.e.U.RegWrite(uc.X86_REG_EFLAGS, 0x302); err != nil { // TF and IF
+	if err := m.e.regWrite(uc.X86_REG_EFLAGS, 0x302); err != nil { // TF and IF
 		t.Fatal(err)
 	}
-	m.e.Ran(m.code, true)
+	m.e.ran(m.code, true)
 	r := m.Run(w.Prog("entry"), ctx(1))
 	if r.Fault != nil || r.R0 != 1 {
 		t.Fatalf("run after a wild one: %+v", r)
@@ -233,18 +233,18 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 	// mov qword ptr [rax], rax; at the entry of a scratch page of the arena.
 	code := []byte{0x48, 0x89, 0x00}
 	at := m.images[len(m.images)-1].Addr + uint64(len(m.images[len(m.images)-1].Img.Code)) + 0x100
-	if err := m.e.WriteCode(at, code); err != nil {
+	if err := m.e.writeCode(at, code); err != nil {
 		t.Fatal(err)
 	}
-	m.e.U.RegWrite(uc.X86_REG_RAX, target)
-	before, _ := m.e.U.MemRead(target, 8)
-	out := m.e.Run(at, at+uint64(len(code)), time.Second)
+	m.e.regWrite(uc.X86_REG_RAX, target)
+	before, _ := m.e.memRead(target, 8)
+	out := m.e.run(at, at+uint64(len(code)), time.Second)
 	if out.Fault == nil || !out.Fault.Write || !out.Fault.ReadOnly || out.Fault.Addr != target {
 		t.Fatalf("store into code: %+v, fault %+v", out, out.Fault)
 	}
 	// The store did not happen: Unicorn makes it after the hook, the
 	// engine undoes it.
-	if after, _ := m.e.U.MemRead(target, 8); !bytes.Equal(before, after) {
+	if after, _ := m.e.memRead(target, 8); !bytes.Equal(before, after) {
 		t.Errorf("code at %#x was % x, is % x after the blocked store", target, before, after)
 	}
 }
@@ -256,12 +256,12 @@ func TestTimeoutConfirmed(t *testing.T) {
 	real := engineRun
 	t.Cleanup(func() { engineRun = real })
 	calls, stalls := 0, 1
-	engineRun = func(e *Engine, pc, until uint64, limit time.Duration) Outcome {
+	engineRun = func(e *engine, pc, until uint64, limit time.Duration) outcome {
 		calls++
 		if calls <= stalls {
 			// The stalled attempt had already changed ctx: index 2.
-			e.U.MemWrite(CtxBase, []byte{2, 0, 0, 0})
-			return Outcome{Timeout: true, PC: pc}
+			e.memWrite(ctxBase, []byte{2, 0, 0, 0})
+			return outcome{Timeout: true, PC: pc}
 		}
 		return real(e, pc, until, limit)
 	}

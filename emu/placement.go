@@ -48,7 +48,7 @@ func funcPage(w *prog.World, p *prog.Program, fn int, v prog.Variant, salt uint6
 			}
 		}
 	}
-	return int(h.Sum64() % uint64(CodePages-pages+1))
+	return int(h.Sum64() % uint64(codePages-pages+1))
 }
 
 // placer hands out arena pages to one world's functions: each at its
@@ -56,13 +56,13 @@ func funcPage(w *prog.World, p *prog.Program, fn int, v prog.Variant, salt uint6
 // world is there.
 type placer struct{ used []bool }
 
-func newPlacer() *placer { return &placer{used: make([]bool, CodePages)} }
+func newPlacer() *placer { return &placer{used: make([]bool, codePages)} }
 
 // place returns the first page of a free run of n pages at or after want
 // (wrapping), and marks it used; ok is false when no run is free.
 func (pl *placer) place(want, n int) (page int, ok bool) {
-	for try := 0; try <= CodePages-n; try++ {
-		p := (want + try) % (CodePages - n + 1)
+	for try := 0; try <= codePages-n; try++ {
+		p := (want + try) % (codePages - n + 1)
 		free := true
 		for i := p; i < p+n; i++ {
 			if pl.used[i] {

@@ -6,13 +6,14 @@ import (
 	"sort"
 	"time"
 
+	"tailsim/jit/x86"
 	"tailsim/prog"
 )
 
-// TimeLimit is how long an emulated run may take for an instruction
+// timeLimit is how long an emulated run may take for an instruction
 // budget: 50 ns an instruction, at least 50 ms. Emulators bound runs by
-// time because an instruction count costs more than the run (see Engine).
-func TimeLimit(budget int) time.Duration {
+// time because an instruction count costs more than the run (see engine).
+func timeLimit(budget int) time.Duration {
 	return max(50*time.Millisecond, time.Duration(budget)*50*time.Nanosecond)
 }
 
@@ -24,7 +25,7 @@ func TimeLimit(budget int) time.Duration {
 // false "budget" findings. A genuine runaway loop is reported, later.
 func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.ctxSaved = append(m.ctxSaved[:0], ctx...) // no allocation per run
-	limit := TimeLimit(m.o.Budget)
+	limit := timeLimit(m.o.Budget)
 	r := m.run(entry, ctx, limit)
 	if r.Fault != nil && r.Fault.Kind == prog.FaultBudget {
 		copy(ctx, m.ctxSaved)
@@ -33,46 +34,45 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	return r
 }
 
-// engineRun is Engine.Run; tests replace it to simulate a stall.
-var engineRun = (*Engine).Run
+// engineRun is engine.run; tests replace it to simulate a stall.
+var engineRun = (*engine).run
 
 // prepare puts the CPU at a call of the world's entry: the saved CPU
 // state back after a wild run, ctx written, the stack pointer, R1, the
 // scratch and the callee-saved registers set. It returns the stack
 // pointer expected after the return.
 func (m *machine) prepare(ctx []byte) (after uint64, err error) {
-	if err := m.e.RestoreCPU(); err != nil {
+	if err := m.e.restoreCPU(); err != nil {
 		return 0, err
 	}
-	u := m.e.U
 	if len(ctx) > 0 {
-		if err := u.MemWrite(CtxBase, ctx); err != nil {
+		if err := m.e.memWrite(ctxBase, ctx); err != nil {
 			return 0, err
 		}
 	}
-	sp, after := m.spec.enter(m, StackHi-0x100)
+	sp, after := m.spec.enter(m, stackHi-0x100)
 	m.entryVals[0], m.entryVals[1] = sp, 0
 	if ctx != nil {
-		m.entryVals[1] = CtxBase
+		m.entryVals[1] = ctxBase
 	}
-	return after, m.entryBatch.Write(u, m.entryVals)
+	return after, m.e.regBatchWrite(m.entryBatch, m.entryVals)
 }
 
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
 	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
-	u, spec := m.e.U, m.spec
+	spec := m.spec
 	after, err := m.prepare(ctx)
 	if err != nil {
 		m.res.Fault = &prog.Fault{Kind: prog.FaultInsn, Msg: err.Error()}
 		return m.res
 	}
 
-	out := engineRun(m.e, m.entry[entry], Sentinel, limit)
+	out := engineRun(m.e, m.entry[entry], sentinel, limit)
 	res := m.res
 	defer func() {
-		m.e.Ran(m.code, res.Fault != nil || len(res.Violations) > 0)
+		m.e.ran(m.code, res.Fault != nil || len(res.Violations) > 0)
 	}()
 	switch {
 	case out.Fault != nil:
@@ -102,7 +102,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 			Msg: fmt.Sprintf("time budget exhausted twice (%v, then %v; budget %d)", limit/4, limit, m.o.Budget)}
 	default:
 		m.checkReturn(after)
-		r0, _ := u.RegRead(spec.r0Reg)
+		r0, _ := m.e.regRead(spec.r0Reg)
 		res.R0 = r0
 		m.event(prog.Event{Kind: prog.EvExit, Value: r0})
 	}
@@ -113,7 +113,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 	// it is reused by a callee without tail-call slots, its memory is gone.
 	res.Count = m.lastCount
 	if ctx != nil {
-		b, _ := u.MemRead(CtxBase, uint64(len(ctx)))
+		b, _ := m.e.memRead(ctxBase, uint64(len(ctx)))
 		copy(ctx, b)
 		res.Ctx = append([]byte(nil), ctx...)
 	}
@@ -127,7 +127,7 @@ func (m *machine) event(e prog.Event) {
 }
 
 func (m *machine) read64(addr uint64) uint64 {
-	if err := m.e.U.MemReadInto(m.buf8[:], addr); err != nil {
+	if err := m.e.memReadInto(m.buf8[:], addr); err != nil {
 		return 0
 	}
 	return binary.LittleEndian.Uint64(m.buf8[:])
@@ -135,20 +135,20 @@ func (m *machine) read64(addr uint64) uint64 {
 
 // regs reads the registers a tail-call check needs in one call.
 func (m *machine) regs() []uint64 {
-	v, _ := m.batch.ReadFast(m.e.U)
+	v, _ := m.e.regBatchRead(m.batch)
 	return v
 }
 
 // checkReturn verifies the top-level return: the stack balanced and the
 // callee-saved registers restored.
 func (m *machine) checkReturn(wantSP uint64) {
-	sp, _ := m.e.U.RegRead(m.spec.spReg)
+	sp, _ := m.e.regRead(m.spec.spReg)
 	if sp != wantSP {
-		m.violate(prog.PropStackBalanced, prog.Loc{}, Sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
+		m.violate(prog.PropStackBalanced, prog.Loc{}, sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
 	}
 	for r, want := range m.spec.saved {
-		if got, _ := m.e.U.RegRead(r); got != want {
-			m.violate(prog.PropCalleeSaved, prog.Loc{}, Sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
+		if got, _ := m.e.regRead(r); got != want {
+			m.violate(prog.PropCalleeSaved, prog.Loc{}, sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
 		}
 	}
 }
@@ -194,10 +194,10 @@ func (m *machine) onSite(addr uint64) {
 			}
 		case atTarget:
 			if m.pending != nil && m.pending.s == ev.s {
-				code := m.buf8[:5]
-				m.e.U.MemReadInto(code, addr)
-				if code[0] == 0xE9 {
-					m.taken(addr, addr+5+uint64(int64(int32(binary.LittleEndian.Uint32(code[1:])))))
+				code := m.buf8[:x86.X86PatchSize]
+				m.e.memReadInto(code, addr)
+				if dest, ok := x86.JumpDest(code, addr); ok {
+					m.taken(addr, dest)
 				}
 			}
 		}
@@ -261,7 +261,7 @@ func (m *machine) fellThrough(addr uint64) {
 	case prog.Static:
 		limit = p.s.Site.ImmMap.MaxEntries
 	case prog.Indirect, prog.Dynamic:
-		if b, err := m.e.U.MemRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
+		if b, err := m.e.memRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
 			limit = binary.LittleEndian.Uint32(b)
 		}
 	}
@@ -284,7 +284,7 @@ func (m *machine) symbolize(addr uint64) string {
 		return fmt.Sprintf("%s+%#x", name, addr-l.Addr)
 	}
 	for p, at := range m.structs {
-		if addr >= at && addr < at+PageSize {
+		if addr >= at && addr < at+pageSize {
 			return fmt.Sprintf("struct bpf_prog %s+%#x", p.Name, addr-at)
 		}
 	}
@@ -294,9 +294,9 @@ func (m *machine) symbolize(addr uint64) string {
 		}
 	}
 	switch {
-	case addr >= StubBase && addr < CodeBase:
+	case addr >= stubBase && addr < codeBase:
 		return "helper stubs"
-	case addr >= StackLo && addr < StackHi:
+	case addr >= stackLo && addr < stackHi:
 		return "stack"
 	}
 	return fmt.Sprintf("%#x", addr)
@@ -304,7 +304,7 @@ func (m *machine) symbolize(addr uint64) string {
 
 // disasm decodes the instruction at addr, "?" when it cannot.
 func (m *machine) disasm(addr uint64) string {
-	b, err := m.e.U.MemRead(addr, 16)
+	b, err := m.e.memRead(addr, 16)
 	if err != nil {
 		return "?"
 	}

@@ -41,7 +41,7 @@ func x86Spec(ibt bool) *archSpec {
 	o := func(v prog.Variant, l prog.Layout) x86.Options { return x86.Options{Variant: v, Layout: l, IBT: ibt} }
 	return &archSpec{
 		name:      "x86_64",
-		arch:      X86_64,
+		arch:      archX86,
 		tailEntry: o(0, prog.Layout{}).TailCallOffset(),
 		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
 			return x86.Compile(p, fn, fx, image, res, o(v, l))
@@ -71,8 +71,8 @@ func x86Spec(ibt bool) *archSpec {
 		// The return address is pushed: "call" into bpf_func.
 		enter: func(m *machine, sp uint64) (uint64, uint64) {
 			var ret [8]byte
-			binary.LittleEndian.PutUint64(ret[:], Sentinel)
-			m.e.U.MemWrite(sp, ret[:])
+			binary.LittleEndian.PutUint64(ret[:], sentinel)
+			m.e.memWrite(sp, ret[:])
 			return sp, sp + 8
 		},
 		directTailCalls: x86.DirectTailCalls,
@@ -83,9 +83,9 @@ func x86Spec(ibt bool) *archSpec {
 // x86Stubs builds the helper stubs: rax = the stub's return value, the
 // caller-saved argument registers clobbered, ret. The sentinel is a hlt.
 func x86Stubs() []byte {
-	page := make([]byte, PageSize)
+	page := make([]byte, pageSize)
 	for i, h := range prog.Helpers {
-		code := page[i*StubSize:]
+		code := page[i*stubSize:]
 		n := 0
 		mov := func(prefix, op byte, v uint64) {
 			code[n], code[n+1] = prefix, op
@@ -100,7 +100,7 @@ func x86Stubs() []byte {
 		mov(0x49, 0xB8, prog.ClobberValue(prog.R5)) // r8
 		code[n] = 0xC3
 	}
-	page[Sentinel-StubBase] = 0xF4
+	page[sentinel-stubBase] = 0xF4
 	return page
 }
 

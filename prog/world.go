@@ -17,6 +17,12 @@ type World struct {
 	Ctx []byte
 }
 
+// CtxBase is where every backend puts ctx, so R1's value is the same in the
+// reference model and in the emulators: a program may compute with it (store
+// it, compare it, return it), and a different address would be a difference
+// in results that no JIT caused.
+const CtxBase = 0x1000_0000
+
 // Array finds a prog array by name.
 func (w *World) Array(name string) *ProgArray {
 	for _, a := range w.Arrays {

@@ -90,8 +90,8 @@ func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitC
 	bypass := ip + uint64(len(c.buf)-start)
 	target := ip + uint64(label) - X86PatchSize
 	ts.Bypass = len(c.buf)
-	rel := int64(target+X86PatchSize) - int64(bypass+X86PatchSize)
-	c.emit("poke site: bypass (jmp out while the slot is empty)", cat([]byte{0xE9}, le32(rel))...)
+	jmp := emitJump(target+X86PatchSize, bypass)
+	c.emit("poke site: bypass (jmp out while the slot is empty)", jmp[:]...)
 	c.emitTailCallUnwind()
 	ts.Target = len(c.buf)
 	c.emit("poke site: target (jmp bpf_func+X86_TAIL_CALL_OFFSET once filled)", nop5...)

@@ -11,10 +11,10 @@ import (
 	"tailsim/prog/asm"
 )
 
-// Address map of the model's memory. Only ctx and the stack frames are
-// readable; map objects have addresses so R2 can carry them, nothing more.
+// Address map of the model's memory (ctx is at prog.CtxBase). Only ctx and
+// the stack frames are readable; map objects have addresses so R2 can carry
+// them, nothing more.
 const (
-	CtxBase   = 0x1000_0000
 	StackBase = 0x2000_0000 // frame k occupies StackBase + k*FrameSize
 	FrameSize = 0x1000
 	MapBase   = 0x3000_0000 // array k is at MapBase + k*MapStride
@@ -92,7 +92,7 @@ type run struct {
 func (m *Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	r := &run{Machine: m, res: &prog.Result{}, ctx: ctx}
 	if ctx != nil {
-		r.regs[prog.R1] = CtxBase
+		r.regs[prog.R1] = prog.CtxBase
 	}
 	r.push(entry, 0)
 	r.enter(entry)
@@ -131,8 +131,8 @@ func (r *run) fault(kind prog.FaultKind, addr uint64, msg string) {
 
 // mem returns the bytes at [addr, addr+n) if a readable region holds them.
 func (r *run) mem(addr uint64, n int) []byte {
-	if r.ctx != nil && addr >= CtxBase && addr+uint64(n) <= CtxBase+uint64(len(r.ctx)) && addr+uint64(n) > addr {
-		return r.ctx[addr-CtxBase:][:n]
+	if r.ctx != nil && addr >= prog.CtxBase && addr+uint64(n) <= prog.CtxBase+uint64(len(r.ctx)) && addr+uint64(n) > addr {
+		return r.ctx[addr-prog.CtxBase:][:n]
 	}
 	for _, f := range r.frames {
 		base := f.top - uint64(len(f.stack))

@@ -978,9 +978,9 @@ func TestAccessFaults(t *testing.T) {
 		{name: "NULL ctx", src: "r0 = *(u8 *)(r1 + 16)\nexit", fault: true, addr: 16, site: "main+0"},
 		{name: "ctx read in bounds", src: "r0 = *(u64 *)(r1 + 0)\nexit", ctx: u64ctx(0x1122334455667788), r0: 0x1122334455667788},
 		{name: "ctx read narrow", src: "r0 = *(u16 *)(r1 + 6)\nexit", ctx: u64ctx(0x1122334455667788), r0: 0x1122},
-		{name: "ctx read straddling the end", src: "r0 = *(u64 *)(r1 + 4)\nexit", ctx: u64ctx(0), fault: true, addr: interp.CtxBase + 4, site: "main+0"},
-		{name: "ctx write past the end", src: "r0 = 0\n*(u32 *)(r1 + 8) = 1\nexit", ctx: u64ctx(0), fault: true, addr: interp.CtxBase + 8, site: "main+1"},
-		{name: "ctx below", src: "r0 = *(u8 *)(r1 - 1)\nexit", ctx: u64ctx(0), fault: true, addr: interp.CtxBase - 1, site: "main+0"},
+		{name: "ctx read straddling the end", src: "r0 = *(u64 *)(r1 + 4)\nexit", ctx: u64ctx(0), fault: true, addr: prog.CtxBase + 4, site: "main+0"},
+		{name: "ctx write past the end", src: "r0 = 0\n*(u32 *)(r1 + 8) = 1\nexit", ctx: u64ctx(0), fault: true, addr: prog.CtxBase + 8, site: "main+1"},
+		{name: "ctx below", src: "r0 = *(u8 *)(r1 - 1)\nexit", ctx: u64ctx(0), fault: true, addr: prog.CtxBase - 1, site: "main+0"},
 		{name: "stack at fp", src: "r0 = *(u64 *)(r10 + 0)\nexit", fault: true, addr: top, site: "main+0"},
 		{name: "stack bottom", src: "r1 = 9\n*(u64 *)(r10 - 512) = r1\nr0 = *(u64 *)(r10 - 512)\nexit", r0: 9},
 		{name: "stack below the frame", src: "*(u64 *)(r10 - 512) = 1\nr1 = r10\n*(u64 *)(r1 - 520) = 1\nr0 = 0\nexit", fault: true, addr: top - 520, site: "main+2"},
@@ -1063,7 +1063,7 @@ func TestCtxPersistence(t *testing.T) {
 	if res := interp.New(w, interp.Config{}).Run(w.Prog("r1"), nil); res.R0 != 0 || res.Ctx != nil {
 		t.Errorf("NULL ctx: r0 %#x ctx %v", res.R0, res.Ctx)
 	}
-	if res := interp.New(w, interp.Config{}).Run(w.Prog("r1"), []byte{}); res.R0 != interp.CtxBase {
+	if res := interp.New(w, interp.Config{}).Run(w.Prog("r1"), []byte{}); res.R0 != prog.CtxBase {
 		t.Errorf("empty ctx: r1 = %#x, want CtxBase", res.R0)
 	}
 }

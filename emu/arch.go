@@ -1,0 +1,47 @@
+package emu
+
+import (
+	"tailsim/jit"
+	"tailsim/prog"
+)
+
+// archSpec is what differs between the emulated arches; everything else —
+// memory layout, arrays, slot changes, hooks and checks — is shared.
+type archSpec struct {
+	name      string
+	arch      arch
+	tailEntry int // where tail calls land in bpf_func
+	compile   func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
+	stubs     func() []byte // the helper stubs page, with the sentinel
+
+	// Registers read at every tail-call hook, their names, and the roles
+	// some of them play (indexes into regs).
+	regs           []int
+	names          []string
+	r1, r2, r3, sp int
+	kept           []int // R6–R9 and the BPF frame pointer: unchanged on fall-through
+	// expectedSP is where the stack pointer must be when a tail call jumps.
+	expectedSP func(regs []uint64) (uint64, string)
+	// tccPtr finds the pointer to the shared tail-call counter.
+	tccPtr func(m *machine, regs []uint64, img *jit.Image) uint64
+	// jumpTarget is the register a non-direct tail call jumps through.
+	jumpTarget func(regs []uint64, kind prog.SiteKind) uint64
+
+	spReg, r1Reg, r0Reg int
+	scratch             []int // zeroed before each run
+	// saved are the ABI callee-saved registers, given these values on
+	// entry and checked at the return.
+	saved      map[int]uint64
+	savedNames map[int]string
+	// enter prepares the return to the sentinel; it returns the stack
+	// pointer to start with and the one expected after the return.
+	enter func(m *machine, sp uint64) (start, after uint64)
+	// directTailCalls is the JIT's (x86: direct calls with poke sites).
+	directTailCalls bool
+	disasm          func(code []byte, pc uint64) string
+	// setup prepares, once per engine, what the arch's inlined code reads
+	// besides the world.
+	setup func(e *engine) error
+	// locateFault corrects the PC Unicorn reports for a bad access.
+	locateFault func(m *machine, pc uint64, f *access) uint64
+}

@@ -1,0 +1,170 @@
+package emu
+
+import (
+	"sync"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
+	"tailsim/prog"
+)
+
+// Backend is an emulated arch: the kernel's JIT output run in Unicorn.
+// Engines are pooled and reused across loads.
+type Backend struct {
+	spec *archSpec
+	// hard is what the spec emits; newSpec builds the spec for another set
+	// of the protections in has, for loads that ask for more.
+	hard, has prog.Hardening
+	newSpec   func(prog.Hardening) *archSpec
+	pool      *enginePool
+
+	mu       sync.Mutex
+	hardened map[prog.Hardening]*Backend
+}
+
+// enginePool holds idle engines of one arch. A backend and its hardened
+// siblings share one: the engine's own set-up (stubs, system registers)
+// does not depend on the protections, and every engine costs memory (its
+// arena, its code shadow, Unicorn's translation buffer).
+type enginePool struct {
+	mu   sync.Mutex
+	free []*engine
+}
+
+func newBackend(hard, has prog.Hardening, newSpec func(prog.Hardening) *archSpec) *Backend {
+	hard &= has
+	return &Backend{spec: newSpec(hard), hard: hard, has: has, newSpec: newSpec, pool: &enginePool{}}
+}
+
+// with is the backend emitting h, sharing b's engines.
+func (b *Backend) with(h prog.Hardening) *Backend {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.hardened == nil {
+		b.hardened = map[prog.Hardening]*Backend{}
+	}
+	o := b.hardened[h]
+	if o == nil {
+		o = &Backend{spec: b.newSpec(h), hard: h, has: b.has, newSpec: b.newSpec, pool: b.pool}
+		b.hardened[h] = o
+	}
+	return o
+}
+
+// Name implements prog.Backend.
+func (b *Backend) Name() string { return b.spec.name }
+
+// DirectTailCalls implements prog.Backend.
+func (b *Backend) DirectTailCalls() bool { return b.spec.directTailCalls }
+
+// defaultBudget bounds the instructions of one emulated invocation.
+const defaultBudget = 1_000_000
+
+func (b *Backend) acquire() (*engine, error) {
+	p := b.pool
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		e := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return e, nil
+	}
+	p.mu.Unlock()
+	e, err := newEngine(b.spec.arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.arena(stubBase, arenaSize); err != nil {
+		return nil, err
+	}
+	// The stack lives as long as the engine too: mapping and zeroing a
+	// megabyte per load was a third of a fuzz case. Nothing is mapped
+	// around it, so running off either end is still a fault.
+	if err := e.mapForLife(stackLo, stackHi-stackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return nil, err
+	}
+	// So do the struct bpf_prog slots, rewritten per load. The code only
+	// reads them, but they are mapped writable with a hook that makes a
+	// write a fault: Unicorn turns a read-only region writable and back
+	// for every MemWrite into it, which rebuilds its memory map and cost
+	// more than the rest of a load together (measured).
+	if err := e.mapForLife(progBase, maxProgs*pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+		return nil, err
+	}
+	if err := e.guardWrites(progBase, progBase+maxProgs*pageSize); err != nil {
+		return nil, err
+	}
+	if err := e.mapForLife(threadInfo, pageSize, uc.PROT_READ); err != nil {
+		return nil, err
+	}
+	if err := e.writeCode(stubBase, b.spec.stubs()); err != nil {
+		return nil, err
+	}
+	if b.spec.setup != nil {
+		if err := b.spec.setup(e); err != nil {
+			return nil, err
+		}
+	}
+	// JITed code is read-only in the kernel (set_memory_ro): a store into
+	// it is a finding, and it keeps the arena equal to writeCode's shadow.
+	if err := e.guardWrites(stubBase, stubBase+arenaSize); err != nil {
+		return nil, err
+	}
+	if err := e.saveCPU(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// maxChurn is how many hooks an engine may add and delete before it is
+// retired: Unicorn 2.0.1 keeps ~440 bytes for each (measured), ~22 MB here,
+// and only closing the engine gives that memory back.
+const maxChurn = 50_000
+
+func (b *Backend) release(e *engine) {
+	e.onCode = nil
+	if e.churn >= maxChurn {
+		e.close()
+		return
+	}
+	b.pool.mu.Lock()
+	b.pool.free = append(b.pool.free, e)
+	b.pool.mu.Unlock()
+}
+
+// Load implements prog.Backend.
+func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
+	if o.Budget <= 0 {
+		o.Budget = defaultBudget
+	}
+	if h := b.hard | o.Hardening&b.has; h != b.hard {
+		return b.with(h).Load(w, v, o)
+	}
+	e, err := b.acquire()
+	if err != nil {
+		return nil, err
+	}
+	m := newMachine(b.spec, w, v)
+	m.b, m.e, m.o = b, e, o
+	if m.batch, err = uc.NewRegBatch(b.spec.regs); err != nil {
+		m.Close()
+		return nil, err
+	}
+	regs := []int{b.spec.spReg, b.spec.r1Reg}
+	m.entryVals = []uint64{0, 0}
+	for _, r := range b.spec.scratch {
+		regs, m.entryVals = append(regs, r), append(m.entryVals, 0)
+	}
+	for r, v := range b.spec.saved {
+		regs, m.entryVals = append(regs, r), append(m.entryVals, v)
+	}
+	if m.entryBatch, err = uc.NewRegBatch(regs); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := m.load(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,335 @@
+package emu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
+	"tailsim/jit"
+	"tailsim/jit/x86"
+	"tailsim/prog"
+)
+
+func helperAddr(id int32) (uint64, bool) {
+	for i, h := range prog.Helpers {
+		if h.ID == id {
+			return stubBase + uint64(i)*stubSize, true
+		}
+	}
+	return 0, false
+}
+
+// Loaded is one function image at its address in the emulated memory.
+type Loaded struct {
+	Prog *prog.Program
+	Fn   int
+	Addr uint64
+	Img  *jit.Image
+}
+
+type machine struct {
+	spec    *archSpec
+	b       *Backend
+	e       *engine
+	w       *prog.World
+	v       prog.Variant
+	o       prog.LoadOptions
+	images  []*Loaded // sorted by Addr
+	entry   map[*prog.Program]uint64
+	progAt  map[uint64]*prog.Program // tail-call entry address -> program
+	arrays  map[*prog.ProgArray]*arrayImage
+	structs map[*prog.Program]uint64 // struct bpf_prog addresses
+	sites   map[uint64][]siteEvent   // hook address -> what happens there
+	code    [][2]uint64              // the images of the world: [start, end) each, by address
+	// ctxSaved is ctx as a run started, for its rerun (Run).
+	ctxSaved []byte
+
+	// per run
+	res     *prog.Result
+	pending *pendingCall
+	pend    pendingCall // the storage pending points at
+	tccPtr  uint64
+	// lastCount is the counter as the last tail call left it.
+	lastCount uint64
+	counted   bool // lastCount was read from the current tccPtr
+	batch     *uc.RegBatch
+	buf8      [8]byte
+	// The registers every run starts with: sp, R1, then the scratch and
+	// callee-saved ones, written in one call.
+	entryBatch *uc.RegBatch
+	entryVals  []uint64
+}
+
+type siteKind uint8
+
+const (
+	atStart siteKind = iota
+	atJump
+	atTarget
+	atOut
+)
+
+type siteEvent struct {
+	kind siteKind
+	l    *Loaded
+	s    *jit.TailSite
+}
+
+type pendingCall struct {
+	l     *Loaded
+	s     *jit.TailSite
+	regs  [16]uint64
+	count uint64
+}
+
+func newMachine(spec *archSpec, w *prog.World, v prog.Variant) *machine {
+	return &machine{spec: spec, w: w, v: v, entry: map[*prog.Program]uint64{}, progAt: map[uint64]*prog.Program{},
+		arrays: map[*prog.ProgArray]*arrayImage{}, structs: map[*prog.Program]uint64{}, sites: map[uint64][]siteEvent{}}
+}
+
+// compileWorld JITs every function of w at the address the emulator loads
+// it at, without an engine: for listings.
+func compileWorld(spec *archSpec, w *prog.World, v prog.Variant) ([]*Loaded, error) {
+	m := newMachine(spec, w, v)
+	if err := m.compile(); err != nil {
+		return nil, err
+	}
+	return m.images, nil
+}
+
+// compile places and JITs every function. Each function gets pages in
+// proportion to its instructions; one that outgrows them is placed again
+// with twice the room.
+func (m *machine) compile() error {
+	for scale := 1; ; scale *= 2 {
+		err := m.compileScaled(scale)
+		if err != errOutgrown {
+			return err
+		}
+		if scale >= codePages {
+			return fmt.Errorf("%s: the code does not fit the %d-page code arena", m.spec.name, codePages)
+		}
+	}
+}
+
+var errOutgrown = errors.New("an image outgrew its pages")
+
+// pagesFor is the room a function gets: generous for the JITs' longest
+// sequences (a tail call is ~40 instructions), times scale.
+func pagesFor(f *prog.Function, scale int) int {
+	return (scale*(512+64*len(f.Insns)) + pageSize - 1) / pageSize
+}
+
+func (m *machine) compileScaled(scale int) error {
+	w := m.w
+	clear(m.entry)
+	clear(m.progAt)
+	m.images = m.images[:0]
+	pages := 0
+	for _, p := range w.Progs {
+		for _, f := range p.Funcs {
+			pages += pagesFor(f, scale)
+		}
+	}
+	if pages > codePages {
+		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, codePages)
+	}
+	pl := newPlacer()
+	funcAddr := map[*prog.Program][]uint64{}
+	room := map[uint64]int{}
+	for pi, p := range w.Progs {
+		m.structs[p] = progBase + uint64(pi)*pageSize
+		for fn, f := range p.Funcs {
+			n := pagesFor(f, scale)
+			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
+			if !ok {
+				return fmt.Errorf("%s: %d pages of code do not fit the %d-page code arena", m.spec.name, pages, codePages)
+			}
+			addr := codeBase + uint64(page)*pageSize
+			funcAddr[p] = append(funcAddr[p], addr)
+			room[addr] = n * pageSize
+		}
+		m.entry[p] = funcAddr[p][0]
+		m.progAt[funcAddr[p][0]+uint64(m.spec.tailEntry)] = p
+	}
+	entries := map[*prog.Program]uint64{}
+	for p, a := range m.entry {
+		entries[p] = a + uint64(m.spec.tailEntry)
+	}
+	for ai, a := range w.Arrays {
+		m.arrays[a] = &arrayImage{a: a, base: arrayBase + uint64(ai)*arrayStride, layout: w.Layout, patched: m.v == prog.Patched,
+			progs: m.structs, entries: entries}
+	}
+	for _, p := range w.Progs {
+		for fn := range p.Funcs {
+			res := resolver{m: m, funcs: funcAddr[p]}
+			img, err := m.spec.compile(p, fn, w.Fixups[p], funcAddr[p][fn], res, m.v, w.Layout)
+			if err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
+			if len(img.Code) > room[funcAddr[p][fn]] {
+				return errOutgrown
+			}
+			m.images = append(m.images, &Loaded{Prog: p, Fn: fn, Addr: funcAddr[p][fn], Img: img})
+		}
+	}
+	sort.Slice(m.images, func(i, j int) bool { return m.images[i].Addr < m.images[j].Addr })
+	m.code = m.code[:0]
+	for _, l := range m.images {
+		m.code = append(m.code, [2]uint64{l.Addr, l.Addr + uint64(len(l.Img.Code))})
+	}
+	return nil
+}
+
+// load puts the world into the engine. The engine still holds the worlds
+// loaded before (see engine.begin and funcPage): what this one shares with
+// them is rewritten in place, not mapped, hooked and translated again.
+func (m *machine) load() error {
+	w, e := m.w, m.e
+	if err := m.compile(); err != nil {
+		return err
+	}
+	if len(w.Progs) > maxProgs {
+		return fmt.Errorf("%s: more than %d programs", m.spec.name, maxProgs)
+	}
+	e.begin()
+	for _, a := range w.Arrays {
+		img := m.arrays[a]
+		if err := e.addLazy(&lazy{Name: a.Name, Start: img.base, End: img.end(), Fill: img.fill}); err != nil {
+			return err
+		}
+	}
+	// struct bpf_prog: only bpf_func is read. Pages a bigger world wrote
+	// before are cleared, so no stale program is reachable.
+	st := e.pageBuf
+	for i := range max(len(w.Progs), e.progsWritten) {
+		clear(st)
+		if i < len(w.Progs) {
+			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
+		}
+		if err := e.memWrite(progBase+uint64(i)*pageSize, st); err != nil {
+			return err
+		}
+	}
+	e.progsWritten = len(w.Progs)
+	for _, l := range m.images {
+		if err := e.writeCode(l.Addr, l.Img.Code); err != nil {
+			return err
+		}
+	}
+	if err := e.setImages(m.code); err != nil {
+		return err
+	}
+	if len(w.Ctx) > 0 {
+		if err := e.mapObject(ctxBase, w.Ctx, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+			return err
+		}
+	}
+	if err := e.commit(); err != nil {
+		return err
+	}
+	for _, l := range m.images {
+		for i := range l.Img.Sites {
+			s := &l.Img.Sites[i]
+			// Direct calls: bpf_tail_call_direct_fixup() pokes the sites
+			// whose slot is filled when the program is loaded.
+			if s.Kind == prog.Direct {
+				if t := s.Site.Maps[0].Poked(uint32(s.Site.Key)); t != nil {
+					if err := m.poke(l, s, nil, t); err != nil {
+						return err
+					}
+				}
+			}
+			m.at(l.Addr+uint64(s.Start), siteEvent{atStart, l, s})
+			m.at(l.Addr+uint64(s.Out), siteEvent{atOut, l, s})
+			if s.Kind == prog.Direct {
+				m.at(l.Addr+uint64(s.Target), siteEvent{atTarget, l, s})
+			} else {
+				m.at(l.Addr+uint64(s.Jump), siteEvent{atJump, l, s})
+			}
+		}
+	}
+	addrs := make([]uint64, 0, len(m.sites))
+	for a := range m.sites {
+		addrs = append(addrs, a)
+	}
+	return e.setCodeHooks(addrs, m.onSite)
+}
+
+func (m *machine) at(addr uint64, ev siteEvent) { m.sites[addr] = append(m.sites[addr], ev) }
+
+type resolver struct {
+	m     *machine
+	funcs []uint64
+}
+
+func (r resolver) Helper(id int32) (uint64, bool) { return helperAddr(id) }
+func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
+func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Array(name)].base }
+
+// poke makes the text pokes of x86's bpf_arch_poke_desc_update() for a
+// direct call whose slot goes from old to new (nil: empty).
+func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program) error {
+	landing := func(p *prog.Program) uint64 {
+		if p == nil {
+			return 0
+		}
+		return m.entry[p] + uint64(m.spec.tailEntry)
+	}
+	for _, p := range x86.PokeDescUpdate(l.Addr, s, landing(old), landing(new)) {
+		if err := m.e.writeCode(p.IP, p.New[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply implements prog.Machine: the memory and code the kernel changes for
+// each step of a slot update.
+func (m *machine) Apply(ef prog.Effect) error {
+	ai := m.arrays[ef.Array]
+	var at, val uint64
+	switch ef.Kind {
+	case prog.EffectPtr:
+		at = ai.slotAddr(uint64(ef.Index))
+		if ef.New != nil {
+			val = ai.progs[ef.New]
+		}
+	case prog.EffectCached:
+		if !ai.patched {
+			return nil
+		}
+		at = ai.slotAddr(uint64(ai.a.MaxEntries) + uint64(ef.Index))
+		if ef.New != nil {
+			val = ai.entries[ef.New]
+		}
+	case prog.EffectPoke:
+		if !m.spec.directTailCalls {
+			return nil
+		}
+		for _, l := range m.images {
+			for i := range l.Img.Sites {
+				s := &l.Img.Sites[i]
+				if s.Kind == prog.Direct && s.Site.Maps[0] == ef.Array && uint32(s.Site.Key) == ef.Index {
+					if err := m.poke(l, s, ef.Old, ef.New); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	if !m.e.lazyPageMapped(at) {
+		return nil // filled from the model when first touched
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], val)
+	return m.e.memWrite(at, b[:])
+}
+
+// Close implements prog.Machine. The world stays in the engine for the
+// next load to reuse.
+func (m *machine) Close() { m.b.release(m.e) }
