@@ -151,4 +151,8 @@ run entry
 	if r.Fault == nil || r.Fault.Insn != "ldr w7, [x0,#4]" || r.Fault.Addr != ctxBase+4 {
 		t.Fatalf("fault %+v", r.Fault)
 	}
+	// And the BPF instruction, by the name traces and listings use.
+	if want := w.Prog("entry").Loc(0, 3); r.Fault.At != want || want.String() != "entry+3 (line 6)" {
+		t.Errorf("fault at %v, want %v", r.Fault.At, want)
+	}
 }

@@ -20,12 +20,12 @@ import (
 // arch is an emulated CPU.
 type arch uint8
 
-const (
-	archX86 arch = iota
-	archArm64
-)
+//go:generate go tool stringer -type=arch -linecomment -output=arch_string.go
 
-func (a arch) String() string { return [...]string{"x86_64", "arm64"}[a] }
+const (
+	archX86   arch = iota // x86_64
+	archArm64             // arm64
+)
 
 // pageSize is Unicorn's mapping granularity on both arches.
 const pageSize = 0x1000

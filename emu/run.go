@@ -83,7 +83,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		if out.Fault.Write {
 			op = "write"
 		}
-		res.Fault = &prog.Fault{Kind: prog.FaultAccess, Addr: out.Fault.Addr, Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
+		res.Fault = &prog.Fault{Kind: prog.FaultAccess, Addr: out.Fault.Addr, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("%s of %d bytes at %#x outside every object", op, out.Fault.Size, out.Fault.Addr)}
 		if out.Fault.ReadOnly {
 			res.Fault.Msg = fmt.Sprintf("write of %d bytes at %#x, which the code may only read", out.Fault.Size, out.Fault.Addr)
@@ -96,9 +96,9 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		if out.Exception != nil {
 			msg = fmt.Sprintf("CPU exception %d", *out.Exception)
 		}
-		res.Fault = &prog.Fault{Kind: prog.FaultInsn, Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC), Msg: msg}
+		res.Fault = &prog.Fault{Kind: prog.FaultInsn, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC), Msg: msg}
 	case out.Timeout:
-		res.Fault = &prog.Fault{Kind: prog.FaultBudget, Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
+		res.Fault = &prog.Fault{Kind: prog.FaultBudget, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("time budget exhausted twice (%v, then %v; budget %d)", limit/4, limit, m.o.Budget)}
 	default:
 		m.checkReturn(after)
@@ -272,11 +272,35 @@ func (m *machine) fellThrough(addr uint64) {
 	}
 }
 
-// symbolize names an address: prog/func+0xoff in an image, or a region.
-func (m *machine) symbolize(addr uint64) string {
+// image finds the function image holding addr, nil when none does.
+func (m *machine) image(addr uint64) *Loaded {
 	i := sort.Search(len(m.images), func(i int) bool { return m.images[i].Addr+uint64(len(m.images[i].Img.Code)) > addr })
 	if i < len(m.images) && m.images[i].Addr <= addr {
-		l := m.images[i]
+		return m.images[i]
+	}
+	return nil
+}
+
+// bpfLoc names the BPF instruction whose machine code holds addr, so a
+// fault is reported under the name traces and listings use; zero in the
+// prologue, the epilogue or outside the code.
+func (m *machine) bpfLoc(addr uint64) prog.Loc {
+	l := m.image(addr)
+	if l == nil {
+		return prog.Loc{}
+	}
+	off := int(addr - l.Addr)
+	ins := l.Img.Insns
+	i := sort.Search(len(ins), func(i int) bool { return ins[i].Off+ins[i].Len > off })
+	if i == len(ins) || ins[i].Off > off || ins[i].BPF < 0 {
+		return prog.Loc{}
+	}
+	return l.Prog.Loc(l.Fn, ins[i].BPF)
+}
+
+// symbolize names an address: prog/func+0xoff in an image, or a region.
+func (m *machine) symbolize(addr uint64) string {
+	if l := m.image(addr); l != nil {
 		name := l.Prog.Name
 		if l.Fn != 0 {
 			name += "/" + l.Prog.Funcs[l.Fn].Name
