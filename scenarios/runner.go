@@ -26,9 +26,8 @@ type Report struct {
 
 // Options select what Run does.
 type Options struct {
-	Variants []prog.Variant
-	Layout   *prog.Layout // overrides the scenario's layout
-	Trace    bool
+	Layout *prog.Layout // overrides the scenario's layout
+	Trace  bool
 }
 
 // Combo is one (backend, variant) pair a scenario runs on.
@@ -52,6 +51,18 @@ func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []C
 		}
 	}
 	return out
+}
+
+// RunAll runs every scenario on each of its combos of the selection, in
+// order: the reports every front end prints.
+func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, o Options) []*Report {
+	var reports []*Report
+	for _, sc := range scs {
+		for _, c := range sc.Combos(backends, variants) {
+			reports = append(reports, Run(sc, c.B, c.V, o))
+		}
+	}
+	return reports
 }
 
 // Run runs a scenario on one backend and variant. The reference model runs

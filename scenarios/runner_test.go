@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -281,5 +283,22 @@ func TestExpectBroken(t *testing.T) {
 	held := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect broken = R1 unchanged", 1))
 	if rep := Run(held, Ref{}, prog.Upstream, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailHeld || rep.Failures[0].Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "but it held") {
 		t.Errorf("an expected violation that does not happen fails: %s %q", rep.Status, rep.Failures)
+	}
+}
+
+// RunAll runs each scenario on the combos its arch and variant lines
+// leave of the selection, scenarios in order.
+func TestRunAll(t *testing.T) {
+	any := mustParse(t, good)
+	onlyPatched := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\nvariant patched\n-- maps --", 1))
+	onlyX86 := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\narch x86_64\n-- maps --", 1))
+	reports := RunAll([]*Scenario{any, onlyPatched, onlyX86}, []Backend{Ref{}}, prog.Variants, Options{})
+	var got []string
+	for _, r := range reports {
+		got = append(got, fmt.Sprintf("%p/%s/%s", r.Scenario, r.Variant, r.Status))
+	}
+	want := []string{fmt.Sprintf("%p/upstream/pass", any), fmt.Sprintf("%p/patched/pass", any), fmt.Sprintf("%p/patched/pass", onlyPatched)}
+	if !slices.Equal(got, want) {
+		t.Errorf("reports %v, want %v", got, want)
 	}
 }

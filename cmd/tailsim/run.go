@@ -133,12 +133,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 
 	start := time.Now()
-	var reports []*scenarios.Report
-	for _, sc := range scs {
-		for _, c := range sc.Combos(bs, vs) {
-			reports = append(reports, scenarios.Run(sc, c.B, c.V, opts))
-		}
-	}
+	reports := scenarios.RunAll(scs, bs, vs, opts)
 	elapsed := time.Since(start)
 
 	counts := map[scenarios.Status]int{}
