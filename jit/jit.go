@@ -117,7 +117,7 @@ func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Variant, directTailCall
 		}
 	}
 	if want := site.Kind(v, directTailCalls); tc.Kind != want {
-		return tc, fmt.Errorf("tail call at %s: imm %#x decodes to the %s path, the fix-up chose %s", site.Loc, uint32(imm), tc.Kind, want)
+		return tc, fmt.Errorf("tail call: imm %#x decodes to the %s path, the fix-up chose %s", uint32(imm), tc.Kind, want)
 	}
 	return tc, nil
 }

@@ -45,8 +45,8 @@ func TestDecodeTailCall(t *testing.T) {
 	// would emit the static path while the fix-up chose a direct call.
 	bad := prog.TailCallSite{Loc: prog.Loc{Prog: "p", Slot: 2}, Maps: []*prog.ProgArray{a}, KeyConst: true, Direct: true, PokeIndex: -1, ImmMap: a}
 	fx := &prog.Fixup{UsedMaps: []*prog.ProgArray{a}, Sites: []*prog.TailCallSite{&bad}}
-	if _, err := DecodeTailCall(fx, 0, 0, prog.Patched, true); err == nil || !strings.Contains(err.Error(), "p+2") {
-		t.Errorf("a disagreeing imm: err %v, want one naming the site", err)
+	if _, err := DecodeTailCall(fx, 0, 0, prog.Patched, true); err == nil || !strings.Contains(err.Error(), "decodes to the static path, the fix-up chose direct") {
+		t.Errorf("a disagreeing imm: err %v, want one naming both paths", err)
 	}
 	if _, err := DecodeTailCall(fx, 0, 5, prog.Patched, true); err == nil {
 		t.Errorf("no fix-up record: no error")

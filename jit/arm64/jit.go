@@ -172,14 +172,14 @@ func (c *compiler) validateCode() error {
 	for k := 0; k < c.idx; k++ {
 		if c.words[k] == aarch64BreakFault {
 			a := c.ann[k]
-			where := "the prologue"
+			where := "the prologue of " + c.f.Name
 			switch {
 			case a.BPF == jit.Epilogue:
-				where = "the epilogue"
+				where = "the epilogue of " + c.f.Name
 			case a.BPF >= 0:
-				where = fmt.Sprintf("instruction %d (line %d)", a.BPF, c.f.Insns[a.BPF].Line)
+				where = c.p.Loc(c.fn, a.BPF).String()
 			}
-			return fmt.Errorf("arm64: %s: %s (%s) cannot be encoded: AARCH64_BREAK_FAULT at +%#x", c.f.Name, where, a.Note, InsnSize*k)
+			return fmt.Errorf("arm64: %s (%s) cannot be encoded: AARCH64_BREAK_FAULT at +%#x", where, a.Note, InsnSize*k)
 		}
 	}
 	return nil
@@ -479,7 +479,7 @@ func (c *compiler) buildBody() error {
 		c.offset[i] = c.idx
 		c.owner = k
 		if err := c.buildInsn(k, ins, i); err != nil {
-			return fmt.Errorf("arm64: %s, instruction %d (line %d): %w", c.f.Name, k, ins.Line, err)
+			return fmt.Errorf("arm64: %s: %w", c.p.Loc(c.fn, k), err)
 		}
 		if ins.OpCode.IsLoadImm64() {
 			c.offset[i+1] = c.idx

@@ -127,10 +127,11 @@ func TestEncodingFailures(t *testing.T) {
 		stack     int
 		want      string
 	}{
-		{"shift 64", "\tr0 = 1\n\tr0 <<= 64\n\texit", 0, "AARCH64_BREAK_FAULT"},
-		{"w shift 32", "\tw0 = 1\n\tw0 >>= 32\n\texit", 0, "AARCH64_BREAK_FAULT"},
-		{"stack 4112", "\tr0 = 0\n\texit", 4112, "AARCH64_BREAK_FAULT"}, // 0x1010: neither imm12 nor imm12 << 12
-		{"unknown helper", "\tcall 99\n\texit", 0, "no address for helper 99"},
+		// Errors name the instruction as traces and listings do.
+		{"shift 64", "\tr0 = 1\n\tr0 <<= 64\n\texit", 0, "arm64: main+1 (line 2) (lsh64 imm) cannot be encoded: AARCH64_BREAK_FAULT"},
+		{"w shift 32", "\tw0 = 1\n\tw0 >>= 32\n\texit", 0, "+1 (line 2) (rsh32 imm) cannot be encoded: AARCH64_BREAK_FAULT"},
+		{"stack 4112", "\tr0 = 0\n\texit", 4112, "the prologue of main"}, // 0x1010: neither imm12 nor imm12 << 12
+		{"unknown helper", "\tcall 99\n\texit", 0, "arm64: main+0 (line 1): no address for helper 99"},
 	} {
 		_, err := tryBuild(t, buildSpec{main: tc.src, stack: tc.stack, fixup: prog.FixupOptions{NoVerifier: true}})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

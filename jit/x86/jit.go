@@ -283,14 +283,14 @@ func (c *compiler) doJIT(pos []int, addrs []int, ctx *jitContext, padding, final
 		start := len(c.buf)
 		c.insnStart = start
 		if err := c.emitInsn(k, ins, i, addrs, ctx, padding, &seenExit, proglen); err != nil {
-			return 0, fmt.Errorf("x86: %s, instruction %d (line %d): %w", c.f.Name, k, ins.Line, err)
+			return 0, fmt.Errorf("x86: %s: %w", c.p.Loc(c.fn, k), err)
 		}
 		if ins.OpCode.IsLoadImm64() {
 			i++
 		}
 		ilen := len(c.buf) - start
 		if final && (proglen+ilen > oldproglen || proglen+ilen != addrs[i]) {
-			return 0, fmt.Errorf("x86: %s: fatal error: instruction %d moved in the final pass", c.f.Name, k)
+			return 0, fmt.Errorf("x86: %s: fatal error: the instruction moved in the final pass", c.p.Loc(c.fn, k))
 		}
 		proglen += ilen
 		addrs[i] = proglen
