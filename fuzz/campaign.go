@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 // Campaign checks the generated cases of a range of seeds on every backend
@@ -99,8 +100,11 @@ func (c *Campaign) Run() (*Summary, error) {
 		fd := Minimize(s.found[k], c.Backends, c.Variants)
 		r := Reproducer{Finding: fd, Known: Known(fd),
 			Path: filepath.Join(c.Out, fmt.Sprintf("finding-%02d-seed-%d.txtar", i+1, fd.Case.Seed))}
-		if err := os.WriteFile(r.Path, []byte(r.text()), 0o644); err != nil {
-			return nil, fmt.Errorf("writing finding: %w", err)
+		if err := os.WriteFile(r.Path, []byte(c.reproducerText(r)), 0o644); err != nil {
+			// What was written stays reported: a long campaign's findings
+			// are not lost to one failed write.
+			sum.Elapsed = time.Since(start)
+			return sum, fmt.Errorf("writing finding: %w", err)
 		}
 		sum.Reproducers = append(sum.Reproducers, r)
 	}
@@ -219,14 +223,36 @@ func (s *search) progress() Progress {
 	return Progress{Cases: s.done, Findings: len(s.found), Elapsed: time.Since(s.start)}
 }
 
-// text is the case's scenario with a comment saying what diverged.
-func (r Reproducer) text() string {
+// reproducerText is the case's scenario with a comment saying what
+// diverged. The failures quote lines of the case, which the comment moves
+// down, so they are taken from a run of the file itself: one failure per
+// line keeps the comment's length, and the second text is the last.
+func (c *Campaign) reproducerText(r Reproducer) string {
+	text := r.text(r.Failures)
+	for _, b := range c.Backends {
+		v, err := prog.ParseVariant(r.Variant)
+		if b.Name() != r.Arch || err != nil {
+			continue
+		}
+		sc, err := scenarios.Parse(filepath.Base(r.Path), []byte(text))
+		if err != nil {
+			break
+		}
+		if rep := scenarios.Run(sc, b, v, scenarios.Options{}); len(rep.Failures) == len(r.Failures) {
+			text = r.text(rep.Failures)
+		}
+		break
+	}
+	return text
+}
+
+func (r Reproducer) text(failures []scenarios.Failure) string {
 	fd := r.Finding
 	title, rest, _ := strings.Cut(fd.Case.Text(), "\n")
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", title, fd.Signature)
 	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Arch, fd.Variant)
-	for _, l := range fd.Failures {
+	for _, l := range failures {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(l.String(), "-- ", "- - "))
 	}
 	if r.Known != "" {

@@ -91,8 +91,16 @@ func TestCampaign(t *testing.T) {
 		// It fails again where it was found.
 		b := backends[slices.IndexFunc(backends, func(b prog.Backend) bool { return b.Name() == r.Arch })]
 		v, _ := prog.ParseVariant(r.Variant)
-		if rep := scenarios.Run(sc, b, v, scenarios.Options{}); rep.Status == scenarios.Pass {
+		rep := scenarios.Run(sc, b, v, scenarios.Options{})
+		if rep.Status == scenarios.Pass {
 			t.Errorf("%s passes on %s/%s", r.Path, r.Arch, r.Variant)
+		}
+		// Its comment quotes the failures as they are in this file, lines
+		// and site names included, not as in the case before the comment.
+		for _, f := range rep.Failures {
+			if !strings.Contains(string(data), "  "+strings.ReplaceAll(f.String(), "-- ", "- - ")+"\n") {
+				t.Errorf("%s does not quote its own failure %q:\n%s", r.Path, f, data)
+			}
 		}
 	}
 

@@ -91,15 +91,19 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	c.Progress, c.ProgressEvery = progress.line, progress.every
 	sum, err := c.Run()
 	progress.end()
-	if err != nil {
+	if sum == nil {
 		return err
 	}
+	// After a failed write, the findings written before it are still shown.
 	for i, r := range sum.Reproducers {
 		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, r.Signature)
 		if r.Known != "" {
 			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", r.Known)
 		}
 		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", r.Arch, r.Variant, r.Path)
+	}
+	if err != nil {
+		return err
 	}
 	known := sum.Known()
 	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",

@@ -83,17 +83,19 @@ func TestFuzzWriteFails(t *testing.T) {
 	if code, out, errs := run(t, "fuzz", "-cases", "10", "-out", first); code != exitFail {
 		t.Fatalf("seeds 1..10: exit %d, want findings\n%s%s", code, out, errs)
 	}
-	// The same campaign again, where its reproducers' names are taken by
-	// directories.
+	// The same campaign again, where its second reproducer's name is
+	// taken by a directory: the first is written and still reported.
 	names, _ := filepath.Glob(filepath.Join(first, "*.txtar"))
+	if len(names) < 2 {
+		t.Fatalf("seeds 1..10 gave %d findings, the test needs two", len(names))
+	}
 	second := t.TempDir()
-	for _, n := range names {
-		if err := os.Mkdir(filepath.Join(second, filepath.Base(n)), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.Mkdir(filepath.Join(second, filepath.Base(names[1])), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	code, out, errs := run(t, "fuzz", "-cases", "10", "-out", second)
-	if code != exitUsage || out != "" || !strings.HasPrefix(errs, "fuzz: ") || !strings.Contains(errs, "\ntailsim fuzz: writing finding: open "+second) {
+	if code != exitUsage || !strings.HasPrefix(out, "finding 1: ") || !strings.Contains(out, filepath.Join(second, filepath.Base(names[0]))) || strings.Contains(out, "finding 2") ||
+		!strings.HasPrefix(errs, "fuzz: ") || !strings.Contains(errs, "\ntailsim fuzz: writing finding: open "+second) {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)
 	}
 }
