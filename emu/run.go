@@ -228,7 +228,7 @@ func (m *machine) taken(addr, dest uint64) {
 	}
 	m.lastCount = n
 	if m.o.Trace {
-		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Via: p.s.Kind.String()})
+		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Path: p.s.Kind})
 	}
 	if target != nil {
 		m.res.Path = append(m.res.Path, target.Name)
@@ -268,7 +268,7 @@ func (m *machine) fellThrough(addr uint64) {
 	reason := prog.FallReason(p.s.Kind, uint32(p.regs[spec.r3]), limit, p.count, true)
 	m.res.Falls = append(m.res.Falls, reason)
 	if m.o.Trace {
-		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Via: p.s.Kind.String()})
+		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Path: p.s.Kind})
 	}
 }
 

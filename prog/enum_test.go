@@ -12,7 +12,7 @@ func TestEnumStrings(t *testing.T) {
 		v    fmt.Stringer
 		want string
 	}{
-		{SiteKind(0), "indirect"}, {Dynamic, "dynamic"}, {SiteKind(200), "SiteKind(200)"},
+		{SiteKind(0), "SiteKind(0)"}, {Indirect, "indirect"}, {Dynamic, "dynamic"}, {SiteKind(200), "SiteKind(200)"},
 		{Reason(0), "Reason(0)"}, {FallEmpty, "empty"}, {Reason(9), "Reason(9)"},
 		{FaultKind(0), "FaultKind(0)"}, {FaultInsn, "insn"},
 		{Property(0), "Property(0)"}, {PropCalleeSaved, "callee-saved registers restored"},

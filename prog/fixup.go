@@ -19,7 +19,7 @@ type SiteKind uint8
 
 const (
 	// Indirect: upstream's run-time loads of max_entries, ptrs[i] and bpf_func.
-	Indirect SiteKind = iota // indirect
+	Indirect SiteKind = iota + 1 // indirect
 	// Direct: x86's patched jump, chosen by the verifier for a constant key.
 	Direct // direct
 	// Static: the patched series' path with max_entries as an immediate and

@@ -72,7 +72,7 @@ type EventKind uint8
 
 const (
 	// EvEnter: a program starts (the entry, or a tail call's target).
-	EvEnter EventKind = iota // enter
+	EvEnter EventKind = iota + 1 // enter
 	// EvTailCall: a tail call, taken or not.
 	EvTailCall // tail call
 	// EvCall: a bpf2bpf call; EvReturn: a subprogram returns.
@@ -98,10 +98,13 @@ type Event struct {
 	Index   uint64 // tail call: R3 as the program left it
 	Count   uint64 // tail call: counter before the attempt
 	Reason  Reason // tail call: 0 when taken
-	Via     string // tail call: the path taken (direct, indirect, static, dynamic, interpreter)
-	Helper  int32
-	Value   uint64 // exit: R0
-	Text    string
+	// Path is the tail call's path (direct, indirect, static, dynamic);
+	// Rule the counting rule of the run that made the event.
+	Path   SiteKind
+	Rule   CountRule
+	Helper int32
+	Value  uint64 // exit: R0
+	Text   string
 }
 
 // where is the event's place: the BPF location, then @ the machine's.
@@ -115,6 +118,18 @@ func where(at Loc, machine string) string {
 	return at.String() + " @" + machine
 }
 
+// Via names how a tail call went: its path, or "interpreter" for the
+// kernel interpreter's rule, which reads ptrs[] whatever the path.
+func (e Event) Via() string {
+	switch {
+	case e.Rule == RuleInterp:
+		return "interpreter"
+	case e.Path != 0:
+		return e.Path.String()
+	}
+	return ""
+}
+
 func (e Event) String() string {
 	switch e.Kind {
 	case EvEnter:
@@ -125,8 +140,8 @@ func (e Event) String() string {
 			out = "fell through: " + e.Reason.String()
 		}
 		via := ""
-		if e.Via != "" {
-			via = " (" + e.Via + ")"
+		if v := e.Via(); v != "" {
+			via = " (" + v + ")"
 		}
 		return fmt.Sprintf("tail call at %s%s index=%#x count=%d -> %s", where(e.At, e.Machine), via, e.Index, e.Count, out)
 	case EvCall:

@@ -47,13 +47,13 @@ func _() {
 	// An "invalid array index" compiler error signifies that the constant values have changed.
 	// Re-run the stringer command to generate them again.
 	var x [1]struct{}
-	_ = x[EvEnter-0]
-	_ = x[EvTailCall-1]
-	_ = x[EvCall-2]
-	_ = x[EvReturn-3]
-	_ = x[EvHelper-4]
-	_ = x[EvExit-5]
-	_ = x[EvNote-6]
+	_ = x[EvEnter-1]
+	_ = x[EvTailCall-2]
+	_ = x[EvCall-3]
+	_ = x[EvReturn-4]
+	_ = x[EvHelper-5]
+	_ = x[EvExit-6]
+	_ = x[EvNote-7]
 }
 
 const _EventKind_name = "entertail callcallreturnhelperexitnote"
@@ -61,8 +61,8 @@ const _EventKind_name = "entertail callcallreturnhelperexitnote"
 var _EventKind_index = [...]uint8{0, 5, 14, 18, 24, 30, 34, 38}
 
 func (i EventKind) String() string {
-	idx := int(i) - 0
-	if i < 0 || idx >= len(_EventKind_index)-1 {
+	idx := int(i) - 1
+	if i < 1 || idx >= len(_EventKind_index)-1 {
 		return "EventKind(" + strconv.FormatInt(int64(i), 10) + ")"
 	}
 	return _EventKind_name[_EventKind_index[idx]:_EventKind_index[idx+1]]

@@ -8,10 +8,10 @@ func _() {
 	// An "invalid array index" compiler error signifies that the constant values have changed.
 	// Re-run the stringer command to generate them again.
 	var x [1]struct{}
-	_ = x[Indirect-0]
-	_ = x[Direct-1]
-	_ = x[Static-2]
-	_ = x[Dynamic-3]
+	_ = x[Indirect-1]
+	_ = x[Direct-2]
+	_ = x[Static-3]
+	_ = x[Dynamic-4]
 }
 
 const _SiteKind_name = "indirectdirectstaticdynamic"
@@ -19,8 +19,8 @@ const _SiteKind_name = "indirectdirectstaticdynamic"
 var _SiteKind_index = [...]uint8{0, 8, 14, 20, 27}
 
 func (i SiteKind) String() string {
-	idx := int(i) - 0
-	if i < 0 || idx >= len(_SiteKind_index)-1 {
+	idx := int(i) - 1
+	if i < 1 || idx >= len(_SiteKind_index)-1 {
 		return "SiteKind(" + strconv.FormatInt(int64(i), 10) + ")"
 	}
 	return _SiteKind_name[_SiteKind_index[idx]:_SiteKind_index[idx+1]]

@@ -66,7 +66,7 @@ type SlotDecl struct {
 type StepKind uint8
 
 const (
-	StepRun StepKind = iota
+	StepRun StepKind = iota + 1
 	StepUpdate
 	StepDelete
 	StepFinish // applies the rest of a stopped update or delete

@@ -28,12 +28,13 @@ const DefaultBudget = 1_000_000
 type Config struct {
 	Variant prog.Variant
 	Rule    prog.CountRule
-	// DirectTailCalls is the capability of the JIT being modelled
-	// (Backend.DirectTailCalls): without it direct sites read ptrs[] like
-	// indirect ones, as on arm64.
-	DirectTailCalls bool
-	Budget          int
-	Trace           bool
+	// NoDirectTailCalls models a JIT without the capability
+	// (Backend.DirectTailCalls): direct sites read ptrs[] like indirect
+	// ones, as on arm64. The zero Config has direct tail calls, as x86-64
+	// and scenarios.Ref{} do.
+	NoDirectTailCalls bool
+	Budget            int
+	Trace             bool
 }
 
 type frame struct {
@@ -288,7 +289,7 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	index := uint32(r.regs[prog.R3])
 	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, At: site.Loc, Index: r.regs[prog.R3], Count: r.count}
 	r.regs[prog.R3] = uint64(index) // the JITs' "mov edx, edx" / "add w2, w2, #0"
-	kind := site.Kind(r.cfg.Variant, r.cfg.DirectTailCalls)
+	kind := site.Kind(r.cfg.Variant, !r.cfg.NoDirectTailCalls)
 	var target *prog.Program
 	reason := prog.Reason(0)
 	switch {
@@ -327,10 +328,7 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	if target != nil && r.cfg.Rule == prog.RuleJIT {
 		r.count++
 	}
-	ev.Reason, ev.Via = reason, kind.String()
-	if r.cfg.Rule == prog.RuleInterp {
-		ev.Via = "interpreter"
-	}
+	ev.Reason, ev.Path, ev.Rule = reason, kind, r.cfg.Rule
 	r.event(ev)
 	if reason != 0 {
 		r.res.Falls = append(r.res.Falls, reason)

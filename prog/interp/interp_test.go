@@ -93,7 +93,7 @@ func configs() []interp.Config {
 	for _, v := range prog.Variants {
 		for _, r := range []prog.CountRule{prog.RuleJIT, prog.RuleInterp} {
 			for _, nd := range []bool{false, true} {
-				cs = append(cs, interp.Config{Variant: v, Rule: r, DirectTailCalls: !nd})
+				cs = append(cs, interp.Config{Variant: v, Rule: r, NoDirectTailCalls: nd})
 			}
 		}
 	}
@@ -102,7 +102,7 @@ func configs() []interp.Config {
 
 func cfgName(c interp.Config) string {
 	s := fmt.Sprintf("%v/%v", c.Variant, c.Rule)
-	if !c.DirectTailCalls {
+	if c.NoDirectTailCalls {
 		s += "/nodirect"
 	}
 	return s
@@ -567,7 +567,7 @@ func TestSlotHalves(t *testing.T) {
 							}
 						}
 					}
-					cfg := interp.Config{Variant: tt.variant, Rule: tt.rule, DirectTailCalls: !tt.noDirect, Trace: true}
+					cfg := interp.Config{Variant: tt.variant, Rule: tt.rule, NoDirectTailCalls: tt.noDirect, Trace: true}
 					res := interp.New(w, cfg).Run(w.Prog("entry"), u64ctx(0))
 					if res.Fault != nil {
 						t.Fatal(res.Fault)
@@ -576,7 +576,7 @@ func TestSlotHalves(t *testing.T) {
 						t.Errorf("(-want +got):\n%s", diff)
 					}
 					i := slices.IndexFunc(res.Trace, func(e prog.Event) bool { return e.Kind == prog.EvTailCall })
-					if i < 0 || res.Trace[i].Via != tt.via {
+					if i < 0 || res.Trace[i].Via() != tt.via {
 						t.Errorf("tail-call event %v, want it to go via %s", res.Trace, tt.via)
 					}
 				})
@@ -599,7 +599,7 @@ func TestPoisonedReadsPtrs(t *testing.T) {
 		}
 		es, _ := w.Array("jmp").Update(0, w.Prog("b"))
 		es[0].Apply() // ptrs only
-		res := interp.New(w, interp.Config{Variant: v, DirectTailCalls: true}).Run(w.Prog("entry"), u32ctx(0))
+		res := interp.New(w, interp.Config{Variant: v}).Run(w.Prog("entry"), u32ctx(0))
 		if res.R0 != 2 {
 			t.Errorf("%v: r0 = %d, want 2 (ptrs[0] = b)", v, res.R0)
 		}
