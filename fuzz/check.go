@@ -45,8 +45,8 @@ func Check(c Case, backends []prog.Backend, variants []prog.Variant) ([]Finding,
 func signature(failures []scenarios.Failure) string {
 	var parts []string
 	for _, f := range failures {
-		switch f.Kind {
-		case scenarios.FailDiffers:
+		switch {
+		case f.Kind == scenarios.FailDiffers:
 			var fields []string
 			for _, d := range f.Diffs {
 				name := d.Field.String()
@@ -59,9 +59,9 @@ func signature(failures []scenarios.Failure) string {
 				fields = append(fields, name)
 			}
 			parts = append(parts, "differs("+strings.Join(fields, ",")+")")
-		case scenarios.FailBroken:
+		case f.Kind == scenarios.FailBroken && f.Violation != nil:
 			parts = append(parts, "broken("+f.Violation.Property.String()+")")
-		case scenarios.FailFault:
+		case f.Kind == scenarios.FailFault && f.Fault != nil:
 			parts = append(parts, "fault("+f.Fault.Kind.String()+")")
 		default:
 			parts = append(parts, "other")

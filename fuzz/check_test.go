@@ -43,6 +43,7 @@ func TestSignature(t *testing.T) {
 			"differs(ctx) differs(no fault)"},
 		{[]scenarios.Failure{{Kind: scenarios.FailHeld, Property: prog.PropR1}, fault(prog.FaultBudget)},
 			"fault(budget) other"},
+		{[]scenarios.Failure{{Kind: scenarios.FailBroken}, {Kind: scenarios.FailFault}}, "other"},
 	} {
 		if got := signature(tt.failures); got != tt.want {
 			t.Errorf("signature(%v) = %q, want %q", tt.failures, got, tt.want)

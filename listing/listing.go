@@ -8,7 +8,6 @@ package listing
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -86,29 +85,20 @@ func (f *Func) Offset(addr uint64) (int, bool) {
 // GroupKind says what a group's code came from.
 type GroupKind uint8
 
-const (
-	InsnGroup      GroupKind = iota // a BPF instruction
-	PrologueGroup                   // the JIT's prologue
-	EpilogueGroup                   // the JIT's epilogue
-	OutsideGroup                    // a BPF instruction index outside the function: a JIT bug
-	UnclaimedGroup                  // trailing code no instruction claimed: a JIT bug
-)
+//go:generate go tool stringer -type=GroupKind,MarkKind -linecomment -output=kind_string.go
 
-func (k GroupKind) String() string {
-	switch k {
-	case InsnGroup:
-		return "insn"
-	case PrologueGroup:
-		return "prologue"
-	case EpilogueGroup:
-		return "epilogue"
-	case OutsideGroup:
-		return "outside"
-	case UnclaimedGroup:
-		return "unclaimed"
-	}
-	return fmt.Sprintf("GroupKind(%d)", uint8(k))
-}
+const (
+	// InsnGroup: a BPF instruction's code.
+	InsnGroup GroupKind = iota + 1 // insn
+	// PrologueGroup and EpilogueGroup: the JIT's own.
+	PrologueGroup // prologue
+	EpilogueGroup // epilogue
+	// OutsideGroup: code owned by an instruction index outside the
+	// function; UnclaimedGroup: trailing code no instruction claimed.
+	// Both are JIT bugs.
+	OutsideGroup   // outside
+	UnclaimedGroup // unclaimed
+)
 
 // Group is the machine code of one BPF instruction, or of the prologue or
 // epilogue. Every BPF instruction has a group in order, one that emitted
@@ -160,8 +150,10 @@ type Mark struct {
 type MarkKind uint8
 
 const (
-	TailEntryMark MarkKind = iota // where tail calls land
-	OutMark                       // where a failed tail call continues
+	// TailEntryMark: where tail calls land.
+	TailEntryMark MarkKind = iota + 1 // tail entry
+	// OutMark: where a failed tail call continues.
+	OutMark // out
 )
 
 // Build JITs every function of w for arch and variant v, as the emulator

@@ -279,7 +279,7 @@ func (r *runner) run(st Step) {
 	var res, resAlt *prog.Result
 	ruleNote := ""
 	for i := 0; i < st.Repeat; i++ {
-		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.variant}
+		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.rep.Variant}
 		res = r.m.Run(entry, r.ctx)
 		resAlt = r.alt.Run(entry, r.ctxAlt)
 		want := res
@@ -334,7 +334,7 @@ func (r *runner) run(st Step) {
 	if ruleNote != "" {
 		r.rep.Notes = append(r.rep.Notes, ruleNote)
 	}
-	held := Failure{Kind: FailHeld, Line: st.Line, Step: st.String(), Arch: r.arch, Variant: r.variant}
+	held := Failure{Kind: FailHeld, Line: st.Line, Step: st.String(), Arch: r.arch, Variant: r.rep.Variant}
 	for _, p := range prog.Properties { // in a fixed order, not the map's
 		if seen, ok := wantBroken[p]; ok && !seen {
 			f := held

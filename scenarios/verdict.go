@@ -89,8 +89,10 @@ type Failure struct {
 	// (1-based); 0 when the failure is not one iteration's.
 	Iter, Repeat int
 	Arch         string // the backend, for FailDiffers and FailHeld
-	Variant      string
+	Variant      prog.Variant
 
+	// The kind's own fields; the runner always sets the pointer a kind
+	// names, and String copes when it is nil.
 	Diffs     []Diff          // FailDiffers
 	Violation *prog.Violation // FailBroken
 	Fault     *prog.Fault     // FailFault
@@ -126,9 +128,12 @@ func (f Failure) String() string {
 	case FailFault:
 		fmt.Fprintf(&b, "%s: %v", step, f.Fault)
 	case FailExpect:
-		if f.Expect.Key == KeyError {
+		switch {
+		case f.Expect == nil:
+			fmt.Fprintf(&b, "%s: an expectation: %s", step, f.Got)
+		case f.Expect.Key == KeyError:
 			fmt.Fprintf(&b, "%s: expected error %s, got %s", step, f.Expect.Errno, f.Got)
-		} else {
+		default:
 			fmt.Fprintf(&b, "expect %s: %s", f.Expect.Source, f.Got)
 		}
 	case FailHeld:

@@ -24,14 +24,18 @@ func TestFailureString(t *testing.T) {
 			"line 5: run entry: budget fault at entry+1: spent"},
 		{Failure{Kind: FailExpect, Line: 9, Step: "run entry", Expect: &e, Got: "got 1"}, "line 9: expect r0 = 2: got 1"},
 		{Failure{Kind: FailExpect, Line: 12, Step: "delete jt[1]", Expect: &ee, Got: "none"}, "line 12: delete jt[1]: expected error ENOENT, got none"},
-		{Failure{Kind: FailHeld, Line: 5, Step: "run entry", Arch: "x86_64", Variant: "patched"},
+		{Failure{Kind: FailHeld, Line: 5, Step: "run entry", Arch: "x86_64", Variant: prog.Patched},
 			"line 5: run entry: expected x86_64/patched to depart from the reference model, but it agreed"},
-		{Failure{Kind: FailHeld, Line: 5, Step: "run entry", Arch: "x86_64", Variant: "patched", Property: prog.PropR1},
+		{Failure{Kind: FailHeld, Line: 5, Step: "run entry", Arch: "x86_64", Variant: prog.Patched, Property: prog.PropR1},
 			`line 5: run entry: expected the check "R1 unchanged" to break on x86_64/patched, but it held`},
 		{Failure{Kind: FailChange, Line: 3, Step: "delete jt[2]", Err: prog.ErrENOENT}, "line 3: delete jt[2] failed: ENOENT"},
 		{Failure{Kind: FailError, Err: errors.New("x.txtar:4: bad")}, "x.txtar:4: bad"},
 		{Failure{Kind: FailError, Line: 4, Step: "update jt[0] = a", Err: errors.New("no room")}, "line 4: update jt[0] = a: no room"},
 		{Failure{Line: 4, Step: "run entry"}, "line 4: run entry: failure of kind FailureKind(0)"},
+		// A kind without its pointer prints, not panics.
+		{Failure{Kind: FailExpect, Line: 4, Step: "run entry", Got: "got 1"}, "line 4: run entry: an expectation: got 1"},
+		{Failure{Kind: FailBroken, Line: 4, Step: "run entry"}, "line 4: run entry: <nil>"},
+		{Failure{Kind: FailFault, Line: 4, Step: "run entry"}, "line 4: run entry: <nil>"},
 	} {
 		if got := tt.f.String(); got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.f.Kind, got, tt.want)
