@@ -109,6 +109,8 @@ func arm64Spec(bti, pac bool) *archSpec {
 
 // memOperand matches arm64asm's GNU memory operands: [xN], [xN,#imm],
 // [xN,xM], [xN,xM,lsl #k], pre-index [xN,#imm]! and post-index [xN],#imm.
+// The text is read because arm64asm.MemImmediate keeps its offset
+// unexported.
 var memOperand = regexp.MustCompile(`\[(x\d+|sp)(?:,(?:#(-?(?:0x)?[0-9a-f]+)|([xw]\d+)(?:,(?:lsl|uxtw|sxtw|sxtx) #(\d+))?))?\](!)?`)
 
 // locateArm64Fault finds the instruction that made a bad access. Unicorn

@@ -41,3 +41,29 @@ func TestEnumStrings(t *testing.T) {
 		t.Errorf("ParseVariant accepts an out-of-range name")
 	}
 }
+
+// FallReason checks in the JITs' order: bounds (not at a direct site),
+// then the counter, then the slot.
+func TestFallReason(t *testing.T) {
+	for _, tt := range []struct {
+		kind       SiteKind
+		index, max uint32
+		count      uint64
+		empty      bool
+		want       Reason
+	}{
+		{Indirect, 1, 4, 0, false, 0},
+		{Static, 3, 4, MaxTailCallCnt - 1, false, 0},
+		{Indirect, 4, 4, 0, false, FallBounds},
+		{Dynamic, 4, 4, MaxTailCallCnt, true, FallBounds}, // bounds before the counter and the slot
+		{Static, 0, 4, MaxTailCallCnt, true, FallLimit},   // the counter before the slot
+		{Indirect, 0, 4, 0, true, FallEmpty},
+		{Direct, 9, 0, 0, true, FallEmpty}, // no bounds check at a direct site
+		{Direct, 9, 0, MaxTailCallCnt, true, FallLimit},
+		{Direct, 9, 0, 0, false, 0},
+	} {
+		if got := FallReason(tt.kind, tt.index, tt.max, tt.count, tt.empty); got != tt.want {
+			t.Errorf("FallReason(%s, %d, %d, %d, %v) = %v, want %v", tt.kind, tt.index, tt.max, tt.count, tt.empty, got, tt.want)
+		}
+	}
+}

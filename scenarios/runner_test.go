@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -300,5 +301,55 @@ func TestRunAll(t *testing.T) {
 	want := []string{fmt.Sprintf("%p/upstream/pass", any), fmt.Sprintf("%p/patched/pass", any), fmt.Sprintf("%p/patched/pass", onlyPatched)}
 	if !slices.Equal(got, want) {
 		t.Errorf("reports %v, want %v", got, want)
+	}
+}
+
+// refuser is a backend whose loads fail, or, with applyErr, whose
+// machine cannot mirror a slot change.
+type refuser struct {
+	Ref
+	loadErr, applyErr error
+}
+
+func (refuser) Name() string { return "x86_64" }
+func (r refuser) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+	if r.loadErr != nil {
+		return nil, r.loadErr
+	}
+	m, err := r.Ref.Load(w, v, o)
+	return refusingMachine{m, r.applyErr}, err
+}
+
+type refusingMachine struct {
+	Machine
+	err error
+}
+
+func (m refusingMachine) Apply(prog.Effect) error { return m.err }
+
+// A backend that cannot load or apply a step makes the report Errored,
+// the error its last failure, after those of the steps before it.
+func TestRunErrored(t *testing.T) {
+	rep := Run(mustParse(t, good), refuser{loadErr: errors.New("no room")}, prog.Upstream, Options{})
+	if rep.Status != Errored || len(rep.Failures) != 1 || rep.Failures[0].Kind != FailError || rep.Failures[0].String() != "no room" {
+		t.Errorf("load error: %s %q", rep.Status, rep.Failures)
+	}
+	src := strings.Replace(good, "expect r0 = 1\n", "expect r0 = 5\ndelete jt[1]\nrun entry\n", 1)
+	rep = Run(mustParse(t, src), refuser{applyErr: errors.New("write refused")}, prog.Upstream, Options{})
+	if rep.Status != Errored || len(rep.Failures) != 2 || rep.Failures[0].Kind != FailExpect || rep.Failures[1].Kind != FailError ||
+		rep.Failures[1].String() != "line 18: delete jt[1]: write refused" {
+		t.Errorf("apply error: %s %q", rep.Status, rep.Failures)
+	}
+}
+
+// -v keeps the trace of the first failing run of a report.
+func TestRunKeepsFirstTrace(t *testing.T) {
+	src := strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\nrun leaf\n", 1)
+	rep := Run(mustParse(t, src), liar{}, prog.Upstream, Options{Trace: true})
+	if rep.Status != Fail || len(rep.Failures) != 3 || rep.Failures[2].Step != "run leaf" {
+		t.Fatalf("%s %q", rep.Status, rep.Failures)
+	}
+	if len(rep.Trace) == 0 || rep.Trace[0] != "enter entry" {
+		t.Errorf("trace %q, want the first failing run's (entry)", rep.Trace)
 	}
 }
