@@ -8,6 +8,7 @@ package listing
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -166,6 +167,9 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := selected(w, o); err != nil {
+		return nil, err
+	}
 	images, err := arch.compile(w, v, o.Hardening)
 	if err != nil {
 		return nil, err
@@ -191,6 +195,40 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 		l.Funcs = append(l.Funcs, b.build())
 	}
 	return l, nil
+}
+
+// SelectionError is an Options.Prog or Func that names nothing in the
+// world: the user's mistake, not the JIT's.
+type SelectionError struct{ Msg string }
+
+func (e *SelectionError) Error() string { return e.Msg }
+
+// selected checks that o.Prog and o.Func name a program and a function of
+// it, so that a typo is an error rather than an empty listing.
+func selected(w *prog.World, o Options) error {
+	if o.Prog == "" {
+		return nil
+	}
+	in := ""
+	if o.Source.File != "" {
+		in = " in " + o.Source.File
+	}
+	p := w.Prog(o.Prog)
+	if p == nil {
+		var names []string
+		for _, p := range w.Progs {
+			names = append(names, p.Name)
+		}
+		return &SelectionError{fmt.Sprintf("unknown program %q%s (programs: %s)", o.Prog, in, strings.Join(names, ", "))}
+	}
+	if o.Func != "" && p.FuncIndex(o.Func) < 0 {
+		var names []string
+		for _, f := range p.Funcs {
+			names = append(names, f.Name)
+		}
+		return &SelectionError{fmt.Sprintf("program %s has no function %q (functions: %s)", o.Prog, o.Func, strings.Join(names, ", "))}
+	}
+	return nil
 }
 
 // funcBuilder lists one function.

@@ -2,6 +2,7 @@ package listing_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -331,10 +332,20 @@ func TestFilter(t *testing.T) {
 		{listing.Options{Prog: "entry", Func: "helper"}, []string{"entry/helper"}},
 		{listing.Options{Prog: "entry", Func: "entry"}, []string{"entry"}},
 		{listing.Options{Prog: "leaf"}, []string{"leaf"}},
-		{listing.Options{Prog: "nope"}, nil},
 	} {
 		if got := names(tt.o); !slices.Equal(got, tt.want) {
 			t.Errorf("%+v: %q, want %q", tt.o, got, tt.want)
+		}
+	}
+	// A name that selects nothing is an error, not an empty listing.
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []listing.Options{{Prog: "nope"}, {Prog: "entry", Func: "leaf"}} {
+		var se *listing.SelectionError
+		if _, err := listing.Build(w, listing.ArchByName("x86_64"), prog.Upstream, o); !errors.As(err, &se) {
+			t.Errorf("%+v: error %v, want a SelectionError", o, err)
 		}
 	}
 }

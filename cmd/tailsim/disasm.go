@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -134,24 +135,13 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}}
 	if len(pos) == 2 {
 		o.Prog, o.Func, _ = strings.Cut(pos[1], "/")
-		p := w.Prog(o.Prog)
-		if p == nil {
-			var names []string
-			for _, p := range w.Progs {
-				names = append(names, p.Name)
-			}
-			return usagef("unknown program %q in %s (programs: %s)", o.Prog, sc.File, strings.Join(names, ", "))
-		}
-		if o.Func != "" && p.FuncIndex(o.Func) < 0 {
-			var names []string
-			for _, f := range p.Funcs {
-				names = append(names, f.Name)
-			}
-			return usagef("program %s has no function %q (functions: %s)", o.Prog, o.Func, strings.Join(names, ", "))
-		}
 	}
 	l, err := listing.Build(w, arch, v, o)
-	if err != nil {
+	var selErr *listing.SelectionError
+	switch {
+	case errors.As(err, &selErr):
+		return usageError{err}
+	case err != nil:
 		return usageError{fmt.Errorf("%s: %s %s: %w", sc.File, arch.Name, v, err)}
 	}
 	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex})
