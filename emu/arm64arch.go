@@ -66,6 +66,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		arch:            archArm64,
 		tailEntry:       4 * o(0, prog.Layout{}).PrologueOffset(),
 		directTailCalls: arm64.DirectTailCalls,
+		stepRegs:        arm64StepRegs,
 		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
 			return arm64.Compile(p, fn, fx, image, res, o(v, l))
 		},
@@ -106,6 +107,31 @@ func arm64Spec(bti, pac bool) *archSpec {
 		},
 	}
 }
+
+// arm64StepRegs are x0–x30 and sp, named with the BPF register each holds
+// as jit/arm64 maps them (bpf2a64).
+var arm64StepRegs = func() stepRegs {
+	role := map[int]string{7: "R0", 0: "R1", 1: "R2", 2: "R3", 3: "R4", 4: "R5", 19: "R6", 20: "R7", 21: "R8", 22: "R9",
+		25: "R10", 9: "AX", 10: "tmp1", 11: "tmp2", 12: "tmp3", 26: "tail_call_cnt_ptr", 29: "fp", 30: "lr"}
+	var r stepRegs
+	for i := 0; i <= 30; i++ {
+		id := uc.ARM64_REG_X0 + i
+		switch i {
+		case 29:
+			id = uc.ARM64_REG_X29
+		case 30:
+			id = uc.ARM64_REG_X30
+		}
+		name := fmt.Sprintf("x%d", i)
+		if role[i] != "" {
+			name += " (" + role[i] + ")"
+		}
+		r.ids, r.names = append(r.ids, id), append(r.names, name)
+	}
+	r.ids, r.names = append(r.ids, uc.ARM64_REG_SP), append(r.names, "sp")
+	r.r0, r.fp = 7, 29 // the frame record's x29, which every function sets up
+	return r
+}()
 
 // memOperand matches arm64asm's GNU memory operands: [xN], [xN,#imm],
 // [xN,xM], [xN,xM,lsl #k], pre-index [xN,#imm]! and post-index [xN],#imm.

@@ -70,6 +70,11 @@ func (b *Backend) acquire() (*engine, error) {
 		return e, nil
 	}
 	p.mu.Unlock()
+	return b.newReadyEngine()
+}
+
+// newReadyEngine is an engine set up for any world of the arch.
+func (b *Backend) newReadyEngine() (*engine, error) {
 	e, err := newEngine(b.spec.arch)
 	if err != nil {
 		return nil, err
@@ -123,7 +128,7 @@ const maxChurn = 50_000
 
 func (b *Backend) release(e *engine) {
 	e.onCode = nil
-	if e.churn >= maxChurn {
+	if e.churn >= maxChurn || e.private {
 		e.close()
 		return
 	}
@@ -140,10 +145,18 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 	if h := b.hard | o.Hardening&b.has; h != b.hard {
 		return b.with(h).Load(w, v, o)
 	}
-	e, err := b.acquire()
+	// A stepped world gets an engine of its own: every translation must
+	// carry the step hooks, and no other world may inherit them.
+	acquire := b.acquire
+	if o.Step {
+		o.Trace = true
+		acquire = b.newReadyEngine
+	}
+	e, err := acquire()
 	if err != nil {
 		return nil, err
 	}
+	e.private = o.Step
 	m := newMachine(b.spec, w, v)
 	m.b, m.e, m.o = b, e, o
 	if m.batch, err = uc.NewRegBatch(b.spec.regs); err != nil {
@@ -165,6 +178,12 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 	if err := m.load(); err != nil {
 		m.Close()
 		return nil, err
+	}
+	if o.Step {
+		if m.step, err = newStepper(m, o.Budget); err != nil {
+			m.Close()
+			return nil, err
+		}
 	}
 	return m, nil
 }

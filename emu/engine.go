@@ -110,6 +110,10 @@ type engine struct {
 	fault     *access     // the first bad access of the current run
 	exception *uint32     // the first CPU exception of the current run
 	pcReg     int
+	// halted: a stepped run's budget stopped the CPU; run must not resume.
+	halted bool
+	// private engines (stepped runs) never go back to a pool.
+	private bool
 
 	// The run budget: a watchdog goroutine stops a run past its deadline.
 	// Unicorn's own timeout starts a thread per run (~90 µs measured) and
@@ -608,6 +612,26 @@ type outcome struct {
 	PC        uint64
 }
 
+// halt stops the current run for good (a stepped run's exact budget).
+func (e *engine) halt() {
+	e.halted = true
+	e.u.Stop()
+}
+
+// addStepHooks calls code before every instruction in the code arena and
+// mem on every memory read and write. Unicorn calls hooks only from
+// translations made after they were added, so this is for a fresh engine
+// whose code has not run (Backend.Load of a stepped world).
+func (e *engine) addStepHooks(code func(addr uint64, size uint32), mem func(write bool, addr uint64, size int, value int64)) error {
+	if _, err := e.u.HookAdd(uc.HOOK_CODE, func(_ uc.Unicorn, addr uint64, size uint32) { code(addr, size) }, stubBase, stubBase+arenaSize-1); err != nil {
+		return err
+	}
+	_, err := e.u.HookAdd(uc.HOOK_MEM_READ|uc.HOOK_MEM_WRITE, func(_ uc.Unicorn, typ int, addr uint64, size int, value int64) {
+		mem(typ == uc.MEM_WRITE, addr, size, value)
+	}, 1, 0)
+	return err
+}
+
 // run emulates from pc until the CPU reaches until, a fault, or the time
 // limit.
 func (e *engine) run(pc, until uint64, limit time.Duration) outcome {
@@ -615,8 +639,9 @@ func (e *engine) run(pc, until uint64, limit time.Duration) outcome {
 	start := time.Now()
 	deadline := start.Add(limit)
 	e.deadline.Store(deadline.UnixNano())
+	e.halted = false
 	err := e.u.Start(pc, until)
-	for err == nil && e.fault == nil && e.exception == nil && e.pc() != until && time.Now().Before(deadline) {
+	for err == nil && e.fault == nil && e.exception == nil && !e.halted && e.pc() != until && time.Now().Before(deadline) {
 		err = e.u.Start(e.pc(), until) // stopped early by a late watchdog: resume
 	}
 	e.deadline.Store(0)

@@ -22,6 +22,7 @@ const (
 	threadInfo = 0x0700_0000  // arm64: the current task's thread_info (sp_el0)
 	stackLo    = 0x7000_0000
 	stackHi    = 0x7010_0000
+	runSP      = stackHi - 0x100 // the stack pointer a run starts with
 	arrayBase  = 0x10_0000_0000 // struct bpf_array k at arrayBase + k*arrayStride
 	// arrayStride leaves room for ptrs[2 * 2^32] after any header.
 	arrayStride = 0x40_0000_0000

@@ -51,6 +51,8 @@ type machine struct {
 	res     *prog.Result
 	pending *pendingCall
 	pend    pendingCall // the storage pending points at
+	// step records every instruction of a stepped run (LoadOptions.Step).
+	step *stepper
 	tccPtr  uint64
 	// lastCount is the counter as the last tail call left it.
 	lastCount uint64
@@ -83,6 +85,8 @@ type pendingCall struct {
 	s     *jit.TailSite
 	regs  [16]uint64
 	count uint64
+	// stepStart is where its instructions begin in a stepped run's Execs.
+	stepStart int
 }
 
 func newMachine(spec *archSpec, w *prog.World, v prog.Variant) *machine {

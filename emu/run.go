@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tailsim/jit/x86"
+	"tailsim/jit"
 	"tailsim/prog"
 )
 
@@ -26,6 +27,11 @@ func timeLimit(budget int) time.Duration {
 func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.ctxSaved = append(m.ctxSaved[:0], ctx...) // no allocation per run
 	limit := timeLimit(m.o.Budget)
+	if m.step != nil {
+		// The hooks make a step cost microseconds; the budget is counted
+		// exactly, the time is only a backstop.
+		return m.run(entry, ctx, 1000*limit)
+	}
 	r := m.run(entry, ctx, limit)
 	if r.Fault != nil && r.Fault.Kind == prog.FaultBudget {
 		copy(ctx, m.ctxSaved)
@@ -50,7 +56,7 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 			return 0, err
 		}
 	}
-	sp, after := m.spec.enter(m, stackHi-0x100)
+	sp, after := m.spec.enter(m, runSP)
 	m.entryVals[0], m.entryVals[1] = sp, 0
 	if ctx != nil {
 		m.entryVals[1] = ctxBase
@@ -61,6 +67,9 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
 	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
+	if m.step != nil {
+		m.step.reset()
+	}
 	m.event(prog.Event{Kind: prog.EvEnter, Prog: entry.Name})
 	spec := m.spec
 	after, err := m.prepare(ctx)
@@ -74,7 +83,14 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 	defer func() {
 		m.e.ran(m.code, res.Fault != nil || len(res.Violations) > 0)
 	}()
+	if m.step != nil {
+		m.step.end()
+		res.Steps = len(res.Execs)
+	}
 	switch {
+	case m.step != nil && m.step.exhausted:
+		res.Fault = &prog.Fault{Kind: prog.FaultBudget, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
+			Msg: fmt.Sprintf("instruction budget of %d exhausted", m.o.Budget)}
 	case out.Fault != nil:
 		if spec.locateFault != nil && !out.Fault.Fetch {
 			out.PC = spec.locateFault(m, out.PC, out.Fault)
@@ -121,6 +137,9 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 }
 
 func (m *machine) event(e prog.Event) {
+	if m.step != nil {
+		e.Step = len(m.res.Execs)
+	}
 	if m.o.Trace {
 		m.res.Trace = append(m.res.Trace, e)
 	}
@@ -188,6 +207,9 @@ func (m *machine) onSite(addr uint64) {
 			}
 			p.l, p.s, p.count = ev.l, ev.s, m.lastCount
 			m.pending = p
+			if m.step != nil {
+				m.step.tailCallStarted(p)
+			}
 		case atJump:
 			if m.pending != nil && m.pending.s == ev.s {
 				m.taken(addr, m.spec.jumpTarget(m.regs(), ev.s.Kind))
@@ -227,6 +249,9 @@ func (m *machine) taken(addr, dest uint64) {
 		m.violate(prog.PropCountedOnce, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
 	m.lastCount = n
+	if m.step != nil {
+		m.step.tailCallTaken(p)
+	}
 	if m.o.Trace {
 		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Path: p.s.Kind})
 	}
@@ -254,19 +279,12 @@ func (m *machine) fellThrough(addr uint64) {
 	}
 	m.lastCount = n
 	// Why: the checks in the JITs' order, from the state the call started
-	// with; the limit a dynamic or indirect site compared with is the
-	// array's max_entries in memory.
-	limit := uint32(0)
-	switch p.s.Kind {
-	case prog.Static:
-		limit = p.s.Site.ImmMap.MaxEntries
-	case prog.Indirect, prog.Dynamic:
-		if b, err := m.e.memRead(p.regs[spec.r2]+uint64(m.w.Layout.MaxEntries), 4); err == nil {
-			limit = binary.LittleEndian.Uint32(b)
-		}
-	}
-	reason := prog.FallReason(p.s.Kind, uint32(p.regs[spec.r3]), limit, p.count, true)
+	// with.
+	reason := prog.FallReason(p.s.Kind, uint32(p.regs[spec.r3]), m.limitOf(p), p.count, true)
 	m.res.Falls = append(m.res.Falls, reason)
+	if m.step != nil {
+		m.step.tailCallFellThrough(p)
+	}
 	if m.o.Trace {
 		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Path: p.s.Kind})
 	}
@@ -281,21 +299,31 @@ func (m *machine) image(addr uint64) *Loaded {
 	return nil
 }
 
-// bpfLoc names the BPF instruction whose machine code holds addr, so a
-// fault is reported under the name traces and listings use; zero in the
-// prologue, the epilogue or outside the code.
-func (m *machine) bpfLoc(addr uint64) prog.Loc {
+// insnAt finds the image holding addr and the emitted instruction there
+// (nil between instructions or past the last).
+func (m *machine) insnAt(addr uint64) (*Loaded, *jit.Insn) {
 	l := m.image(addr)
 	if l == nil {
-		return prog.Loc{}
+		return nil, nil
 	}
 	off := int(addr - l.Addr)
 	ins := l.Img.Insns
 	i := sort.Search(len(ins), func(i int) bool { return ins[i].Off+ins[i].Len > off })
-	if i == len(ins) || ins[i].Off > off || ins[i].BPF < 0 {
+	if i == len(ins) || ins[i].Off > off {
+		return l, nil
+	}
+	return l, &ins[i]
+}
+
+// bpfLoc names the BPF instruction whose machine code holds addr, so a
+// fault is reported under the name traces and listings use; zero in the
+// prologue, the epilogue or outside the code.
+func (m *machine) bpfLoc(addr uint64) prog.Loc {
+	l, in := m.insnAt(addr)
+	if in == nil || in.BPF < 0 {
 		return prog.Loc{}
 	}
-	return l.Prog.Loc(l.Fn, ins[i].BPF)
+	return l.Prog.Loc(l.Fn, in.BPF)
 }
 
 // symbolize names an address: prog/func+0xoff in an image, or a region.

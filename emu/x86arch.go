@@ -76,6 +76,17 @@ func x86Spec(ibt bool) *archSpec {
 			return sp, sp + 8
 		},
 		directTailCalls: x86.DirectTailCalls,
+		// The BPF registers as jit/x86 maps them (reg2hex), then the
+		// JIT's own.
+		stepRegs: stepRegs{
+			ids: []int{uc.X86_REG_RAX, uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8,
+				uc.X86_REG_RBX, uc.X86_REG_R13, uc.X86_REG_R14, uc.X86_REG_R15, uc.X86_REG_RBP,
+				uc.X86_REG_R9, uc.X86_REG_R10, uc.X86_REG_R11, uc.X86_REG_R12, uc.X86_REG_RSP},
+			names: []string{"rax (R0)", "rdi (R1)", "rsi (R2)", "rdx (R3)", "rcx (R4)", "r8 (R5)",
+				"rbx (R6)", "r13 (R7)", "r14 (R8)", "r15 (R9)", "rbp (R10)",
+				"r9", "r10 (AX)", "r11 (AUX)", "r12", "rsp"},
+			r0: 0, fp: 10,
+		},
 		disasm:          x86Disasm,
 	}
 }

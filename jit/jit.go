@@ -36,6 +36,19 @@ type TailSite struct {
 	Jump int
 	// Bypass and Target are x86's 5-byte poke sites of a direct call.
 	Bypass, Target int
+	// Checks are the branches to out, one per check, in the order the
+	// code makes them; a tracer reads each decision off the next PC.
+	Checks []Check
+}
+
+// Check is the branch of one of a tail call's checks: taken (to out) when
+// the check fails.
+type Check struct {
+	Off int // the branch instruction, in the image
+	// Guard is the fall-through the branch takes: FallBounds for the
+	// bounds check, FallLimit for the counter, FallEmpty for the slot
+	// (x86's bypass poke site at a direct call).
+	Guard prog.Reason
 }
 
 // Image is one JITed function.

@@ -20,6 +20,10 @@ type Backend interface {
 type LoadOptions struct {
 	Budget int  // instructions per invocation; 0 means the backend's default
 	Trace  bool // record events
+	// Step records every instruction executed (Result.Execs) and the cost
+	// of each tail call, and implies Trace. It is slow, for teaching and
+	// for explaining one run: the budget then counts instructions exactly.
+	Step bool
 	// Hardening adds control-flow protections to the backend's own; each
 	// arch takes the ones it has (x86-64 IBT, arm64 BTI and PAC). They
 	// move where a tail call lands, not what it does, so the reference

@@ -105,6 +105,8 @@ type Event struct {
 	Helper int32
 	Value  uint64 // exit: R0
 	Text   string
+	// Step places the event in a stepped run: before Execs[Step].
+	Step int
 }
 
 // where is the event's place: the BPF location, then @ the machine's.
@@ -214,6 +216,10 @@ type Result struct {
 	R0Dead bool
 	Steps  int // instructions executed
 	Trace  []Event
+	// Execs are the instructions executed, one by one, and Costs what each
+	// tail call cost: stepped runs only (LoadOptions.Step).
+	Execs []Exec
+	Costs []TailCost
 	// Violations are broken machine-level properties an emulated backend
 	// checked at tail calls and at the top-level return.
 	Violations []Violation

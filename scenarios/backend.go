@@ -31,7 +31,7 @@ func (r Ref) DirectTailCalls() bool { return !r.NoDirectTailCalls }
 
 // Load implements Backend.
 func (r Ref) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
-	return refMachine{interp.New(w, interp.Config{Variant: v, Rule: r.Rule, NoDirectTailCalls: r.NoDirectTailCalls, Budget: o.Budget, Trace: o.Trace})}, nil
+	return refMachine{interp.New(w, interp.Config{Variant: v, Rule: r.Rule, NoDirectTailCalls: r.NoDirectTailCalls, Budget: o.Budget, Trace: o.Trace, Step: o.Step})}, nil
 }
 
 type refMachine struct{ *interp.Machine }

@@ -19,15 +19,34 @@ type Report struct {
 	Failures []Failure
 	// Notes are facts worth showing that are not failures, such as where
 	// the kernel interpreter's counting rule would give another result.
-	Notes    []string
-	Trace    []string // events of the first failing run, when tracing
+	Notes []string
+	// Traced is the first failing run, when tracing (Options.Trace).
+	Traced *prog.Result
+	// Runs are every run of the backend, when recording (Options.Record).
+	Runs     []RunRecord
 	Duration time.Duration
+}
+
+// RunRecord is one run of a run step.
+type RunRecord struct {
+	Line         int    // the run step's
+	Step         string // the run step as written
+	Iter, Repeat int
+	Result       *prog.Result
 }
 
 // Options select what Run does.
 type Options struct {
 	Layout *prog.Layout // overrides the scenario's layout
 	Trace  bool
+	// Step records every instruction of the backend's runs
+	// (prog.LoadOptions.Step): slow, for "tailsim trace".
+	Step bool
+	// StepBudget caps a stepped run's instruction budget, since every
+	// instruction is kept.
+	StepBudget int
+	// Record keeps every run's result in Report.Runs.
+	Record bool
 }
 
 // Combo is one (backend, variant) pair a scenario runs on.
@@ -111,6 +130,7 @@ func (e *stepError) Error() string { return fmt.Sprintf("line %d: %s: %v", e.st.
 // step kind is a method, in the manner of cilium/ebpf's collection loader.
 type runner struct {
 	sc            *Scenario
+	o             Options
 	arch, variant string
 	w             *prog.World
 	rep           *Report
@@ -134,10 +154,14 @@ func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) 
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{sc: sc, arch: b.Name(), variant: v.String(), w: w, rep: rep, pending: map[string][]prog.Effect{},
+	r := &runner{sc: sc, o: o, arch: b.Name(), variant: v.String(), w: w, rep: rep, pending: map[string][]prog.Effect{},
 		ctx: cloneCtx(w.Ctx), ctxRef: cloneCtx(w.Ctx), ctxAlt: cloneCtx(w.Ctx)}
 	lo := LoadOptions{Budget: sc.Budget}
-	if r.m, err = b.Load(w, v, LoadOptions{Budget: sc.Budget, Trace: o.Trace, Hardening: sc.Hardening}); err != nil {
+	budget := sc.Budget
+	if o.Step && o.StepBudget > 0 && (budget == 0 || budget > o.StepBudget) {
+		budget = o.StepBudget
+	}
+	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Hardening: sc.Hardening}); err != nil {
 		return nil, err
 	}
 	if _, isRef := b.(Ref); !isRef {
@@ -281,6 +305,9 @@ func (r *runner) run(st Step) {
 	for i := 0; i < st.Repeat; i++ {
 		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.rep.Variant}
 		res = r.m.Run(entry, r.ctx)
+		if r.o.Record {
+			r.rep.Runs = append(r.rep.Runs, RunRecord{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Result: res})
+		}
 		resAlt = r.alt.Run(entry, r.ctxAlt)
 		want := res
 		if r.ref != nil {
@@ -377,8 +404,8 @@ func (r *runner) check(st Step, res, resAlt *prog.Result) {
 
 // traceOnce keeps the trace of the first failing run.
 func (r *runner) traceOnce(res *prog.Result) {
-	if r.rep.Trace == nil {
-		r.rep.Trace = traceLines(res)
+	if r.rep.Traced == nil && r.o.Trace {
+		r.rep.Traced = res
 	}
 }
 
@@ -387,17 +414,6 @@ func cloneCtx(b []byte) []byte {
 		return nil
 	}
 	return append([]byte{}, b...)
-}
-
-func traceLines(r *prog.Result) []string {
-	var out []string
-	for _, e := range r.Trace {
-		out = append(out, e.String())
-	}
-	if r.Fault != nil {
-		out = append(out, r.Fault.Error())
-	}
-	return out
 }
 
 // check returns "" when the result meets the expectation, else what was seen.

@@ -139,7 +139,7 @@ func TestRunComparesWithReference(t *testing.T) {
 		!strings.Contains(rep.Failures[0].String(), "differs from the reference model: r0 2 (0x2) instead of 1 (0x1)") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
-	if len(rep.Trace) == 0 {
+	if rep.Traced == nil || len(rep.Traced.Trace) == 0 {
 		t.Error("no trace for the failing run")
 	}
 }
@@ -349,7 +349,7 @@ func TestRunKeepsFirstTrace(t *testing.T) {
 	if rep.Status != Fail || len(rep.Failures) != 3 || rep.Failures[2].Step != "run leaf" {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
-	if len(rep.Trace) == 0 || rep.Trace[0] != "enter entry" {
-		t.Errorf("trace %q, want the first failing run's (entry)", rep.Trace)
+	if rep.Traced == nil || len(rep.Traced.Path) == 0 || rep.Traced.Path[0] != "entry" {
+		t.Errorf("trace of %v, want the first failing run's (entry)", rep.Traced)
 	}
 }

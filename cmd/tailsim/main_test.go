@@ -113,7 +113,7 @@ func TestRunJSON(t *testing.T) {
 func TestVerboseTrace(t *testing.T) {
 	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
 	_, out, _ := run(t, "run", "-v", "-arch", "ref", "-variant", "upstream", failing)
-	for _, want := range []string{"| enter entry", "| tail call at entry+3 (line 7) (direct) index=0x1 count=0 -> taken", "| enter leaf", "| exit r0=0x1"} {
+	for _, want := range []string{"| => enter entry", "| ** tail call at entry+3 (line 7) (direct) index=0x1 count=0 -> taken", "| => enter leaf", "| -> exit r0=0x1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("trace lacks %q:\n%s", want, out)
 		}

@@ -14,6 +14,7 @@ import (
 	"tailsim/emu"
 	"tailsim/prog"
 	"tailsim/scenarios"
+	"tailsim/trace"
 )
 
 // backends are the arches tailsim can run, in display order.
@@ -147,8 +148,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			for _, f := range r.Failures {
 				failures = append(failures, f.String())
 			}
+			var lines []string
+			if r.Traced != nil {
+				lines = trace.Lines(r.Traced, trace.Options{})
+			}
 			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(),
-				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: r.Trace, DurationUS: r.Duration.Microseconds()})
+				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, DurationUS: r.Duration.Microseconds()})
 		}
 	} else {
 		printTable(stdout, reports, *f.verbose)
@@ -193,11 +198,10 @@ func printTable(w io.Writer, reports []*scenarios.Report, verbose bool) {
 			fmt.Fprintf(w, "  note %s\n", n)
 		}
 		if verbose && len(r.Failures) > 0 {
-			if len(r.Trace) == 0 {
+			if r.Traced == nil {
 				fmt.Fprintln(w, "  (no trace recorded)")
-			}
-			for _, t := range r.Trace {
-				fmt.Fprintf(w, "    | %s\n", t)
+			} else {
+				trace.WriteText(w, r.Traced, trace.Options{Indent: "    | "})
 			}
 		}
 	}

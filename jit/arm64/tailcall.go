@@ -27,6 +27,12 @@ func (c *compiler) emitTailCall(k int) error {
 	return nil
 }
 
+// check records that the next word is the branch to out of the check
+// guarding against reason.
+func (c *compiler) check(ts *jit.TailSite, reason prog.Reason) {
+	ts.Checks = append(ts.Checks, jit.Check{Off: InsnSize * c.idx, Guard: reason})
+}
+
 // emitBPFTailCall is the series' emit_bpf_tail_call(ctx, map_index,
 // dyn_array); its dynamic path (dynArray) is upstream's code unchanged, so
 // upstream is dynArray = true. maxEntries is used_maps[map_index]'s, for
@@ -51,6 +57,7 @@ func (c *compiler) emitBPFTailCall(ts *jit.TailSite, dynArray bool, maxEntries u
 	c.emit(a64Mov(false, r3, r3), "mov w2, w2: index = (u32)R3")
 	c.emit(a64Cmp(false, r3, tmp), "bounds check: cmp w2, w10")
 	branch1 := c.idx
+	c.check(ts, prog.FallBounds)
 	c.emit(a64Nop, "branch placeholder fixed up: b.cs out (index >= max_entries)")
 
 	// if ((*tail_call_cnt_ptr) >= MAX_TAIL_CALL_CNT) goto out;
@@ -58,6 +65,7 @@ func (c *compiler) emitBPFTailCall(ts *jit.TailSite, dynArray bool, maxEntries u
 	c.emit(a64LdrImm(tcc, ptr, 0, ldstSize64), "count check: ldr x12, [x26]: x12 = *tail_call_cnt_ptr")
 	c.emit(a64Cmp(true, tcc, tmp), "count check: cmp x12, x10")
 	branch2 := c.idx
+	c.check(ts, prog.FallLimit)
 	c.emit(a64Nop, "branch placeholder fixed up: b.cs out (count >= MAX_TAIL_CALL_CNT)")
 
 	// (*tail_call_cnt_ptr)++;
@@ -84,6 +92,7 @@ func (c *compiler) emitBPFTailCall(ts *jit.TailSite, dynArray bool, maxEntries u
 		c.emit(a64LdrReg(prg, r2, prg, ldstSize64), "load cached target: ldr x11, [x1, x11]: x11 = array->ptrs[max_entries + index]")
 	}
 	branch3 := c.idx
+	c.check(ts, prog.FallEmpty)
 	empty := "branch placeholder fixed up: cbz x11, out (empty slot: counter untouched)"
 	if !dynArray {
 		empty = "branch placeholder fixed up: cbz x11, out (no cached target: counter untouched)"

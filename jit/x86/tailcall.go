@@ -34,6 +34,12 @@ func (c *compiler) emitTailCall(k int, start int, ctx *jitContext) error {
 	return nil
 }
 
+// check records that the next instruction is the branch to out of the
+// check guarding against reason.
+func (c *compiler) check(ts *jit.TailSite, reason prog.Reason) {
+	ts.Checks = append(ts.Checks, jit.Check{Off: len(c.buf), Guard: reason})
+}
+
 // rel8 is "label - (prog + 2 - start)": a short branch to the out label
 // the previous emission of a sequence of this kind recorded.
 func (c *compiler) rel8(label, start int) byte {
@@ -51,15 +57,18 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 	switch {
 	case !patched:
 		c.emit("bounds check: cmp [rsi+max_entries], edx", 0x39, 0x56, byte(l.MaxEntries))
+		c.check(ts, prog.FallBounds)
 		c.emit("jbe out: index >= max_entries", 0x76, c.rel8(label, start))
 	case dynArray:
 		c.emit("bounds check: cmp edx, [rsi+max_entries] (dynamic array)", 0x3B, 0x56, byte(l.MaxEntries))
+		c.check(ts, prog.FallBounds)
 		c.emit("jae out: index >= max_entries", 0x73, c.rel8(label, start))
 	default:
 		c.emit(fmt.Sprintf("bounds check: cmp edx, %d (max_entries as an immediate)", maxEntries), cat([]byte{0x81, 0xFA}, le32(int64(maxEntries)))...)
+		c.check(ts, prog.FallBounds)
 		c.emit("jae out: index >= max_entries", 0x73, c.rel8(label, start))
 	}
-	c.emitTailCallCountCheck(label, start)
+	c.emitTailCallCountCheck(ts, label, start)
 	// The series computes the displacement in a C int: offsetof(ptrs) plus
 	// max_entries * 8, truncated to 32 bits, emitted as disp32.
 	if patched && !dynArray {
@@ -69,6 +78,7 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 		c.emit("load slot: mov rcx, [rsi+rdx*8+ptrs]", cat([]byte{0x48, 0x8B, 0x8C, 0xD6}, le32(int64(l.Ptrs)))...)
 	}
 	c.emit("empty-slot check: test rcx, rcx", 0x48, 0x85, 0xC9)
+	c.check(ts, prog.FallEmpty)
 	c.emit("je out: empty slot, counter untouched", 0x74, c.rel8(label, start))
 	c.emitTailCallUnwind()
 	if !patched || dynArray {
@@ -86,10 +96,11 @@ func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitC
 	start := len(c.buf)
 	label := ctx.tailCallDirectLabel
 	ip := c.image + uint64(insnStart)
-	c.emitTailCallCountCheck(label, start)
+	c.emitTailCallCountCheck(ts, label, start)
 	bypass := ip + uint64(len(c.buf)-start)
 	target := ip + uint64(label) - X86PatchSize
 	ts.Bypass = len(c.buf)
+	c.check(ts, prog.FallEmpty)
 	jmp := emitJump(target+X86PatchSize, bypass)
 	c.emit("poke site: bypass (jmp out while the slot is empty)", jmp[:]...)
 	c.emitTailCallUnwind()
@@ -100,9 +111,10 @@ func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitC
 
 // emitTailCallCountCheck is the part both emitters share before the slot:
 // rax = tcc_ptr; if (*tcc_ptr >= MAX_TAIL_CALL_CNT) goto out.
-func (c *compiler) emitTailCallCountCheck(label, start int) {
+func (c *compiler) emitTailCallCountCheck(ts *jit.TailSite, label, start int) {
 	c.emit("mov rax, [rbp-16-stack]: rax = tcc_ptr", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
 	c.emit("count check: cmp qword [rax], 33", 0x48, 0x83, 0x38, 0x21)
+	c.check(ts, prog.FallLimit)
 	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
 }
 

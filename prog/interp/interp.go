@@ -35,6 +35,10 @@ type Config struct {
 	NoDirectTailCalls bool
 	Budget            int
 	Trace             bool
+	// Step records each BPF instruction executed (Result.Execs), with the
+	// registers it changed, the memory it touched and, at a tail call,
+	// the checks it decided; it implies Trace.
+	Step bool
 }
 
 type frame struct {
@@ -71,6 +75,7 @@ func New(w *prog.World, cfg Config) *Machine {
 	if cfg.Budget <= 0 {
 		cfg.Budget = DefaultBudget
 	}
+	cfg.Trace = cfg.Trace || cfg.Step
 	m := &Machine{w: w, cfg: cfg, arrays: map[uint64]*prog.ProgArray{}, addrOf: map[*prog.ProgArray]uint64{}}
 	for i, a := range w.Arrays {
 		addr := uint64(MapBase + i*MapStride)
@@ -86,6 +91,9 @@ type run struct {
 	frames []*frame
 	regs   [11]uint64
 	count  uint64
+	// before are the registers as the recorded instruction found them
+	// (stepped runs).
+	before [11]uint64
 }
 
 // Run invokes entry once with ctx (nil: R1 = 0). ctx is updated in place, so
@@ -119,7 +127,8 @@ func (r *run) enter(p *prog.Program) {
 }
 
 func (r *run) event(e prog.Event) {
-	if r.cfg.Trace {
+	e.Step = len(r.res.Execs)
+	if r.cfg.Trace || r.cfg.Step {
 		r.res.Trace = append(r.res.Trace, e)
 	}
 }
@@ -170,7 +179,13 @@ func store(b []byte, v uint64) {
 }
 
 func (r *run) loop() {
+	if r.cfg.Step {
+		defer r.finishExec()
+	}
 	for {
+		if r.cfg.Step {
+			r.finishExec()
+		}
 		if r.res.Steps >= r.cfg.Budget {
 			r.fault(prog.FaultBudget, 0, fmt.Sprintf("instruction budget of %d exhausted", r.cfg.Budget))
 			return
@@ -181,6 +196,9 @@ func (r *run) loop() {
 		ins := insns[f.pc]
 		op := ins.OpCode
 		next := f.pc + 1
+		if r.cfg.Step {
+			r.beginExec(f, ins)
+		}
 		if writesR0(ins) {
 			r.res.R0Dead = false
 		}
@@ -201,6 +219,7 @@ func (r *run) loop() {
 				return
 			}
 			r.regs[ins.Dst] = load(b)
+			r.access(false, addr, b)
 		case op.IsMemStore():
 			addr := r.regs[ins.Dst] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
@@ -213,6 +232,7 @@ func (r *run) loop() {
 				v = r.regs[ins.Src]
 			}
 			store(b, v)
+			r.access(true, addr, b)
 		case ins.IsTailCall():
 			target, ok := r.tailCall(f)
 			if !ok {
@@ -292,9 +312,12 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	kind := site.Kind(r.cfg.Variant, !r.cfg.NoDirectTailCalls)
 	var target *prog.Program
 	reason := prog.Reason(0)
+	// What the checks compared, for a stepped run's record of them.
+	count, limit, empty := r.count, arr.MaxEntries, false
 	switch {
 	case r.cfg.Rule == prog.RuleInterp:
 		// kernel/bpf/core.c: bounds, limit, count++, then the empty check.
+		empty = index < arr.MaxEntries && arr.Ptr(index) == nil
 		switch {
 		case index >= arr.MaxEntries:
 			reason = prog.FallBounds
@@ -310,21 +333,24 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 		// The key is the verifier's constant; the bounds check happened at
 		// verification. The bypass jump skips the call while the slot is empty.
 		target = arr.Poked(uint32(site.Key))
-		if reason = prog.FallReason(kind, index, arr.MaxEntries, r.count, target == nil); reason != 0 {
+		empty = target == nil
+		if reason = prog.FallReason(kind, index, arr.MaxEntries, r.count, empty); reason != 0 {
 			target = nil
 		}
 	default:
-		limit, slot := arr.MaxEntries, arr.Ptr
+		slot := arr.Ptr
 		if kind == prog.Static {
 			limit, slot = site.ImmMap.MaxEntries, arr.Cached
 		}
 		if index < limit {
 			target = slot(index)
 		}
-		if reason = prog.FallReason(kind, index, limit, r.count, target == nil); reason != 0 {
+		empty = target == nil
+		if reason = prog.FallReason(kind, index, limit, r.count, empty); reason != 0 {
 			target = nil
 		}
 	}
+	r.decide(kind, index, limit, count, empty)
 	if target != nil && r.cfg.Rule == prog.RuleJIT {
 		r.count++
 	}

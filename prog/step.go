@@ -1,0 +1,194 @@
+package prog
+
+import "fmt"
+
+//go:generate go tool stringer -type=Object -linecomment -output=step_string.go
+
+// Exec is one executed instruction of a stepped run (LoadOptions.Step): a
+// machine instruction on an emulated backend, a BPF instruction on the
+// reference model. A run's Execs, with its Events placed among them by
+// Event.Step, are the whole story of the run; the trace renderers read
+// nothing else.
+type Exec struct {
+	PC      uint64 // machine address; 0 on the reference model
+	Machine string // the PC symbolised: entry+0x2e
+	// At is the BPF instruction whose code this is; zero in a prologue, an
+	// epilogue or a helper.
+	At   Loc
+	Part string // "prologue", "epilogue", "helper" when At is zero
+	BPF  string // the BPF instruction At names, in the assembler's syntax
+	Insn string // the instruction, disassembled (the BPF one on the reference model)
+	Note string // the JIT's annotation of it
+	// Regs are the registers it changed, Mem the memory it read and wrote,
+	// in order.
+	Regs []RegChange
+	Mem  []MemAccess
+	// Checks are the tail-call checks it decided: the branch to out of an
+	// emulated tail call, or all of them at the reference model's call.
+	Checks []CheckDecision
+}
+
+// RegChange is one register an instruction changed.
+type RegChange struct {
+	Name     string // "rdx (R3)": the machine's name and the BPF register it holds
+	Old, New uint64
+}
+
+// Object is what a memory access touched, for naming it and for the cost
+// of a tail call.
+type Object uint8
+
+const (
+	_          Object = iota // none
+	ObjArray                 // array: struct bpf_array: max_entries, ptrs[], cached[]
+	ObjProg                  // prog: struct bpf_prog: bpf_func
+	ObjCounter               // counter: tail_call_cnt, or the tcc_ptr that points at it
+	ObjStack                 // stack: the BPF stack and the JIT's frame
+	ObjCtx                   // ctx
+	ObjOther                 // other
+)
+
+// MemAccess is one memory read or write of an instruction.
+type MemAccess struct {
+	Write bool
+	Addr  uint64
+	Size  int
+	Value uint64
+	// Obj and What name the memory: "jt->ptrs[1]", "prog leaf->bpf_func",
+	// "tail_call_cnt", "ctx+8", "stack fp-0x8".
+	Obj  Object
+	What string
+}
+
+func (a MemAccess) String() string {
+	dir := "read"
+	if a.Write {
+		dir = "write"
+	}
+	return fmt.Sprintf("%s %s = %#x", dir, a.What, a.Value)
+}
+
+// CheckDecision is one of a tail call's three checks as it was decided:
+// Check names it by the fall-through it guards against (FallBounds: the
+// bounds check, FallLimit: the counter, FallEmpty: the slot).
+type CheckDecision struct {
+	Check  Reason
+	Passed bool
+	// The operands: the index against max_entries, the counter against
+	// MAX_TAIL_CALL_CNT.
+	Index, MaxEntries uint32
+	Count             uint64
+}
+
+// CheckName is what a student calls the check that a fall-through of
+// reason r fails.
+func CheckName(r Reason) string {
+	switch r {
+	case FallBounds:
+		return "bounds check"
+	case FallLimit:
+		return "count check"
+	case FallEmpty:
+		return "empty-slot check"
+	}
+	return r.String()
+}
+
+func (d CheckDecision) String() string {
+	var cond string
+	switch d.Check {
+	case FallBounds:
+		op := "<"
+		if !d.Passed {
+			op = ">="
+		}
+		cond = fmt.Sprintf("index %d %s max_entries %d", d.Index, op, d.MaxEntries)
+	case FallLimit:
+		op := "<"
+		if !d.Passed {
+			op = ">="
+		}
+		cond = fmt.Sprintf("tail_call_cnt %d %s %d", d.Count, op, MaxTailCallCnt)
+	case FallEmpty:
+		cond = "the slot holds a program"
+		if !d.Passed {
+			cond = "the slot is empty"
+		}
+	}
+	verdict := "passed"
+	if !d.Passed {
+		verdict = "failed: falls through to out"
+	}
+	return fmt.Sprintf("%s %s (%s)", CheckName(d.Check), verdict, cond)
+}
+
+// TailCost is what one tail call cost on an emulated backend, measured
+// over the instructions it executed from its first to where it went: the
+// target's tail-call entry, or out.
+type TailCost struct {
+	At    Loc
+	Path  SiteKind
+	Taken bool
+	Insns int // machine instructions executed
+	// Loads from the prog array and the struct bpf_progs (what the series
+	// removes), and from the counter and the stack (what it keeps).
+	ArrayProgLoads, CounterStackLoads int
+	// Dependent loads read an address that an earlier load of the same
+	// tail call produced (ptrs[i] then ->bpf_func; tcc_ptr then the
+	// counter): each waits for the one before.
+	DependentLoads int
+	Stores         int
+	CodeBytes      int // the size of the site's machine code
+}
+
+func (c TailCost) String() string {
+	out := "to out"
+	if c.Taken {
+		out = "taken"
+	}
+	return fmt.Sprintf("%s %s %s: %d instructions, loads: %d array/prog + %d counter/stack (%d dependent), %d stores, %d bytes of code",
+		c.At, c.Path, out, c.Insns, c.ArrayProgLoads, c.CounterStackLoads, c.DependentLoads, c.Stores, c.CodeBytes)
+}
+
+// MeasureTailCost works out a tail call's cost from the instructions it
+// executed. A load counts as dependent when its address lies within a page
+// above a value an earlier load of the same call returned: the pointer
+// chases of the sequence, whatever registers the JIT used.
+func MeasureTailCost(at Loc, path SiteKind, taken bool, execs []Exec, codeBytes int) TailCost {
+	c := TailCost{At: at, Path: path, Taken: taken, Insns: len(execs), CodeBytes: codeBytes}
+	var loaded []uint64
+	for _, e := range execs {
+		for _, a := range e.Mem {
+			if a.Write {
+				c.Stores++
+				continue
+			}
+			switch a.Obj {
+			case ObjArray, ObjProg:
+				c.ArrayProgLoads++
+			case ObjCounter, ObjStack:
+				c.CounterStackLoads++
+			}
+			for _, v := range loaded {
+				if a.Addr >= v && a.Addr-v < 0x1000 {
+					c.DependentLoads++
+					break
+				}
+			}
+			loaded = append(loaded, a.Value)
+		}
+	}
+	return c
+}
+
+// MarshalText writes the names people read in JSON reports.
+func (k SiteKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// MarshalText writes the reason's name.
+func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// MarshalText writes the object's name.
+func (o Object) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// MarshalText writes the location as String does.
+func (l Loc) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
