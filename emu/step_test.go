@@ -1,0 +1,158 @@
+package emu
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+func loadStepped(t *testing.T, b *Backend, src string, v prog.Variant, budget int) (prog.Machine, *prog.World) {
+	t.Helper()
+	sc, err := scenarios.Parse("t.txtar", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Load(w, v, prog.LoadOptions{Step: true, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m, w
+}
+
+// A stepped run computes what an ordinary one does, and records the tail
+// call instruction by instruction: the three checks passed, the loads by
+// name, and its cost, whose loads from the array and the programs are
+// what the series is about: three on upstream's indirect path
+// (max_entries, ptrs[1], ->bpf_func), one on the patched static path (the
+// cached target).
+func TestSteppedTailCall(t *testing.T) {
+	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		for _, v := range prog.Variants {
+			name := b.Name() + "/" + v.String()
+			plain, pw := loadX86(t, chain, v)
+			if b.Name() == "arm64" {
+				plain, pw = loadArm64(t, chain, v, false, false)
+			}
+			want := plain.Run(pw.Prog("entry"), ctx(1))
+			m, w := loadStepped(t, b, chain, v, 0)
+			got := m.Run(w.Prog("entry"), ctx(1))
+			if got.Fault != nil || got.R0 != want.R0 || got.Count != want.Count || !slices.Equal(got.Path, want.Path) || len(got.Violations) > 0 {
+				t.Fatalf("%s: stepped r0 %d count %d path %v fault %v %v; plain r0 %d count %d path %v", name,
+					got.R0, got.Count, got.Path, got.Fault, got.Violations, want.R0, want.Count, want.Path)
+			}
+			if got.Steps != len(got.Execs) || len(got.Execs) < 20 {
+				t.Errorf("%s: %d steps, %d execs", name, got.Steps, len(got.Execs))
+			}
+			var checks []string
+			var reads []string
+			for _, e := range got.Execs {
+				for _, d := range e.Checks {
+					checks = append(checks, d.String())
+				}
+				for _, a := range e.Mem {
+					if !a.Write {
+						reads = append(reads, a.What)
+					}
+				}
+			}
+			wantChecks := []string{"bounds check passed (index 1 < max_entries 4)", "count check passed (tail_call_cnt 0 < 33)",
+				"empty-slot check passed (the slot holds a program)"}
+			if diff := cmp.Diff(wantChecks, checks); diff != "" {
+				t.Errorf("%s: checks (-want +got):\n%s", name, diff)
+			}
+			arrayReads := []string{"jt->map.max_entries", "jt->ptrs[1]", "prog leaf->bpf_func"}
+			if v == prog.Patched {
+				arrayReads = []string{"jt->ptrs[5] (cached[1])"}
+			}
+			for _, r := range append(arrayReads, "ctx+0", "tail_call_cnt") {
+				if !slices.Contains(reads, r) {
+					t.Errorf("%s: no read of %s in %q", name, r, reads)
+				}
+			}
+			if len(got.Costs) != 1 {
+				t.Fatalf("%s: costs %v", name, got.Costs)
+			}
+			c := got.Costs[0]
+			if !c.Taken || c.ArrayProgLoads != len(arrayReads) || c.Insns < 8 || c.CodeBytes == 0 || c.Stores < 1 || c.At.Slot != 4 {
+				t.Errorf("%s: cost %v", name, c)
+			}
+			// Events sit among the instructions: leaf is entered before
+			// its first instruction, after entry's last.
+			i := slices.IndexFunc(got.Trace, func(e prog.Event) bool { return e.Kind == prog.EvEnter && e.Prog == "leaf" })
+			first := slices.IndexFunc(got.Execs, func(e prog.Exec) bool { return strings.HasPrefix(e.Machine, "leaf+") })
+			if i < 0 || first < 0 || got.Trace[i].Step > first || got.Trace[i].Step < first-1 {
+				t.Errorf("%s: enter leaf at step %d, leaf's first instruction %d", name, got.Trace[i].Step, first)
+			}
+		}
+	}
+}
+
+// A call that falls through records the check that failed and costs
+// less; calls, returns and helper calls appear as events.
+func TestSteppedEvents(t *testing.T) {
+	src := `events
+-- maps --
+jt max_entries=2
+-- prog entry --
+	r6 = r1
+	call sub
+	call bpf_ktime_get_ns
+	r1 = r6
+	r2 = map[jt]
+	r3 = 7
+	call bpf_tail_call
+	r0 = 5
+	exit
+-- subprog sub --
+	r0 = 3
+	exit
+-- ctx --
+u32 0
+-- run --
+run entry
+`
+	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		m, w := loadStepped(t, b, src, prog.Patched, 0)
+		got := m.Run(w.Prog("entry"), []byte{0, 0, 0, 0})
+		var kinds []string
+		for _, e := range got.Trace {
+			kinds = append(kinds, e.Kind.String())
+		}
+		want := []string{"enter", "call", "return", "helper", "tail call", "exit"}
+		if diff := cmp.Diff(want, kinds); diff != "" || got.R0 != 5 {
+			t.Errorf("%s: r0 %d, events (-want +got):\n%s", b.Name(), got.R0, diff)
+		}
+		var failed []prog.CheckDecision
+		for _, e := range got.Execs {
+			failed = append(failed, e.Checks...)
+		}
+		if len(failed) != 1 || failed[0].Passed || failed[0].Check != prog.FallBounds || failed[0].Index != 7 || failed[0].MaxEntries != 2 {
+			t.Errorf("%s: checks %v", b.Name(), failed)
+		}
+		if len(got.Costs) != 1 || got.Costs[0].Taken || got.Costs[0].ArrayProgLoads != 0 {
+			t.Errorf("%s: costs %v", b.Name(), got.Costs)
+		}
+	}
+}
+
+// The budget of a stepped run counts instructions exactly.
+func TestSteppedBudget(t *testing.T) {
+	src := "loop\n-- prog entry --\n\tr0 = 0\nl:\n\tr0 += 1\n\tgoto l\n-- run --\nrun entry\n"
+	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		m, w := loadStepped(t, b, src, prog.Upstream, 500)
+		got := m.Run(w.Prog("entry"), nil)
+		if got.Fault == nil || got.Fault.Kind != prog.FaultBudget || len(got.Execs) != 500 {
+			t.Errorf("%s: fault %v after %d instructions", b.Name(), got.Fault, len(got.Execs))
+		}
+	}
+}
