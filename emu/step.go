@@ -114,7 +114,7 @@ func (st *stepper) pcInfo(addr uint64) *pcInfo {
 	if l, ji := m.insnAt(addr); l != nil {
 		in.l = l
 		if ji != nil {
-			in.note = ji.Note
+			in.note = jit.TrimNote(ji.Note, in.insn)
 			switch {
 			case ji.BPF >= 0:
 				in.at = l.Prog.Loc(l.Fn, ji.BPF)

@@ -6,6 +6,7 @@ package jit
 
 import (
 	"fmt"
+	"strings"
 
 	"tailsim/prog"
 )
@@ -138,3 +139,19 @@ func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Variant, directTailCall
 // RoundUp is the kernel's round_up() for the positive sizes the JITs
 // round (stack depths).
 func RoundUp(n, to int) int { return (n + to - 1) / to * to }
+
+// TrimNote drops the part of a JIT annotation that only repeats the
+// decoded instruction text: "push rbp" on push rbp, the "mov edx, edx: "
+// of "mov edx, edx: index = (u32)R3". Listings and traces print both.
+func TrimNote(note, text string) string {
+	if text == "" {
+		return note
+	}
+	if note == text {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(note, text+": "); ok {
+		return rest
+	}
+	return note
+}

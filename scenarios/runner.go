@@ -22,7 +22,7 @@ type Report struct {
 	Notes []string
 	// Traced is the first failing run, when tracing (Options.Trace).
 	Traced *prog.Result
-	// Runs are every run of the backend, when recording (Options.Record).
+	// Runs are the backend's runs Options.Keep chose.
 	Runs     []RunRecord
 	Duration time.Duration
 }
@@ -45,8 +45,9 @@ type Options struct {
 	// StepBudget caps a stepped run's instruction budget, since every
 	// instruction is kept.
 	StepBudget int
-	// Record keeps every run's result in Report.Runs.
-	Record bool
+	// Keep chooses the runs whose results Report.Runs keeps, by step and
+	// iteration (1-based); nil keeps none.
+	Keep func(st Step, iter int) bool
 }
 
 // Combo is one (backend, variant) pair a scenario runs on.
@@ -305,7 +306,7 @@ func (r *runner) run(st Step) {
 	for i := 0; i < st.Repeat; i++ {
 		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.rep.Variant}
 		res = r.m.Run(entry, r.ctx)
-		if r.o.Record {
+		if r.o.Keep != nil && r.o.Keep(st, i+1) {
 			r.rep.Runs = append(r.rep.Runs, RunRecord{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Result: res})
 		}
 		resAlt = r.alt.Run(entry, r.ctxAlt)

@@ -75,13 +75,33 @@ func WriteText(w io.Writer, r *prog.Result, o Options) error {
 			t.line("  cost: %s", costText(it.Cost))
 		case o.Brief:
 			// The run of instructions of one BPF instruction (or one
-			// prologue or epilogue), folded.
+			// prologue or epilogue), folded; the events among them (a
+			// tail call's, before its jump) follow the line.
+			var group, events []Item
 			j := i
-			for j+1 < len(items) && items[j+1].Exec != nil && samePlace(items[j+1].Exec, it.Exec) {
-				j++
+			for ; j < len(items); j++ {
+				if items[j].Exec == nil {
+					events = append(events, items[j])
+					continue
+				}
+				if !samePlace(items[j].Exec, it.Exec) {
+					break
+				}
+				group = append(group, items[j])
 			}
-			t.brief(items[i : j+1])
-			i = j
+			// Events after the group's last instruction belong to the next.
+			for len(events) > 0 && j > i && items[j-1].Exec == nil {
+				events, j = events[:len(events)-1], j-1
+			}
+			t.brief(group)
+			for _, e := range events {
+				if e.Event != nil {
+					t.line("%s", eventText(e.Event))
+				} else {
+					t.line("  cost: %s", costText(e.Cost))
+				}
+			}
+			i = j - 1
 		default:
 			t.exec(it)
 		}
@@ -157,17 +177,29 @@ func (t *textWriter) brief(items []Item) {
 	for _, it := range items {
 		n++
 		for _, a := range it.Exec.Mem {
-			mem = append(mem, a.String())
+			dir := "r"
+			if a.Write {
+				dir = "w"
+			}
+			mem = append(mem, fmt.Sprintf("%s %s=%#x", dir, a.What, a.Value))
 		}
 		for _, d := range it.Exec.Checks {
-			checks = append(checks, d.String())
+			if d.Passed {
+				checks = append(checks, prog.CheckName(d.Check)+" passed")
+			} else {
+				checks = append(checks, d.String())
+			}
 		}
 	}
 	head := place(e)
+	var regs []string
 	if e.PC != 0 {
 		head = fmt.Sprintf("%-44s [%d insn]", head, n)
+	} else if len(e.Regs) > 0 {
+		// The reference model's registers are BPF's: worth a line's room.
+		regs = []string{regsText(e.Regs)}
 	}
-	parts := append(mem, checks...)
+	parts := append(append(regs, mem...), checks...)
 	if len(parts) > 0 {
 		head += "  " + strings.Join(parts, "; ")
 	}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+	"tailsim/trace"
+)
+
+func init() {
+	register(&command{
+		name: "trace",
+		summary: `run a scenario on one arch and variant, instruction by instruction
+
+Every run step of the scenario is traced, pass or fail: each machine
+instruction (each BPF instruction on -arch ref) under the BPF instruction
+it came from, the registers it changed, every memory read and write by
+name (jt->ptrs[1], prog leaf->bpf_func, tail_call_cnt, ctx+8, stack
+fp-0x10) with its value, and each tail-call check as it is decided.
+Programs entered, tail calls, bpf2bpf calls and returns and helper calls
+are events among the instructions, and each tail call's cost follows it:
+instructions, loads from the array and programs and from the counter and
+stack, dependent loads, stores, bytes of code. -brief folds each BPF
+instruction into one line; -json writes one record per line.
+Exit status: 0 the scenario's checks pass, 1 one failed, 2 usage or
+input error.`,
+		usage: "tailsim trace [-arch A] [-variant V] [-layout L] [-line N] [-brief] [-json] [-max N] SCENARIO",
+		run:   traceCmd,
+	})
+	flagSetups["trace"] = func(fs *flag.FlagSet) { newTraceFlags(fs) }
+}
+
+type traceFlags struct {
+	arch, variant, layout *string
+	line, iter, max       *int
+	brief, json           *bool
+}
+
+func newTraceFlags(fs *flag.FlagSet) traceFlags {
+	return traceFlags{
+		arch:    fs.String("arch", "x86_64", "the arch to trace: x86_64, arm64, or ref (the reference model, one BPF instruction a step)"),
+		variant: fs.String("variant", prog.Upstream.String(), "variant (upstream, patched)"),
+		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
+		line:    fs.Int("line", 0, "trace only the run step on this line of the scenario"),
+		iter:    fs.Int("iter", 0, "of a step with repeat=N, trace iteration I (default: the first and the last)"),
+		max:     fs.Int("max", 100_000, "instructions a traced run may take (its budget when lower than the scenario's)"),
+		brief:   fs.Bool("brief", false, "one line per BPF instruction"),
+		json:    fs.Bool("json", false, "one JSON record per line"),
+	}
+}
+
+// runRecord heads a run's JSON records.
+type runRecord struct {
+	Type   string `json:"type"` // "run"
+	Line   int    `json:"line"`
+	Step   string `json:"step"`
+	Iter   int    `json:"iteration"`
+	Repeat int    `json:"of"`
+}
+
+// verdictRecord ends the JSON records.
+type verdictRecord struct {
+	Type     string   `json:"type"` // "verdict"
+	Arch     string   `json:"arch"`
+	Variant  string   `json:"variant"`
+	Status   string   `json:"status"`
+	Failures []string `json:"failures"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+func traceCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
+	f := newTraceFlags(fs)
+	pos, err := parseInterspersed(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one SCENARIO\nusage: %s", commands["trace"].usage)
+	}
+	bs, err := selectBackends(*f.arch)
+	if err != nil || len(bs) != 1 {
+		return usagef("-arch %q: trace one arch of %s", *f.arch, archNames())
+	}
+	v, err := prog.ParseVariant(*f.variant)
+	if err != nil {
+		return usageError{err}
+	}
+	if *f.max < 1 || *f.iter < 0 {
+		return usagef("-max must be at least 1 and -iter not negative")
+	}
+	scs, err := scenarios.LoadPaths(pos)
+	if err != nil {
+		return inputError{err}
+	}
+	if len(scs) != 1 {
+		return usagef("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
+	}
+	sc := scs[0]
+	// The runs shown: the -line step's (or every step's), of a repeated
+	// step the -iter'th iteration, or its first and last.
+	keep := func(st scenarios.Step, iter int) bool {
+		switch {
+		case *f.line != 0 && st.Line != *f.line:
+			return false
+		case *f.iter != 0:
+			return iter == *f.iter
+		}
+		return iter == 1 || iter == st.Repeat
+	}
+	opts := scenarios.Options{Trace: true, Step: true, StepBudget: *f.max, Keep: keep}
+	if *f.layout != "" {
+		l, err := prog.LayoutByName(*f.layout)
+		if err != nil {
+			return usageError{err}
+		}
+		opts.Layout = &l
+	}
+	if *f.line != 0 && !hasRunStep(sc, *f.line) {
+		return usagef("line %d of %s is no run step", *f.line, sc.File)
+	}
+	if len(sc.Combos(bs, []prog.Variant{v})) == 0 {
+		return usagef("%s does not run on %s/%s", sc.File, bs[0].Name(), v)
+	}
+	rep := scenarios.Run(sc, bs[0], v, opts)
+
+	enc := json.NewEncoder(stdout)
+	for _, r := range rep.Runs {
+		if *f.json {
+			if err := enc.Encode(runRecord{Type: "run", Line: r.Line, Step: r.Step, Iter: r.Iter, Repeat: r.Repeat}); err != nil {
+				return err
+			}
+			if err := trace.WriteJSON(stdout, r.Result); err != nil {
+				return err
+			}
+			continue
+		}
+		iter := ""
+		if r.Repeat > 1 {
+			iter = fmt.Sprintf(", iteration %d of %d", r.Iter, r.Repeat)
+			if *f.iter == 0 && r.Iter == 1 && r.Repeat > 2 {
+				iter += fmt.Sprintf("; iterations 2 to %d are not shown (-iter I shows one)", r.Repeat-1)
+			}
+		}
+		fmt.Fprintf(stdout, "# %s (line %d%s) on %s/%s\n", r.Step, r.Line, iter, rep.Arch, rep.Variant)
+		if err := trace.WriteText(stdout, r.Result, trace.Options{Brief: *f.brief}); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+	}
+	failures := []string{}
+	for _, fl := range rep.Failures {
+		failures = append(failures, fl.String())
+	}
+	if *f.json {
+		if err := enc.Encode(verdictRecord{Type: "verdict", Arch: rep.Arch, Variant: rep.Variant.String(), Status: rep.Status.String(), Failures: failures, Notes: rep.Notes}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "%s: %s on %s/%s\n", sc.File, strings.ToUpper(rep.Status.String()), rep.Arch, rep.Variant)
+		for _, fl := range failures {
+			fmt.Fprintf(stdout, "  FAIL %s\n", fl)
+		}
+		for _, n := range rep.Notes {
+			fmt.Fprintf(stdout, "  note %s\n", n)
+		}
+	}
+	switch rep.Status {
+	case scenarios.Pass:
+		return nil
+	case scenarios.Fail:
+		return errChecksFailed
+	}
+	return reported{}
+}
+
+func hasRunStep(sc *scenarios.Scenario, line int) bool {
+	for _, st := range sc.Steps {
+		if st.Kind == scenarios.StepRun && st.Line == line {
+			return true
+		}
+	}
+	return false
+}
+
+func archNames() string {
+	var names []string
+	for _, b := range backends {
+		names = append(names, b.Name())
+	}
+	return strings.Join(names, ", ")
+}
