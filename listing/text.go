@@ -50,6 +50,9 @@ func (l *Listing) writeHeader(w io.Writer) {
 		}
 		fmt.Fprintf(w, "note: the scenario runs only on the %s variant\n", strings.Join(names, ", "))
 	}
+	if l.AsJITed {
+		fmt.Fprintln(w, "as JITed: direct tail calls' poke sites before the load's bpf_tail_call_direct_fixup()")
+	}
 }
 
 // text collects the lines of every function first, so that columns line
@@ -101,7 +104,7 @@ func (t *text) function(l *Listing, f *Func) {
 			for _, m := range r.Marks {
 				t.add(line{kind: lineMark, text: l.markText(f, m)})
 			}
-			t.row(f, r)
+			t.row(l, f, r)
 		}
 	}
 }
@@ -138,8 +141,11 @@ func (t *text) group(g Group) {
 		bpf: "[bpf: " + hexBytes(g.Encoding) + "]", extra: strings.Join(extra, "  ")})
 }
 
-func (t *text) row(f *Func, r Row) {
+func (t *text) row(l *Listing, f *Func, r Row) {
 	note := r.Note
+	if r.Poke != nil {
+		note = l.pokeNote(r.Poke)
+	}
 	if off, ok := f.Offset(r.Target); r.Branch && ok {
 		arrow := fmt.Sprintf("-> %x", off)
 		if note == "" {
@@ -153,6 +159,30 @@ func (t *text) row(f *Func, r Row) {
 		ln.bytes = hexBytes(r.Bytes)
 	}
 	t.add(ln)
+}
+
+// pokeNote says what a poke site is in the listed code and why: the state
+// the slot leaves it in, or, as JITed, what the load will poke.
+func (l *Listing) pokeNote(p *Poke) string {
+	slot := fmt.Sprintf("%s[%d]", p.Array.Name, p.Key)
+	if p.Prog == nil {
+		if p.Role == TargetPoke {
+			return fmt.Sprintf("poke site: target, nop (%s empty: the bypass jumps over the call)", slot)
+		}
+		return fmt.Sprintf("poke site: bypass, jmp out (%s empty)", slot)
+	}
+	slot += " = " + p.Prog.Name
+	jmp, _ := l.Symbol(p.Entry)
+	jmp = "jmp " + jmp
+	switch {
+	case p.Role == TargetPoke && p.Poked:
+		return fmt.Sprintf("poke site: target, %s (%s)", jmp, slot)
+	case p.Role == TargetPoke:
+		return fmt.Sprintf("poke site: target, nop as JITed (loading with %s pokes %s)", slot, jmp)
+	case p.Poked:
+		return fmt.Sprintf("poke site: bypass, nop (%s: on to the tail call)", slot)
+	}
+	return fmt.Sprintf("poke site: bypass, jmp out as JITed (loading with %s pokes a nop)", slot)
 }
 
 func (l *Listing) markText(f *Func, m Mark) string {
