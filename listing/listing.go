@@ -106,6 +106,49 @@ func (l *Listing) Symbol(addr uint64) (string, bool) {
 	return "", false
 }
 
+// RelText is r's text with its branch target named without the load's
+// addresses, so that two loads of a world compare line by line: a target
+// in f as its offset, in hex as the offset column prints it ("jnb 4d"),
+// one in another function as Symbol names it ("call entry/helper", "jmp
+// leaf+0xc"). A target in no function (a helper stub, at the same
+// address in every load) keeps its address.
+func (l *Listing) RelText(f *Func, r Row) string {
+	if !r.Branch {
+		return r.Text
+	}
+	rel, ok := "", false
+	if off, in := f.Offset(r.Target); in {
+		rel, ok = fmt.Sprintf("%x", off), true
+	} else {
+		rel, ok = l.Symbol(r.Target)
+	}
+	if !ok {
+		return r.Text
+	}
+	return replaceAddr(r.Text, r.Target, rel)
+}
+
+// replaceAddr replaces the last operand of text that is addr, as the
+// decoders print a branch target ("0x11f804d"), with s.
+func replaceAddr(text string, addr uint64, s string) string {
+	tok := fmt.Sprintf("%#x", addr)
+	for end := len(text); ; {
+		i := strings.LastIndex(text[:end], tok)
+		if i < 0 {
+			return text
+		}
+		j := i + len(tok)
+		if (i == 0 || !isWordByte(text[i-1])) && (j == len(text) || !isWordByte(text[j])) {
+			return text[:i] + s + text[j:]
+		}
+		end = i
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
 // Subprogram reports whether f is a bpf2bpf callee rather than a program.
 func (f *Func) Subprogram() bool { return f.Fn != 0 }
 

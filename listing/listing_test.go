@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -589,4 +591,161 @@ func outOff(t *testing.T, f *listing.Func, slot int) int {
 	}
 	t.Fatalf("%s: no out mark for slot %d", f.Name(), slot)
 	return 0
+}
+
+// relText is the listing's text with TextOptions.Rel.
+func relText(t *testing.T, l *listing.Listing) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := l.WriteText(&b, listing.TextOptions{Rel: true}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// With Rel, no line names an address in the code: branch targets are
+// offsets in their function or name+offset in another, and function lines
+// drop bpf_func.
+func TestRelNamesNoCodeAddress(t *testing.T) {
+	hexNum := regexp.MustCompile(`0x[0-9a-f]+`)
+	for _, file := range []string{tailCall2, subprog, "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar",
+		"scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", "scenarios/library/edges/hardening.txtar"} {
+		for _, arch := range []string{"x86_64", "arm64"} {
+			for _, v := range prog.Variants {
+				l := list(t, file, arch, v, listing.Options{})
+				for _, tok := range hexNum.FindAllString(relText(t, l), -1) {
+					n, err := strconv.ParseUint(tok[2:], 16, 64)
+					if err != nil {
+						continue // wider than 64 bits: not an address
+					}
+					for _, f := range l.Funcs {
+						if _, in := f.Offset(n); in {
+							t.Errorf("%s %s %s: -rel prints %s, an address in %s", file, arch, v, tok, f.Name())
+						}
+					}
+				}
+			}
+		}
+	}
+
+	// What the targets become.
+	l := list(t, subprog, "x86_64", prog.Upstream, listing.Options{})
+	entry, helper := fn(t, l, "entry"), fn(t, l, "entry/helper")
+	for _, tt := range []struct {
+		f      *listing.Func
+		prefix string
+		want   string
+	}{
+		{entry, "call ", "call entry/helper"},
+		{helper, "jmp ", "jmp leaf+0xc"}, // the poked target site
+		{helper, "jnb ", fmt.Sprintf("jnb %x", outOff(t, helper, 3))},
+	} {
+		if got := l.RelText(tt.f, row(t, tt.f, tt.prefix)); got != tt.want {
+			t.Errorf("%s: RelText %q, want %q", tt.f.Name(), got, tt.want)
+		}
+	}
+	if s, ok := l.Symbol(entry.Addr + 3); !ok || s != "entry+0x3" {
+		t.Errorf("Symbol(entry+3) = %q, %v", s, ok)
+	}
+	if s, ok := l.Symbol(0x10); ok {
+		t.Errorf("Symbol(0x10) = %q, want none", s)
+	}
+	a := list(t, subprog, "arm64", prog.Upstream, listing.Options{})
+	if ae := fn(t, a, "entry"); a.RelText(ae, row(t, ae, "bl ")) != "bl entry/helper" {
+		t.Errorf("arm64: RelText %q", a.RelText(ae, row(t, ae, "bl ")))
+	}
+}
+
+// Upstream and patched -rel listings of a world whose sites are indirect
+// upstream and static in the series differ where the tail-call code does:
+// the header's variant, the sizes of functions with a tail call, the
+// tail-call groups, and in those functions the offsets of what follows
+// the first one (and on arm64 the PLT's alignment nop, which follows the
+// code's size). Every other line is the same.
+func TestRelDiffsOnlyTailCalls(t *testing.T) {
+	for _, arch := range []string{"x86_64", "arm64"} {
+		up := strings.Split(relText(t, list(t, tailCall2, arch, prog.Upstream, listing.Options{})), "\n")
+		pa := strings.Split(relText(t, list(t, tailCall2, arch, prog.Patched, listing.Options{})), "\n")
+		if up[0] != strings.Replace(pa[0], "patched", "upstream", 1) {
+			t.Errorf("%s: headers %q, %q", arch, up[0], pa[0])
+		}
+		upFns, paFns := splitFuncs(up), splitFuncs(pa)
+		if len(upFns) != 2 || len(paFns) != 2 {
+			t.Fatalf("%s: %d and %d functions, want leaf and tail_call_2", arch, len(upFns), len(paFns))
+		}
+		size := regexp.MustCompile(`, \d+ bytes\):$`)
+		offset := regexp.MustCompile(`^ +[0-9a-f]+:  `)
+		for i := range upFns {
+			u, p := upFns[i], paFns[i]
+			if size.ReplaceAllString(u[0], "") != size.ReplaceAllString(p[0], "") {
+				t.Errorf("%s: function lines %q, %q", arch, u[0], p[0])
+			}
+			uBefore, uTail, uAfter := cutTailCalls(u[1:])
+			pBefore, pTail, pAfter := cutTailCalls(p[1:])
+			if !slices.Equal(uBefore, pBefore) {
+				t.Errorf("%s %s: before the first tail call:\n%s\nand\n%s", arch, u[0], strings.Join(uBefore, "\n"), strings.Join(pBefore, "\n"))
+			}
+			if uTail == 0 && (u[0] != p[0] || !slices.Equal(uAfter, pAfter)) {
+				t.Errorf("%s: %s has no tail call, yet its lines differ", arch, u[0])
+			}
+			if uTail != pTail {
+				t.Errorf("%s %s: %d and %d tail-call groups", arch, u[0], uTail, pTail)
+			}
+			if arch != "x86_64" {
+				continue // arm64's PLT moves and may gain or lose a nop
+			}
+			// After: the same lines but for the offset column.
+			strip := func(lines []string) []string {
+				var out []string
+				for _, l := range lines {
+					out = append(out, offset.ReplaceAllString(l, ""))
+				}
+				return out
+			}
+			if !slices.Equal(strip(uAfter), strip(pAfter)) {
+				t.Errorf("%s %s: after the tail calls:\n%s\nand\n%s", arch, u[0], strings.Join(uAfter, "\n"), strings.Join(pAfter, "\n"))
+			}
+		}
+	}
+}
+
+// splitFuncs cuts a listing's lines at the blank lines before each
+// function line; the header's lines before the first are dropped.
+func splitFuncs(lines []string) [][]string {
+	var out [][]string
+	for _, l := range lines {
+		switch {
+		case l == "":
+			out = append(out, nil)
+		case len(out) > 0:
+			out[len(out)-1] = append(out[len(out)-1], l)
+		}
+	}
+	for len(out) > 0 && len(out[len(out)-1]) == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// cutTailCalls splits a function's lines into those before its first
+// tail-call group and those outside tail-call groups after it, and counts
+// the tail-call groups.
+func cutTailCalls(lines []string) (before []string, n int, after []string) {
+	in := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "  ; ") {
+			in = strings.Contains(l, "  tail call: ")
+			if in {
+				n++
+			}
+		}
+		switch {
+		case in:
+		case n == 0:
+			before = append(before, l)
+		default:
+			after = append(after, l)
+		}
+	}
+	return before, n, after
 }

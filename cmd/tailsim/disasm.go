@@ -26,10 +26,12 @@ the decoded text and the JIT's annotation. The prologue and epilogue get
 their own groups. x86's direct tail calls are shown as the scenario's slots
 leave them when the program is loaded (a filled slot's target site poked
 to jmp the slot's program); -as-jited lists the code before those pokes.
-PROG is a program name (every function of it, main
-first) or PROG/FUNC; with no PROG every program of the scenario is listed.
+-rel prints no load address (function-relative branch targets, other
+functions by name), for diffing two listings. PROG is a program name
+(every function of it, main first) or PROG/FUNC; with no PROG every
+program of the scenario is listed.
 Exit status: 0 listed, 2 usage or input error.`,
-		usage: "tailsim disasm [-arch A] [-variant V] [-layout L] [-syntax att|intel] [-hex] [-as-jited] SCENARIO [PROG]",
+		usage: "tailsim disasm [-arch A] [-variant V] [-layout L] [-syntax att|intel] [-hex] [-as-jited] [-rel] SCENARIO [PROG]",
 		run:   disasmCmd,
 	})
 	flagSetups["disasm"] = func(fs *flag.FlagSet) { newDisasmFlags(fs) }
@@ -58,7 +60,7 @@ func lookupDisasmArch(name string) (*listing.Arch, error) {
 
 type disasmFlags struct {
 	arch, variant, layout, syntax *string
-	hex, asJITed                  *bool
+	hex, asJITed, rel             *bool
 }
 
 func newDisasmFlags(fs *flag.FlagSet) disasmFlags {
@@ -69,6 +71,7 @@ func newDisasmFlags(fs *flag.FlagSet) disasmFlags {
 		syntax:  fs.String("syntax", "", "assembly syntax: intel (default) or att"),
 		hex:     fs.Bool("hex", false, "show each machine instruction's bytes"),
 		asJITed: fs.Bool("as-jited", false, "list the code as JITed, before the load pokes direct tail calls whose slot is filled"),
+		rel:     fs.Bool("rel", false, "print no load address: branch targets as offsets in the function or name+off, for diffs"),
 	}
 }
 
@@ -148,5 +151,5 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	case err != nil:
 		return usageError{fmt.Errorf("%s: %s %s: %w", sc.File, arch.Name, v, err)}
 	}
-	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex})
+	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex, Rel: *f.rel})
 }

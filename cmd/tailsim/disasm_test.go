@@ -56,6 +56,7 @@ func TestDisasmPrintsListing(t *testing.T) {
 		{"arm64_hardening", []string{"-arch", "arm64", "-variant", "patched", "scenarios/library/edges/hardening.txtar"}},
 		{"arm64_restricted", []string{"-arch", "arm64", "listing/testdata/restricted.txtar"}},
 		{"x86_as_jited", []string{"-as-jited", "-hex", "listing/testdata/subprog.txtar"}},
+		{"arm64_rel", []string{"-rel", "-arch", "arm64", "-variant", "patched", "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar"}},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("listing", "testdata", tt.golden+".golden"))
