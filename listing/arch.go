@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"tailsim/emu"
+	"tailsim/jit"
 	"tailsim/jit/arm64"
 	"tailsim/jit/x86"
 	"tailsim/prog"
@@ -26,6 +27,10 @@ type Arch struct {
 
 	compile func(w *prog.World, v prog.Variant, h prog.Hardening) ([]*emu.Loaded, error)
 	decode  func(code []byte, pc uint64, syntax string) (decoded, bool)
+	// pokes is the JIT's bpf_arch_poke_desc_update(), the text pokes that
+	// move a direct tail call's slot from one landing address to another;
+	// nil where the JIT emits no direct tail calls.
+	pokes func(image uint64, s *jit.TailSite, oldAddr, newAddr uint64) []x86.TextPoke
 }
 
 // decoded is one decoded machine instruction.
@@ -50,6 +55,7 @@ var Arches = []*Arch{
 			return emu.CompileX86(w, v, h&prog.IBT != 0)
 		},
 		decode: decodeX86,
+		pokes:  x86.PokeDescUpdate,
 	},
 	{
 		Name:            "arm64",

@@ -26,6 +26,7 @@ type golden struct {
 	v    prog.Variant
 	o    listing.Options // Source and Hardening come from the scenario
 	hex  bool
+	rel  bool // TextOptions.Rel
 	// layout overrides the scenario's, as -layout does.
 	layout string
 }
@@ -33,7 +34,9 @@ type golden struct {
 // goldens are "tailsim disasm" listings kept whole: a change to the
 // listing's text shows as a diff here. The set covers each site kind on
 // both variants, both arches, subprograms, hardening, -hex, -syntax att,
-// -layout, PROG and PROG/FUNC, and the header's notes.
+// -layout, PROG and PROG/FUNC, the header's notes, and direct tail calls'
+// poke sites with a filled slot, an empty one and as JITed (-as-jited),
+// and -rel.
 var goldens = []golden{
 	{name: "x86_upstream_indirect", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64"},
 	{name: "x86_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", v: prog.Patched},
@@ -47,12 +50,21 @@ var goldens = []golden{
 	{name: "x86_layout_prog", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", layout: "pre-v6.18", o: listing.Options{Prog: "tail_call_2"}},
 	{name: "x86_prog_func", file: "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", arch: "x86_64", hex: true,
 		o: listing.Options{Syntax: "att", Prog: "entry", Func: "subprog_tail"}},
+	// Direct tail calls' poke sites as the slots leave them at load, and
+	// as JITed: the same program, so the two files differ in the pokes.
+	{name: "x86_direct_filled", file: "listing/testdata/subprog.txtar", arch: "x86_64", hex: true},
+	{name: "x86_as_jited", file: "listing/testdata/subprog.txtar", arch: "x86_64", hex: true, o: listing.Options{AsJITed: true}},
+	{name: "x86_direct_empty", file: "scenarios/library/edges/empty_slot.txtar", arch: "x86_64", o: listing.Options{Prog: "entry"}},
+	// -rel: branch targets as offsets, calls and tail-call jumps into other
+	// functions by name, no bpf_func.
+	{name: "x86_rel", file: "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", arch: "x86_64", rel: true},
 	{name: "arm64_upstream_indirect", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64"},
 	{name: "arm64_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64", v: prog.Patched},
 	{name: "arm64_patched_subprograms", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Patched},
 	{name: "arm64_hex", file: "scenarios/library/edges/poisoned_map.txtar", arch: "arm64", hex: true},
 	{name: "arm64_hardening", file: "scenarios/library/edges/hardening.txtar", arch: "arm64", v: prog.Patched},
 	{name: "arm64_restricted", file: "listing/testdata/restricted.txtar", arch: "arm64"},
+	{name: "arm64_rel", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Patched, rel: true},
 }
 
 func TestGolden(t *testing.T) {
@@ -68,7 +80,7 @@ func TestGolden(t *testing.T) {
 			}
 			l := build(t, sc, layout, tt.arch, tt.v, tt.o)
 			var got bytes.Buffer
-			if err := l.WriteText(&got, listing.TextOptions{Hex: tt.hex}); err != nil {
+			if err := l.WriteText(&got, listing.TextOptions{Hex: tt.hex, Rel: tt.rel}); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", tt.name+".golden")

@@ -7,8 +7,10 @@
 package listing
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,7 +29,13 @@ type Listing struct {
 	Hardening prog.Hardening
 	Syntax    string // one of Arch.Syntaxes
 	Source    Source
-	Funcs     []*Func
+	// AsJITed: the code is as the JIT emitted it, before the load pokes
+	// direct tail calls (Options.AsJITed).
+	AsJITed bool
+	Funcs   []*Func
+	// syms are every function of the world, listed or not: what Symbol
+	// names addresses by.
+	syms []*emu.Loaded
 }
 
 // Source says where the world came from, for a listing's header; the zero
@@ -48,6 +56,11 @@ type Options struct {
 	// Prog, when set, lists only that program's functions, and Func only
 	// that function of it; names that match nothing list nothing.
 	Prog, Func string
+	// AsJITed lists the code as the JIT emitted it. Without it, the code
+	// is as loading the world leaves it: x86's direct tail calls whose
+	// slot the world fills are poked (bpf_tail_call_direct_fixup()), their
+	// target site a jmp to the slot's program and their bypass a nop.
+	AsJITed bool
 }
 
 // Func is one JITed function.
@@ -59,8 +72,10 @@ type Func struct {
 	// main function's only, since tail calls enter programs.
 	TailEntry int
 	StackSize int // the frame the JIT allocates
-	Code      []byte
-	Groups    []Group
+	// Code is the function's machine code as listed: as loaded, or as
+	// JITed (Listing.AsJITed); the two differ only at poke sites.
+	Code   []byte
+	Groups []Group
 }
 
 // Name is "prog" for a main function and "prog/func" for a subprogram.
@@ -69,6 +84,69 @@ func (f *Func) Name() string {
 		return f.Prog.Name
 	}
 	return f.Prog.Name + "/" + f.Prog.Funcs[f.Fn].Name
+}
+
+// Symbol names addr by the function of the world it falls in, listed or
+// not, as emulator reports do: "leaf+0xc", or "leaf" at its bpf_func;
+// false for an address in no function (a helper).
+func (l *Listing) Symbol(addr uint64) (string, bool) {
+	for _, im := range l.syms {
+		if addr < im.Addr || addr >= im.Addr+uint64(len(im.Img.Code)) {
+			continue
+		}
+		name := im.Prog.Name
+		if im.Fn != 0 {
+			name += "/" + im.Prog.Funcs[im.Fn].Name
+		}
+		if addr == im.Addr {
+			return name, true
+		}
+		return fmt.Sprintf("%s+%#x", name, addr-im.Addr), true
+	}
+	return "", false
+}
+
+// RelText is r's text with its branch target named without the load's
+// addresses, so that two loads of a world compare line by line: a target
+// in f as its offset, in hex as the offset column prints it ("jnb 4d"),
+// one in another function as Symbol names it ("call entry/helper", "jmp
+// leaf+0xc"). A target in no function (a helper stub, at the same
+// address in every load) keeps its address.
+func (l *Listing) RelText(f *Func, r Row) string {
+	if !r.Branch {
+		return r.Text
+	}
+	rel, ok := "", false
+	if off, in := f.Offset(r.Target); in {
+		rel, ok = fmt.Sprintf("%x", off), true
+	} else {
+		rel, ok = l.Symbol(r.Target)
+	}
+	if !ok {
+		return r.Text
+	}
+	return replaceAddr(r.Text, r.Target, rel)
+}
+
+// replaceAddr replaces the last operand of text that is addr, as the
+// decoders print a branch target ("0x11f804d"), with s.
+func replaceAddr(text string, addr uint64, s string) string {
+	tok := fmt.Sprintf("%#x", addr)
+	for end := len(text); ; {
+		i := strings.LastIndex(text[:end], tok)
+		if i < 0 {
+			return text
+		}
+		j := i + len(tok)
+		if (i == 0 || !isWordByte(text[i-1])) && (j == len(text) || !isWordByte(text[j])) {
+			return text[:i] + s + text[j:]
+		}
+		end = i
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // Subprogram reports whether f is a bpf2bpf callee rather than a program.
@@ -86,7 +164,7 @@ func (f *Func) Offset(addr uint64) (int, bool) {
 // GroupKind says what a group's code came from.
 type GroupKind uint8
 
-//go:generate go tool stringer -type=GroupKind,MarkKind -linecomment -output=kind_string.go
+//go:generate go tool stringer -type=GroupKind,MarkKind,PokeRole -linecomment -output=kind_string.go
 
 const (
 	// InsnGroup: a BPF instruction's code.
@@ -139,6 +217,48 @@ type Row struct {
 	// row.
 	Note  string
 	Marks []Mark // what happens at Off
+	// Poke is set on the poke sites of a direct tail call: the site's
+	// state in the listed code.
+	Poke *Poke
+}
+
+// Poke is one of the two 5-byte sites of an x86 direct tail call that
+// bpf_arch_poke_desc_update() rewrites as the call's slot changes: the
+// target site (nop5 while the slot is empty, else jmp to the slot's
+// program's tail-call entry) and the bypass before the unwind (jmp out
+// while the slot is empty, else nop5).
+type Poke struct {
+	Role PokeRole
+	// Array and Key are the slot the site follows, Prog what the slot
+	// holds as the world's slots leave it when the program is loaded (nil:
+	// empty), and Entry where Prog's tail calls land: its bpf_func plus
+	// the tail-call entry.
+	Array *prog.ProgArray
+	Key   uint32
+	Prog  *prog.Program
+	Entry uint64
+	// Poked: the listed bytes are as the load's fix-up leaves them; false
+	// in a listing AsJITed, where a filled slot's sites still hold what
+	// the JIT emitted.
+	Poked bool
+}
+
+// PokeRole says which of a direct tail call's poke sites a Poke is.
+type PokeRole uint8
+
+const (
+	// BypassPoke: the jump over the unwind and the target site.
+	BypassPoke PokeRole = iota + 1 // bypass
+	// TargetPoke: the site that becomes the tail call's jump.
+	TargetPoke // target
+)
+
+// Jumps reports whether the listed site is a jmp (else a nop5): the
+// bypass jumps out until a filled slot is poked, the target jumps to Prog
+// once it is.
+func (p *Poke) Jumps() bool {
+	filled := p.Prog != nil && p.Poked
+	return filled == (p.Role == TargetPoke)
 }
 
 // Mark names an offset that tail calls reach.
@@ -158,7 +278,8 @@ const (
 )
 
 // Build JITs every function of w for arch and variant v, as the emulator
-// loads them, and lists them.
+// loads them, and lists them: with direct tail calls poked as the world's
+// slots leave them at load, unless o.AsJITed.
 func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, error) {
 	if arch == nil || arch.compile == nil {
 		return nil, errors.New("listing: no arch (take one from Arches)")
@@ -183,16 +304,28 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 		a, b := images[i], images[j]
 		return order[a.Prog] < order[b.Prog] || order[a.Prog] == order[b.Prog] && a.Fn < b.Fn
 	})
-	l := &Listing{Arch: arch, Variant: v, Layout: w.Layout, Hardening: o.Hardening, Syntax: syntax, Source: o.Source}
+	l := &Listing{Arch: arch, Variant: v, Layout: w.Layout, Hardening: o.Hardening, Syntax: syntax, Source: o.Source,
+		AsJITed: o.AsJITed, syms: images}
+	// Where each program's tail calls land, for the poke sites.
+	entries := map[*prog.Program]uint64{}
+	for _, im := range images {
+		if im.Fn == 0 {
+			entries[im.Prog] = im.Addr + uint64(im.Img.TailEntry)
+		}
+	}
 	for _, im := range images {
 		if o.Prog != "" && (im.Prog.Name != o.Prog || o.Func != "" && im.Prog.Funcs[im.Fn].Name != o.Func) {
 			continue
 		}
-		b := &funcBuilder{l: l, im: im}
+		b := &funcBuilder{l: l, im: im, entries: entries}
 		if w.Fixups != nil {
 			b.fx = w.Fixups[im.Prog]
 		}
-		l.Funcs = append(l.Funcs, b.build())
+		f, err := b.build()
+		if err != nil {
+			return nil, err
+		}
+		l.Funcs = append(l.Funcs, f)
 	}
 	return l, nil
 }
@@ -237,13 +370,20 @@ type funcBuilder struct {
 	im *emu.Loaded
 	fx *prog.Fixup
 	f  *Func
-	// marks are the function's marks by code offset.
+	// entries are where each program's tail calls land.
+	entries map[*prog.Program]uint64
+	// marks are the function's marks by code offset, pokes its poke
+	// sites'.
 	marks map[int][]Mark
+	pokes map[int]*Poke
 }
 
-func (b *funcBuilder) build() *Func {
+func (b *funcBuilder) build() (*Func, error) {
 	im, img := b.im, b.im.Img
 	b.f = &Func{Prog: im.Prog, Fn: im.Fn, Addr: im.Addr, StackSize: img.StackSize, Code: img.Code}
+	if err := b.poke(); err != nil {
+		return nil, err
+	}
 	fn := im.Prog.Funcs[im.Fn]
 	slots, _ := fn.Slots()
 	b.marks = map[int][]Mark{}
@@ -290,7 +430,49 @@ func (b *funcBuilder) build() *Func {
 		b.group(Group{Kind: UnclaimedGroup})
 		b.rows(end, len(img.Code)-end, "not claimed by any instruction", false)
 	}
-	return b.f
+	return b.f, nil
+}
+
+// poke finds the function's direct tail calls and, unless the listing is
+// as JITed, makes the text pokes bpf_tail_call_direct_fixup() makes when
+// the program is loaded: each site whose slot is filled moves from the
+// empty slot to the slot's program, in a copy of the code.
+func (b *funcBuilder) poke() error {
+	b.pokes = map[int]*Poke{}
+	cloned := false // the image's code is the JIT's: poke a copy
+	for i := range b.im.Img.Sites {
+		s := &b.im.Img.Sites[i]
+		if s.Kind != prog.Direct {
+			continue
+		}
+		if b.l.Arch.pokes == nil {
+			return fmt.Errorf("listing: %s: a direct tail call, which the %s JIT does not emit", s.Site.Loc, b.l.Arch.Name)
+		}
+		a, key := s.Site.Maps[0], uint32(s.Site.Key)
+		p := Poke{Array: a, Key: key, Prog: a.Poked(key), Poked: !b.l.AsJITed}
+		if p.Prog != nil {
+			p.Entry = b.entries[p.Prog]
+		}
+		bypass, target := p, p
+		bypass.Role, target.Role = BypassPoke, TargetPoke
+		b.pokes[s.Bypass], b.pokes[s.Target] = &bypass, &target
+		if p.Prog == nil || !p.Poked {
+			continue
+		}
+		if !cloned {
+			b.f.Code, cloned = slices.Clone(b.f.Code), true
+		}
+		for _, tp := range b.l.Arch.pokes(b.f.Addr, s, 0, p.Entry) {
+			at, ok := b.f.Offset(tp.IP)
+			if !ok || at+len(tp.Old) > len(b.f.Code) || !bytes.Equal(b.f.Code[at:at+len(tp.Old)], tp.Old[:]) {
+				// __bpf_arch_text_poke()'s -EBUSY: the site is not what
+				// the poke expects.
+				return fmt.Errorf("listing: %s: the poke at %s+%#x does not find the bytes it replaces", s.Site.Loc, b.f.Name(), int64(tp.IP-b.f.Addr))
+			}
+			copy(b.f.Code[at:], tp.New[:])
+		}
+	}
+	return nil
 }
 
 func (b *funcBuilder) group(g Group) { b.f.Groups = append(b.f.Groups, g) }
@@ -335,7 +517,7 @@ func (b *funcBuilder) rows(off, n int, note string, decode bool) {
 			d = decoded{text: "?", n: len(code)}
 		}
 		g.Rows = append(g.Rows, Row{Off: off, Bytes: code[:d.n], Text: d.text, Target: d.target, Branch: d.branch,
-			Note: trimNote(note, d.plain), Marks: b.marks[off]})
+			Note: trimNote(note, d.plain), Marks: b.marks[off], Poke: b.pokes[off]})
 		off += d.n
 		code = code[d.n:]
 		note = ""

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -441,4 +443,309 @@ func ExampleBuild() {
 	}
 	// Output:
 	// entry/helper, slot 3: static map=jt key=1 poke=0 imm=0x10000, 15 machine instructions
+}
+
+// pokeRows are f's rows at poke sites, by role.
+func pokeRows(t *testing.T, f *listing.Func) map[listing.PokeRole]listing.Row {
+	t.Helper()
+	out := map[listing.PokeRole]listing.Row{}
+	for _, r := range rows(f) {
+		if r.Poke != nil {
+			if _, dup := out[r.Poke.Role]; dup {
+				t.Errorf("%s: two %s poke sites", f.Name(), r.Poke.Role)
+			}
+			out[r.Poke.Role] = r
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("%s: poke sites %v, want a bypass and a target", f.Name(), out)
+	}
+	return out
+}
+
+// decodeX86 decodes one row with x86asm, independently of the listing's
+// decoder, and returns its op and, for a jmp rel32, its destination.
+func decodeX86(t *testing.T, f *listing.Func, r listing.Row) (x86asm.Op, uint64) {
+	t.Helper()
+	in, err := x86asm.Decode(r.Bytes, 64)
+	if err != nil || in.Len != len(r.Bytes) {
+		t.Fatalf("%s+%#x: % x does not decode to one instruction: %v", f.Name(), r.Off, r.Bytes, err)
+	}
+	var dest uint64
+	if rel, ok := in.Args[0].(x86asm.Rel); ok {
+		dest = f.Addr + uint64(r.Off) + uint64(in.Len) + uint64(int64(rel))
+	}
+	return in.Op, dest
+}
+
+// The poke sites are listed as the scenario's slots leave them when the
+// program is loaded: with the slot filled the target site is a jmp to the
+// slot's program's tail-call entry and the bypass a nop; with it empty
+// (or as JITed) the bypass jumps out and the target is a nop.
+func TestPokeState(t *testing.T) {
+	for _, v := range prog.Variants {
+		// jt[1] = leaf: the direct call in entry/helper is filled.
+		sc := load(t, subprog)
+		l := build(t, sc, sc.Layout, "x86_64", v, listing.Options{})
+		f, leaf := fn(t, l, "entry/helper"), fn(t, l, "leaf")
+		pk := pokeRows(t, f)
+		bypass, target := pk[listing.BypassPoke], pk[listing.TargetPoke]
+		for _, r := range pk {
+			if p := r.Poke; p.Array.Name != "jt" || p.Key != 1 || p.Prog != leaf.Prog || !p.Poked ||
+				p.Entry != leaf.Addr+uint64(leaf.TailEntry) {
+				t.Errorf("%s: %s poke %+v, want jt[1] = leaf poked, entry %#x", v, p.Role, p, leaf.Addr+uint64(leaf.TailEntry))
+			}
+		}
+		if bypass.Poke.Jumps() || !target.Poke.Jumps() {
+			t.Errorf("%s: filled slot: bypass jumps %v, target jumps %v", v, bypass.Poke.Jumps(), target.Poke.Jumps())
+		}
+		if op, _ := decodeX86(t, f, bypass); op != x86asm.NOP {
+			t.Errorf("%s: filled slot: bypass is %v (%s), want nop5", v, op, bypass.Text)
+		}
+		if op, dest := decodeX86(t, f, target); op != x86asm.JMP || dest != leaf.Addr+uint64(leaf.TailEntry) {
+			t.Errorf("%s: filled slot: target is %v to %#x (%s), want jmp leaf+%#x", v, op, dest, target.Text, leaf.TailEntry)
+		}
+		if !target.Branch || target.Target != leaf.Addr+uint64(leaf.TailEntry) {
+			t.Errorf("%s: target row %+v does not branch to leaf's tail entry", v, target)
+		}
+		var text bytes.Buffer
+		if err := l.WriteText(&text, listing.TextOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"; poke site: bypass, nop (jt[1] = leaf: on to the tail call)", "; poke site: target, jmp leaf+0xc (jt[1] = leaf)"} {
+			if !strings.Contains(text.String(), want) {
+				t.Errorf("%s: listing lacks %q", v, want)
+			}
+		}
+
+		// As JITed: the JIT's bytes, the slot still named.
+		asJITed := build(t, sc, sc.Layout, "x86_64", v, listing.Options{AsJITed: true})
+		jf := fn(t, asJITed, "entry/helper")
+		images, err := emu.CompileX86(mustBuild(t, sc), v, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(images, func(im *emu.Loaded) bool { return im.Prog.Name == "entry" && im.Fn == 1 })
+		if i < 0 || !bytes.Equal(jf.Code, images[i].Img.Code) {
+			t.Errorf("%s: as JITed, the code is not the JIT's", v)
+		}
+		// Loading changes the ten bytes of the two sites, nothing else.
+		for k := range jf.Code {
+			atSite := k >= bypass.Off && k < bypass.Off+5 || k >= target.Off && k < target.Off+5
+			if (jf.Code[k] != f.Code[k]) && !atSite {
+				t.Errorf("%s: loaded and JITed code differ at +%#x, outside the poke sites", v, k)
+			}
+		}
+		for role, r := range pokeRows(t, jf) {
+			if r.Poke.Poked || r.Poke.Prog == nil || r.Poke.Prog.Name != "leaf" || r.Poke.Jumps() != (role == listing.BypassPoke) {
+				t.Errorf("%s: as JITed, %s poke %+v", v, role, r.Poke)
+			}
+		}
+		if op, dest := decodeX86(t, jf, pokeRows(t, jf)[listing.BypassPoke]); op != x86asm.JMP || dest != jf.Addr+uint64(outOff(t, jf, 3)) {
+			t.Errorf("%s: as JITed, the bypass is %v to %#x, want jmp out", v, op, dest)
+		}
+	}
+
+	// progs[1] is empty: the bypass jumps out, the target stays a nop.
+	l := list(t, "scenarios/library/edges/empty_slot.txtar", "x86_64", prog.Upstream, listing.Options{Prog: "entry"})
+	f := fn(t, l, "entry")
+	pk, out := pokeRows(t, f), outOff(t, f, 4)
+	for role, r := range pk {
+		if p := r.Poke; p.Array.Name != "progs" || p.Key != 1 || p.Prog != nil || p.Entry != 0 || !p.Poked || p.Jumps() != (role == listing.BypassPoke) {
+			t.Errorf("empty slot: %s poke %+v", role, p)
+		}
+	}
+	if op, dest := decodeX86(t, f, pk[listing.BypassPoke]); op != x86asm.JMP || dest != f.Addr+uint64(out) {
+		t.Errorf("empty slot: bypass is %v to %#x, want jmp out (+%#x)", op, dest, out)
+	}
+	if op, _ := decodeX86(t, f, pk[listing.TargetPoke]); op != x86asm.NOP {
+		t.Errorf("empty slot: target is %v, want nop5", op)
+	}
+
+	// arm64's JIT has no direct tail calls: no poke sites.
+	for _, f := range list(t, subprog, "arm64", prog.Upstream, listing.Options{}).Funcs {
+		for _, r := range rows(f) {
+			if r.Poke != nil {
+				t.Errorf("arm64 %s+%#x: poke %+v", f.Name(), r.Off, r.Poke)
+			}
+		}
+	}
+}
+
+func mustBuild(t *testing.T, sc *scenarios.Scenario) *prog.World {
+	t.Helper()
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// outOff is where the tail call at slot falls through to in f.
+func outOff(t *testing.T, f *listing.Func, slot int) int {
+	t.Helper()
+	for _, r := range rows(f) {
+		if slices.ContainsFunc(r.Marks, func(m listing.Mark) bool { return m.Kind == listing.OutMark && m.Site.Slot == slot }) {
+			return r.Off
+		}
+	}
+	t.Fatalf("%s: no out mark for slot %d", f.Name(), slot)
+	return 0
+}
+
+// relText is the listing's text with TextOptions.Rel.
+func relText(t *testing.T, l *listing.Listing) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := l.WriteText(&b, listing.TextOptions{Rel: true}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// With Rel, no line names an address in the code: branch targets are
+// offsets in their function or name+offset in another, and function lines
+// drop bpf_func.
+func TestRelNamesNoCodeAddress(t *testing.T) {
+	hexNum := regexp.MustCompile(`0x[0-9a-f]+`)
+	for _, file := range []string{tailCall2, subprog, "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar",
+		"scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", "scenarios/library/edges/hardening.txtar"} {
+		for _, arch := range []string{"x86_64", "arm64"} {
+			for _, v := range prog.Variants {
+				l := list(t, file, arch, v, listing.Options{})
+				for _, tok := range hexNum.FindAllString(relText(t, l), -1) {
+					n, err := strconv.ParseUint(tok[2:], 16, 64)
+					if err != nil {
+						continue // wider than 64 bits: not an address
+					}
+					for _, f := range l.Funcs {
+						if _, in := f.Offset(n); in {
+							t.Errorf("%s %s %s: -rel prints %s, an address in %s", file, arch, v, tok, f.Name())
+						}
+					}
+				}
+			}
+		}
+	}
+
+	// What the targets become.
+	l := list(t, subprog, "x86_64", prog.Upstream, listing.Options{})
+	entry, helper := fn(t, l, "entry"), fn(t, l, "entry/helper")
+	for _, tt := range []struct {
+		f      *listing.Func
+		prefix string
+		want   string
+	}{
+		{entry, "call ", "call entry/helper"},
+		{helper, "jmp ", "jmp leaf+0xc"}, // the poked target site
+		{helper, "jnb ", fmt.Sprintf("jnb %x", outOff(t, helper, 3))},
+	} {
+		if got := l.RelText(tt.f, row(t, tt.f, tt.prefix)); got != tt.want {
+			t.Errorf("%s: RelText %q, want %q", tt.f.Name(), got, tt.want)
+		}
+	}
+	if s, ok := l.Symbol(entry.Addr + 3); !ok || s != "entry+0x3" {
+		t.Errorf("Symbol(entry+3) = %q, %v", s, ok)
+	}
+	if s, ok := l.Symbol(0x10); ok {
+		t.Errorf("Symbol(0x10) = %q, want none", s)
+	}
+	a := list(t, subprog, "arm64", prog.Upstream, listing.Options{})
+	if ae := fn(t, a, "entry"); a.RelText(ae, row(t, ae, "bl ")) != "bl entry/helper" {
+		t.Errorf("arm64: RelText %q", a.RelText(ae, row(t, ae, "bl ")))
+	}
+}
+
+// Upstream and patched -rel listings of a world whose sites are indirect
+// upstream and static in the series differ where the tail-call code does:
+// the header's variant, the sizes of functions with a tail call, the
+// tail-call groups, and in those functions the offsets of what follows
+// the first one (and on arm64 the PLT's alignment nop, which follows the
+// code's size). Every other line is the same.
+func TestRelDiffsOnlyTailCalls(t *testing.T) {
+	for _, arch := range []string{"x86_64", "arm64"} {
+		up := strings.Split(relText(t, list(t, tailCall2, arch, prog.Upstream, listing.Options{})), "\n")
+		pa := strings.Split(relText(t, list(t, tailCall2, arch, prog.Patched, listing.Options{})), "\n")
+		if up[0] != strings.Replace(pa[0], "patched", "upstream", 1) {
+			t.Errorf("%s: headers %q, %q", arch, up[0], pa[0])
+		}
+		upFns, paFns := splitFuncs(up), splitFuncs(pa)
+		if len(upFns) != 2 || len(paFns) != 2 {
+			t.Fatalf("%s: %d and %d functions, want leaf and tail_call_2", arch, len(upFns), len(paFns))
+		}
+		size := regexp.MustCompile(`, \d+ bytes\):$`)
+		offset := regexp.MustCompile(`^ +[0-9a-f]+:  `)
+		for i := range upFns {
+			u, p := upFns[i], paFns[i]
+			if size.ReplaceAllString(u[0], "") != size.ReplaceAllString(p[0], "") {
+				t.Errorf("%s: function lines %q, %q", arch, u[0], p[0])
+			}
+			uBefore, uTail, uAfter := cutTailCalls(u[1:])
+			pBefore, pTail, pAfter := cutTailCalls(p[1:])
+			if !slices.Equal(uBefore, pBefore) {
+				t.Errorf("%s %s: before the first tail call:\n%s\nand\n%s", arch, u[0], strings.Join(uBefore, "\n"), strings.Join(pBefore, "\n"))
+			}
+			if uTail == 0 && (u[0] != p[0] || !slices.Equal(uAfter, pAfter)) {
+				t.Errorf("%s: %s has no tail call, yet its lines differ", arch, u[0])
+			}
+			if uTail != pTail {
+				t.Errorf("%s %s: %d and %d tail-call groups", arch, u[0], uTail, pTail)
+			}
+			if arch != "x86_64" {
+				continue // arm64's PLT moves and may gain or lose a nop
+			}
+			// After: the same lines but for the offset column.
+			strip := func(lines []string) []string {
+				var out []string
+				for _, l := range lines {
+					out = append(out, offset.ReplaceAllString(l, ""))
+				}
+				return out
+			}
+			if !slices.Equal(strip(uAfter), strip(pAfter)) {
+				t.Errorf("%s %s: after the tail calls:\n%s\nand\n%s", arch, u[0], strings.Join(uAfter, "\n"), strings.Join(pAfter, "\n"))
+			}
+		}
+	}
+}
+
+// splitFuncs cuts a listing's lines at the blank lines before each
+// function line; the header's lines before the first are dropped.
+func splitFuncs(lines []string) [][]string {
+	var out [][]string
+	for _, l := range lines {
+		switch {
+		case l == "":
+			out = append(out, nil)
+		case len(out) > 0:
+			out[len(out)-1] = append(out[len(out)-1], l)
+		}
+	}
+	for len(out) > 0 && len(out[len(out)-1]) == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// cutTailCalls splits a function's lines into those before its first
+// tail-call group and those outside tail-call groups after it, and counts
+// the tail-call groups.
+func cutTailCalls(lines []string) (before []string, n int, after []string) {
+	in := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "  ; ") {
+			in = strings.Contains(l, "  tail call: ")
+			if in {
+				n++
+			}
+		}
+		switch {
+		case in:
+		case n == 0:
+			before = append(before, l)
+		default:
+			after = append(after, l)
+		}
+	}
+	return before, n, after
 }

@@ -11,6 +11,11 @@ import (
 // TextOptions shape the text listing.
 type TextOptions struct {
 	Hex bool // show each machine instruction's bytes
+	// Rel prints no load address, so that listings of two loads (upstream
+	// and patched) diff line by line: no bpf_func in function lines,
+	// branch targets as RelText names them, and columns of fixed width
+	// rather than as wide as the listing's widest entry.
+	Rel bool
 }
 
 // WriteText writes the listing as "tailsim disasm" prints it: a header,
@@ -22,7 +27,7 @@ type TextOptions struct {
 func (l *Listing) WriteText(w io.Writer, o TextOptions) error {
 	bw := bufio.NewWriter(w)
 	l.writeHeader(bw)
-	t := &text{hex: o.Hex}
+	t := &text{hex: o.Hex, rel: o.Rel}
 	for _, f := range l.Funcs {
 		t.function(l, f)
 	}
@@ -50,13 +55,16 @@ func (l *Listing) writeHeader(w io.Writer) {
 		}
 		fmt.Fprintf(w, "note: the scenario runs only on the %s variant\n", strings.Join(names, ", "))
 	}
+	if l.AsJITed {
+		fmt.Fprintln(w, "as JITed: direct tail calls' poke sites before the load's bpf_tail_call_direct_fixup()")
+	}
 }
 
 // text collects the lines of every function first, so that columns line
 // up across the whole output.
 type text struct {
-	hex   bool
-	lines []line
+	hex, rel bool
+	lines    []line
 }
 
 // line is a blank line, a function or group header (text, with bpf and
@@ -83,7 +91,10 @@ const (
 func (t *text) add(ln line) { t.lines = append(t.lines, ln) }
 
 func (t *text) function(l *Listing, f *Func) {
-	attrs := []string{fmt.Sprintf("bpf_func %#x", f.Addr)}
+	var attrs []string
+	if !t.rel {
+		attrs = append(attrs, fmt.Sprintf("bpf_func %#x", f.Addr))
+	}
 	if f.Subprogram() {
 		attrs = append(attrs, "subprogram")
 	} else {
@@ -101,7 +112,7 @@ func (t *text) function(l *Listing, f *Func) {
 			for _, m := range r.Marks {
 				t.add(line{kind: lineMark, text: l.markText(f, m)})
 			}
-			t.row(f, r)
+			t.row(l, f, r)
 		}
 	}
 }
@@ -138,9 +149,16 @@ func (t *text) group(g Group) {
 		bpf: "[bpf: " + hexBytes(g.Encoding) + "]", extra: strings.Join(extra, "  ")})
 }
 
-func (t *text) row(f *Func, r Row) {
+func (t *text) row(l *Listing, f *Func, r Row) {
 	note := r.Note
-	if off, ok := f.Offset(r.Target); r.Branch && ok {
+	if r.Poke != nil {
+		note = l.pokeNote(r.Poke)
+	}
+	text := r.Text
+	if t.rel {
+		// RelText prints the offset the -> note would.
+		text = l.RelText(f, r)
+	} else if off, ok := f.Offset(r.Target); r.Branch && ok {
 		arrow := fmt.Sprintf("-> %x", off)
 		if note == "" {
 			note = arrow
@@ -148,11 +166,35 @@ func (t *text) row(f *Func, r Row) {
 			note += " " + arrow
 		}
 	}
-	ln := line{kind: lineRow, off: fmt.Sprintf("%x:", r.Off), asm: r.Text, note: note}
+	ln := line{kind: lineRow, off: fmt.Sprintf("%x:", r.Off), asm: text, note: note}
 	if t.hex {
 		ln.bytes = hexBytes(r.Bytes)
 	}
 	t.add(ln)
+}
+
+// pokeNote says what a poke site is in the listed code and why: the state
+// the slot leaves it in, or, as JITed, what the load will poke.
+func (l *Listing) pokeNote(p *Poke) string {
+	slot := fmt.Sprintf("%s[%d]", p.Array.Name, p.Key)
+	if p.Prog == nil {
+		if p.Role == TargetPoke {
+			return fmt.Sprintf("poke site: target, nop (%s empty: the bypass jumps over the call)", slot)
+		}
+		return fmt.Sprintf("poke site: bypass, jmp out (%s empty)", slot)
+	}
+	slot += " = " + p.Prog.Name
+	jmp, _ := l.Symbol(p.Entry)
+	jmp = "jmp " + jmp
+	switch {
+	case p.Role == TargetPoke && p.Poked:
+		return fmt.Sprintf("poke site: target, %s (%s)", jmp, slot)
+	case p.Role == TargetPoke:
+		return fmt.Sprintf("poke site: target, nop as JITed (loading with %s pokes %s)", slot, jmp)
+	case p.Poked:
+		return fmt.Sprintf("poke site: bypass, nop (%s: on to the tail call)", slot)
+	}
+	return fmt.Sprintf("poke site: bypass, jmp out as JITed (loading with %s pokes a nop)", slot)
 }
 
 func (l *Listing) markText(f *Func, m Mark) string {
@@ -173,6 +215,15 @@ func hexBytes(b []byte) string {
 	return s.String()
 }
 
+// The columns' widths with TextOptions.Rel: offsets up to 0xfff, ten
+// bytes (an x86 movabs), and the longest instruction texts the JITs emit
+// but for a few; a wider entry moves only its own line's columns.
+const (
+	relOffW   = len("fff:")
+	relBytesW = 10*3 - 1
+	relAsmW   = 40
+)
+
 func (t *text) print(w io.Writer) {
 	var offW, bytesW, asmW, groupW int
 	for _, ln := range t.lines {
@@ -191,6 +242,11 @@ func (t *text) print(w io.Writer) {
 	// header's bpf column starts where the rows' annotation does when that
 	// is wide enough.
 	rowIndent := 4
+	if t.rel {
+		// Widths of their own: the other load's widest entry may differ.
+		offW, bytesW, asmW = relOffW, relBytesW, relAsmW
+		groupW = rowIndent + offW + 2 + asmW
+	}
 	if !t.hex {
 		groupW = max(groupW, rowIndent+offW+2+asmW)
 	}

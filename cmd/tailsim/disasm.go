@@ -23,10 +23,15 @@ came from: its slot index, its assembly and its struct bpf_insn encoding
 (tail calls as the verifier leaves them after fix-up), then the machine
 instructions with their offset in the function, optionally their bytes,
 the decoded text and the JIT's annotation. The prologue and epilogue get
-their own groups. PROG is a program name (every function of it, main
-first) or PROG/FUNC; with no PROG every program of the scenario is listed.
+their own groups. x86's direct tail calls are shown as the scenario's slots
+leave them when the program is loaded (a filled slot's target site poked
+to jmp the slot's program); -as-jited lists the code before those pokes.
+-rel prints no load address (function-relative branch targets, other
+functions by name), for diffing two listings. PROG is a program name
+(every function of it, main first) or PROG/FUNC; with no PROG every
+program of the scenario is listed.
 Exit status: 0 listed, 2 usage or input error.`,
-		usage: "tailsim disasm [-arch A] [-variant V] [-layout L] [-syntax att|intel] [-hex] SCENARIO [PROG]",
+		usage: "tailsim disasm [-arch A] [-variant V] [-layout L] [-syntax att|intel] [-hex] [-as-jited] [-rel] SCENARIO [PROG]",
 		run:   disasmCmd,
 	})
 	flagSetups["disasm"] = func(fs *flag.FlagSet) { newDisasmFlags(fs) }
@@ -55,7 +60,7 @@ func lookupDisasmArch(name string) (*listing.Arch, error) {
 
 type disasmFlags struct {
 	arch, variant, layout, syntax *string
-	hex                           *bool
+	hex, asJITed, rel             *bool
 }
 
 func newDisasmFlags(fs *flag.FlagSet) disasmFlags {
@@ -65,6 +70,8 @@ func newDisasmFlags(fs *flag.FlagSet) disasmFlags {
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
 		syntax:  fs.String("syntax", "", "assembly syntax: intel (default) or att"),
 		hex:     fs.Bool("hex", false, "show each machine instruction's bytes"),
+		asJITed: fs.Bool("as-jited", false, "list the code as JITed, before the load pokes direct tail calls whose slot is filled"),
+		rel:     fs.Bool("rel", false, "print no load address: branch targets as offsets in the function or name+off, for diffs"),
 	}
 }
 
@@ -131,7 +138,7 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return inputError{err}
 	}
-	o := listing.Options{Hardening: sc.Hardening, Syntax: *f.syntax,
+	o := listing.Options{Hardening: sc.Hardening, Syntax: *f.syntax, AsJITed: *f.asJITed,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}}
 	if len(pos) == 2 {
 		o.Prog, o.Func, _ = strings.Cut(pos[1], "/")
@@ -144,5 +151,5 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	case err != nil:
 		return usageError{fmt.Errorf("%s: %s %s: %w", sc.File, arch.Name, v, err)}
 	}
-	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex})
+	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex, Rel: *f.rel})
 }

@@ -55,6 +55,8 @@ func TestDisasmPrintsListing(t *testing.T) {
 		{"x86_prog_func", []string{"scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", "entry/subprog_tail", "-hex", "-syntax", "att"}},
 		{"arm64_hardening", []string{"-arch", "arm64", "-variant", "patched", "scenarios/library/edges/hardening.txtar"}},
 		{"arm64_restricted", []string{"-arch", "arm64", "listing/testdata/restricted.txtar"}},
+		{"x86_as_jited", []string{"-as-jited", "-hex", "listing/testdata/subprog.txtar"}},
+		{"arm64_rel", []string{"-rel", "-arch", "arm64", "-variant", "patched", "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar"}},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("listing", "testdata", tt.golden+".golden"))
