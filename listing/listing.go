@@ -517,25 +517,10 @@ func (b *funcBuilder) rows(off, n int, note string, decode bool) {
 			d = decoded{text: "?", n: len(code)}
 		}
 		g.Rows = append(g.Rows, Row{Off: off, Bytes: code[:d.n], Text: d.text, Target: d.target, Branch: d.branch,
-			Note: trimNote(note, d.plain), Marks: b.marks[off], Poke: b.pokes[off]})
+			Note: jit.TrimNote(note, d.plain), Marks: b.marks[off], Poke: b.pokes[off]})
 		off += d.n
 		code = code[d.n:]
 		note = ""
 	}
 }
 
-// trimNote drops the part of a JIT annotation that only repeats the
-// decoded instruction: "push rbp" on push rbp, "mov edx, edx: " on mov
-// edx, edx.
-func trimNote(note, text string) string {
-	if text == "" {
-		return note
-	}
-	if note == text {
-		return ""
-	}
-	if rest, ok := strings.CutPrefix(note, text+": "); ok {
-		return rest
-	}
-	return note
-}
