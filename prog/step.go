@@ -30,8 +30,9 @@ type Exec struct {
 
 // RegChange is one register an instruction changed.
 type RegChange struct {
-	Name     string // "rdx (R3)": the machine's name and the BPF register it holds
-	Old, New uint64
+	Name string `json:"name"` // "rdx (R3)": the machine's name and the BPF register it holds
+	Old  uint64 `json:"old"`
+	New  uint64 `json:"new"`
 }
 
 // Object is what a memory access touched, for naming it and for the cost
@@ -39,25 +40,29 @@ type RegChange struct {
 type Object uint8
 
 const (
-	_          Object = iota // none
-	ObjArray                 // array: struct bpf_array: max_entries, ptrs[], cached[]
-	ObjProg                  // prog: struct bpf_prog: bpf_func
-	ObjCounter               // counter: tail_call_cnt, or the tcc_ptr that points at it
-	ObjStack                 // stack: the BPF stack and the JIT's frame
-	ObjCtx                   // ctx
-	ObjOther                 // other
+	_ Object = iota // none
+	// ObjArray: a struct bpf_array: max_entries, ptrs[], cached[].
+	ObjArray // array
+	// ObjProg: a struct bpf_prog: bpf_func.
+	ObjProg // prog
+	// ObjCounter: tail_call_cnt, or the tcc_ptr that points at it.
+	ObjCounter // counter
+	// ObjStack: the BPF stack and the JIT's frame.
+	ObjStack // stack
+	ObjCtx   // ctx
+	ObjOther // other
 )
 
 // MemAccess is one memory read or write of an instruction.
 type MemAccess struct {
-	Write bool
-	Addr  uint64
-	Size  int
-	Value uint64
+	Write bool   `json:"write"`
+	Addr  uint64 `json:"addr"`
+	Size  int    `json:"size"`
+	Value uint64 `json:"value"`
 	// Obj and What name the memory: "jt->ptrs[1]", "prog leaf->bpf_func",
 	// "tail_call_cnt", "ctx+8", "stack fp-0x8".
-	Obj  Object
-	What string
+	Obj  Object `json:"obj"`
+	What string `json:"what"`
 }
 
 func (a MemAccess) String() string {
@@ -72,12 +77,13 @@ func (a MemAccess) String() string {
 // Check names it by the fall-through it guards against (FallBounds: the
 // bounds check, FallLimit: the counter, FallEmpty: the slot).
 type CheckDecision struct {
-	Check  Reason
-	Passed bool
+	Check  Reason `json:"check"`
+	Passed bool   `json:"passed"`
 	// The operands: the index against max_entries, the counter against
 	// MAX_TAIL_CALL_CNT.
-	Index, MaxEntries uint32
-	Count             uint64
+	Index      uint32 `json:"index"`
+	MaxEntries uint32 `json:"max_entries"`
+	Count      uint64 `json:"count"`
 }
 
 // CheckName is what a student calls the check that a fall-through of
@@ -126,19 +132,20 @@ func (d CheckDecision) String() string {
 // over the instructions it executed from its first to where it went: the
 // target's tail-call entry, or out.
 type TailCost struct {
-	At    Loc
-	Path  SiteKind
-	Taken bool
-	Insns int // machine instructions executed
+	At    Loc      `json:"at"`
+	Path  SiteKind `json:"path"`
+	Taken bool     `json:"taken"`
+	Insns int      `json:"insns"` // machine instructions executed
 	// Loads from the prog array and the struct bpf_progs (what the series
 	// removes), and from the counter and the stack (what it keeps).
-	ArrayProgLoads, CounterStackLoads int
+	ArrayProgLoads    int `json:"array_prog_loads"`
+	CounterStackLoads int `json:"counter_stack_loads"`
 	// Dependent loads read an address that an earlier load of the same
 	// tail call produced (ptrs[i] then ->bpf_func; tcc_ptr then the
 	// counter): each waits for the one before.
-	DependentLoads int
-	Stores         int
-	CodeBytes      int // the size of the site's machine code
+	DependentLoads int `json:"dependent_loads"`
+	Stores         int `json:"stores"`
+	CodeBytes      int `json:"code_bytes"` // the size of the site's machine code
 }
 
 func (c TailCost) String() string {

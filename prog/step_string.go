@@ -16,9 +16,9 @@ func _() {
 	_ = x[ObjOther-6]
 }
 
-const _Object_name = "array: struct bpf_array: max_entries, ptrs[], cached[]prog: struct bpf_prog: bpf_funccounter: tail_call_cnt, or the tcc_ptr that points at itstack: the BPF stack and the JIT's framectxother"
+const _Object_name = "arrayprogcounterstackctxother"
 
-var _Object_index = [...]uint8{0, 54, 85, 141, 181, 184, 189}
+var _Object_index = [...]uint8{0, 5, 9, 16, 21, 24, 29}
 
 func (i Object) String() string {
 	idx := int(i) - 1

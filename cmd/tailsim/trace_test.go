@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// trace prints a passing run whole, exits 0; a failing one still traced,
+// exits 1; the JSON records parse and end with the verdict.
+func TestTraceCommand(t *testing.T) {
+	good := write(t, "good.txtar", scenario)
+	code, out, errs := run(t, "trace", "-variant", "patched", good)
+	for _, want := range []string{"# run entry (line 16) on x86_64/patched", "; entry+3 (line 7): call bpf_tail_call",
+		"count check passed (tail_call_cnt 0 < 33)", "** tail call at entry+3 (line 7)", "(direct)", "  cost: ", "=> enter leaf",
+		"result: r0 = 0x1", "good.txtar: PASS on x86_64/patched"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 || errs != "" {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+
+	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
+	code, out, _ = run(t, "trace", "-brief", "-arch", "arm64", failing)
+	if code != 1 || !strings.Contains(out, "FAIL on arm64/upstream") || !strings.Contains(out, "FAIL line 17: expect r0 = 2: got 1") ||
+		!strings.Contains(out, "entry+3 (line 7): call bpf_tail_call") {
+		t.Errorf("failing trace: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = run(t, "trace", "-json", "-arch", "ref", good)
+	sc := bufio.NewScanner(strings.NewReader(out))
+	var types []string
+	for sc.Scan() {
+		var rec struct{ Type string }
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("%v: %s", err, sc.Text())
+		}
+		if len(types) == 0 || types[len(types)-1] != rec.Type {
+			types = append(types, rec.Type)
+		}
+	}
+	if code != 0 || strings.Join(types, " ") != "run event exec event exec event result verdict" {
+		t.Errorf("exit %d, record types %q", code, types)
+	}
+
+	for _, args := range [][]string{
+		{"trace"},
+		{"trace", "-arch", "all", good},
+		{"trace", "-line", "3", good},
+		{"trace", "-max", "0", good},
+		{"trace", good, good},
+	} {
+		if code, _, errs := run(t, args...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}
