@@ -148,15 +148,18 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 	// A stepped world gets an engine of its own: every translation must
 	// carry the step hooks, and no other world may inherit them.
 	acquire := b.acquire
+	stepped := o.Step || o.Cost
 	if o.Step {
 		o.Trace = true
+	}
+	if stepped {
 		acquire = b.newReadyEngine
 	}
 	e, err := acquire()
 	if err != nil {
 		return nil, err
 	}
-	e.private = o.Step
+	e.private = stepped
 	m := newMachine(b.spec, w, v)
 	m.b, m.e, m.o = b, e, o
 	if m.batch, err = uc.NewRegBatch(b.spec.regs); err != nil {
@@ -179,8 +182,8 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 		m.Close()
 		return nil, err
 	}
-	if o.Step {
-		if m.step, err = newStepper(m, o.Budget); err != nil {
+	if stepped {
+		if m.step, err = newStepper(m, o.Budget, o.Step); err != nil {
 			m.Close()
 			return nil, err
 		}

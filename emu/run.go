@@ -85,7 +85,10 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 	}()
 	if m.step != nil {
 		m.step.end()
-		res.Steps = len(res.Execs)
+		res.Steps = m.step.executed
+		if !m.step.all {
+			res.Execs = nil // measured; only the costs are wanted
+		}
 	}
 	switch {
 	case m.step != nil && m.step.exhausted:

@@ -40,6 +40,11 @@ type stepper struct {
 	// operands as the tail call started; the next PC decides it.
 	deciding *deciding
 	budget   int
+	// all keeps every instruction (Step); without it only those of the
+	// tail call being measured are kept, and dropped once it is (Cost).
+	all bool
+	// executed counts the run's instructions.
+	executed int
 	// exhausted: the run reached its budget and was halted.
 	exhausted bool
 	// open is a taken tail call whose cost waits for its jump to be
@@ -80,8 +85,8 @@ type pcInfo struct {
 	helper  int32 // the helper whose stub starts here, 0 if none
 }
 
-func newStepper(m *machine, budget int) (*stepper, error) {
-	st := &stepper{m: m, regs: m.spec.stepRegs, info: map[uint64]*pcInfo{}, checks: map[uint64]checkAt{}, budget: budget}
+func newStepper(m *machine, budget int, all bool) (*stepper, error) {
+	st := &stepper{m: m, regs: m.spec.stepRegs, info: map[uint64]*pcInfo{}, checks: map[uint64]checkAt{}, budget: budget, all: all}
 	var err error
 	if st.batch, err = uc.NewRegBatch(st.regs.ids); err != nil {
 		return nil, err
@@ -102,6 +107,13 @@ func (st *stepper) reset() {
 	st.prev, st.last, st.deciding, st.open = nil, nil, nil, nil
 	st.unread = st.unread[:0]
 	st.exhausted, st.afterTailCall = false, false
+	st.executed = 0
+}
+
+// recording reports whether the current instruction is kept: always with
+// Step, inside a tail call being measured with Cost.
+func (st *stepper) recording() bool {
+	return st.all || st.m.pending != nil || st.open != nil
 }
 
 // pcInfo describes addr, once.
@@ -149,9 +161,17 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 	if st.exhausted {
 		return
 	}
-	if len(res.Execs) >= st.budget {
+	if st.executed >= st.budget {
 		st.exhausted = true
 		m.e.halt()
+		return
+	}
+	st.executed++
+	if !st.recording() {
+		if len(res.Execs) > 0 && st.deciding == nil {
+			res.Execs = res.Execs[:0] // the last call is measured
+		}
+		st.last = nil
 		return
 	}
 	in := st.pcInfo(addr)
@@ -232,7 +252,7 @@ func (st *stepper) read(addr uint64, size int) uint64 {
 // onMem records an access of the current instruction.
 func (st *stepper) onMem(write bool, addr uint64, size int, value int64) {
 	res := st.m.res
-	if len(res.Execs) == 0 || st.exhausted {
+	if len(res.Execs) == 0 || st.exhausted || st.last == nil {
 		return
 	}
 	e := &res.Execs[len(res.Execs)-1]

@@ -24,6 +24,11 @@ type LoadOptions struct {
 	// of each tail call, and implies Trace. It is slow, for teaching and
 	// for explaining one run: the budget then counts instructions exactly.
 	Step bool
+	// Cost measures each tail call (Result.Costs) as Step does, but keeps
+	// only the instructions of tail calls while it measures them, so that
+	// whole scenarios can report costs (run -json). Ignored by backends
+	// without machine code.
+	Cost bool
 	// Hardening adds control-flow protections to the backend's own; each
 	// arch takes the ones it has (x86-64 IBT, arm64 BTI and PAC). They
 	// move where a tail call lands, not what it does, so the reference

@@ -23,7 +23,10 @@ type Report struct {
 	// Traced is the first failing run, when tracing (Options.Trace).
 	Traced *prog.Result
 	// Runs are the backend's runs Options.Keep chose.
-	Runs     []RunRecord
+	Runs []RunRecord
+	// Costs are the tail calls' costs, with Options.Cost: those of one
+	// run step that are alike are counted once.
+	Costs    []RunCost
 	Duration time.Duration
 }
 
@@ -35,6 +38,15 @@ type RunRecord struct {
 	Result       *prog.Result
 }
 
+// RunCost is a tail call's cost in the runs of one step, and how many
+// times it was paid.
+type RunCost struct {
+	Line  int    `json:"line"` // the run step's
+	Step  string `json:"step"`
+	Times int    `json:"times"`
+	prog.TailCost
+}
+
 // Options select what Run does.
 type Options struct {
 	Layout *prog.Layout // overrides the scenario's layout
@@ -42,6 +54,9 @@ type Options struct {
 	// Step records every instruction of the backend's runs
 	// (prog.LoadOptions.Step): slow, for "tailsim trace".
 	Step bool
+	// Cost measures every tail call of the backend's runs
+	// (prog.LoadOptions.Cost) into Report.Costs.
+	Cost bool
 	// StepBudget caps a stepped run's instruction budget, since every
 	// instruction is kept.
 	StepBudget int
@@ -162,7 +177,7 @@ func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) 
 	if o.Step && o.StepBudget > 0 && (budget == 0 || budget > o.StepBudget) {
 		budget = o.StepBudget
 	}
-	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Hardening: sc.Hardening}); err != nil {
+	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Cost: o.Cost, Hardening: sc.Hardening}); err != nil {
 		return nil, err
 	}
 	if _, isRef := b.(Ref); !isRef {
@@ -184,6 +199,17 @@ func (r *runner) close() {
 			m.Close()
 		}
 	}
+}
+
+// cost counts a tail call's cost under its step.
+func (r *runner) cost(st Step, c prog.TailCost) {
+	for i := range r.rep.Costs {
+		if rc := &r.rep.Costs[i]; rc.Line == st.Line && rc.TailCost == c {
+			rc.Times++
+			return
+		}
+	}
+	r.rep.Costs = append(r.rep.Costs, RunCost{Line: st.Line, Step: st.String(), Times: 1, TailCost: c})
 }
 
 func (r *runner) fail(f Failure) { r.rep.Failures = append(r.rep.Failures, f) }
@@ -306,6 +332,9 @@ func (r *runner) run(st Step) {
 	for i := 0; i < st.Repeat; i++ {
 		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.rep.Variant}
 		res = r.m.Run(entry, r.ctx)
+		for _, c := range res.Costs {
+			r.cost(st, c)
+		}
 		if r.o.Keep != nil && r.o.Keep(st, i+1) {
 			r.rep.Runs = append(r.rep.Runs, RunRecord{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Result: res})
 		}

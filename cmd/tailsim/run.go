@@ -88,15 +88,17 @@ func selectVariants(list string) ([]prog.Variant, error) {
 }
 
 type jsonResult struct {
-	Scenario   string   `json:"scenario"`
-	Title      string   `json:"title"`
-	Arch       string   `json:"arch"`
-	Variant    string   `json:"variant"`
-	Status     string   `json:"status"`
-	Failures   []string `json:"failures"`
-	Notes      []string `json:"notes,omitempty"`
-	Trace      []string `json:"trace,omitempty"`
-	DurationUS int64    `json:"duration_us"`
+	Scenario string   `json:"scenario"`
+	Title    string   `json:"title"`
+	Arch     string   `json:"arch"`
+	Variant  string   `json:"variant"`
+	Status   string   `json:"status"`
+	Failures []string `json:"failures"`
+	Notes    []string `json:"notes,omitempty"`
+	Trace    []string `json:"trace,omitempty"`
+	// Costs are each tail call's, measured on an emulated arch.
+	Costs      []scenarios.RunCost `json:"costs,omitempty"`
+	DurationUS int64               `json:"duration_us"`
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) error {
@@ -122,6 +124,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		opts.Layout = &l
 	}
 	opts.Trace = *f.verbose
+	// The JSON report carries each tail call's cost, which a measuring
+	// run gives (the emulated arches step through every tail call).
+	opts.Cost = *f.json
 
 	var scs []*scenarios.Scenario
 	if fs.NArg() == 0 {
@@ -153,7 +158,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 				lines = trace.Lines(r.Traced, trace.Options{})
 			}
 			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(),
-				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, DurationUS: r.Duration.Microseconds()})
+				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, Costs: r.Costs, DurationUS: r.Duration.Microseconds()})
 		}
 	} else {
 		printTable(stdout, reports, *f.verbose)
