@@ -156,3 +156,33 @@ func TestSteppedBudget(t *testing.T) {
 		}
 	}
 }
+
+// A measuring run (Cost) reports the same costs as a stepped one and
+// keeps no instructions.
+func TestCostMode(t *testing.T) {
+	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		for _, v := range prog.Variants {
+			sm, sw := loadStepped(t, b, chain, v, 0)
+			want := sm.Run(sw.Prog("entry"), ctx(1))
+			sc, _ := scenarios.Parse("t.txtar", []byte(chain))
+			w, _ := sc.Build()
+			m, err := b.Load(w, v, prog.LoadOptions{Cost: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			for _, index := range []uint32{1, 1, 3} { // taken twice, then an empty slot
+				got := m.Run(w.Prog("entry"), ctx(index))
+				if got.Execs != nil || got.Steps < 10 || len(got.Costs) != 1 {
+					t.Fatalf("%s/%s index %d: %d execs, %d steps, costs %v", b.Name(), v, index, len(got.Execs), got.Steps, got.Costs)
+				}
+				if index == 1 && got.Costs[0] != want.Costs[0] {
+					t.Errorf("%s/%s: measured %v, stepped %v", b.Name(), v, got.Costs[0], want.Costs[0])
+				}
+				if index == 3 && (got.Costs[0].Taken || got.Costs[0].Insns >= want.Costs[0].Insns) {
+					t.Errorf("%s/%s: an empty slot costs %v", b.Name(), v, got.Costs[0])
+				}
+			}
+		}
+	}
+}

@@ -58,3 +58,36 @@ func TestTraceCommand(t *testing.T) {
 		}
 	}
 }
+
+// run -json carries the costs of the emulated arches' tail calls, alike
+// ones of a step counted once.
+func TestRunJSONCosts(t *testing.T) {
+	src := strings.Replace(scenario, "w3 = 1", "r3 = *(u32 *)(r1 + 0)", 1)
+	src = strings.Replace(src, "run entry\n", "run entry repeat=3\n", 1) + "-- ctx --\nu32 1\n"
+	code, out, errs := run(t, "run", "-json", "-arch", "ref,x86_64", "-variant", "patched", write(t, "costs.txtar", src))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	type report struct {
+		Arch  string
+		Costs []struct {
+			Times          int
+			Path           string
+			ArrayProgLoads int `json:"array_prog_loads"`
+		}
+	}
+	var reports []report
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r report
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		reports = append(reports, r)
+	}
+	if len(reports) != 2 || reports[0].Costs != nil || len(reports[1].Costs) != 1 {
+		t.Fatalf("%s", out)
+	}
+	if c := reports[1].Costs[0]; c.Times != 3 || c.Path != "static" || c.ArrayProgLoads != 1 {
+		t.Errorf("x86_64 cost %+v", c)
+	}
+}
