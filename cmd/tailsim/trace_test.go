@@ -91,3 +91,26 @@ func TestRunJSONCosts(t *testing.T) {
 		t.Errorf("x86_64 cost %+v", c)
 	}
 }
+
+// compare exits 0 when both sides agree, 1 when a run differs, 2 on a
+// usage error.
+func TestCompareCommand(t *testing.T) {
+	good := write(t, "good.txtar", strings.Replace(scenario, "w3 = 1", "r3 = *(u32 *)(r1 + 0)", 1)+"-- ctx --\nu32 1\n")
+	code, out, errs := run(t, "compare", good)
+	if code != 0 || !strings.Contains(out, "x86_64/upstream beside x86_64/patched") || !strings.Contains(out, "the same in its one run") {
+		t.Errorf("exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = run(t, "compare", "-arch", "x86_64,arm64", "-variant", "upstream", good)
+	if code != 0 || !strings.Contains(out, "x86_64/upstream beside arm64/upstream") {
+		t.Errorf("arches: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "compare", "../../scenarios/library/findings/patched_static_disp32.txtar")
+	if code != 1 || !strings.Contains(out, "DIFFERENT") {
+		t.Errorf("finding: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{{"compare"}, {"compare", "-arch", "ref", good}, {"compare", "-arch", "x86_64,arm64,x86_64", good}, {"compare", "-arch", "x86_64,arm64", "-variant", "v9", good}} {
+		if code, _, errs := run(t, args...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+}

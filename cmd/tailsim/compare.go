@@ -1,0 +1,98 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+
+	"tailsim/compare"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+func init() {
+	register(&command{
+		name: "compare",
+		summary: `set upstream beside the patched series (or two arches) for a scenario
+
+For each tail-call site: the machine code on both sides with addresses
+relative to its function, so that only real differences show, and what
+the call cost on each side as measured by stepping through it
+(instructions, loads from the array and programs and from the counter and
+stack, dependent loads, stores). Then, for every run of the scenario,
+whether both sides gave the same result, counter, path, fall-throughs and
+ctx. With -arch A,B the two arches are compared on -variant.
+Exit status: 0 every run the same on both sides, 1 a run differs, 2 usage
+or input error.`,
+		usage: "tailsim compare [-arch A[,B]] [-variant V] [-layout L] SCENARIO",
+		run:   compareCmd,
+	})
+	flagSetups["compare"] = func(fs *flag.FlagSet) { newCompareFlags(fs) }
+}
+
+type compareFlags struct {
+	arch, variant, layout *string
+}
+
+func newCompareFlags(fs *flag.FlagSet) compareFlags {
+	return compareFlags{
+		arch:    fs.String("arch", "x86_64", "the arch whose upstream and patched code to compare, or A,B to compare two arches"),
+		variant: fs.String("variant", prog.Patched.String(), "with two arches, the variant they are compared on"),
+		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
+	}
+}
+
+func compareCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	f := newCompareFlags(fs)
+	pos, err := parseInterspersed(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one SCENARIO\nusage: %s", commands["compare"].usage)
+	}
+	bs, err := selectBackends(*f.arch)
+	if err != nil || len(bs) > 2 || strings.Contains(*f.arch, "ref") {
+		return usagef("-arch %q: one or two emulated arches (x86_64, arm64)", *f.arch)
+	}
+	left, right := compare.Side{Backend: bs[0], Variant: prog.Upstream}, compare.Side{Backend: bs[0], Variant: prog.Patched}
+	if len(bs) == 2 {
+		v, err := prog.ParseVariant(*f.variant)
+		if err != nil {
+			return usageError{err}
+		}
+		left, right = compare.Side{Backend: bs[0], Variant: v}, compare.Side{Backend: bs[1], Variant: v}
+	}
+	var o compare.Options
+	if *f.layout != "" {
+		l, err := prog.LayoutByName(*f.layout)
+		if err != nil {
+			return usageError{err}
+		}
+		o.Layout = &l
+	}
+	scs, err := scenarios.LoadPaths(pos)
+	if err != nil {
+		return inputError{err}
+	}
+	if len(scs) != 1 {
+		return usagef("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
+	}
+	for _, s := range []compare.Side{left, right} {
+		if len(scs[0].Combos([]scenarios.Backend{s.Backend}, []prog.Variant{s.Variant})) == 0 {
+			return usagef("%s does not run on %s", scs[0].File, s)
+		}
+	}
+	c, err := compare.Compare(scs[0], left, right, o)
+	if err != nil {
+		return err
+	}
+	if err := c.WriteText(stdout); err != nil {
+		return err
+	}
+	if !c.Equivalent() {
+		return errChecksFailed
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+// Package compare sets two builds of one scenario side by side — upstream
+// and the patched series on one arch, or two arches on one variant — the
+// way a reviewer of the series reads them: each tail-call site's machine
+// code, addresses relative to its function so that only real differences
+// show; what each site cost on each side, as measured by stepping through
+// it; and, for every run, whether the two sides behaved the same. The text
+// front end is WriteText; other front ends read the Comparison.
+package compare
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"tailsim/listing"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// Side is one of the two builds.
+type Side struct {
+	Backend scenarios.Backend
+	Variant prog.Variant
+}
+
+func (s Side) String() string { return s.Backend.Name() + "/" + s.Variant.String() }
+
+// Built is a side's listing and measured run.
+type Built struct {
+	Side    Side
+	Listing *listing.Listing
+	Report  *scenarios.Report
+}
+
+// Comparison is the scenario on both sides.
+type Comparison struct {
+	Scenario    *scenarios.Scenario
+	Left, Right Built
+	Sites       []Site
+	Runs        []Run
+}
+
+// Site is one tail call on both sides.
+type Site struct {
+	At prog.Loc
+	// Left and Right are the call's code on each side: its function and
+	// its group of the listing (nil when that side has no such site).
+	Left, Right *Code
+	// LeftCosts and RightCosts are what the call cost in the runs, each
+	// alike cost counted once per run step.
+	LeftCosts, RightCosts []scenarios.RunCost
+}
+
+// Code is a site's machine code on one side.
+type Code struct {
+	Func  *listing.Func
+	Group *listing.Group
+	Kind  string // the fix-up's description with this side's path
+}
+
+// Run is one run step on both sides: how many of its iterations agree.
+type Run struct {
+	Line       int
+	Step       string
+	Iterations int
+	Same       int
+	// First is the first iteration that differs (0: none), and Diff how.
+	First int
+	Diff  string
+}
+
+// Options choose the layout (nil: the scenario's).
+type Options struct {
+	Layout *prog.Layout
+}
+
+// Compare runs and lists the scenario on both sides.
+func Compare(sc *scenarios.Scenario, left, right Side, o Options) (*Comparison, error) {
+	c := &Comparison{Scenario: sc}
+	var err error
+	if c.Left, err = build(sc, left, o); err != nil {
+		return nil, err
+	}
+	if c.Right, err = build(sc, right, o); err != nil {
+		return nil, err
+	}
+	c.sites()
+	c.runs()
+	return c, nil
+}
+
+func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
+	b := Built{Side: s}
+	layout := sc.Layout
+	if o.Layout != nil {
+		layout = *o.Layout
+	}
+	w, err := sc.BuildWith(layout)
+	if err != nil {
+		return b, err
+	}
+	arch := listing.ArchByName(s.Backend.Name())
+	if arch == nil {
+		return b, fmt.Errorf("%s has no machine code to compare", s.Backend.Name())
+	}
+	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Hardening: sc.Hardening}); err != nil {
+		return b, fmt.Errorf("%s: %w", s, err)
+	}
+	keep := func(scenarios.Step, int) bool { return true }
+	b.Report = scenarios.Run(sc, s.Backend, s.Variant, scenarios.Options{Layout: o.Layout, Cost: true, Keep: keep})
+	if b.Report.Status == scenarios.Errored {
+		return b, fmt.Errorf("%s: %v", s, b.Report.Failures[len(b.Report.Failures)-1])
+	}
+	return b, nil
+}
+
+// tailCalls lists a listing's tail-call groups by location.
+func tailCalls(l *listing.Listing) map[prog.Loc]*Code {
+	out := map[prog.Loc]*Code{}
+	for _, f := range l.Funcs {
+		for i := range f.Groups {
+			if g := &f.Groups[i]; g.Site != nil {
+				out[g.Loc] = &Code{Func: f, Group: g, Kind: g.TailCall}
+			}
+		}
+	}
+	return out
+}
+
+func (c *Comparison) sites() {
+	left, right := tailCalls(c.Left.Listing), tailCalls(c.Right.Listing)
+	var locs []prog.Loc
+	for at := range left {
+		locs = append(locs, at)
+	}
+	for at := range right {
+		if left[at] == nil {
+			locs = append(locs, at)
+		}
+	}
+	// In the scenario's order: programs, then functions, then slots.
+	order := map[string]int{}
+	for i, f := range c.Left.Listing.Funcs {
+		if _, ok := order[f.Name()]; !ok {
+			order[f.Name()] = i
+		}
+	}
+	name := func(l prog.Loc) string {
+		if l.Func == "" {
+			return l.Prog
+		}
+		return l.Prog + "/" + l.Func
+	}
+	slices.SortFunc(locs, func(a, b prog.Loc) int {
+		if d := order[name(a)] - order[name(b)]; d != 0 {
+			return d
+		}
+		return a.Slot - b.Slot
+	})
+	costs := func(rep *scenarios.Report, at prog.Loc) []scenarios.RunCost {
+		var out []scenarios.RunCost
+		for _, rc := range rep.Costs {
+			if rc.At == at {
+				out = append(out, rc)
+			}
+		}
+		return out
+	}
+	for _, at := range locs {
+		c.Sites = append(c.Sites, Site{At: at, Left: left[at], Right: right[at],
+			LeftCosts: costs(c.Left.Report, at), RightCosts: costs(c.Right.Report, at)})
+	}
+}
+
+// runs compares the two sides' runs, step by step and iteration by
+// iteration: fault, R0, counter, path, fall-throughs and ctx.
+func (c *Comparison) runs() {
+	right := map[[2]int]*prog.Result{}
+	for _, r := range c.Right.Report.Runs {
+		right[[2]int{r.Line, r.Iter}] = r.Result
+	}
+	for _, r := range c.Left.Report.Runs {
+		if len(c.Runs) == 0 || c.Runs[len(c.Runs)-1].Line != r.Line {
+			c.Runs = append(c.Runs, Run{Line: r.Line, Step: r.Step})
+		}
+		run := &c.Runs[len(c.Runs)-1]
+		run.Iterations++
+		other, ok := right[[2]int{r.Line, r.Iter}]
+		d := "the other side did not run it"
+		if ok {
+			d = differ(r.Result, other)
+		}
+		if d == "" {
+			run.Same++
+		} else if run.First == 0 {
+			run.First, run.Diff = r.Iter, d
+		}
+	}
+}
+
+// differ says how two results differ, "" when they agree.
+func differ(a, b *prog.Result) string {
+	fault := func(r *prog.Result) string {
+		if r.Fault == nil {
+			return "no fault"
+		}
+		return r.Fault.Kind.String() + " fault"
+	}
+	switch {
+	case fault(a) != fault(b):
+		return fmt.Sprintf("%s vs %s", fault(a), fault(b))
+	case a.Fault == nil && a.R0 != b.R0:
+		return fmt.Sprintf("r0 %#x vs %#x", a.R0, b.R0)
+	case a.Count != b.Count:
+		return fmt.Sprintf("tail_call_cnt %d vs %d", a.Count, b.Count)
+	case !slices.Equal(a.Path, b.Path):
+		return fmt.Sprintf("path %v vs %v", a.Path, b.Path)
+	case !slices.Equal(a.Falls, b.Falls):
+		return fmt.Sprintf("fall-throughs %v vs %v", a.Falls, b.Falls)
+	case !bytes.Equal(a.Ctx, b.Ctx):
+		return fmt.Sprintf("ctx % x vs % x", a.Ctx, b.Ctx)
+	}
+	return ""
+}
+
+// Equivalent reports whether every run agreed on both sides.
+func (c *Comparison) Equivalent() bool {
+	for _, r := range c.Runs {
+		if r.Same != r.Iterations {
+			return false
+		}
+	}
+	return true
+}
