@@ -266,3 +266,22 @@ func (v Violation) String() string {
 	}
 	return fmt.Sprintf("%s broken at %s%#x %s (%s): %s", v.Property, at, v.Addr, v.Machine, v.Insn, v.Detail)
 }
+
+// CompactPath writes runs of one name as NAME*N, the syntax scenario
+// expectations use: "self*34", "entry mid*2 leaf".
+func CompactPath(p []string) string {
+	var parts []string
+	for i := 0; i < len(p); {
+		j := i
+		for j < len(p) && p[j] == p[i] {
+			j++
+		}
+		if j-i > 1 {
+			parts = append(parts, fmt.Sprintf("%s*%d", p[i], j-i))
+		} else {
+			parts = append(parts, p[i])
+		}
+		i = j
+	}
+	return strings.Join(parts, " ")
+}

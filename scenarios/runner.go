@@ -469,7 +469,7 @@ func check(e Expect, r *prog.Result) string {
 		}
 	case KeyPath:
 		if !slices.Equal(r.Path, e.Path) {
-			return fmt.Sprintf("got %s", compactPath(r.Path))
+			return fmt.Sprintf("got %s", prog.CompactPath(r.Path))
 		}
 	case KeyFallthrough:
 		if !slices.Equal(r.Falls, e.Falls) && !(len(r.Falls) == 0 && len(e.Falls) == 0) {
@@ -516,24 +516,6 @@ func num(v uint64) string {
 	return fmt.Sprintf("%d (%#x)", v, v)
 }
 
-// compactPath writes runs of one name as NAME*N, the syntax expectations use.
-func compactPath(p []string) string {
-	var parts []string
-	for i := 0; i < len(p); {
-		j := i
-		for j < len(p) && p[j] == p[i] {
-			j++
-		}
-		if j-i > 1 {
-			parts = append(parts, fmt.Sprintf("%s*%d", p[i], j-i))
-		} else {
-			parts = append(parts, p[i])
-		}
-		i = j
-	}
-	return strings.Join(parts, " ")
-}
-
 func fallsString(f []prog.Reason) string {
 	if len(f) == 0 {
 		return "none"
@@ -578,7 +560,7 @@ func diffResults(want, got *prog.Result) []Diff {
 		d = append(d, Diff{Field: FieldCount, Got: fmt.Sprint(got.Count), Want: fmt.Sprint(want.Count)})
 	}
 	if !slices.Equal(want.Path, got.Path) {
-		d = append(d, Diff{Field: FieldPath, Got: compactPath(got.Path), Want: compactPath(want.Path)})
+		d = append(d, Diff{Field: FieldPath, Got: prog.CompactPath(got.Path), Want: prog.CompactPath(want.Path)})
 	}
 	if !slices.Equal(want.Falls, got.Falls) {
 		d = append(d, Diff{Field: FieldFalls, Got: fallsString(got.Falls), Want: fallsString(want.Falls)})

@@ -20,6 +20,9 @@ import (
 type Options struct {
 	// Brief folds each BPF instruction's machine code into one line.
 	Brief bool
+	// Events leaves the instructions out: programs entered, calls, tail
+	// calls and their costs only.
+	Events bool
 	// Indent prefixes every line ("    | " for run -v).
 	Indent string
 }
@@ -73,6 +76,7 @@ func WriteText(w io.Writer, r *prog.Result, o Options) error {
 			t.line("%s", eventText(it.Event))
 		case it.Cost != nil:
 			t.line("  cost: %s", costText(it.Cost))
+		case o.Events:
 		case o.Brief:
 			// The run of instructions of one BPF instruction (or one
 			// prologue or epilogue), folded; the events among them (a
@@ -216,7 +220,7 @@ func (t *textWriter) end(r *prog.Result) {
 		t.line("broken: %v", v)
 	}
 	if len(r.Execs) > 0 {
-		t.line("result: r0 = %#x, tail_call_cnt = %d, path %s, %d instructions", r.R0, r.Count, strings.Join(r.Path, " -> "), len(r.Execs))
+		t.line("result: r0 = %#x, tail_call_cnt = %d, path %s, %d instructions", r.R0, r.Count, prog.CompactPath(r.Path), len(r.Execs))
 	}
 }
 

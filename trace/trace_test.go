@@ -86,7 +86,7 @@ func TestWriteText(t *testing.T) {
 		"  cost: ",
 		" 1 loads from the array and programs",
 		"=> enter leaf",
-		"result: r0 = 0x1, tail_call_cnt = 1, path entry -> leaf",
+		"result: r0 = 0x1, tail_call_cnt = 1, path entry leaf,",
 	} {
 		if !strings.Contains(full, want) {
 			t.Errorf("full trace lacks %q:\n%s", want, full)

@@ -26,10 +26,11 @@ Programs entered, tail calls, bpf2bpf calls and returns and helper calls
 are events among the instructions, and each tail call's cost follows it:
 instructions, loads from the array and programs and from the counter and
 stack, dependent loads, stores, bytes of code. -brief folds each BPF
-instruction into one line; -json writes one record per line.
+instruction into one line, -events keeps only the events and costs;
+-json writes one record per line.
 Exit status: 0 the scenario's checks pass, 1 one failed, 2 usage or
 input error.`,
-		usage: "tailsim trace [-arch A] [-variant V] [-layout L] [-line N] [-brief] [-json] [-max N] SCENARIO",
+		usage: "tailsim trace [-arch A] [-variant V] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-max N] SCENARIO",
 		run:   traceCmd,
 	})
 	flagSetups["trace"] = func(fs *flag.FlagSet) { newTraceFlags(fs) }
@@ -38,7 +39,7 @@ input error.`,
 type traceFlags struct {
 	arch, variant, layout *string
 	line, iter, max       *int
-	brief, json           *bool
+	brief, events, json   *bool
 }
 
 func newTraceFlags(fs *flag.FlagSet) traceFlags {
@@ -50,6 +51,7 @@ func newTraceFlags(fs *flag.FlagSet) traceFlags {
 		iter:    fs.Int("iter", 0, "of a step with repeat=N, trace iteration I (default: the first and the last)"),
 		max:     fs.Int("max", 100_000, "instructions a traced run may take (its budget when lower than the scenario's)"),
 		brief:   fs.Bool("brief", false, "one line per BPF instruction"),
+		events:  fs.Bool("events", false, "only programs entered, calls, tail calls and their costs"),
 		json:    fs.Bool("json", false, "one JSON record per line"),
 	}
 }
@@ -148,7 +150,7 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		fmt.Fprintf(stdout, "# %s (line %d%s) on %s/%s\n", r.Step, r.Line, iter, rep.Arch, rep.Variant)
-		if err := trace.WriteText(stdout, r.Result, trace.Options{Brief: *f.brief}); err != nil {
+		if err := trace.WriteText(stdout, r.Result, trace.Options{Brief: *f.brief, Events: *f.events}); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout)
