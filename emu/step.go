@@ -50,9 +50,9 @@ type stepper struct {
 	// open is a taken tail call whose cost waits for its jump to be
 	// recorded.
 	open *openCost
-	// afterTailCall: the last instruction jumped into another program, so
-	// the change of image is not a call or a return.
-	afterTailCall bool
+	// jump is the index in Execs of a taken tail call's jump: the change
+	// of image after it is not a call or a return.
+	jump int
 	buf           [8]byte
 }
 
@@ -106,7 +106,7 @@ func newStepper(m *machine, budget int, all bool) (*stepper, error) {
 func (st *stepper) reset() {
 	st.prev, st.last, st.deciding, st.open = nil, nil, nil, nil
 	st.unread = st.unread[:0]
-	st.exhausted, st.afterTailCall = false, false
+	st.exhausted, st.jump = false, -1
 	st.executed = 0
 }
 
@@ -175,17 +175,18 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		return
 	}
 	in := st.pcInfo(addr)
-	if prev := st.last; prev != nil && !st.afterTailCall {
+	if prev := st.last; prev != nil && len(res.Execs)-1 != st.jump {
 		switch {
 		case in.helper != 0 && prev.part != "helper":
 			m.event(prog.Event{Kind: prog.EvHelper, Helper: in.helper, At: prev.at, Machine: prev.machine, Step: len(res.Execs)})
 		case in.l != nil && in.l.Fn != 0 && addr == in.l.Addr && prev.l != in.l:
 			m.event(prog.Event{Kind: prog.EvCall, Prog: in.l.Prog.Name, Func: in.l.Prog.Funcs[in.l.Fn].Name, At: prev.at, Machine: prev.machine, Step: len(res.Execs)})
-		case prev.l != nil && prev.l.Fn != 0 && in.l != nil && in.l != prev.l && addr != in.l.Addr:
+		case prev.l != nil && in.l != nil && in.l != prev.l && addr != in.l.Addr:
+			// A return into a caller: from a subprogram, or from a program
+			// a subprogram tail-called, which took the subprogram's frame.
 			m.event(prog.Event{Kind: prog.EvReturn, Func: prev.l.Prog.Funcs[prev.l.Fn].Name, Value: now[st.regs.r0], Step: len(res.Execs)})
 		}
 	}
-	st.afterTailCall = false
 	if c, ok := st.checks[addr]; ok && m.pending != nil && m.pending.s == c.s {
 		p := m.pending
 		d := prog.CheckDecision{Check: c.c.Guard, Index: uint32(p.regs[m.spec.r3]), Count: p.count}
@@ -288,7 +289,7 @@ func (st *stepper) tailCallStarted(p *pendingCall) { p.stepStart = len(st.m.res.
 // instruction recorded.
 func (st *stepper) tailCallTaken(p *pendingCall) {
 	st.open = &openCost{l: p.l, s: p.s, start: p.stepStart, end: len(st.m.res.Execs) + 1}
-	st.afterTailCall = true
+	st.jump = len(st.m.res.Execs)
 }
 
 // tailCallFellThrough measures a call that continued at out.

@@ -186,3 +186,50 @@ func TestCostMode(t *testing.T) {
 		}
 	}
 }
+
+// A program a subprogram tail-calls takes the subprogram's frame: its
+// return goes back into the caller, and is reported as a return, not
+// mistaken for one at the tail call's own jump.
+func TestSteppedTailCallFromSubprogram(t *testing.T) {
+	src := `sub tail call
+-- maps --
+jt max_entries=2
+-- prog entry --
+	call sub
+	r0 += 10
+	exit
+-- subprog sub --
+	r2 = map[jt]
+	r3 = *(u32 *)(r1 + 0)
+	call bpf_tail_call
+	r0 = 1
+	exit
+-- prog leaf --
+	r0 = 5
+	exit
+-- slots --
+jt[0] = leaf
+-- ctx --
+u32 0
+-- run --
+run entry
+`
+	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		m, w := loadStepped(t, b, src, prog.Upstream, 0)
+		got := m.Run(w.Prog("entry"), []byte{0, 0, 0, 0})
+		var evs []string
+		for _, e := range got.Trace {
+			evs = append(evs, e.String())
+		}
+		want := []string{"enter entry", "call sub from entry+0 (line 5) @entry+", "tail call at entry/sub+3 (line 11) @entry/sub+",
+			"enter leaf", "return from leaf r0=0x5", "exit r0=0xf (15)"}
+		if len(evs) != len(want) || got.R0 != 15 {
+			t.Fatalf("%s: r0 %d, events %q", b.Name(), got.R0, evs)
+		}
+		for i := range want {
+			if !strings.HasPrefix(evs[i], want[i]) {
+				t.Errorf("%s: event %d is %q, want %q...", b.Name(), i, evs[i], want[i])
+			}
+		}
+	}
+}

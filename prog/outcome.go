@@ -151,7 +151,11 @@ func (e Event) String() string {
 	case EvReturn:
 		return fmt.Sprintf("return from %s r0=%#x", e.Func, e.Value)
 	case EvHelper:
-		return fmt.Sprintf("helper %d at %s", e.Helper, where(e.At, e.Machine))
+		name := fmt.Sprint(e.Helper)
+		if h, ok := HelperByID(e.Helper); ok {
+			name = fmt.Sprintf("bpf_%s (%d)", h.Name, h.ID)
+		}
+		return fmt.Sprintf("helper %s at %s", name, where(e.At, e.Machine))
 	case EvExit:
 		return fmt.Sprintf("exit r0=%#x (%d)", e.Value, int64(e.Value))
 	}
