@@ -53,7 +53,7 @@ type stepper struct {
 	// jump is the index in Execs of a taken tail call's jump: the change
 	// of image after it is not a call or a return.
 	jump int
-	buf           [8]byte
+	buf  [8]byte
 }
 
 type checkAt struct {
