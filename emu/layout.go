@@ -23,7 +23,7 @@ const (
 	stackLo    = 0x7000_0000
 	stackHi    = 0x7010_0000
 	runSP      = stackHi - 0x100 // the stack pointer a run starts with
-	arrayBase  = 0x10_0000_0000 // struct bpf_array k at arrayBase + k*arrayStride
+	arrayBase  = 0x10_0000_0000  // struct bpf_array k at arrayBase + k*arrayStride
 	// arrayStride leaves room for ptrs[2 * 2^32] after any header.
 	arrayStride = 0x40_0000_0000
 )

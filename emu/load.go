@@ -52,8 +52,8 @@ type machine struct {
 	pending *pendingCall
 	pend    pendingCall // the storage pending points at
 	// step records every instruction of a stepped run (LoadOptions.Step).
-	step *stepper
-	tccPtr  uint64
+	step   *stepper
+	tccPtr uint64
 	// lastCount is the counter as the last tail call left it.
 	lastCount uint64
 	counted   bool // lastCount was read from the current tccPtr

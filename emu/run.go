@@ -6,8 +6,8 @@ import (
 	"sort"
 	"time"
 
-	"tailsim/jit/x86"
 	"tailsim/jit"
+	"tailsim/jit/x86"
 	"tailsim/prog"
 )
 

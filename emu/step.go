@@ -39,7 +39,7 @@ type stepper struct {
 	// deciding is the check the last recorded instruction makes, with its
 	// operands as the tail call started; the next PC decides it.
 	deciding *deciding
-	budget int
+	budget   int
 	// exhausted: the run reached its budget and was halted.
 	exhausted bool
 	// open is a taken tail call whose cost waits for its jump to be

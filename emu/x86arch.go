@@ -87,7 +87,7 @@ func x86Spec(ibt bool) *archSpec {
 				"r9", "r10 (AX)", "r11 (AUX)", "r12", "rsp"},
 			r0: 0, fp: 10,
 		},
-		disasm:          x86Disasm,
+		disasm: x86Disasm,
 	}
 }
 

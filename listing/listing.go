@@ -523,4 +523,3 @@ func (b *funcBuilder) rows(off, n int, note string, decode bool) {
 		note = ""
 	}
 }
-

@@ -123,7 +123,9 @@ func (t *textWriter) line(format string, args ...any) {
 	}
 }
 
-func samePlace(a, b *prog.Exec) bool { return a.At == b.At && a.Part == b.Part && a.PC != 0 == (b.PC != 0) }
+func samePlace(a, b *prog.Exec) bool {
+	return a.At == b.At && a.Part == b.Part && a.PC != 0 == (b.PC != 0)
+}
 
 // place names where an instruction belongs: its BPF instruction, or the
 // prologue, epilogue or helper of its machine location.
