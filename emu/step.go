@@ -335,15 +335,15 @@ func (m *machine) name(a *prog.MemAccess, fp uint64) (prog.Object, string) {
 	case addr >= stackLo && addr < stackHi:
 		// From the frame pointer once a prologue has set it, from the
 		// stack pointer the run began with before.
-		base, slot := "fp", int64(addr-fp)
+		a.Of, a.Slot = "fp", int64(addr-fp)
 		if fp < stackLo || fp >= stackHi {
-			base, slot = "sp0", int64(addr-runSP)
+			a.Of, a.Slot = "sp0", int64(addr-runSP)
 		}
 		if m.tccPtr != 0 && value == m.tccPtr {
 			a.Field = prog.FieldTccPtr
-			return prog.ObjCounter, fmt.Sprintf("tcc_ptr (&tail_call_cnt) at %s%+#x", base, slot)
+			return prog.ObjCounter, fmt.Sprintf("tcc_ptr (&tail_call_cnt) at %s%+#x", a.Of, a.Slot)
 		}
-		return prog.ObjStack, fmt.Sprintf("stack %s%+#x", base, slot)
+		return prog.ObjStack, fmt.Sprintf("stack %s%+#x", a.Of, a.Slot)
 	case addr >= threadInfo && addr < threadInfo+pageSize:
 		return prog.ObjOther, fmt.Sprintf("thread_info+%#x", addr-threadInfo)
 	}

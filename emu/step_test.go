@@ -67,6 +67,9 @@ func TestSteppedTailCall(t *testing.T) {
 					if a.Field != 0 && !a.Write {
 						places = append(places, fmt.Sprintf("%s %s %d", a.Of, a.Field, a.Slot))
 					}
+					if a.Obj == prog.ObjStack && (a.Of != "fp" && a.Of != "sp0" || !strings.HasSuffix(a.What, fmt.Sprintf("%s%+#x", a.Of, a.Slot))) {
+						t.Errorf("%s: stack access %q as data: %s%+#x", name, a.What, a.Of, a.Slot)
+					}
 				}
 			}
 			wantChecks := []string{"bounds check passed (index 1 < max_entries 4)", "count check passed (tail_call_cnt 0 < 33)",

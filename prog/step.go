@@ -61,6 +61,9 @@ type MemAccess struct {
 	// Of, Field and Slot say what What says as data, for drawing the
 	// memory: the field of the prog array or program Of, or the counter,
 	// and for FieldPtrs and FieldCached the slot i of ptrs[i], cached[i].
+	// On the stack Slot is the offset from the register Of names: "fp",
+	// or "sp0", the stack pointer the run began with, before a prologue
+	// set fp ("fp of sub": a caller's frame on the reference model).
 	Of    string `json:",omitempty"`
 	Field Field  `json:",omitempty"`
 	Slot  int64  `json:",omitempty"`
