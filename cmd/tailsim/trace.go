@@ -141,7 +141,11 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		if err := writeReport(*f.html, sc, htmlreport.Options{Layout: opts.Layout}, rep); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "wrote %s: %d runs to step through (open it in a browser)\n", *f.html, len(rep.Runs))
+		runs := "runs"
+		if len(rep.Runs) == 1 {
+			runs = "run"
+		}
+		fmt.Fprintf(stdout, "wrote %s: %d %s to step through (open it in a browser)\n", *f.html, len(rep.Runs), runs)
 	}
 
 	enc := json.NewEncoder(stdout)
