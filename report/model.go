@@ -270,7 +270,7 @@ func (b *runBuilder) steps() {
 			continue
 		}
 		e := it.Exec
-		s := stepData{Row: -1, Group: -1, Insn: e.Insn, Note: e.Note, Detail: trace.Detail(e), Events: pending, Call: -1}
+		s := stepData{Row: -1, Group: -1, Insn: e.Insn, Note: e.Note, Place: trace.Place(e), Detail: trace.Detail(e), Events: pending, Call: -1}
 		pending = nil
 		if r, ok := b.code.rows[e.PC]; ok && e.PC != 0 {
 			s.Row, s.Group = r, b.code.rowGrp[r]
@@ -280,15 +280,6 @@ func (b *runBuilder) steps() {
 		s.Where = e.Machine
 		if e.PC == 0 {
 			s.Where = e.At.String()
-		}
-		switch {
-		case !e.At.IsZero():
-			s.Place = fmt.Sprintf("%s: %s", e.At, e.BPF)
-		case e.Part == "helper":
-			s.Place = "helper stub"
-		default:
-			fn, _, _ := strings.Cut(e.Machine, "+")
-			s.Place = fmt.Sprintf("%s of %s", e.Part, fn)
 		}
 		for _, c := range e.Checks {
 			s.Checks = append(s.Checks, checkData{Name: prog.CheckName(c.Check), Passed: c.Passed, Text: c.String()})

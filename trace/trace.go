@@ -127,9 +127,10 @@ func samePlace(a, b *prog.Exec) bool {
 	return a.At == b.At && a.Part == b.Part && a.PC != 0 == (b.PC != 0)
 }
 
-// place names where an instruction belongs: its BPF instruction, or the
+// Place names where an instruction belongs, as the text trace heads it:
+// its BPF instruction ("entry+4 (line 17): call bpf_tail_call"), or the
 // prologue, epilogue or helper of its machine location.
-func place(e *prog.Exec) string {
+func Place(e *prog.Exec) string {
 	if !e.At.IsZero() {
 		return fmt.Sprintf("%s: %s", e.At, e.BPF)
 	}
@@ -143,7 +144,7 @@ func place(e *prog.Exec) string {
 // exec prints one instruction under the header of its BPF instruction.
 func (t *textWriter) exec(it Item) {
 	e := it.Exec
-	if p := place(e); p != t.place || e.PC == 0 {
+	if p := Place(e); p != t.place || e.PC == 0 {
 		if e.PC != 0 {
 			t.line("; %s", p)
 		}
@@ -217,7 +218,7 @@ func (t *textWriter) brief(items []Item) {
 			}
 		}
 	}
-	head := place(e)
+	head := Place(e)
 	var regs []string
 	if e.PC != 0 {
 		head = fmt.Sprintf("%-44s [%d insn]", head, n)
