@@ -85,7 +85,11 @@ type selftest struct {
 	Calls   int             `json:"calls"`
 	Forward []seen          `json:"forward"`
 	Keys    map[string]seen `json:"keys"`
-	Errors  []string        `json:"errors"`
+	LastRun struct {
+		seen
+		Run int `json:"run"`
+	} `json:"lastRun"`
+	Errors []string `json:"errors"`
 }
 
 // The page works in a real browser: no console errors; each → moves the
@@ -96,8 +100,11 @@ type selftest struct {
 func TestBrowser(t *testing.T) {
 	bin := chromium(t)
 	start := time.Now()
+	// Two reports: the test steps through the first and switches to the
+	// other's run with the selector.
 	sc, rep := stepped(t, tailCall2, emu.NewX86(false), prog.Upstream)
-	d, err := build(sc, Options{}, []*scenarios.Report{rep})
+	_, patched := stepped(t, tailCall2, emu.NewArm64(false, false), prog.Patched)
+	d, err := build(sc, Options{}, []*scenarios.Report{rep, patched})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +114,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(f, sc, Options{}, rep); err != nil {
+	if err := Write(f, sc, Options{}, rep, patched); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -164,6 +171,11 @@ func TestBrowser(t *testing.T) {
 		if got.Keys[key].Step != want {
 			t.Errorf("%s: step %d, want %d", key, got.Keys[key].Step, want)
 		}
+	}
+
+	lr, other := got.LastRun, d.Runs[len(d.Runs)-1]
+	if lr.Run != len(d.Runs)-1 || lr.Step != other.Calls[0].First || lr.Row != "row-"+strconv.Itoa(other.Steps[lr.Step].Row) || lr.Selected != "progs[0]" {
+		t.Errorf("n in the last run (%s): %+v, want step %d", other.Label, lr, other.Calls[0].First)
 	}
 
 	// A screenshot at the count++ of the tail call.

@@ -199,3 +199,23 @@ func TestSelfContained(t *testing.T) {
 		t.Errorf("%d </script> in the page", strings.Count(s, "</script>"))
 	}
 }
+
+// Reports on several arches and variants (what "compare" shows) share a
+// page: a listing each, every run on its own.
+func TestSeveralReports(t *testing.T) {
+	sc, up := stepped(t, tailCall2, emu.NewX86(false), prog.Upstream)
+	_, arm := stepped(t, tailCall2, emu.NewArm64(false, false), prog.Patched)
+	d, err := build(sc, Options{}, []*scenarios.Report{up, arm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Listings) != 2 || len(d.Runs) != 2 || d.Runs[0].Listing != 0 || d.Runs[1].Listing != 1 {
+		t.Fatalf("%d listings, %d runs", len(d.Listings), len(d.Runs))
+	}
+	if h := d.Listings[1].Heading[0]; !strings.HasPrefix(h, "arm64 patched") || !strings.HasPrefix(d.Runs[1].Label, "arm64/patched: run tail_call_2") {
+		t.Errorf("second listing %q, run %q", h, d.Runs[1].Label)
+	}
+	if _, err := build(sc, Options{}, nil); err == nil {
+		t.Errorf("a page with no run")
+	}
+}

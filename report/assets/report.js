@@ -484,6 +484,11 @@
     press('n'); out.keys.next = seen();
     press('End'); out.keys.end = seen();
     press('p'); out.keys.prev = seen();
+    // The last run, through the selector.
+    const pick = $('run');
+    pick.value = D.runs.length - 1;
+    pick.dispatchEvent(new Event('change'));
+    press('n'); out.lastRun = Object.assign(seen(), { run: Number(pick.value) });
     out.errors = errors;
     $('selftest').textContent = JSON.stringify(out);
   }
