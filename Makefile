@@ -5,7 +5,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 FUZZWORKERS ?= $(shell nproc)
 
-.PHONY: all deps build run test lint vet generate fuzz bench clean
+.PHONY: all deps browser-deps build run test browser-test lint vet generate fuzz bench clean
 
 all: build
 
@@ -16,6 +16,15 @@ deps:
 		echo "installing libunicorn-dev and pkg-config"; \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libunicorn-dev pkg-config; \
+	fi
+
+# The HTML report's browser test drives Debian's headless Chromium.
+# Install it only when it is not on PATH.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing chromium"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; \
 	fi
 
 build: deps
@@ -29,6 +38,14 @@ vet:
 
 test: deps vet
 	$(GO) test ./...
+
+# The HTML report in a real browser (report/browser_test.go, build tag
+# browser): no console errors, stepping moves the highlight and the
+# picture, a screenshot that is not blank. It fails when CI is set and
+# Chromium is missing.
+browser-test: deps
+	$(GO) vet -tags browser ./report
+	$(GO) test -tags browser -count=1 -run TestBrowser -v ./report
 
 # The String methods of the enums (stringer, a tool directive in go.mod).
 # .ci/run checks that the committed files are what this writes.

@@ -278,7 +278,7 @@ func (st *stepper) onMem(write bool, addr uint64, size int, value int64) {
 			st.unread = append(st.unread, len(e.Mem))
 		}
 	}
-	a.Obj, a.What = st.m.nameAddr(addr, a.Value, st.prev[st.regs.fp])
+	st.m.nameAddr(&a, st.prev[st.regs.fp])
 	e.Mem = append(e.Mem, a)
 }
 
@@ -305,31 +305,43 @@ func (st *stepper) cost(l *Loaded, s *jit.TailSite, taken bool, start, end int) 
 	res.Costs = append(res.Costs, prog.MeasureTailCost(s.Site.Loc, s.Kind, taken, res.Execs[start:end], s.Out-s.Start))
 }
 
-// nameAddr names memory for a trace: the objects of the world by their
-// fields, the counter, ctx, and the stack relative to the BPF frame
-// pointer fp. value is what a read returned, so that a stack slot
-// holding the counter's address reads as tcc_ptr.
-func (m *machine) nameAddr(addr, value, fp uint64) (prog.Object, string) {
-	for a, ai := range m.arrays {
+// nameAddr names memory for a trace (a.Obj, a.What, and as data a.Of,
+// a.Field and a.Slot): the objects of the world by their fields, the
+// counter, ctx, and the stack relative to the BPF frame pointer fp.
+// a.Value is what a read returned, so that a stack slot holding the
+// counter's address reads as tcc_ptr.
+func (m *machine) nameAddr(a *prog.MemAccess, fp uint64) {
+	a.Obj, a.What = m.name(a, fp)
+}
+
+func (m *machine) name(a *prog.MemAccess, fp uint64) (prog.Object, string) {
+	addr, value := a.Addr, a.Value
+	for pa, ai := range m.arrays {
 		if addr < ai.base || addr >= ai.end() {
 			continue
 		}
 		off := addr - ai.base
+		a.Of = pa.Name
 		switch ptrs := uint64(ai.layout.Ptrs); {
 		case off == uint64(ai.layout.MaxEntries):
-			return prog.ObjArray, a.Name + "->map.max_entries"
+			a.Field = prog.FieldMaxEntries
+			return prog.ObjArray, pa.Name + "->map.max_entries"
 		case off >= ptrs:
 			i := (off - ptrs) / 8
-			if i < uint64(a.MaxEntries) {
-				return prog.ObjArray, fmt.Sprintf("%s->ptrs[%d]", a.Name, i)
+			if i < uint64(pa.MaxEntries) {
+				a.Field, a.Slot = prog.FieldPtrs, int64(i)
+				return prog.ObjArray, fmt.Sprintf("%s->ptrs[%d]", pa.Name, i)
 			}
-			return prog.ObjArray, fmt.Sprintf("%s->ptrs[%d] (cached[%d])", a.Name, i, i-uint64(a.MaxEntries))
+			a.Field, a.Slot = prog.FieldCached, int64(i-uint64(pa.MaxEntries))
+			return prog.ObjArray, fmt.Sprintf("%s->ptrs[%d] (cached[%d])", pa.Name, i, i-uint64(pa.MaxEntries))
 		}
-		return prog.ObjArray, fmt.Sprintf("struct bpf_array %s+%#x", a.Name, off)
+		return prog.ObjArray, fmt.Sprintf("struct bpf_array %s+%#x", pa.Name, off)
 	}
 	for p, at := range m.structs {
 		if addr >= at && addr < at+pageSize {
+			a.Of = p.Name
 			if addr-at == uint64(m.w.Layout.BpfFunc) {
+				a.Field = prog.FieldBpfFunc
 				return prog.ObjProg, fmt.Sprintf("prog %s->bpf_func", p.Name)
 			}
 			return prog.ObjProg, fmt.Sprintf("struct bpf_prog %s+%#x", p.Name, addr-at)
@@ -337,20 +349,22 @@ func (m *machine) nameAddr(addr, value, fp uint64) (prog.Object, string) {
 	}
 	switch {
 	case m.tccPtr != 0 && addr == m.tccPtr:
+		a.Field = prog.FieldCount
 		return prog.ObjCounter, "tail_call_cnt"
 	case addr >= ctxBase && addr < ctxBase+uint64(len(m.ctxSaved)):
 		return prog.ObjCtx, fmt.Sprintf("ctx+%d", addr-ctxBase)
 	case addr >= stackLo && addr < stackHi:
 		// From the frame pointer once a prologue has set it, from the
 		// stack pointer the run began with before.
-		base, slot := "fp", int64(addr-fp)
+		a.Of, a.Slot = "fp", int64(addr-fp)
 		if fp < stackLo || fp >= stackHi {
-			base, slot = "sp0", int64(addr-runSP)
+			a.Of, a.Slot = "sp0", int64(addr-runSP)
 		}
 		if m.tccPtr != 0 && value == m.tccPtr {
-			return prog.ObjCounter, fmt.Sprintf("tcc_ptr (&tail_call_cnt) at %s%+#x", base, slot)
+			a.Field = prog.FieldTccPtr
+			return prog.ObjCounter, fmt.Sprintf("tcc_ptr (&tail_call_cnt) at %s%+#x", a.Of, a.Slot)
 		}
-		return prog.ObjStack, fmt.Sprintf("stack %s%+#x", base, slot)
+		return prog.ObjStack, fmt.Sprintf("stack %s%+#x", a.Of, a.Slot)
 	case addr >= threadInfo && addr < threadInfo+pageSize:
 		return prog.ObjOther, fmt.Sprintf("thread_info+%#x", addr-threadInfo)
 	}

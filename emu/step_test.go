@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestSteppedTailCall(t *testing.T) {
 				t.Errorf("%s: %d steps, %d execs", name, got.Steps, len(got.Execs))
 			}
 			var checks []string
-			var reads []string
+			var reads, places []string
 			for _, e := range got.Execs {
 				for _, d := range e.Checks {
 					checks = append(checks, d.String())
@@ -62,6 +63,12 @@ func TestSteppedTailCall(t *testing.T) {
 				for _, a := range e.Mem {
 					if !a.Write {
 						reads = append(reads, a.What)
+					}
+					if a.Field != 0 && !a.Write {
+						places = append(places, fmt.Sprintf("%s %s %d", a.Of, a.Field, a.Slot))
+					}
+					if a.Obj == prog.ObjStack && (a.Of != "fp" && a.Of != "sp0" || !strings.HasSuffix(a.What, fmt.Sprintf("%s%+#x", a.Of, a.Slot))) {
+						t.Errorf("%s: stack access %q as data: %s%+#x", name, a.What, a.Of, a.Slot)
 					}
 				}
 			}
@@ -77,6 +84,16 @@ func TestSteppedTailCall(t *testing.T) {
 			for _, r := range append(arrayReads, "ctx+0", "tail_call_cnt") {
 				if !slices.Contains(reads, r) {
 					t.Errorf("%s: no read of %s in %q", name, r, reads)
+				}
+			}
+			// The same reads as data, for the report's picture.
+			arrayPlaces := []string{"jt max_entries 0", "jt ptrs 1", "leaf bpf_func 0"}
+			if v == prog.Patched {
+				arrayPlaces = []string{"jt cached 1"}
+			}
+			for _, p := range append(arrayPlaces, " tail_call_cnt 0") {
+				if !slices.Contains(places, p) {
+					t.Errorf("%s: no read of %q in %q", name, p, places)
 				}
 			}
 			if len(got.Costs) != 1 {

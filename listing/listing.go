@@ -217,6 +217,9 @@ type Row struct {
 	// row.
 	Note  string
 	Marks []Mark // what happens at Off
+	// Check is the tail-call check whose branch to out this is (the
+	// fall-through it takes when the check fails), zero on other rows.
+	Check prog.Reason
 	// Poke is set on the poke sites of a direct tail call: the site's
 	// state in the listed code.
 	Poke *Poke
@@ -373,9 +376,10 @@ type funcBuilder struct {
 	// entries are where each program's tail calls land.
 	entries map[*prog.Program]uint64
 	// marks are the function's marks by code offset, pokes its poke
-	// sites'.
-	marks map[int][]Mark
-	pokes map[int]*Poke
+	// sites', checks its tail-call checks' branches.
+	marks  map[int][]Mark
+	pokes  map[int]*Poke
+	checks map[int]prog.Reason
 }
 
 func (b *funcBuilder) build() (*Func, error) {
@@ -391,8 +395,12 @@ func (b *funcBuilder) build() (*Func, error) {
 		b.f.TailEntry = img.TailEntry
 		b.marks[img.TailEntry] = append(b.marks[img.TailEntry], Mark{Kind: TailEntryMark})
 	}
+	b.checks = map[int]prog.Reason{}
 	for _, ts := range img.Sites {
 		b.marks[ts.Out] = append(b.marks[ts.Out], Mark{Kind: OutMark, Site: ts.Site.Loc})
+		for _, c := range ts.Checks {
+			b.checks[c.Off] = c.Guard
+		}
 	}
 
 	next := 0 // the next BPF instruction that needs a group
@@ -517,7 +525,7 @@ func (b *funcBuilder) rows(off, n int, note string, decode bool) {
 			d = decoded{text: "?", n: len(code)}
 		}
 		g.Rows = append(g.Rows, Row{Off: off, Bytes: code[:d.n], Text: d.text, Target: d.target, Branch: d.branch,
-			Note: jit.TrimNote(note, d.plain), Marks: b.marks[off], Poke: b.pokes[off]})
+			Note: jit.TrimNote(note, d.plain), Marks: b.marks[off], Poke: b.pokes[off], Check: b.checks[off]})
 		off += d.n
 		code = code[d.n:]
 		note = ""

@@ -142,6 +142,19 @@ func TestUpstreamIndirect(t *testing.T) {
 	// fall-through offsets are marked.
 	jbe := row(t, f, "jbe")
 	out, ok := f.Offset(jbe.Target)
+	// The three checks' branches to out, in the JIT's order.
+	var checks []prog.Reason
+	for _, r := range rows(f) {
+		if r.Check != 0 {
+			checks = append(checks, r.Check)
+			if !r.Branch || r.Target != jbe.Target {
+				t.Errorf("check %s at %#x: %q, not a branch to out", r.Check, r.Off, r.Text)
+			}
+		}
+	}
+	if want := []prog.Reason{prog.FallBounds, prog.FallLimit, prog.FallEmpty}; !slices.Equal(checks, want) || jbe.Check != prog.FallBounds {
+		t.Errorf("check rows %v, want %v with the bounds check at the jbe", checks, want)
+	}
 	if !jbe.Branch || !ok || jbe.Note != "jbe out: index >= max_entries" {
 		t.Errorf("jbe: %+v", jbe)
 	}

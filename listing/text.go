@@ -36,28 +36,37 @@ func (l *Listing) WriteText(w io.Writer, o TextOptions) error {
 }
 
 func (l *Listing) writeHeader(w io.Writer) {
-	fmt.Fprintf(w, "%s %s, layout %s", l.Arch.Name, l.Variant, l.Layout)
-	if l.Hardening != 0 {
-		fmt.Fprintf(w, ", hardening %s", l.Hardening)
+	for _, ln := range l.Heading() {
+		fmt.Fprintln(w, ln)
 	}
-	fmt.Fprintln(w)
+}
+
+// Heading is the listing's header, a line each: arch, variant, layout and
+// hardening; the scenario; notes on what it is restricted to.
+func (l *Listing) Heading() []string {
+	first := fmt.Sprintf("%s %s, layout %s", l.Arch.Name, l.Variant, l.Layout)
+	if l.Hardening != 0 {
+		first += fmt.Sprintf(", hardening %s", l.Hardening)
+	}
+	out := []string{first}
 	src := l.Source
 	if src.File != "" || src.Title != "" {
-		fmt.Fprintf(w, "%s: %s\n", src.File, src.Title)
+		out = append(out, fmt.Sprintf("%s: %s", src.File, src.Title))
 	}
 	if len(src.Arches) > 0 && !slices.Contains(src.Arches, l.Arch.Name) {
-		fmt.Fprintf(w, "note: the scenario runs only on %s\n", strings.Join(src.Arches, ", "))
+		out = append(out, fmt.Sprintf("note: the scenario runs only on %s", strings.Join(src.Arches, ", ")))
 	}
 	if len(src.Variants) > 0 && !slices.Contains(src.Variants, l.Variant) {
 		var names []string
 		for _, v := range src.Variants {
 			names = append(names, v.String())
 		}
-		fmt.Fprintf(w, "note: the scenario runs only on the %s variant\n", strings.Join(names, ", "))
+		out = append(out, fmt.Sprintf("note: the scenario runs only on the %s variant", strings.Join(names, ", ")))
 	}
 	if l.AsJITed {
-		fmt.Fprintln(w, "as JITed: direct tail calls' poke sites before the load's bpf_tail_call_direct_fixup()")
+		out = append(out, "as JITed: direct tail calls' poke sites before the load's bpf_tail_call_direct_fixup()")
 	}
+	return out
 }
 
 // text collects the lines of every function first, so that columns line
@@ -91,8 +100,25 @@ const (
 func (t *text) add(ln line) { t.lines = append(t.lines, ln) }
 
 func (t *text) function(l *Listing, f *Func) {
+	t.add(line{kind: lineBlank})
+	t.add(line{kind: lineFunc, text: l.FuncHeading(f, t.rel) + ":"})
+	for _, g := range f.Groups {
+		t.group(g)
+		for _, r := range g.Rows {
+			for _, m := range r.Marks {
+				t.add(line{kind: lineMark, text: "<" + l.MarkText(f, m) + ">"})
+			}
+			t.row(l, f, r)
+		}
+	}
+}
+
+// FuncHeading is a function's header as the text listing prints it:
+// "leaf (bpf_func 0x15e2000, tail-call entry +0xc, 21 bytes)"; rel leaves
+// out the load address.
+func (l *Listing) FuncHeading(f *Func, rel bool) string {
 	var attrs []string
-	if !t.rel {
+	if !rel {
 		attrs = append(attrs, fmt.Sprintf("bpf_func %#x", f.Addr))
 	}
 	if f.Subprogram() {
@@ -104,32 +130,25 @@ func (t *text) function(l *Listing, f *Func) {
 		attrs = append(attrs, fmt.Sprintf("stack %d", f.StackSize))
 	}
 	attrs = append(attrs, fmt.Sprintf("%d bytes", len(f.Code)))
-	t.add(line{kind: lineBlank})
-	t.add(line{kind: lineFunc, text: fmt.Sprintf("%s (%s):", f.Name(), strings.Join(attrs, ", "))})
-	for _, g := range f.Groups {
-		t.group(g)
-		for _, r := range g.Rows {
-			for _, m := range r.Marks {
-				t.add(line{kind: lineMark, text: l.markText(f, m)})
-			}
-			t.row(l, f, r)
-		}
+	return fmt.Sprintf("%s (%s)", f.Name(), strings.Join(attrs, ", "))
+}
+
+// Heading is a group's header as the text listing prints it: the BPF
+// instruction ("entry+4 (line 17): call bpf_tail_call"), or "prologue",
+// "epilogue" and the like.
+func (g Group) Heading() string {
+	switch g.Kind {
+	case InsnGroup:
+		return fmt.Sprintf("%s: %s", g.Loc, g.Asm)
+	case OutsideGroup:
+		return fmt.Sprintf("BPF instruction %d (outside the function)", g.Index)
 	}
+	return g.Kind.String()
 }
 
 func (t *text) group(g Group) {
-	switch g.Kind {
-	case PrologueGroup:
-		t.add(line{kind: lineGroup, text: "; prologue"})
-		return
-	case EpilogueGroup:
-		t.add(line{kind: lineGroup, text: "; epilogue"})
-		return
-	case UnclaimedGroup:
-		t.add(line{kind: lineGroup, text: "; unclaimed"})
-		return
-	case OutsideGroup:
-		t.add(line{kind: lineGroup, text: fmt.Sprintf("; BPF instruction %d (outside the function)", g.Index)})
+	if g.Kind != InsnGroup {
+		t.add(line{kind: lineGroup, text: "; " + g.Heading()})
 		return
 	}
 	for _, lab := range g.Labels {
@@ -145,15 +164,21 @@ func (t *text) group(g Group) {
 	if len(g.Rows) == 0 {
 		extra = append(extra, "(no code)")
 	}
-	t.add(line{kind: lineGroup, text: fmt.Sprintf("; %s: %s", g.Loc, g.Asm),
+	t.add(line{kind: lineGroup, text: "; " + g.Heading(),
 		bpf: "[bpf: " + hexBytes(g.Encoding) + "]", extra: strings.Join(extra, "  ")})
 }
 
-func (t *text) row(l *Listing, f *Func, r Row) {
-	note := r.Note
+// RowNote is a row's annotation as the listing prints it: the JIT's, or
+// at a direct tail call's poke site what the site is and why.
+func (l *Listing) RowNote(r Row) string {
 	if r.Poke != nil {
-		note = l.pokeNote(r.Poke)
+		return l.pokeNote(r.Poke)
 	}
+	return r.Note
+}
+
+func (t *text) row(l *Listing, f *Func, r Row) {
+	note := l.RowNote(r)
 	text := r.Text
 	if t.rel {
 		// RelText prints the offset the -> note would.
@@ -197,11 +222,13 @@ func (l *Listing) pokeNote(p *Poke) string {
 	return fmt.Sprintf("poke site: bypass, jmp out as JITed (loading with %s pokes a nop)", slot)
 }
 
-func (l *Listing) markText(f *Func, m Mark) string {
+// MarkText says what a mark names, as the listing prints it between
+// angle brackets: "tail calls land here: X86_TAIL_CALL_OFFSET = 0xc".
+func (l *Listing) MarkText(f *Func, m Mark) string {
 	if m.Kind == OutMark {
-		return fmt.Sprintf("<out: the tail call at %s falls through to here>", m.Site)
+		return fmt.Sprintf("out: the tail call at %s falls through to here", m.Site)
 	}
-	return fmt.Sprintf("<tail calls land here: %s = %#x>", l.Arch.TailEntry, f.TailEntry)
+	return fmt.Sprintf("tail calls land here: %s = %#x", l.Arch.TailEntry, f.TailEntry)
 }
 
 func hexBytes(b []byte) string {

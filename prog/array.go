@@ -3,6 +3,7 @@ package prog
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 )
 
@@ -73,6 +74,14 @@ func (a *ProgArray) Cached(i uint32) *Program { return a.cached[i] }
 
 // Poked returns what the direct-call poke sites for index i jump to.
 func (a *ProgArray) Poked(i uint32) *Program { return a.poked[i] }
+
+// Clone is a copy of the array as it is now, which later slot changes
+// leave alone: what a run found in it.
+func (a *ProgArray) Clone() *ProgArray {
+	c := *a
+	c.ptrs, c.cached, c.poked = maps.Clone(a.ptrs), maps.Clone(a.cached), maps.Clone(a.poked)
+	return &c
+}
 
 // Populated returns the populated indexes in increasing order.
 func (a *ProgArray) Populated() []uint32 {

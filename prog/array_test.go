@@ -184,6 +184,21 @@ func TestEffects(t *testing.T) {
 	}
 }
 
+// A clone keeps the slots as they were when it was taken.
+func TestClone(t *testing.T) {
+	a := newArray(t, 4)
+	leaf := &Program{Name: "leaf", Type: "xdp"}
+	applyAll(must(a.Update(1, leaf)))
+	c := a.Clone()
+	applyAll(must(a.Delete(1)))
+	if c.Ptr(1) != leaf || c.Cached(1) != leaf || c.Poked(1) != leaf || c.Name != a.Name || c.MaxEntries != 4 {
+		t.Errorf("clone after a delete: ptrs %v cached %v poked %v", c.Ptr(1), c.Cached(1), c.Poked(1))
+	}
+	if a.Ptr(1) != nil {
+		t.Errorf("the array kept its slot")
+	}
+}
+
 func must(es []Effect, err error) []Effect {
 	if err != nil {
 		panic(err)

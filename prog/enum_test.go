@@ -19,6 +19,7 @@ func TestEnumStrings(t *testing.T) {
 		{CountRule(7), "CountRule(7)"}, {RuleInterp, "interp"},
 		{Variant(9), "Variant(9)"}, {Patched, "patched"},
 		{EventKind(99), "EventKind(99)"}, {EvTailCall, "tail call"},
+		{Field(0), "Field(0)"}, {FieldCached, "cached"}, {FieldTccPtr, "tcc_ptr"},
 	} {
 		if got := tt.v.String(); got != tt.want {
 			t.Errorf("%T(%d).String() = %q, want %q", tt.v, tt.v, got, tt.want)

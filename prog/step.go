@@ -2,7 +2,7 @@ package prog
 
 import "fmt"
 
-//go:generate go tool stringer -type=Object -linecomment -output=step_string.go
+//go:generate go tool stringer -type=Object,Field -linecomment -output=step_string.go
 
 // Exec is one executed instruction of a stepped run (LoadOptions.Step): a
 // machine instruction on an emulated backend, a BPF instruction on the
@@ -63,7 +63,31 @@ type MemAccess struct {
 	// "tail_call_cnt", "ctx+8", "stack fp-0x8".
 	Obj  Object `json:"obj"`
 	What string `json:"what"`
+	// Of, Field and Slot say what What says as data, for drawing the
+	// memory: the field of the prog array or program Of, or the counter,
+	// and for FieldPtrs and FieldCached the slot i of ptrs[i], cached[i].
+	// On the stack Slot is the offset from the register Of names: "fp",
+	// or "sp0", the stack pointer the run began with, before a prologue
+	// set fp ("fp of sub": a caller's frame on the reference model).
+	Of    string `json:"of,omitempty"`
+	Field Field  `json:"field,omitempty"`
+	Slot  int64  `json:"slot,omitempty"`
 }
+
+// Field is the field a memory access touched, of a prog array, a struct
+// bpf_prog or the counter; the zero Field names none (the stack, ctx, a
+// field a tail call does not read).
+type Field uint8
+
+const (
+	_               Field = iota
+	FieldMaxEntries       // max_entries
+	FieldPtrs             // ptrs
+	FieldCached           // cached
+	FieldBpfFunc          // bpf_func
+	FieldCount            // tail_call_cnt
+	FieldTccPtr           // tcc_ptr
+)
 
 func (a MemAccess) String() string {
 	dir := "read"
@@ -193,6 +217,9 @@ func (k SiteKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil
 
 // MarshalText writes the reason's name.
 func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// MarshalText writes the field's name.
+func (f Field) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
 
 // MarshalText writes the object's name.
 func (o Object) MarshalText() ([]byte, error) { return []byte(o.String()), nil }

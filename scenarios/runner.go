@@ -36,6 +36,8 @@ type RunRecord struct {
 	Step         string // the run step as written
 	Iter, Repeat int
 	Result       *prog.Result
+	// Arrays are the world's prog arrays as the run found them (copies).
+	Arrays []*prog.ProgArray
 }
 
 // RunCost is a tail call's cost in the runs of one step, and how many
@@ -336,7 +338,11 @@ func (r *runner) run(st Step) {
 			r.cost(st, c)
 		}
 		if r.o.Keep != nil && r.o.Keep(st, i+1) {
-			r.rep.Runs = append(r.rep.Runs, RunRecord{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Result: res})
+			arrays := make([]*prog.ProgArray, len(r.w.Arrays))
+			for k, a := range r.w.Arrays {
+				arrays[k] = a.Clone()
+			}
+			r.rep.Runs = append(r.rep.Runs, RunRecord{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Result: res, Arrays: arrays})
 		}
 		resAlt = r.alt.Run(entry, r.ctxAlt)
 		want := res

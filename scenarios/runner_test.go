@@ -79,6 +79,31 @@ expect fallthrough = empty
 	}
 }
 
+// A kept run carries the prog arrays as it found them, which the slot
+// changes after it leave alone.
+func TestRunKeepsArrays(t *testing.T) {
+	src := strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\ndelete jt[1]\nrun entry\n", 1)
+	keep := func(Step, int) bool { return true }
+	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{Keep: keep})
+	if len(rep.Runs) != 2 {
+		t.Fatalf("%d runs kept, want 2", len(rep.Runs))
+	}
+	var got []string
+	for _, r := range rep.Runs {
+		if len(r.Arrays) != 1 || r.Arrays[0].Name != "jt" {
+			t.Fatalf("arrays %v", r.Arrays)
+		}
+		slot := "empty"
+		if p := r.Arrays[0].Ptr(1); p != nil {
+			slot = p.Name
+		}
+		got = append(got, slot)
+	}
+	if want := []string{"leaf", "empty"}; !slices.Equal(got, want) {
+		t.Errorf("jt[1] as the runs found it: %v, want %v", got, want)
+	}
+}
+
 func TestRunNotesRuleDivergence(t *testing.T) {
 	// An empty slot then a good one: the interpreter counts both.
 	src := `rules

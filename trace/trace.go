@@ -73,9 +73,9 @@ func WriteText(w io.Writer, r *prog.Result, o Options) error {
 		it := items[i]
 		switch {
 		case it.Event != nil:
-			t.line("%s", eventText(it.Event))
+			t.line("%s", it.Text())
 		case it.Cost != nil:
-			t.line("  cost: %s", costText(it.Cost))
+			t.line("  %s", it.Text())
 		case o.Events:
 		case o.Brief:
 			// The run of instructions of one BPF instruction (or one
@@ -100,9 +100,9 @@ func WriteText(w io.Writer, r *prog.Result, o Options) error {
 			t.brief(group)
 			for _, e := range events {
 				if e.Event != nil {
-					t.line("%s", eventText(e.Event))
+					t.line("%s", e.Text())
 				} else {
-					t.line("  cost: %s", costText(e.Cost))
+					t.line("  %s", e.Text())
 				}
 			}
 			i = j - 1
@@ -131,9 +131,10 @@ func samePlace(a, b *prog.Exec) bool {
 	return a.At == b.At && a.Part == b.Part && a.PC != 0 == (b.PC != 0)
 }
 
-// place names where an instruction belongs: its BPF instruction, or the
+// Place names where an instruction belongs, as the text trace heads it:
+// its BPF instruction ("entry+4 (line 17): call bpf_tail_call"), or the
 // prologue, epilogue or helper of its machine location.
-func place(e *prog.Exec) string {
+func Place(e *prog.Exec) string {
 	if !e.At.IsZero() {
 		return fmt.Sprintf("%s: %s", e.At, e.BPF)
 	}
@@ -147,7 +148,7 @@ func place(e *prog.Exec) string {
 // exec prints one instruction under the header of its BPF instruction.
 func (t *textWriter) exec(it Item) {
 	e := it.Exec
-	if p := place(e); p != t.place || e.PC == 0 {
+	if p := Place(e); p != t.place || e.PC == 0 {
 		if e.PC != 0 {
 			t.line("; %s", p)
 		}
@@ -163,15 +164,39 @@ func (t *textWriter) exec(it Item) {
 		}
 		t.line("%5d  %-18s %-40s%s", it.Index, e.Machine, e.Insn, note)
 	}
-	for _, a := range e.Mem {
-		t.line("         %s", a)
-	}
-	if len(e.Regs) > 0 {
-		t.line("         %s", regsText(e.Regs))
-	}
-	for _, d := range e.Checks {
+	for _, d := range Detail(e) {
 		t.line("         %s", d)
 	}
+}
+
+// Detail is what an instruction did, a line each, as the text trace
+// prints under it: the memory it read and wrote, the registers it
+// changed, the tail-call checks it decided.
+func Detail(e *prog.Exec) []string {
+	var out []string
+	for _, a := range e.Mem {
+		out = append(out, a.String())
+	}
+	if len(e.Regs) > 0 {
+		out = append(out, regsText(e.Regs))
+	}
+	for _, d := range e.Checks {
+		out = append(out, d.String())
+	}
+	return out
+}
+
+// Text is the line of an event or a cost as the text trace prints it
+// ("** tail call at ...", "cost: 15 instructions, ..."); an instruction's
+// is its text, and Detail says what it did.
+func (it Item) Text() string {
+	switch {
+	case it.Event != nil:
+		return eventText(it.Event)
+	case it.Cost != nil:
+		return "cost: " + costText(it.Cost)
+	}
+	return it.Exec.Insn
 }
 
 // brief prints a BPF instruction's instructions as one line: how many,
@@ -197,7 +222,7 @@ func (t *textWriter) brief(items []Item) {
 			}
 		}
 	}
-	head := place(e)
+	head := Place(e)
 	var regs []string
 	if e.PC != 0 {
 		head = fmt.Sprintf("%-44s [%d insn]", head, n)
@@ -213,15 +238,25 @@ func (t *textWriter) brief(items []Item) {
 }
 
 func (t *textWriter) end(r *prog.Result) {
+	for _, l := range End(r) {
+		t.line("%s", l)
+	}
+}
+
+// End is how the run ended, a line each: its fault, the machine-level
+// checks it broke, and for a stepped run the result.
+func End(r *prog.Result) []string {
+	var out []string
 	if r.Fault != nil {
-		t.line("fault: %v", r.Fault)
+		out = append(out, fmt.Sprintf("fault: %v", r.Fault))
 	}
 	for _, v := range r.Violations {
-		t.line("broken: %v", v)
+		out = append(out, fmt.Sprintf("broken: %v", v))
 	}
 	if len(r.Execs) > 0 {
-		t.line("result: r0 = %#x, tail_call_cnt = %d, path %s, %d instructions", r.R0, r.Count, prog.CompactPath(r.Path), len(r.Execs))
+		out = append(out, fmt.Sprintf("result: r0 = %#x, tail_call_cnt = %d, path %s, %d instructions", r.R0, r.Count, prog.CompactPath(r.Path), len(r.Execs)))
 	}
+	return out
 }
 
 func regsText(rs []prog.RegChange) string {

@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"tailsim/prog"
+	htmlreport "tailsim/report"
 	"tailsim/scenarios"
 	"tailsim/trace"
 )
@@ -27,10 +29,12 @@ are events among the instructions, and each tail call's cost follows it:
 instructions, loads from the array and programs and from the counter and
 stack, dependent loads, stores, bytes of code. -brief folds each BPF
 instruction into one line, -events keeps only the events and costs;
--json writes one record per line.
+-json writes one record per line; -html FILE writes the runs as one
+self-contained web page to step through (the code, the memory, the
+checks, the chain of programs) and prints only the verdict.
 Exit status: 0 the scenario's checks pass, 1 one failed, 2 usage or
 input error.`,
-		usage: "tailsim trace [-arch A] [-variant V] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-max N] SCENARIO",
+		usage: "tailsim trace [-arch A] [-variant V] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-html FILE] [-max N] SCENARIO",
 		run:   traceCmd,
 	})
 	flagSetups["trace"] = func(fs *flag.FlagSet) { newTraceFlags(fs) }
@@ -40,6 +44,7 @@ type traceFlags struct {
 	arch, variant, layout *string
 	line, iter, max       *int
 	brief, events, json   *bool
+	html                  *string
 }
 
 func newTraceFlags(fs *flag.FlagSet) traceFlags {
@@ -53,6 +58,7 @@ func newTraceFlags(fs *flag.FlagSet) traceFlags {
 		brief:   fs.Bool("brief", false, "one line per BPF instruction"),
 		events:  fs.Bool("events", false, "only programs entered, calls, tail calls and their costs"),
 		json:    fs.Bool("json", false, "one JSON record per line"),
+		html:    fs.String("html", "", "write the runs as a self-contained HTML page to `FILE` instead of text"),
 	}
 }
 
@@ -96,6 +102,9 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	if *f.max < 1 || *f.iter < 0 {
 		return usagef("-max must be at least 1 and -iter not negative")
 	}
+	if *f.html != "" && (*f.json || *f.brief) {
+		return usagef("-html writes a page: no -json or -brief with it")
+	}
 	scs, err := scenarios.LoadPaths(pos)
 	if err != nil {
 		return inputError{err}
@@ -130,9 +139,22 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		return usagef("%s does not run on %s/%s", sc.File, bs[0].Name(), v)
 	}
 	rep := scenarios.Run(sc, bs[0], v, opts)
+	if *f.html != "" {
+		if err := writeReport(*f.html, sc, htmlreport.Options{Layout: opts.Layout}, rep); err != nil {
+			return err
+		}
+		runs := "runs"
+		if len(rep.Runs) == 1 {
+			runs = "run"
+		}
+		fmt.Fprintf(stdout, "wrote %s: %d %s to step through (open it in a browser)\n", *f.html, len(rep.Runs), runs)
+	}
 
 	enc := json.NewEncoder(stdout)
 	for _, r := range rep.Runs {
+		if *f.html != "" {
+			break
+		}
 		if *f.json {
 			if err := enc.Encode(runRecord{Type: "run", Line: r.Line, Step: r.Step, Iter: r.Iter, Repeat: r.Repeat}); err != nil {
 				return err
@@ -179,6 +201,19 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		return errChecksFailed
 	}
 	return reported{}
+}
+
+// writeReport writes the HTML report of reps to file.
+func writeReport(file string, sc *scenarios.Scenario, o htmlreport.Options, reps ...*scenarios.Report) error {
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := htmlreport.Write(out, sc, o, reps...); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func hasRunStep(sc *scenarios.Scenario, line int) bool {

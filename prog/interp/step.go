@@ -2,6 +2,7 @@ package interp
 
 import (
 	"fmt"
+	"strings"
 
 	"tailsim/prog"
 	"tailsim/prog/asm"
@@ -39,12 +40,15 @@ func (r *run) access(write bool, addr uint64, b []byte) {
 		return
 	}
 	e := &r.res.Execs[len(r.res.Execs)-1]
-	obj, what := r.name(addr)
-	e.Mem = append(e.Mem, prog.MemAccess{Write: write, Addr: addr, Size: len(b), Value: load(b), Obj: obj, What: what})
+	a := prog.MemAccess{Write: write, Addr: addr, Size: len(b), Value: load(b)}
+	a.Obj, a.What = r.name(&a)
+	e.Mem = append(e.Mem, a)
 }
 
-// name names model memory: ctx by offset, the stack by its frame pointer.
-func (r *run) name(addr uint64) (prog.Object, string) {
+// name names model memory: ctx by offset, the stack by its frame pointer
+// (as data too: a.Of and a.Slot).
+func (r *run) name(a *prog.MemAccess) (prog.Object, string) {
+	addr := a.Addr
 	if r.ctx != nil && addr >= prog.CtxBase && addr < prog.CtxBase+uint64(len(r.ctx)) {
 		return prog.ObjCtx, fmt.Sprintf("ctx+%d", addr-prog.CtxBase)
 	}
@@ -53,10 +57,11 @@ func (r *run) name(addr uint64) (prog.Object, string) {
 		if addr < f.top-uint64(len(f.stack)) || addr >= f.top {
 			continue
 		}
-		if f == cur {
-			return prog.ObjStack, fmt.Sprintf("stack fp%+#x", int64(addr-f.top))
+		a.Of, a.Slot = "fp", int64(addr-f.top)
+		if f != cur {
+			a.Of += " of " + f.p.Funcs[f.fn].Name
 		}
-		return prog.ObjStack, fmt.Sprintf("stack fp%+#x of %s", int64(addr-f.top), f.p.Funcs[f.fn].Name)
+		return prog.ObjStack, fmt.Sprintf("stack fp%+#x", a.Slot) + strings.TrimPrefix(a.Of, "fp")
 	}
 	return prog.ObjOther, fmt.Sprintf("%#x", addr)
 }

@@ -1,0 +1,221 @@
+package report
+
+import (
+	"bytes"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"tailsim/emu"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+const tailCall2 = "../scenarios/library/test_bpf/01_tail_call_2.txtar"
+
+// stepped runs a scenario file's first iterations, stepped, as "tailsim
+// trace" does.
+func stepped(t *testing.T, file string, b scenarios.Backend, v prog.Variant) (*scenarios.Scenario, *scenarios.Report) {
+	t.Helper()
+	scs, err := scenarios.LoadPaths([]string{file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scs[0]
+	keep := func(_ scenarios.Step, iter int) bool { return iter == 1 }
+	rep := scenarios.Run(sc, b, v, scenarios.Options{Trace: true, Step: true, StepBudget: 10_000, Keep: keep})
+	if rep.Status != scenarios.Pass || len(rep.Runs) == 0 {
+		t.Fatalf("%s on %s/%s: %s, %d runs kept: %v", file, rep.Arch, v, rep.Status, len(rep.Runs), rep.Failures)
+	}
+	return sc, rep
+}
+
+func pageOf(t *testing.T, file string, b scenarios.Backend, v prog.Variant) *pageData {
+	t.Helper()
+	sc, rep := stepped(t, file, b, v)
+	d, err := build(sc, Options{}, []*scenarios.Report{rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// counterWrite finds the step that writes value to the run's counter.
+func counterWrite(r *runData, value string) int {
+	for i, s := range r.Steps {
+		for _, t := range s.Touch {
+			if t.Cell == r.Counter && t.Write && t.Value == value {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// The page's data tells the run's story as the trace does: every
+// instruction on its listing row, the tail call's steps, the slot it
+// selects and where it lands, the counter's cell and the chain.
+func TestTailCallData(t *testing.T) {
+	for _, v := range prog.Variants {
+		d := pageOf(t, tailCall2, emu.NewX86(false), v)
+		r := d.Runs[0]
+		name := "x86_64/" + v.String()
+		if len(d.Listings) != 1 || d.Listings[0].BPFOnly || r.Listing != 0 {
+			t.Fatalf("%s: listings %d, run's %d", name, len(d.Listings), r.Listing)
+		}
+		for i, s := range r.Steps {
+			if s.Row < 0 || s.Group < 0 {
+				t.Errorf("%s: step %d (%s) on no listing row", name, i, s.Where)
+			}
+		}
+		if len(r.Calls) != 1 {
+			t.Fatalf("%s: calls %+v", name, r.Calls)
+		}
+		c := r.Calls[0]
+		if !c.Taken || c.Slot != 0 || c.Array != 0 || c.Target != "leaf" || c.Lands != "leaf+0xc" || c.Cost == "" || c.Count != 0 {
+			t.Errorf("%s: call %+v", name, c)
+		}
+		// The call's steps are the tail call's code, its checks among them.
+		var checks []string
+		for i := c.First; i <= c.Last; i++ {
+			if !strings.Contains(r.Steps[i].Place, "call bpf_tail_call") {
+				t.Errorf("%s: step %d of the call is %s", name, i, r.Steps[i].Place)
+			}
+			for _, ch := range r.Steps[i].Checks {
+				checks = append(checks, ch.Name)
+			}
+			if r.Steps[i].Call != 0 {
+				t.Errorf("%s: step %d of the call names call %d", name, i, r.Steps[i].Call)
+			}
+		}
+		if want := []string{"bounds check", "count check", "empty-slot check"}; !slices.Equal(checks, want) {
+			t.Errorf("%s: checks %v, want %v", name, checks, want)
+		}
+		if r.Steps[c.First-1].Call != -1 || r.Steps[len(r.Steps)-1].Call != 0 {
+			t.Errorf("%s: steps before and after the call name calls %d and %d", name, r.Steps[c.First-1].Call, r.Steps[len(r.Steps)-1].Call)
+		}
+		// The chain, with the counter as each program starts.
+		if len(r.Hops) != 2 || r.Hops[0].Prog != "tail_call_2" || r.Hops[0].Count != 0 || r.Hops[1].Prog != "leaf" || r.Hops[1].Count != 1 || r.Hops[1].Call != 0 {
+			t.Errorf("%s: hops %+v", name, r.Hops)
+		}
+		if r.Steps[0].Hop != 0 || r.Steps[len(r.Steps)-1].Hop != 1 {
+			t.Errorf("%s: first and last steps in hops %d, %d", name, r.Steps[0].Hop, r.Steps[len(r.Steps)-1].Hop)
+		}
+		// The counter: written 0 by the prologue, 1 by the call.
+		if r.Counter < 0 || r.Cells[r.Counter].Kind != "counter" || r.Cells[r.Counter].Label != "fp-0x8" {
+			t.Fatalf("%s: counter cell %d of %+v", name, r.Counter, r.Cells)
+		}
+		if zero, one := counterWrite(r, "0x0"), counterWrite(r, "0x1"); zero < 0 || one <= zero || one < c.First || one > c.Last {
+			t.Errorf("%s: the counter is written 0 at step %d and 1 at step %d; the call is steps %d to %d", name, zero, one, c.First, c.Last)
+		}
+		tcc := slices.IndexFunc(r.Cells, func(c cellData) bool { return c.Kind == "tcc_ptr" })
+		if tcc < 0 || r.Cells[tcc].Label != "fp-0x10" {
+			t.Errorf("%s: no tcc_ptr at fp-0x10 in %+v", name, r.Cells)
+		}
+		// The array: slot 0 selected, 1 its neighbour; the cached half on
+		// the patched series, read where upstream reads ptrs[0].
+		a := r.Arrays[0]
+		if a.Name != "progs" || a.MaxEntries != 11 || a.Cached != (v == prog.Patched) || len(a.Rows) != 2 || a.Rows[0].Holds != "leaf" || a.Rows[1].Holds != "tail_call_2" || a.Tail != 9 {
+			t.Errorf("%s: array %+v", name, a)
+		}
+		read := r.Cells[a.Rows[0].Ptrs]
+		if v == prog.Patched {
+			read = r.Cells[a.Rows[0].Cached]
+		}
+		touched := false
+		for i := c.First; i <= c.Last; i++ {
+			for _, tc := range r.Steps[i].Touch {
+				touched = touched || r.Cells[tc.Cell].ID == read.ID && !tc.Write
+			}
+		}
+		if !touched {
+			t.Errorf("%s: the call reads no %s", name, read.ID)
+		}
+		if got := []string{r.Progs[0].Name, r.Progs[1].Name}; len(r.Progs) != 2 || !slices.Equal(got, []string{"leaf", "tail_call_2"}) || !strings.HasPrefix(r.Progs[0].Entry, "leaf+0xc = 0x") {
+			t.Errorf("%s: programs %+v", name, r.Progs)
+		}
+	}
+}
+
+// A call past the end of the array draws the index past the end, and the
+// chain notes the check that failed.
+func TestOutOfRange(t *testing.T) {
+	r := pageOf(t, "../scenarios/library/test_bpf/09_out_of_range.txtar", emu.NewX86(false), prog.Upstream).Runs[0]
+	if len(r.Calls) != 1 || r.Calls[0].Taken || r.Calls[0].Failed != "bounds check" || r.Calls[0].Slot != 11 || r.Calls[0].Hop != 0 {
+		t.Fatalf("calls %+v", r.Calls)
+	}
+	rows := r.Arrays[0].Rows
+	if last := rows[len(rows)-1]; !last.Past || last.Slot != 11 || last.Ptrs != -1 {
+		t.Errorf("rows %+v: want slot 11 past the end last", rows)
+	}
+}
+
+// The reference model's runs list the BPF program and draw the counter
+// from the tail calls.
+func TestReferenceModel(t *testing.T) {
+	d := pageOf(t, tailCall2, scenarios.Ref{}, prog.Upstream)
+	r := d.Runs[0]
+	if !d.Listings[0].BPFOnly || r.Counter < 0 || len(r.Calls) != 1 {
+		t.Fatalf("bpfOnly %v, counter %d, calls %d", d.Listings[0].BPFOnly, r.Counter, len(r.Calls))
+	}
+	for i, s := range r.Steps {
+		if s.Group < 0 || s.Row != -1 {
+			t.Errorf("step %d: group %d row %d", i, s.Group, s.Row)
+		}
+	}
+	c := r.Calls[0]
+	if c.First != c.Last || len(r.Steps[c.First].Checks) != 3 || counterWrite(r, "0x1") != c.Last || c.Lands != "leaf+0 (line 14)" {
+		t.Errorf("call %+v, its step's checks %v", c, r.Steps[c.First].Checks)
+	}
+	for _, p := range r.Progs {
+		if p.BpfFunc != -1 || p.Entry != "" {
+			t.Errorf("the model's program %+v has machine code", p)
+		}
+	}
+}
+
+// The page is one file that loads nothing: no src, href or url() to
+// another file (url(#id) names a part of the page), the data inside.
+func TestSelfContained(t *testing.T) {
+	sc, rep := stepped(t, tailCall2, emu.NewX86(false), prog.Patched)
+	var b bytes.Buffer
+	if err := Write(&b, sc, Options{}, rep); err != nil {
+		t.Fatal(err)
+	}
+	// The SVG namespace names no file.
+	s := strings.ReplaceAll(b.String(), "http://www.w3.org/2000/svg", "")
+	for _, re := range []string{`\bsrc\s*=`, `\bhref\s*=`, `url\(\s*[^#\s]`, `@import`, `<link`, `https?:`} {
+		if m := regexp.MustCompile(re).FindString(s); m != "" {
+			t.Errorf("the page refers to something outside it: %q", m)
+		}
+	}
+	for _, want := range []string{`<script id="data" type="application/json">{"title":"Tail call 2`, "function selftest()", "#mem .cell.read"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the page has no %q", want)
+		}
+	}
+	if strings.Contains(s, "</script>\",") || strings.Count(s, "</script>") != 2 {
+		t.Errorf("%d </script> in the page", strings.Count(s, "</script>"))
+	}
+}
+
+// Reports on several arches and variants (what "compare" shows) share a
+// page: a listing each, every run on its own.
+func TestSeveralReports(t *testing.T) {
+	sc, up := stepped(t, tailCall2, emu.NewX86(false), prog.Upstream)
+	_, arm := stepped(t, tailCall2, emu.NewArm64(false, false), prog.Patched)
+	d, err := build(sc, Options{}, []*scenarios.Report{up, arm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Listings) != 2 || len(d.Runs) != 2 || d.Runs[0].Listing != 0 || d.Runs[1].Listing != 1 {
+		t.Fatalf("%d listings, %d runs", len(d.Listings), len(d.Runs))
+	}
+	if h := d.Listings[1].Heading[0]; !strings.HasPrefix(h, "arm64 patched") || !strings.HasPrefix(d.Runs[1].Label, "arm64/patched: run tail_call_2") {
+		t.Errorf("second listing %q, run %q", h, d.Runs[1].Label)
+	}
+	if _, err := build(sc, Options{}, nil); err == nil {
+		t.Errorf("a page with no run")
+	}
+}
