@@ -232,3 +232,12 @@ func (c *Comparison) Equivalent() bool {
 	}
 	return true
 }
+
+// Stepped runs the scenario stepped on both sides, keeping each run
+// step's first and last iteration, for a page to step through
+// (report.Write takes both reports); max caps a run's instructions.
+func Stepped(sc *scenarios.Scenario, left, right Side, o Options, max int) []*scenarios.Report {
+	keep := func(st scenarios.Step, iter int) bool { return iter == 1 || iter == st.Repeat }
+	so := scenarios.Options{Layout: o.Layout, Trace: true, Step: true, StepBudget: max, Keep: keep}
+	return []*scenarios.Report{scenarios.Run(sc, left.Backend, left.Variant, so), scenarios.Run(sc, right.Backend, right.Variant, so)}
+}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 
 	"tailsim/compare"
 	"tailsim/prog"
+	htmlreport "tailsim/report"
 	"tailsim/scenarios"
 )
 
@@ -21,17 +23,18 @@ the call cost on each side as measured by stepping through it
 (instructions, loads from the array and programs and from the counter and
 stack, dependent loads, stores). Then, for every run of the scenario,
 whether both sides gave the same result, counter, path, fall-throughs and
-ctx. With -arch A,B the two arches are compared on -variant.
+ctx. With -arch A,B the two arches are compared on -variant. -html FILE
+also writes both sides' runs as one page to step through.
 Exit status: 0 every run the same on both sides, 1 a run differs, 2 usage
 or input error.`,
-		usage: "tailsim compare [-arch A[,B]] [-variant V] [-layout L] SCENARIO",
+		usage: "tailsim compare [-arch A[,B]] [-variant V] [-layout L] [-html FILE] SCENARIO",
 		run:   compareCmd,
 	})
 	flagSetups["compare"] = func(fs *flag.FlagSet) { newCompareFlags(fs) }
 }
 
 type compareFlags struct {
-	arch, variant, layout *string
+	arch, variant, layout, html *string
 }
 
 func newCompareFlags(fs *flag.FlagSet) compareFlags {
@@ -39,6 +42,7 @@ func newCompareFlags(fs *flag.FlagSet) compareFlags {
 		arch:    fs.String("arch", "x86_64", "the arch whose upstream and patched code to compare, or A,B to compare two arches"),
 		variant: fs.String("variant", prog.Patched.String(), "with two arches, the variant they are compared on"),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
+		html:    fs.String("html", "", "also write both sides' runs as a self-contained HTML page to `FILE`"),
 	}
 }
 
@@ -90,6 +94,13 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := c.WriteText(stdout); err != nil {
 		return err
+	}
+	if *f.html != "" {
+		reps := compare.Stepped(scs[0], left, right, o, 100_000)
+		if err := writeReport(*f.html, scs[0], htmlreport.Options{Layout: o.Layout}, reps...); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: %s and %s to step through (open it in a browser)\n", *f.html, left, right)
 	}
 	if !c.Equivalent() {
 		return errChecksFailed

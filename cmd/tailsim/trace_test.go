@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -99,6 +101,13 @@ func TestCompareCommand(t *testing.T) {
 	code, out, errs := run(t, "compare", good)
 	if code != 0 || !strings.Contains(out, "x86_64/upstream beside x86_64/patched") || !strings.Contains(out, "the same in its one run") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
+	}
+	page := filepath.Join(t.TempDir(), "cmp.html")
+	code, out, _ = run(t, "compare", "-html", page, good)
+	html, err := os.ReadFile(page)
+	if code != 0 || !strings.Contains(out, "wrote "+page+": x86_64/upstream and x86_64/patched") || err != nil ||
+		!strings.Contains(string(html), "x86_64/upstream") || !strings.Contains(string(html), "x86_64/patched") {
+		t.Errorf("compare -html: exit %d, %v\n%s", code, err, out)
 	}
 	code, out, _ = run(t, "compare", "-arch", "x86_64,arm64", "-variant", "upstream", good)
 	if code != 0 || !strings.Contains(out, "x86_64/upstream beside arm64/upstream") {
