@@ -45,6 +45,8 @@ type stepper struct {
 	all bool
 	// executed counts the run's instructions.
 	executed int
+	// quiet: the run is not recorded (Record(false)), only counted.
+	quiet bool
 	// exhausted: the run reached its budget and was halted.
 	exhausted bool
 	// open is a taken tail call whose cost waits for its jump to be
@@ -167,6 +169,9 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		return
 	}
 	st.executed++
+	if st.quiet {
+		return
+	}
 	if !st.recording() {
 		if len(res.Execs) > 0 && st.deciding == nil {
 			res.Execs = res.Execs[:0] // the last call is measured
@@ -285,15 +290,28 @@ func (st *stepper) onMem(write bool, addr uint64, size int, value int64) {
 // tailCallStarted notes where a tail call's instructions begin.
 func (st *stepper) tailCallStarted(p *pendingCall) { p.stepStart = len(st.m.res.Execs) }
 
+// Record implements prog.Recorder.
+func (m *machine) Record(on bool) {
+	if m.step != nil {
+		m.step.quiet = !on
+	}
+}
+
 // tailCallTaken opens the cost of a taken call: its jump is the next
 // instruction recorded.
 func (st *stepper) tailCallTaken(p *pendingCall) {
+	if st.quiet {
+		return
+	}
 	st.open = &openCost{l: p.l, s: p.s, start: p.stepStart, end: len(st.m.res.Execs) + 1}
 	st.jump = len(st.m.res.Execs)
 }
 
 // tailCallFellThrough measures a call that continued at out.
 func (st *stepper) tailCallFellThrough(p *pendingCall) {
+	if st.quiet {
+		return
+	}
 	st.cost(p.l, p.s, false, p.stepStart, len(st.m.res.Execs))
 }
 

@@ -250,3 +250,20 @@ run entry
 		}
 	}
 }
+
+// A stepped machine told not to record runs quietly, with the same
+// result and its instructions counted, and records again when told.
+func TestRecordQuietly(t *testing.T) {
+	m, w := loadStepped(t, NewX86(false), chain, prog.Patched, 0)
+	loud := m.Run(w.Prog("entry"), ctx(1))
+	m.(prog.Recorder).Record(false)
+	quiet := m.Run(w.Prog("entry"), ctx(1))
+	if len(quiet.Execs) != 0 || len(quiet.Costs) != 0 || quiet.Steps != loud.Steps || quiet.R0 != loud.R0 || quiet.Count != loud.Count {
+		t.Errorf("quiet: %d execs, %d costs, %d steps, r0 %d; loud: %d steps, r0 %d", len(quiet.Execs), len(quiet.Costs), quiet.Steps, quiet.R0, loud.Steps, loud.R0)
+	}
+	m.(prog.Recorder).Record(true)
+	again := m.Run(w.Prog("entry"), ctx(1))
+	if len(again.Execs) != len(loud.Execs) || len(again.Costs) != 1 {
+		t.Errorf("recording again: %d execs of %d, costs %v", len(again.Execs), len(loud.Execs), again.Costs)
+	}
+}

@@ -36,6 +36,14 @@ type LoadOptions struct {
 	Hardening Hardening
 }
 
+// Recorder is a Machine loaded with Step that can run without recording:
+// a caller that keeps only some runs of a stepped world (the first and
+// last of a repeated step) runs the others quietly, at a fraction of the
+// cost. The budget still counts instructions.
+type Recorder interface {
+	Record(on bool)
+}
+
 // Machine is a loaded world.
 type Machine interface {
 	// Run invokes entry once. ctx (nil for a NULL ctx) is updated in place so

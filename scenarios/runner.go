@@ -333,6 +333,9 @@ func (r *runner) run(st Step) {
 	ruleNote := ""
 	for i := 0; i < st.Repeat; i++ {
 		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.rep.Variant}
+		if rec, ok := r.m.(prog.Recorder); ok && r.o.Step && r.o.Keep != nil {
+			rec.Record(r.o.Keep(st, i+1))
+		}
 		res = r.m.Run(entry, r.ctx)
 		for _, c := range res.Costs {
 			r.cost(st, c)

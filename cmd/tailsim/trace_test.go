@@ -123,3 +123,26 @@ func TestCompareCommand(t *testing.T) {
 		}
 	}
 }
+
+// tailsim trace explains every library scenario: each traced run ends
+// with its result, and the verdict is the scenario's own (the library
+// passes everywhere). The arch and variant go round the four emulated
+// combinations and the reference model.
+func TestTraceLibrary(t *testing.T) {
+	t.Chdir("../..")
+	files, err := filepath.Glob("scenarios/library/*/*.txtar")
+	if err != nil || len(files) < 40 {
+		t.Fatalf("%d library files, %v", len(files), err)
+	}
+	combos := [][2]string{{"x86_64", "upstream"}, {"arm64", "patched"}, {"x86_64", "patched"}, {"arm64", "upstream"}, {"ref", "patched"}}
+	for i, f := range files {
+		c := combos[i%len(combos)]
+		code, out, errs := run(t, "trace", "-events", "-arch", c[0], "-variant", c[1], f)
+		if code == 2 && strings.Contains(errs, "does not run on") {
+			continue // restricted to other arches or variants
+		}
+		if code != 0 || !strings.Contains(out, ": PASS on "+c[0]+"/"+c[1]) || !strings.Contains(out, "\nresult: r0 = ") && !strings.Contains(out, "\nfault: ") {
+			t.Errorf("%s on %s/%s: exit %d\n%s%s", f, c[0], c[1], code, out, errs)
+		}
+	}
+}
