@@ -119,13 +119,20 @@ func (p *printer) costs(ln string, lc []scenarios.RunCost, rn string, rc []scena
 		name  string
 		costs []scenarios.RunCost
 	}{{ln, lc}, {rn, rc}} {
+		if len(side.costs) == 0 {
+			p.f("    %-18s no cost: the call never went to a program or to out (a fault, or code gone astray)\n", side.name)
+		}
 		for _, c := range side.costs {
 			out := "to out"
 			if c.Taken {
 				out = "taken"
 			}
-			p.f("    %-18s %-8s %-6s x%-5d %3d insns; loads %d array/prog + %d counter/stack (%d dependent); %d stores  [line %d]\n",
-				side.name, c.Path, out, c.Times, c.Insns, c.ArrayProgLoads, c.CounterStackLoads, c.DependentLoads, c.Stores, c.Line)
+			stores := "stores"
+			if c.Stores == 1 {
+				stores = "store"
+			}
+			p.f("    %-18s %-8s %-6s x%-5d %3d insns; loads %d array/prog + %d counter/stack (%d dependent); %d %s  [line %d]\n",
+				side.name, c.Path, out, c.Times, c.Insns, c.ArrayProgLoads, c.CounterStackLoads, c.DependentLoads, c.Stores, stores, c.Line)
 		}
 	}
 }

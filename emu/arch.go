@@ -36,8 +36,11 @@ type archSpec struct {
 	// enter prepares the return to the sentinel; it returns the stack
 	// pointer to start with and the one expected after the return.
 	enter func(m *machine, sp uint64) (start, after uint64)
-	// stepRegs are the registers a stepped run reports.
+	// stepRegs are the registers a stepped run reports; operands names
+	// the registers an instruction's memory operand is made of and those
+	// it loads (as in stepRegs, before the BPF role).
 	stepRegs stepRegs
+	operands func(code []byte) (addr, loads []string)
 	// directTailCalls is the JIT's (x86: direct calls with poke sites).
 	directTailCalls bool
 	disasm          func(code []byte, pc uint64) string

@@ -96,7 +96,11 @@ func arm64Spec(bti, pac bool) *archSpec {
 			m.e.regWrite(uc.ARM64_REG_X30, sentinel)
 			return sp, sp
 		},
-		disasm:      arm64Disasm,
+		disasm: arm64Disasm,
+		operands: func(code []byte) ([]string, []string) {
+			in, _ := arm64.Decode(code, 0)
+			return in.AddrRegs, in.Loads
+		},
 		locateFault: locateArm64Fault,
 		// The JIT inlines bpf_get_smp_processor_id() as a load of
 		// thread_info->cpu through sp_el0: give it a thread_info on CPU 0,

@@ -22,6 +22,15 @@ func helperAddr(id int32) (uint64, bool) {
 	return 0, false
 }
 
+// HelperAt names the helper whose stub starts at addr, for listings that
+// name a call's target instead of printing its address.
+func HelperAt(addr uint64) (prog.Helper, bool) {
+	if addr < stubBase || (addr-stubBase)%stubSize != 0 || (addr-stubBase)/stubSize >= uint64(len(prog.Helpers)) {
+		return prog.Helper{}, false
+	}
+	return prog.Helpers[(addr-stubBase)/stubSize], true
+}
+
 // Loaded is one function image at its address in the emulated memory.
 type Loaded struct {
 	Prog *prog.Program
@@ -286,6 +295,9 @@ func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program) error
 	for _, p := range x86.PokeDescUpdate(l.Addr, s, landing(old), landing(new)) {
 		if err := m.e.writeCode(p.IP, p.New[:]); err != nil {
 			return err
+		}
+		if m.step != nil {
+			delete(m.step.info, p.IP) // its text changed
 		}
 	}
 	return nil

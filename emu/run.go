@@ -140,7 +140,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 }
 
 func (m *machine) event(e prog.Event) {
-	if m.step != nil {
+	if m.step != nil && e.Step == 0 {
 		e.Step = len(m.res.Execs)
 	}
 	if m.o.Trace {
@@ -178,6 +178,12 @@ func (m *machine) checkReturn(wantSP uint64) {
 // violate records a broken property; at is the tail call's BPF
 // instruction for the checks made at one.
 func (m *machine) violate(property prog.Property, at prog.Loc, addr uint64, detail string) {
+	if m.step != nil {
+		// Told where it happened, among the instructions.
+		defer func() {
+			m.event(prog.Event{Kind: prog.EvNote, Text: "broken: " + m.res.Violations[len(m.res.Violations)-1].String()})
+		}()
+	}
 	m.res.Violations = append(m.res.Violations, prog.Violation{Property: property, At: at, Addr: addr, Machine: m.symbolize(addr),
 		Insn: m.disasm(addr), Detail: detail})
 }
@@ -255,12 +261,18 @@ func (m *machine) taken(addr, dest uint64) {
 	if m.step != nil {
 		m.step.tailCallTaken(p)
 	}
+	// In a stepped run the call and the entry follow the jump, which is
+	// the next instruction recorded.
+	after := 0
+	if m.step != nil {
+		after = len(m.res.Execs) + 1
+	}
 	if m.o.Trace {
-		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Path: p.s.Kind})
+		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Path: p.s.Kind, Step: after})
 	}
 	if target != nil {
 		m.res.Path = append(m.res.Path, target.Name)
-		m.event(prog.Event{Kind: prog.EvEnter, Prog: target.Name})
+		m.event(prog.Event{Kind: prog.EvEnter, Prog: target.Name, Step: after})
 	}
 }
 

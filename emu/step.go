@@ -65,8 +65,9 @@ type checkAt struct {
 }
 
 type deciding struct {
-	out uint64 // the site's out label
-	d   prog.CheckDecision
+	out  uint64 // the site's out label
+	next uint64 // the instruction after the branch
+	d    prog.CheckDecision
 }
 
 type openCost struct {
@@ -84,7 +85,9 @@ type pcInfo struct {
 	part    string
 	insn    string
 	note    string
-	helper  int32 // the helper whose stub starts here, 0 if none
+	regs    []string // the registers its memory operand's address is made of
+	loads   []string // the registers it loads
+	helper  int32    // the helper whose stub starts here, 0 if none
 }
 
 func newStepper(m *machine, budget int, all bool) (*stepper, error) {
@@ -125,6 +128,9 @@ func (st *stepper) pcInfo(addr uint64) *pcInfo {
 	}
 	m := st.m
 	in := &pcInfo{machine: m.symbolize(addr), insn: m.disasm(addr)}
+	if b, err := m.e.memRead(addr, 16); err == nil {
+		in.regs, in.loads = m.spec.operands(b)
+	}
 	if l, ji := m.insnAt(addr); l != nil {
 		in.l = l
 		if ji != nil {
@@ -198,9 +204,9 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		if c.c.Guard == prog.FallBounds {
 			d.MaxEntries = m.limitOf(p)
 		}
-		st.deciding = &deciding{out: c.l.Addr + uint64(c.s.Out), d: d}
+		st.deciding = &deciding{out: c.l.Addr + uint64(c.s.Out), next: addr + uint64(size), d: d}
 	}
-	res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, At: in.at, Part: in.part, BPF: in.bpf, Insn: in.insn, Note: in.note})
+	res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, At: in.at, Part: in.part, BPF: in.bpf, Insn: in.insn, Note: in.note, Loads: in.loads})
 	st.last = in
 }
 
@@ -224,7 +230,12 @@ func (st *stepper) finish(now []uint64, next uint64) {
 	}
 	st.unread = st.unread[:0]
 	if dc := st.deciding; dc != nil {
-		dc.d.Passed = next != dc.out
+		// The branch decides: not taken, the check passed; taken, it
+		// failed, and the code should now be at out.
+		dc.d.Passed = next == dc.next
+		if !dc.d.Passed && next != dc.out {
+			dc.d.Astray = fmt.Sprintf("jumps to %s, not to out (%s)", st.m.symbolize(next), st.m.symbolize(dc.out))
+		}
 		e.Checks = append(e.Checks, dc.d)
 		st.deciding = nil
 	}
@@ -262,7 +273,7 @@ func (st *stepper) onMem(write bool, addr uint64, size int, value int64) {
 		return
 	}
 	e := &res.Execs[len(res.Execs)-1]
-	a := prog.MemAccess{Write: write, Addr: addr, Size: size}
+	a := prog.MemAccess{Write: write, Addr: addr, Size: size, Regs: st.last.regs}
 	if write {
 		a.Value = uint64(value)
 		if size < 8 {

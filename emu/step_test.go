@@ -2,6 +2,7 @@ package emu
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -100,14 +101,21 @@ func TestSteppedTailCall(t *testing.T) {
 				t.Fatalf("%s: costs %v", name, got.Costs)
 			}
 			c := got.Costs[0]
-			if !c.Taken || c.ArrayProgLoads != len(arrayReads) || c.Insns < 8 || c.CodeBytes == 0 || c.Stores < 1 || c.At.Slot != 4 {
+			if !c.Taken || c.ArrayProgLoads != len(arrayReads) || c.Insns < 8 || c.CodeBytes == 0 || c.Stores != 1 || c.At.Slot != 4 {
 				t.Errorf("%s: cost %v", name, c)
+			}
+			// The pointer chases: x86 reaches the counter through tcc_ptr
+			// (its compare and its increment), upstream's bpf_func through
+			// ptrs[i]; arm64 holds the counter's address in x26.
+			wantDependent := map[string]int{"x86_64/upstream": 3, "x86_64/patched": 2, "arm64/upstream": 1, "arm64/patched": 0}[name]
+			if c.DependentLoads != wantDependent {
+				t.Errorf("%s: %d dependent loads, want %d", name, c.DependentLoads, wantDependent)
 			}
 			// Events sit among the instructions: leaf is entered before
 			// its first instruction, after entry's last.
 			i := slices.IndexFunc(got.Trace, func(e prog.Event) bool { return e.Kind == prog.EvEnter && e.Prog == "leaf" })
 			first := slices.IndexFunc(got.Execs, func(e prog.Exec) bool { return strings.HasPrefix(e.Machine, "leaf+") })
-			if i < 0 || first < 0 || got.Trace[i].Step > first || got.Trace[i].Step < first-1 {
+			if i < 0 || first < 0 || got.Trace[i].Step != first {
 				t.Errorf("%s: enter leaf at step %d, leaf's first instruction %d", name, got.Trace[i].Step, first)
 			}
 		}
@@ -265,5 +273,74 @@ func TestRecordQuietly(t *testing.T) {
 	again := m.Run(w.Prog("entry"), ctx(1))
 	if len(again.Execs) != len(loud.Execs) || len(again.Costs) != 1 {
 		t.Errorf("recording again: %d execs of %d, costs %v", len(again.Execs), len(loud.Execs), again.Costs)
+	}
+}
+
+// A check whose branch is taken but misses out says where it went (the
+// series' x86 label shared by a static and a dynamic site), and the
+// instruction at a poke site reads as a slot update left it.
+func TestSteppedBrokenCodeAndRepokes(t *testing.T) {
+	data, err := os.ReadFile("../scenarios/library/findings/patched_x86_mixed_sites.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenarios.Parse("mixed.txtar", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := func(scenarios.Step, int) bool { return true }
+	rep := scenarios.Run(sc, NewX86(false), prog.Patched, scenarios.Options{Trace: true, Step: true, Keep: keep})
+	var astray []prog.CheckDecision
+	notes := 0
+	run73 := rep.Runs[slices.IndexFunc(rep.Runs, func(r scenarios.RunRecord) bool { return r.Line == 73 })]
+	for _, e := range run73.Result.Execs {
+		for _, d := range e.Checks {
+			if d.Astray != "" {
+				astray = append(astray, d)
+			}
+		}
+	}
+	for _, e := range run73.Result.Trace {
+		if e.Kind == prog.EvNote && strings.HasPrefix(e.Text, "broken: tail call resolves") {
+			notes++
+		}
+	}
+	if len(astray) != 1 || astray[0].Passed || astray[0].Check != prog.FallBounds || !strings.Contains(astray[0].String(), "not to out") || notes != 1 {
+		t.Errorf("checks gone astray %v, %d notes of the broken property", astray, notes)
+	}
+
+	src := `repoked
+-- maps --
+jt max_entries=2
+-- prog entry --
+	r2 = map[jt]
+	r3 = 1
+	call bpf_tail_call
+	r0 = 7
+	exit
+-- prog leaf --
+	r0 = 1
+	exit
+-- slots --
+jt[1] = leaf
+-- run --
+run entry
+delete jt[1]
+run entry
+`
+	if sc, err = scenarios.Parse("repoked.txtar", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+	rep = scenarios.Run(sc, NewX86(false), prog.Upstream, scenarios.Options{Trace: true, Step: true, Keep: keep})
+	bypass := func(r *prog.Result) string {
+		for _, e := range r.Execs {
+			if strings.HasPrefix(e.Note, "poke site: bypass") {
+				return e.Insn
+			}
+		}
+		return ""
+	}
+	if len(rep.Runs) != 2 || !strings.HasPrefix(bypass(rep.Runs[0].Result), "nop") || !strings.HasPrefix(bypass(rep.Runs[1].Result), "jmp") {
+		t.Errorf("the bypass site ran as %q, then after the delete as %q", bypass(rep.Runs[0].Result), bypass(rep.Runs[1].Result))
 	}
 }

@@ -88,6 +88,10 @@ func x86Spec(ibt bool) *archSpec {
 			r0: 0, fp: 10,
 		},
 		disasm: x86Disasm,
+		operands: func(code []byte) ([]string, []string) {
+			in, _ := x86.Decode(code, 0, x86.Intel)
+			return in.AddrRegs, in.Loads
+		},
 	}
 }
 

@@ -61,6 +61,10 @@ type Options struct {
 	// slot the world fills are poked (bpf_tail_call_direct_fixup()), their
 	// target site a jmp to the slot's program and their bypass a nop.
 	AsJITed bool
+	// Slots, when set, says which program the poke sites' slots hold (by
+	// array and key; "" for an empty slot) instead of the world's load
+	// state: a run after slot updates ran the code as they re-poked it.
+	Slots func(array string, key uint32) string
 }
 
 // Func is one JITed function.
@@ -103,15 +107,17 @@ func (l *Listing) Symbol(addr uint64) (string, bool) {
 		}
 		return fmt.Sprintf("%s+%#x", name, addr-im.Addr), true
 	}
+	if h, ok := emu.HelperAt(addr); ok {
+		return "bpf_" + h.Name, true
+	}
 	return "", false
 }
 
 // RelText is r's text with its branch target named without the load's
 // addresses, so that two loads of a world compare line by line: a target
 // in f as its offset, in hex as the offset column prints it ("jnb 4d"),
-// one in another function as Symbol names it ("call entry/helper", "jmp
-// leaf+0xc"). A target in no function (a helper stub, at the same
-// address in every load) keeps its address.
+// one in another function or a helper as Symbol names it ("call
+// entry/helper", "jmp leaf+0xc", "call bpf_ktime_get_ns").
 func (l *Listing) RelText(f *Func, r Row) string {
 	if !r.Branch {
 		return r.Text
@@ -320,7 +326,7 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 		if o.Prog != "" && (im.Prog.Name != o.Prog || o.Func != "" && im.Prog.Funcs[im.Fn].Name != o.Func) {
 			continue
 		}
-		b := &funcBuilder{l: l, im: im, entries: entries}
+		b := &funcBuilder{l: l, im: im, entries: entries, w: w, slots: o.Slots}
 		if w.Fixups != nil {
 			b.fx = w.Fixups[im.Prog]
 		}
@@ -375,6 +381,8 @@ type funcBuilder struct {
 	f  *Func
 	// entries are where each program's tail calls land.
 	entries map[*prog.Program]uint64
+	w       *prog.World
+	slots   func(array string, key uint32) string
 	// marks are the function's marks by code offset, pokes its poke
 	// sites', checks its tail-call checks' branches.
 	marks  map[int][]Mark
@@ -458,6 +466,9 @@ func (b *funcBuilder) poke() error {
 		}
 		a, key := s.Site.Maps[0], uint32(s.Site.Key)
 		p := Poke{Array: a, Key: key, Prog: a.Poked(key), Poked: !b.l.AsJITed}
+		if b.slots != nil {
+			p.Prog = b.w.Prog(b.slots(a.Name, key))
+		}
 		if p.Prog != nil {
 			p.Entry = b.entries[p.Prog]
 		}

@@ -1,6 +1,9 @@
 package prog
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 //go:generate go tool stringer -type=Object,Field -linecomment -output=step_string.go
 
@@ -23,6 +26,8 @@ type Exec struct {
 	// in order.
 	Regs []RegChange
 	Mem  []MemAccess
+	// Loads are the registers it loaded from memory (emulated backends).
+	Loads []string `json:"loads,omitempty"`
 	// Checks are the tail-call checks it decided: the branch to out of an
 	// emulated tail call, or all of them at the reference model's call.
 	Checks []CheckDecision
@@ -69,9 +74,12 @@ type MemAccess struct {
 	// On the stack Slot is the offset from the register Of names: "fp",
 	// or "sp0", the stack pointer the run began with, before a prologue
 	// set fp ("fp of sub": a caller's frame on the reference model).
-	Of    string `json:"of,omitempty"`
-	Field Field  `json:"field,omitempty"`
-	Slot  int64  `json:"slot,omitempty"`
+	// Regs are the registers the instruction made the address of; an
+	// implicit stack access (push, pop) has none.
+	Regs  []string `json:"regs,omitempty"`
+	Of    string   `json:"of,omitempty"`
+	Field Field    `json:"field,omitempty"`
+	Slot  int64    `json:"slot,omitempty"`
 }
 
 // Field is the field a memory access touched, of a prog array, a struct
@@ -108,6 +116,9 @@ type CheckDecision struct {
 	Index      uint32 `json:"index"`
 	MaxEntries uint32 `json:"max_entries"`
 	Count      uint64 `json:"count"`
+	// Astray says where a failed check's branch went when that was not
+	// the tail call's out label: the code is broken there.
+	Astray string `json:"astray,omitempty"`
 }
 
 // CheckName is what a student calls the check that a fall-through of
@@ -146,7 +157,10 @@ func (d CheckDecision) String() string {
 		}
 	}
 	verdict := "passed"
-	if !d.Passed {
+	switch {
+	case d.Astray != "":
+		verdict = "failed, and " + d.Astray
+	case !d.Passed:
 		verdict = "failed: falls through to out"
 	}
 	return fmt.Sprintf("%s %s (%s)", CheckName(d.Check), verdict, cond)
@@ -182,12 +196,13 @@ func (c TailCost) String() string {
 }
 
 // MeasureTailCost works out a tail call's cost from the instructions it
-// executed. A load counts as dependent when its address lies within a page
-// above a value an earlier load of the same call returned: the pointer
-// chases of the sequence, whatever registers the JIT used.
+// executed. A load is dependent when its address is made of a register
+// that an earlier load of the same call wrote, and nothing but a load
+// wrote since: a pointer chase (ptrs[i] then ->bpf_func; tcc_ptr then the
+// counter), whose load waits for the one before.
 func MeasureTailCost(at Loc, path SiteKind, taken bool, execs []Exec, codeBytes int) TailCost {
 	c := TailCost{At: at, Path: path, Taken: taken, Insns: len(execs), CodeBytes: codeBytes}
-	var loaded []uint64
+	loaded := map[string]bool{} // registers holding what a load returned
 	for _, e := range execs {
 		for _, a := range e.Mem {
 			if a.Write {
@@ -200,13 +215,19 @@ func MeasureTailCost(at Loc, path SiteKind, taken bool, execs []Exec, codeBytes 
 			case ObjCounter, ObjStack:
 				c.CounterStackLoads++
 			}
-			for _, v := range loaded {
-				if a.Addr >= v && a.Addr-v < 0x1000 {
+			for _, r := range a.Regs {
+				if loaded[r] {
 					c.DependentLoads++
 					break
 				}
 			}
-			loaded = append(loaded, a.Value)
+		}
+		for _, r := range e.Regs {
+			name, _, _ := strings.Cut(r.Name, " ")
+			delete(loaded, name) // computed, not loaded
+		}
+		for _, r := range e.Loads {
+			loaded[r] = true
 		}
 	}
 	return c

@@ -83,13 +83,25 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 		d.Title = sc.File
 	}
 	for _, rep := range reps {
-		l, bpfOnly, err := listingFor(sc, layout, rep.Arch, rep.Variant)
+		l, bpfOnly, err := listingFor(sc, layout, rep.Arch, rep.Variant, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Variant, err)
 		}
-		code, ix := newCode(l, bpfOnly)
-		li := len(d.Listings)
-		d.Listings = append(d.Listings, code)
+		// A listing per state of the poke sites: runs after slot updates
+		// ran code the updates re-poked.
+		type listed struct {
+			l  *listing.Listing
+			ix *codeIndex
+			li int
+		}
+		byState := map[string]listed{}
+		add := func(l *listing.Listing) listed {
+			code, ix := newCode(l, bpfOnly)
+			d.Listings = append(d.Listings, code)
+			return listed{l, ix, len(d.Listings) - 1}
+		}
+		loaded := pokeState(l, nil)
+		byState[loaded] = add(l)
 		verdict := []string{fmt.Sprintf("%s on %s/%s", strings.ToUpper(rep.Status.String()), rep.Arch, rep.Variant)}
 		for _, f := range rep.Failures {
 			verdict = append(verdict, "FAIL "+f.String())
@@ -101,8 +113,25 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 			if rec.Result == nil {
 				continue
 			}
-			r := newRun(l, ix, bpfOnly, rec)
-			r.Listing, r.Arch, r.Variant, r.Verdict = li, rep.Arch, rep.Variant.String(), verdict
+			cur, ok := byState[pokeState(l, rec.Arrays)]
+			if !ok {
+				slots := func(array string, key uint32) string {
+					for _, a := range rec.Arrays {
+						if p := a.Poked(key); a.Name == array && p != nil {
+							return p.Name
+						}
+					}
+					return ""
+				}
+				rl, _, err := listingFor(sc, layout, rep.Arch, rep.Variant, slots)
+				if err != nil {
+					return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Variant, err)
+				}
+				cur = add(rl)
+				byState[pokeState(l, rec.Arrays)] = cur
+			}
+			r := newRun(cur.l, cur.ix, bpfOnly, rec)
+			r.Listing, r.Arch, r.Variant, r.Verdict = cur.li, rep.Arch, rep.Variant.String(), verdict
 			r.Label = fmt.Sprintf("%s/%s: %s (line %d)", rep.Arch, rep.Variant, rec.Step, rec.Line)
 			if rec.Repeat > 1 {
 				r.Label += fmt.Sprintf(", iteration %d of %d", rec.Iter, rec.Repeat)
@@ -119,7 +148,7 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 // listingFor lists the code a report's runs ran; the reference model's
 // runs step through BPF instructions, listed from the first arch's
 // listing without its machine code.
-func listingFor(sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.Variant) (*listing.Listing, bool, error) {
+func listingFor(sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.Variant, slots func(string, uint32) string) (*listing.Listing, bool, error) {
 	la, bpfOnly := listing.Arches[0], true
 	for _, a := range listing.Arches {
 		if a.Name == arch {
@@ -130,7 +159,37 @@ func listingFor(sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.
 	if err != nil {
 		return nil, false, err
 	}
-	l, err := listing.Build(w, la, v, listing.Options{Hardening: sc.Hardening,
+	l, err := listing.Build(w, la, v, listing.Options{Hardening: sc.Hardening, Slots: slots,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}})
 	return l, bpfOnly, err
+}
+
+// pokeState names what every poke site of l jumps to: as listed (arrays
+// nil), or as the arrays a run found hold.
+func pokeState(l *listing.Listing, arrays []*prog.ProgArray) string {
+	var b strings.Builder
+	for _, f := range l.Funcs {
+		for _, g := range f.Groups {
+			for _, r := range g.Rows {
+				p := r.Poke
+				if p == nil || p.Role != listing.TargetPoke {
+					continue
+				}
+				name := ""
+				if p.Prog != nil {
+					name = p.Prog.Name
+				}
+				if arrays != nil {
+					name = ""
+					for _, a := range arrays {
+						if q := a.Poked(p.Key); a.Name == p.Array.Name && q != nil {
+							name = q.Name
+						}
+					}
+				}
+				fmt.Fprintf(&b, "%s[%d]=%s;", p.Array.Name, p.Key, name)
+			}
+		}
+	}
+	return b.String()
 }

@@ -219,3 +219,57 @@ func TestSeveralReports(t *testing.T) {
 		t.Errorf("a page with no run")
 	}
 }
+
+// A run after slot updates ran code the updates re-poked: its listing
+// shows the poke sites as that run found them, not as loaded.
+func TestListingAfterSlotUpdates(t *testing.T) {
+	src := `repoked
+-- maps --
+jt max_entries=2
+-- prog entry --
+	r2 = map[jt]
+	r3 = 1
+	call bpf_tail_call
+	r0 = 7
+	exit
+-- prog leaf --
+	r0 = 1
+	exit
+-- slots --
+jt[1] = leaf
+-- run --
+run entry
+expect r0 = 1
+delete jt[1]
+run entry
+expect r0 = 7
+`
+	sc, err := scenarios.Parse("repoked.txtar", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := func(scenarios.Step, int) bool { return true }
+	rep := scenarios.Run(sc, emu.NewX86(false), prog.Upstream, scenarios.Options{Trace: true, Step: true, Keep: keep})
+	d, err := build(sc, Options{}, []*scenarios.Report{rep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Runs) != 2 || len(d.Listings) != 2 || d.Runs[0].Listing == d.Runs[1].Listing {
+		t.Fatalf("%d runs on listings %d and %d of %d", len(d.Runs), d.Runs[0].Listing, d.Runs[1].Listing, len(d.Listings))
+	}
+	poke := func(li int) string {
+		for _, f := range d.Listings[li].Funcs {
+			for _, g := range f.Groups {
+				for _, r := range g.Rows {
+					if strings.Contains(r.Note, "poke site: target") {
+						return r.Text + " ; " + r.Note
+					}
+				}
+			}
+		}
+		return ""
+	}
+	if first, second := poke(d.Runs[0].Listing), poke(d.Runs[1].Listing); !strings.HasPrefix(first, "jmp ") || !strings.HasPrefix(second, "nop ") {
+		t.Errorf("target poke site before the delete %q, after %q", first, second)
+	}
+}

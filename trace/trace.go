@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"tailsim/prog"
@@ -250,8 +251,11 @@ func End(r *prog.Result) []string {
 	if r.Fault != nil {
 		out = append(out, fmt.Sprintf("fault: %v", r.Fault))
 	}
+	inline := slices.ContainsFunc(r.Trace, func(e prog.Event) bool { return e.Kind == prog.EvNote })
 	for _, v := range r.Violations {
-		out = append(out, fmt.Sprintf("broken: %v", v))
+		if !inline { // a stepped run tells them where they happened
+			out = append(out, fmt.Sprintf("broken: %v", v))
+		}
 	}
 	if len(r.Execs) > 0 {
 		out = append(out, fmt.Sprintf("result: r0 = %#x, tail_call_cnt = %d, path %s, %d instructions", r.R0, r.Count, prog.CompactPath(r.Path), len(r.Execs)))
@@ -273,13 +277,23 @@ func eventText(e *prog.Event) string {
 		return "=> " + e.String()
 	case prog.EvTailCall:
 		return "** " + e.String()
+	case prog.EvNote:
+		return "!! " + e.String()
 	}
 	return "-> " + e.String()
 }
 
 func costText(c *prog.TailCost) string {
-	return fmt.Sprintf("%d instructions, %d loads from the array and programs, %d from the counter and stack (%d dependent), %d stores, %d bytes of code",
-		c.Insns, c.ArrayProgLoads, c.CounterStackLoads, c.DependentLoads, c.Stores, c.CodeBytes)
+	return fmt.Sprintf("%s; loads: %d from the array and programs, %d from the counter and stack, %s; %s; %d bytes of code",
+		plural(c.Insns, "instruction"), c.ArrayProgLoads, c.CounterStackLoads, plural(c.DependentLoads, "dependent load"), plural(c.Stores, "store"), c.CodeBytes)
+}
+
+// plural is "1 store", "2 stores".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // Lines is WriteText's output as lines (for JSON reports and tests).

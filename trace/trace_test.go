@@ -84,7 +84,7 @@ func TestWriteText(t *testing.T) {
 		"bounds check passed (index 1 < max_entries 4)",
 		"** tail call at entry+4 (line 8) @entry+",
 		"  cost: ",
-		" 1 loads from the array and programs",
+		"loads: 1 from the array and programs",
 		"=> enter leaf",
 		"result: r0 = 0x1, tail_call_cnt = 1, path entry leaf,",
 	} {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"tailsim/prog"
@@ -102,8 +104,13 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	if *f.max < 1 || *f.iter < 0 {
 		return usagef("-max must be at least 1 and -iter not negative")
 	}
-	if *f.html != "" && (*f.json || *f.brief) {
-		return usagef("-html writes a page: no -json or -brief with it")
+	switch {
+	case *f.html != "" && (*f.json || *f.brief || *f.events):
+		return usagef("-html writes a page: no -json, -brief or -events with it")
+	case *f.json && (*f.brief || *f.events):
+		return usagef("-json writes every record: no -brief or -events with it")
+	case *f.brief && *f.events:
+		return usagef("-brief or -events, not both")
 	}
 	scs, err := scenarios.LoadPaths(pos)
 	if err != nil {
@@ -134,6 +141,9 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *f.line != 0 && !hasRunStep(sc, *f.line) {
 		return usagef("line %d of %s is no run step", *f.line, sc.File)
+	}
+	if *f.iter > 1 && !hasIteration(sc, *f.line, *f.iter) {
+		return usagef("-iter %d: no run step of %s repeats that often", *f.iter, sc.File)
 	}
 	if len(sc.Combos(bs, []prog.Variant{v})) == 0 {
 		return usagef("%s does not run on %s/%s", sc.File, bs[0].Name(), v)
@@ -168,7 +178,11 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		if r.Repeat > 1 {
 			iter = fmt.Sprintf(", iteration %d of %d", r.Iter, r.Repeat)
 			if *f.iter == 0 && r.Iter == 1 && r.Repeat > 2 {
-				iter += fmt.Sprintf("; iterations 2 to %d are not shown (-iter I shows one)", r.Repeat-1)
+				if r.Repeat == 3 {
+					iter += "; iteration 2 is not shown (-iter I shows one)"
+				} else {
+					iter += fmt.Sprintf("; iterations 2 to %d are not shown (-iter I shows one)", r.Repeat-1)
+				}
 			}
 		}
 		fmt.Fprintf(stdout, "# %s (line %d%s) on %s/%s\n", r.Step, r.Line, iter, rep.Arch, rep.Variant)
@@ -193,6 +207,11 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		for _, n := range rep.Notes {
 			fmt.Fprintf(stdout, "  note %s\n", n)
 		}
+		if cut := sc.Budget == 0 || sc.Budget > *f.max; cut && slices.ContainsFunc(rep.Runs, func(r scenarios.RunRecord) bool {
+			return r.Result.Fault != nil && r.Result.Fault.Kind == prog.FaultBudget
+		}) {
+			fmt.Fprintf(stdout, "  note: a traced run stopped at -max %d instructions, below the scenario's own budget: a budget fault here is the trace's, not the scenario's (raise -max)\n", *f.max)
+		}
 	}
 	switch rep.Status {
 	case scenarios.Pass:
@@ -205,15 +224,24 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 
 // writeReport writes the HTML report of reps to file.
 func writeReport(file string, sc *scenarios.Scenario, o htmlreport.Options, reps ...*scenarios.Report) error {
-	out, err := os.Create(file)
-	if err != nil {
+	// The page is made before the file, so a page that cannot be made
+	// leaves no empty file behind.
+	var page bytes.Buffer
+	if err := htmlreport.Write(&page, sc, o, reps...); err != nil {
 		return err
 	}
-	if err := htmlreport.Write(out, sc, o, reps...); err != nil {
-		out.Close()
-		return err
+	return os.WriteFile(file, page.Bytes(), 0o644)
+}
+
+// hasIteration reports whether a run step (the one on line, or any when
+// line is 0) runs iter times or more.
+func hasIteration(sc *scenarios.Scenario, line, iter int) bool {
+	for _, st := range sc.Steps {
+		if st.Kind == scenarios.StepRun && (line == 0 || st.Line == line) && st.Repeat >= iter {
+			return true
+		}
 	}
-	return out.Close()
+	return false
 }
 
 func hasRunStep(sc *scenarios.Scenario, line int) bool {

@@ -3,6 +3,7 @@ package arm64
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"golang.org/x/arch/arm64/arm64asm"
 )
@@ -16,6 +17,11 @@ type Inst struct {
 	// is set.
 	Target uint64
 	Branch bool
+	// AddrRegs are the registers its memory operand's address is made of
+	// (base, index), as x-registers or sp.
+	AddrRegs []string
+	// Loads are the registers it loads from memory (ldr, ldp).
+	Loads []string
 }
 
 // pcRel matches arm64asm's PC-relative operands (".+0x40", ".-0x8").
@@ -34,13 +40,32 @@ func Decode(code []byte, pc uint64) (Inst, error) {
 		return Inst{}, err
 	}
 	d := Inst{Len: InsnSize, Text: arm64asm.GNUSyntax(in)}
+	load := strings.HasPrefix(in.Op.String(), "LD")
 	for _, a := range in.Args {
-		if r, ok := a.(arm64asm.PCRel); ok {
-			d.Target, d.Branch = pc+uint64(int64(r)), true
+		switch a := a.(type) {
+		case arm64asm.Reg:
+			if n := xReg(a.String()); load && n != "xzr" && len(d.AddrRegs) == 0 {
+				d.Loads = append(d.Loads, n)
+			}
+		case arm64asm.PCRel:
+			d.Target, d.Branch = pc+uint64(int64(a)), true
+		case arm64asm.MemImmediate:
+			d.AddrRegs = append(d.AddrRegs, xReg(a.Base.String()))
+		case arm64asm.MemExtend:
+			d.AddrRegs = append(d.AddrRegs, xReg(a.Base.String()), xReg(a.Index.String()))
 		}
 	}
 	if d.Branch {
 		d.Text = pcRel.ReplaceAllString(d.Text, fmt.Sprintf("%#x", d.Target))
 	}
 	return d, nil
+}
+
+// xReg names the x-register a register name is part of: "x11" for W11.
+func xReg(name string) string {
+	name = strings.ToLower(name)
+	if strings.HasPrefix(name, "w") {
+		return "x" + name[1:]
+	}
+	return name
 }

@@ -17,6 +17,7 @@ package arm64_test
 import (
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -599,11 +600,16 @@ func TestDecode(t *testing.T) {
 		{"br", word(0xD61F0140), arm64.Inst{Len: 4, Text: "br x10"}},
 		{"bti jc", word(0xD50324DF), arm64.Inst{Len: 4, Text: "hint #0x26"}},
 		{"extra bytes", append(word(0xD65F03C0), 0xFF), arm64.Inst{Len: 4, Text: "ret"}},
+		// The operands a tracer follows pointer chases by.
+		{"ldr register", word(0xF86B682B), arm64.Inst{Len: 4, Text: "ldr x11, [x1,x11]", AddrRegs: []string{"x1", "x11"}, Loads: []string{"x11"}}},
+		{"ldr counter", word(0xF940034C), arm64.Inst{Len: 4, Text: "ldr x12, [x26]", AddrRegs: []string{"x26"}, Loads: []string{"x12"}}},
+		{"str counter", word(0xF900034C), arm64.Inst{Len: 4, Text: "str x12, [x26]", AddrRegs: []string{"x26"}}},
+		{"ldp post-index", word(0xA8C17FF3), arm64.Inst{Len: 4, Text: "ldp x19, xzr, [sp],#16", AddrRegs: []string{"sp"}, Loads: []string{"x19"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := arm64.Decode(tt.code, pc)
-			if err != nil || got != tt.want {
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Decode(% x) = %+v, %v; want %+v", tt.code, got, err, tt.want)
 			}
 		})

@@ -3,6 +3,8 @@ package x86
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -23,6 +25,12 @@ type Inst struct {
 	// when Branch is set.
 	Target uint64
 	Branch bool
+	// AddrRegs are the registers its memory operand's address is made of
+	// (base, index), by their 64-bit names: what a tracer needs to tell a
+	// load through a pointer another load returned.
+	AddrRegs []string
+	// Loads are the registers it loads from memory (mov, pop).
+	Loads []string
 }
 
 // Decode decodes the instruction at the start of code, which sits at pc,
@@ -54,9 +62,32 @@ func Decode(code []byte, pc uint64, syntax Syntax) (Inst, error) {
 		d.Text = x86asm.IntelSyntax(in, pc, nil)
 	}
 	for _, a := range in.Args {
-		if r, ok := a.(x86asm.Rel); ok {
-			d.Target, d.Branch = pc+uint64(in.Len)+uint64(int64(r)), true
+		switch a := a.(type) {
+		case x86asm.Rel:
+			d.Target, d.Branch = pc+uint64(in.Len)+uint64(int64(a)), true
+		case x86asm.Mem:
+			for _, r := range []x86asm.Reg{a.Base, a.Index} {
+				if r != 0 {
+					d.AddrRegs = append(d.AddrRegs, reg64(r))
+				}
+			}
+		}
+	}
+	isMem := func(a x86asm.Arg) bool { _, m := a.(x86asm.Mem); return m }
+	if r, ok := in.Args[0].(x86asm.Reg); ok && in.Op != x86asm.CMP && in.Op != x86asm.TEST && in.Op != x86asm.LEA {
+		if in.Op == x86asm.POP || slices.ContainsFunc(in.Args[1:], isMem) {
+			d.Loads = []string{reg64(r)}
 		}
 	}
 	return d, nil
+}
+
+// reg64 names the 64-bit register r is part of: "rdx" for edx, "r8" for
+// r8d.
+func reg64(r x86asm.Reg) string {
+	switch {
+	case r >= x86asm.EAX && r <= x86asm.R15L:
+		return strings.ToLower((r - x86asm.EAX + x86asm.RAX).String())
+	}
+	return strings.ToLower(r.String())
 }

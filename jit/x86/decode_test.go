@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -385,8 +386,14 @@ func TestDecode(t *testing.T) {
 		{"endbr64", []byte{0xF3, 0x0F, 0x1E, 0xFA, 0x90}, x86.Intel, x86.Inst{Len: 4, Text: "endbr64"}},
 		{"endbr64 att", []byte{0xF3, 0x0F, 0x1E, 0xFA}, x86.ATT, x86.Inst{Len: 4, Text: "endbr64"}},
 		// mov rax, [rbp+disp32] with disp32 = -16: x86asm alone prints +0xfffffff0.
-		{"disp32", []byte{0x48, 0x8B, 0x85, 0xF0, 0xFF, 0xFF, 0xFF}, x86.Intel, x86.Inst{Len: 7, Text: "mov rax, qword ptr [rbp-0x10]"}},
-		{"disp32 att", []byte{0x48, 0x8B, 0x85, 0xF0, 0xFF, 0xFF, 0xFF}, x86.ATT, x86.Inst{Len: 7, Text: "mov -0x10(%rbp),%rax"}},
+		{"disp32", []byte{0x48, 0x8B, 0x85, 0xF0, 0xFF, 0xFF, 0xFF}, x86.Intel, x86.Inst{Len: 7, Text: "mov rax, qword ptr [rbp-0x10]", AddrRegs: []string{"rbp"}, Loads: []string{"rax"}}},
+		{"disp32 att", []byte{0x48, 0x8B, 0x85, 0xF0, 0xFF, 0xFF, 0xFF}, x86.ATT, x86.Inst{Len: 7, Text: "mov -0x10(%rbp),%rax", AddrRegs: []string{"rbp"}, Loads: []string{"rax"}}},
+		// The operands a tracer follows pointer chases by.
+		{"load slot", []byte{0x48, 0x8B, 0x8C, 0xD6, 0x30, 0x01, 0x00, 0x00}, x86.Intel, x86.Inst{Len: 8, Text: "mov rcx, qword ptr [rsi+8*rdx+0x130]", AddrRegs: []string{"rsi", "rdx"}, Loads: []string{"rcx"}}},
+		{"load u32", []byte{0x8B, 0x17}, x86.Intel, x86.Inst{Len: 2, Text: "mov edx, dword ptr [rdi]", AddrRegs: []string{"rdi"}, Loads: []string{"rdx"}}},
+		{"count check", []byte{0x48, 0x83, 0x38, 0x21}, x86.Intel, x86.Inst{Len: 4, Text: "cmp qword ptr [rax], 0x21", AddrRegs: []string{"rax"}}},
+		{"count++", []byte{0x48, 0x83, 0x00, 0x01}, x86.Intel, x86.Inst{Len: 4, Text: "add qword ptr [rax], 0x1", AddrRegs: []string{"rax"}}},
+		{"pop", []byte{0x58}, x86.Intel, x86.Inst{Len: 1, Text: "pop rax", Loads: []string{"rax"}}},
 		{"jbe rel8", []byte{0x76, 0x10}, x86.Intel, x86.Inst{Len: 2, Text: "jbe 0x1012", Target: 0x1012, Branch: true}},
 		{"jmp rel32 back", []byte{0xE9, 0xFB, 0xFF, 0xFF, 0xFF}, x86.Intel, x86.Inst{Len: 5, Text: "jmp 0x1000", Target: 0x1000, Branch: true}},
 		{"call", []byte{0xE8, 0x00, 0x01, 0x00, 0x00}, x86.Intel, x86.Inst{Len: 5, Text: "call 0x1105", Target: 0x1105, Branch: true}},
@@ -395,7 +402,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := x86.Decode(tt.code, pc, tt.syntax)
-			if err != nil || got != tt.want {
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Decode(% x) = %+v, %v; want %+v", tt.code, got, err, tt.want)
 			}
 		})

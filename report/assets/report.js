@@ -461,7 +461,9 @@
   // ---- start: #run=R&step=N (1-based), or #selftest
 
   const hash = new URLSearchParams(location.hash.slice(1));
-  showRun(Math.min(Number(hash.get('run') || 1), D.runs.length) - 1, Number(hash.get('step') || 1) - 1);
+  // A hash that names no run or step (#run=0, #step=x) starts at the first.
+  const wanted = (name) => Math.max(1, Math.floor(Number(hash.get(name) || 1)) || 1);
+  showRun(Math.min(wanted('run'), D.runs.length) - 1, wanted('step') - 1);
   if (hash.has('selftest')) selftest();
 
   // selftest presses the keys a student would and records what the page
