@@ -207,6 +207,7 @@ func printTable(w io.Writer, reports []*scenarios.Report, verbose bool) {
 				fmt.Fprintln(w, "  (no trace recorded)")
 			} else {
 				trace.WriteText(w, r.Traced, trace.Options{Indent: "    | "})
+				fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -variant %s %s)\n", r.Arch, r.Variant, r.Scenario.File)
 			}
 		}
 	}
