@@ -64,9 +64,8 @@ fuzz: build
 	$(GO) test ./scenarios -run '^$$' -fuzz FuzzParseScenario -fuzztime $(FUZZTIME)
 	$(GO) test ./fuzz -run '^$$' -fuzz FuzzCase -fuzztime $(FUZZTIME)
 	$(GO) test ./fuzz -run '^$$' -fuzz FuzzParams -fuzztime $(FUZZTIME)
-	@# Known findings (library/findings/) make the exit status 1; only new ones fail the target.
-	./$(BIN) fuzz -duration $(FUZZTIME) -workers $(FUZZWORKERS) -out fuzz-findings > fuzz-findings.log; \
-	rc=$$?; cat fuzz-findings.log; test $$rc -le 1 && grep -q ' 0 new)$$' fuzz-findings.log
+	@# Known findings (library/findings/) are listed; only new ones fail (exit 1).
+	./$(BIN) fuzz -duration $(FUZZTIME) -workers $(FUZZWORKERS) -out fuzz-findings
 
 # Speed: a fuzz worker's checked cases/s and the bare Unicorn floor over the
 # same code, measured in the same run (fuzz/bench_test.go explains the

@@ -66,6 +66,10 @@ func (s *Summary) Known() int {
 	return n
 }
 
+// New counts the findings no library scenario explains: what a campaign
+// in CI fails on.
+func (s *Summary) New() int { return len(s.Reproducers) - s.Known() }
+
 // Reproducer is a minimised finding and the scenario file written for it.
 type Reproducer struct {
 	Finding

@@ -161,3 +161,14 @@ func TestCampaignBadOut(t *testing.T) {
 		t.Error("shard 2 of 2 runs")
 	}
 }
+
+// New counts the findings Known does not explain.
+func TestSummaryNew(t *testing.T) {
+	s := &Summary{Reproducers: []Reproducer{{Known: "scenarios/library/findings/a.txtar"}, {}, {Known: "b"}, {}}}
+	if s.Known() != 2 || s.New() != 2 {
+		t.Errorf("known %d, new %d", s.Known(), s.New())
+	}
+	if (&Summary{}).New() != 0 {
+		t.Error("an empty campaign has new findings")
+	}
+}

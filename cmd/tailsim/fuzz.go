@@ -27,8 +27,10 @@ finding. Findings are deduplicated by signature, minimised, and written
 to -out as scenario files that "tailsim run" reproduces; a finding that is
 the modelled kernel code's known behaviour names the library scenario
 that explains it. Deterministic for a seed and shard.
-Exit status: 0 no findings, 1 findings, 2 usage error or a reproducer
-that could not be written.`,
+Exit status: 0 no new findings (the known ones, the modelled kernel
+code's documented behaviour, are listed), 1 new findings or generated
+cases that do not parse, 2 usage error or a reproducer that could not be
+written.`,
 		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-workers N] [-shard I/N] [-out DIR]",
 		run:   fuzzCmd,
 	})
@@ -113,7 +115,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", sum.Unparsed)
 		return errChecksFailed
 	}
-	if len(sum.Reproducers) > 0 {
+	if sum.New() > 0 {
 		return errChecksFailed
 	}
 	return nil
