@@ -113,6 +113,9 @@ func (c *Campaign) Run() (*Summary, error) {
 		sum.Reproducers = append(sum.Reproducers, r)
 	}
 	sum.Elapsed = time.Since(start)
+	if err := writeIndex(c.Out, indexOf(sum)); err != nil {
+		return sum, fmt.Errorf("writing the findings index: %w", err)
+	}
 	return sum, nil
 }
 

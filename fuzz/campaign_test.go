@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"maps"
 	"os"
 	"path/filepath"
@@ -170,5 +171,59 @@ func TestSummaryNew(t *testing.T) {
 	}
 	if (&Summary{}).New() != 0 {
 		t.Error("an empty campaign has new findings")
+	}
+}
+
+// The shards of a campaign, merged, are the campaign: the same findings,
+// the same reproducers.
+func TestMergeShards(t *testing.T) {
+	backends := []prog.Backend{emu.NewX86(false)}
+	campaign := func(shard, shards uint64) string {
+		out := t.TempDir()
+		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 120 / int(shards), Shard: shard, Shards: shards, Out: out}
+		if _, err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	whole := campaign(0, 1)
+	merged := t.TempDir()
+	x, err := Merge(merged, campaign(0, 2), campaign(1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Cases != 120 || len(x.Findings) == 0 {
+		t.Fatalf("merged %d cases, %d findings", x.Cases, len(x.Findings))
+	}
+	for _, f := range []string{IndexFile, x.Findings[0].File, x.Findings[len(x.Findings)-1].File} {
+		a, errA := os.ReadFile(filepath.Join(whole, f))
+		b, errB := os.ReadFile(filepath.Join(merged, f))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: the merged shards' differs from the whole campaign's (%v, %v)", f, errA, errB)
+		}
+	}
+	if _, err := Merge(t.TempDir(), t.TempDir()); err == nil {
+		t.Error("merging a directory without an index")
+	}
+}
+
+func TestShardFromEnv(t *testing.T) {
+	for _, tt := range []struct {
+		env          map[string]string
+		shard, count uint64
+		ok           bool
+	}{
+		{map[string]string{"JOB_COMPLETION_INDEX": "3", "TAILSIM_SHARDS": "8"}, 3, 8, true},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "10"}, 4, 10, true},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"}, 0, 2, true},
+		{map[string]string{"JOB_COMPLETION_INDEX": "8", "TAILSIM_SHARDS": "8"}, 0, 0, false},
+		{map[string]string{"JOB_COMPLETION_INDEX": "1"}, 0, 0, false},
+		{map[string]string{"JOB_COMPLETION_INDEX": "x", "TAILSIM_SHARDS": "2"}, 0, 0, false},
+		{map[string]string{}, 0, 0, false},
+	} {
+		s, n, err := ShardFromEnv(func(k string) string { return tt.env[k] })
+		if (err == nil) != tt.ok || s != tt.shard || n != tt.count {
+			t.Errorf("%v: %d/%d, %v", tt.env, s, n, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"tailsim/fuzz"
@@ -52,12 +53,15 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 		cases:    fs.Int("cases", 1000, "cases to run (ignored with -duration)"),
 		duration: fs.Duration("duration", 0, "run for this long instead of -cases"),
 		workers:  fs.Int("workers", 1, "parallel workers"),
-		shard:    fs.String("shard", "0/1", "I/N: run only seeds with seed % N == I, to split a campaign across machines"),
+		shard:    fs.String("shard", "0/1", "I/N: run only the seeds seed+k*N+I, to split a campaign across machines; env: I and N from a batch system (JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; TAILSIM_SHARDS or SLURM_ARRAY_TASK_COUNT)"),
 		out:      fs.String("out", "fuzz-findings", "directory for the reproducers"),
 	}
 }
 
 func fuzzCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "merge" {
+		return fuzzMergeCmd(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("fuzz", flag.ContinueOnError)
 	f := newFuzzFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -80,8 +84,12 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	var shard, shards uint64
-	if n, err := fmt.Sscanf(*f.shard, "%d/%d", &shard, &shards); err != nil || n != 2 || shards == 0 || shard >= shards {
-		return usagef("bad -shard %q (I/N with 0 <= I < N)", *f.shard)
+	if *f.shard == "env" {
+		if shard, shards, err = fuzz.ShardFromEnv(os.Getenv); err != nil {
+			return usagef("-shard env: %v", err)
+		}
+	} else if n, err := fmt.Sscanf(*f.shard, "%d/%d", &shard, &shards); err != nil || n != 2 || shards == 0 || shard >= shards {
+		return usagef("bad -shard %q (I/N with 0 <= I < N, or env)", *f.shard)
 	}
 	if *f.workers < 1 || *f.cases < 1 {
 		return usagef("-workers and -cases must be at least 1")
@@ -156,4 +164,33 @@ func (p *progress) end() {
 	if p.tty && p.printed {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// fuzzMergeCmd merges findings directories: "tailsim fuzz merge [-out
+// DIR] DIR...".
+func fuzzMergeCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fuzz merge", flag.ContinueOnError)
+	out := fs.String("out", "fuzz-findings-merged", "directory for the merged reproducers")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("merge: name the findings directories to merge")
+	}
+	x, err := fuzz.Merge(*out, fs.Args()...)
+	if err != nil {
+		return err
+	}
+	for i, e := range x.Findings {
+		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, e.Signature)
+		if e.Known != "" {
+			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", e.Known)
+		}
+		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", e.Arch, e.Variant, filepath.Join(*out, e.File))
+	}
+	fmt.Fprintf(stdout, "%d cases in %d directories, %d findings (%d known, %d new)\n", x.Cases, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
+	if x.New() > 0 {
+		return errChecksFailed
+	}
+	return nil
 }
