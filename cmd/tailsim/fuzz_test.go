@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,33 @@ func TestFuzzWriteFails(t *testing.T) {
 	if code != exitUsage || !strings.HasPrefix(out, "finding 1: ") || !strings.Contains(out, filepath.Join(second, filepath.Base(names[0]))) || strings.Contains(out, "finding 2") ||
 		!strings.HasPrefix(errs, "fuzz: ") || !strings.Contains(errs, "\ntailsim fuzz: writing finding: open "+second) {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+}
+
+// fuzz merge prints the merged findings and exits as fuzz does; -shard
+// env without a batch system's variables is a usage error.
+func TestFuzzMergeCommand(t *testing.T) {
+	a, b, merged := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "m")
+	for i, dir := range []string{a, b} {
+		if code, out, errs := run(t, "fuzz", "-cases", "15", "-shard", fmt.Sprintf("%d/2", i), "-out", dir); code != 0 {
+			t.Fatalf("shard %d: exit %d\n%s%s", i, code, out, errs)
+		}
+	}
+	code, out, errs := run(t, "fuzz", "merge", "-out", merged, a, b)
+	if code != 0 || !strings.Contains(out, "30 cases in 2 directories") || !strings.Contains(out, "reproduce: tailsim run") {
+		t.Errorf("merge: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(merged, "findings.json")); err != nil {
+		t.Error(err)
+	}
+	for _, args := range [][]string{{"fuzz", "merge"}, {"fuzz", "merge", "-out", merged, t.TempDir()}} {
+		if code, _, errs := run(t, args...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	t.Setenv("JOB_COMPLETION_INDEX", "")
+	t.Setenv("SLURM_ARRAY_TASK_ID", "")
+	if code, _, errs := run(t, "fuzz", "-shard", "env", "-cases", "1", "-out", t.TempDir()); code != 2 || !strings.Contains(errs, "-shard env") {
+		t.Errorf("-shard env outside a batch system: exit %d, %q", code, errs)
 	}
 }
