@@ -112,6 +112,8 @@ type engine struct {
 	pcReg     int
 	// halted: a stepped run's budget stopped the CPU; run must not resume.
 	halted bool
+	// budget counts a run's blocks (budget.go).
+	budget budget
 	// private engines (stepped runs) never go back to a pool.
 	private bool
 
@@ -169,6 +171,10 @@ func newEngine(a arch) (*engine, error) {
 		return nil, fmt.Errorf("emu: creating a %s engine: %w", a, err)
 	}
 	e.u = u
+	if err := e.addBudget(); err != nil {
+		u.Close()
+		return nil, err
+	}
 	e.done = make(chan struct{})
 	go e.watchdog()
 	// Unmapped accesses: page in a lazy region or record the fault.
@@ -191,7 +197,9 @@ func newEngine(a arch) (*engine, error) {
 // close releases the Unicorn instance.
 func (e *engine) close() error {
 	close(e.done)
-	return e.u.Close()
+	err := e.u.Close()
+	e.budget.free()
+	return err
 }
 
 const watchdogTick = 5 * time.Millisecond
@@ -608,7 +616,8 @@ type outcome struct {
 	Fault     *access // a bad access, when there was one
 	Exception *uint32 // a CPU exception (x86 vector or arm64 EXCP number)
 	Err       error   // Unicorn's error (invalid instruction, ...)
-	Timeout   bool    // the time budget ran out
+	Budget    bool    // the run entered more blocks than its budget
+	Timeout   bool    // the time limit ran out first: the machine was too slow
 	PC        uint64
 }
 
@@ -632,16 +641,18 @@ func (e *engine) addStepHooks(code func(addr uint64, size uint32), mem func(writ
 	return err
 }
 
-// run emulates from pc until the CPU reaches until, a fault, or the time
-// limit.
-func (e *engine) run(pc, until uint64, limit time.Duration) outcome {
+// run emulates from pc until the CPU reaches until, a fault, the budget
+// of blocks, or the time limit, a safety net for a machine too slow to
+// finish the budget in time.
+func (e *engine) run(pc, until, blocks uint64, limit time.Duration) outcome {
 	e.fault, e.exception = nil, nil
 	start := time.Now()
 	deadline := start.Add(limit)
 	e.deadline.Store(deadline.UnixNano())
 	e.halted = false
+	e.budget.start(blocks)
 	err := e.u.Start(pc, until)
-	for err == nil && e.fault == nil && e.exception == nil && !e.halted && e.pc() != until && time.Now().Before(deadline) {
+	for err == nil && e.fault == nil && e.exception == nil && !e.halted && !e.budget.exhausted() && e.pc() != until && time.Now().Before(deadline) {
 		err = e.u.Start(e.pc(), until) // stopped early by a late watchdog: resume
 	}
 	e.deadline.Store(0)
@@ -662,7 +673,10 @@ func (e *engine) run(pc, until uint64, limit time.Duration) outcome {
 		out.Err = err
 		return out
 	}
-	if out.PC != until {
+	switch {
+	case e.budget.exhausted():
+		out.Budget = true
+	case out.PC != until:
 		out.Timeout = true
 	}
 	return out

@@ -39,7 +39,7 @@ func run(t *testing.T, e *engine, prog []byte, rax uint64) (outcome, uint64) {
 		}
 	}
 	e.regWrite(uc.X86_REG_RAX, rax)
-	out := e.run(codeAt, stopAt, 20*time.Millisecond)
+	out := e.run(codeAt, stopAt, 1000, time.Second)
 	rax, _ = e.regRead(uc.X86_REG_RAX)
 	return out, rax
 }
@@ -119,7 +119,7 @@ func TestLazyRegion(t *testing.T) {
 func TestBudgetAndInvalidInstruction(t *testing.T) {
 	e := newX86Engine(t)
 	out, _ := run(t, e, []byte{0xeb, 0xfe}, 0) // jmp .
-	if !out.Timeout {
+	if !out.Budget || out.Timeout {
 		t.Errorf("endless loop: %+v", out)
 	}
 	// Rewriting code in the arena replaces what Unicorn translated before.
@@ -156,5 +156,29 @@ func TestMemWriteRefusesCode(t *testing.T) {
 	}
 	if err := e.memWrite(dataAt, []byte{1, 2}); err != nil {
 		t.Errorf("a data write: %v", err)
+	}
+}
+
+// The budget counts blocks: a loop that never ends is stopped after
+// exactly that many, however fast the machine; the wall clock is only a
+// safety net, reported apart.
+func TestBlockBudget(t *testing.T) {
+	e := newX86Engine(t)
+	// inc rax; jmp back: one block per turn.
+	if err := e.writeCode(codeAt, []byte{0x48, 0xFF, 0xC0, 0xEB, 0xFB}); err != nil {
+		t.Fatal(err)
+	}
+	for _, blocks := range []uint64{1, 1000, 50_000} {
+		e.regWrite(uc.X86_REG_RAX, 0)
+		out := e.run(codeAt, stopAt, blocks, 10*time.Second)
+		rax, _ := e.regRead(uc.X86_REG_RAX)
+		if !out.Budget || out.Timeout || out.Err != nil || rax != blocks {
+			t.Errorf("budget %d: %+v after %d turns", blocks, out, rax)
+		}
+	}
+	// A limit the machine cannot meet in time is a timeout, not a budget.
+	e.regWrite(uc.X86_REG_RAX, 0)
+	if out := e.run(codeAt, stopAt, 1<<62, 20*time.Millisecond); out.Budget || !out.Timeout {
+		t.Errorf("no time: %+v", out)
 	}
 }

@@ -26,7 +26,7 @@ func BareStart(pm prog.Machine, entry *prog.Program, ctx []byte) (time.Duration,
 		return 0, err
 	}
 	start := time.Now()
-	out := m.e.run(m.entry[entry], sentinel, timeLimit(m.o.Budget))
+	out := m.e.run(m.entry[entry], sentinel, uint64(m.o.Budget), timeLimit(m.o.Budget))
 	d := time.Since(start)
 	// Whatever the code did, the engine's next user starts clean.
 	m.e.ran(nil, true)

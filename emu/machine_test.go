@@ -238,7 +238,7 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 	}
 	m.e.regWrite(uc.X86_REG_RAX, target)
 	before, _ := m.e.memRead(target, 8)
-	out := m.e.run(at, at+uint64(len(code)), time.Second)
+	out := m.e.run(at, at+uint64(len(code)), 1000, time.Second)
 	if out.Fault == nil || !out.Fault.Write || !out.Fault.ReadOnly || out.Fault.Addr != target {
 		t.Fatalf("store into code: %+v, fault %+v", out, out.Fault)
 	}
@@ -249,21 +249,22 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 	}
 }
 
-// A run that times out once (a stall inside Unicorn) is run again and
-// gives the right result; one that times out twice is a budget fault.
+// A run that meets the wall-clock safety net is run again with four times
+// the time, which gives the right result; one that meets it twice is a
+// slow machine (FaultSlow), never a budget fault.
 func TestTimeoutConfirmed(t *testing.T) {
 	m, w := loadX86(t, chain, prog.Upstream)
 	real := engineRun
 	t.Cleanup(func() { engineRun = real })
 	calls, stalls := 0, 1
-	engineRun = func(e *engine, pc, until uint64, limit time.Duration) outcome {
+	engineRun = func(e *engine, pc, until, blocks uint64, limit time.Duration) outcome {
 		calls++
 		if calls <= stalls {
 			// The stalled attempt had already changed ctx: index 2.
 			e.memWrite(ctxBase, []byte{2, 0, 0, 0})
 			return outcome{Timeout: true, PC: pc}
 		}
-		return real(e, pc, until, limit)
+		return real(e, pc, until, blocks, limit)
 	}
 	r := m.Run(w.Prog("entry"), ctx(1))
 	if calls != 2 || r.Fault != nil || r.R0 != 1 || strings.Join(r.Path, " ") != "entry leaf" {
@@ -271,7 +272,7 @@ func TestTimeoutConfirmed(t *testing.T) {
 	}
 	calls, stalls = 0, 2
 	r = m.Run(w.Prog("entry"), ctx(1))
-	if calls != 2 || r.Fault == nil || r.Fault.Kind != prog.FaultBudget || !strings.Contains(r.Fault.Msg, "exhausted twice") {
+	if calls != 2 || r.Fault == nil || r.Fault.Kind != prog.FaultSlow || !strings.Contains(r.Fault.Msg, "too slow") {
 		t.Errorf("two stalls: %d calls, %+v", calls, r.Fault)
 	}
 }

@@ -11,19 +11,21 @@ import (
 	"tailsim/prog"
 )
 
-// timeLimit is how long an emulated run may take for an instruction
-// budget: 50 ns an instruction, at least 50 ms. Emulators bound runs by
-// time because an instruction count costs more than the run (see engine).
+// timeLimit is the wall-clock safety net of a run whose budget is
+// budget blocks: a microsecond a block, at least a second, twenty times
+// what a block takes on a loaded machine here. The budget itself is
+// counted (budget.go), so only a machine far too slow meets this limit,
+// and that is reported as such, never as a finding.
 func timeLimit(budget int) time.Duration {
-	return max(50*time.Millisecond, time.Duration(budget)*50*time.Nanosecond)
+	return max(time.Second, time.Duration(budget)*time.Microsecond)
 }
 
-// Run implements prog.Machine. A run that exhausts its time budget is run
-// again from the same ctx with four times the time before it counts: the
-// budget is time, and Unicorn sometimes spends tens of milliseconds inside
-// one Start on its own (a translation-cache flush when the buffer fills, or
-// the host descheduling us), which a million-case campaign met twice as
-// false "budget" findings. A genuine runaway loop is reported, later.
+// Run implements prog.Machine. The budget counts blocks, so a runaway
+// loop is a budget fault whatever the machine's load. A run that meets the
+// wall-clock safety net first is run again from the same ctx with four
+// times the time (Unicorn sometimes spends tens of milliseconds inside one
+// Start on its own: a translation-cache flush, or the host descheduling
+// us) before it is reported as a slow machine.
 func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	m.ctxSaved = append(m.ctxSaved[:0], ctx...) // no allocation per run
 	limit := timeLimit(m.o.Budget)
@@ -33,7 +35,7 @@ func (m *machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 		return m.run(entry, ctx, 1000*limit)
 	}
 	r := m.run(entry, ctx, limit)
-	if r.Fault != nil && r.Fault.Kind == prog.FaultBudget {
+	if r.Fault != nil && r.Fault.Kind == prog.FaultSlow {
 		copy(ctx, m.ctxSaved)
 		r = m.run(entry, ctx, 4*limit)
 	}
@@ -78,7 +80,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		return m.res
 	}
 
-	out := engineRun(m.e, m.entry[entry], sentinel, limit)
+	out := engineRun(m.e, m.entry[entry], sentinel, uint64(m.o.Budget), limit)
 	res := m.res
 	defer func() {
 		m.e.ran(m.code, res.Fault != nil || len(res.Violations) > 0)
@@ -116,9 +118,12 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 			msg = fmt.Sprintf("CPU exception %d", *out.Exception)
 		}
 		res.Fault = &prog.Fault{Kind: prog.FaultInsn, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC), Msg: msg}
-	case out.Timeout:
+	case out.Budget:
 		res.Fault = &prog.Fault{Kind: prog.FaultBudget, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
-			Msg: fmt.Sprintf("time budget exhausted twice (%v, then %v; budget %d)", limit/4, limit, m.o.Budget)}
+			Msg: fmt.Sprintf("budget of %d blocks exhausted", m.o.Budget)}
+	case out.Timeout:
+		res.Fault = &prog.Fault{Kind: prog.FaultSlow, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
+			Msg: fmt.Sprintf("the machine is too slow: %v of wall time without reaching the budget of %d blocks", limit, m.o.Budget)}
 	default:
 		m.checkReturn(after)
 		r0, _ := m.e.regRead(spec.r0Reg)

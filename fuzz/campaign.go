@@ -49,7 +49,10 @@ type Summary struct {
 	Cases int
 	// Unparsed counts generated cases that did not parse: a generator bug.
 	Unparsed int
-	Elapsed  time.Duration
+	// Slow counts cases an emulator could not finish in wall time before
+	// their budget: the machine was too loaded, and they are unchecked.
+	Slow    int
+	Elapsed time.Duration
 	// Reproducers are the distinct findings, by signature.
 	Reproducers []Reproducer
 }
@@ -94,7 +97,7 @@ func (c *Campaign) Run() (*Summary, error) {
 		s.deadline = start.Add(c.Duration)
 	}
 	s.run()
-	sum := &Summary{Cases: s.done, Unparsed: s.unparsed}
+	sum := &Summary{Cases: s.done, Unparsed: s.unparsed, Slow: s.slow}
 	keys := make([]string, 0, len(s.found))
 	for k := range s.found {
 		keys = append(keys, k)
@@ -143,9 +146,9 @@ type search struct {
 	start    time.Time
 	deadline time.Time // zero: run c.Cases cases
 
-	mu             sync.Mutex
-	next           uint64 // cases taken
-	done, unparsed int
+	mu                   sync.Mutex
+	next                 uint64 // cases taken
+	done, unparsed, slow int
 	// found holds a finding per signature and explanation, the lowest
 	// seed's.
 	found map[string]Finding
@@ -211,7 +214,10 @@ func (s *search) record(fs []Finding, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done++
-	if err != nil {
+	switch {
+	case errors.Is(err, prog.ErrTooSlow):
+		s.slow++
+	case err != nil:
 		s.unparsed++
 	}
 	for _, fd := range fs {

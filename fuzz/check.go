@@ -1,6 +1,8 @@
 package fuzz
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -19,22 +21,32 @@ type Finding struct {
 
 // Check runs a case on every backend and variant. The scenario carries no
 // expectations, so what fails is a divergence from the reference model, a
-// broken machine-level property, or a fault.
+// broken machine-level property, or a fault. A backend too slow to finish
+// a run is no finding: Check says so with an error wrapping
+// prog.ErrTooSlow, beside the findings of the others.
 func Check(c Case, backends []prog.Backend, variants []prog.Variant) ([]Finding, error) {
 	sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
 	if err != nil {
 		return nil, err
 	}
 	var out []Finding
+	slow := false
 	for _, b := range backends {
 		for _, v := range variants {
 			rep := scenarios.Run(sc, b, v, scenarios.Options{})
 			if rep.Status == scenarios.Pass {
 				continue
 			}
+			if n := len(rep.Failures); rep.Status == scenarios.Errored && errors.Is(rep.Failures[n-1].Err, prog.ErrTooSlow) {
+				slow = true // the machine's, not a finding
+				continue
+			}
 			out = append(out, Finding{Case: c, Arch: b.Name(), Variant: v.String(), Failures: rep.Failures,
 				Signature: b.Name() + "/" + v.String() + ": " + signature(rep.Failures)})
 		}
+	}
+	if slow {
+		return out, fmt.Errorf("case %d: %w", c.Seed, prog.ErrTooSlow)
 	}
 	return out, nil
 }

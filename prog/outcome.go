@@ -1,6 +1,7 @@
 package prog
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -170,12 +171,20 @@ const (
 	FaultAccess FaultKind = iota + 1 // access
 	FaultBudget                      // budget
 	FaultInsn                        // insn
+	// FaultSlow is not the program's: an emulator met its wall-clock
+	// safety net before the budget. The runner reports it as an error of
+	// the machine, never as a finding.
+	FaultSlow // slow
 )
 
 // ParseFaultKind is the inverse of String.
 func ParseFaultKind(s string) (FaultKind, bool) {
 	return byName(s, FaultAccess, FaultBudget, FaultInsn)
 }
+
+// ErrTooSlow is a run an emulator could not finish in wall time before
+// its budget: the machine's problem, not the program's.
+var ErrTooSlow = errors.New("the machine is too slow for the run's budget")
 
 // Fault is a run that could not finish: an invalid access, an invalid
 // instruction, or an exhausted budget.

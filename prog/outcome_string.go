@@ -74,11 +74,12 @@ func _() {
 	_ = x[FaultAccess-1]
 	_ = x[FaultBudget-2]
 	_ = x[FaultInsn-3]
+	_ = x[FaultSlow-4]
 }
 
-const _FaultKind_name = "accessbudgetinsn"
+const _FaultKind_name = "accessbudgetinsnslow"
 
-var _FaultKind_index = [...]uint8{0, 6, 12, 16}
+var _FaultKind_index = [...]uint8{0, 6, 12, 16, 20}
 
 func (i FaultKind) String() string {
 	idx := int(i) - 1

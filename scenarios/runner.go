@@ -242,7 +242,7 @@ func (r *runner) step(st Step) error {
 	case StepUpdate, StepDelete:
 		return r.change(st)
 	case StepRun:
-		r.run(st)
+		return r.run(st)
 	}
 	return nil
 }
@@ -314,7 +314,7 @@ func (r *runner) change(st Step) error {
 // run invokes the step's program st.Repeat times on every machine,
 // compares each result with the reference model's, then checks the
 // expectations against the last.
-func (r *runner) run(st Step) {
+func (r *runner) run(st Step) error {
 	entry := r.w.Prog(st.Prog)
 	// A step may state that this arch/variant's code departs from the
 	// reference model: the kernel code's real behaviour, shown rather than
@@ -337,6 +337,10 @@ func (r *runner) run(st Step) {
 			rec.Record(r.o.Keep(st, i+1))
 		}
 		res = r.m.Run(entry, r.ctx)
+		if res.Fault != nil && res.Fault.Kind == prog.FaultSlow {
+			// Not a verdict: the scenario cannot be judged on this machine.
+			return &stepError{st, fmt.Errorf("%w: %v", prog.ErrTooSlow, res.Fault)}
+		}
 		for _, c := range res.Costs {
 			r.cost(st, c)
 		}
@@ -416,6 +420,7 @@ func (r *runner) run(st Step) {
 	if len(r.rep.Failures) > before {
 		r.traceOnce(res)
 	}
+	return nil
 }
 
 // check tests a run step's expectations against the last results.

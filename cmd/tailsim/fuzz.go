@@ -119,6 +119,9 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
 		sum.Cases, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
 		len(sum.Reproducers), known, len(sum.Reproducers)-known)
+	if sum.Slow > 0 {
+		fmt.Fprintf(stderr, "tailsim fuzz: %d cases were not checked: the machine was too slow to finish a run before its budget (not findings)\n", sum.Slow)
+	}
 	if sum.Unparsed > 0 {
 		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", sum.Unparsed)
 		return errChecksFailed

@@ -1,0 +1,62 @@
+package emu
+
+/*
+#cgo pkg-config: unicorn
+#include <stdlib.h>
+#include <unicorn/unicorn.h>
+
+// A run's budget, counted in translated blocks entered, in C: a block hook
+// that called into Go would cost a cgo transition per block, more than
+// most blocks take to run.
+typedef struct {
+	uint64_t blocks;
+	uint64_t limit;
+} tailsim_budget;
+
+static void tailsim_count_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
+	tailsim_budget *b = user;
+	if (++b->blocks > b->limit) {
+		uc_emu_stop(uc);
+	}
+}
+
+static uc_err tailsim_add_budget(void *uc, tailsim_budget *b) {
+	uc_hook h;
+	return uc_hook_add((uc_engine *)uc, &h, UC_HOOK_BLOCK, (void *)tailsim_count_block, b, 1, 0);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// budget bounds a run by the blocks it enters, the same count on an idle
+// and on a loaded machine: a verdict never depends on the machine's load.
+// The counter lives in C memory, which the hook may keep.
+type budget struct{ c *C.tailsim_budget }
+
+// addBudget installs the block counter. It must come before any code is
+// translated: Unicorn calls hooks only from translations made after them.
+func (e *engine) addBudget() error {
+	b := (*C.tailsim_budget)(C.calloc(1, C.size_t(unsafe.Sizeof(C.tailsim_budget{}))))
+	if b == nil {
+		return fmt.Errorf("emu: no memory for the run budget")
+	}
+	if rc := C.tailsim_add_budget(unsafe.Pointer(e.u.Handle()), b); rc != C.UC_ERR_OK {
+		C.free(unsafe.Pointer(b))
+		return fmt.Errorf("emu: adding the budget hook: %v", rc)
+	}
+	e.budget = budget{b}
+	return nil
+}
+
+// start arms the budget for a run of at most limit blocks.
+func (b budget) start(limit uint64) { b.c.blocks, b.c.limit = 0, C.uint64_t(limit) }
+
+// exhausted reports whether the run went past its limit.
+func (b budget) exhausted() bool { return b.c.blocks > b.c.limit }
+
+// free releases the counter once the engine is closed.
+func (b budget) free() { C.free(unsafe.Pointer(b.c)) }
