@@ -378,3 +378,27 @@ func TestRunKeepsFirstTrace(t *testing.T) {
 		t.Errorf("trace of %v, want the first failing run's (entry)", rep.Traced)
 	}
 }
+
+// slowpoke is a backend whose runs meet the wall-clock safety net.
+type slowpoke struct{ Ref }
+
+func (slowpoke) Name() string { return "x86_64" }
+func (s slowpoke) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+	m, err := s.Ref.Load(w, v, o)
+	return slowMachine{m}, err
+}
+
+type slowMachine struct{ Machine }
+
+func (slowMachine) Run(*prog.Program, []byte) *prog.Result {
+	return &prog.Result{Fault: &prog.Fault{Kind: prog.FaultSlow, Msg: "the machine is too slow"}}
+}
+
+// A machine too slow for a run's budget gives no verdict: the report is
+// an error wrapping prog.ErrTooSlow, not a failed check.
+func TestRunTooSlow(t *testing.T) {
+	rep := Run(mustParse(t, good), slowpoke{}, prog.Upstream, Options{})
+	if rep.Status != Errored || len(rep.Failures) != 1 || !errors.Is(rep.Failures[0].Err, prog.ErrTooSlow) {
+		t.Errorf("%s %q", rep.Status, rep.Failures)
+	}
+}
