@@ -263,6 +263,7 @@ func (m *machine) taken(addr, dest uint64) {
 		m.violate(prog.PropCountedOnce, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
 	m.lastCount = n
+	m.res.Calls = append(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count})
 	if m.step != nil {
 		m.step.tailCallTaken(p)
 	}
@@ -302,6 +303,7 @@ func (m *machine) fellThrough(addr uint64) {
 	// with.
 	reason := prog.FallReason(p.s.Kind, uint32(p.regs[spec.r3]), m.limitOf(p), p.count, true)
 	m.res.Falls = append(m.res.Falls, reason)
+	m.res.Calls = append(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count, Reason: reason})
 	if m.step != nil {
 		m.step.tailCallFellThrough(p)
 	}

@@ -42,6 +42,8 @@ type Progress struct {
 	Cases    int
 	Findings int // distinct so far
 	Elapsed  time.Duration
+	// Cells of the coverage matrix reached, of those wanted.
+	Cells, Wanted int
 }
 
 // Summary is what a campaign found.
@@ -49,6 +51,8 @@ type Summary struct {
 	Cases int
 	// Unparsed counts generated cases that did not parse: a generator bug.
 	Unparsed int
+	// Coverage counts the tail calls of every checked run by cell.
+	Coverage Coverage
 	// Slow counts cases an emulator could not finish in wall time before
 	// their budget: the machine was too loaded, and they are unchecked.
 	Slow    int
@@ -92,12 +96,12 @@ func (c *Campaign) Run() (*Summary, error) {
 		return nil, fmt.Errorf("reproducer directory: %w", err)
 	}
 	start := time.Now()
-	s := &search{c: c, shards: shards, found: map[string]Finding{}, start: start}
+	s := &search{c: c, shards: shards, found: map[string]Finding{}, start: start, coverage: Coverage{}}
 	if c.Duration > 0 {
 		s.deadline = start.Add(c.Duration)
 	}
 	s.run()
-	sum := &Summary{Cases: s.done, Unparsed: s.unparsed, Slow: s.slow}
+	sum := &Summary{Cases: s.done, Unparsed: s.unparsed, Slow: s.slow, Coverage: s.coverage}
 	keys := make([]string, 0, len(s.found))
 	for k := range s.found {
 		keys = append(keys, k)
@@ -149,6 +153,7 @@ type search struct {
 	mu                   sync.Mutex
 	next                 uint64 // cases taken
 	done, unparsed, slow int
+	coverage             Coverage
 	// found holds a finding per signature and explanation, the lowest
 	// seed's.
 	found map[string]Finding
@@ -165,8 +170,9 @@ func (s *search) run() {
 				if !ok {
 					return
 				}
-				fs, err := Check(Generate(seed), s.c.Backends, s.c.Variants)
-				s.record(fs, err)
+				cov := Coverage{}
+				fs, err := check(Generate(seed), s.c.Backends, s.c.Variants, cov)
+				s.record(fs, cov, err)
 			}
 		}()
 	}
@@ -210,10 +216,11 @@ func (s *search) take() (uint64, bool) {
 	return seed, true
 }
 
-func (s *search) record(fs []Finding, err error) {
+func (s *search) record(fs []Finding, cov Coverage, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done++
+	s.coverage.merge(cov)
 	switch {
 	case errors.Is(err, prog.ErrTooSlow):
 		s.slow++
@@ -233,7 +240,9 @@ func (s *search) record(fs []Finding, err error) {
 func (s *search) progress() Progress {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Progress{Cases: s.done, Findings: len(s.found), Elapsed: time.Since(s.start)}
+	wanted := Wanted(s.c.Backends, s.c.Variants)
+	return Progress{Cases: s.done, Findings: len(s.found), Elapsed: time.Since(s.start),
+		Cells: len(wanted) - len(s.coverage.Missing(wanted)), Wanted: len(wanted)}
 }
 
 // reproducerText is the case's scenario with a comment saying what

@@ -25,15 +25,28 @@ type Finding struct {
 // a run is no finding: Check says so with an error wrapping
 // prog.ErrTooSlow, beside the findings of the others.
 func Check(c Case, backends []prog.Backend, variants []prog.Variant) ([]Finding, error) {
+	return check(c, backends, variants, nil)
+}
+
+// check is Check, counting the tail calls of every run into cov when it
+// is not nil.
+func check(c Case, backends []prog.Backend, variants []prog.Variant, cov Coverage) ([]Finding, error) {
 	sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
 	if err != nil {
 		return nil, err
+	}
+	var o scenarios.Options
+	if cov != nil {
+		o.Keep = func(scenarios.Step, int) bool { return true }
 	}
 	var out []Finding
 	slow := false
 	for _, b := range backends {
 		for _, v := range variants {
-			rep := scenarios.Run(sc, b, v, scenarios.Options{})
+			rep := scenarios.Run(sc, b, v, o)
+			for _, r := range rep.Runs {
+				cov.add(b.Name(), v.String(), r.Result.Calls)
+			}
 			if rep.Status == scenarios.Pass {
 				continue
 			}

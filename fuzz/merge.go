@@ -25,8 +25,9 @@ type Entry struct {
 
 // Index is a findings directory's index.
 type Index struct {
-	Cases    int     `json:"cases"`
-	Findings []Entry `json:"findings"`
+	Cases    int           `json:"cases"`
+	Findings []Entry       `json:"findings"`
+	Coverage []CoverageRow `json:"coverage"`
 }
 
 // New counts the index's findings that no library scenario explains.
@@ -62,7 +63,7 @@ func readIndex(dir string) (*Index, error) {
 
 // indexOf is a campaign's index.
 func indexOf(sum *Summary) *Index {
-	x := &Index{Cases: sum.Cases, Findings: []Entry{}}
+	x := &Index{Cases: sum.Cases, Findings: []Entry{}, Coverage: sum.Coverage.Rows()}
 	for _, r := range sum.Reproducers {
 		x.Findings = append(x.Findings, Entry{Seed: r.Case.Seed, Arch: r.Arch, Variant: r.Variant, Signature: r.Signature,
 			Known: r.Known, File: filepath.Base(r.Path)})
@@ -84,12 +85,14 @@ func Merge(out string, dirs ...string) (*Index, error) {
 	}
 	best := map[string]found{}
 	merged := &Index{Findings: []Entry{}}
+	cov := Coverage{}
 	for _, dir := range dirs {
 		x, err := readIndex(dir)
 		if err != nil {
 			return nil, err
 		}
 		merged.Cases += x.Cases
+		cov.merge(FromRows(x.Coverage))
 		for _, e := range x.Findings {
 			key := e.Signature + " " + e.Known
 			if b, ok := best[key]; !ok || e.Seed < b.e.Seed {
@@ -115,6 +118,7 @@ func Merge(out string, dirs ...string) (*Index, error) {
 		}
 		merged.Findings = append(merged.Findings, e)
 	}
+	merged.Coverage = cov.Rows()
 	return merged, writeIndex(out, merged)
 }
 

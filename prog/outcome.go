@@ -186,6 +186,14 @@ func ParseFaultKind(s string) (FaultKind, bool) {
 // its budget: the machine's problem, not the program's.
 var ErrTooSlow = errors.New("the machine is too slow for the run's budget")
 
+// TailOutcome is what became of one tail call: its path, the counter
+// before it, and why it fell through (0: taken).
+type TailOutcome struct {
+	Path   SiteKind
+	Count  uint64
+	Reason Reason
+}
+
 // Fault is a run that could not finish: an invalid access, an invalid
 // instruction, or an exhausted budget.
 type Fault struct {
@@ -229,6 +237,9 @@ type Result struct {
 	R0Dead bool
 	Steps  int // instructions executed
 	Trace  []Event
+	// Calls are the tail calls the run made, in order: cheap enough to
+	// keep for every run, for a fuzzer's coverage.
+	Calls []TailOutcome
 	// Execs are the instructions executed, one by one, and Costs what each
 	// tail call cost: stepped runs only (LoadOptions.Step).
 	Execs []Exec

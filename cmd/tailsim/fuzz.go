@@ -115,6 +115,15 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	wanted := fuzz.Wanted(bs, vs)
+	missing := sum.Coverage.Missing(wanted)
+	fmt.Fprintf(stdout, "coverage: %d of %d cells reached (tail calls by path, outcome@counter before the call):\n", len(wanted)-len(missing), len(wanted))
+	if err := sum.Coverage.WriteText(stdout, wanted); err != nil {
+		return err
+	}
+	for _, c := range missing {
+		fmt.Fprintf(stdout, "  never reached: %s/%s %s %s with the counter at %s\n", c.Arch, c.Variant, c.Path, c.Outcome, c.Count)
+	}
 	known := sum.Known()
 	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
 		sum.Cases, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
@@ -154,7 +163,7 @@ func newProgress(w io.Writer) *progress {
 func (p *progress) line(pr fuzz.Progress) {
 	p.printed = true
 	rate := float64(pr.Cases) / max(pr.Elapsed.Seconds(), 1e-9)
-	msg := fmt.Sprintf("fuzz: %d cases, %.0f cases/s, %d findings, %s", pr.Cases, rate, pr.Findings, pr.Elapsed.Round(time.Second))
+	msg := fmt.Sprintf("fuzz: %d cases, %.0f cases/s, %d findings, coverage %d/%d cells, %s", pr.Cases, rate, pr.Findings, pr.Cells, pr.Wanted, pr.Elapsed.Round(time.Second))
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\x1b[K", msg)
 	} else {

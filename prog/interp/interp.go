@@ -356,6 +356,7 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	}
 	ev.Reason, ev.Path, ev.Rule = reason, kind, r.cfg.Rule
 	r.event(ev)
+	r.res.Calls = append(r.res.Calls, prog.TailOutcome{Path: kind, Count: count, Reason: reason})
 	if reason != 0 {
 		r.res.Falls = append(r.res.Falls, reason)
 		// A failed tail call is a helper call that returns nothing: R0 is
