@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 )
@@ -114,6 +115,8 @@ type engine struct {
 	halted bool
 	// budget counts a run's blocks (budget.go).
 	budget budget
+	// host backs lazily mapped pages (hostpages.go).
+	host hostPages
 	// private engines (stepped runs) never go back to a pool.
 	private bool
 
@@ -148,6 +151,7 @@ type pageInfo struct {
 	l      *lazy
 	lo, hi uint64
 	guards []uc.Hook
+	host   unsafe.Pointer // the pooled host page behind it (hostpages.go)
 }
 
 // newEngine creates an engine with the hooks that turn bad accesses into
@@ -199,6 +203,7 @@ func (e *engine) close() error {
 	close(e.done)
 	err := e.u.Close()
 	e.budget.free()
+	e.host.freeAll()
 	return err
 }
 
@@ -287,12 +292,13 @@ func (e *engine) lazyAt(addr uint64) *lazy {
 }
 
 func (e *engine) mapLazyPage(l *lazy, page uint64) error {
-	if err := e.u.MemMapProt(page, pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	host, err := e.mapHostPage(page)
+	if err != nil {
 		return err
 	}
-	pi := pageInfo{l: l, lo: max(page, l.Start), hi: min(page+pageSize, l.End)}
+	pi := pageInfo{l: l, lo: max(page, l.Start), hi: min(page+pageSize, l.End), host: host}
 	if err := e.fillPage(pi, page); err != nil {
-		e.u.MemUnmap(page, pageSize)
+		e.unmapHostPage(page, pi)
 		return err
 	}
 	// Bytes of the page outside the region are guarded exactly.
@@ -495,7 +501,7 @@ func (e *engine) begin() {
 func (e *engine) commit() error {
 	errs := []error{e.dropKept(func(span) bool { return true })}
 	for page, pi := range e.retained {
-		errs = append(errs, e.delHooks(pi.guards), e.u.MemUnmap(page, pageSize))
+		errs = append(errs, e.delHooks(pi.guards), e.unmapHostPage(page, pi))
 	}
 	clear(e.retained)
 	return errors.Join(errs...)
@@ -512,7 +518,7 @@ func (e *engine) reset() error {
 func (e *engine) unpage() error {
 	var errs []error
 	for page, pi := range e.paged {
-		errs = append(errs, e.delHooks(pi.guards), e.u.MemUnmap(page, pageSize))
+		errs = append(errs, e.delHooks(pi.guards), e.unmapHostPage(page, pi))
 	}
 	clear(e.paged)
 	return errors.Join(errs...)

@@ -182,3 +182,33 @@ func TestBlockBudget(t *testing.T) {
 		t.Errorf("no time: %+v", out)
 	}
 }
+
+// Lazily mapped pages are backed by pooled host pages: unmapped pages go
+// back to the pool and the next ones reuse them, with the contents the
+// model gives them, not the old ones.
+func TestHostPagePool(t *testing.T) {
+	e := newX86Engine(t)
+	fill := byte(1)
+	if err := e.addLazy(&lazy{Name: "array", Start: sparseAt, End: sparseAt + 1<<20, Fill: func(addr uint64, page []byte) {
+		for i := range page {
+			page[i] = fill
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		fill = byte(round + 1)
+		for _, addr := range []uint64{sparseAt, sparseAt + 0x5000, sparseAt + 0x9000} {
+			out, rax := run(t, e, loadViaRAX, addr)
+			if out.Fault != nil || rax != uint64(fill)*0x0101010101010101 {
+				t.Fatalf("round %d, load at %#x: %+v rax=%#x", round, addr, out, rax)
+			}
+		}
+		if err := e.unpage(); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.host.all) != 3 || len(e.host.free) != 3 {
+			t.Errorf("round %d: %d host pages, %d free; want 3 reused", round, len(e.host.all), len(e.host.free))
+		}
+	}
+}
