@@ -633,13 +633,16 @@ func (e *engine) halt() {
 	e.u.Stop()
 }
 
-// addStepHooks calls code before every instruction in the code arena and
+// addStepHooks calls code before every instruction in the ranges
+// ([first, last] each) and
 // mem on every memory read and write. Unicorn calls hooks only from
 // translations made after they were added, so this is for a fresh engine
 // whose code has not run (Backend.Load of a stepped world).
-func (e *engine) addStepHooks(code func(addr uint64, size uint32), mem func(write bool, addr uint64, size int, value int64)) error {
-	if _, err := e.u.HookAdd(uc.HOOK_CODE, func(_ uc.Unicorn, addr uint64, size uint32) { code(addr, size) }, stubBase, stubBase+arenaSize-1); err != nil {
-		return err
+func (e *engine) addStepHooks(ranges [][2]uint64, code func(addr uint64, size uint32), mem func(write bool, addr uint64, size int, value int64)) error {
+	for _, r := range ranges {
+		if _, err := e.u.HookAdd(uc.HOOK_CODE, func(_ uc.Unicorn, addr uint64, size uint32) { code(addr, size) }, r[0], r[1]); err != nil {
+			return err
+		}
 	}
 	_, err := e.u.HookAdd(uc.HOOK_MEM_READ|uc.HOOK_MEM_WRITE, func(_ uc.Unicorn, typ int, addr uint64, size int, value int64) {
 		mem(typ == uc.MEM_WRITE, addr, size, value)

@@ -90,6 +90,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		res.Steps = m.step.executed
 		if !m.step.all {
 			res.Execs = nil // measured; only the costs are wanted
+			res.Steps = 0   // not counted: only the tail calls are hooked
 		}
 	}
 	switch {

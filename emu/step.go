@@ -3,6 +3,7 @@ package emu
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 
@@ -104,7 +105,25 @@ func newStepper(m *machine, budget int, all bool) (*stepper, error) {
 			}
 		}
 	}
-	return st, m.e.addStepHooks(st.onInsn, st.onMem)
+	// Every instruction when stepping; when only measuring, the tail
+	// calls' own (start to out) and where they land, where a measurement
+	// ends: no Go callback for the rest of the code.
+	ranges := [][2]uint64{{stubBase, stubBase + arenaSize - 1}}
+	if !all {
+		ranges = ranges[:0]
+		for _, l := range m.images {
+			for _, s := range l.Img.Sites {
+				ranges = append(ranges, [2]uint64{l.Addr + uint64(s.Start), l.Addr + uint64(s.Out)})
+			}
+		}
+		for _, at := range m.entry {
+			ranges = append(ranges, [2]uint64{at + uint64(m.spec.tailEntry), at + uint64(m.spec.tailEntry)})
+		}
+		// The budget is the block counter's alone: this one sees few
+		// instructions.
+		st.budget = math.MaxInt
+	}
+	return st, m.e.addStepHooks(ranges, st.onInsn, st.onMem)
 }
 
 // reset starts a run.
