@@ -74,11 +74,16 @@ func (b *Backend) acquire() (*engine, error) {
 }
 
 // newReadyEngine is an engine set up for any world of the arch.
-func (b *Backend) newReadyEngine() (*engine, error) {
+func (b *Backend) newReadyEngine() (_ *engine, err error) {
 	e, err := newEngine(b.spec.arch)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			e.close() // a half-made engine is no engine
+		}
+	}()
 	if err := e.arena(stubBase, arenaSize); err != nil {
 		return nil, err
 	}

@@ -11,10 +11,12 @@ package emu
 typedef struct {
 	uint64_t blocks;
 	uint64_t limit;
+	uint64_t last; // the last block counted
 } tailsim_budget;
 
 static void tailsim_count_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
 	tailsim_budget *b = user;
+	b->last = addr;
 	if (++b->blocks > b->limit) {
 		uc_emu_stop(uc);
 	}
@@ -54,6 +56,14 @@ func (e *engine) addBudget() error {
 
 // start arms the budget for a run of at most limit blocks.
 func (b budget) start(limit uint64) { b.c.blocks, b.c.limit = 0, C.uint64_t(limit) }
+
+// resumeAt prepares a run stopped early at pc to go on: the block there,
+// counted as it was entered and interrupted, will be counted again.
+func (b budget) resumeAt(pc uint64) {
+	if b.c.last == C.uint64_t(pc) && b.c.blocks > 0 {
+		b.c.blocks--
+	}
+}
 
 // exhausted reports whether the run went past its limit.
 func (b budget) exhausted() bool { return b.c.blocks > b.c.limit }

@@ -127,6 +127,7 @@ type engine struct {
 	// atomic stores per run.
 	deadline atomic.Int64 // unix ns; 0 while idle
 	done     chan struct{}
+	stopped  chan struct{} // closed when the watchdog has exited
 
 	// progsWritten is how many struct bpf_prog pages the last load wrote
 	// (machine.load clears the ones the next world does not use).
@@ -179,10 +180,11 @@ func newEngine(a arch) (*engine, error) {
 		u.Close()
 		return nil, err
 	}
-	e.done = make(chan struct{})
+	e.done, e.stopped = make(chan struct{}), make(chan struct{})
 	go e.watchdog()
 	// Unmapped accesses: page in a lazy region or record the fault.
 	if _, err := u.HookAdd(uc.HOOK_MEM_UNMAPPED, e.onUnmapped, 1, 0); err != nil {
+		e.close()
 		return nil, err
 	}
 	// CPU exceptions (an undefined instruction, a breakpoint) end the run.
@@ -193,6 +195,7 @@ func newEngine(a arch) (*engine, error) {
 		}
 		u.Stop()
 	}, 1, 0); err != nil {
+		e.close()
 		return nil, err
 	}
 	return e, nil
@@ -200,10 +203,15 @@ func newEngine(a arch) (*engine, error) {
 
 // close releases the Unicorn instance.
 func (e *engine) close() error {
+	// The watchdog must be gone before the instance is: a stop it sends
+	// after uc_close would use freed memory.
 	close(e.done)
+	<-e.stopped
 	err := e.u.Close()
-	e.budget.free()
-	e.host.freeAll()
+	if err == nil {
+		e.budget.free()
+		e.host.freeAll()
+	}
 	return err
 }
 
@@ -212,6 +220,7 @@ const watchdogTick = 5 * time.Millisecond
 func (e *engine) watchdog() {
 	t := time.NewTicker(watchdogTick)
 	defer t.Stop()
+	defer close(e.stopped)
 	for {
 		select {
 		case <-e.done:
@@ -662,7 +671,11 @@ func (e *engine) run(pc, until, blocks uint64, limit time.Duration) outcome {
 	e.budget.start(blocks)
 	err := e.u.Start(pc, until)
 	for err == nil && e.fault == nil && e.exception == nil && !e.halted && !e.budget.exhausted() && e.pc() != until && time.Now().Before(deadline) {
-		err = e.u.Start(e.pc(), until) // stopped early by a late watchdog: resume
+		// Stopped early by a late watchdog: resume, without counting
+		// again the block the stop interrupted.
+		pc := e.pc()
+		e.budget.resumeAt(pc)
+		err = e.u.Start(pc, until)
 	}
 	e.deadline.Store(0)
 	if len(e.undo) > 0 {

@@ -120,7 +120,7 @@ func (c *Campaign) Run() (*Summary, error) {
 		sum.Reproducers = append(sum.Reproducers, r)
 	}
 	sum.Elapsed = time.Since(start)
-	if err := writeIndex(c.Out, indexOf(sum)); err != nil {
+	if err := writeIndex(c.Out, c.index(sum)); err != nil {
 		return sum, fmt.Errorf("writing the findings index: %w", err)
 	}
 	return sum, nil

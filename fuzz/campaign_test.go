@@ -188,7 +188,14 @@ func TestMergeShards(t *testing.T) {
 	}
 	whole := campaign(0, 1)
 	merged := t.TempDir()
-	x, err := Merge(merged, campaign(0, 2), campaign(1, 2))
+	s0, s1 := campaign(0, 2), campaign(1, 2)
+	// Not one campaign's shards, each once: refused.
+	for _, dirs := range [][]string{{s0, s0}, {s0}, {s0, s1, whole}, {s0, whole}} {
+		if _, err := Merge(t.TempDir(), dirs...); err == nil {
+			t.Errorf("merging %d directories %v: no error", len(dirs), dirs)
+		}
+	}
+	x, err := Merge(merged, s0, s1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +212,9 @@ func TestMergeShards(t *testing.T) {
 	if _, err := Merge(t.TempDir(), t.TempDir()); err == nil {
 		t.Error("merging a directory without an index")
 	}
+	if _, err := Merge(merged, s0, s1); err == nil {
+		t.Error("merging into a directory that is not empty")
+	}
 }
 
 func TestShardFromEnv(t *testing.T) {
@@ -216,6 +226,11 @@ func TestShardFromEnv(t *testing.T) {
 		{map[string]string{"JOB_COMPLETION_INDEX": "3", "TAILSIM_SHARDS": "8"}, 3, 8, true},
 		{map[string]string{"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "10"}, 4, 10, true},
 		{map[string]string{"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"}, 0, 2, true},
+		// --array=0-14:2: eight tasks, 0, 2, ... 14.
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "8"}, 7, 8, true},
+		// --array=1,5,9 (no uniform step): refused, not seeds left unrun.
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}, 0, 0, false},
+		{map[string]string{"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "x", "SLURM_ARRAY_TASK_COUNT": "3"}, 0, 0, false},
 		{map[string]string{"JOB_COMPLETION_INDEX": "8", "TAILSIM_SHARDS": "8"}, 0, 0, false},
 		{map[string]string{"JOB_COMPLETION_INDEX": "1"}, 0, 0, false},
 		{map[string]string{"JOB_COMPLETION_INDEX": "x", "TAILSIM_SHARDS": "2"}, 0, 0, false},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 )
 
@@ -25,7 +26,17 @@ type Entry struct {
 
 // Index is a findings directory's index.
 type Index struct {
-	Cases    int           `json:"cases"`
+	// The campaign: its first seed, the shard it ran of how many, on
+	// which arches and variants; merging checks them.
+	Seed     uint64   `json:"seed"`
+	Shard    uint64   `json:"shard"`
+	Shards   uint64   `json:"shards"`
+	Arches   []string `json:"arches"`
+	Variants []string `json:"variants"`
+	Cases    int      `json:"cases"`
+	// Unparsed cases are a generator bug; Slow ones went unchecked.
+	Unparsed int           `json:"unparsed"`
+	Slow     int           `json:"slow"`
 	Findings []Entry       `json:"findings"`
 	Coverage []CoverageRow `json:"coverage"`
 }
@@ -61,9 +72,16 @@ func readIndex(dir string) (*Index, error) {
 	return &x, nil
 }
 
-// indexOf is a campaign's index.
-func indexOf(sum *Summary) *Index {
-	x := &Index{Cases: sum.Cases, Findings: []Entry{}, Coverage: sum.Coverage.Rows()}
+// index is a campaign's index.
+func (c *Campaign) index(sum *Summary) *Index {
+	x := &Index{Seed: c.Seed, Shard: c.Shard, Shards: max(c.Shards, 1), Cases: sum.Cases, Unparsed: sum.Unparsed, Slow: sum.Slow,
+		Findings: []Entry{}, Coverage: sum.Coverage.Rows()}
+	for _, b := range c.Backends {
+		x.Arches = append(x.Arches, b.Name())
+	}
+	for _, v := range c.Variants {
+		x.Variants = append(x.Variants, v.String())
+	}
 	for _, r := range sum.Reproducers {
 		x.Findings = append(x.Findings, Entry{Seed: r.Case.Seed, Arch: r.Arch, Variant: r.Variant, Signature: r.Signature,
 			Known: r.Known, File: filepath.Base(r.Path)})
@@ -71,11 +89,15 @@ func indexOf(sum *Summary) *Index {
 	return x
 }
 
-// Merge gathers the findings of campaigns' directories (shards of one
-// campaign, or campaigns on several machines) into out: one reproducer per
-// signature and explanation, the lowest seed's, as one campaign over all
-// their seeds would keep; the cases add up.
+// Merge gathers the findings of the shards of one campaign into out, an
+// empty directory: one reproducer per signature and explanation, the
+// lowest seed's, as the campaign unsharded would keep; the cases and the
+// coverage add up. The shards must be of one campaign (seed, shard
+// count, arches, variants), each once, none missing.
 func Merge(out string, dirs ...string) (*Index, error) {
+	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("merged directory %s is not empty", out)
+	}
 	if err := writableDir(out); err != nil {
 		return nil, fmt.Errorf("merged directory: %w", err)
 	}
@@ -86,12 +108,29 @@ func Merge(out string, dirs ...string) (*Index, error) {
 	best := map[string]found{}
 	merged := &Index{Findings: []Entry{}}
 	cov := Coverage{}
-	for _, dir := range dirs {
+	shards := map[uint64]string{}
+	for i, dir := range dirs {
 		x, err := readIndex(dir)
 		if err != nil {
 			return nil, err
 		}
+		if i == 0 {
+			merged.Seed, merged.Shards, merged.Arches, merged.Variants = x.Seed, 1, x.Arches, x.Variants
+			if x.Shards != uint64(len(dirs)) {
+				return nil, fmt.Errorf("%s is shard %d of %d, but %d directories are merged", dir, x.Shard, x.Shards, len(dirs))
+			}
+		}
+		switch {
+		case x.Seed != merged.Seed || x.Shards != uint64(len(dirs)) || !slices.Equal(x.Arches, merged.Arches) || !slices.Equal(x.Variants, merged.Variants):
+			return nil, fmt.Errorf("%s is another campaign (seed %d, %d shards, %v %v) than %s (seed %d, %d shards, %v %v)",
+				dir, x.Seed, x.Shards, x.Arches, x.Variants, dirs[0], merged.Seed, len(dirs), merged.Arches, merged.Variants)
+		case shards[x.Shard] != "":
+			return nil, fmt.Errorf("%s and %s are both shard %d", shards[x.Shard], dir, x.Shard)
+		}
+		shards[x.Shard] = dir
 		merged.Cases += x.Cases
+		merged.Unparsed += x.Unparsed
+		merged.Slow += x.Slow
 		cov.merge(FromRows(x.Coverage))
 		for _, e := range x.Findings {
 			key := e.Signature + " " + e.Known
@@ -125,9 +164,9 @@ func Merge(out string, dirs ...string) (*Index, error) {
 // ShardFromEnv reads a shard's index and the shard count from a batch
 // system's environment, so that one job spec runs a campaign on N
 // machines: the index from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)
-// or SLURM_ARRAY_TASK_ID (Slurm job arrays, counted from
-// SLURM_ARRAY_TASK_MIN), the count from TAILSIM_SHARDS or
-// SLURM_ARRAY_TASK_COUNT.
+// or SLURM_ARRAY_TASK_ID (Slurm job arrays min-max[:step], counted from
+// SLURM_ARRAY_TASK_MIN in SLURM_ARRAY_TASK_STEPs), the count from
+// TAILSIM_SHARDS or SLURM_ARRAY_TASK_COUNT.
 func ShardFromEnv(getenv func(string) string) (shard, shards uint64, err error) {
 	num := func(name string) (uint64, bool, error) {
 		v := getenv(name)
@@ -149,11 +188,23 @@ func ShardFromEnv(getenv func(string) string) (shard, shards uint64, err error) 
 			return 0, 0, err
 		}
 		if ok {
+			// Task ids min, min+step, ...: a list of other ids would
+			// leave seeds unrun, so it is refused.
 			lo, _, err := num("SLURM_ARRAY_TASK_MIN")
-			if err != nil || lo > shard {
-				return 0, 0, fmt.Errorf("SLURM_ARRAY_TASK_MIN %d above the task id %d (%v)", lo, shard, err)
+			if err != nil {
+				return 0, 0, err
 			}
-			shard -= lo
+			step, hasStep, err := num("SLURM_ARRAY_TASK_STEP")
+			if err != nil {
+				return 0, 0, err
+			}
+			if !hasStep || step == 0 {
+				step = 1
+			}
+			if lo > shard || (shard-lo)%step != 0 {
+				return 0, 0, fmt.Errorf("task id %d is not SLURM_ARRAY_TASK_MIN %d plus a multiple of SLURM_ARRAY_TASK_STEP %d: use an array min-max[:step]", shard, lo, step)
+			}
+			shard = (shard - lo) / step
 		}
 	}
 	if !ok {

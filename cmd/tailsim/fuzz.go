@@ -32,7 +32,7 @@ Exit status: 0 no new findings (the known ones, the modelled kernel
 code's documented behaviour, are listed), 1 new findings or generated
 cases that do not parse, 2 usage error or a reproducer that could not be
 written.`,
-		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-workers N] [-shard I/N] [-out DIR]",
+		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-workers N] [-shard I/N|env] [-out DIR]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
 		run:   fuzzCmd,
 	})
 	flagSetups["fuzz"] = func(fs *flag.FlagSet) { newFuzzFlags(fs) }
@@ -200,7 +200,14 @@ func fuzzMergeCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", e.Arch, e.Variant, filepath.Join(*out, e.File))
 	}
-	fmt.Fprintf(stdout, "%d cases in %d directories, %d findings (%d known, %d new)\n", x.Cases, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
+	fmt.Fprintf(stdout, "%d cases in %d shards, %d findings (%d known, %d new)\n", x.Cases, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
+	if x.Slow > 0 {
+		fmt.Fprintf(stderr, "tailsim fuzz merge: %d cases were not checked: the machine was too slow (not findings)\n", x.Slow)
+	}
+	if x.Unparsed > 0 {
+		fmt.Fprintf(stderr, "tailsim fuzz merge: %d generated cases did not parse (a generator bug)\n", x.Unparsed)
+		return errChecksFailed
+	}
 	if x.New() > 0 {
 		return errChecksFailed
 	}

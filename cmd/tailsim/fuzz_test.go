@@ -114,7 +114,7 @@ func TestFuzzMergeCommand(t *testing.T) {
 		}
 	}
 	code, out, errs := run(t, "fuzz", "merge", "-out", merged, a, b)
-	if code != 0 || !strings.Contains(out, "30 cases in 2 directories") || !strings.Contains(out, "reproduce: tailsim run") {
+	if code != 0 || !strings.Contains(out, "30 cases in 2 shards") || !strings.Contains(out, "reproduce: tailsim run") {
 		t.Errorf("merge: exit %d\n%s%s", code, out, errs)
 	}
 	if _, err := os.Stat(filepath.Join(merged, "findings.json")); err != nil {
