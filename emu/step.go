@@ -107,7 +107,8 @@ func newStepper(m *machine, budget int, all bool) (*stepper, error) {
 	}
 	// Every instruction when stepping; when only measuring, the tail
 	// calls' own (start to out) and where they land, where a measurement
-	// ends: no Go callback for the rest of the code.
+	// ends: no per-instruction Go callback for the rest of the code (the
+	// memory hook below still sees every load and store).
 	ranges := [][2]uint64{{stubBase, stubBase + arenaSize - 1}}
 	if !all {
 		ranges = ranges[:0]

@@ -89,7 +89,9 @@ func FromRows(rows []CoverageRow) Coverage {
 // reach: each path the arch's JIT emits for the variant (x86 has direct
 // calls, arm64 none), taken, out of bounds (not at a direct site, whose
 // key the verifier bounded) and on an empty slot with the counter at 0,
-// 1, 31 and 32, and the limit at 33.
+// 1, 31 and 32, and the limit at 33. Out of bounds at 33 too: every path
+// checks the index before the counter, so at the limit an index out of
+// range still falls through as bounds, and that order is worth reaching.
 func Wanted(arches []prog.Backend, variants []prog.Variant) []Cell {
 	var out []Cell
 	for _, b := range arches {
@@ -111,6 +113,9 @@ func Wanted(arches []prog.Backend, variants []prog.Variant) []Cell {
 						out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(o), countBucket(n)})
 					}
 				}
+				if p != prog.Direct {
+					out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallBounds), countBucket(prog.MaxTailCallCnt)})
+				}
 				out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallLimit), countBucket(prog.MaxTailCallCnt)})
 			}
 		}
@@ -130,23 +135,38 @@ func (cv Coverage) Missing(wanted []Cell) []Cell {
 }
 
 // WriteText prints the matrix: a line per arch, variant and path, the
-// calls reached for each outcome and counter bucket.
+// calls reached for each outcome and counter bucket, then the unexpected
+// cells reached: taken@33 is a call the limit should have stopped, limit
+// below 33 one it should not have, anything past 33 a counter that
+// overran. The middle bucket's taken, bounds and empty are ordinary and
+// left out.
 func (cv Coverage) WriteText(w io.Writer, wanted []Cell) error {
 	type line struct{ arch, variant, path string }
 	var order []line
 	cells := map[line][]string{}
+	isWanted := map[Cell]bool{}
 	for _, c := range wanted {
+		isWanted[c] = true
 		l := line{c.Arch, c.Variant, c.Path}
 		if _, ok := cells[l]; !ok {
 			order = append(order, l)
 		}
 		cells[l] = append(cells[l], fmt.Sprintf("%s@%s=%d", c.Outcome, c.Count, cv[c]))
 	}
+	var extra []string
+	for _, r := range cv.Rows() {
+		if !isWanted[r.Cell] && (r.Count != countBucket(2) || r.Outcome == outcomeName(prog.FallLimit)) {
+			extra = append(extra, fmt.Sprintf("%s/%s %s %s@%s=%d", r.Arch, r.Variant, r.Path, r.Outcome, r.Count, r.Calls))
+		}
+	}
 	var err error
 	for _, l := range order {
 		if err == nil {
 			_, err = fmt.Fprintf(w, "  %s/%s %s: %s\n", l.arch, l.variant, l.path, strings.Join(cells[l], " "))
 		}
+	}
+	if len(extra) > 0 && err == nil {
+		_, err = fmt.Fprintf(w, "  unexpected: %s\n", strings.Join(extra, " "))
 	}
 	return err
 }
