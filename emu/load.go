@@ -65,7 +65,8 @@ type machine struct {
 	tccPtr uint64
 	// lastCount is the counter as the last tail call left it.
 	lastCount uint64
-	counted   bool // lastCount was read from the current tccPtr
+	preset    uint64 // PresetCount's n
+	counted   bool   // lastCount was read from the current tccPtr
 	batch     *uc.RegBatch
 	buf8      [8]byte
 	// The registers every run starts with: sp, R1, then the scratch and

@@ -161,6 +161,16 @@ func (m *machine) read64(addr uint64) uint64 {
 	return binary.LittleEndian.Uint64(m.buf8[:])
 }
 
+func (m *machine) write64(addr, v uint64) {
+	binary.LittleEndian.PutUint64(m.buf8[:], v)
+	// An unwritable counter cell stays as it was; the site's own read of
+	// it then faults or checks the initial value, and the run says so.
+	_ = m.e.memWrite(addr, m.buf8[:])
+}
+
+// PresetCount implements prog.CountPresetter.
+func (m *machine) PresetCount(n uint64) { m.preset = n }
+
 // regs reads the registers a tail-call check needs in one call.
 func (m *machine) regs() []uint64 {
 	v, _ := m.e.regBatchRead(m.batch)
@@ -218,6 +228,11 @@ func (m *machine) onSite(addr uint64) {
 			// first tail call its value is the one the last call left
 			// (checked there), so only a new counter is read.
 			if ptr != m.tccPtr || !m.counted {
+				if !m.counted && m.preset != 0 {
+					// The run's first tail call, about to read the counter
+					// its prologue initialised: leave what a chain would.
+					m.write64(ptr, m.preset)
+				}
 				m.tccPtr, m.lastCount, m.counted = ptr, m.read64(ptr), true
 			}
 			p.l, p.s, p.count = ev.l, ev.s, m.lastCount

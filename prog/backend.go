@@ -44,6 +44,21 @@ type Recorder interface {
 	Record(on bool)
 }
 
+// CountPresetter is a Machine that can start a run near the tail-call
+// limit without running the chain that would get there: the first tail
+// call of every following run finds the counter at n, as n taken tail
+// calls before it would have left it (the frame and the counter are the
+// invocation's, so nothing else of the chain survives into the site). A
+// fuzzer reaches "counter 32 at the site" with one call instead of 33;
+// fuzz's TestCountPresetEquivalence holds the shortcut to real chains on
+// every arch, variant and path, for sites in a program's main function
+// (not yet behind bpf2bpf calls, where the counter pointer travels
+// through subprogram frames). A run that makes no tail call reports
+// count 0 either way.
+type CountPresetter interface {
+	PresetCount(n uint64)
+}
+
 // Machine is a loaded world.
 type Machine interface {
 	// Run invokes entry once. ctx (nil for a NULL ctx) is updated in place so

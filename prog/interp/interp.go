@@ -68,7 +68,11 @@ type Machine struct {
 	cfg    Config
 	arrays map[uint64]*prog.ProgArray
 	addrOf map[*prog.ProgArray]uint64
+	preset uint64 // PresetCount's n
 }
+
+// PresetCount implements prog.CountPresetter.
+func (m *Machine) PresetCount(n uint64) { m.preset = n }
 
 // New prepares a machine for w; w must be fixed up (World.Fix).
 func New(w *prog.World, cfg Config) *Machine {
@@ -91,6 +95,7 @@ type run struct {
 	frames []*frame
 	regs   [11]uint64
 	count  uint64
+	called bool // a tail call was made: the preset count applies
 	// before are the registers as the recorded instruction found them
 	// (stepped runs).
 	before [11]uint64
@@ -305,6 +310,9 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	if arr == nil || site == nil {
 		r.fault(prog.FaultInsn, r.regs[prog.R2], "tail call with R2 not pointing at a prog array")
 		return nil, false
+	}
+	if !r.called {
+		r.count, r.called = r.preset, true
 	}
 	index := uint32(r.regs[prog.R3])
 	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, At: site.Loc, Index: r.regs[prog.R3], Count: r.count}
