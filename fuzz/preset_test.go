@@ -23,19 +23,31 @@ type presetCase struct {
 	fromCtx    bool   // the index is read from ctx (indirect / dynamic)
 	slot       string // what the indexed slot holds: leaf, site (itself) or ""
 	neighbour  bool   // slot index+1 holds leaf too
+	// inSub puts the site in a subprogram the site's program calls
+	// (bpf2bpf): the counter is then reached through the pointer the
+	// caller's frame passes down.
+	inSub bool
 }
 
 func (c presetCase) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "counter preset equivalence: %+v\n\n-- maps --\nchain max_entries=34\njt max_entries=%d\n", c, c.maxEntries)
 	b.WriteString("-- prog leaf --\n\tr0 = 7\n\texit\n")
-	b.WriteString("-- prog site --\n\tr6 = r1\n\tr2 = map[jt]\n")
+	if c.inSub {
+		b.WriteString("-- subprog tc --\n")
+	} else {
+		b.WriteString("-- prog site --\n")
+	}
+	b.WriteString("\tr6 = r1\n\tr2 = map[jt]\n")
 	if c.fromCtx {
 		b.WriteString("\tr3 = *(u64 *)(r6 + 0)\n")
 	} else {
 		fmt.Fprintf(&b, "\tr3 = %d ll\n", c.index)
 	}
 	b.WriteString("\tr1 = r6\n\tcall bpf_tail_call\n\tr0 = 100\n\texit\n")
+	if c.inSub {
+		b.WriteString("-- prog site --\n\tr6 = r1\n\tcall tc\n\tr0 += 1\n\texit\n")
+	}
 	for k := 0; k < c.n; k++ {
 		fmt.Fprintf(&b, "-- prog c%d --\n\tr2 = map[chain]\n\tr3 = %d\n\tcall bpf_tail_call\n\tr0 = %d\n\texit\n", k, k+1, 200+k)
 	}
@@ -56,13 +68,13 @@ func (c presetCase) text() string {
 	return b.String()
 }
 
-// sample draws cases around the edges: the counter at 0, 1, 31–33 and
+// samplePreset draws cases around the edges: the counter at 0, 1, 31–33 and
 // between, indexes in and out of bounds (and past 32 bits, which the JITs
 // truncate), slots leaf, self (the site calls itself up to the limit) and
-// empty.
+// empty; a third of the sites in a subprogram.
 func samplePreset(r *rand.Rand) presetCase {
 	ns := []int{0, 1, 2, 17, 30, 31, 32, 33}
-	c := presetCase{n: ns[r.IntN(len(ns))], maxEntries: uint32(1 + r.IntN(8)), fromCtx: r.IntN(2) == 0, neighbour: r.IntN(2) == 0}
+	c := presetCase{n: ns[r.IntN(len(ns))], maxEntries: uint32(1 + r.IntN(8)), fromCtx: r.IntN(2) == 0, neighbour: r.IntN(2) == 0, inSub: r.IntN(3) == 0}
 	switch r.IntN(4) {
 	case 0:
 		c.index = uint64(c.maxEntries) + uint64(r.IntN(3)) // out of bounds
@@ -140,7 +152,7 @@ func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, prese
 // sites, entering the site with the counter preset to n gives the same
 // verdicts as a real chain of n tail calls ending there, on both emulated
 // arches, both variants, and the reference model with and without direct
-// tail calls.
+// tail calls; sites in the main function and behind a bpf2bpf call.
 func TestCountPresetEquivalence(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false), scenarios.Ref{}, scenarios.Ref{NoDirectTailCalls: true}}
 	r := rand.New(rand.NewPCG(12, 2))

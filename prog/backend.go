@@ -52,8 +52,7 @@ type Recorder interface {
 // fuzzer reaches "counter 32 at the site" with one call instead of 33;
 // fuzz's TestCountPresetEquivalence holds the shortcut to real chains on
 // every arch, variant and path, for sites in a program's main function
-// (not yet behind bpf2bpf calls, where the counter pointer travels
-// through subprogram frames). A run that makes no tail call reports
+// and in a subprogram it calls. A run that makes no tail call reports
 // count 0 either way.
 type CountPresetter interface {
 	PresetCount(n uint64)
