@@ -1,11 +1,15 @@
 package fuzz
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"tailsim/emu"
 	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 // BenchmarkCampaign is what "make bench" reports, one generated case per
@@ -58,4 +62,90 @@ func BenchmarkCampaign(b *testing.B) {
 	b.ReportMetric(per(cached), "floor-cached-us")
 	b.ReportMetric(first.Seconds()/checkT.Seconds(), "ratio-first")
 	b.ReportMetric(cached.Seconds()/checkT.Seconds(), "ratio-cached")
+}
+
+// BenchmarkInputs measures issue 12's other regime: one shape loaded once
+// per arch × variant, then inputs that are only data — the index (read
+// from ctx, in and out of bounds and past 32 bits) and the counter before
+// the call (prog.CountPresetter, 0..33). One input is checked as a case
+// is: the four arch × variant runs, each against the reference model
+// (run once per variant: the site reads its index at run time, so the
+// model's direct-call capability does not matter), diffed field by field
+// and with no broken property. Slots hold a leaf or nothing, so a run is
+// the entry and at most one tail call whatever the counter.
+//
+// Beside it, the floor: the same inputs on machines of their own with our
+// hooks removed (emu.BareStart), one bare Start per arch × variant. The
+// floor cannot preset the counter (the preset is written by a hook), so
+// there every input runs with the counter at 0: the same instructions but
+// for the limit's outcome.
+func BenchmarkInputs(b *testing.B) {
+	shape := presetCase{maxEntries: 8, fromCtx: true}.text()
+	shape = strings.Replace(shape, "-- slots --\n", "-- slots --\njt[0] = leaf\njt[2] = leaf\njt[3] = leaf\njt[7] = leaf\n", 1)
+	_, w := buildText(b, "inputs.txtar", shape)
+	entry := w.Prog("site")
+	type loaded struct{ m, floor prog.Machine }
+	var ms []loaded
+	refs := map[prog.Variant]prog.Machine{}
+	for _, be := range []func() prog.Backend{func() prog.Backend { return emu.NewX86(false) }, func() prog.Backend { return emu.NewArm64(false, false) }} {
+		for _, v := range prog.Variants {
+			m, err := be().Load(w, v, prog.LoadOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, err := be().Load(w, v, prog.LoadOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(m.Close)
+			b.Cleanup(f.Close)
+			ms = append(ms, loaded{m, f})
+			if refs[v] == nil {
+				if refs[v], err = (scenarios.Ref{}).Load(w, v, prog.LoadOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	variants := []prog.Variant{prog.Upstream, prog.Upstream, prog.Patched, prog.Patched} // ms's order
+	r := rand.New(rand.NewPCG(1, 2))
+	ctx, ctxRef := make([]byte, len(w.Ctx)), make([]byte, len(w.Ctx))
+	var checkT, floorT time.Duration
+	inputs := 0
+	for b.Loop() {
+		index := uint64(r.IntN(12))
+		if r.IntN(4) == 0 {
+			index += 1 << 32
+		}
+		count := uint64(r.IntN(34))
+		start := time.Now()
+		want := map[prog.Variant]*prog.Result{}
+		for _, v := range prog.Variants {
+			binary.LittleEndian.PutUint64(ctxRef, index)
+			refs[v].(prog.CountPresetter).PresetCount(count)
+			want[v] = refs[v].Run(entry, ctxRef)
+		}
+		for i, l := range ms {
+			binary.LittleEndian.PutUint64(ctx, index)
+			l.m.(prog.CountPresetter).PresetCount(count)
+			got := l.m.Run(entry, ctx)
+			if d := scenarios.DiffResults(want[variants[i]], got); len(d) > 0 || len(got.Violations) > 0 || got.Fault != nil {
+				b.Fatalf("index %#x, counter %d: %v %v %v", index, count, d, got.Violations, got.Fault)
+			}
+		}
+		checkT += time.Since(start)
+		inputs++
+		for _, l := range ms {
+			binary.LittleEndian.PutUint64(ctx, index)
+			d, err := emu.BareStart(l.floor, entry, ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			floorT += d
+		}
+	}
+	b.ReportMetric(float64(inputs)/checkT.Seconds(), "checked-inputs/s")
+	b.ReportMetric(float64(checkT.Nanoseconds())/1e3/float64(inputs), "checked-us/input")
+	b.ReportMetric(float64(floorT.Nanoseconds())/1e3/float64(inputs), "floor-us/input")
+	b.ReportMetric(checkT.Seconds()/floorT.Seconds(), "checked/floor")
 }

@@ -12,13 +12,19 @@ import (
 // buildCase parses and builds a case's scenario.
 func buildCase(t testing.TB, c Case) (*scenarios.Scenario, *prog.World) {
 	t.Helper()
-	sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
+	return buildText(t, "case.txtar", c.Text())
+}
+
+// buildText parses and builds a scenario the test wrote.
+func buildText(t testing.TB, name, text string) (*scenarios.Scenario, *prog.World) {
+	t.Helper()
+	sc, err := scenarios.Parse(name, []byte(text))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, text)
 	}
 	w, err := sc.Build()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, text)
 	}
 	return sc, w
 }

@@ -121,14 +121,7 @@ func seenFrom(res *prog.Result, skip int) presetSeen {
 
 func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, preset bool) *prog.Result {
 	t.Helper()
-	sc, err := scenarios.Parse("preset.txtar", []byte(c.text()))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, c.text())
-	}
-	w, err := sc.Build()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, c.text())
-	}
+	_, w := buildText(t, "preset.txtar", c.text())
 	m, err := b.Load(w, v, prog.LoadOptions{})
 	if err != nil {
 		t.Fatalf("%s/%s: %v\n%s", b.Name(), v, err, c.text())

@@ -356,7 +356,7 @@ func (r *runner) run(st Step) error {
 		if r.ref != nil {
 			want = r.ref.Run(entry, r.ctxRef)
 		}
-		if d := diffResults(want, resAlt); len(d) > 0 && ruleNote == "" {
+		if d := DiffResults(want, resAlt); len(d) > 0 && ruleNote == "" {
 			iter := ""
 			if st.Repeat > 1 {
 				iter = fmt.Sprintf(" (from iteration %d of %d)", i+1, st.Repeat)
@@ -367,7 +367,7 @@ func (r *runner) run(st Step) error {
 			// Whether R0 is defined is a property of the BPF program,
 			// which only the reference model tracks.
 			res.R0Dead = want.R0Dead
-			if d := diffResults(want, res); len(d) > 0 && wantDivergence {
+			if d := DiffResults(want, res); len(d) > 0 && wantDivergence {
 				if !diverged {
 					r.note("line %d: %s (iteration %d of %d): %s departs from the reference model, as expected: %s", st.Line, st, i+1, st.Repeat, r.arch, DiffString(d))
 				}
@@ -550,9 +550,10 @@ func fallsString(f []prog.Reason) string {
 	return strings.Join(parts, " ")
 }
 
-// diffResults lists the fields on which got departs from want, empty when
-// they agree on everything every backend reports.
-func diffResults(want, got *prog.Result) []Diff {
+// DiffResults lists the fields on which got departs from want, empty when
+// they agree on everything every backend reports. A run step compares with
+// it, and so does a checker that runs many inputs on one loaded world.
+func DiffResults(want, got *prog.Result) []Diff {
 	var d []Diff
 	if (want.Fault == nil) != (got.Fault == nil) || (want.Fault != nil && want.Fault.Kind != got.Fault.Kind) {
 		fs := func(f *prog.Fault) string {
