@@ -329,6 +329,15 @@ func (r *runner) run(st Step) error {
 			wantBroken[e.Property] = false
 		}
 	}
+	// Every run step sets the preset, so one step's does not leak into
+	// the next.
+	for _, m := range []Machine{r.m, r.ref, r.alt} {
+		if p, ok := m.(prog.CountPresetter); ok {
+			p.PresetCount(st.TailCallCnt)
+		} else if m != nil && st.TailCallCnt > 0 {
+			return &stepError{st, fmt.Errorf("%s cannot preset the tail-call counter", r.arch)}
+		}
+	}
 	var res, resAlt *prog.Result
 	ruleNote := ""
 	for i := 0; i < st.Repeat; i++ {

@@ -80,8 +80,12 @@ type Step struct {
 	Map    string
 	Index  uint64
 	Repeat int
-	Line   int
-	Expect []Expect
+	// TailCallCnt starts a run's first tail call with the counter where a
+	// chain of that many taken tail calls would have left it
+	// (prog.CountPresetter).
+	TailCallCnt uint64
+	Line        int
+	Expect      []Expect
 	// Stopped updates and deletes apply the kernel's steps up to and
 	// including Stop, and leave the rest for a later finish step.
 	Stopped bool
@@ -105,10 +109,14 @@ func (s Step) String() string {
 	case StepSet:
 		return "set " + s.Set.Source
 	}
+	out := "run " + s.Prog
 	if s.Repeat > 1 {
-		return fmt.Sprintf("run %s repeat=%d", s.Prog, s.Repeat)
+		out += fmt.Sprintf(" repeat=%d", s.Repeat)
 	}
-	return "run " + s.Prog
+	if s.TailCallCnt > 0 {
+		out += fmt.Sprintf(" tail_call_cnt=%d", s.TailCallCnt)
+	}
+	return out
 }
 
 // Key is what an expectation checks; its String is the word scenarios use

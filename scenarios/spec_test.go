@@ -38,6 +38,14 @@ func TestParseGood(t *testing.T) {
 	if e := sc.Steps[0].Expect[0]; e.Key != KeyR0 || e.Value != 1 || e.Line != 17 {
 		t.Errorf("expectation %+v", e)
 	}
+	// Run options parse into the step and print back as written.
+	sc, err = Parse("good.txtar", []byte(strings.Replace(good, "run entry\n", "run entry repeat=2 tail_call_cnt=32\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := sc.Steps[0]; st.Repeat != 2 || st.TailCallCnt != 32 || st.String() != "run entry repeat=2 tail_call_cnt=32" {
+		t.Errorf("step %+v, printed %q", st, st)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -61,6 +69,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown map in slots", "jt[1] = leaf", "xx[1] = leaf", "", 14, "unknown map"},
 		{"unknown program in slots", "jt[1] = leaf", "jt[1] = nope", "", 14, "unknown program"},
 		{"unknown program in run", "run entry", "run nope", "", 16, "unknown program"},
+		{"tail_call_cnt past the limit", "run entry", "run entry tail_call_cnt=34", "", 16, `bad tail_call_cnt "34"`},
+		{"tail_call_cnt not a number", "run entry", "run entry tail_call_cnt=lots", "", 16, `bad tail_call_cnt "lots"`},
+		{"unknown run option", "run entry", "run entry count=3", "", 16, "count"},
 		{"unknown subprogram", "r0 = 7", "call nope", "", 8, "unknown subprogram"},
 		{"slot beyond max_entries", "jt[1] = leaf", "jt[4] = leaf", "", 14, "beyond max_entries"},
 		{"duplicate program", "-- prog leaf --", "-- prog entry --", "", 10, "duplicate name"},

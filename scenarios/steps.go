@@ -50,9 +50,9 @@ func (p *specParser) run(s section) error {
 		switch {
 		case words[0] == "run":
 			if len(words) < 2 {
-				return p.errf(l.n, "run needs a program: run PROG [repeat=N]")
+				return p.errf(l.n, "run needs a program: run PROG [repeat=N] [tail_call_cnt=N]")
 			}
-			kv, err := p.keyValues(l.n, words[2:], "repeat")
+			kv, err := p.keyValues(l.n, words[2:], "repeat", "tail_call_cnt")
 			if err != nil {
 				return err
 			}
@@ -63,6 +63,13 @@ func (p *specParser) run(s section) error {
 					return p.errf(l.n, "bad repeat %q (1..%d)", v, MaxRepeat)
 				}
 				st.Repeat = int(n)
+			}
+			if v, ok := kv["tail_call_cnt"]; ok {
+				n, err := parseUint(v)
+				if err != nil || n > prog.MaxTailCallCnt {
+					return p.errf(l.n, "bad tail_call_cnt %q (0..%d: what a chain of tail calls can leave)", v, prog.MaxTailCallCnt)
+				}
+				st.TailCallCnt = n
 			}
 			p.sc.Steps = append(p.sc.Steps, st)
 		case words[0] == "update":
