@@ -24,11 +24,16 @@ type Case struct {
 	Fill       Fill   // which slots around the index hold programs
 	InSub      bool   // the site is in a subprogram: the tail call unwinds a bpf2bpf frame
 	Chain      int    // tail calls made before the site: the counter's value there
-	Stack      int    // entry's stack depth
-	Saved      int    // callee-saved registers the entry uses (1–4: r6 holds ctx, then r7–r9)
-	Layout     prog.Layout
-	Hardening  prog.Hardening
-	NoDirect   bool // config "direct off": no direct tail calls
+	// Preset starts the counter there instead, with no chain run
+	// (tail_call_cnt=N on the run step: prog.CountPresetter). Only when
+	// Chain is 0, so that chains still exercise the machinery of real
+	// consecutive tail calls and presets reach the limit cheaply.
+	Preset    int
+	Stack     int // entry's stack depth
+	Saved     int // callee-saved registers the entry uses (1–4: r6 holds ctx, then r7–r9)
+	Layout    prog.Layout
+	Hardening prog.Hardening
+	NoDirect  bool // config "direct off": no direct tail calls
 }
 
 // Target is the program the fuzzed slot holds.
@@ -75,6 +80,7 @@ func bits(shape uint64, at, n uint) uint64 { return shape >> at & (1<<n - 1) }
 var (
 	stacks   = [8]int{0, 8, 24, 64, 512, 256, 128, 16}
 	chains   = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
+	presets  = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
 	hardened = [8]prog.Hardening{0, 0, 0, 0, prog.IBT | prog.BTI, prog.PAC, prog.IBT | prog.BTI | prog.PAC, prog.IBT | prog.PAC}
 )
 
@@ -105,6 +111,9 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 			BpfFunc: uint32(bits(shape, 27, 4)) * 8}
 	}
 	c.Chain = chains[bits(shape, 31, 3)]
+	if c.Chain == 0 {
+		c.Preset = presets[bits(shape, 41, 3)]
+	}
 	c.InSub = bits(shape, 34, 2) == 3
 	if c.InSub && c.Stack >= 256 {
 		// The verifier refuses a tail call from a subprogram when the
@@ -181,6 +190,13 @@ func Generate(seed uint64) Case {
 	return c
 }
 
+func (c Case) runOptions() string {
+	if c.Preset > 0 {
+		return fmt.Sprintf(" tail_call_cnt=%d", c.Preset)
+	}
+	return ""
+}
+
 // uses* say which programs and maps the case's text declares.
 func (c Case) usesBack() bool  { return c.Chain > 0 || c.Target == Bounce && c.fills(uint32(c.Index)) }
 func (c Case) usesDecoy() bool { return c.Fill == FillNeighbours || c.Fill == FillAround }
@@ -224,6 +240,9 @@ func (c Case) Describe() string {
 	}
 	if c.Chain > 0 {
 		fmt.Fprintf(&b, ", %d tail calls before the site", c.Chain)
+	}
+	if c.Preset > 0 {
+		fmt.Fprintf(&b, ", the counter preset to %d", c.Preset)
 	}
 	fmt.Fprintf(&b, ",\nstack %d, callee-saved %d, layout %s", c.Stack, c.Saved, c.layoutLine())
 	if c.Hardening != 0 {
@@ -310,7 +329,7 @@ func (c Case) Text() string {
 	if len(slots) > 0 {
 		fmt.Fprintf(&b, "-- slots --\n%s\n", strings.Join(slots, "\n"))
 	}
-	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 0\n-- run --\nrun entry\n", c.Index)
+	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 0\n-- run --\nrun entry%s\n", c.Index, c.runOptions())
 	return b.String()
 }
 

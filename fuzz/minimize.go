@@ -10,6 +10,7 @@ import "tailsim/prog"
 func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Finding {
 	simplify := []func(c *Case){
 		func(c *Case) { c.Chain = 0 },
+		func(c *Case) { c.Preset = 0 },
 		func(c *Case) { c.InSub = false },
 		func(c *Case) { c.Saved = 1 },
 		func(c *Case) { c.Stack = 0 },
