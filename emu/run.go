@@ -161,10 +161,17 @@ func (m *machine) read64(addr uint64) uint64 {
 	return binary.LittleEndian.Uint64(m.buf8[:])
 }
 
-func (m *machine) write64(addr, v uint64) {
+// presetCounter writes a preset counter into the cell the first tail call
+// is about to read. Only on the stack, where the JITs keep the counter: a
+// host write bypasses the write guards, so a broken tcc_ptr pointing at a
+// struct bpf_prog page would otherwise corrupt it for later runs. A cell
+// elsewhere keeps its value, and the run's count then differs from the
+// model's, which reports it.
+func (m *machine) presetCounter(addr, v uint64) {
+	if addr < stackLo || addr+8 > stackHi {
+		return
+	}
 	binary.LittleEndian.PutUint64(m.buf8[:], v)
-	// An unwritable counter cell stays as it was; the site's own read of
-	// it then faults or checks the initial value, and the run says so.
 	_ = m.e.memWrite(addr, m.buf8[:])
 }
 
@@ -231,7 +238,7 @@ func (m *machine) onSite(addr uint64) {
 				if !m.counted && m.preset != 0 {
 					// The run's first tail call, about to read the counter
 					// its prologue initialised: leave what a chain would.
-					m.write64(ptr, m.preset)
+					m.presetCounter(ptr, m.preset)
 				}
 				m.tccPtr, m.lastCount, m.counted = ptr, m.read64(ptr), true
 			}

@@ -118,7 +118,7 @@ func Known(f Finding) string {
 // check and the counter is below the limit.
 func (c Case) loadsCachedTarget(arch string) bool {
 	direct := arch == "x86_64" && c.KeyConst && !c.NoDirect && c.Index < uint64(c.MaxEntries)
-	return !c.Poisoned && !direct && uint64(uint32(c.Index)) < uint64(c.MaxEntries) && c.Chain < 33
+	return !c.Poisoned && !direct && uint64(uint32(c.Index)) < uint64(c.MaxEntries) && c.Chain < 33 && c.Preset < 33
 }
 
 // mixesStaticAndDynamic reports whether entry itself holds a patched

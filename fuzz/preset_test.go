@@ -21,24 +21,43 @@ type presetCase struct {
 	maxEntries uint32 // the site's array
 	index      uint64 // the site's index, maybe wider than 32 bits
 	fromCtx    bool   // the index is read from ctx (indirect / dynamic)
-	slot       string // what the indexed slot holds: leaf, site (itself) or ""
+	slot       string // what the indexed slot holds: leaf, site (itself), bounce (back to site) or ""
 	neighbour  bool   // slot index+1 holds leaf too
 	// inSub puts the site in a subprogram the site's program calls
 	// (bpf2bpf): the counter is then reached through the pointer the
 	// caller's frame passes down.
 	inSub bool
+	// poisoned lets a second map reach the site: the patched dynamic path.
+	poisoned bool
+	// Stack depths: the site's program and every other chain program's
+	// (x86 keeps each program's counter cell below its own stack, so the
+	// cell moves along a chain of different depths).
+	stackSite, stackChain int
+	hardening             string // config hardening, "" for none
 }
 
 func (c presetCase) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "counter preset equivalence: %+v\n\n-- maps --\nchain max_entries=34\njt max_entries=%d\n", c, c.maxEntries)
+	fmt.Fprintf(&b, "counter preset equivalence: %+v\n\n", c)
+	if c.hardening != "" {
+		fmt.Fprintf(&b, "-- config --\nhardening %s\n", c.hardening)
+	}
+	fmt.Fprintf(&b, "-- maps --\nchain max_entries=34\njt max_entries=%d\nother max_entries=2\nback max_entries=1\n", c.maxEntries)
+	// bounce calls the site back from a deeper stack: a two-program cycle
+	// whose counter cell moves on x86.
+	fmt.Fprintf(&b, "-- prog bounce stack=%d --\n\tr2 = map[back]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = 5\n\texit\n", c.stackSite+64)
 	b.WriteString("-- prog leaf --\n\tr0 = 7\n\texit\n")
 	if c.inSub {
 		b.WriteString("-- subprog tc --\n")
 	} else {
-		b.WriteString("-- prog site --\n")
+		fmt.Fprintf(&b, "-- prog site stack=%d --\n", c.stackSite)
 	}
-	b.WriteString("\tr6 = r1\n\tr2 = map[jt]\n")
+	b.WriteString("\tr6 = r1\n")
+	if c.poisoned {
+		b.WriteString("\tr0 = *(u32 *)(r6 + 12)\n\tr2 = map[jt]\n\tif r0 == 0 goto key\n\tr2 = map[other]\nkey:\n")
+	} else {
+		b.WriteString("\tr2 = map[jt]\n")
+	}
 	if c.fromCtx {
 		b.WriteString("\tr3 = *(u64 *)(r6 + 0)\n")
 	} else {
@@ -46,12 +65,16 @@ func (c presetCase) text() string {
 	}
 	b.WriteString("\tr1 = r6\n\tcall bpf_tail_call\n\tr0 = 100\n\texit\n")
 	if c.inSub {
-		b.WriteString("-- prog site --\n\tr6 = r1\n\tcall tc\n\tr0 += 1\n\texit\n")
+		fmt.Fprintf(&b, "-- prog site stack=%d --\n\tr6 = r1\n\tcall tc\n\tr0 += 1\n\texit\n", c.stackSite)
 	}
 	for k := 0; k < c.n; k++ {
-		fmt.Fprintf(&b, "-- prog c%d --\n\tr2 = map[chain]\n\tr3 = %d\n\tcall bpf_tail_call\n\tr0 = %d\n\texit\n", k, k+1, 200+k)
+		stack := 0
+		if k%2 == 0 {
+			stack = c.stackChain
+		}
+		fmt.Fprintf(&b, "-- prog c%d stack=%d --\n\tr2 = map[chain]\n\tr3 = %d\n\tcall bpf_tail_call\n\tr0 = %d\n\texit\n", k, stack, k+1, 200+k)
 	}
-	b.WriteString("-- slots --\n")
+	b.WriteString("-- slots --\nback[0] = site\n")
 	for k := 1; k < c.n; k++ {
 		fmt.Fprintf(&b, "chain[%d] = c%d\n", k, k)
 	}
@@ -64,17 +87,22 @@ func (c presetCase) text() string {
 	if c.neighbour && c.index+1 < uint64(c.maxEntries) {
 		fmt.Fprintf(&b, "jt[%d] = leaf\n", c.index+1)
 	}
-	fmt.Fprintf(&b, "-- ctx --\nu64 %d\n-- run --\nrun site\n", c.index)
+	fmt.Fprintf(&b, "-- ctx --\nu64 %d\nu32 0\nu32 0\n-- run --\nrun site\n", c.index)
 	return b.String()
 }
 
 // samplePreset draws cases around the edges: the counter at 0, 1, 31–33 and
 // between, indexes in and out of bounds (and past 32 bits, which the JITs
 // truncate), slots leaf, self (the site calls itself up to the limit) and
-// empty; a third of the sites in a subprogram.
+// empty; a third of the sites in a subprogram, a third reached by two
+// maps (the patched dynamic path); stack depths that differ along the
+// chain; and control-flow hardening.
 func samplePreset(r *rand.Rand) presetCase {
 	ns := []int{0, 1, 2, 17, 30, 31, 32, 33}
-	c := presetCase{n: ns[r.IntN(len(ns))], maxEntries: uint32(1 + r.IntN(8)), fromCtx: r.IntN(2) == 0, neighbour: r.IntN(2) == 0, inSub: r.IntN(3) == 0}
+	stacks := []int{0, 16, 64, 128}
+	c := presetCase{n: ns[r.IntN(len(ns))], maxEntries: uint32(1 + r.IntN(8)), fromCtx: r.IntN(2) == 0, neighbour: r.IntN(2) == 0,
+		inSub: r.IntN(3) == 0, poisoned: r.IntN(3) == 0, stackSite: stacks[r.IntN(4)], stackChain: stacks[r.IntN(4)],
+		hardening: []string{"", "", "ibt,bti", "pac", "ibt,bti,pac"}[r.IntN(5)]}
 	switch r.IntN(4) {
 	case 0:
 		c.index = uint64(c.maxEntries) + uint64(r.IntN(3)) // out of bounds
@@ -86,7 +114,7 @@ func samplePreset(r *rand.Rand) presetCase {
 	if !c.fromCtx {
 		c.index &= 0xffff_ffff // a constant key is the verifier's u32
 	}
-	c.slot = []string{"leaf", "site", ""}[r.IntN(3)]
+	c.slot = []string{"leaf", "site", "bounce", ""}[r.IntN(4)]
 	return c
 }
 
@@ -121,8 +149,8 @@ func seenFrom(res *prog.Result, skip int) presetSeen {
 
 func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, preset bool) *prog.Result {
 	t.Helper()
-	_, w := buildText(t, "preset.txtar", c.text())
-	m, err := b.Load(w, v, prog.LoadOptions{})
+	sc, w := buildText(t, "preset.txtar", c.text())
+	m, err := b.Load(w, v, prog.LoadOptions{Hardening: sc.Hardening})
 	if err != nil {
 		t.Fatalf("%s/%s: %v\n%s", b.Name(), v, err, c.text())
 	}
@@ -145,9 +173,11 @@ func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, prese
 // sites, entering the site with the counter preset to n gives the same
 // verdicts as a real chain of n tail calls ending there, on both emulated
 // arches, both variants, and the reference model with and without direct
-// tail calls; sites in the main function and behind a bpf2bpf call.
+// tail calls and with the kernel interpreter's counting rule; sites in
+// the main function and behind a bpf2bpf call.
 func TestCountPresetEquivalence(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false), scenarios.Ref{}, scenarios.Ref{NoDirectTailCalls: true}}
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false), scenarios.Ref{}, scenarios.Ref{NoDirectTailCalls: true},
+		scenarios.Ref{Rule: prog.RuleInterp}}
 	r := rand.New(rand.NewPCG(12, 2))
 	cases := 60
 	if testing.Short() {
@@ -156,8 +186,11 @@ func TestCountPresetEquivalence(t *testing.T) {
 	reached := map[string]bool{}
 	for i := 0; i < cases; i++ {
 		c := samplePreset(r)
-		if i < 4 { // the limit's edges, whatever the sampler draws
+		switch { // the limit's edges, whatever the sampler draws
+		case i < 4:
 			c.n = []int{0, 31, 32, 33}[i]
+		case i == 4:
+			c.n, c.index = 33, uint64(c.maxEntries)
 		}
 		for _, b := range backends {
 			for _, v := range prog.Variants {
@@ -173,12 +206,21 @@ func TestCountPresetEquivalence(t *testing.T) {
 				if len(got.Calls) > 0 {
 					o := got.Calls[0]
 					reached[fmt.Sprintf("%s/%s %s@%d", b.Name(), v, outcomeName(o.Reason), o.Count)] = true
+					reached[fmt.Sprintf("%s/%s path %s", b.Name(), v, o.Path)] = true
 				}
 			}
 		}
 	}
-	// The sample is not vacuous: the shortcut took calls, fell through at
-	// the limit and out of bounds at 32 and 33 on every arch.
+	// The sample is not vacuous: every path each arch emits was taken
+	// first, and the shortcut took calls, fell through at the limit and
+	// out of bounds at 32 and 33 on every arch.
+	for _, want := range []string{"x86_64/upstream path indirect", "x86_64/upstream path direct", "x86_64/patched path static",
+		"x86_64/patched path dynamic", "x86_64/patched path direct", "arm64/upstream path indirect", "arm64/patched path static",
+		"arm64/patched path dynamic"} {
+		if !reached[want] {
+			t.Errorf("no sampled site on %s", want)
+		}
+	}
 	for _, b := range backends[:2] {
 		for _, want := range []string{"limit@33", "taken@32", "bounds@33"} {
 			found := false
@@ -191,5 +233,25 @@ func TestCountPresetEquivalence(t *testing.T) {
 				t.Errorf("%s: no sampled site reached %s", b.Name(), want)
 			}
 		}
+	}
+}
+
+// A counter preset to the limit stops the fuzzed call before the patched
+// static path loads its cached target, so the disp32 finding cannot be
+// what such a case shows (Known must not claim it).
+func TestPresetAtLimitLoadsNothing(t *testing.T) {
+	c := FromParams(Disp32Limit(prog.DefaultLayout), 1, 7<<41)
+	if c.Preset != 33 || c.Chain != 0 {
+		t.Fatalf("shape 7<<41: preset %d, chain %d", c.Preset, c.Chain)
+	}
+	if c.loadsCachedTarget("arm64") {
+		t.Error("a call at the limit loads the cached target")
+	}
+	c.Preset = 32
+	if !c.loadsCachedTarget("arm64") {
+		t.Error("a call below the limit does not load the cached target")
+	}
+	if !strings.Contains(c.Text(), "run entry tail_call_cnt=32\n") {
+		t.Errorf("the reproducer does not carry the preset:\n%s", c.Text())
 	}
 }

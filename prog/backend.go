@@ -51,9 +51,11 @@ type Recorder interface {
 // invocation's, so nothing else of the chain survives into the site). A
 // fuzzer reaches "counter 32 at the site" with one call instead of 33;
 // fuzz's TestCountPresetEquivalence holds the shortcut to real chains on
-// every arch, variant and path, for sites in a program's main function
-// and in a subprogram it calls. A run that makes no tail call reports
-// count 0 either way.
+// both arches and variants and under both counting rules, for sampled
+// sites: indirect, direct, static and dynamic paths, in a main function
+// or a subprogram, with stack depths that differ along the chain, with
+// and without control-flow hardening, default layout. A run that makes
+// no tail call reports count 0 either way.
 type CountPresetter interface {
 	PresetCount(n uint64)
 }

@@ -331,11 +331,12 @@ func (r *runner) run(st Step) error {
 	}
 	// Every run step sets the preset, so one step's does not leak into
 	// the next.
-	for _, m := range []Machine{r.m, r.ref, r.alt} {
+	for i, m := range []Machine{r.m, r.ref, r.alt} {
 		if p, ok := m.(prog.CountPresetter); ok {
 			p.PresetCount(st.TailCallCnt)
 		} else if m != nil && st.TailCallCnt > 0 {
-			return &stepError{st, fmt.Errorf("%s cannot preset the tail-call counter", r.arch)}
+			who := []string{r.arch, "the reference model", "the interpreter-rule model"}[i]
+			return &stepError{st, fmt.Errorf("%s cannot preset the tail-call counter", who)}
 		}
 	}
 	var res, resAlt *prog.Result
