@@ -37,6 +37,10 @@ func TestGeneratorCoverage(t *testing.T) {
 		see("fill", c.Fill)
 		see("insub", c.InSub)
 		see("chain", c.Chain)
+		see("preset", c.Preset)
+		if c.Chain > 0 && c.Preset > 0 {
+			t.Errorf("seed %d: a chain of %d and a preset of %d", seed, c.Chain, c.Preset)
+		}
 		see("hardening", c.Hardening)
 		see("nodirect", c.NoDirect)
 		see("poisoned", c.Poisoned)
@@ -67,6 +71,9 @@ func TestGeneratorCoverage(t *testing.T) {
 	}
 	for _, v := range chains {
 		want = append(want, fmt.Sprint("chain=", v))
+	}
+	for _, v := range presets {
+		want = append(want, fmt.Sprint("preset=", v))
 	}
 	for _, v := range hardened {
 		want = append(want, "hardening="+v.String())
