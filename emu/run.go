@@ -239,6 +239,7 @@ func (m *machine) onSite(addr uint64) {
 					// The run's first tail call, about to read the counter
 					// its prologue initialised: leave what a chain would.
 					m.presetCounter(ptr, m.preset)
+					m.event(prog.Event{Kind: prog.EvPreset, Count: m.preset})
 				}
 				m.tccPtr, m.lastCount, m.counted = ptr, m.read64(ptr), true
 			}

@@ -85,6 +85,9 @@ const (
 	EvExit // exit
 	// EvNote: free text from a backend.
 	EvNote // note
+	// EvPreset: the run's first tail call finds the counter preset to
+	// Count (CountPresetter), not the 0 the prologue stored.
+	EvPreset // preset
 )
 
 // Event is one line of a run's trace.
@@ -159,6 +162,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("helper %s at %s", name, where(e.At, e.Machine))
 	case EvExit:
 		return fmt.Sprintf("exit r0=%#x (%d)", e.Value, int64(e.Value))
+	case EvPreset:
+		return fmt.Sprintf("tail_call_cnt preset to %d, as %d taken tail calls would have left it", e.Count, e.Count)
 	}
 	return e.Text
 }

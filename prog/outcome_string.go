@@ -54,11 +54,12 @@ func _() {
 	_ = x[EvHelper-5]
 	_ = x[EvExit-6]
 	_ = x[EvNote-7]
+	_ = x[EvPreset-8]
 }
 
-const _EventKind_name = "entertail callcallreturnhelperexitnote"
+const _EventKind_name = "entertail callcallreturnhelperexitnotepreset"
 
-var _EventKind_index = [...]uint8{0, 5, 14, 18, 24, 30, 34, 38}
+var _EventKind_index = [...]uint8{0, 5, 14, 18, 24, 30, 34, 38, 44}
 
 func (i EventKind) String() string {
 	idx := int(i) - 1

@@ -142,3 +142,32 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("cost record not as expected:\n%s", b.String())
 	}
 }
+
+// A preset counter is an event, so the step that reads 32 where the
+// prologue stored 0 is explained, on every backend and only when preset.
+func TestPresetEvent(t *testing.T) {
+	text := strings.Replace(chain, "run entry\n", "run entry tail_call_cnt=32\nrun entry\n", 1)
+	sc, err := scenarios.Parse("preset.txtar", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []scenarios.Backend{emu.NewX86(false), emu.NewArm64(false, false), scenarios.Ref{}} {
+		for _, step := range []bool{false, true} {
+			rep := scenarios.Run(sc, b, prog.Upstream, scenarios.Options{Trace: true, Step: step, Keep: func(scenarios.Step, int) bool { return true }})
+			if rep.Status != scenarios.Pass || len(rep.Runs) != 2 {
+				t.Fatalf("%s: %v, %d runs", rep.Status, rep.Failures, len(rep.Runs))
+			}
+			for i, want := range []int{1, 0} {
+				var got []string
+				for _, e := range rep.Runs[i].Result.Trace {
+					if e.Kind == prog.EvPreset {
+						got = append(got, e.String())
+					}
+				}
+				if len(got) != want || want == 1 && got[0] != "tail_call_cnt preset to 32, as 32 taken tail calls would have left it" {
+					t.Errorf("%s (step %v) run %d: preset events %q", b.Name(), step, i+1, got)
+				}
+			}
+		}
+	}
+}

@@ -313,6 +313,9 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	}
 	if !r.called {
 		r.count, r.called = r.preset, true
+		if r.preset > 0 {
+			r.event(prog.Event{Kind: prog.EvPreset, Count: r.preset})
+		}
 	}
 	index := uint32(r.regs[prog.R3])
 	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, At: site.Loc, Index: r.regs[prog.R3], Count: r.count}
