@@ -106,11 +106,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	// After a failed write, the findings written before it are still shown.
 	for i, r := range sum.Reproducers {
-		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, r.Signature)
-		if r.Known != "" {
-			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", r.Known)
-		}
-		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", r.Arch, r.Variant, r.Path)
+		printFinding(stdout, i+1, r.Signature, r.Known, r.Arch, r.Variant, r.Path)
 	}
 	if err != nil {
 		return err
@@ -128,14 +124,30 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
 		sum.Cases, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
 		len(sum.Reproducers), known, len(sum.Reproducers)-known)
-	if sum.Slow > 0 {
-		fmt.Fprintf(stderr, "tailsim fuzz: %d cases were not checked: the machine was too slow to finish a run before its budget (not findings)\n", sum.Slow)
+	return fuzzVerdict(stderr, "tailsim fuzz", sum.Slow, sum.Unparsed, sum.New())
+}
+
+// printFinding lists one finding, as fuzz and fuzz merge both do.
+func printFinding(w io.Writer, n int, signature, known, arch, variant, path string) {
+	fmt.Fprintf(w, "finding %d: %s\n", n, signature)
+	if known != "" {
+		fmt.Fprintf(w, "  known: the modelled kernel code's behaviour, explained in %s\n", known)
 	}
-	if sum.Unparsed > 0 {
-		fmt.Fprintf(stderr, "tailsim fuzz: %d generated cases did not parse (a generator bug)\n", sum.Unparsed)
+	fmt.Fprintf(w, "  reproduce: tailsim run -arch %s -variant %s %s\n", arch, variant, path)
+}
+
+// fuzzVerdict ends fuzz and fuzz merge alike: slow cases are a warning
+// (unchecked, not findings); unparsed cases (a generator bug) and new
+// findings fail.
+func fuzzVerdict(stderr io.Writer, cmd string, slow, unparsed, newFindings int) error {
+	if slow > 0 {
+		fmt.Fprintf(stderr, "%s: %d cases were not checked: the machine was too slow to finish a run before its budget (not findings)\n", cmd, slow)
+	}
+	if unparsed > 0 {
+		fmt.Fprintf(stderr, "%s: %d generated cases did not parse (a generator bug)\n", cmd, unparsed)
 		return errChecksFailed
 	}
-	if sum.New() > 0 {
+	if newFindings > 0 {
 		return errChecksFailed
 	}
 	return nil
@@ -194,22 +206,8 @@ func fuzzMergeCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	for i, e := range x.Findings {
-		fmt.Fprintf(stdout, "finding %d: %s\n", i+1, e.Signature)
-		if e.Known != "" {
-			fmt.Fprintf(stdout, "  known: the modelled kernel code's behaviour, explained in %s\n", e.Known)
-		}
-		fmt.Fprintf(stdout, "  reproduce: tailsim run -arch %s -variant %s %s\n", e.Arch, e.Variant, filepath.Join(*out, e.File))
+		printFinding(stdout, i+1, e.Signature, e.Known, e.Arch, e.Variant, filepath.Join(*out, e.File))
 	}
 	fmt.Fprintf(stdout, "%d cases in %d shards, %d findings (%d known, %d new)\n", x.Cases, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
-	if x.Slow > 0 {
-		fmt.Fprintf(stderr, "tailsim fuzz merge: %d cases were not checked: the machine was too slow (not findings)\n", x.Slow)
-	}
-	if x.Unparsed > 0 {
-		fmt.Fprintf(stderr, "tailsim fuzz merge: %d generated cases did not parse (a generator bug)\n", x.Unparsed)
-		return errChecksFailed
-	}
-	if x.New() > 0 {
-		return errChecksFailed
-	}
-	return nil
+	return fuzzVerdict(stderr, "tailsim fuzz merge", x.Slow, x.Unparsed, x.New())
 }
