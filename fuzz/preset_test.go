@@ -52,18 +52,11 @@ func (c presetCase) text() string {
 	} else {
 		fmt.Fprintf(&b, "-- prog site stack=%d --\n", c.stackSite)
 	}
+	// The site is the generator's: the same maps (jt, other), the same
+	// ctx (the index at +0, the map selector at +12).
 	b.WriteString("\tr6 = r1\n")
-	if c.poisoned {
-		b.WriteString("\tr0 = *(u32 *)(r6 + 12)\n\tr2 = map[jt]\n\tif r0 == 0 goto key\n\tr2 = map[other]\nkey:\n")
-	} else {
-		b.WriteString("\tr2 = map[jt]\n")
-	}
-	if c.fromCtx {
-		b.WriteString("\tr3 = *(u64 *)(r6 + 0)\n")
-	} else {
-		fmt.Fprintf(&b, "\tr3 = %d ll\n", c.index)
-	}
-	b.WriteString("\tr1 = r6\n\tcall bpf_tail_call\n\tr0 = 100\n\texit\n")
+	Case{Poisoned: c.poisoned, KeyConst: !c.fromCtx, Index: c.index}.site(&b)
+	b.WriteString("\tr0 = 100\n\texit\n")
 	if c.inSub {
 		fmt.Fprintf(&b, "-- prog site stack=%d --\n\tr6 = r1\n\tcall tc\n\tr0 += 1\n\texit\n", c.stackSite)
 	}

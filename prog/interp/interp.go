@@ -95,7 +95,6 @@ type run struct {
 	frames []*frame
 	regs   [11]uint64
 	count  uint64
-	called bool // a tail call was made: the preset count applies
 	// before are the registers as the recorded instruction found them
 	// (stepped runs).
 	before [11]uint64
@@ -311,8 +310,8 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 		r.fault(prog.FaultInsn, r.regs[prog.R2], "tail call with R2 not pointing at a prog array")
 		return nil, false
 	}
-	if !r.called {
-		r.count, r.called = r.preset, true
+	if len(r.res.Calls) == 0 { // the run's first tail call: the preset applies
+		r.count = r.preset
 		if r.preset > 0 {
 			r.event(prog.Event{Kind: prog.EvPreset, Count: r.preset})
 		}
