@@ -38,8 +38,8 @@ vet:
 
 test: deps vet
 	$(GO) test ./...
-	@# The inputs benchmark's short form: its every input is checked.
-	$(GO) test ./fuzz -run '^$$' -bench Inputs -benchtime 300x
+	@# The fuzz benchmarks' short forms: their every input is checked.
+	$(GO) test ./fuzz -run '^$$' -bench 'Inputs|Campaign' -benchtime 300x
 
 # The HTML report in a real browser (report/browser_test.go, build tag
 # browser): no console errors, stepping moves the highlight and the
@@ -69,12 +69,15 @@ fuzz: build
 	@# Known findings (library/findings/) are listed; only new ones fail (exit 1).
 	./$(BIN) fuzz -duration $(FUZZTIME) -workers $(FUZZWORKERS) -out fuzz-findings
 
-# Speed: a fuzz worker's checked cases/s (new code every case) and checked
-# inputs/s (one loaded shape, data-only inputs), each with the bare Unicorn
-# floor over the same code measured in the same run (fuzz/bench_test.go
-# explains the columns); then the 34-program chain, checked and bare.
+# Speed: a fuzz worker's checked inputs/s over the campaign's default mix
+# (shapes loaded once, 64 inputs each), its checked cases/s with a new
+# shape every case (-inputs 1), and checked inputs/s on one loaded shape
+# with data-only inputs; each with the Unicorn floor over the same code and
+# inputs measured in the same run (fuzz/bench_test.go explains the
+# columns); then the 34-program chain, checked and bare.
 bench: deps
-	$(GO) test ./fuzz -run '^$$' -bench Campaign -benchtime 3000x -count 3
+	$(GO) test ./fuzz -run '^$$' -bench Campaign -benchtime 20000x -count 3
+	$(GO) test ./fuzz -run '^$$' -bench Shapes -benchtime 3000x -count 3
 	$(GO) test ./fuzz -run '^$$' -bench Inputs -benchtime 100000x -count 3
 	$(GO) test ./emu -run '^$$' -bench . -benchtime 3000x -count 3
 

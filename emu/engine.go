@@ -586,21 +586,25 @@ func (e *engine) setCodeHooks(addrs []uint64, fn func(addr uint64)) error {
 // run may now have translations without hook calls.
 func (e *engine) ran(code [][2]uint64, wild bool) {
 	e.cpuDirty = e.cpuDirty || wild
-	ran := func(page uint64) bool {
-		for _, r := range code {
-			if page < r[1] && r[0] < page+pageSize {
-				return true
-			}
-		}
-		return false
-	}
-	for page, pg := range e.complete {
-		if !wild && !ran(page) {
-			continue
-		}
+	forget := func(pg map[uint64]bool) {
 		for a := range pg {
 			if _, ok := e.codeHooks[a]; !ok {
 				delete(pg, a)
+			}
+		}
+	}
+	if wild {
+		for _, pg := range e.complete {
+			forget(pg)
+		}
+		return
+	}
+	// Only the pages of the ranges: a run's code is a few pages, the
+	// engine may know of many (every world it has held).
+	for _, r := range code {
+		for page := pageDown(r[0]); page < r[1]; page += pageSize {
+			if pg := e.complete[page]; len(pg) > 0 {
+				forget(pg)
 			}
 		}
 	}

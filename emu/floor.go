@@ -22,6 +22,11 @@ func BareStart(pm prog.Machine, entry *prog.Program, ctx []byte) (time.Duration,
 	if err := m.e.setCodeHooks(nil, nil); err != nil {
 		return 0, err
 	}
+	return m.bareRun(entry, ctx)
+}
+
+// bareRun times one Start with whatever hooks the engine has.
+func (m *machine) bareRun(entry *prog.Program, ctx []byte) (time.Duration, error) {
 	if _, err := m.prepare(ctx); err != nil {
 		return 0, err
 	}
@@ -31,4 +36,43 @@ func BareStart(pm prog.Machine, entry *prog.Program, ctx []byte) (time.Duration,
 	// Whatever the code did, the engine's next user starts clean.
 	m.e.ran(nil, true)
 	return d, out.Err
+}
+
+// BareStartPreset is BareStart for a run whose counter starts at n, as
+// PresetCount makes it: the preset is written by a hook where tail calls
+// start (at the first of them, as a checked run writes it), so that is the
+// one hook the floor keeps, at every tail-call start whatever n is. The
+// floor then runs the instructions the checked run does, plus a callback
+// per tail call.
+func BareStartPreset(pm prog.Machine, entry *prog.Program, ctx []byte, n uint64) (time.Duration, error) {
+	m, ok := pm.(*machine)
+	if !ok {
+		return 0, fmt.Errorf("emu: %T is not an emulated machine", pm)
+	}
+	var starts []uint64
+	for addr, evs := range m.sites {
+		for _, ev := range evs {
+			if ev.kind == atStart {
+				starts = append(starts, addr)
+				break
+			}
+		}
+	}
+	first := true
+	err := m.e.setCodeHooks(starts, func(addr uint64) {
+		if !first || n == 0 {
+			return
+		}
+		for _, ev := range m.sites[addr] {
+			if ev.kind == atStart {
+				m.presetCounter(m.spec.tccPtr(m, m.regs(), ev.l.Img), n)
+				first = false
+				return
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return m.bareRun(entry, ctx)
 }

@@ -15,37 +15,45 @@ import (
 	"tailsim/scenarios"
 )
 
-// A campaign over seeds 30–69, where several seeds share a finding's
-// signature: it keeps one finding per signature (the lowest seed's), writes
-// reproducers that parse and fail again, and finds the same twice.
+// A campaign over the streams of seeds 30–69, four inputs each, where
+// several cases share a finding's signature: it keeps one finding per
+// signature (the first case's, by seed then input), writes reproducers
+// that parse and fail again, and finds the same twice.
 func TestCampaign(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
-	const first, cases = 30, 40
+	const first, seeds, inputs = 30, 40, 4
+	const cases = seeds * inputs
 
 	// What deduplication must give: per signature and explanation, the
-	// lowest seed.
-	want := map[string]uint64{}
-	perSeed := 0
-	for seed := uint64(first); seed < first+cases; seed++ {
-		fs, err := Check(Generate(seed), backends, prog.Variants)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range fs {
-			perSeed++
-			key := f.Signature + " " + Known(f)
-			if s, ok := want[key]; !ok || seed < s {
-				want[key] = seed
+	// first case, each case checked on its own.
+	type at struct {
+		seed  uint64
+		input int
+	}
+	want := map[string]at{}
+	perCase := 0
+	for seed := uint64(first); seed < first+seeds; seed++ {
+		for k := range inputs {
+			fs, err := Check(StreamCase(seed, k), backends, prog.Variants)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fs {
+				perCase++
+				key := f.Signature + " " + Known(f)
+				if _, ok := want[key]; !ok {
+					want[key] = at{seed, k}
+				}
 			}
 		}
 	}
-	if perSeed <= len(want) || len(want) < 2 {
-		t.Fatalf("seeds %d..%d give %d findings, %d distinct: nothing to deduplicate", first, first+cases-1, perSeed, len(want))
+	if perCase <= len(want) || len(want) < 2 {
+		t.Fatalf("seeds %d..%d give %d findings, %d distinct: nothing to deduplicate", first, first+seeds-1, perCase, len(want))
 	}
 
 	run := func() *Summary {
 		var calls int
-		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: first, Cases: cases, Workers: 2,
+		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: first, Cases: cases, Inputs: inputs, Workers: 2,
 			Out: filepath.Join(t.TempDir(), "new", "dir"), Progress: func(Progress) { calls++ }, ProgressEvery: time.Hour}
 		sum, err := c.Run()
 		if err != nil {
@@ -57,12 +65,15 @@ func TestCampaign(t *testing.T) {
 		return sum
 	}
 	sum := run()
-	if sum.Cases != cases || sum.Unparsed != 0 {
-		t.Errorf("%d cases, %d unparsed", sum.Cases, sum.Unparsed)
+	if sum.Cases != cases || sum.Shapes != seeds || sum.Unparsed != 0 {
+		t.Errorf("%d cases on %d shapes, %d unparsed", sum.Cases, sum.Shapes, sum.Unparsed)
 	}
-	got := map[string]uint64{}
+	got := map[string]at{}
 	for _, r := range sum.Reproducers {
-		got[r.Signature+" "+r.Known] = r.Case.Seed
+		got[r.Signature+" "+r.Known] = at{r.Case.Seed, r.Case.Input}
+		if r.Stale {
+			t.Errorf("%s: the stream's finding does not reproduce from its file", r.Path)
+		}
 	}
 	if len(sum.Reproducers) != len(want) || !maps.Equal(got, want) {
 		t.Errorf("reproducers by signature %v, want %v", got, want)
@@ -73,7 +84,7 @@ func TestCampaign(t *testing.T) {
 		t.Errorf("reproducers not in signature order")
 	}
 	if sum.Known() != len(sum.Reproducers) {
-		t.Errorf("%d of %d findings known; seeds %d..%d have only known ones", sum.Known(), len(sum.Reproducers), first, first+cases-1)
+		t.Errorf("%d of %d findings known; seeds %d..%d have only known ones", sum.Known(), len(sum.Reproducers), first, first+seeds-1)
 	}
 
 	for _, r := range sum.Reproducers {
@@ -81,7 +92,7 @@ func TestCampaign(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(data), "Found by tailsim fuzz (seed ") || !strings.Contains(string(data), r.Known) {
+		if !strings.Contains(string(data), "Found by tailsim fuzz (seed ") || !strings.Contains(string(data), "input ") || !strings.Contains(string(data), r.Known) {
 			t.Errorf("%s does not say where it comes from:\n%s", r.Path, data)
 		}
 		sc, err := scenarios.Parse(r.Path, data)
@@ -116,22 +127,24 @@ func TestCampaign(t *testing.T) {
 	}
 }
 
-// A shard runs its own seeds; a duration bounds the campaign instead of
-// a count.
+// A shard runs its own seeds, each for Inputs inputs but the last, which
+// runs what is left of Cases; a duration bounds the campaign instead of a
+// count.
 func TestCampaignShardAndDuration(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false)}
-	c := &Campaign{Backends: backends, Variants: []prog.Variant{prog.Upstream}, Seed: 100, Shard: 1, Shards: 3, Cases: 3, Out: t.TempDir()}
+	c := &Campaign{Backends: backends, Variants: []prog.Variant{prog.Upstream}, Seed: 100, Shard: 1, Shards: 3, Cases: 10, Inputs: 4, Out: t.TempDir()}
 	s := &search{c: c, shards: 3}
 	var seeds []uint64
+	var inputs []int
 	for {
-		seed, ok := s.take()
+		seed, n, ok := s.take()
 		if !ok {
 			break
 		}
-		seeds = append(seeds, seed)
+		seeds, inputs = append(seeds, seed), append(inputs, n)
 	}
-	if !slices.Equal(seeds, []uint64{101, 104, 107}) {
-		t.Errorf("shard 1/3 from 100 takes %v", seeds)
+	if !slices.Equal(seeds, []uint64{101, 104, 107}) || !slices.Equal(inputs, []int{4, 4, 2}) {
+		t.Errorf("shard 1/3 from 100 takes seeds %v with inputs %v", seeds, inputs)
 	}
 	c.Duration = 50 * time.Millisecond
 	sum, err := c.Run()
@@ -180,7 +193,7 @@ func TestMergeShards(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false)}
 	campaign := func(shard, shards uint64) string {
 		out := t.TempDir()
-		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 120 / int(shards), Shard: shard, Shards: shards, Out: out}
+		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 120 / int(shards), Inputs: 4, Shard: shard, Shards: shards, Out: out}
 		if _, err := c.Run(); err != nil {
 			t.Fatal(err)
 		}

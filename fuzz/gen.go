@@ -15,15 +15,26 @@ import (
 // Case is one generated tail-call situation: a fuzzed tail-call site in
 // entry (or in a subprogram entry calls), reached after Chain tail calls.
 type Case struct {
-	Seed       uint64
+	Seed uint64
+	// Input is which input of the seed's stream this case is (Stream);
+	// input 0 is the case Generate draws for the seed.
+	Input      int
 	MaxEntries uint32
 	Index      uint64 // R3 at the fuzzed site
 	KeyConst   bool   // R3 is a constant (direct-capable) rather than read from ctx
-	Poisoned   bool   // a second map reaches R2
-	Target     Target // what jt[u32(Index)] holds when filled
-	Fill       Fill   // which slots around the index hold programs
-	InSub      bool   // the site is in a subprogram: the tail call unwinds a bpf2bpf frame
-	Chain      int    // tail calls made before the site: the counter's value there
+	// KeyALU builds R3 at run time from ctx's two 32-bit halves (a shift
+	// and an or) instead of one 64-bit load: an index the verifier cannot
+	// know, computed by the ALU. Only when KeyConst is false.
+	KeyALU   bool
+	Poisoned bool // a second map reaches R2
+	// Other makes the run pick the second map at a poisoned site (ctx's
+	// selector word is 1): the dynamic path then meets a map other than
+	// the one it usually sees, whose slot 0 holds the decoy.
+	Other  bool
+	Target Target // what jt[u32(Index)] holds when filled
+	Fill   Fill   // which slots around the index hold programs
+	InSub  bool   // the site is in a subprogram: the tail call unwinds a bpf2bpf frame
+	Chain  int    // tail calls made before the site: the counter's value there
 	// Preset starts the counter there instead, with no chain run
 	// (tail_call_cnt=N on the run step: prog.CountPresetter). Only when
 	// Chain is 0, so that chains still exercise the machinery of real
@@ -34,6 +45,10 @@ type Case struct {
 	Layout    prog.Layout
 	Hardening prog.Hardening
 	NoDirect  bool // config "direct off": no direct tail calls
+	// Stream declares every program and map any input of the seed's
+	// stream uses, so that one world serves them all and an input differs
+	// from the next only in data: the jt slots, ctx and the counter preset.
+	Stream bool
 }
 
 // Target is the program the fuzzed slot holds.
@@ -79,8 +94,10 @@ func bits(shape uint64, at, n uint) uint64 { return shape >> at & (1<<n - 1) }
 
 var (
 	stacks   = [8]int{0, 8, 24, 64, 512, 256, 128, 16}
-	chains   = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
+	chains   = [8]int{0, 0, 0, 0, 0, 0, 1, 32}
 	presets  = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
+	targets  = [4]Target{Leaf, Leaf, Self, Bounce}
+	fills    = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}
 	hardened = [8]prog.Hardening{0, 0, 0, 0, prog.IBT | prog.BTI, prog.PAC, prog.IBT | prog.BTI | prog.PAC, prog.IBT | prog.PAC}
 )
 
@@ -95,8 +112,8 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	c := Case{MaxEntries: max(maxEntries, 1), Index: index}
 	c.KeyConst = bits(shape, 0, 1) == 1
 	c.Poisoned = bits(shape, 1, 2) == 3
-	c.Target = [4]Target{Leaf, Leaf, Self, Bounce}[bits(shape, 3, 2)]
-	c.Fill = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}[bits(shape, 5, 3)]
+	c.Target = targets[bits(shape, 3, 2)]
+	c.Fill = fills[bits(shape, 5, 3)]
 	c.Stack = stacks[bits(shape, 8, 3)]
 	c.Saved = 1 + int(bits(shape, 11, 3)%4)
 	if l := bits(shape, 14, 3); l < 6 {
@@ -123,6 +140,8 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	}
 	c.Hardening = hardened[bits(shape, 36, 3)]
 	c.NoDirect = bits(shape, 39, 2) == 3
+	c.KeyALU = !c.KeyConst && bits(shape, 44, 2) == 3
+	c.Other = c.Poisoned && bits(shape, 46, 2) == 3
 	return c
 }
 
@@ -218,7 +237,14 @@ func (c Case) layoutLine() string {
 // Describe says in words what the case is.
 func (c Case) Describe() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "max_entries %#x, index %#x (%s key), ", c.MaxEntries, c.Index, map[bool]string{true: "constant", false: "run-time"}[c.KeyConst])
+	key := "run-time"
+	switch {
+	case c.KeyConst:
+		key = "constant"
+	case c.KeyALU:
+		key = "computed"
+	}
+	fmt.Fprintf(&b, "max_entries %#x, index %#x (%s key), ", c.MaxEntries, c.Index, key)
 	idx := uint32(c.Index)
 	switch {
 	case c.Fill == FillNone:
@@ -234,6 +260,9 @@ func (c Case) Describe() string {
 	}
 	if c.Poisoned {
 		b.WriteString(", a second map reaches the site")
+	}
+	if c.Other {
+		b.WriteString(" and this run takes it")
 	}
 	if c.InSub {
 		b.WriteString(", the site is in a subprogram")
@@ -258,7 +287,7 @@ func (c Case) Describe() string {
 // is checked against the reference model and by its machine-level checks.
 func (c Case) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fuzz case %d\n%s\n\n", c.Seed, c.Describe())
+	fmt.Fprintf(&b, "fuzz case %d%s\n%s\n\n", c.Seed, c.inputName(), c.Describe())
 	fmt.Fprintf(&b, "-- config --\nlayout %s\n", c.layoutLine())
 	if c.Hardening != 0 {
 		fmt.Fprintf(&b, "hardening %s\n", c.Hardening)
@@ -270,14 +299,14 @@ func (c Case) Text() string {
 	if c.Poisoned {
 		b.WriteString("other max_entries=2\n")
 	}
-	if c.usesBack() {
+	if c.usesBack() || c.Stream {
 		b.WriteString("back max_entries=1\n")
 	}
 	fmt.Fprintf(&b, "-- prog target --\n\tr0 = %d\n\texit\n", r0Target)
-	if c.usesDecoy() {
+	if c.usesDecoy() || c.Other || c.Stream {
 		fmt.Fprintf(&b, "-- prog decoy --\n\tr0 = %d\n\texit\n", r0Decoy)
 	}
-	if c.Target == Bounce && c.usesBack() {
+	if c.Target == Bounce && c.usesBack() || c.Stream {
 		fmt.Fprintf(&b, "-- prog bounce --\n\tr2 = map[back]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = %d\n\texit\n", r0Bounce)
 	}
 
@@ -312,25 +341,51 @@ func (c Case) Text() string {
 	}
 
 	var slots []string
-	idx := uint32(c.Index)
-	if c.fills(idx) {
-		slots = append(slots, fmt.Sprintf("jt[%d] = %s", idx, c.Target))
+	for _, s := range c.slots() {
+		slots = append(slots, fmt.Sprintf("jt[%d] = %s", s.index, s.prog))
 	}
-	if c.usesDecoy() {
-		for _, n := range []uint32{idx - 1, idx + 1} {
-			if uint64(n) < uint64(c.MaxEntries) && n != idx {
-				slots = append(slots, fmt.Sprintf("jt[%d] = decoy", n))
-			}
-		}
+	if c.Poisoned && (c.Other || c.Stream) {
+		slots = append(slots, "other[0] = decoy")
 	}
-	if c.usesBack() {
+	if c.usesBack() || c.Stream {
 		slots = append(slots, "back[0] = entry")
 	}
 	if len(slots) > 0 {
 		fmt.Fprintf(&b, "-- slots --\n%s\n", strings.Join(slots, "\n"))
 	}
-	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 0\n-- run --\nrun entry%s\n", c.Index, c.runOptions())
+	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 %d\n-- run --\nrun entry%s\n", c.Index, map[bool]int{true: 1}[c.Other], c.runOptions())
 	return b.String()
+}
+
+// slot is a jt slot a case fills.
+type slot struct {
+	index uint32
+	prog  string
+}
+
+// slots lists what jt holds: the target at the index, then decoys beside
+// it (modulo 2^32, as the u32 index wraps), as Fill says.
+func (c Case) slots() []slot {
+	var out []slot
+	idx := uint32(c.Index)
+	if c.fills(idx) {
+		out = append(out, slot{idx, c.Target.String()})
+	}
+	if c.usesDecoy() {
+		for _, n := range []uint32{idx - 1, idx + 1} {
+			if uint64(n) < uint64(c.MaxEntries) && n != idx {
+				out = append(out, slot{n, "decoy"})
+			}
+		}
+	}
+	return out
+}
+
+func (c Case) inputName() string {
+	if c.Stream {
+		return fmt.Sprintf(" input %d", c.Input)
+	}
+	return ""
 }
 
 // site writes the fuzzed tail call; R6 holds ctx.
@@ -340,9 +395,12 @@ func (c Case) site(b *strings.Builder) {
 	} else {
 		b.WriteString("\tr2 = map[jt]\n")
 	}
-	if c.KeyConst {
+	switch {
+	case c.KeyConst:
 		fmt.Fprintf(b, "\tr3 = %#x ll\n", c.Index)
-	} else {
+	case c.KeyALU:
+		b.WriteString("\tr3 = *(u32 *)(r6 + 4)\n\tr3 <<= 32\n\tr4 = *(u32 *)(r6 + 0)\n\tr3 |= r4\n")
+	default:
 		b.WriteString("\tr3 = *(u64 *)(r6 + 0)\n")
 	}
 	b.WriteString("\tr1 = r6\n\tcall bpf_tail_call\n")

@@ -45,6 +45,11 @@ func TestGeneratorCoverage(t *testing.T) {
 		see("nodirect", c.NoDirect)
 		see("poisoned", c.Poisoned)
 		see("keyconst", c.KeyConst)
+		see("keyalu", c.KeyALU)
+		see("other", c.Other)
+		if c.KeyALU && c.KeyConst || c.Other && !c.Poisoned {
+			t.Errorf("seed %d: %+v", seed, c)
+		}
 		see("stack", c.Stack)
 		see("saved", c.Saved)
 		see("layout", c.Layout.Name)
@@ -62,19 +67,7 @@ func TestGeneratorCoverage(t *testing.T) {
 			}
 		}
 	}
-	var want []string
-	for _, v := range []Target{Leaf, Self, Bounce} {
-		want = append(want, "target="+v.String())
-	}
-	for _, v := range []Fill{FillIndex, FillNone, FillNeighbours, FillAround} {
-		want = append(want, "fill="+v.String())
-	}
-	for _, v := range chains {
-		want = append(want, fmt.Sprint("chain=", v))
-	}
-	for _, v := range presets {
-		want = append(want, fmt.Sprint("preset=", v))
-	}
+	want := append(dataValues(), fmtAll("chain", chains[:])...)
 	for _, v := range hardened {
 		want = append(want, "hardening="+v.String())
 	}
@@ -88,7 +81,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		want = append(want, fmt.Sprint("max_entries bits=", k))
 	}
 	want = append(want, "layout=custom", "saved=1", "saved=4")
-	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "max_entries=1", "max_entries=2^32-1",
+	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "keyalu", "other", "max_entries=1", "max_entries=2^32-1",
 		"disp32 edge", "index=max_entries", "index=max_entries-1", "index negative", "index truncates", "in range"} {
 		want = append(want, k+"=true", k+"=false")
 	}
@@ -97,4 +90,25 @@ func TestGeneratorCoverage(t *testing.T) {
 			t.Errorf("5000 seeds never give %s", w)
 		}
 	}
+}
+
+// dataValues names every value of the data an input redraws, as the
+// coverage tests record them.
+func dataValues() []string {
+	var out []string
+	for _, v := range []Target{Leaf, Self, Bounce} {
+		out = append(out, "target="+v.String())
+	}
+	for _, v := range []Fill{FillIndex, FillNone, FillNeighbours, FillAround} {
+		out = append(out, "fill="+v.String())
+	}
+	return append(out, fmtAll("preset", presets[:])...)
+}
+
+func fmtAll(key string, vs []int) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, fmt.Sprint(key, "=", v))
+	}
+	return out
 }

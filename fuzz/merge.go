@@ -17,6 +17,7 @@ const IndexFile = "findings.json"
 // Entry is one finding in an index.
 type Entry struct {
 	Seed      uint64 `json:"seed"`
+	Input     int    `json:"input"` // which input of the seed's stream
 	Arch      string `json:"arch"`
 	Variant   string `json:"variant"`
 	Signature string `json:"signature"`
@@ -29,11 +30,13 @@ type Index struct {
 	// The campaign: its first seed, the shard it ran of how many, on
 	// which arches and variants; merging checks them.
 	Seed     uint64   `json:"seed"`
+	Inputs   int      `json:"inputs"` // per shape
 	Shard    uint64   `json:"shard"`
 	Shards   uint64   `json:"shards"`
 	Arches   []string `json:"arches"`
 	Variants []string `json:"variants"`
-	Cases    int      `json:"cases"`
+	Cases    int      `json:"cases"`  // inputs checked
+	Shapes   int      `json:"shapes"` // seeds, each a shape loaded once
 	// Unparsed cases are a generator bug; Slow ones went unchecked.
 	Unparsed int           `json:"unparsed"`
 	Slow     int           `json:"slow"`
@@ -74,7 +77,11 @@ func readIndex(dir string) (*Index, error) {
 
 // index is a campaign's index.
 func (c *Campaign) index(sum *Summary) *Index {
-	x := &Index{Seed: c.Seed, Shard: c.Shard, Shards: max(c.Shards, 1), Cases: sum.Cases, Unparsed: sum.Unparsed, Slow: sum.Slow,
+	inputs := c.Inputs
+	if inputs <= 0 {
+		inputs = DefaultInputs
+	}
+	x := &Index{Seed: c.Seed, Inputs: inputs, Shard: c.Shard, Shards: max(c.Shards, 1), Cases: sum.Cases, Shapes: sum.Shapes, Unparsed: sum.Unparsed, Slow: sum.Slow,
 		Findings: []Entry{}, Coverage: sum.Coverage.Rows()}
 	for _, b := range c.Backends {
 		x.Arches = append(x.Arches, b.Name())
@@ -83,7 +90,7 @@ func (c *Campaign) index(sum *Summary) *Index {
 		x.Variants = append(x.Variants, v.String())
 	}
 	for _, r := range sum.Reproducers {
-		x.Findings = append(x.Findings, Entry{Seed: r.Case.Seed, Arch: r.Arch, Variant: r.Variant, Signature: r.Signature,
+		x.Findings = append(x.Findings, Entry{Seed: r.Case.Seed, Input: r.Case.Input, Arch: r.Arch, Variant: r.Variant, Signature: r.Signature,
 			Known: r.Known, File: filepath.Base(r.Path)})
 	}
 	return x
@@ -91,7 +98,7 @@ func (c *Campaign) index(sum *Summary) *Index {
 
 // Merge gathers the findings of the shards of one campaign into out, an
 // empty directory: one reproducer per signature and explanation, the
-// lowest seed's, as the campaign unsharded would keep; the cases and the
+// first case's (by seed, then input), as the campaign unsharded would keep; the cases and the
 // coverage add up. The shards must be of one campaign (seed, shard
 // count, arches, variants), each once, none missing.
 func Merge(out string, dirs ...string) (*Index, error) {
@@ -115,26 +122,27 @@ func Merge(out string, dirs ...string) (*Index, error) {
 			return nil, err
 		}
 		if i == 0 {
-			merged.Seed, merged.Shards, merged.Arches, merged.Variants = x.Seed, 1, x.Arches, x.Variants
+			merged.Seed, merged.Inputs, merged.Shards, merged.Arches, merged.Variants = x.Seed, x.Inputs, 1, x.Arches, x.Variants
 			if x.Shards != uint64(len(dirs)) {
 				return nil, fmt.Errorf("%s is shard %d of %d, but %d directories are merged", dir, x.Shard, x.Shards, len(dirs))
 			}
 		}
 		switch {
-		case x.Seed != merged.Seed || x.Shards != uint64(len(dirs)) || !slices.Equal(x.Arches, merged.Arches) || !slices.Equal(x.Variants, merged.Variants):
-			return nil, fmt.Errorf("%s is another campaign (seed %d, %d shards, %v %v) than %s (seed %d, %d shards, %v %v)",
-				dir, x.Seed, x.Shards, x.Arches, x.Variants, dirs[0], merged.Seed, len(dirs), merged.Arches, merged.Variants)
+		case x.Seed != merged.Seed || x.Inputs != merged.Inputs || x.Shards != uint64(len(dirs)) || !slices.Equal(x.Arches, merged.Arches) || !slices.Equal(x.Variants, merged.Variants):
+			return nil, fmt.Errorf("%s is another campaign (seed %d, %d inputs per shape, %d shards, %v %v) than %s (seed %d, %d inputs per shape, %d shards, %v %v)",
+				dir, x.Seed, x.Inputs, x.Shards, x.Arches, x.Variants, dirs[0], merged.Seed, merged.Inputs, len(dirs), merged.Arches, merged.Variants)
 		case shards[x.Shard] != "":
 			return nil, fmt.Errorf("%s and %s are both shard %d", shards[x.Shard], dir, x.Shard)
 		}
 		shards[x.Shard] = dir
 		merged.Cases += x.Cases
+		merged.Shapes += x.Shapes
 		merged.Unparsed += x.Unparsed
 		merged.Slow += x.Slow
 		cov.merge(FromRows(x.Coverage))
 		for _, e := range x.Findings {
 			key := e.Signature + " " + e.Known
-			if b, ok := best[key]; !ok || e.Seed < b.e.Seed {
+			if b, ok := best[key]; !ok || e.Seed < b.e.Seed || e.Seed == b.e.Seed && e.Input < b.e.Input {
 				best[key] = found{e, dir}
 			}
 		}
@@ -151,7 +159,7 @@ func Merge(out string, dirs ...string) (*Index, error) {
 			return nil, err
 		}
 		e := f.e
-		e.File = fmt.Sprintf("finding-%02d-seed-%d.txtar", i+1, e.Seed)
+		e.File = fmt.Sprintf("finding-%02d-seed-%d-input-%d.txtar", i+1, e.Seed, e.Input)
 		if err := os.WriteFile(filepath.Join(out, e.File), data, 0o644); err != nil {
 			return nil, fmt.Errorf("writing finding: %w", err)
 		}

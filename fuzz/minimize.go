@@ -9,6 +9,9 @@ import "tailsim/prog"
 // are what a finding is about.
 func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Finding {
 	simplify := []func(c *Case){
+		// A stream's world declares what every input may use; the case
+		// alone needs less.
+		func(c *Case) { c.Stream = false },
 		func(c *Case) { c.Chain = 0 },
 		// A chain the finding needs only for its count: the counter
 		// preset reaches the same count with one program fewer to read.
@@ -17,7 +20,9 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 		func(c *Case) { c.InSub = false },
 		func(c *Case) { c.Saved = 1 },
 		func(c *Case) { c.Stack = 0 },
-		func(c *Case) { c.Poisoned = false },
+		func(c *Case) { c.Other = false },
+		func(c *Case) { c.Poisoned, c.Other = false, false },
+		func(c *Case) { c.KeyALU = false },
 		func(c *Case) { c.Target = Leaf },
 		func(c *Case) { c.Fill = FillIndex },
 		func(c *Case) { c.Hardening = 0 },

@@ -606,3 +606,25 @@ func writeCtx(ctx []byte, e Expect) {
 		ctx[e.Off+i] = byte(e.Value >> (8 * i))
 	}
 }
+
+// Judge is what a run step with no expectations makes of one run of a
+// backend beside the reference model's run of the same input: a
+// difference from the model (the run step stops there), else each broken
+// machine-level property, then an unexpected fault. A fuzzer that runs
+// inputs on loaded machines without the runner judges them with it, so
+// its findings are the ones the case's scenario file reproduces.
+func Judge(want, got *prog.Result) []Failure {
+	var out []Failure
+	got.R0Dead = want.R0Dead
+	if d := DiffResults(want, got); len(d) > 0 {
+		out = append(out, Failure{Kind: FailDiffers, Diffs: d})
+	} else {
+		for _, v := range got.Violations {
+			out = append(out, Failure{Kind: FailBroken, Violation: &v})
+		}
+	}
+	if got.Fault != nil {
+		out = append(out, Failure{Kind: FailFault, Fault: got.Fault})
+	}
+	return out
+}

@@ -16,15 +16,19 @@ func init() {
 		name: "fuzz",
 		summary: `generate tail-call cases and check every backend against the reference
 
-Each case draws from a seed max_entries, the index, the key's form
-(constant or read at run time), a second map reaching the site, which
-slots hold programs (a leaf, the entry itself, a program that tail-calls
-back), whether the site is in a subprogram, how many tail calls came
-before it (the counter at the site), stack depth, callee-saved registers,
-the layout (presets and custom offsets), IBT/BTI/PAC and direct calls on
-or off. A case runs on the reference model and on each selected arch and
-variant; any divergence, broken machine-level check or fault is a
-finding. Findings are deduplicated by signature, minimised, and written
+Each seed draws a shape, everything that makes the machine code: the
+key's form (a constant, read from ctx, or computed from ctx by the ALU),
+a second map reaching the site, whether the site is in a subprogram, how
+many tail calls come before it, stack depth, callee-saved registers, the
+layout (presets and custom offsets), IBT/BTI/PAC and direct calls on or
+off. The shape is loaded once per arch and variant; then -inputs inputs
+run on it, each only data for the loaded code: the index, which slots
+hold programs (a leaf, the entry itself, a program that tail-calls back,
+decoys beside the index), the counter at the site (a preset, as that
+many tail calls would have left it), which map a two-map site takes, and
+now and then max_entries (rewriting only the code bytes it changes). An
+input runs on the reference model and on each selected arch and variant;
+any divergence, broken machine-level check or fault is a finding. Findings are deduplicated by signature, minimised, and written
 to -out as scenario files that "tailsim run" reproduces; a finding that is
 the modelled kernel code's known behaviour names the library scenario
 that explains it. Deterministic for a seed and shard.
@@ -32,7 +36,7 @@ Exit status: 0 no new findings (the known ones, the modelled kernel
 code's documented behaviour, are listed), 1 new findings or generated
 cases that do not parse, 2 usage error or a reproducer that could not be
 written.`,
-		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-workers N] [-shard I/N|env] [-out DIR]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
+		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-inputs N] [-workers N] [-shard I/N|env] [-out DIR]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
 		run:   fuzzCmd,
 	})
 	flagSetups["fuzz"] = func(fs *flag.FlagSet) { newFuzzFlags(fs) }
@@ -41,7 +45,7 @@ written.`,
 type fuzzFlags struct {
 	arch, variant, shard, out *string
 	seed                      *uint64
-	cases, workers            *int
+	cases, inputs, workers    *int
 	duration                  *time.Duration
 }
 
@@ -50,7 +54,8 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 		arch:     fs.String("arch", "x86_64,arm64", "comma-separated emulated arches"),
 		variant:  fs.String("variant", "all", "comma-separated variants or all"),
 		seed:     fs.Uint64("seed", 1, "first seed"),
-		cases:    fs.Int("cases", 1000, "cases to run (ignored with -duration)"),
+		cases:    fs.Int("cases", 1000, "inputs to check (ignored with -duration)"),
+		inputs:   fs.Int("inputs", fuzz.DefaultInputs, "inputs per shape (1: a new shape for every input)"),
 		duration: fs.Duration("duration", 0, "run for this long instead of -cases"),
 		workers:  fs.Int("workers", 1, "parallel workers"),
 		shard:    fs.String("shard", "0/1", "I/N: run only the seeds seed+k*N+I, to split a campaign across machines; env: I and N from a batch system (JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; TAILSIM_SHARDS or SLURM_ARRAY_TASK_COUNT)"),
@@ -91,12 +96,12 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	} else if n, err := fmt.Sscanf(*f.shard, "%d/%d", &shard, &shards); err != nil || n != 2 || shards == 0 || shard >= shards {
 		return usagef("bad -shard %q (I/N with 0 <= I < N, or env)", *f.shard)
 	}
-	if *f.workers < 1 || *f.cases < 1 {
-		return usagef("-workers and -cases must be at least 1")
+	if *f.workers < 1 || *f.cases < 1 || *f.inputs < 1 {
+		return usagef("-workers, -cases and -inputs must be at least 1")
 	}
 
 	c := &fuzz.Campaign{Backends: bs, Variants: vs, Seed: *f.seed, Shard: shard, Shards: shards,
-		Cases: *f.cases, Duration: *f.duration, Workers: *f.workers, Out: *f.out}
+		Cases: *f.cases, Inputs: *f.inputs, Duration: *f.duration, Workers: *f.workers, Out: *f.out}
 	progress := newProgress(stderr)
 	c.Progress, c.ProgressEvery = progress.line, progress.every
 	sum, err := c.Run()
@@ -121,8 +126,8 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  never reached: %s/%s %s %s with the counter at %s\n", c.Arch, c.Variant, c.Path, c.Outcome, c.Count)
 	}
 	known := sum.Known()
-	fmt.Fprintf(stdout, "%d cases in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
-		sum.Cases, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
+	fmt.Fprintf(stdout, "%d cases on %d shapes in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
+		sum.Cases, sum.Shapes, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
 		len(sum.Reproducers), known, len(sum.Reproducers)-known)
 	return fuzzVerdict(stderr, "tailsim fuzz", sum.Slow, sum.Unparsed, sum.New())
 }
@@ -175,7 +180,7 @@ func newProgress(w io.Writer) *progress {
 func (p *progress) line(pr fuzz.Progress) {
 	p.printed = true
 	rate := float64(pr.Cases) / max(pr.Elapsed.Seconds(), 1e-9)
-	msg := fmt.Sprintf("fuzz: %d cases, %.0f cases/s, %d findings, coverage %d/%d cells, %s", pr.Cases, rate, pr.Findings, pr.Cells, pr.Wanted, pr.Elapsed.Round(time.Second))
+	msg := fmt.Sprintf("fuzz: %d cases on %d shapes, %.0f cases/s, %d findings, coverage %d/%d cells, %s", pr.Cases, pr.Shapes, rate, pr.Findings, pr.Cells, pr.Wanted, pr.Elapsed.Round(time.Second))
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\x1b[K", msg)
 	} else {
@@ -208,6 +213,6 @@ func fuzzMergeCmd(args []string, stdout, stderr io.Writer) error {
 	for i, e := range x.Findings {
 		printFinding(stdout, i+1, e.Signature, e.Known, e.Arch, e.Variant, filepath.Join(*out, e.File))
 	}
-	fmt.Fprintf(stdout, "%d cases in %d shards, %d findings (%d known, %d new)\n", x.Cases, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
+	fmt.Fprintf(stdout, "%d cases on %d shapes in %d shards, %d findings (%d known, %d new)\n", x.Cases, x.Shapes, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
 	return fuzzVerdict(stderr, "tailsim fuzz merge", x.Slow, x.Unparsed, x.New())
 }

@@ -10,15 +10,15 @@ import (
 
 func TestFuzzCommand(t *testing.T) {
 	out := t.TempDir()
-	// Seeds 1..30 include known findings (the patched displacement
-	// overflow for huge max_entries): one reproducer each, listed, and
-	// exit 0, since none is new.
-	code, stdout, errs := run(t, "fuzz", "-cases", "30", "-out", out)
+	// Seeds 1..30, one input each, include known findings (the patched
+	// displacement overflow for huge max_entries): one reproducer each,
+	// listed, and exit 0, since none is new.
+	code, stdout, errs := run(t, "fuzz", "-cases", "30", "-inputs", "1", "-out", out)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.txtar"))
-	if len(files) == 0 || !strings.Contains(stdout, "30 cases") || !strings.Contains(stdout, "reproduce: tailsim run") ||
+	if len(files) == 0 || !strings.Contains(stdout, "30 cases on 30 shapes") || !strings.Contains(stdout, "reproduce: tailsim run") ||
 		!strings.Contains(stdout, "known: the modelled kernel code's behaviour, explained in scenarios/library/findings/") ||
 		!strings.Contains(stdout, " known, 0 new)") {
 		t.Fatalf("files %v\n%s", files, stdout)
@@ -43,7 +43,7 @@ func TestFuzzCommand(t *testing.T) {
 	// Deterministic: the same seeds give the same findings, with two
 	// workers as with one, to the reproducers' names.
 	out2 := t.TempDir()
-	_, again, _ := run(t, "fuzz", "-cases", "30", "-workers", "2", "-out", out2)
+	_, again, _ := run(t, "fuzz", "-cases", "30", "-inputs", "1", "-workers", "2", "-out", out2)
 	findings := func(s, dir string) string {
 		i := strings.LastIndex(s, "\n30 cases")
 		return strings.ReplaceAll(s[:i], dir, "DIR")
@@ -59,6 +59,7 @@ func TestFuzzUsage(t *testing.T) {
 		{"fuzz", "-shard", "x"},
 		{"fuzz", "-arch", "ref"},
 		{"fuzz", "-workers", "0"},
+		{"fuzz", "-inputs", "0"},
 		{"fuzz", "extra"},
 	} {
 		if code, _, errs := run(t, args...); code != 2 || errs == "" {
@@ -84,7 +85,7 @@ func TestFuzzBadOut(t *testing.T) {
 // not a usage error, and not a verdict.
 func TestFuzzWriteFails(t *testing.T) {
 	first := t.TempDir()
-	if code, out, errs := run(t, "fuzz", "-cases", "10", "-out", first); code != exitOK || !strings.Contains(out, "finding 2:") {
+	if code, out, errs := run(t, "fuzz", "-cases", "10", "-inputs", "1", "-out", first); code != exitOK || !strings.Contains(out, "finding 2:") {
 		t.Fatalf("seeds 1..10: exit %d, want findings\n%s%s", code, out, errs)
 	}
 	// The same campaign again, where its second reproducer's name is
@@ -97,7 +98,7 @@ func TestFuzzWriteFails(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(second, filepath.Base(names[1])), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := run(t, "fuzz", "-cases", "10", "-out", second)
+	code, out, errs := run(t, "fuzz", "-cases", "10", "-inputs", "1", "-out", second)
 	if code != exitUsage || !strings.HasPrefix(out, "finding 1: ") || !strings.Contains(out, filepath.Join(second, filepath.Base(names[0]))) || strings.Contains(out, "finding 2") ||
 		!strings.HasPrefix(errs, "fuzz: ") || !strings.Contains(errs, "\ntailsim fuzz: writing finding: open "+second) {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)
@@ -109,12 +110,12 @@ func TestFuzzWriteFails(t *testing.T) {
 func TestFuzzMergeCommand(t *testing.T) {
 	a, b, merged := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "m")
 	for i, dir := range []string{a, b} {
-		if code, out, errs := run(t, "fuzz", "-cases", "15", "-shard", fmt.Sprintf("%d/2", i), "-out", dir); code != 0 {
+		if code, out, errs := run(t, "fuzz", "-cases", "15", "-inputs", "1", "-shard", fmt.Sprintf("%d/2", i), "-out", dir); code != 0 {
 			t.Fatalf("shard %d: exit %d\n%s%s", i, code, out, errs)
 		}
 	}
 	code, out, errs := run(t, "fuzz", "merge", "-out", merged, a, b)
-	if code != 0 || !strings.Contains(out, "30 cases in 2 shards") || !strings.Contains(out, "reproduce: tailsim run") {
+	if code != 0 || !strings.Contains(out, "30 cases on 30 shapes in 2 shards") || !strings.Contains(out, "reproduce: tailsim run") {
 		t.Errorf("merge: exit %d\n%s%s", code, out, errs)
 	}
 	if _, err := os.Stat(filepath.Join(merged, "findings.json")); err != nil {

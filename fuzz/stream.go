@@ -1,0 +1,290 @@
+package fuzz
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// DefaultInputs is how many inputs a campaign runs on each shape. A new
+// shape costs a load per arch × variant (~0.3 ms each, most of it Unicorn
+// translating new code); an input on loaded code costs tens of µs, so
+// 64 inputs make the loads a small share of a worker's time.
+const DefaultInputs = 64
+
+// StreamCase is input k of seed's stream. The shape — everything that
+// changes the machine code: programs, site kind, key form, chain, stack,
+// layout, hardening — is Generate(seed)'s, and so is input 0's data. The
+// other inputs redraw the data the JITed code reads at run time: the index
+// (unless it is a constant in the code), what the slots hold, the counter
+// preset, which map a poisoned site takes; and, for each group of
+// inputsPerMaxEntries inputs after the first, max_entries half of the
+// time. The upstream and dynamic paths read max_entries from memory; a
+// patched static site has it as an immediate, and a reload on the same
+// engines rewrites only the bytes that changed. The same seed and k
+// always give the same case.
+func StreamCase(seed uint64, k int) Case {
+	c := Generate(seed)
+	c.Stream, c.Input = true, k
+	if k == 0 {
+		return c
+	}
+	if g := k / inputsPerMaxEntries; g > 0 {
+		rg := rand.New(rand.NewPCG(seed, 0x6a0e000000000000|uint64(g)))
+		if rg.IntN(2) == 0 {
+			c.MaxEntries = max(biasedU32(rg, Disp32Limit(c.Layout)), 1)
+		}
+	}
+	r := rand.New(rand.NewPCG(seed, 0x5ca1ab1e00000000|uint64(k)))
+	if !c.KeyConst {
+		c.Index = biasedIndex(r, c.MaxEntries)
+	}
+	c.Target = targets[r.IntN(len(targets))]
+	c.Fill = fills[r.IntN(len(fills))]
+	if c.Chain == 0 {
+		c.Preset = presets[r.IntN(len(presets))]
+		if c.Target != Leaf && c.fills(uint32(c.Index)) {
+			// A loop runs to the limit: from a preset near it, the
+			// few calls that matter; from 0 a quarter of the time, the
+			// whole way (TestCountPresetEquivalence holds the two equal).
+			c.Preset = [4]int{0, 31, 32, 33}[r.IntN(4)]
+		}
+	}
+	c.Other = c.Poisoned && r.IntN(4) == 3
+	return c
+}
+
+// inputsPerMaxEntries is how many inputs of a stream share a max_entries,
+// so that a stream reloads at most once per group.
+const inputsPerMaxEntries = 16
+
+// ErrNotShape is a case that does not share the shape of the stream's
+// other inputs: a caller's mistake.
+var ErrNotShape = errors.New("fuzz: the case's shape is not the stream's")
+
+// stream checks the inputs of one shape on machines loaded once per
+// backend × variant. Between inputs it changes only data: the jt slots
+// through the kernel's update and delete steps (prog.Effect, mirrored by
+// every machine as a scenario's update step is), ctx, and the counter
+// preset. A new max_entries builds a new world; loading it on the same
+// engines rewrites only the code bytes that changed.
+type stream struct {
+	backends []prog.Backend
+	variants []prog.Variant
+
+	shape      Case // the loaded world's case: its MaxEntries and slots
+	w          *prog.World
+	entry      *prog.Program
+	jt         *prog.ProgArray
+	machines   []streamMachine
+	refs       []streamRef
+	ctx, ctx0  []byte
+	budget     int
+	hardening  prog.Hardening
+	loadFailed []Finding // machines that could not load the world
+}
+
+type streamMachine struct {
+	b   prog.Backend
+	v   prog.Variant
+	m   prog.Machine
+	ref int // refs index: the model with this backend's capabilities
+}
+
+// streamRef is the reference model once per variant and direct-call
+// capability: the backends that share both share its runs.
+type streamRef struct {
+	v      prog.Variant
+	direct bool
+	m      prog.Machine
+	res    *prog.Result
+}
+
+func newStream(backends []prog.Backend, variants []prog.Variant) *stream {
+	return &stream{backends: backends, variants: variants}
+}
+
+func (s *stream) close() {
+	for _, m := range s.machines {
+		m.m.Close()
+	}
+	for _, r := range s.refs {
+		r.m.Close()
+	}
+	s.machines, s.refs, s.w = nil, nil, nil
+}
+
+// sameShape reports whether c runs on the loaded world with data changes
+// only.
+func (s *stream) sameShape(c Case) bool {
+	if s.w == nil || c.MaxEntries != s.shape.MaxEntries {
+		return false
+	}
+	a, b := c, s.shape
+	a.Input, a.Index, a.Target, a.Fill, a.Preset, a.Other = 0, 0, 0, 0, 0, false
+	b.Input, b.Index, b.Target, b.Fill, b.Preset, b.Other = 0, 0, 0, 0, 0, false
+	if c.KeyConst {
+		a.Index, b.Index = c.Index, s.shape.Index
+	}
+	return a == b
+}
+
+// load builds c's world and loads it on every backend and variant.
+func (s *stream) load(c Case) error {
+	s.close()
+	sc, err := scenarios.Parse("case.txtar", []byte(c.Text()))
+	if err != nil {
+		return err
+	}
+	w, err := sc.Build()
+	if err != nil {
+		return err
+	}
+	s.shape, s.w, s.entry, s.jt = c, w, w.Prog("entry"), w.Array("jt")
+	s.budget, s.hardening = sc.Budget, sc.Hardening
+	s.ctx0 = w.Ctx
+	s.ctx = make([]byte, len(w.Ctx))
+	s.loadFailed = nil
+	for _, b := range s.backends {
+		for _, v := range s.variants {
+			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Hardening: s.hardening})
+			if err != nil {
+				// As the runner reports it: the scenario cannot run on
+				// this backend.
+				fs := []scenarios.Failure{{Kind: scenarios.FailError, Err: err}}
+				s.loadFailed = append(s.loadFailed, Finding{Arch: b.Name(), Variant: v.String(), Failures: fs,
+					Signature: b.Name() + "/" + v.String() + ": " + signature(fs)})
+				continue
+			}
+			ref := -1
+			for i, r := range s.refs {
+				if r.v == v && r.direct == b.DirectTailCalls() {
+					ref = i
+				}
+			}
+			if ref < 0 {
+				rm, err := (scenarios.Ref{NoDirectTailCalls: !b.DirectTailCalls()}).Load(w, v, prog.LoadOptions{Budget: s.budget})
+				if err != nil {
+					m.Close()
+					return fmt.Errorf("reference model: %w", err)
+				}
+				s.refs = append(s.refs, streamRef{v: v, direct: b.DirectTailCalls(), m: rm})
+				ref = len(s.refs) - 1
+			}
+			s.machines = append(s.machines, streamMachine{b: b, v: v, m: m, ref: ref})
+		}
+	}
+	return nil
+}
+
+// setSlots makes jt hold what c's slots say, by the kernel's deletes and
+// updates of the slots that differ, each step applied to the model arrays
+// and mirrored by every machine.
+func (s *stream) setSlots(c Case) error {
+	want := map[uint32]*prog.Program{}
+	for _, sl := range c.slots() {
+		want[sl.index] = s.w.Prog(sl.prog)
+	}
+	var effects []prog.Effect
+	for _, i := range s.jt.Populated() {
+		if want[i] == nil {
+			es, err := s.jt.Delete(i)
+			if err != nil {
+				return err
+			}
+			effects = append(effects, es...)
+			apply(es)
+		}
+	}
+	for _, sl := range c.slots() {
+		if p := want[sl.index]; s.jt.Ptr(sl.index) != p {
+			es, err := s.jt.Update(sl.index, p)
+			if err != nil {
+				return err
+			}
+			effects = append(effects, es...)
+			apply(es)
+		}
+	}
+	for _, e := range effects {
+		for _, m := range s.machines {
+			if err := m.m.Apply(e); err != nil {
+				return fmt.Errorf("%s/%s: %s: %w", m.b.Name(), m.v, e, err)
+			}
+		}
+	}
+	return nil
+}
+
+func apply(es []prog.Effect) {
+	for _, e := range es {
+		e.Apply()
+	}
+}
+
+// prepare makes the machines ready for c: a new load for a new shape or
+// max_entries, else the slot changes since the last input.
+func (s *stream) prepare(c Case) error {
+	var err error
+	if !s.sameShape(c) {
+		err = s.load(c)
+	} else {
+		err = s.setSlots(c)
+	}
+	if err != nil {
+		// The machines may be half-changed: the next input reloads.
+		s.close()
+	}
+	return err
+}
+
+// input fills ctx as c's ctx section does.
+func (s *stream) input(c Case) []byte {
+	copy(s.ctx, s.ctx0)
+	binary.LittleEndian.PutUint64(s.ctx[0:], c.Index)
+	binary.LittleEndian.PutUint32(s.ctx[12:], map[bool]uint32{true: 1}[c.Other])
+	return s.ctx
+}
+
+// check runs one input of the stream on every machine. Its findings are
+// the ones Check finds for c on a fresh load (TestStreamMatchesCheck); a
+// run an emulator could not finish in wall time is counted in slow, not
+// judged, and left out of the coverage.
+func (s *stream) check(c Case, cov Coverage) (out []Finding, slow bool, err error) {
+	if err := s.prepare(c); err != nil {
+		return nil, false, err
+	}
+	for _, f := range s.loadFailed {
+		f.Case = c
+		out = append(out, f)
+	}
+	for i := range s.refs {
+		r := &s.refs[i]
+		r.m.(prog.CountPresetter).PresetCount(uint64(c.Preset))
+		r.res = r.m.Run(s.entry, s.input(c))
+	}
+	for _, m := range s.machines {
+		p, ok := m.m.(prog.CountPresetter)
+		if !ok {
+			return nil, false, fmt.Errorf("%s cannot preset the tail-call counter", m.b.Name())
+		}
+		p.PresetCount(uint64(c.Preset))
+		got := m.m.Run(s.entry, s.input(c))
+		if got.Fault != nil && got.Fault.Kind == prog.FaultSlow {
+			slow = true
+			continue
+		}
+		if cov != nil {
+			cov.add(m.b.Name(), m.v.String(), got.Calls)
+		}
+		if fs := scenarios.Judge(s.refs[m.ref].res, got); len(fs) > 0 {
+			out = append(out, Finding{Case: c, Arch: m.b.Name(), Variant: m.v.String(), Failures: fs,
+				Signature: m.b.Name() + "/" + m.v.String() + ": " + signature(fs)})
+		}
+	}
+	return out, slow, nil
+}

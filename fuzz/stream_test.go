@@ -1,0 +1,108 @@
+package fuzz
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"tailsim/emu"
+	"tailsim/prog"
+)
+
+// summary lists findings as "arch/variant: signature | known".
+func summary(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Signature+" | "+Known(f))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A stream's verdict for an input is the verdict of the input's own
+// scenario file, loaded fresh: data changes on loaded machines (slot
+// updates and deletes, ctx, presets, a reload for a new max_entries)
+// leave them exactly where a fresh load of the same case would be.
+func TestStreamMatchesCheck(t *testing.T) {
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	seeds, inputs := uint64(60), 24
+	if testing.Short() {
+		seeds = 25
+	}
+	s := newStream(backends, prog.Variants)
+	defer s.close()
+	found, reloads := 0, 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		for k := range inputs {
+			c := StreamCase(seed, k)
+			if k > 0 && !s.sameShape(c) {
+				reloads++
+			}
+			got, slow, err := s.check(c, nil)
+			if err != nil || slow {
+				t.Fatalf("seed %d input %d: slow %v, %v", seed, k, slow, err)
+			}
+			want, err := Check(c, backends, prog.Variants)
+			if err != nil {
+				t.Fatalf("seed %d input %d: %v", seed, k, err)
+			}
+			if d := cmp.Diff(summary(want), summary(got)); d != "" {
+				t.Errorf("seed %d input %d (-fresh +stream):\n%s\n%s", seed, k, d, c.Text())
+			}
+			found += len(want)
+		}
+	}
+	// The sample must hold findings and reloads, or it proves little.
+	if found == 0 || reloads == 0 {
+		t.Errorf("%d findings, %d reloads in the sample", found, reloads)
+	}
+	t.Logf("%d findings, %d reloads", found, reloads)
+}
+
+// A stream's inputs share their shape and redraw only data: input 0 is
+// Generate's case, max_entries changes only between groups of inputs, a
+// constant key stays, and over a few streams every data value appears.
+func TestStreamCase(t *testing.T) {
+	seen := map[string]bool{}
+	see := func(k string, v any) { seen[fmt.Sprintf("%s=%v", k, v)] = true }
+	for seed := uint64(1); seed <= 200; seed++ {
+		g := Generate(seed)
+		first := StreamCase(seed, 0)
+		want := g
+		want.Stream = true
+		if first != want {
+			t.Fatalf("seed %d: input 0 is %+v, Generate gives %+v", seed, first, g)
+		}
+		s := &stream{}
+		s.shape, s.w = first, &prog.World{}
+		groups := map[int]uint32{}
+		for k := range DefaultInputs {
+			c := StreamCase(seed, k)
+			if c != StreamCase(seed, k) || c.Input != k || !c.Stream {
+				t.Fatalf("seed %d input %d: not deterministic or misnamed", seed, k)
+			}
+			c.MaxEntries = first.MaxEntries
+			if !s.sameShape(c) {
+				t.Fatalf("seed %d input %d changes the shape:\n%+v\n%+v", seed, k, first, c)
+			}
+			if me, ok := groups[k/inputsPerMaxEntries]; ok && me != StreamCase(seed, k).MaxEntries {
+				t.Errorf("seed %d input %d: max_entries changes inside a group", seed, k)
+			}
+			groups[k/inputsPerMaxEntries] = StreamCase(seed, k).MaxEntries
+			see("target", c.Target)
+			see("fill", c.Fill)
+			see("preset", c.Preset)
+			see("other", c.Other)
+			see("new max_entries", StreamCase(seed, k).MaxEntries != first.MaxEntries)
+			see("in range", uint64(uint32(c.Index)) < uint64(c.MaxEntries))
+		}
+	}
+	wanted := append(dataValues(), "other=true", "other=false", "new max_entries=true", "new max_entries=false", "in range=true", "in range=false")
+	for _, w := range wanted {
+		if !seen[w] {
+			t.Errorf("200 streams never give %s", w)
+		}
+	}
+}
