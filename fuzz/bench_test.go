@@ -14,8 +14,8 @@ import (
 
 // BenchmarkShapes is the campaign with a new shape for every case (fuzz
 // -inputs 1), one generated case per iteration: every case is generated,
-// parsed, built, and checked on both emulated arches and both variants
-// with the reference model beside each (checked-cases/s).
+// parsed, built once, loaded and checked on both emulated arches and both
+// variants with the reference model beside them (checked-cases/s).
 //
 // In the same run it measures Unicorn's floor for the same code: each
 // world loaded on backends of its own (their own engines and translation
@@ -26,15 +26,16 @@ import (
 // ratios are floor time over checked time: the share of a checked case
 // that Unicorn's own emulation of the same code would need anyway.
 func BenchmarkShapes(b *testing.B) {
-	checked := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	s := newStream([]prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}, prog.Variants)
+	defer s.close()
 	bare := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
 	var checkT, first, cached time.Duration
 	seed, cases := uint64(1_000_000), 0
 	for b.Loop() {
 		seed++
-		c := Generate(seed)
+		c := StreamCase(seed, 0)
 		start := time.Now()
-		if _, err := Check(c, checked, prog.Variants); err != nil {
+		if _, _, err := s.check(c, nil); err != nil {
 			b.Fatal(err)
 		}
 		checkT += time.Since(start)

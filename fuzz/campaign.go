@@ -131,7 +131,7 @@ func (c *Campaign) Run() (*Summary, error) {
 		sum.Reproducers = append(sum.Reproducers, r)
 	}
 	sum.Elapsed = time.Since(start)
-	if err := writeIndex(c.Out, c.index(sum)); err != nil {
+	if err := writeIndex(c.Out, c.Index(sum)); err != nil {
 		return sum, fmt.Errorf("writing the findings index: %w", err)
 	}
 	return sum, nil

@@ -75,8 +75,9 @@ func readIndex(dir string) (*Index, error) {
 	return &x, nil
 }
 
-// index is a campaign's index.
-func (c *Campaign) index(sum *Summary) *Index {
+// Index is a campaign's index: what it writes to IndexFile and what
+// "tailsim fuzz -json" prints.
+func (c *Campaign) Index(sum *Summary) *Index {
 	inputs := c.Inputs
 	if inputs <= 0 {
 		inputs = DefaultInputs

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -36,7 +37,7 @@ Exit status: 0 no new findings (the known ones, the modelled kernel
 code's documented behaviour, are listed), 1 new findings or generated
 cases that do not parse, 2 usage error or a reproducer that could not be
 written.`,
-		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-inputs N] [-workers N] [-shard I/N|env] [-out DIR]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
+		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-inputs N] [-workers N] [-shard I/N|env] [-out DIR] [-json]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
 		run:   fuzzCmd,
 	})
 	flagSetups["fuzz"] = func(fs *flag.FlagSet) { newFuzzFlags(fs) }
@@ -47,6 +48,7 @@ type fuzzFlags struct {
 	seed                      *uint64
 	cases, inputs, workers    *int
 	duration                  *time.Duration
+	json                      *bool
 }
 
 func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
@@ -60,6 +62,7 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 		workers:  fs.Int("workers", 1, "parallel workers"),
 		shard:    fs.String("shard", "0/1", "I/N: run only the seeds seed+k*N+I, to split a campaign across machines; env: I and N from a batch system (JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; TAILSIM_SHARDS or SLURM_ARRAY_TASK_COUNT)"),
 		out:      fs.String("out", "fuzz-findings", "directory for the reproducers"),
+		json:     fs.Bool("json", false, "print the campaign's index (findings, coverage, counts) as JSON, as in DIR/findings.json"),
 	}
 }
 
@@ -108,6 +111,14 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	progress.end()
 	if sum == nil {
 		return err
+	}
+	if *f.json && err == nil {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(c.Index(sum)); err != nil {
+			return err
+		}
+		return fuzzVerdict(stderr, "tailsim fuzz", sum.Slow, sum.Unparsed, sum.New())
 	}
 	// After a failed write, the findings written before it are still shown.
 	for i, r := range sum.Reproducers {

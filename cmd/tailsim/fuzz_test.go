@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"tailsim/fuzz"
 )
 
 func TestFuzzCommand(t *testing.T) {
@@ -130,5 +133,26 @@ func TestFuzzMergeCommand(t *testing.T) {
 	t.Setenv("SLURM_ARRAY_TASK_ID", "")
 	if code, _, errs := run(t, "fuzz", "-shard", "env", "-cases", "1", "-out", t.TempDir()); code != 2 || !strings.Contains(errs, "-shard env") {
 		t.Errorf("-shard env outside a batch system: exit %d, %q", code, errs)
+	}
+}
+
+// -json prints the campaign's index: the findings.json it writes, with
+// the coverage matrix, and exits as the text form does.
+func TestFuzzJSON(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, errs := run(t, "fuzz", "-cases", "10", "-inputs", "1", "-json", "-out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, errs)
+	}
+	var x fuzz.Index
+	if err := json.Unmarshal([]byte(stdout), &x); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if x.Cases != 10 || x.Shapes != 10 || x.Inputs != 1 || len(x.Findings) == 0 || len(x.Coverage) == 0 {
+		t.Errorf("index %+v", x)
+	}
+	file, err := os.ReadFile(filepath.Join(out, fuzz.IndexFile))
+	if err != nil || strings.TrimSpace(string(file)) != strings.TrimSpace(stdout) {
+		t.Errorf("stdout is not %s (%v):\n%s\n---\n%s", fuzz.IndexFile, err, stdout, file)
 	}
 }
