@@ -96,7 +96,8 @@ type streamMachine struct {
 }
 
 // streamRef is the reference model once per variant and direct-call
-// capability: the backends that share both share its runs.
+// capability (when the world has a direct site): the backends that share
+// both share its runs.
 type streamRef struct {
 	v      prog.Variant
 	direct bool
@@ -149,7 +150,17 @@ func (s *stream) load(c Case) error {
 	s.ctx0 = w.Ctx
 	s.ctx = make([]byte, len(w.Ctx))
 	s.loadFailed = nil
+	// The backends' direct-call capability changes the model's answer
+	// only at a site the verifier made direct; without one, every backend
+	// of a variant shares one model run.
+	directMatters := false
+	for _, fx := range w.Fixups {
+		for _, site := range fx.Sites {
+			directMatters = directMatters || site.Direct
+		}
+	}
 	for _, b := range s.backends {
+		direct := b.DirectTailCalls() && directMatters
 		for _, v := range s.variants {
 			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Hardening: s.hardening})
 			if err != nil {
@@ -162,17 +173,17 @@ func (s *stream) load(c Case) error {
 			}
 			ref := -1
 			for i, r := range s.refs {
-				if r.v == v && r.direct == b.DirectTailCalls() {
+				if r.v == v && r.direct == direct {
 					ref = i
 				}
 			}
 			if ref < 0 {
-				rm, err := (scenarios.Ref{NoDirectTailCalls: !b.DirectTailCalls()}).Load(w, v, prog.LoadOptions{Budget: s.budget})
+				rm, err := (scenarios.Ref{NoDirectTailCalls: !direct}).Load(w, v, prog.LoadOptions{Budget: s.budget})
 				if err != nil {
 					m.Close()
 					return fmt.Errorf("reference model: %w", err)
 				}
-				s.refs = append(s.refs, streamRef{v: v, direct: b.DirectTailCalls(), m: rm})
+				s.refs = append(s.refs, streamRef{v: v, direct: direct, m: rm})
 				ref = len(s.refs) - 1
 			}
 			s.machines = append(s.machines, streamMachine{b: b, v: v, m: m, ref: ref})

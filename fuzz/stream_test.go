@@ -44,6 +44,12 @@ func TestStreamMatchesCheck(t *testing.T) {
 			if err != nil || slow {
 				t.Fatalf("seed %d input %d: slow %v, %v", seed, k, slow, err)
 			}
+			// The model runs once per variant, twice where a direct site
+			// makes the arches' capabilities differ: a stream world has
+			// one (bounce's) unless direct calls are off.
+			if n := map[bool]int{false: 4, true: 2}[c.NoDirect]; len(s.refs) != n {
+				t.Errorf("seed %d input %d: %d model machines, want %d", seed, k, len(s.refs), n)
+			}
 			want, err := Check(c, backends, prog.Variants)
 			if err != nil {
 				t.Fatalf("seed %d input %d: %v", seed, k, err)
