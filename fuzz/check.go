@@ -51,7 +51,7 @@ func check(c Case, backends []prog.Backend, variants []prog.Variant, cov Coverag
 				continue
 			}
 			for _, r := range rep.Runs {
-				cov.add(b.Name(), v.String(), r.Result.Calls)
+				cov.add(b.Name(), v.String(), c.window(), r.Result.Calls)
 			}
 			if rep.Status == scenarios.Pass {
 				continue

@@ -11,13 +11,17 @@ import (
 
 // Cell is one kind of tail call a campaign may reach: on an arch and
 // variant, a site of a path, an outcome (taken, or the check that failed)
-// with the counter in a bucket before it.
+// with the counter in a bucket before it, made outside a slot change or in
+// one of its windows.
 type Cell struct {
 	Arch    string `json:"arch"`
 	Variant string `json:"variant"`
 	Path    string `json:"path"`    // indirect, direct, static, dynamic
 	Outcome string `json:"outcome"` // taken, bounds, limit, empty
 	Count   string `json:"count"`   // the counter before the call: 0, 1, 2-30, 31, 32, 33
+	// Window is the change of the called slot in flight ("update
+	// stop=ptrs", ...; Window's names), or "" when none was.
+	Window string `json:"window,omitempty"`
 }
 
 // CoverageRow is a cell and how many tail calls reached it.
@@ -48,11 +52,41 @@ func outcomeName(r prog.Reason) string {
 	return r.String()
 }
 
-// add counts a run's tail calls.
-func (cv Coverage) add(arch, variant string, calls []prog.TailOutcome) {
-	for _, c := range calls {
-		cv[Cell{arch, variant, c.Path.String(), outcomeName(c.Reason), countBucket(c.Count)}]++
+// add counts a run's tail calls, made in window w (the case generator
+// makes a window only where every call of the run is through the slot in
+// flight).
+func (cv Coverage) add(arch, variant string, w Window, calls []prog.TailOutcome) {
+	win := ""
+	if w != NoWindow {
+		win = w.String()
 	}
+	for _, c := range calls {
+		cv[Cell{arch, variant, c.Path.String(), outcomeName(c.Reason), countBucket(c.Count), win}]++
+	}
+}
+
+// windowOutcome is what a call through a slot in flight does in window w:
+// each path reads one part of the slot (indirect and dynamic ptrs[], the
+// patched static path the cached half, a direct call its poke site) and
+// sees the change only once the window's steps include that part's. An
+// update brings the target (taken), a delete removes it (empty).
+func windowOutcome(path prog.SiteKind, w Window) prog.Reason {
+	reads := prog.EffectPtr
+	switch path {
+	case prog.Static:
+		reads = prog.EffectCached
+	case prog.Direct:
+		reads = prog.EffectPoke
+	}
+	stop := prog.EffectPtr
+	if w.stop() == "cached" {
+		stop = prog.EffectCached
+	}
+	update := w == UpdatePtrs || w == UpdateCached
+	if seen := reads <= stop; seen == update {
+		return 0
+	}
+	return prog.FallEmpty
 }
 
 // merge adds another coverage.
@@ -73,7 +107,7 @@ func (cv Coverage) Rows() []CoverageRow {
 }
 
 func (c Cell) key() string {
-	return strings.Join([]string{c.Arch, c.Variant, c.Path, c.Outcome, fmt.Sprintf("%5s", c.Count)}, "/")
+	return strings.Join([]string{c.Arch, c.Variant, c.Path, c.Window, c.Outcome, fmt.Sprintf("%5s", c.Count)}, "/")
 }
 
 // FromRows is the inverse of Rows.
@@ -92,6 +126,8 @@ func FromRows(rows []CoverageRow) Coverage {
 // 1, 31 and 32, and the limit at 33. Out of bounds at 33 too: every path
 // checks the index before the counter, so at the limit an index out of
 // range still falls through as bounds, and that order is worth reaching.
+// Then each window of a slot change, with the counter at 0, and the
+// outcome the path's part of the slot gives there (windowOutcome).
 func Wanted(arches []prog.Backend, variants []prog.Variant) []Cell {
 	var out []Cell
 	for _, b := range arches {
@@ -110,13 +146,16 @@ func Wanted(arches []prog.Backend, variants []prog.Variant) []Cell {
 				}
 				for _, o := range outcomes {
 					for _, n := range []uint64{0, 1, 31, 32} {
-						out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(o), countBucket(n)})
+						out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(o), countBucket(n), ""})
 					}
 				}
 				if p != prog.Direct {
-					out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallBounds), countBucket(prog.MaxTailCallCnt)})
+					out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallBounds), countBucket(prog.MaxTailCallCnt), ""})
 				}
-				out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallLimit), countBucket(prog.MaxTailCallCnt)})
+				out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallLimit), countBucket(prog.MaxTailCallCnt), ""})
+				for _, w := range []Window{UpdatePtrs, UpdateCached, DeletePtrs, DeleteCached} {
+					out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(windowOutcome(p, w)), countBucket(0), w.String()})
+				}
 			}
 		}
 	}
@@ -135,11 +174,12 @@ func (cv Coverage) Missing(wanted []Cell) []Cell {
 }
 
 // WriteText prints the matrix: a line per arch, variant and path, the
-// calls reached for each outcome and counter bucket, then the unexpected
-// cells reached: taken@33 is a call the limit should have stopped, limit
-// below 33 one it should not have, anything past 33 a counter that
-// overran. The middle bucket's taken, bounds and empty are ordinary and
-// left out.
+// calls reached for each outcome and counter bucket (a window's in
+// brackets before them), then the unexpected cells reached: taken@33 is a
+// call the limit should have stopped, limit below 33 one it should not
+// have, anything past 33 a counter that overran, and in a window a call
+// taken or empty against its part of the slot. The middle bucket's taken,
+// bounds and empty are ordinary and left out, and in windows every bucket.
 func (cv Coverage) WriteText(w io.Writer, wanted []Cell) error {
 	type line struct{ arch, variant, path string }
 	var order []line
@@ -151,12 +191,12 @@ func (cv Coverage) WriteText(w io.Writer, wanted []Cell) error {
 		if _, ok := cells[l]; !ok {
 			order = append(order, l)
 		}
-		cells[l] = append(cells[l], fmt.Sprintf("%s@%s=%d", c.Outcome, c.Count, cv[c]))
+		cells[l] = append(cells[l], c.String()+fmt.Sprintf("=%d", cv[c]))
 	}
 	var extra []string
 	for _, r := range cv.Rows() {
-		if !isWanted[r.Cell] && (r.Count != countBucket(2) || r.Outcome == outcomeName(prog.FallLimit)) {
-			extra = append(extra, fmt.Sprintf("%s/%s %s %s@%s=%d", r.Arch, r.Variant, r.Path, r.Outcome, r.Count, r.Calls))
+		if !isWanted[r.Cell] && r.unexpected() {
+			extra = append(extra, fmt.Sprintf("%s/%s %s %s=%d", r.Arch, r.Variant, r.Path, r.Cell, r.Calls))
 		}
 	}
 	var err error
@@ -169,4 +209,35 @@ func (cv Coverage) WriteText(w io.Writer, wanted []Cell) error {
 		_, err = fmt.Fprintf(w, "  unexpected: %s\n", strings.Join(extra, " "))
 	}
 	return err
+}
+
+// String is the cell's outcome, counter and window: "taken@0",
+// "[update stop=ptrs]empty@0".
+func (c Cell) String() string {
+	s := c.Outcome + "@" + c.Count
+	if c.Window != "" {
+		s = "[" + c.Window + "]" + s
+	}
+	return s
+}
+
+// unexpected reports whether no correct code reaches the cell, which is
+// not a wanted one.
+func (c Cell) unexpected() bool {
+	limit, bounds := outcomeName(prog.FallLimit), outcomeName(prog.FallBounds)
+	at33 := c.Count == countBucket(prog.MaxTailCallCnt)
+	switch {
+	case c.Count == countBucket(prog.MaxTailCallCnt+1), c.Outcome == limit && !at33, at33 && c.Outcome != limit && c.Outcome != bounds:
+		return true
+	case c.Window == "":
+		return c.Count != countBucket(2) || c.Outcome == limit
+	}
+	for _, w := range []Window{UpdatePtrs, UpdateCached, DeletePtrs, DeleteCached} {
+		for _, p := range []prog.SiteKind{prog.Indirect, prog.Direct, prog.Static, prog.Dynamic} {
+			if w.String() == c.Window && p.String() == c.Path && (c.Outcome == outcomeName(0) || c.Outcome == outcomeName(prog.FallEmpty)) {
+				return c.Outcome != outcomeName(windowOutcome(p, w))
+			}
+		}
+	}
+	return false
 }

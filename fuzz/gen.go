@@ -7,6 +7,7 @@ package fuzz
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"tailsim/prog"
@@ -45,6 +46,11 @@ type Case struct {
 	Layout    prog.Layout
 	Hardening prog.Hardening
 	NoDirect  bool // config "direct off": no direct tail calls
+	// Window runs the case in the middle of a change of the indexed slot
+	// (only when the slot holds the target, which is a leaf or entry, no
+	// chain comes first and the run takes jt: every tail call of the run
+	// is then one through the slot in flight, which coverage counts).
+	Window Window
 	// Stream declares every program and map any input of the seed's
 	// stream uses, so that one world serves them all and an input differs
 	// from the next only in data: the jt slots, ctx and the counter preset.
@@ -54,7 +60,7 @@ type Case struct {
 // Target is the program the fuzzed slot holds.
 type Target uint8
 
-//go:generate go tool stringer -type=Target,Fill -linecomment -output=gen_string.go
+//go:generate go tool stringer -type=Target,Fill,Window -linecomment -output=gen_string.go
 
 const (
 	// Leaf returns 42.
@@ -78,6 +84,34 @@ const (
 	// FillAround fills the index and both neighbours.
 	FillAround // index and neighbours
 )
+
+// Window is a run in the middle of a change of the indexed slot: the
+// kernel's steps of the update or delete (ptrs, the cached half, the
+// pokes) applied up to one of them, the rest not yet. Each kind of site
+// reads its own part (prog.Effect), so the window shows which program each
+// reaches.
+type Window uint8
+
+const (
+	// NoWindow: every change finished before the run.
+	NoWindow Window = iota // none
+	// UpdatePtrs: jt[index] = target stopped after ptrs.
+	UpdatePtrs // update stop=ptrs
+	// UpdateCached: stopped after the cached half, before the pokes.
+	UpdateCached // update stop=cached
+	// DeletePtrs: delete jt[index] stopped after ptrs.
+	DeletePtrs // delete stop=ptrs
+	// DeleteCached: stopped after the cached half, before the pokes.
+	DeleteCached // delete stop=cached
+)
+
+// stop is the step a window's change stops after.
+func (w Window) stop() string {
+	if w == UpdatePtrs || w == DeletePtrs {
+		return "ptrs"
+	}
+	return "cached"
+}
 
 // The constants of the generated programs: what each returns, so a wrong
 // jump shows in R0.
@@ -280,6 +314,12 @@ func (c Case) Describe() string {
 	if c.NoDirect {
 		b.WriteString(", no direct calls")
 	}
+	switch c.window() {
+	case UpdatePtrs, UpdateCached:
+		fmt.Fprintf(&b, ",\nthe run between the steps of jt[%d]'s update, stopped after %s", uint32(c.Index), c.Window.stop())
+	case DeletePtrs, DeleteCached:
+		fmt.Fprintf(&b, ",\nthe run between the steps of jt[%d]'s delete, stopped after %s", uint32(c.Index), c.Window.stop())
+	}
 	return b.String() + "."
 }
 
@@ -341,7 +381,7 @@ func (c Case) Text() string {
 	}
 
 	var slots []string
-	for _, s := range c.slots() {
+	for _, s := range c.settled() {
 		slots = append(slots, fmt.Sprintf("jt[%d] = %s", s.index, s.prog))
 	}
 	if c.Poisoned && (c.Other || c.Stream) {
@@ -353,8 +393,39 @@ func (c Case) Text() string {
 	if len(slots) > 0 {
 		fmt.Fprintf(&b, "-- slots --\n%s\n", strings.Join(slots, "\n"))
 	}
-	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 %d\n-- run --\nrun entry%s\n", c.Index, map[bool]int{true: 1}[c.Other], c.runOptions())
+	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 %d\n-- run --\n", c.Index, map[bool]int{true: 1}[c.Other])
+	switch c.window() {
+	case UpdatePtrs, UpdateCached:
+		fmt.Fprintf(&b, "update jt[%d] = %s stop=%s\n", uint32(c.Index), c.Target, c.Window.stop())
+	case DeletePtrs, DeleteCached:
+		fmt.Fprintf(&b, "delete jt[%d] stop=%s\n", uint32(c.Index), c.Window.stop())
+	}
+	fmt.Fprintf(&b, "run entry%s\n", c.runOptions())
 	return b.String()
+}
+
+// windowed reports whether the case can run in a window: the indexed slot
+// holds the target, and every tail call of the run goes through it.
+func (c Case) windowed() bool {
+	return c.fills(uint32(c.Index)) && c.Target != Bounce && c.Chain == 0 && !c.Other
+}
+
+// window is the case's window where it can have one.
+func (c Case) window() Window {
+	if c.windowed() {
+		return c.Window
+	}
+	return NoWindow
+}
+
+// settled lists what jt holds before the run's steps: the slots, less the
+// indexed one when an update in flight is bringing it.
+func (c Case) settled() []slot {
+	out := c.slots()
+	if w := c.window(); w == UpdatePtrs || w == UpdateCached {
+		out = slices.DeleteFunc(out, func(s slot) bool { return s.index == uint32(c.Index) })
+	}
+	return out
 }
 
 // slot is a jt slot a case fills.

@@ -55,6 +55,9 @@ func StreamCase(seed uint64, k int) Case {
 		}
 	}
 	c.Other = c.Poisoned && r.IntN(4) == 3
+	if c.windowed() && r.IntN(4) == 0 {
+		c.Window = Window(1 + r.IntN(4))
+	}
 	return c
 }
 
@@ -86,6 +89,9 @@ type stream struct {
 	budget     int
 	hardening  prog.Hardening
 	loadFailed []Finding // machines that could not load the world
+	// pending is the rest of the last input's change in flight (Window),
+	// applied before the next input's slots are set.
+	pending []prog.Effect
 }
 
 type streamMachine struct {
@@ -116,7 +122,7 @@ func (s *stream) close() {
 	for _, r := range s.refs {
 		r.m.Close()
 	}
-	s.machines, s.refs, s.w = nil, nil, nil
+	s.machines, s.refs, s.w, s.pending = nil, nil, nil, nil
 }
 
 // sameShape reports whether c runs on the loaded world with data changes
@@ -126,8 +132,8 @@ func (s *stream) sameShape(c Case) bool {
 		return false
 	}
 	a, b := c, s.shape
-	a.Input, a.Index, a.Target, a.Fill, a.Preset, a.Other = 0, 0, 0, 0, 0, false
-	b.Input, b.Index, b.Target, b.Fill, b.Preset, b.Other = 0, 0, 0, 0, 0, false
+	a.Input, a.Index, a.Target, a.Fill, a.Preset, a.Other, a.Window = 0, 0, 0, 0, 0, false, 0
+	b.Input, b.Index, b.Target, b.Fill, b.Preset, b.Other, b.Window = 0, 0, 0, 0, 0, false, 0
 	if c.KeyConst {
 		a.Index, b.Index = c.Index, s.shape.Index
 	}
@@ -194,34 +200,72 @@ func (s *stream) load(c Case) error {
 
 // setSlots makes jt hold what c's slots say, by the kernel's deletes and
 // updates of the slots that differ, each step applied to the model arrays
-// and mirrored by every machine.
+// and mirrored by every machine; then, for a window, the steps of c's
+// change in flight up to its stop. The last input's change in flight is
+// finished first.
 func (s *stream) setSlots(c Case) error {
+	if err := s.mirror(s.pending); err != nil {
+		return err
+	}
+	s.pending = nil
 	want := map[uint32]*prog.Program{}
-	for _, sl := range c.slots() {
+	settled := c.settled()
+	for _, sl := range settled {
 		want[sl.index] = s.w.Prog(sl.prog)
 	}
-	var effects []prog.Effect
 	for _, i := range s.jt.Populated() {
 		if want[i] == nil {
-			es, err := s.jt.Delete(i)
-			if err != nil {
+			if err := s.change(s.jt.Delete(i)); err != nil {
 				return err
 			}
-			effects = append(effects, es...)
-			apply(es)
 		}
 	}
-	for _, sl := range c.slots() {
+	for _, sl := range settled {
 		if p := want[sl.index]; s.jt.Ptr(sl.index) != p {
-			es, err := s.jt.Update(sl.index, p)
-			if err != nil {
+			if err := s.change(s.jt.Update(sl.index, p)); err != nil {
 				return err
 			}
-			effects = append(effects, es...)
-			apply(es)
 		}
 	}
-	for _, e := range effects {
+	w := c.window()
+	if w == NoWindow {
+		return nil
+	}
+	var es []prog.Effect
+	var err error
+	if w == UpdatePtrs || w == UpdateCached {
+		es, err = s.jt.Update(uint32(c.Index), s.w.Prog(c.Target.String()))
+	} else {
+		es, err = s.jt.Delete(uint32(c.Index))
+	}
+	if err != nil {
+		return err
+	}
+	stop := prog.EffectPtr
+	if w.stop() == "cached" {
+		stop = prog.EffectCached
+	}
+	n := 0
+	for n < len(es) && es[n].Kind <= stop {
+		n++
+	}
+	s.pending = es[n:]
+	return s.mirror(es[:n])
+}
+
+// change applies a whole slot change.
+func (s *stream) change(es []prog.Effect, err error) error {
+	if err != nil {
+		return err
+	}
+	return s.mirror(es)
+}
+
+// mirror applies the steps to the model arrays and mirrors each into
+// every machine, in the kernel's order.
+func (s *stream) mirror(es []prog.Effect) error {
+	for _, e := range es {
+		e.Apply()
 		for _, m := range s.machines {
 			if err := m.m.Apply(e); err != nil {
 				return fmt.Errorf("%s/%s: %s: %w", m.b.Name(), m.v, e, err)
@@ -231,19 +275,16 @@ func (s *stream) setSlots(c Case) error {
 	return nil
 }
 
-func apply(es []prog.Effect) {
-	for _, e := range es {
-		e.Apply()
-	}
-}
-
 // prepare makes the machines ready for c: a new load for a new shape or
-// max_entries, else the slot changes since the last input.
+// max_entries, then the slot changes since the last input.
 func (s *stream) prepare(c Case) error {
 	var err error
 	if !s.sameShape(c) {
 		err = s.load(c)
-	} else {
+	}
+	if err == nil {
+		// After a load, jt holds c's settled slots: only a window's steps
+		// remain to apply.
 		err = s.setSlots(c)
 	}
 	if err != nil {
@@ -290,7 +331,7 @@ func (s *stream) check(c Case, cov Coverage) (out []Finding, slow bool, err erro
 			continue
 		}
 		if cov != nil {
-			cov.add(m.b.Name(), m.v.String(), got.Calls)
+			cov.add(m.b.Name(), m.v.String(), c.window(), got.Calls)
 		}
 		if fs := scenarios.Judge(s.refs[m.ref].res, got); len(fs) > 0 {
 			out = append(out, Finding{Case: c, Arch: m.b.Name(), Variant: m.v.String(), Failures: fs,

@@ -33,12 +33,15 @@ func TestStreamMatchesCheck(t *testing.T) {
 	}
 	s := newStream(backends, prog.Variants)
 	defer s.close()
-	found, reloads := 0, 0
+	found, reloads, windows := 0, 0, 0
 	for seed := uint64(1); seed <= seeds; seed++ {
 		for k := range inputs {
 			c := StreamCase(seed, k)
 			if k > 0 && !s.sameShape(c) {
 				reloads++
+			}
+			if c.Window != NoWindow {
+				windows++
 			}
 			got, slow, err := s.check(c, nil)
 			if err != nil || slow {
@@ -60,11 +63,12 @@ func TestStreamMatchesCheck(t *testing.T) {
 			found += len(want)
 		}
 	}
-	// The sample must hold findings and reloads, or it proves little.
-	if found == 0 || reloads == 0 {
-		t.Errorf("%d findings, %d reloads in the sample", found, reloads)
+	// The sample must hold findings, reloads and windows, or it proves
+	// little.
+	if found == 0 || reloads == 0 || windows == 0 {
+		t.Errorf("%d findings, %d reloads, %d windows in the sample", found, reloads, windows)
 	}
-	t.Logf("%d findings, %d reloads", found, reloads)
+	t.Logf("%d findings, %d reloads, %d windows", found, reloads, windows)
 }
 
 // A stream's inputs share their shape and redraw only data: input 0 is
@@ -101,11 +105,15 @@ func TestStreamCase(t *testing.T) {
 			see("fill", c.Fill)
 			see("preset", c.Preset)
 			see("other", c.Other)
+			see("window", c.Window)
+			if orig := StreamCase(seed, k); orig.Window != NoWindow && !orig.windowed() {
+				t.Errorf("seed %d input %d: a window where the run's calls do not all go through the slot: %+v", seed, k, c)
+			}
 			see("new max_entries", StreamCase(seed, k).MaxEntries != first.MaxEntries)
 			see("in range", uint64(uint32(c.Index)) < uint64(c.MaxEntries))
 		}
 	}
-	wanted := append(dataValues(), "other=true", "other=false", "new max_entries=true", "new max_entries=false", "in range=true", "in range=false")
+	wanted := append(dataValues(), "window=none", "window=update stop=ptrs", "window=update stop=cached", "window=delete stop=ptrs", "window=delete stop=cached", "other=true", "other=false", "new max_entries=true", "new max_entries=false", "in range=true", "in range=false")
 	for _, w := range wanted {
 		if !seen[w] {
 			t.Errorf("200 streams never give %s", w)
