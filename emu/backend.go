@@ -183,6 +183,14 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 		m.Close()
 		return nil, err
 	}
+	m.retRegs = []int{b.spec.r0Reg, b.spec.spReg}
+	for r := range b.spec.saved {
+		m.retRegs = append(m.retRegs, r)
+	}
+	if m.retBatch, err = uc.NewRegBatch(m.retRegs); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := m.load(); err != nil {
 		m.Close()
 		return nil, err

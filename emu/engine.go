@@ -111,6 +111,7 @@ type engine struct {
 	fault     *access     // the first bad access of the current run
 	exception *uint32     // the first CPU exception of the current run
 	pcReg     int
+	pcBatch   *uc.RegBatch
 	// halted: a stepped run's budget stopped the CPU; run must not resume.
 	halted bool
 	// budget counts a run's blocks (budget.go).
@@ -176,6 +177,11 @@ func newEngine(a arch) (*engine, error) {
 		return nil, fmt.Errorf("emu: creating a %s engine: %w", a, err)
 	}
 	e.u = u
+	// The binding's RegRead allocates; a batch of one reads in place.
+	if e.pcBatch, err = uc.NewRegBatch([]int{e.pcReg}); err != nil {
+		u.Close()
+		return nil, err
+	}
 	if err := e.addBudget(); err != nil {
 		u.Close()
 		return nil, err
@@ -237,8 +243,11 @@ func (e *engine) watchdog() {
 
 // pc reads the program counter.
 func (e *engine) pc() uint64 {
-	pc, _ := e.u.RegRead(e.pcReg)
-	return pc
+	v, err := e.pcBatch.ReadFast(e.u)
+	if err != nil {
+		return 0
+	}
+	return v[0]
 }
 
 // The guest's registers and memory are read and written through the

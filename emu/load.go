@@ -73,6 +73,10 @@ type machine struct {
 	// callee-saved ones, written in one call.
 	entryBatch *uc.RegBatch
 	entryVals  []uint64
+	// The registers read at the top-level return, in one call: R0, sp,
+	// then the callee-saved ones in retRegs' order.
+	retBatch *uc.RegBatch
+	retRegs  []int
 }
 
 type siteKind uint8

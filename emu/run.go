@@ -126,8 +126,13 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		res.Fault = &prog.Fault{Kind: prog.FaultSlow, At: m.bpfLoc(out.PC), Machine: m.symbolize(out.PC), Insn: m.disasm(out.PC),
 			Msg: fmt.Sprintf("the machine is too slow: %v of wall time without reaching the budget of %d blocks", limit, m.o.Budget)}
 	default:
-		m.checkReturn(after)
-		r0, _ := m.e.regRead(spec.r0Reg)
+		vals, err := m.e.regBatchRead(m.retBatch)
+		if err != nil {
+			res.Fault = &prog.Fault{Kind: prog.FaultInsn, Msg: err.Error()}
+			break
+		}
+		m.checkReturn(after, vals)
+		r0 := vals[0]
 		res.R0 = r0
 		m.event(prog.Event{Kind: prog.EvExit, Value: r0})
 	}
@@ -138,8 +143,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 	// it is reused by a callee without tail-call slots, its memory is gone.
 	res.Count = m.lastCount
 	if ctx != nil {
-		b, _ := m.e.memRead(ctxBase, uint64(len(ctx)))
-		copy(ctx, b)
+		_ = m.e.memReadInto(ctx, ctxBase)
 		res.Ctx = append([]byte(nil), ctx...)
 	}
 	return res
@@ -185,14 +189,13 @@ func (m *machine) regs() []uint64 {
 }
 
 // checkReturn verifies the top-level return: the stack balanced and the
-// callee-saved registers restored.
-func (m *machine) checkReturn(wantSP uint64) {
-	sp, _ := m.e.regRead(m.spec.spReg)
-	if sp != wantSP {
+// callee-saved registers restored. vals are retBatch's.
+func (m *machine) checkReturn(wantSP uint64, vals []uint64) {
+	if sp := vals[1]; sp != wantSP {
 		m.violate(prog.PropStackBalanced, prog.Loc{}, sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
 	}
-	for r, want := range m.spec.saved {
-		if got, _ := m.e.regRead(r); got != want {
+	for i, r := range m.retRegs[2:] {
+		if got, want := vals[2+i], m.spec.saved[r]; got != want {
 			m.violate(prog.PropCalleeSaved, prog.Loc{}, sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
 		}
 	}
