@@ -508,6 +508,11 @@ func (b *runBuilder) memory() {
 		// from the tail calls.
 		d.Counter = b.cell("counter", "counter", "tail_call_cnt")
 		d.Cells[d.Counter].Init = "0x0"
+		for _, e := range res.Trace {
+			if e.Kind == prog.EvPreset {
+				d.Cells[d.Counter].Init = hex(e.Count)
+			}
+		}
 		for _, c := range d.Calls {
 			if c.Taken && c.Last >= 0 && c.Last < len(d.Steps) {
 				s := &d.Steps[c.Last]
@@ -591,7 +596,21 @@ func (b *runBuilder) array(a *prog.ProgArray, wanted map[int64]bool) {
 // first access is a read held that value from the start.
 func (b *runBuilder) touches(counters map[uint64]bool) {
 	seen := map[int]bool{}
+	// A preset counter (run ... tail_call_cnt=N) is written by the
+	// emulator, not by an instruction, just before the first tail call
+	// reads it: drawn as a write at that step, so the picture shows N
+	// where the code finds it.
+	preset := map[int]uint64{}
+	for _, e := range b.res.Trace {
+		if e.Kind == prog.EvPreset {
+			preset[e.Step] = e.Count
+		}
+	}
 	for i, e := range b.res.Execs {
+		if n, ok := preset[i]; ok && b.d.Counter >= 0 {
+			seen[b.d.Counter] = true
+			b.d.Steps[i].Touch = append(b.d.Steps[i].Touch, touchData{Cell: b.d.Counter, Write: true, Value: hex(n)})
+		}
 		for _, a := range e.Mem {
 			id := ""
 			switch {

@@ -2,6 +2,8 @@ package report
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -271,5 +273,29 @@ expect r0 = 7
 	}
 	if first, second := poke(d.Runs[0].Listing), poke(d.Runs[1].Listing); !strings.HasPrefix(first, "jmp ") || !strings.HasPrefix(second, "nop ") {
 		t.Errorf("target poke site before the delete %q, after %q", first, second)
+	}
+}
+
+// A preset counter is in the picture from the step where the emulator
+// writes it, before the first tail call reads it: 31, then the call's 32.
+func TestPresetCounter(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "preset.txtar")
+	text := "preset\n\n-- maps --\njt max_entries=2\n-- prog entry --\n\tr2 = map[jt]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = 1\n\texit\n" +
+		"-- prog leaf --\n\tr0 = 2\n\texit\n-- slots --\njt[0] = leaf\n-- run --\nrun entry tail_call_cnt=31\nexpect count = 32\n"
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []scenarios.Backend{emu.NewX86(false), emu.NewArm64(false, false)} {
+		for _, v := range prog.Variants {
+			r := pageOf(t, file, b, v).Runs[0]
+			at31, at32 := counterWrite(r, "0x1f"), counterWrite(r, "0x20")
+			if at31 < 0 || at32 <= at31 {
+				t.Errorf("%s/%s: the counter is written 31 at step %d, 32 at step %d", b.Name(), v, at31, at32)
+			}
+		}
+	}
+	r := pageOf(t, file, scenarios.Ref{}, prog.Patched).Runs[0]
+	if init := r.Cells[r.Counter].Init; init != "0x1f" {
+		t.Errorf("reference model: the counter starts at %s", init)
 	}
 }
