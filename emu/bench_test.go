@@ -91,3 +91,19 @@ func BenchmarkRunArm64(b *testing.B) { benchRun(b, func() *Backend { return NewA
 func BenchmarkFloorArm64(b *testing.B) {
 	benchFloor(b, func() *Backend { return NewArm64(false, false) })
 }
+
+// BenchmarkNewEngine is what retiring an engine costs (maxLoads, maxChurn):
+// a new Unicorn instance set up for any world of the arch, and closed.
+func BenchmarkNewEngine(b *testing.B) {
+	for _, be := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		b.Run(be.Name(), func(b *testing.B) {
+			for b.Loop() {
+				e, err := be.newReadyEngine()
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.close()
+			}
+		})
+	}
+}

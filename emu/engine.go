@@ -101,6 +101,8 @@ type engine struct {
 	// bytes for each until the engine is closed (measured), so owners
 	// retire an engine after enough churn.
 	churn int
+	// loads counts the worlds loaded (maxLoads).
+	loads int
 	// pristine is the CPU as set up; a wild run (cpuDirty) may have left
 	// anything in it (a trap flag, segment or control registers), so the
 	// next run starts from pristine again (restoreCPU).

@@ -1,10 +1,12 @@
 package fuzz
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,8 +31,12 @@ type Campaign struct {
 	// Inputs is how many inputs run on each seed's shape; 0 means
 	// DefaultInputs, 1 a new shape for every case.
 	Inputs int
-	// Cases is how many cases (inputs) to run, unless Duration is set:
-	// then the campaign runs whole streams for that long.
+	// Cases is how many cases (inputs) each shard runs, unless Duration
+	// is set: then the campaign runs whole streams for that long. The
+	// shards of a campaign together run the Shards × Cases inputs of the
+	// campaign unsharded: seed by seed, a whole stream each, but the last
+	// seed's, which is cut to the total (so a shard may run a few inputs
+	// more or less than Cases).
 	Cases    int
 	Duration time.Duration
 	Workers  int    // parallel workers; at least 1
@@ -56,8 +62,10 @@ type Summary struct {
 	Cases  int // inputs checked
 	Shapes int // seeds, each a shape loaded once
 	// Unparsed counts generated cases that did not parse or could not be
-	// set up on the loaded machines: a generator or harness bug.
+	// set up on the loaded machines: a generator or harness bug. Errors
+	// names the first few, with their seed and input.
 	Unparsed int
+	Errors   []string
 	// Coverage counts the tail calls of every checked run by cell.
 	Coverage Coverage
 	// Slow counts cases an emulator could not finish in wall time before
@@ -113,14 +121,20 @@ func (c *Campaign) Run() (*Summary, error) {
 	}
 	s.run()
 	sum := &Summary{Cases: s.done, Shapes: s.shapes, Unparsed: s.unparsed, Slow: s.slow, Coverage: s.coverage}
+	for _, e := range s.errors {
+		sum.Errors = append(sum.Errors, fmt.Sprintf("seed %d input %d: %v", e.seed, e.input, e.err))
+	}
 	keys := make([]string, 0, len(s.found))
 	for k := range s.found {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for i, k := range keys {
+		// Stale is the stream's finding's own: minimising could land on a
+		// simpler case that happens to fail the same way.
+		stale := !reproduces(s.found[k], c.Backends, c.Variants)
 		fd := Minimize(s.found[k], c.Backends, c.Variants)
-		r := Reproducer{Finding: fd, Known: Known(fd), Stale: !reproduces(fd, c.Backends, c.Variants),
+		r := Reproducer{Finding: fd, Known: Known(fd), Stale: stale,
 			Path: filepath.Join(c.Out, fmt.Sprintf("finding-%02d-seed-%d-input-%d.txtar", i+1, fd.Case.Seed, fd.Case.Input))}
 		if err := os.WriteFile(r.Path, []byte(c.reproducerText(r)), 0o644); err != nil {
 			// What was written stays reported: a long campaign's findings
@@ -164,6 +178,7 @@ type search struct {
 	mu                           sync.Mutex
 	next                         uint64 // seeds taken
 	done, shapes, unparsed, slow int
+	errors                       []setupError
 	coverage                     Coverage
 	// found holds a finding per signature and explanation, the lowest
 	// seed's.
@@ -185,7 +200,8 @@ func (s *search) run() {
 				}
 				cov := Coverage{}
 				var fs []Finding
-				slow, failed := 0, 0
+				var errs []setupError
+				slow := 0
 				for k := range n {
 					f, sl, err := st.check(StreamCase(seed, k), cov)
 					fs = append(fs, f...)
@@ -193,10 +209,10 @@ func (s *search) run() {
 						slow++
 					}
 					if err != nil {
-						failed++
+						errs = append(errs, setupError{seed, k, err})
 					}
 				}
-				s.record(n, fs, cov, slow, failed)
+				s.record(n, fs, cov, slow, errs)
 			}
 		}()
 	}
@@ -230,23 +246,24 @@ func (s *search) run() {
 
 // take hands out the shard's seeds in order, Seed+I, Seed+I+N, ..., and
 // how many of the seed's inputs to run: Inputs, but fewer for the last
-// seed of a campaign of Cases inputs.
+// seed of the whole campaign's Shards × Cases inputs.
 func (s *search) take() (seed uint64, inputs int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	per := uint64(s.inputs())
+	j := s.next*s.shards + s.c.Shard // the seed's place in the whole campaign
 	inputs = int(per)
 	if s.deadline.IsZero() {
-		if s.next*per >= uint64(s.c.Cases) {
+		total := uint64(s.c.Cases) * s.shards
+		if j*per >= total {
 			return 0, 0, false
 		}
-		inputs = int(min(per, uint64(s.c.Cases)-s.next*per))
+		inputs = int(min(per, total-j*per))
 	} else if time.Now().After(s.deadline) {
 		return 0, 0, false
 	}
-	seed = s.c.Seed + s.next*s.shards + s.c.Shard
 	s.next++
-	return seed, inputs, true
+	return s.c.Seed + j, inputs, true
 }
 
 func (s *search) inputs() int {
@@ -256,15 +273,32 @@ func (s *search) inputs() int {
 	return DefaultInputs
 }
 
+// maxErrors is how many set-up errors a summary names.
+const maxErrors = 10
+
+// setupError is an input the stream could not set up.
+type setupError struct {
+	seed  uint64
+	input int
+	err   error
+}
+
 // record adds a seed's stream: n inputs, their findings and coverage, the
-// inputs too slow to check and those that could not be set up.
-func (s *search) record(n int, fs []Finding, cov Coverage, slow, failed int) {
+// inputs too slow to check and the errors of those that could not be set
+// up.
+func (s *search) record(n int, fs []Finding, cov Coverage, slow int, errs []setupError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done += n
 	s.shapes++
 	s.slow += slow
-	s.unparsed += failed
+	s.unparsed += len(errs)
+	// The first errors by seed and input, whichever worker met them.
+	s.errors = append(s.errors, errs...)
+	slices.SortFunc(s.errors, func(a, b setupError) int {
+		return cmp.Or(cmp.Compare(a.seed, b.seed), cmp.Compare(a.input, b.input))
+	})
+	s.errors = s.errors[:min(len(s.errors), maxErrors)]
 	s.coverage.merge(cov)
 	for _, fd := range fs {
 		// A new finding never hides behind a known one of the same
@@ -283,9 +317,13 @@ func earlier(a, b Case) bool {
 }
 
 // reproduces reports whether a finding's case, loaded fresh as its
-// scenario file is, gives the finding again.
+// scenario file is, gives the finding again. A check the machine was too
+// slow to finish proves nothing either way: it counts as reproduced.
 func reproduces(fd Finding, backends []prog.Backend, variants []prog.Variant) bool {
-	fs, _ := Check(fd.Case, backends, variants)
+	fs, err := Check(fd.Case, backends, variants)
+	if errors.Is(err, prog.ErrTooSlow) {
+		return true
+	}
 	for _, g := range fs {
 		if g.Arch == fd.Arch && g.Variant == fd.Variant && g.Signature == fd.Signature {
 			return true

@@ -132,20 +132,27 @@ func TestCampaign(t *testing.T) {
 // count.
 func TestCampaignShardAndDuration(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false)}
-	c := &Campaign{Backends: backends, Variants: []prog.Variant{prog.Upstream}, Seed: 100, Shard: 1, Shards: 3, Cases: 10, Inputs: 4, Out: t.TempDir()}
-	s := &search{c: c, shards: 3}
-	var seeds []uint64
-	var inputs []int
-	for {
-		seed, n, ok := s.take()
-		if !ok {
-			break
+	// Three shards of 10 cases: the whole campaign's 30 inputs, on seeds
+	// 100..107 with 4 inputs each but 107's 2.
+	want := map[uint64][]uint64{0: {100, 103, 106}, 1: {101, 104, 107}, 2: {102, 105}}
+	wantInputs := map[uint64][]int{0: {4, 4, 4}, 1: {4, 4, 2}, 2: {4, 4}}
+	for shard := range uint64(3) {
+		c := &Campaign{Seed: 100, Shard: shard, Shards: 3, Cases: 10, Inputs: 4}
+		s := &search{c: c, shards: 3}
+		var seeds []uint64
+		var inputs []int
+		for {
+			seed, n, ok := s.take()
+			if !ok {
+				break
+			}
+			seeds, inputs = append(seeds, seed), append(inputs, n)
 		}
-		seeds, inputs = append(seeds, seed), append(inputs, n)
+		if !slices.Equal(seeds, want[shard]) || !slices.Equal(inputs, wantInputs[shard]) {
+			t.Errorf("shard %d/3 from 100 takes seeds %v with inputs %v", shard, seeds, inputs)
+		}
 	}
-	if !slices.Equal(seeds, []uint64{101, 104, 107}) || !slices.Equal(inputs, []int{4, 4, 2}) {
-		t.Errorf("shard 1/3 from 100 takes seeds %v with inputs %v", seeds, inputs)
-	}
+	c := &Campaign{Backends: backends, Variants: []prog.Variant{prog.Upstream}, Seed: 100, Shard: 1, Shards: 3, Cases: 10, Inputs: 4, Out: t.TempDir()}
 	c.Duration = 50 * time.Millisecond
 	sum, err := c.Run()
 	if err != nil {
@@ -188,12 +195,13 @@ func TestSummaryNew(t *testing.T) {
 }
 
 // The shards of a campaign, merged, are the campaign: the same findings,
-// the same reproducers.
+// the same reproducers, also when the shards' cases are no multiple of the
+// inputs per shape (the whole campaign's last stream is cut short).
 func TestMergeShards(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(false)}
 	campaign := func(shard, shards uint64) string {
 		out := t.TempDir()
-		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 120 / int(shards), Inputs: 4, Shard: shard, Shards: shards, Out: out}
+		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 126 / int(shards), Inputs: 4, Shard: shard, Shards: shards, Out: out}
 		if _, err := c.Run(); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +220,7 @@ func TestMergeShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x.Cases != 120 || len(x.Findings) == 0 {
+	if x.Cases != 126 || len(x.Findings) == 0 {
 		t.Fatalf("merged %d cases, %d findings", x.Cases, len(x.Findings))
 	}
 	for _, f := range []string{IndexFile, x.Findings[0].File, x.Findings[len(x.Findings)-1].File} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"tailsim/prog"
 	"tailsim/scenarios"
@@ -65,9 +66,10 @@ func StreamCase(seed uint64, k int) Case {
 // so that a stream reloads at most once per group.
 const inputsPerMaxEntries = 16
 
-// ErrNotShape is a case that does not share the shape of the stream's
-// other inputs: a caller's mistake.
-var ErrNotShape = errors.New("fuzz: the case's shape is not the stream's")
+// errNotStream is a case not made by StreamCase: its world does not
+// declare what other inputs of its seed use, so data changes alone cannot
+// turn one into another.
+var errNotStream = errors.New("fuzz: a stream runs StreamCase's cases only")
 
 // stream checks the inputs of one shape on machines loaded once per
 // backend × variant. Between inputs it changes only data: the jt slots
@@ -99,6 +101,11 @@ type streamMachine struct {
 	v   prog.Variant
 	m   prog.Machine
 	ref int // refs index: the model with this backend's capabilities
+	// err is a slot change the machine could not mirror: it is out of
+	// step with the model until the next load, and each input reports
+	// the error as its finding, as the runner reports a step it cannot
+	// carry out.
+	err error
 }
 
 // streamRef is the reference model once per variant and direct-call
@@ -116,7 +123,10 @@ func newStream(backends []prog.Backend, variants []prog.Variant) *stream {
 }
 
 func (s *stream) close() {
-	for _, m := range s.machines {
+	// In reverse: a backend's pool hands engines back last in, first out,
+	// so the next load gets each machine's engine again, whose code (and
+	// translations) differ least from the new world's.
+	for _, m := range slices.Backward(s.machines) {
 		m.m.Close()
 	}
 	for _, r := range s.refs {
@@ -130,6 +140,11 @@ func (s *stream) close() {
 func (s *stream) sameShape(c Case) bool {
 	if s.w == nil || c.MaxEntries != s.shape.MaxEntries {
 		return false
+	}
+	for _, m := range s.machines {
+		if m.err != nil {
+			return false // a fresh load puts it back in step
+		}
 	}
 	a, b := c, s.shape
 	a.Input, a.Index, a.Target, a.Fill, a.Preset, a.Other, a.Window = 0, 0, 0, 0, 0, false, 0
@@ -204,14 +219,14 @@ func (s *stream) load(c Case) error {
 // change in flight up to its stop. The last input's change in flight is
 // finished first.
 func (s *stream) setSlots(c Case) error {
-	if err := s.mirror(s.pending); err != nil {
-		return err
-	}
+	s.mirror(s.pending)
 	s.pending = nil
 	want := map[uint32]*prog.Program{}
 	settled := c.settled()
 	for _, sl := range settled {
-		want[sl.index] = s.w.Prog(sl.prog)
+		if want[sl.index] = s.w.Prog(sl.prog); want[sl.index] == nil {
+			return fmt.Errorf("fuzz: the stream's world has no program %s", sl.prog)
+		}
 	}
 	for _, i := range s.jt.Populated() {
 		if want[i] == nil {
@@ -250,7 +265,8 @@ func (s *stream) setSlots(c Case) error {
 		n++
 	}
 	s.pending = es[n:]
-	return s.mirror(es[:n])
+	s.mirror(es[:n])
+	return nil
 }
 
 // change applies a whole slot change.
@@ -258,26 +274,32 @@ func (s *stream) change(es []prog.Effect, err error) error {
 	if err != nil {
 		return err
 	}
-	return s.mirror(es)
+	s.mirror(es)
+	return nil
 }
 
 // mirror applies the steps to the model arrays and mirrors each into
-// every machine, in the kernel's order.
-func (s *stream) mirror(es []prog.Effect) error {
+// every machine, in the kernel's order. A machine that cannot mirror a
+// step keeps the error (streamMachine.err).
+func (s *stream) mirror(es []prog.Effect) {
 	for _, e := range es {
 		e.Apply()
-		for _, m := range s.machines {
-			if err := m.m.Apply(e); err != nil {
-				return fmt.Errorf("%s/%s: %s: %w", m.b.Name(), m.v, e, err)
+		for i := range s.machines {
+			if m := &s.machines[i]; m.err == nil {
+				if err := m.m.Apply(e); err != nil {
+					m.err = fmt.Errorf("%s: %w", e, err)
+				}
 			}
 		}
 	}
-	return nil
 }
 
 // prepare makes the machines ready for c: a new load for a new shape or
 // max_entries, then the slot changes since the last input.
 func (s *stream) prepare(c Case) error {
+	if !c.Stream {
+		return errNotStream
+	}
 	var err error
 	if !s.sameShape(c) {
 		err = s.load(c)
@@ -320,6 +342,12 @@ func (s *stream) check(c Case, cov Coverage) (out []Finding, slow bool, err erro
 		r.res = r.m.Run(s.entry, s.input(c))
 	}
 	for _, m := range s.machines {
+		if m.err != nil {
+			fs := []scenarios.Failure{{Kind: scenarios.FailError, Err: m.err}}
+			out = append(out, Finding{Case: c, Arch: m.b.Name(), Variant: m.v.String(), Failures: fs,
+				Signature: m.b.Name() + "/" + m.v.String() + ": " + signature(fs)})
+			continue
+		}
 		p, ok := m.m.(prog.CountPresetter)
 		if !ok {
 			return nil, false, fmt.Errorf("%s cannot preset the tail-call counter", m.b.Name())

@@ -1,14 +1,18 @@
 package fuzz
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"tailsim/emu"
 	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 // summary lists findings as "arch/variant: signature | known".
@@ -118,5 +122,87 @@ func TestStreamCase(t *testing.T) {
 		if !seen[w] {
 			t.Errorf("200 streams never give %s", w)
 		}
+	}
+}
+
+// failPoke is a backend whose machines cannot rewrite poke sites.
+type failPoke struct{ prog.Backend }
+type failPokeMachine struct{ prog.Machine }
+
+func (b failPoke) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
+	m, err := b.Backend.Load(w, v, o)
+	if err != nil {
+		return nil, err
+	}
+	return failPokeMachine{m}, nil
+}
+
+func (m failPokeMachine) Apply(e prog.Effect) error {
+	if e.Kind == prog.EffectPoke {
+		return errors.New("poke failed")
+	}
+	return m.Machine.Apply(e)
+}
+
+func (m failPokeMachine) PresetCount(n uint64) { m.Machine.(prog.CountPresetter).PresetCount(n) }
+
+// A machine that cannot mirror a slot change is that backend's finding
+// (an error, as the runner reports a step it cannot carry out) until the
+// next load; the other backends are still checked; and a campaign's
+// reproducer for it says that its file, loaded fresh, does not fail so.
+func TestStreamApplyError(t *testing.T) {
+	backends := []prog.Backend{failPoke{emu.NewX86(false)}, emu.NewArm64(false, false)}
+	s := newStream(backends, prog.Variants)
+	defer s.close()
+	var c Case
+	var got []Finding
+	for seed := uint64(1); seed < 100 && got == nil; seed++ {
+		for k := range 16 {
+			c = StreamCase(seed, k)
+			fs, _, err := s.check(c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fs {
+				if f.Failures[0].Kind == scenarios.FailError {
+					got = fs
+				}
+			}
+			if got != nil {
+				break
+			}
+		}
+	}
+	if got == nil {
+		t.Fatal("no poke in 100 streams")
+	}
+	for _, f := range got {
+		if f.Failures[0].Kind == scenarios.FailError && (f.Arch != "x86_64" || !strings.Contains(f.Failures[0].Err.Error(), "poke failed")) {
+			t.Errorf("%s/%s: %v", f.Arch, f.Variant, f.Failures[0].Err)
+		}
+	}
+	if s.sameShape(c) {
+		t.Error("a machine out of step keeps its world for the next input")
+	}
+	camp := &Campaign{Backends: backends, Variants: prog.Variants, Seed: c.Seed, Cases: c.Input + 1, Out: t.TempDir()}
+	sum, err := camp.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := 0
+	for _, r := range sum.Reproducers {
+		if r.Stale {
+			stale++
+			if data, _ := os.ReadFile(r.Path); !strings.Contains(string(data), "a bug of tailsim's stream harness") {
+				t.Errorf("%s does not say it is stale:\n%s", r.Path, data)
+			}
+		}
+	}
+	if stale == 0 || sum.New() == 0 {
+		t.Errorf("%d stale reproducers, %d new findings", stale, sum.New())
+	}
+	c.Stream = false
+	if _, _, err := s.check(c, nil); !errors.Is(err, errNotStream) {
+		t.Errorf("a case not of a stream: %v", err)
 	}
 }

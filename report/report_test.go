@@ -295,7 +295,7 @@ func TestPresetCounter(t *testing.T) {
 		}
 	}
 	r := pageOf(t, file, scenarios.Ref{}, prog.Patched).Runs[0]
-	if init := r.Cells[r.Counter].Init; init != "0x1f" {
-		t.Errorf("reference model: the counter starts at %s", init)
+	if init := r.Cells[r.Counter].Init; init != "0x1f" || counterWrite(r, "0x1f") >= 0 || counterWrite(r, "0x20") < 0 {
+		t.Errorf("reference model: the counter starts at %s, is written 31 at step %d, 32 at step %d", init, counterWrite(r, "0x1f"), counterWrite(r, "0x20"))
 	}
 }

@@ -56,7 +56,7 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 		arch:     fs.String("arch", "x86_64,arm64", "comma-separated emulated arches"),
 		variant:  fs.String("variant", "all", "comma-separated variants or all"),
 		seed:     fs.Uint64("seed", 1, "first seed"),
-		cases:    fs.Int("cases", 1000, "inputs to check (ignored with -duration)"),
+		cases:    fs.Int("cases", 1000, "inputs to check, per shard: N shards together check the N×cases inputs of the campaign unsharded (ignored with -duration)"),
 		inputs:   fs.Int("inputs", fuzz.DefaultInputs, "inputs per shape (1: a new shape for every input)"),
 		duration: fs.Duration("duration", 0, "run for this long instead of -cases"),
 		workers:  fs.Int("workers", 1, "parallel workers"),
@@ -112,6 +112,9 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	if sum == nil {
 		return err
 	}
+	for _, e := range sum.Errors {
+		fmt.Fprintf(stderr, "tailsim fuzz: could not set up %s\n", e)
+	}
 	if *f.json && err == nil {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -160,7 +163,7 @@ func fuzzVerdict(stderr io.Writer, cmd string, slow, unparsed, newFindings int) 
 		fmt.Fprintf(stderr, "%s: %d cases were not checked: the machine was too slow to finish a run before its budget (not findings)\n", cmd, slow)
 	}
 	if unparsed > 0 {
-		fmt.Fprintf(stderr, "%s: %d generated cases did not parse (a generator bug)\n", cmd, unparsed)
+		fmt.Fprintf(stderr, "%s: %d generated cases did not parse or could not be set up (a generator or harness bug)\n", cmd, unparsed)
 		return errChecksFailed
 	}
 	if newFindings > 0 {
