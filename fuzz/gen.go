@@ -123,11 +123,14 @@ const (
 	r0PreChain = 3 // a tail call of the leading chain fell through
 )
 
+// anyStack in stacks draws any stack depth from 1 to 512.
+const anyStack = -1
+
 // shape bit fields; FromParams documents their meaning.
 func bits(shape uint64, at, n uint) uint64 { return shape >> at & (1<<n - 1) }
 
 var (
-	stacks   = [8]int{0, 8, 24, 64, 512, 256, 128, 16}
+	stacks   = [8]int{0, 8, 24, 64, 512, 256, 128, anyStack}
 	chains   = [8]int{0, 0, 0, 0, 0, 0, 1, 32}
 	presets  = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
 	targets  = [4]Target{Leaf, Leaf, Self, Bounce}
@@ -148,7 +151,12 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	c.Poisoned = bits(shape, 1, 2) == 3
 	c.Target = targets[bits(shape, 3, 2)]
 	c.Fill = fills[bits(shape, 5, 3)]
-	c.Stack = stacks[bits(shape, 8, 3)]
+	if c.Stack = stacks[bits(shape, 8, 3)]; c.Stack < 0 {
+		// Any depth 1..512, odd ones included: the JITs round it (x86
+		// to 8, arm64 to 16), and a rounding slip in a prologue or a
+		// tail call's unwind shows only at depths that need it.
+		c.Stack = 1 + int(bits(shape, 48, 9))
+	}
 	c.Saved = 1 + int(bits(shape, 11, 3)%4)
 	if l := bits(shape, 14, 3); l < 6 {
 		c.Layout = prog.Presets[l%uint64(len(prog.Presets))]
@@ -166,10 +174,10 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 		c.Preset = presets[bits(shape, 41, 3)]
 	}
 	c.InSub = bits(shape, 34, 2) == 3
-	if c.InSub && c.Stack >= 256 {
+	if c.InSub && (c.Stack+15)&^15 >= 256 {
 		// The verifier refuses a tail call from a subprogram when the
-		// frames above it hold 256 bytes or more (checkMaxStackDepth):
-		// 240 is the deepest it accepts.
+		// frames above it hold 256 bytes or more, each rounded up to 16
+		// (checkMaxStackDepth): 240 is the deepest it accepts.
 		c.Stack = 240
 	}
 	c.Hardening = hardened[bits(shape, 36, 3)]
@@ -355,8 +363,12 @@ func (c Case) Text() string {
 	for i := 1; i < c.Saved; i++ {
 		fmt.Fprintf(&b, "\tr%d = %d\n", 6+i, i)
 	}
-	if c.Stack > 0 {
+	if c.Stack >= 8 {
 		fmt.Fprintf(&b, "\t*(u64 *)(r10 - %d) = 7\n", c.Stack-c.Stack%8)
+	}
+	if c.Stack%8 != 0 {
+		// The deepest byte the depth allows.
+		fmt.Fprintf(&b, "\t*(u8 *)(r10 - %d) = 7\n", c.Stack)
 	}
 	b.WriteString("\tr2 = *(u32 *)(r6 + 8)\n\tr2 += 1\n\t*(u32 *)(r6 + 8) = r2\n") // count entries
 	if c.Chain > 0 {

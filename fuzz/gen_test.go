@@ -51,6 +51,10 @@ func TestGeneratorCoverage(t *testing.T) {
 			t.Errorf("seed %d: %+v", seed, c)
 		}
 		see("stack", c.Stack)
+		see("odd stack", c.Stack%2 == 1)
+		if c.Stack < 0 || c.Stack > 512 {
+			t.Errorf("seed %d: stack %d", seed, c.Stack)
+		}
 		see("saved", c.Saved)
 		see("layout", c.Layout.Name)
 		see("max_entries=1", c.MaxEntries == 1)
@@ -68,11 +72,14 @@ func TestGeneratorCoverage(t *testing.T) {
 		}
 	}
 	want := append(dataValues(), fmtAll("chain", chains[:])...)
+	want = append(want, "odd stack=true", "odd stack=false")
 	for _, v := range hardened {
 		want = append(want, "hardening="+v.String())
 	}
 	for _, v := range stacks {
-		want = append(want, fmt.Sprint("stack=", v))
+		if v != anyStack {
+			want = append(want, fmt.Sprint("stack=", v))
+		}
 	}
 	for _, l := range prog.Presets {
 		want = append(want, "layout="+l.Name)
