@@ -11,12 +11,15 @@ package emu
 typedef struct {
 	uint64_t blocks;
 	uint64_t limit;
-	uint64_t last; // the last block counted
+	uint64_t last;              // the last block counted
+	uint64_t last_end, prev_end; // where it ends, and the one before it
 } tailsim_budget;
 
 static void tailsim_count_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user) {
 	tailsim_budget *b = user;
 	b->last = addr;
+	b->prev_end = b->last_end;
+	b->last_end = addr + size;
 	if (++b->blocks > b->limit) {
 		uc_emu_stop(uc);
 	}
@@ -64,6 +67,13 @@ func (b budget) resumeAt(pc uint64) {
 		b.c.blocks--
 	}
 }
+
+// cameFrom is the end of the block entered before the current one: at the
+// first instruction of a block reached by a branch, the branch is the last
+// instruction before it. A tail call's fall-through label is reached only
+// by its checks' branches, so this tells which check failed, as the
+// machine took it, without a hook per check.
+func (b budget) cameFrom() uint64 { return uint64(b.c.prev_end) }
 
 // exhausted reports whether the run went past its limit.
 func (b budget) exhausted() bool { return b.c.blocks > b.c.limit }

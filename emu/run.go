@@ -326,9 +326,10 @@ func (m *machine) fellThrough(addr uint64) {
 		m.violate(prog.PropCountKept, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
 	}
 	m.lastCount = n
-	// Why: the checks in the JITs' order, from the state the call started
-	// with.
-	reason := prog.FallReason(p.s.Kind, uint32(p.regs[spec.r3]), m.limitOf(p), p.count, true)
+	// Why: the check whose branch the machine took to out. The model gives
+	// its own reason, so a JIT whose branch lets a call past a check shows
+	// as a different fall-through.
+	reason := m.failedCheck(p)
 	m.res.Falls = append(m.res.Falls, reason)
 	m.res.Calls = append(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count, Reason: reason})
 	if m.step != nil {
@@ -337,6 +338,25 @@ func (m *machine) fellThrough(addr uint64) {
 	if m.o.Trace {
 		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Path: p.s.Kind})
 	}
+}
+
+// failedCheck is the guard of the check whose branch took the pending call
+// to out: the last check before the end of the block the machine came
+// from (a block ends at the branch it takes). When none is in that block
+// (out reached another way), it is the reason the checks in the JITs'
+// order give for the state the call started with.
+func (m *machine) failedCheck(p *pendingCall) prog.Reason {
+	end := m.e.budget.cameFrom()
+	reason := prog.Reason(0)
+	for _, ch := range p.s.Checks { // in code order
+		if at := p.l.Addr + uint64(ch.Off); at < end && at >= p.l.Addr+uint64(p.s.Start) {
+			reason = ch.Guard
+		}
+	}
+	if reason != 0 {
+		return reason
+	}
+	return prog.FallReason(p.s.Kind, uint32(p.regs[m.spec.r3]), m.limitOf(p), p.count, true)
 }
 
 // image finds the function image holding addr, nil when none does.

@@ -1,0 +1,69 @@
+package emu
+
+import (
+	"testing"
+
+	"tailsim/prog"
+)
+
+// The reason a call fell through is the check whose branch the machine
+// took, not one inferred from the index, max_entries and the counter:
+// with the bounds branch gone, an index out of bounds meets the counter
+// check, and a counter at the limit then stops the call there. The run
+// says "limit" where the kernel's order (and an inference from the state)
+// would say "bounds", so the model sees the departure.
+func TestObservedFallThrough(t *testing.T) {
+	for _, v := range prog.Variants {
+		m, w := loadX86(t, chain, v)
+		m.PresetCount(prog.MaxTailCallCnt)
+		r := m.Run(w.Prog("entry"), ctx(7))
+		if len(r.Falls) != 1 || r.Falls[0] != prog.FallBounds {
+			t.Fatalf("%s: index 7 of 4 at the limit: %+v", v, r)
+		}
+		l := m.images[0]
+		bounds := -1
+		for _, ch := range l.Img.Sites[0].Checks {
+			if ch.Guard == prog.FallBounds {
+				bounds = ch.Off
+			}
+		}
+		var nop []byte
+		switch c := l.Img.Code[bounds]; {
+		case c >= 0x70 && c <= 0x7f: // jcc rel8
+			nop = []byte{0x66, 0x90}
+		case c == 0x0f: // jcc rel32
+			nop = []byte{0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00}
+		default:
+			t.Fatalf("%s: the bounds branch is % x", v, l.Img.Code[bounds:bounds+2])
+		}
+		if err := m.e.writeCode(l.Addr+uint64(bounds), nop); err != nil {
+			t.Fatal(err)
+		}
+		r = m.Run(w.Prog("entry"), ctx(7))
+		if r.Fault != nil || len(r.Falls) != 1 || r.Falls[0] != prog.FallLimit {
+			t.Errorf("%s: index 7 of 4 at the limit, no bounds branch: falls %v, fault %v", v, r.Falls, r.Fault)
+		}
+	}
+}
+
+// The same on arm64: the bounds branch (a b.cond) turned into a nop.
+func TestObservedFallThroughArm64(t *testing.T) {
+	for _, v := range prog.Variants {
+		m, w := loadArm64(t, chain, v, false, false)
+		m.PresetCount(prog.MaxTailCallCnt)
+		l := m.images[0]
+		bounds := -1
+		for _, ch := range l.Img.Sites[0].Checks {
+			if ch.Guard == prog.FallBounds {
+				bounds = ch.Off
+			}
+		}
+		if err := m.e.writeCode(l.Addr+uint64(bounds), []byte{0x1f, 0x20, 0x03, 0xd5}); err != nil { // nop
+			t.Fatal(err)
+		}
+		r := m.Run(w.Prog("entry"), ctx(7))
+		if r.Fault != nil || len(r.Falls) != 1 || r.Falls[0] != prog.FallLimit {
+			t.Errorf("%s: index 7 of 4 at the limit, no bounds branch: falls %v, fault %v", v, r.Falls, r.Fault)
+		}
+	}
+}
