@@ -75,6 +75,9 @@ func (b budget) resumeAt(pc uint64) {
 // machine took it, without a hook per check.
 func (b budget) cameFrom() uint64 { return uint64(b.c.prev_end) }
 
+// entered is the start of the block the CPU is in.
+func (b budget) entered() uint64 { return uint64(b.c.last) }
+
 // exhausted reports whether the run went past its limit.
 func (b budget) exhausted() bool { return b.c.blocks > b.c.limit }
 

@@ -255,9 +255,15 @@ func (m *machine) load() error {
 			// Direct calls: bpf_tail_call_direct_fixup() pokes the sites
 			// whose slot is filled when the program is loaded.
 			if s.Kind == prog.Direct {
-				if t := s.Site.Maps[0].Poked(uint32(s.Site.Key)); t != nil {
-					if err := m.poke(l, s, nil, t); err != nil {
+				a, key := s.Site.Maps[0], uint32(s.Site.Key)
+				if t := a.Poked(key); t != nil {
+					if err := m.poke(l, s, nil, t, prog.EffectTarget); err != nil {
 						return err
+					}
+					if !a.Bypassed(key) {
+						if err := m.poke(l, s, nil, t, prog.EffectBypass); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -288,16 +294,24 @@ func (r resolver) Helper(id int32) (uint64, bool) { return helperAddr(id) }
 func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
 func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Array(name)].base }
 
-// poke makes the text pokes of x86's bpf_arch_poke_desc_update() for a
-// direct call whose slot goes from old to new (nil: empty).
-func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program) error {
+// poke makes the text poke of x86's bpf_arch_poke_desc_update() at one
+// site of a direct call (which: EffectTarget or EffectBypass) whose slot
+// goes from old to new (nil: empty).
+func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program, which prog.EffectKind) error {
 	landing := func(p *prog.Program) uint64 {
 		if p == nil {
 			return 0
 		}
 		return m.entry[p] + uint64(m.spec.tailEntry)
 	}
+	ip := l.Addr + uint64(s.Target)
+	if which == prog.EffectBypass {
+		ip = l.Addr + uint64(s.Bypass)
+	}
 	for _, p := range x86.PokeDescUpdate(l.Addr, s, landing(old), landing(new)) {
+		if p.IP != ip {
+			continue
+		}
 		if err := m.e.writeCode(p.IP, p.New[:]); err != nil {
 			return err
 		}
@@ -327,7 +341,7 @@ func (m *machine) Apply(ef prog.Effect) error {
 		if ef.New != nil {
 			val = ai.entries[ef.New]
 		}
-	case prog.EffectPoke:
+	case prog.EffectTarget, prog.EffectBypass:
 		if !m.spec.directTailCalls {
 			return nil
 		}
@@ -335,7 +349,7 @@ func (m *machine) Apply(ef prog.Effect) error {
 			for i := range l.Img.Sites {
 				s := &l.Img.Sites[i]
 				if s.Kind == prog.Direct && s.Site.Maps[0] == ef.Array && uint32(s.Site.Key) == ef.Index {
-					if err := m.poke(l, s, ef.Old, ef.New); err != nil {
+					if err := m.poke(l, s, ef.Old, ef.New, ef.Kind); err != nil {
 						return err
 					}
 				}

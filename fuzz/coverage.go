@@ -76,7 +76,8 @@ func windowOutcome(path prog.SiteKind, w Window) prog.Reason {
 	case prog.Static:
 		reads = prog.EffectCached
 	case prog.Direct:
-		reads = prog.EffectPoke
+		// Both poke steps come after the windows the fuzzer makes.
+		reads = prog.EffectTarget
 	}
 	stop := prog.EffectPtr
 	if w.stop() == "cached" {

@@ -138,7 +138,7 @@ func (b failPoke) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 }
 
 func (m failPokeMachine) Apply(e prog.Effect) error {
-	if e.Kind == prog.EffectPoke {
+	if e.Kind == prog.EffectTarget || e.Kind == prog.EffectBypass {
 		return errors.New("poke failed")
 	}
 	return m.Machine.Apply(e)

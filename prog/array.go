@@ -49,9 +49,13 @@ type ProgArray struct {
 	// cached is the patched series' second half, ptrs[max_entries+i]: the
 	// program whose bpf_func + tail-call entry offset is stored there.
 	cached map[uint32]*Program
-	// poked is what the direct-jump poke sites for each index currently
-	// jump to (nil: bypassed).
+	// poked is what the target poke sites of the direct calls through each
+	// index jump to (absent: nop); open holds the indexes whose bypass
+	// poke site is a nop (absent: the bypass jumps past the call to out).
+	// Outside a slot change a filled slot is poked and open, an empty one
+	// neither.
 	poked map[uint32]*Program
+	open  map[uint32]bool
 	// owner is the program type fixed by the first compatibility check.
 	owner string
 }
@@ -63,7 +67,7 @@ func NewProgArray(name string, maxEntries uint32) (*ProgArray, error) {
 		return nil, fmt.Errorf("prog array %s: max_entries 0: %w", name, ErrEINVAL)
 	}
 	return &ProgArray{Name: name, MaxEntries: maxEntries,
-		ptrs: map[uint32]*Program{}, cached: map[uint32]*Program{}, poked: map[uint32]*Program{}}, nil
+		ptrs: map[uint32]*Program{}, cached: map[uint32]*Program{}, poked: map[uint32]*Program{}, open: map[uint32]bool{}}, nil
 }
 
 // Ptr returns ptrs[i] (nil for empty or out of range).
@@ -72,14 +76,20 @@ func (a *ProgArray) Ptr(i uint32) *Program { return a.ptrs[i] }
 // Cached returns the program whose entry the cached slot max_entries+i holds.
 func (a *ProgArray) Cached(i uint32) *Program { return a.cached[i] }
 
-// Poked returns what the direct-call poke sites for index i jump to.
+// Poked returns what the target poke sites of direct calls through index i
+// jump to (nil: they are nops).
 func (a *ProgArray) Poked(i uint32) *Program { return a.poked[i] }
+
+// Bypassed reports whether the bypass poke sites of direct calls through
+// index i jump past the call (to its fall-through), as while the slot is
+// empty.
+func (a *ProgArray) Bypassed(i uint32) bool { return !a.open[i] }
 
 // Clone is a copy of the array as it is now, which later slot changes
 // leave alone: what a run found in it.
 func (a *ProgArray) Clone() *ProgArray {
 	c := *a
-	c.ptrs, c.cached, c.poked = maps.Clone(a.ptrs), maps.Clone(a.cached), maps.Clone(a.poked)
+	c.ptrs, c.cached, c.poked, c.open = maps.Clone(a.ptrs), maps.Clone(a.cached), maps.Clone(a.poked), maps.Clone(a.open)
 	return &c
 }
 
@@ -102,7 +112,7 @@ func (a *ProgArray) Compatible(p *Program) bool {
 	return a.owner == p.Type
 }
 
-// EffectKind is one of the steps of a slot change, in the kernel's order.
+// EffectKind is one of the steps of a slot change.
 type EffectKind uint8
 
 const (
@@ -110,8 +120,12 @@ const (
 	EffectPtr EffectKind = iota // ptrs
 	// EffectCached rewrites ptrs[max_entries+i] (patched series only).
 	EffectCached // cached
-	// EffectPoke rewrites the direct-jump sites that use index i (x86).
-	EffectPoke // poke
+	// EffectTarget rewrites the target poke sites of the direct calls
+	// through index i (x86): a jump to the new program, or a nop.
+	EffectTarget // target
+	// EffectBypass rewrites their bypass poke sites: a nop once the slot
+	// is filled, a jump past the call to out once it is emptied.
+	EffectBypass // bypass
 )
 
 // Effect is one observable step of a slot update or delete. Applying the
@@ -147,13 +161,26 @@ func (a *ProgArray) Delete(i uint32) ([]Effect, error) {
 	return a.steps(i, nil), nil
 }
 
+// steps are the slot change's steps in the kernel's order
+// (bpf_fd_array_map_update_elem, then prog_array_map_poke_run calling
+// bpf_arch_poke_desc_update for each direct call): ptrs, the cached half,
+// then the pokes. A filled slot gets its target jump before its bypass
+// becomes a nop; an emptied one its bypass jump back before its target
+// becomes a nop (with synchronize_rcu() between the two); a replaced one
+// only its target. So no window has the bypass a nop while the target is
+// one too: a CPU there would count the call and unwind the frame, then
+// run on into out.
 func (a *ProgArray) steps(i uint32, p *Program) []Effect {
 	old := a.ptrs[i]
-	return []Effect{
-		{Kind: EffectPtr, Array: a, Index: i, Old: old, New: p},
-		{Kind: EffectCached, Array: a, Index: i, Old: old, New: p},
-		{Kind: EffectPoke, Array: a, Index: i, Old: old, New: p},
+	step := func(k EffectKind) Effect { return Effect{Kind: k, Array: a, Index: i, Old: old, New: p} }
+	es := []Effect{step(EffectPtr), step(EffectCached)}
+	switch {
+	case p == nil:
+		return append(es, step(EffectBypass), step(EffectTarget))
+	case old == nil:
+		return append(es, step(EffectTarget), step(EffectBypass))
 	}
+	return append(es, step(EffectTarget))
 }
 
 // Apply performs one step on the model.
@@ -170,8 +197,14 @@ func (e Effect) Apply() {
 		set(e.Array.ptrs)
 	case EffectCached:
 		set(e.Array.cached)
-	case EffectPoke:
+	case EffectTarget:
 		set(e.Array.poked)
+	case EffectBypass:
+		if e.New == nil {
+			delete(e.Array.open, e.Index)
+		} else {
+			e.Array.open[e.Index] = true
+		}
 	}
 }
 

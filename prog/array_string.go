@@ -29,12 +29,13 @@ func _() {
 	var x [1]struct{}
 	_ = x[EffectPtr-0]
 	_ = x[EffectCached-1]
-	_ = x[EffectPoke-2]
+	_ = x[EffectTarget-2]
+	_ = x[EffectBypass-3]
 }
 
-const _EffectKind_name = "ptrscachedpoke"
+const _EffectKind_name = "ptrscachedtargetbypass"
 
-var _EffectKind_index = [...]uint8{0, 4, 10, 14}
+var _EffectKind_index = [...]uint8{0, 4, 10, 16, 22}
 
 func (i EffectKind) String() string {
 	idx := int(i) - 0

@@ -134,27 +134,32 @@ func TestUpdateDeleteErrors(t *testing.T) {
 }
 
 // TestEffects: an update or delete is ptrs, then the cached slot, then the
-// pokes (REFERENCE §2); each step changes only its own half.
+// pokes in the kernel's order (REFERENCE §2); each step changes only its
+// own part, and no step leaves the bypass a nop with the target one too.
 func TestEffects(t *testing.T) {
 	a := newArray(t, 4)
 	old := &Program{Name: "old", Type: "xdp"}
 	nu := &Program{Name: "new", Type: "xdp"}
 	applyAll(must(a.Update(2, old)))
 
-	type state struct{ ptr, cached, poked *Program }
-	look := func() state { return state{a.Ptr(2), a.Cached(2), a.Poked(2)} }
+	type state struct {
+		ptr, cached, poked *Program
+		bypassed           bool
+	}
+	look := func() state { return state{a.Ptr(2), a.Cached(2), a.Poked(2), a.Bypassed(2)} }
 	tests := []struct {
 		name    string
 		effects func() ([]Effect, error)
 		newP    *Program
-		after   []state // after applying 1, 2, 3 steps
+		kinds   []EffectKind
+		after   []state // after applying 1, 2, ... steps
 	}{
-		{"update", func() ([]Effect, error) { return a.Update(2, nu) }, nu,
-			[]state{{nu, old, old}, {nu, nu, old}, {nu, nu, nu}}},
-		{"delete", func() ([]Effect, error) { return a.Delete(2) }, nil,
-			[]state{{nil, nu, nu}, {nil, nil, nu}, {nil, nil, nil}}},
-		{"refill", func() ([]Effect, error) { return a.Update(2, old) }, old,
-			[]state{{old, nil, nil}, {old, old, nil}, {old, old, old}}},
+		{"replace", func() ([]Effect, error) { return a.Update(2, nu) }, nu, []EffectKind{EffectPtr, EffectCached, EffectTarget},
+			[]state{{nu, old, old, false}, {nu, nu, old, false}, {nu, nu, nu, false}}},
+		{"delete", func() ([]Effect, error) { return a.Delete(2) }, nil, []EffectKind{EffectPtr, EffectCached, EffectBypass, EffectTarget},
+			[]state{{nil, nu, nu, false}, {nil, nil, nu, false}, {nil, nil, nu, true}, {nil, nil, nil, true}}},
+		{"refill", func() ([]Effect, error) { return a.Update(2, old) }, old, []EffectKind{EffectPtr, EffectCached, EffectTarget, EffectBypass},
+			[]state{{old, nil, nil, true}, {old, old, nil, true}, {old, old, old, true}, {old, old, old, false}}},
 	}
 	for _, tt := range tests {
 		prev := look()
@@ -162,24 +167,27 @@ func TestEffects(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		wantKinds := []EffectKind{EffectPtr, EffectCached, EffectPoke}
-		if len(es) != len(wantKinds) {
-			t.Fatalf("%s: %d effects, want %d", tt.name, len(es), len(wantKinds))
+		if len(es) != len(tt.kinds) {
+			t.Fatalf("%s: %d effects, want %d", tt.name, len(es), len(tt.kinds))
 		}
 		if look() != prev {
 			t.Errorf("%s: computing the effects changed the array", tt.name)
 		}
 		for i, e := range es {
-			if e.Kind != wantKinds[i] || e.Array != a || e.Index != 2 || e.Old != prev.ptr || e.New != tt.newP {
-				t.Errorf("%s: effect %d = %+v, want kind %v old %v new %v", tt.name, i, e, wantKinds[i], prev.ptr, tt.newP)
+			if e.Kind != tt.kinds[i] || e.Array != a || e.Index != 2 || e.Old != prev.ptr || e.New != tt.newP {
+				t.Errorf("%s: effect %d = %+v, want kind %v old %v new %v", tt.name, i, e, tt.kinds[i], prev.ptr, tt.newP)
 			}
 			e.Apply()
-			if got := look(); got != tt.after[i] {
+			got := look()
+			if got != tt.after[i] {
 				t.Errorf("%s: after step %d (%v): %+v, want %+v", tt.name, i+1, e, got, tt.after[i])
+			}
+			if !got.bypassed && got.poked == nil {
+				t.Errorf("%s: after step %d the bypass and the target are both nops", tt.name, i+1)
 			}
 		}
 	}
-	if got, want := []string{EffectPtr.String(), EffectCached.String(), EffectPoke.String()}, []string{"ptrs", "cached", "poke"}; !gocmp.Equal(got, want) {
+	if got, want := []string{EffectPtr.String(), EffectCached.String(), EffectTarget.String(), EffectBypass.String()}, []string{"ptrs", "cached", "target", "bypass"}; !gocmp.Equal(got, want) {
 		t.Errorf("effect names %v, want %v", got, want)
 	}
 }
@@ -191,7 +199,7 @@ func TestClone(t *testing.T) {
 	applyAll(must(a.Update(1, leaf)))
 	c := a.Clone()
 	applyAll(must(a.Delete(1)))
-	if c.Ptr(1) != leaf || c.Cached(1) != leaf || c.Poked(1) != leaf || c.Name != a.Name || c.MaxEntries != 4 {
+	if c.Ptr(1) != leaf || c.Cached(1) != leaf || c.Poked(1) != leaf || c.Bypassed(1) || c.Name != a.Name || c.MaxEntries != 4 {
 		t.Errorf("clone after a delete: ptrs %v cached %v poked %v", c.Ptr(1), c.Cached(1), c.Poked(1))
 	}
 	if a.Ptr(1) != nil {

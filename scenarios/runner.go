@@ -300,15 +300,25 @@ func (r *runner) change(st Step) error {
 	if err != nil && !checked {
 		r.fail(Failure{Kind: FailChange, Line: st.Line, Step: st.String(), Err: err})
 	}
-	if st.Stopped {
-		n := 0
-		for n < len(effects) && effects[n].Kind <= st.Stop {
-			n++
+	if st.Stopped && err == nil {
+		n := slices.IndexFunc(effects, func(e prog.Effect) bool { return e.Kind == st.Stop })
+		if n < 0 {
+			// A replace pokes only the target; an update from empty
+			// and a delete poke both, in opposite orders.
+			return &stepError{st, fmt.Errorf("this change has no %s step (its steps: %s)", st.Stop, effectKinds(effects))}
 		}
-		r.pending[slotKey(st.Map, st.Index)] = effects[n:]
-		effects = effects[:n]
+		r.pending[slotKey(st.Map, st.Index)] = effects[n+1:]
+		effects = effects[:n+1]
 	}
 	return r.apply(st, effects)
+}
+
+func effectKinds(es []prog.Effect) string {
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Kind.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 // run invokes the step's program st.Repeat times on every machine,

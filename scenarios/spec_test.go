@@ -109,7 +109,7 @@ func TestParseErrors(t *testing.T) {
 		{"stack smaller than accesses", "-- prog leaf --", "-- prog leaf stack=8 --\n\t*(u64 *)(r10 - 16) = 1", "", 10, "declares stack=8"},
 		{"path names an unknown program", "expect r0 = 1", "expect path = entry lef", "", 17, "not a program"},
 		{"finish without a stopped change", "expect r0 = 1", "expect r0 = 1\nfinish jt[1]", "", 18, "no update or delete of it was stopped"},
-		{"stop after the pokes", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=poke", "", 18, "stops after ptrs or cached"},
+		{"stop after the pokes", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=poke", "", 18, "stops after ptrs, cached, target or bypass"},
 		{"a second change before finish", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=ptrs\nupdate jt[1] = leaf", "", 19, "not finished"},
 		{"expect after finish", "expect r0 = 1", "expect r0 = 1\ndelete jt[1] stop=ptrs\nfinish jt[1]\nexpect error = none", "", 20, "finish has no expectations"},
 		{"set without ctx", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u32 = 1", "", 18, "set needs a ctx section"},

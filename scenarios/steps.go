@@ -15,8 +15,11 @@ func asPosError(err error, pe **prog.PosError) bool { return errors.As(err, pe) 
 // MaxRepeat bounds "run P repeat=N".
 const MaxRepeat = 1_000_000
 
-// stopOption reads "stop=ptrs" or "stop=cached": the slot change stops
-// after that step of the kernel's order, until "finish".
+// stopOption reads "stop=ptrs|cached|target|bypass": the slot change
+// stops after that step of the kernel's order, until "finish". target and
+// bypass are x86's two poke sites of direct calls; which of them a change
+// has, and in which order, depends on the slot (prog.ProgArray steps), so
+// the runner checks that.
 func (p *specParser) stopOption(st *Step, words []string, pending map[string]bool) error {
 	key := fmt.Sprintf("%s[%d]", st.Map, st.Index)
 	if pending[key] {
@@ -35,8 +38,12 @@ func (p *specParser) stopOption(st *Step, words []string, pending map[string]boo
 		st.Stop = prog.EffectPtr
 	case "cached":
 		st.Stop = prog.EffectCached
+	case "target":
+		st.Stop = prog.EffectTarget
+	case "bypass":
+		st.Stop = prog.EffectBypass
 	default:
-		return p.errf(st.Line, "stop=%s: a slot change stops after ptrs or cached (the poke step ends it)", v)
+		return p.errf(st.Line, "stop=%s: a slot change stops after ptrs, cached, target or bypass", v)
 	}
 	st.Stopped = true
 	pending[key] = true
@@ -76,7 +83,7 @@ func (p *specParser) run(s section) error {
 			rest := strings.TrimSpace(strings.TrimPrefix(l.text, "update"))
 			lhs, rhs, ok := strings.Cut(rest, "=")
 			if !ok || strings.TrimSpace(rhs) == "" {
-				return p.errf(l.n, "expected update MAP[INDEX] = PROG [stop=ptrs|cached]")
+				return p.errf(l.n, "expected update MAP[INDEX] = PROG [stop=ptrs|cached|target|bypass]")
 			}
 			m, idx, err := p.slotRef(l.n, strings.TrimSpace(lhs))
 			if err != nil {
@@ -90,7 +97,7 @@ func (p *specParser) run(s section) error {
 			p.sc.Steps = append(p.sc.Steps, st)
 		case words[0] == "delete":
 			if len(words) < 2 {
-				return p.errf(l.n, "expected delete MAP[INDEX] [stop=ptrs|cached]")
+				return p.errf(l.n, "expected delete MAP[INDEX] [stop=ptrs|cached|target|bypass]")
 			}
 			m, idx, err := p.slotRef(l.n, words[1])
 			if err != nil {
