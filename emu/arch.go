@@ -49,4 +49,9 @@ type archSpec struct {
 	setup func(e *engine) error
 	// locateFault corrects the PC Unicorn reports for a bad access.
 	locateFault func(m *machine, pc uint64, f *access) uint64
+	// landingPad is set when the code is built for indirect-branch
+	// tracking (x86 IBT, arm64 BTI), which Unicorn does not enforce: it
+	// reports whether the instruction at the start of code is a landing
+	// pad an indirect jump may reach, and names the one it wants.
+	landingPad func(code []byte) (ok bool, want string)
 }

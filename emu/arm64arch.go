@@ -61,7 +61,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		names[uc.ARM64_REG_X19+i] = fmt.Sprintf("x%d", 19+i)
 	}
 	saved[uc.ARM64_REG_X29], names[uc.ARM64_REG_X29] = 0x5a5a_0000_0000_001d, "x29"
-	return &archSpec{
+	spec := &archSpec{
 		name:            "arm64",
 		arch:            archArm64,
 		tailEntry:       4 * o(0, prog.Layout{}).PrologueOffset(),
@@ -110,6 +110,19 @@ func arm64Spec(bti, pac bool) *archSpec {
 			return e.regWrite(uc.ARM64_REG_SP_EL0, threadInfo)
 		},
 	}
+	if bti {
+		// BTI: the tail call's "br x10" (not x16/x17) must land on
+		// "bti j" or "bti jc", or the CPU raises a Branch Target
+		// exception.
+		spec.landingPad = func(code []byte) (bool, string) {
+			if len(code) < 4 {
+				return false, "bti j"
+			}
+			w := binary.LittleEndian.Uint32(code)
+			return w == 0xd503249f || w == 0xd50324df, "bti j"
+		}
+	}
+	return spec
 }
 
 // arm64StepRegs are x0–x30 and sp, named with the BPF register each holds

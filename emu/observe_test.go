@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 // The reason a call fell through is the check whose branch the machine
@@ -64,6 +65,53 @@ func TestObservedFallThroughArm64(t *testing.T) {
 		r := m.Run(w.Prog("entry"), ctx(7))
 		if r.Fault != nil || len(r.Falls) != 1 || r.Falls[0] != prog.FallLimit {
 			t.Errorf("%s: index 7 of 4 at the limit, no bounds branch: falls %v, fault %v", v, r.Falls, r.Fault)
+		}
+	}
+}
+
+// With IBT or BTI on, a tail call must land on a landing pad (Unicorn
+// enforces neither): the leaf's endbr64 or "bti j" at its tail-call entry
+// turned into a nop is a broken property.
+func TestLandingPads(t *testing.T) {
+	tests := []struct {
+		name string
+		load func(t *testing.T, v prog.Variant) (*machine, *prog.World)
+		nop  []byte
+	}{
+		{"x86_64 IBT", func(t *testing.T, v prog.Variant) (*machine, *prog.World) {
+			sc, err := scenarios.Parse("t.txtar", []byte(chain))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, _ := sc.Build()
+			m, err := NewX86(true).Load(w, v, prog.LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(m.Close)
+			return m.(*machine), w
+		}, []byte{0x0F, 0x1F, 0x40, 0x00}},
+		{"arm64 BTI", func(t *testing.T, v prog.Variant) (*machine, *prog.World) {
+			return loadArm64(t, chain, v, true, false)
+		}, []byte{0x1f, 0x20, 0x03, 0xd5}},
+	}
+	for _, tt := range tests {
+		for _, v := range prog.Variants {
+			m, w := tt.load(t, v)
+			if r := m.Run(w.Prog("entry"), ctx(1)); len(r.Violations) > 0 || r.R0 != 1 {
+				t.Fatalf("%s/%s: %+v", tt.name, v, r)
+			}
+			for _, l := range m.images {
+				if l.Img.Func.Name == "leaf" {
+					if err := m.e.writeCode(l.Addr+uint64(l.Img.TailEntry), tt.nop); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			r := m.Run(w.Prog("entry"), ctx(1))
+			if len(r.Violations) != 1 || r.Violations[0].Property != prog.PropLandingPad {
+				t.Errorf("%s/%s: landing pad gone: violations %v", tt.name, v, r.Violations)
+			}
 		}
 	}
 }

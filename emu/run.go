@@ -277,6 +277,15 @@ func (m *machine) taken(addr, dest uint64) {
 	if target == nil {
 		m.violate(prog.PropLands, p.s.Site.Loc, addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry))
 	}
+	if spec.landingPad != nil && p.s.Kind != prog.Direct {
+		// (A direct call's jmp rel32 needs no landing pad.)
+		code := m.buf8[:4]
+		if err := m.e.memReadInto(code, dest); err == nil {
+			if ok, want := spec.landingPad(code); !ok {
+				m.violate(prog.PropLandingPad, p.s.Site.Loc, addr, fmt.Sprintf("jumps to %#x (%s), which is not %s", dest, m.symbolize(dest), want))
+			}
+		}
+	}
 	if regs[spec.r1] != p.regs[spec.r1] {
 		m.violate(prog.PropR1, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1]))
 	}

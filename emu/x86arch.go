@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -39,7 +40,7 @@ var x86Regs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_R
 
 func x86Spec(ibt bool) *archSpec {
 	o := func(v prog.Variant, l prog.Layout) x86.Options { return x86.Options{Variant: v, Layout: l, IBT: ibt} }
-	return &archSpec{
+	spec := &archSpec{
 		name:      "x86_64",
 		arch:      archX86,
 		tailEntry: o(0, prog.Layout{}).TailCallOffset(),
@@ -93,6 +94,14 @@ func x86Spec(ibt bool) *archSpec {
 			return in.AddrRegs, in.Loads
 		},
 	}
+	if ibt {
+		// IBT: an indirect jump must land on endbr64 (ENDBR64 is
+		// F3 0F 1E FA), or the CPU raises #CP.
+		spec.landingPad = func(code []byte) (bool, string) {
+			return bytes.HasPrefix(code, []byte{0xF3, 0x0F, 0x1E, 0xFA}), "endbr64"
+		}
+	}
+	return spec
 }
 
 // x86Stubs builds the helper stubs: rax = the stub's return value, the

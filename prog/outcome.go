@@ -269,10 +269,11 @@ const (
 	PropResolves                            // tail call resolves
 	PropStackBalanced                       // stack balanced at return
 	PropCalleeSaved                         // callee-saved registers restored
+	PropLandingPad                          // lands on a landing pad
 )
 
 // Properties lists every property.
-var Properties = []Property{PropLands, PropR1, PropSP, PropCountedOnce, PropCountKept, PropCalleeSavedKept, PropResolves, PropStackBalanced, PropCalleeSaved}
+var Properties = []Property{PropLands, PropR1, PropSP, PropCountedOnce, PropCountKept, PropCalleeSavedKept, PropResolves, PropStackBalanced, PropCalleeSaved, PropLandingPad}
 
 // ParseProperty is the inverse of String.
 func ParseProperty(s string) (Property, bool) { return byName(s, Properties...) }
