@@ -54,4 +54,8 @@ type archSpec struct {
 	// reports whether the instruction at the start of code is a landing
 	// pad an indirect jump may reach, and names the one it wants.
 	landingPad func(code []byte) (ok bool, want string)
+	// pac is set when the code signs its return addresses (arm64 PAC):
+	// Unicorn runs paciasp and autiasp as nops, so the machine keeps the
+	// signed (lr, sp) pairs itself.
+	pac bool
 }

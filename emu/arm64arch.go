@@ -110,6 +110,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 			return e.regWrite(uc.ARM64_REG_SP_EL0, threadInfo)
 		},
 	}
+	spec.pac = pac
 	if bti {
 		// BTI: the tail call's "br x10" (not x16/x17) must land on
 		// "bti j" or "bti jc", or the CPU raises a Branch Target

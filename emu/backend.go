@@ -194,6 +194,12 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 		m.Close()
 		return nil, err
 	}
+	if b.spec.pac {
+		if m.pacBatch, err = uc.NewRegBatch([]int{uc.ARM64_REG_X30, b.spec.spReg}); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	m.retRegs = []int{b.spec.r0Reg, b.spec.spReg}
 	for r := range b.spec.saved {
 		m.retRegs = append(m.retRegs, r)

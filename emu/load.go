@@ -60,6 +60,10 @@ type machine struct {
 	res     *prog.Result
 	pending *pendingCall
 	pend    pendingCall // the storage pending points at
+	// signed are the return addresses signed and not yet authenticated,
+	// innermost last, with the stack pointer that modified them.
+	signed   [][2]uint64
+	pacBatch *uc.RegBatch // x30 and sp
 	// step records every instruction of a stepped run (LoadOptions.Step).
 	step   *stepper
 	tccPtr uint64
@@ -86,6 +90,15 @@ const (
 	atJump
 	atTarget
 	atOut
+	// paciasp and autiasp (archSpec.pac), which need no tail site.
+	atSign
+	atAuth
+)
+
+// PAC's instruction words.
+const (
+	a64Paciasp = 0xd503233f
+	a64Autiasp = 0xd50323bf
 )
 
 type siteEvent struct {
@@ -250,6 +263,16 @@ func (m *machine) load() error {
 		return err
 	}
 	for _, l := range m.images {
+		if m.spec.pac {
+			for off := 0; off+4 <= len(l.Img.Code); off += 4 {
+				switch binary.LittleEndian.Uint32(l.Img.Code[off:]) {
+				case a64Paciasp:
+					m.at(l.Addr+uint64(off), siteEvent{kind: atSign, l: l})
+				case a64Autiasp:
+					m.at(l.Addr+uint64(off), siteEvent{kind: atAuth, l: l})
+				}
+			}
+		}
 		for i := range l.Img.Sites {
 			s := &l.Img.Sites[i]
 			// Direct calls: bpf_tail_call_direct_fixup() pokes the sites

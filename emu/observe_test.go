@@ -1,6 +1,8 @@
 package emu
 
 import (
+	"encoding/binary"
+	"strings"
 	"testing"
 
 	"tailsim/prog"
@@ -111,6 +113,37 @@ func TestLandingPads(t *testing.T) {
 			r := m.Run(w.Prog("entry"), ctx(1))
 			if len(r.Violations) != 1 || r.Violations[0].Property != prog.PropLandingPad {
 				t.Errorf("%s/%s: landing pad gone: violations %v", tt.name, v, r.Violations)
+			}
+		}
+	}
+}
+
+// With PAC, Unicorn runs paciasp and autiasp as nops; the machine pairs
+// them. A tail call reuses the frame: entry signs, leaf authenticates. The
+// leaf's autiasp gone leaves a signed address at the return; entry's
+// paciasp gone leaves the leaf authenticating what nothing signed.
+func TestPACPairs(t *testing.T) {
+	for _, tt := range []struct{ prog, want string }{{"leaf", "never authenticated"}, {"entry", "which no paciasp signed"}} {
+		for _, v := range prog.Variants {
+			m, w := loadArm64(t, chain, v, false, true)
+			if r := m.Run(w.Prog("entry"), ctx(1)); len(r.Violations) > 0 || r.R0 != 1 {
+				t.Fatalf("%s: %+v", v, r)
+			}
+			for _, l := range m.images {
+				if l.Img.Func.Name != tt.prog {
+					continue
+				}
+				for off := 0; off+4 <= len(l.Img.Code); off += 4 {
+					if w := binary.LittleEndian.Uint32(l.Img.Code[off:]); w == a64Paciasp || w == a64Autiasp {
+						if err := m.e.writeCode(l.Addr+uint64(off), []byte{0x1f, 0x20, 0x03, 0xd5}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			r := m.Run(w.Prog("entry"), ctx(1))
+			if len(r.Violations) != 1 || r.Violations[0].Property != prog.PropAuthenticated || !strings.Contains(r.Violations[0].Detail, tt.want) {
+				t.Errorf("%s/%s without its PAC instructions: violations %v", tt.prog, v, r.Violations)
 			}
 		}
 	}

@@ -69,6 +69,7 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
 	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
+	m.signed = m.signed[:0]
 	if m.step != nil {
 		m.step.reset()
 	}
@@ -188,9 +189,13 @@ func (m *machine) regs() []uint64 {
 	return v
 }
 
-// checkReturn verifies the top-level return: the stack balanced and the
-// callee-saved registers restored. vals are retBatch's.
+// checkReturn verifies the top-level return: the stack balanced, the
+// callee-saved registers restored, and (PAC) every signed return address
+// authenticated. vals are retBatch's.
 func (m *machine) checkReturn(wantSP uint64, vals []uint64) {
+	if n := len(m.signed); n > 0 {
+		m.violate(prog.PropAuthenticated, prog.Loc{}, sentinel, fmt.Sprintf("%d return address(es) signed and never authenticated (the last: lr = %#x, sp = %#x)", n, m.signed[n-1][0], m.signed[n-1][1]))
+	}
 	if sp := vals[1]; sp != wantSP {
 		m.violate(prog.PropStackBalanced, prog.Loc{}, sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
 	}
@@ -263,8 +268,45 @@ func (m *machine) onSite(addr uint64) {
 					m.taken(addr, dest)
 				}
 			}
+		case atSign, atAuth:
+			m.pac(addr, ev.kind)
 		}
 	}
+}
+
+// pac keeps PAC's signed return addresses, which Unicorn does not: paciasp
+// signs lr with sp as the modifier, autiasp authenticates lr with the sp
+// it finds, and a real CPU faults when the two differ (or returns to a
+// corrupt address). A tail call reuses the frame and its signed lr: the
+// first program's paciasp is paired with the last one's autiasp.
+func (m *machine) pac(addr uint64, kind siteKind) {
+	// The code as it is now: a poke or a test may have changed it since
+	// the load found the instruction.
+	want := uint32(a64Paciasp)
+	if kind == atAuth {
+		want = a64Autiasp
+	}
+	if err := m.e.memReadInto(m.buf8[:4], addr); err != nil || binary.LittleEndian.Uint32(m.buf8[:4]) != want {
+		return
+	}
+	v, err := m.e.regBatchRead(m.pacBatch)
+	if err != nil {
+		return
+	}
+	lr, sp := v[0], v[1]
+	if kind == atSign {
+		m.signed = append(m.signed, [2]uint64{lr, sp})
+		return
+	}
+	n := len(m.signed)
+	if n == 0 {
+		m.violate(prog.PropAuthenticated, m.bpfLoc(addr), addr, fmt.Sprintf("autiasp with lr = %#x, sp = %#x, which no paciasp signed", lr, sp))
+		return
+	}
+	if top := m.signed[n-1]; top != [2]uint64{lr, sp} {
+		m.violate(prog.PropAuthenticated, m.bpfLoc(addr), addr, fmt.Sprintf("autiasp with lr = %#x, sp = %#x; paciasp signed lr = %#x with sp = %#x", lr, sp, top[0], top[1]))
+	}
+	m.signed = m.signed[:n-1]
 }
 
 // taken checks a tail call about to jump to dest.

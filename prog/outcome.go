@@ -270,10 +270,11 @@ const (
 	PropStackBalanced                       // stack balanced at return
 	PropCalleeSaved                         // callee-saved registers restored
 	PropLandingPad                          // lands on a landing pad
+	PropAuthenticated                       // return address authenticated
 )
 
 // Properties lists every property.
-var Properties = []Property{PropLands, PropR1, PropSP, PropCountedOnce, PropCountKept, PropCalleeSavedKept, PropResolves, PropStackBalanced, PropCalleeSaved, PropLandingPad}
+var Properties = []Property{PropLands, PropR1, PropSP, PropCountedOnce, PropCountKept, PropCalleeSavedKept, PropResolves, PropStackBalanced, PropCalleeSaved, PropLandingPad, PropAuthenticated}
 
 // ParseProperty is the inverse of String.
 func ParseProperty(s string) (Property, bool) { return byName(s, Properties...) }

@@ -103,11 +103,12 @@ func _() {
 	_ = x[PropStackBalanced-8]
 	_ = x[PropCalleeSaved-9]
 	_ = x[PropLandingPad-10]
+	_ = x[PropAuthenticated-11]
 }
 
-const _Property_name = "lands at the tail-call entryR1 unchangedstack pointer where the callee expects itcounter incremented by onecounter unchanged on fall-throughcallee-saved registers kept on fall-throughtail call resolvesstack balanced at returncallee-saved registers restoredlands on a landing pad"
+const _Property_name = "lands at the tail-call entryR1 unchangedstack pointer where the callee expects itcounter incremented by onecounter unchanged on fall-throughcallee-saved registers kept on fall-throughtail call resolvesstack balanced at returncallee-saved registers restoredlands on a landing padreturn address authenticated"
 
-var _Property_index = [...]uint16{0, 28, 40, 81, 107, 140, 183, 201, 225, 256, 278}
+var _Property_index = [...]uint16{0, 28, 40, 81, 107, 140, 183, 201, 225, 256, 278, 306}
 
 func (i Property) String() string {
 	idx := int(i) - 1
