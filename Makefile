@@ -5,7 +5,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 FUZZWORKERS ?= $(shell nproc)
 
-.PHONY: all deps browser-deps build run test browser-test lint vet generate fuzz bench clean
+.PHONY: all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean
 
 all: build
 
@@ -80,6 +80,12 @@ bench: deps
 	$(GO) test ./fuzz -run '^$$' -bench Shapes -benchtime 3000x -count 3
 	$(GO) test ./fuzz -run '^$$' -bench Inputs -benchtime 100000x -count 3
 	$(GO) test ./emu -run '^$$' -bench . -benchtime 3000x -count 3
+
+# Memory over a long campaign: 10 million inputs on one worker (about 50
+# minutes); the summary line ends with the peak resident memory.
+RSS_CASES ?= 10000000
+rss: build
+	./$(BIN) fuzz -cases $(RSS_CASES) -workers 1 -out $$(mktemp -d) | tail -n 1
 
 clean:
 	rm -rf bin

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"tailsim/fuzz"
@@ -140,10 +141,26 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  never reached: %s/%s %s %s with the counter at %s\n", c.Arch, c.Variant, c.Path, c.Outcome, c.Count)
 	}
 	known := sum.Known()
-	fmt.Fprintf(stdout, "%d cases on %d shapes in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)\n",
+	fmt.Fprintf(stdout, "%d cases on %d shapes in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)%s\n",
 		sum.Cases, sum.Shapes, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
-		len(sum.Reproducers), known, len(sum.Reproducers)-known)
+		len(sum.Reproducers), known, len(sum.Reproducers)-known, peakMemory())
 	return fuzzVerdict(stderr, "tailsim fuzz", sum.Slow, sum.Unparsed, sum.New())
+}
+
+// peakMemory is the process's peak resident memory (Linux's VmHWM), for
+// the summary: a long campaign's memory should stay flat.
+func peakMemory() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		var kb int
+		if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil {
+			return fmt.Sprintf(", peak resident memory %d MiB", kb/1024)
+		}
+	}
+	return ""
 }
 
 // printFinding lists one finding, as fuzz and fuzz merge both do.

@@ -23,7 +23,7 @@ func TestFuzzCommand(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(out, "*.txtar"))
 	if len(files) == 0 || !strings.Contains(stdout, "30 cases on 30 shapes") || !strings.Contains(stdout, "reproduce: tailsim run") ||
 		!strings.Contains(stdout, "known: the modelled kernel code's behaviour, explained in scenarios/library/findings/") ||
-		!strings.Contains(stdout, " known, 0 new)") {
+		!strings.Contains(stdout, " known, 0 new), peak resident memory ") {
 		t.Fatalf("files %v\n%s", files, stdout)
 	}
 	for _, f := range files {
