@@ -46,6 +46,10 @@ type Case struct {
 	Layout    prog.Layout
 	Hardening prog.Hardening
 	NoDirect  bool // config "direct off": no direct tail calls
+	// Noise, when not 0, seeds a few ALU instructions on r7 before the
+	// site (the instruction differential test's forms, in a tail-call
+	// program): their result reaches R0 when the call falls through.
+	Noise uint64
 	// Window runs the case in the middle of a change of the indexed slot
 	// (only when the slot holds the target, which is a leaf or entry, no
 	// chain comes first and the run takes jt: every tail call of the run
@@ -184,6 +188,10 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	c.NoDirect = bits(shape, 39, 2) == 3
 	c.KeyALU = !c.KeyConst && bits(shape, 44, 2) == 3
 	c.Other = c.Poisoned && bits(shape, 46, 2) == 3
+	if bits(shape, 57, 2) == 3 {
+		c.Noise = shape>>59 | 1
+		c.Saved = max(c.Saved, 2) // r7 holds the noise
+	}
 	return c
 }
 
@@ -322,6 +330,9 @@ func (c Case) Describe() string {
 	if c.NoDirect {
 		b.WriteString(", no direct calls")
 	}
+	if c.Noise != 0 {
+		b.WriteString(", ALU noise on r7")
+	}
 	switch c.window() {
 	case UpdatePtrs, UpdateCached:
 		fmt.Fprintf(&b, ",\nthe run between the steps of jt[%d]'s update, stopped after %s", uint32(c.Index), c.Window.stop())
@@ -363,6 +374,7 @@ func (c Case) Text() string {
 	for i := 1; i < c.Saved; i++ {
 		fmt.Fprintf(&b, "\tr%d = %d\n", 6+i, i)
 	}
+	b.WriteString(c.noise())
 	if c.Stack >= 8 {
 		fmt.Fprintf(&b, "\t*(u64 *)(r10 - %d) = 7\n", c.Stack-c.Stack%8)
 	}
@@ -438,6 +450,36 @@ func (c Case) settled() []slot {
 		out = slices.DeleteFunc(out, func(s slot) bool { return s.index == uint32(c.Index) })
 	}
 	return out
+}
+
+// noise renders Noise: 2 to 8 ALU instructions on r7, of every operation
+// but division (whose zero divisor the verifier would rewrite), either
+// width, with immediates at the imm8/imm32 and sign edges; shifts stay
+// within the width.
+func (c Case) noise() string {
+	if c.Noise == 0 {
+		return ""
+	}
+	r := rand.New(rand.NewPCG(c.Noise, 0x0a15e))
+	ops := []string{"+=", "-=", "*=", "|=", "&=", "^=", "<<=", ">>=", "s>>=", "=", "neg"}
+	imms := []int64{0, 1, -1, 0x7f, 0x80, -0x80, -0x81, 0x7fff, 0x12345678, 0x7fffffff, -0x80000000}
+	var b strings.Builder
+	for range 2 + r.IntN(7) {
+		reg, width := "r7", 64
+		if r.IntN(2) == 0 {
+			reg, width = "w7", 32
+		}
+		op, imm := ops[r.IntN(len(ops))], imms[r.IntN(len(imms))]
+		switch op {
+		case "neg":
+			fmt.Fprintf(&b, "\t%s = -%s\n", reg, reg)
+			continue
+		case "<<=", ">>=", "s>>=":
+			imm = int64(uint64(imm) % uint64(width))
+		}
+		fmt.Fprintf(&b, "\t%s %s %d\n", reg, op, imm)
+	}
+	return b.String()
 }
 
 // slot is a jt slot a case fills.

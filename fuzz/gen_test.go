@@ -47,6 +47,10 @@ func TestGeneratorCoverage(t *testing.T) {
 		see("keyconst", c.KeyConst)
 		see("keyalu", c.KeyALU)
 		see("other", c.Other)
+		see("noise", c.Noise != 0)
+		if c.Noise != 0 && c.Saved < 2 {
+			t.Errorf("seed %d: noise without r7", seed)
+		}
 		if c.KeyALU && c.KeyConst || c.Other && !c.Poisoned {
 			t.Errorf("seed %d: %+v", seed, c)
 		}
@@ -88,7 +92,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		want = append(want, fmt.Sprint("max_entries bits=", k))
 	}
 	want = append(want, "layout=custom", "saved=1", "saved=4")
-	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "keyalu", "other", "max_entries=1", "max_entries=2^32-1",
+	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "keyalu", "other", "noise", "max_entries=1", "max_entries=2^32-1",
 		"disp32 edge", "index=max_entries", "index=max_entries-1", "index negative", "index truncates", "in range"} {
 		want = append(want, k+"=true", k+"=false")
 	}

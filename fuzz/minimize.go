@@ -13,6 +13,7 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 		// alone needs less.
 		func(c *Case) { c.Stream = false },
 		func(c *Case) { c.Window = NoWindow },
+		func(c *Case) { c.Noise = 0 },
 		func(c *Case) { c.Chain = 0 },
 		// A chain the finding needs only for its count: the counter
 		// preset reaches the same count with one program fewer to read.
