@@ -135,11 +135,13 @@ const maxChurn = 50_000
 // Unicorn never gives back its translation buffer's pages: every world's
 // new code adds translations (~17 KB per load and engine, measured over
 // fuzz streams), and a fuzz worker holds an engine per arch, variant and
-// hardening set, so without a bound resident memory swung between 160 and
-// 545 MiB over a 5.5-million-input campaign; with it a worker's stays
-// near 110 MiB. A new engine costs ~1 ms (BenchmarkNewEngine), under a
-// hundredth of its loads' time, and fresh engines run faster.
-const maxLoads = 500
+// hardening set (up to twelve), so without a bound resident memory swung
+// between 160 and 545 MiB over a 5.5-million-input campaign. At 500 loads
+// it stayed near 90 MiB but peaked at 309 MiB when the engines grew old
+// together (7.6 million inputs); 200 keeps the sum of their buffers small.
+// A new engine costs ~1 ms (BenchmarkNewEngine), under a hundredth of its
+// loads' time, and fresh engines run faster.
+const maxLoads = 200
 
 func (b *Backend) release(e *engine) {
 	e.onCode = nil
