@@ -65,6 +65,9 @@ func (b budget) start(limit uint64) { b.c.blocks, b.c.limit = 0, C.uint64_t(limi
 func (b budget) resumeAt(pc uint64) {
 	if b.c.last == C.uint64_t(pc) && b.c.blocks > 0 {
 		b.c.blocks--
+		// The block will be entered again: the one before it stays the
+		// one it came from.
+		b.c.last_end = b.c.prev_end
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
 	"tailsim/prog"
 	"tailsim/scenarios"
 )
@@ -145,6 +147,40 @@ func TestPACPairs(t *testing.T) {
 			if len(r.Violations) != 1 || r.Violations[0].Property != prog.PropAuthenticated || !strings.Contains(r.Violations[0].Detail, tt.want) {
 				t.Errorf("%s/%s without its PAC instructions: violations %v", tt.prog, v, r.Violations)
 			}
+		}
+	}
+}
+
+// A stale watchdog stop that lands just after the budget hook recorded the
+// block at out (the window resumeAt exists for) has the resumed run record
+// out's block again: the block it came from must stay the check's, or the
+// reason becomes another check's. (Found by review.)
+func TestObservedAfterResume(t *testing.T) {
+	for _, arch := range []string{"x86", "arm64"} {
+		var m *machine
+		var w *prog.World
+		if arch == "x86" {
+			m, w = loadX86(t, chain, prog.Upstream)
+		} else {
+			m, w = loadArm64(t, chain, prog.Upstream, false, false)
+		}
+		s := m.images[0].Img.Sites[0]
+		out := m.images[0].Addr + uint64(s.Out)
+		stopped := 0
+		if _, err := m.e.u.HookAdd(uc.HOOK_BLOCK, func(u uc.Unicorn, addr uint64, size uint32) {
+			if stopped == 0 {
+				stopped++
+				u.Stop() // as the watchdog's late Stop would, just after the budget hook
+			}
+		}, out, out); err != nil {
+			t.Fatal(err)
+		}
+		r := m.Run(w.Prog("entry"), ctx(7)) // index 7 of max_entries 4
+		if stopped != 1 {
+			t.Fatalf("%s: the stop hook ran %d times", arch, stopped)
+		}
+		if len(r.Falls) != 1 || r.Falls[0] != prog.FallBounds {
+			t.Errorf("%s: want bounds, got %v", arch, r.Falls)
 		}
 	}
 }

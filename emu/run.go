@@ -392,24 +392,20 @@ func (m *machine) fellThrough(addr uint64) {
 }
 
 // failedCheck is the guard of the check whose branch took the pending call
-// to out: the last check before the end of the block the machine came
-// from (a block ends at the branch it takes). When out was not reached by
-// a branch (broken code ran into it) or no check is in that block, it is
-// the reason the checks in the JITs' order give for the state the call
-// started with.
+// to out: the check whose branch is the last instruction of the block the
+// machine came from (a block ends at the branch it takes). When out was
+// not reached by a branch (broken code ran into it) or by none of the
+// checks', it is the reason the checks in the JITs' order give for the
+// state the call started with.
 func (m *machine) failedCheck(p *pendingCall) prog.Reason {
-	end := m.e.budget.cameFrom()
-	reason := prog.Reason(0)
-	if m.e.budget.entered() != p.l.Addr+uint64(p.s.Out) {
-		end = 0
-	}
-	for _, ch := range p.s.Checks { // in code order
-		if at := p.l.Addr + uint64(ch.Off); at < end && at >= p.l.Addr+uint64(p.s.Start) {
-			reason = ch.Guard
+	if end := m.e.budget.cameFrom(); m.e.budget.entered() == p.l.Addr+uint64(p.s.Out) {
+		insns := p.l.Img.Insns
+		for _, ch := range p.s.Checks {
+			i := sort.Search(len(insns), func(i int) bool { return insns[i].Off >= ch.Off })
+			if i < len(insns) && insns[i].Off == ch.Off && p.l.Addr+uint64(ch.Off+insns[i].Len) == end {
+				return ch.Guard
+			}
 		}
-	}
-	if reason != 0 {
-		return reason
 	}
 	return prog.FallReason(p.s.Kind, uint32(p.regs[m.spec.r3]), m.limitOf(p), p.count, true)
 }

@@ -189,7 +189,9 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	c.KeyALU = !c.KeyConst && bits(shape, 44, 2) == 3
 	c.Other = c.Poisoned && bits(shape, 46, 2) == 3
 	if bits(shape, 57, 2) == 3 {
-		c.Noise = shape>>59 | 1
+		// Seeded by the whole shape word (mixed), so mutating any field
+		// draws other instructions.
+		c.Noise = shape*0x9e3779b97f4a7c15 | 1
 		c.Saved = max(c.Saved, 2) // r7 holds the noise
 	}
 	return c

@@ -197,11 +197,15 @@ func TestInstructionDifferential(t *testing.T) {
 // instructions of a world (ALU, compares and jumps, loads, stores, 64-bit
 // constants; not calls, exits or tail calls): each emitted instruction's
 // note, which the emitters write per form ("xor32 (eax short form)",
-// "cmn #N: compare with N"), with its numbers and registers made generic.
+// "cmn #N: compare with N"), with its operand numbers made generic, and
+// its length.
 func forms(t *testing.T, w *prog.World) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	generic := regexp.MustCompile(`map\[[^]]*\]|-?(0x[0-9a-f]+|[0-9]+)`)
+	// Numbers standing alone are operands; "add32", "x9" and the like
+	// name the form and stay. The length tells encodings apart that share
+	// a note (x86 imm8 and imm32, with or without a REX prefix).
+	generic := regexp.MustCompile(`map\[[^]]*\]|(^|[^0-9a-zA-Z_])-?(0x[0-9a-f]+|[0-9]+)\b`)
 	for _, v := range prog.Variants {
 		x86, err := emu.CompileX86(w, v, false)
 		if err != nil {
@@ -222,7 +226,7 @@ func forms(t *testing.T, w *prog.World) map[string]bool {
 						// and map addresses: every tail call checks those.
 						continue
 					}
-					out[arch+": "+generic.ReplaceAllString(in.Note, "N")] = true
+					out[fmt.Sprintf("%s: %s (%d bytes)", arch, generic.ReplaceAllString(in.Note, "${1}N"), in.Len)] = true
 				}
 			}
 		}
