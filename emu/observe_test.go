@@ -184,3 +184,15 @@ func TestObservedAfterResume(t *testing.T) {
 		}
 	}
 }
+
+// A run records at most maxRecorded tail calls, programs and
+// fall-throughs, however long broken code loops.
+func TestRecordBounded(t *testing.T) {
+	var calls []prog.TailOutcome
+	for i := range 3 * maxRecorded {
+		calls = record(calls, prog.TailOutcome{Count: uint64(i)})
+	}
+	if len(calls) != maxRecorded || calls[maxRecorded-1].Count != maxRecorded-1 {
+		t.Errorf("%d recorded, the last %+v", len(calls), calls[len(calls)-1])
+	}
+}
