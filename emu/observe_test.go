@@ -196,3 +196,17 @@ func TestRecordBounded(t *testing.T) {
 		t.Errorf("%d recorded, the last %+v", len(calls), calls[len(calls)-1])
 	}
 }
+
+// A run records at most maxViolations violations of each property, and
+// every property it broke.
+func TestViolationsBounded(t *testing.T) {
+	m, _ := loadX86(t, chain, prog.Upstream)
+	m.res = &prog.Result{}
+	for range 3 * maxViolations {
+		m.violate(prog.PropR1, prog.Loc{}, sentinel, "r1")
+	}
+	m.violate(prog.PropSP, prog.Loc{}, sentinel, "sp")
+	if n := len(m.res.Violations); n != maxViolations+1 || m.res.Violations[n-1].Property != prog.PropSP {
+		t.Errorf("%d violations recorded, the last %v", n, m.res.Violations[n-1])
+	}
+}

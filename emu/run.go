@@ -206,9 +206,25 @@ func (m *machine) checkReturn(wantSP uint64, vals []uint64) {
 	}
 }
 
+// maxViolations bounds the violations a run records of each property: a
+// check broken at every tail call of a run that loops to its budget (a
+// broken limit check) recorded one each time, hundreds of MB in a fuzz
+// campaign. Every broken property is still recorded, so a finding's
+// signature does not change.
+const maxViolations = 16
+
 // violate records a broken property; at is the tail call's BPF
 // instruction for the checks made at one.
 func (m *machine) violate(property prog.Property, at prog.Loc, addr uint64, detail string) {
+	n := 0
+	for _, v := range m.res.Violations {
+		if v.Property == property {
+			n++
+		}
+	}
+	if n >= maxViolations {
+		return
+	}
 	if m.step != nil {
 		// Told where it happened, among the instructions.
 		defer func() {
