@@ -293,12 +293,14 @@ func (s *search) record(n int, fs []Finding, cov Coverage, slow int, errs []setu
 	s.shapes++
 	s.slow += slow
 	s.unparsed += len(errs)
-	// The first errors by seed and input, whichever worker met them.
-	s.errors = append(s.errors, errs...)
-	slices.SortFunc(s.errors, func(a, b setupError) int {
-		return cmp.Or(cmp.Compare(a.seed, b.seed), cmp.Compare(a.input, b.input))
-	})
-	s.errors = s.errors[:min(len(s.errors), maxErrors)]
+	if len(errs) > 0 {
+		// The first errors by seed and input, whichever worker met them.
+		s.errors = append(s.errors, errs...)
+		slices.SortFunc(s.errors, func(a, b setupError) int {
+			return cmp.Or(cmp.Compare(a.seed, b.seed), cmp.Compare(a.input, b.input))
+		})
+		s.errors = s.errors[:min(len(s.errors), maxErrors)]
+	}
 	s.coverage.merge(cov)
 	for _, fd := range fs {
 		// A new finding never hides behind a known one of the same

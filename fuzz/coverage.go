@@ -79,12 +79,7 @@ func windowOutcome(path prog.SiteKind, w Window) prog.Reason {
 		// Both poke steps come after the windows the fuzzer makes.
 		reads = prog.EffectTarget
 	}
-	stop := prog.EffectPtr
-	if w.stop() == "cached" {
-		stop = prog.EffectCached
-	}
-	update := w == UpdatePtrs || w == UpdateCached
-	if seen := reads <= stop; seen == update {
+	if seen := reads <= w.stop(); seen == w.update() {
 		return 0
 	}
 	return prog.FallEmpty
@@ -154,7 +149,7 @@ func Wanted(arches []prog.Backend, variants []prog.Variant) []Cell {
 					out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallBounds), countBucket(prog.MaxTailCallCnt), ""})
 				}
 				out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(prog.FallLimit), countBucket(prog.MaxTailCallCnt), ""})
-				for _, w := range []Window{UpdatePtrs, UpdateCached, DeletePtrs, DeleteCached} {
+				for _, w := range windows {
 					out = append(out, Cell{b.Name(), v.String(), p.String(), outcomeName(windowOutcome(p, w)), countBucket(0), w.String()})
 				}
 			}
@@ -233,7 +228,7 @@ func (c Cell) unexpected() bool {
 	case c.Window == "":
 		return c.Count != countBucket(2) || c.Outcome == limit
 	}
-	for _, w := range []Window{UpdatePtrs, UpdateCached, DeletePtrs, DeleteCached} {
+	for _, w := range windows {
 		for _, p := range []prog.SiteKind{prog.Indirect, prog.Direct, prog.Static, prog.Dynamic} {
 			if w.String() == c.Window && p.String() == c.Path && (c.Outcome == outcomeName(0) || c.Outcome == outcomeName(prog.FallEmpty)) {
 				return c.Outcome != outcomeName(windowOutcome(p, w))

@@ -109,12 +109,27 @@ const (
 	DeleteCached // delete stop=cached
 )
 
-// stop is the step a window's change stops after.
-func (w Window) stop() string {
+// stop is the step a window's change stops after; its String is the
+// scenario's "stop=" word.
+func (w Window) stop() prog.EffectKind {
 	if w == UpdatePtrs || w == DeletePtrs {
-		return "ptrs"
+		return prog.EffectPtr
 	}
-	return "cached"
+	return prog.EffectCached
+}
+
+// windows are the windows a run can be in.
+var windows = []Window{UpdatePtrs, UpdateCached, DeletePtrs, DeleteCached}
+
+// update reports whether the window's change is an update (else a delete).
+func (w Window) update() bool { return w == UpdatePtrs || w == UpdateCached }
+
+// selector is ctx's word at offset 12: 1 when the run takes the second map.
+func (c Case) selector() uint32 {
+	if c.Other {
+		return 1
+	}
+	return 0
 }
 
 // The constants of the generated programs: what each returns, so a wrong
@@ -335,11 +350,12 @@ func (c Case) Describe() string {
 	if c.Noise != 0 {
 		b.WriteString(", ALU noise on r7")
 	}
-	switch c.window() {
-	case UpdatePtrs, UpdateCached:
-		fmt.Fprintf(&b, ",\nthe run between the steps of jt[%d]'s update, stopped after %s", uint32(c.Index), c.Window.stop())
-	case DeletePtrs, DeleteCached:
-		fmt.Fprintf(&b, ",\nthe run between the steps of jt[%d]'s delete, stopped after %s", uint32(c.Index), c.Window.stop())
+	if w := c.window(); w != NoWindow {
+		change := "delete"
+		if w.update() {
+			change = "update"
+		}
+		fmt.Fprintf(&b, ",\nthe run between the steps of jt[%d]'s %s, stopped after %s", uint32(c.Index), change, w.stop())
 	}
 	return b.String() + "."
 }
@@ -419,7 +435,7 @@ func (c Case) Text() string {
 	if len(slots) > 0 {
 		fmt.Fprintf(&b, "-- slots --\n%s\n", strings.Join(slots, "\n"))
 	}
-	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 %d\n-- run --\n", c.Index, map[bool]int{true: 1}[c.Other])
+	fmt.Fprintf(&b, "-- ctx --\nu64 %#x\nu32 0\nu32 %d\n-- run --\n", c.Index, c.selector())
 	switch c.window() {
 	case UpdatePtrs, UpdateCached:
 		fmt.Fprintf(&b, "update jt[%d] = %s stop=%s\n", uint32(c.Index), c.Target, c.Window.stop())
@@ -448,7 +464,7 @@ func (c Case) window() Window {
 // indexed one when an update in flight is bringing it.
 func (c Case) settled() []slot {
 	out := c.slots()
-	if w := c.window(); w == UpdatePtrs || w == UpdateCached {
+	if c.window().update() {
 		out = slices.DeleteFunc(out, func(s slot) bool { return s.index == uint32(c.Index) })
 	}
 	return out

@@ -248,7 +248,7 @@ func (s *stream) setSlots(c Case) error {
 	}
 	var es []prog.Effect
 	var err error
-	if w == UpdatePtrs || w == UpdateCached {
+	if w.update() {
 		es, err = s.jt.Update(uint32(c.Index), s.w.Prog(c.Target.String()))
 	} else {
 		es, err = s.jt.Delete(uint32(c.Index))
@@ -256,12 +256,8 @@ func (s *stream) setSlots(c Case) error {
 	if err != nil {
 		return err
 	}
-	stop := prog.EffectPtr
-	if w.stop() == "cached" {
-		stop = prog.EffectCached
-	}
 	n := 0
-	for n < len(es) && es[n].Kind <= stop {
+	for n < len(es) && es[n].Kind <= w.stop() {
 		n++
 	}
 	s.pending = es[n:]
@@ -320,7 +316,7 @@ func (s *stream) prepare(c Case) error {
 func (s *stream) input(c Case) []byte {
 	copy(s.ctx, s.ctx0)
 	binary.LittleEndian.PutUint64(s.ctx[0:], c.Index)
-	binary.LittleEndian.PutUint32(s.ctx[12:], map[bool]uint32{true: 1}[c.Other])
+	binary.LittleEndian.PutUint32(s.ctx[12:], c.selector())
 	return s.ctx
 }
 
