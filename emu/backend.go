@@ -110,6 +110,8 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 	if err := e.writeCode(stubBase, b.spec.stubs()); err != nil {
 		return nil, err
 	}
+	// The stubs' page holds the return sentinel too.
+	e.ownCode = [][2]uint64{{stubBase, stubBase + pageSize}}
 	if b.spec.setup != nil {
 		if err := b.spec.setup(e); err != nil {
 			return nil, err

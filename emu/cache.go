@@ -12,7 +12,9 @@ static uc_err tailsim_remove_cache(void *uc, uint64_t begin, uint64_t end) {
 import "C"
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"unsafe"
 )
 
@@ -96,7 +98,33 @@ func (e *engine) setImages(ranges [][2]uint64) error {
 		}
 	}
 	e.images = append(e.images[:0], ranges...)
-	return nil
+	return e.setFence()
+}
+
+// setFence makes the arenas' code (the engine's own and the current
+// world's images) the only place a run may execute in them.
+func (e *engine) setFence() error {
+	if len(e.arenas) == 0 {
+		return nil
+	}
+	code := append(slices.Clone(e.ownCode), e.images...)
+	slices.SortFunc(code, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	merged := code[:0]
+	for _, r := range code {
+		if r[0] >= r[1] {
+			continue
+		}
+		if n := len(merged); n > 0 && r[0] <= merged[n-1][1] {
+			merged[n-1][1] = max(merged[n-1][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	lo, hi := e.arenas[0][0], e.arenas[0][1]
+	for _, a := range e.arenas[1:] {
+		lo, hi = min(lo, a[0]), max(hi, a[1])
+	}
+	return e.budget.fence(lo, hi, merged)
 }
 
 // subtract is r minus the union of cut, as ordered disjoint ranges.

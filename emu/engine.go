@@ -90,6 +90,10 @@ type engine struct {
 	// current world's code ranges in them (setImages).
 	arenas [][2]uint64
 	images [][2]uint64
+	// ownCode is code in the arenas for the engine's life (the helper
+	// stubs and the return sentinel): with the images, where a run may
+	// execute in an arena (setFence).
+	ownCode [][2]uint64
 	// Code hooks stay installed from one load to the next while their
 	// address is wanted; onCode is the current world's handler.
 	codeHooks map[uint64]uc.Hook
@@ -300,6 +304,14 @@ func (e *engine) recordFault(a access) {
 			a.Regs, _ = e.u.RegReadBatch(arm64GPRs)
 		}
 		e.fault = &a
+	}
+}
+
+// fenced records a run that reached code outside the fence as a fetch
+// fault there, as one outside any mapping is.
+func (e *engine) fenced() {
+	if at := e.budget.outside(); at != 0 && e.fault == nil && e.exception == nil {
+		e.fault = &access{Addr: at, Size: 1, Fetch: true, PC: at}
 	}
 }
 
@@ -685,12 +697,14 @@ func (e *engine) run(pc, until, blocks uint64, limit time.Duration) outcome {
 	e.halted = false
 	e.budget.start(blocks)
 	err := e.u.Start(pc, until)
+	e.fenced()
 	for err == nil && e.fault == nil && e.exception == nil && !e.halted && !e.budget.exhausted() && e.pc() != until && time.Now().Before(deadline) {
 		// Stopped early by a late watchdog: resume, without counting
 		// again the block the stop interrupted.
 		pc := e.pc()
 		e.budget.resumeAt(pc)
 		err = e.u.Start(pc, until)
+		e.fenced()
 	}
 	e.deadline.Store(0)
 	if len(e.undo) > 0 {

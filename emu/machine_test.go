@@ -2,6 +2,7 @@ package emu
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,6 +237,10 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 	if err := m.e.writeCode(at, code); err != nil {
 		t.Fatal(err)
 	}
+	// The scratch code is code: inside the fence.
+	if err := m.e.setImages(append(slices.Clone(m.code), [2]uint64{at, at + uint64(len(code))})); err != nil {
+		t.Fatal(err)
+	}
 	m.e.regWrite(uc.X86_REG_RAX, target)
 	before, _ := m.e.memRead(target, 8)
 	out := m.e.run(at, at+uint64(len(code)), 1000, time.Second)
@@ -246,6 +251,57 @@ func TestStoreIntoCodeFaults(t *testing.T) {
 	// engine undoes it.
 	if after, _ := m.e.memRead(target, 8); !bytes.Equal(before, after) {
 		t.Errorf("code at %#x was % x, is % x after the blocked store", target, before, after)
+	}
+}
+
+// A jump into the arena's unused space ends at its first block there, as
+// at the kernel's trap-filled holes: no run of zeros is translated and run
+// (a fuzz case once ran and translated megabytes of "add [rax], al").
+// A block that starts in an image and runs off its end stops too.
+func TestWildJumpIntoArenaStops(t *testing.T) {
+	for _, arch := range []string{"x86_64", "arm64"} {
+		var m *machine
+		if arch == "x86_64" {
+			m, _ = loadX86(t, chain, prog.Upstream)
+		} else {
+			m, _ = loadArm64(t, chain, prog.Upstream, false, false)
+		}
+		last := m.images[len(m.images)-1]
+		end := last.Addr + uint64(len(last.Img.Code))
+		for _, at := range []uint64{end + 0x40, pageUp(end) + 3*pageSize, codeBase + (codePages-1)*pageSize} {
+			m.e.restoreCPU()
+			out := m.e.run(at, sentinel, 1_000_000, 10*time.Second)
+			if out.Fault == nil || !out.Fault.Fetch || out.Fault.Addr != at || out.PC != at {
+				t.Errorf("%s: jump to %#x: %+v, fault %+v", arch, at, out, out.Fault)
+			}
+			if n := uint64(m.e.budget.c.blocks); n != 1 {
+				t.Errorf("%s: jump to %#x entered %d blocks, want 1", arch, at, n)
+			}
+		}
+		// A block of nops, fenced in after its first two, runs on into
+		// the zeros: it stops where the fenced code ends.
+		nop := []byte{0x90, 0x90, 0x90, 0x90}
+		if arch == "arm64" {
+			nop = []byte{0x1f, 0x20, 0x03, 0xd5}
+		}
+		scratch := pageUp(end) + pageSize
+		if err := m.e.writeCode(scratch, bytes.Repeat(nop, 4)); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.e.setImages(append(slices.Clone(m.code), [2]uint64{scratch, scratch + 8})); err != nil {
+			t.Fatal(err)
+		}
+		out := m.e.run(scratch, sentinel, 1_000_000, 10*time.Second)
+		if out.Fault == nil || !out.Fault.Fetch || out.Fault.Addr != scratch+8 {
+			t.Errorf("%s: running off fenced code: %+v, fault %+v", arch, out, out.Fault)
+		}
+		if err := m.e.setImages(m.code); err != nil {
+			t.Fatal(err)
+		}
+		// The stubs and the sentinel stay code.
+		if r := m.Run(m.w.Prog("entry"), ctx(1)); r.Fault != nil {
+			t.Errorf("%s: a run after the fence moved: %+v", arch, r)
+		}
 	}
 }
 

@@ -138,7 +138,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		m.event(prog.Event{Kind: prog.EvExit, Value: r0})
 	}
 	if m.pending != nil && res.Fault == nil {
-		m.violate(prog.PropResolves, m.pending.s.Site.Loc, m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
+		m.violatef(prog.PropResolves, m.pending.s.Site.Loc, m.pending.l.Addr+uint64(m.pending.s.Start), "the program returned while a tail call had neither reached a program nor its next instruction")
 	}
 	// The counter as the last tail call left it: once the frame that holds
 	// it is reused by a callee without tail-call slots, its memory is gone.
@@ -194,14 +194,14 @@ func (m *machine) regs() []uint64 {
 // authenticated. vals are retBatch's.
 func (m *machine) checkReturn(wantSP uint64, vals []uint64) {
 	if n := len(m.signed); n > 0 {
-		m.violate(prog.PropAuthenticated, prog.Loc{}, sentinel, fmt.Sprintf("%d return address(es) signed and never authenticated (the last: lr = %#x, sp = %#x)", n, m.signed[n-1][0], m.signed[n-1][1]))
+		m.violatef(prog.PropAuthenticated, prog.Loc{}, sentinel, "%d return address(es) signed and never authenticated (the last: lr = %#x, sp = %#x)", n, m.signed[n-1][0], m.signed[n-1][1])
 	}
 	if sp := vals[1]; sp != wantSP {
-		m.violate(prog.PropStackBalanced, prog.Loc{}, sentinel, fmt.Sprintf("sp = %#x, want %#x", sp, wantSP))
+		m.violatef(prog.PropStackBalanced, prog.Loc{}, sentinel, "sp = %#x, want %#x", sp, wantSP)
 	}
 	for i, r := range m.retRegs[2:] {
 		if got, want := vals[2+i], m.spec.saved[r]; got != want {
-			m.violate(prog.PropCalleeSaved, prog.Loc{}, sentinel, fmt.Sprintf("%s = %#x, want %#x", m.spec.savedNames[r], got, want))
+			m.violatef(prog.PropCalleeSaved, prog.Loc{}, sentinel, "%s = %#x, want %#x", m.spec.savedNames[r], got, want)
 		}
 	}
 }
@@ -213,9 +213,11 @@ func (m *machine) checkReturn(wantSP uint64, vals []uint64) {
 // signature does not change.
 const maxViolations = 16
 
-// violate records a broken property; at is the tail call's BPF
+// violatef records a broken property; at is the tail call's BPF
 // instruction for the checks made at one.
-func (m *machine) violate(property prog.Property, at prog.Loc, addr uint64, detail string) {
+func (m *machine) violatef(property prog.Property, at prog.Loc, addr uint64, format string, args ...any) {
+	// A runaway loop breaks the same property on every turn: past the
+	// cap nothing is formatted.
 	n := 0
 	for _, v := range m.res.Violations {
 		if v.Property == property {
@@ -232,7 +234,7 @@ func (m *machine) violate(property prog.Property, at prog.Loc, addr uint64, deta
 		}()
 	}
 	m.res.Violations = append(m.res.Violations, prog.Violation{Property: property, At: at, Addr: addr, Machine: m.symbolize(addr),
-		Insn: m.disasm(addr), Detail: detail})
+		Insn: m.disasm(addr), Detail: fmt.Sprintf(format, args...)})
 }
 
 // onSite runs at the few addresses where tail calls start, jump, or fall
@@ -250,7 +252,7 @@ func (m *machine) onSite(addr uint64) {
 		switch ev.kind {
 		case atStart:
 			if m.pending != nil {
-				m.violate(prog.PropResolves, m.pending.s.Site.Loc, addr, "a new tail call started while the previous one had not resolved")
+				m.violatef(prog.PropResolves, m.pending.s.Site.Loc, addr, "a new tail call started while the previous one had not resolved")
 			}
 			p := &m.pend
 			copy(p.regs[:], m.regs())
@@ -316,11 +318,11 @@ func (m *machine) pac(addr uint64, kind siteKind) {
 	}
 	n := len(m.signed)
 	if n == 0 {
-		m.violate(prog.PropAuthenticated, m.bpfLoc(addr), addr, fmt.Sprintf("autiasp with lr = %#x, sp = %#x, which no paciasp signed", lr, sp))
+		m.violatef(prog.PropAuthenticated, m.bpfLoc(addr), addr, "autiasp with lr = %#x, sp = %#x, which no paciasp signed", lr, sp)
 		return
 	}
 	if top := m.signed[n-1]; top != [2]uint64{lr, sp} {
-		m.violate(prog.PropAuthenticated, m.bpfLoc(addr), addr, fmt.Sprintf("autiasp with lr = %#x, sp = %#x; paciasp signed lr = %#x with sp = %#x", lr, sp, top[0], top[1]))
+		m.violatef(prog.PropAuthenticated, m.bpfLoc(addr), addr, "autiasp with lr = %#x, sp = %#x; paciasp signed lr = %#x with sp = %#x", lr, sp, top[0], top[1])
 	}
 	m.signed = m.signed[:n-1]
 }
@@ -333,28 +335,28 @@ func (m *machine) taken(addr, dest uint64) {
 	regs := m.regs()
 	target := m.progAt[dest]
 	if target == nil {
-		m.violate(prog.PropLands, p.s.Site.Loc, addr, fmt.Sprintf("jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry))
+		m.violatef(prog.PropLands, p.s.Site.Loc, addr, "jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry)
 	}
 	if spec.landingPad != nil && p.s.Kind != prog.Direct {
 		// (A direct call's jmp rel32 needs no landing pad.)
 		code := m.buf8[:4]
 		if err := m.e.memReadInto(code, dest); err == nil {
 			if ok, want := spec.landingPad(code); !ok {
-				m.violate(prog.PropLandingPad, p.s.Site.Loc, addr, fmt.Sprintf("jumps to %#x (%s), which is not %s", dest, m.symbolize(dest), want))
+				m.violatef(prog.PropLandingPad, p.s.Site.Loc, addr, "jumps to %#x (%s), which is not %s", dest, m.symbolize(dest), want)
 			}
 		}
 	}
 	if regs[spec.r1] != p.regs[spec.r1] {
-		m.violate(prog.PropR1, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1]))
+		m.violatef(prog.PropR1, p.s.Site.Loc, addr, "%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1])
 	}
 	if want, rule := spec.expectedSP(regs); regs[spec.sp] != want {
-		m.violate(prog.PropSP, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, want %#x (%s)", spec.names[spec.sp], regs[spec.sp], want, rule))
+		m.violatef(prog.PropSP, p.s.Site.Loc, addr, "%s = %#x, want %#x (%s)", spec.names[spec.sp], regs[spec.sp], want, rule)
 	} else if was, _ := spec.expectedSP(p.regs[:]); want != was {
-		m.violate(prog.PropSP, p.s.Site.Loc, addr, fmt.Sprintf("the frame moved: %#x, was %#x", want, was))
+		m.violatef(prog.PropSP, p.s.Site.Loc, addr, "the frame moved: %#x, was %#x", want, was)
 	}
 	n := m.read64(m.tccPtr)
 	if n != p.count+1 {
-		m.violate(prog.PropCountedOnce, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
+		m.violatef(prog.PropCountedOnce, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
 	}
 	m.lastCount = n
 	m.res.Calls = record(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count})
@@ -385,12 +387,12 @@ func (m *machine) fellThrough(addr uint64) {
 	regs := m.regs()
 	for _, i := range spec.kept {
 		if regs[i] != p.regs[i] {
-			m.violate(prog.PropCalleeSavedKept, p.s.Site.Loc, addr, fmt.Sprintf("%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i]))
+			m.violatef(prog.PropCalleeSavedKept, p.s.Site.Loc, addr, "%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i])
 		}
 	}
 	n := m.read64(m.tccPtr)
 	if n != p.count {
-		m.violate(prog.PropCountKept, p.s.Site.Loc, addr, fmt.Sprintf("counter %d, was %d", n, p.count))
+		m.violatef(prog.PropCountKept, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
 	}
 	m.lastCount = n
 	// Why: the check whose branch the machine took to out. The model gives
