@@ -12,7 +12,8 @@ type archSpec struct {
 	arch      arch
 	tailEntry int // where tail calls land in bpf_func
 	compile   func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
-	stubs     func() []byte // the helper stubs page, with the sentinel
+	stubs     func(at addrMap) []byte // the helper stubs page, with the sentinel
+	at        addrMap                 // where the kernel objects are
 
 	// Registers read at every tail-call hook, their names, and the roles
 	// some of them play (indexes into regs).

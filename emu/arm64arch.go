@@ -71,6 +71,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 			return arm64.Compile(p, fn, fx, image, res, o(v, l))
 		},
 		stubs: arm64Stubs,
+		at:    arm64Addrs,
 		regs:  arm64Regs,
 		names: []string{"x0", "x1", "x2", "x19", "x20", "x21", "x22", "x25", "x26", "x29", "sp", "x10", "x11"},
 		r1:    aX0, r2: aX1, r3: aX2, sp: aSP,
@@ -93,7 +94,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		savedNames: names,
 		// The return address is in x30: "bl" into bpf_func.
 		enter: func(m *machine, sp uint64) (uint64, uint64) {
-			m.e.regWrite(uc.ARM64_REG_X30, sentinel)
+			m.e.regWrite(uc.ARM64_REG_X30, m.spec.at.sentinel())
 			return sp, sp
 		},
 		disasm: arm64Disasm,
@@ -107,7 +108,7 @@ func arm64Spec(bti, pac bool) *archSpec {
 		// what the helper stubs return elsewhere.
 		// (The page is mapped zeroed; the JIT's code never writes sp_el0.)
 		setup: func(e *engine) error {
-			return e.regWrite(uc.ARM64_REG_SP_EL0, threadInfo)
+			return e.regWrite(uc.ARM64_REG_SP_EL0, arm64Addrs.threadInfo)
 		},
 	}
 	spec.pac = pac
@@ -212,7 +213,7 @@ func locateArm64Fault(m *machine, pc uint64, f *access) uint64 {
 
 // arm64Stubs builds the helper stubs: x0 = the stub's return value (the
 // JIT then moves it to x7, R0), x1–x4 clobbered, ret. The sentinel is brk.
-func arm64Stubs() []byte {
+func arm64Stubs(addrMap) []byte {
 	page := make([]byte, pageSize)
 	put := func(at int, w uint32) { binary.LittleEndian.PutUint32(page[at:], w) }
 	for i, h := range prog.Helpers {
@@ -234,7 +235,7 @@ func arm64Stubs() []byte {
 		}
 		put(at, 0xD65F03C0) // ret
 	}
-	put(int(sentinel-stubBase), 0xD4200000) // brk #0
+	put(sentinelOff, 0xD4200000) // brk #0
 	return page
 }
 

@@ -84,13 +84,17 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 			e.close() // a half-made engine is no engine
 		}
 	}()
-	if err := e.arena(stubBase, arenaSize); err != nil {
+	at := b.spec.at
+	if err := e.arena(at.stubs, pageSize); err != nil {
+		return nil, err
+	}
+	if err := e.arena(at.code, codePages*pageSize); err != nil {
 		return nil, err
 	}
 	// The stack lives as long as the engine too: mapping and zeroing a
 	// megabyte per load was a third of a fuzz case. Nothing is mapped
 	// around it, so running off either end is still a fault.
-	if err := e.mapForLife(stackLo, stackHi-stackLo, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.mapForLife(at.stackLo(), stackSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
 	// So do the struct bpf_prog slots, rewritten per load. The code only
@@ -98,20 +102,20 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 	// write a fault: Unicorn turns a read-only region writable and back
 	// for every MemWrite into it, which rebuilds its memory map and cost
 	// more than the rest of a load together (measured).
-	if err := e.mapForLife(progBase, maxProgs*pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+	if err := e.mapForLife(at.progs, maxProgs*pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 		return nil, err
 	}
-	if err := e.guardWrites(progBase, progBase+maxProgs*pageSize); err != nil {
+	if err := e.guardWrites(at.progs, at.progs+maxProgs*pageSize); err != nil {
 		return nil, err
 	}
-	if err := e.mapForLife(threadInfo, pageSize, uc.PROT_READ); err != nil {
+	if err := e.mapForLife(at.threadInfo, pageSize, uc.PROT_READ); err != nil {
 		return nil, err
 	}
-	if err := e.writeCode(stubBase, b.spec.stubs()); err != nil {
+	if err := e.writeCode(at.stubs, b.spec.stubs(at)); err != nil {
 		return nil, err
 	}
 	// The stubs' page holds the return sentinel too.
-	e.ownCode = [][2]uint64{{stubBase, stubBase + pageSize}}
+	e.ownCode = [][2]uint64{{at.stubs, at.stubs + pageSize}}
 	if b.spec.setup != nil {
 		if err := b.spec.setup(e); err != nil {
 			return nil, err
@@ -119,8 +123,10 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 	}
 	// JITed code is read-only in the kernel (set_memory_ro): a store into
 	// it is a finding, and it keeps the arena equal to writeCode's shadow.
-	if err := e.guardWrites(stubBase, stubBase+arenaSize); err != nil {
-		return nil, err
+	for _, a := range e.arenas {
+		if err := e.guardWrites(a[0], a[1]); err != nil {
+			return nil, err
+		}
 	}
 	if err := e.saveCPU(); err != nil {
 		return nil, err

@@ -63,14 +63,15 @@ func benchFloor(b *testing.B, newBackend func() *Backend) {
 			}
 			entry := m.entry[w.Progs[0]]
 			m.Run(w.Progs[0], ctx) // page in the array, write the return address
-			sp := uint64(stackHi - 0x100)
+			at := m.spec.at
+			sp := at.runSP()
 			regs := []int{m.spec.spReg, m.spec.r1Reg}
 			if m.spec.arch == archArm64 {
 				regs = append(regs, uc.ARM64_REG_X30)
 			}
-			vals := []uint64{sp, ctxBase, sentinel}[:len(regs)]
+			vals := []uint64{sp, ctxBase, at.sentinel()}[:len(regs)]
 			for b.Loop() {
-				if err := m.e.bareStart(regs, vals, entry, sentinel); err != nil {
+				if err := m.e.bareStart(regs, vals, entry, at.sentinel()); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -31,7 +31,7 @@ func (m *machine) bareRun(entry *prog.Program, ctx []byte) (time.Duration, error
 		return 0, err
 	}
 	start := time.Now()
-	out := m.e.run(m.entry[entry], sentinel, uint64(m.o.Budget), timeLimit(m.o.Budget))
+	out := m.e.run(m.entry[entry], m.spec.at.sentinel(), uint64(m.o.Budget), timeLimit(m.o.Budget))
 	d := time.Since(start)
 	// Whatever the code did, the engine's next user starts clean.
 	m.e.ran(nil, true)

@@ -6,27 +6,73 @@ import (
 	"tailsim/prog"
 )
 
-// The emulated address space. Code lives in one arena mapped for the life
-// of the engine; everything else is mapped per loaded world with exact
-// bounds.
+// addrMap is where an arch's kernel keeps what a tail call touches, so
+// that the JITs' address loads take the forms a kernel gets (x86 movabs of
+// an upper-half pointer, arm64 movn/movk) and a pointer truncated to 32
+// bits points nowhere: below 4 GiB, a counter pointer built with a 32-bit
+// mov, or an empty-slot test of a pointer's low half, behaved correctly.
+// docs/addresses.md has the kernel's maps behind each choice.
+//
+// Code lives in two arenas mapped for the life of the engine (the stubs'
+// page and the code); everything else is mapped per loaded world with
+// exact bounds, or for the engine's life where every world has it at the
+// same place (the stack, the struct bpf_prog pages, thread_info).
+type addrMap struct {
+	stubs uint64 // kernel text: helper stubs, stubSize apart, and the return sentinel
+	code  uint64 // the JIT's images, on pages chosen by funcPage
+	// progs is the first struct bpf_prog (vmalloc'd); 4 GiB aligned, so
+	// the first program's pointer has its low 32 bits zero.
+	progs      uint64
+	stackHi    uint64 // the top of the task's stack (vmalloc'd, CONFIG_VMAP_STACK)
+	arrays     uint64 // struct bpf_array k at arrays + k*arrayStride
+	threadInfo uint64 // the current task's thread_info (arm64: sp_el0)
+}
+
+// x86Addrs follows x86-64's 4-level map with KASLR off
+// (Documentation/arch/x86/x86_64/mm.rst): kernel text, the module space
+// (where bpf_prog_pack takes its pages), vmalloc, and the direct map.
+var x86Addrs = addrMap{
+	stubs:      0xffff_ffff_8100_0000,
+	code:       0xffff_ffff_c000_0000,
+	progs:      0xffff_c900_0000_0000,
+	stackHi:    0xffff_c900_4000_0000,
+	arrays:     0xffff_8882_0000_0000,
+	threadInfo: 0xffff_8880_0100_0000,
+}
+
+// arm64Addrs follows arm64's 48-bit map with KASLR off
+// (arch/arm64/include/asm/memory.h): the kernel image at the start of the
+// vmalloc area (KIMAGE_VADDR = MODULES_END), BPF images in vmalloc
+// (execmem's EXECMEM_BPF range), the linear map for kmalloc'd objects.
+// The code is 32 MiB after the kernel text, within bl's ±128 MiB: helper
+// calls are direct, as in a kernel whose image is that size.
+var arm64Addrs = addrMap{
+	stubs:      0xffff_8000_8001_0000,
+	code:       0xffff_8000_8200_0000,
+	progs:      0xffff_8001_0000_0000,
+	stackHi:    0xffff_8000_c000_0000,
+	arrays:     0xffff_0002_0000_0000,
+	threadInfo: 0xffff_0000_0100_0000,
+}
+
 const (
-	stubBase   = 0x0080_0000 // helper stubs, stubSize apart, then the return sentinel
-	stubSize   = 128
-	sentinel   = stubBase + 0xFF0
-	codeBase   = 0x0100_0000 // function images, on pages chosen by funcPage
-	codePages  = 0x800
-	arenaSize  = codeBase + codePages*pageSize - stubBase
-	progBase   = 0x0600_0000 // struct bpf_prog k at progBase + k*pageSize
-	maxProgs   = 256
-	ctxBase    = prog.CtxBase // ctx, where the reference model has it too
-	threadInfo = 0x0700_0000  // arm64: the current task's thread_info (sp_el0)
-	stackLo    = 0x7000_0000
-	stackHi    = 0x7010_0000
-	runSP      = stackHi - 0x100 // the stack pointer a run starts with
-	arrayBase  = 0x10_0000_0000  // struct bpf_array k at arrayBase + k*arrayStride
+	stubSize    = 128
+	sentinelOff = 0xFF0 // the return sentinel, in the stubs' page
+	codePages   = 0x800
+	maxProgs    = 256
+	stackSize   = 0x10_0000
+	ctxBase     = prog.CtxBase // ctx, where the reference model has it too
 	// arrayStride leaves room for ptrs[2 * 2^32] after any header.
 	arrayStride = 0x40_0000_0000
 )
+
+func (a addrMap) sentinel() uint64 { return a.stubs + sentinelOff }
+func (a addrMap) stackLo() uint64  { return a.stackHi - stackSize }
+
+// runSP is the stack pointer a run starts with.
+func (a addrMap) runSP() uint64 { return a.stackHi - 0x100 }
+
+func (a addrMap) codeEnd() uint64 { return a.code + codePages*pageSize }
 
 // arrayImage lays out one struct bpf_array: max_entries in its header, then
 // ptrs[] and, for the patched series, the cached targets after them.

@@ -13,22 +13,31 @@ import (
 	"tailsim/prog"
 )
 
-func helperAddr(id int32) (uint64, bool) {
+func (a addrMap) helperAddr(id int32) (uint64, bool) {
 	for i, h := range prog.Helpers {
 		if h.ID == id {
-			return stubBase + uint64(i)*stubSize, true
+			return a.stubs + uint64(i)*stubSize, true
 		}
 	}
 	return 0, false
 }
 
-// HelperAt names the helper whose stub starts at addr, for listings that
-// name a call's target instead of printing its address.
-func HelperAt(addr uint64) (prog.Helper, bool) {
-	if addr < stubBase || (addr-stubBase)%stubSize != 0 || (addr-stubBase)/stubSize >= uint64(len(prog.Helpers)) {
+// helperAt is the helper whose stub starts at addr.
+func (a addrMap) helperAt(addr uint64) (prog.Helper, bool) {
+	if addr < a.stubs || (addr-a.stubs)%stubSize != 0 || (addr-a.stubs)/stubSize >= uint64(len(prog.Helpers)) {
 		return prog.Helper{}, false
 	}
-	return prog.Helpers[(addr-stubBase)/stubSize], true
+	return prog.Helpers[(addr-a.stubs)/stubSize], true
+}
+
+// HelperAt names the helper whose stub starts at addr, on either arch
+// (their kernel texts do not overlap), for listings that name a call's
+// target instead of printing its address.
+func HelperAt(addr uint64) (prog.Helper, bool) {
+	if h, ok := x86Addrs.helperAt(addr); ok {
+		return h, true
+	}
+	return arm64Addrs.helperAt(addr)
 }
 
 // Loaded is one function image at its address in the emulated memory.
@@ -172,14 +181,14 @@ func (m *machine) compileScaled(scale int) error {
 	funcAddr := map[*prog.Program][]uint64{}
 	room := map[uint64]int{}
 	for pi, p := range w.Progs {
-		m.structs[p] = progBase + uint64(pi)*pageSize
+		m.structs[p] = m.spec.at.progs + uint64(pi)*pageSize
 		for fn, f := range p.Funcs {
 			n := pagesFor(f, scale)
 			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
 			if !ok {
 				return fmt.Errorf("%s: %d pages of code do not fit the %d-page code arena", m.spec.name, pages, codePages)
 			}
-			addr := codeBase + uint64(page)*pageSize
+			addr := m.spec.at.code + uint64(page)*pageSize
 			funcAddr[p] = append(funcAddr[p], addr)
 			room[addr] = n * pageSize
 		}
@@ -191,7 +200,7 @@ func (m *machine) compileScaled(scale int) error {
 		entries[p] = a + uint64(m.spec.tailEntry)
 	}
 	for ai, a := range w.Arrays {
-		m.arrays[a] = &arrayImage{a: a, base: arrayBase + uint64(ai)*arrayStride, layout: w.Layout, patched: m.v == prog.Patched,
+		m.arrays[a] = &arrayImage{a: a, base: m.spec.at.arrays + uint64(ai)*arrayStride, layout: w.Layout, patched: m.v == prog.Patched,
 			progs: m.structs, entries: entries}
 	}
 	for _, p := range w.Progs {
@@ -241,7 +250,7 @@ func (m *machine) load() error {
 		if i < len(w.Progs) {
 			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
 		}
-		if err := e.memWrite(progBase+uint64(i)*pageSize, st); err != nil {
+		if err := e.memWrite(m.spec.at.progs+uint64(i)*pageSize, st); err != nil {
 			return err
 		}
 	}
@@ -313,7 +322,7 @@ type resolver struct {
 	funcs []uint64
 }
 
-func (r resolver) Helper(id int32) (uint64, bool) { return helperAddr(id) }
+func (r resolver) Helper(id int32) (uint64, bool) { return r.m.spec.at.helperAddr(id) }
 func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
 func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Array(name)].base }
 

@@ -268,9 +268,9 @@ func TestWildJumpIntoArenaStops(t *testing.T) {
 		}
 		last := m.images[len(m.images)-1]
 		end := last.Addr + uint64(len(last.Img.Code))
-		for _, at := range []uint64{end + 0x40, pageUp(end) + 3*pageSize, codeBase + (codePages-1)*pageSize} {
+		for _, at := range []uint64{end + 0x40, pageUp(end) + 3*pageSize, m.spec.at.codeEnd() - pageSize} {
 			m.e.restoreCPU()
-			out := m.e.run(at, sentinel, 1_000_000, 10*time.Second)
+			out := m.e.run(at, m.spec.at.sentinel(), 1_000_000, 10*time.Second)
 			if out.Fault == nil || !out.Fault.Fetch || out.Fault.Addr != at || out.PC != at {
 				t.Errorf("%s: jump to %#x: %+v, fault %+v", arch, at, out, out.Fault)
 			}
@@ -291,7 +291,7 @@ func TestWildJumpIntoArenaStops(t *testing.T) {
 		if err := m.e.setImages(append(slices.Clone(m.code), [2]uint64{scratch, scratch + 8})); err != nil {
 			t.Fatal(err)
 		}
-		out := m.e.run(scratch, sentinel, 1_000_000, 10*time.Second)
+		out := m.e.run(scratch, m.spec.at.sentinel(), 1_000_000, 10*time.Second)
 		if out.Fault == nil || !out.Fault.Fetch || out.Fault.Addr != scratch+8 {
 			t.Errorf("%s: running off fenced code: %+v, fault %+v", arch, out, out.Fault)
 		}

@@ -203,9 +203,9 @@ func TestViolationsBounded(t *testing.T) {
 	m, _ := loadX86(t, chain, prog.Upstream)
 	m.res = &prog.Result{}
 	for range 3 * maxViolations {
-		m.violatef(prog.PropR1, prog.Loc{}, sentinel, "r1")
+		m.violatef(prog.PropR1, prog.Loc{}, 0, "r1")
 	}
-	m.violatef(prog.PropSP, prog.Loc{}, sentinel, "sp")
+	m.violatef(prog.PropSP, prog.Loc{}, 0, "sp")
 	if n := len(m.res.Violations); n != maxViolations+1 || m.res.Violations[n-1].Property != prog.PropSP {
 		t.Errorf("%d violations recorded, the last %v", n, m.res.Violations[n-1])
 	}

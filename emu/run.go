@@ -58,7 +58,7 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 			return 0, err
 		}
 	}
-	sp, after := m.spec.enter(m, runSP)
+	sp, after := m.spec.enter(m, m.spec.at.runSP())
 	m.entryVals[0], m.entryVals[1] = sp, 0
 	if ctx != nil {
 		m.entryVals[1] = ctxBase
@@ -81,7 +81,7 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		return m.res
 	}
 
-	out := engineRun(m.e, m.entry[entry], sentinel, uint64(m.o.Budget), limit)
+	out := engineRun(m.e, m.entry[entry], m.spec.at.sentinel(), uint64(m.o.Budget), limit)
 	res := m.res
 	defer func() {
 		m.e.ran(m.code, res.Fault != nil || len(res.Violations) > 0)
@@ -173,7 +173,7 @@ func (m *machine) read64(addr uint64) uint64 {
 // elsewhere keeps its value, and the run's count then differs from the
 // model's, which reports it.
 func (m *machine) presetCounter(addr, v uint64) {
-	if addr < stackLo || addr+8 > stackHi {
+	if addr < m.spec.at.stackLo() || addr+8 > m.spec.at.stackHi {
 		return
 	}
 	binary.LittleEndian.PutUint64(m.buf8[:], v)
@@ -194,14 +194,14 @@ func (m *machine) regs() []uint64 {
 // authenticated. vals are retBatch's.
 func (m *machine) checkReturn(wantSP uint64, vals []uint64) {
 	if n := len(m.signed); n > 0 {
-		m.violatef(prog.PropAuthenticated, prog.Loc{}, sentinel, "%d return address(es) signed and never authenticated (the last: lr = %#x, sp = %#x)", n, m.signed[n-1][0], m.signed[n-1][1])
+		m.violatef(prog.PropAuthenticated, prog.Loc{}, m.spec.at.sentinel(), "%d return address(es) signed and never authenticated (the last: lr = %#x, sp = %#x)", n, m.signed[n-1][0], m.signed[n-1][1])
 	}
 	if sp := vals[1]; sp != wantSP {
-		m.violatef(prog.PropStackBalanced, prog.Loc{}, sentinel, "sp = %#x, want %#x", sp, wantSP)
+		m.violatef(prog.PropStackBalanced, prog.Loc{}, m.spec.at.sentinel(), "sp = %#x, want %#x", sp, wantSP)
 	}
 	for i, r := range m.retRegs[2:] {
 		if got, want := vals[2+i], m.spec.saved[r]; got != want {
-			m.violatef(prog.PropCalleeSaved, prog.Loc{}, sentinel, "%s = %#x, want %#x", m.spec.savedNames[r], got, want)
+			m.violatef(prog.PropCalleeSaved, prog.Loc{}, m.spec.at.sentinel(), "%s = %#x, want %#x", m.spec.savedNames[r], got, want)
 		}
 	}
 }
@@ -500,9 +500,9 @@ func (m *machine) symbolize(addr uint64) string {
 		}
 	}
 	switch {
-	case addr >= stubBase && addr < codeBase:
+	case addr >= m.spec.at.stubs && addr < m.spec.at.stubs+pageSize:
 		return "helper stubs"
-	case addr >= stackLo && addr < stackHi:
+	case addr >= m.spec.at.stackLo() && addr < m.spec.at.stackHi:
 		return "stack"
 	}
 	return fmt.Sprintf("%#x", addr)

@@ -109,7 +109,8 @@ func newStepper(m *machine, budget int, all bool) (*stepper, error) {
 	// calls' own (start to out) and where they land, where a measurement
 	// ends: no per-instruction Go callback for the rest of the code (the
 	// memory hook below still sees every load and store).
-	ranges := [][2]uint64{{stubBase, stubBase + arenaSize - 1}}
+	at := m.spec.at
+	ranges := [][2]uint64{{at.stubs, at.stubs + pageSize - 1}, {at.code, at.codeEnd() - 1}}
 	if !all {
 		ranges = ranges[:0]
 		for _, l := range m.images {
@@ -165,10 +166,10 @@ func (st *stepper) pcInfo(addr uint64) *pcInfo {
 				in.part = "prologue"
 			}
 		}
-	} else if addr >= stubBase && addr < stubBase+uint64(len(prog.Helpers))*stubSize {
+	} else if stubs := m.spec.at.stubs; addr >= stubs && addr < stubs+uint64(len(prog.Helpers))*stubSize {
 		in.part = "helper"
-		if (addr-stubBase)%stubSize == 0 {
-			in.helper = prog.Helpers[(addr-stubBase)/stubSize].ID
+		if h, ok := m.spec.at.helperAt(addr); ok {
+			in.helper = h.ID
 		}
 	}
 	st.info[addr] = in
@@ -396,26 +397,27 @@ func (m *machine) name(a *prog.MemAccess, fp uint64) (prog.Object, string) {
 			return prog.ObjProg, fmt.Sprintf("struct bpf_prog %s+%#x", p.Name, addr-at)
 		}
 	}
+	at := m.spec.at
 	switch {
 	case m.tccPtr != 0 && addr == m.tccPtr:
 		a.Field = prog.FieldCount
 		return prog.ObjCounter, "tail_call_cnt"
 	case addr >= ctxBase && addr < ctxBase+uint64(len(m.ctxSaved)):
 		return prog.ObjCtx, fmt.Sprintf("ctx+%d", addr-ctxBase)
-	case addr >= stackLo && addr < stackHi:
+	case addr >= at.stackLo() && addr < at.stackHi:
 		// From the frame pointer once a prologue has set it, from the
 		// stack pointer the run began with before.
 		a.Of, a.Slot = "fp", int64(addr-fp)
-		if fp < stackLo || fp >= stackHi {
-			a.Of, a.Slot = "sp0", int64(addr-runSP)
+		if fp < at.stackLo() || fp >= at.stackHi {
+			a.Of, a.Slot = "sp0", int64(addr-at.runSP())
 		}
 		if m.tccPtr != 0 && value == m.tccPtr {
 			a.Field = prog.FieldTccPtr
 			return prog.ObjCounter, fmt.Sprintf("tcc_ptr (&tail_call_cnt) at %s%+#x", a.Of, a.Slot)
 		}
 		return prog.ObjStack, fmt.Sprintf("stack %s%+#x", a.Of, a.Slot)
-	case addr >= threadInfo && addr < threadInfo+pageSize:
-		return prog.ObjOther, fmt.Sprintf("thread_info+%#x", addr-threadInfo)
+	case addr >= at.threadInfo && addr < at.threadInfo+pageSize:
+		return prog.ObjOther, fmt.Sprintf("thread_info+%#x", addr-at.threadInfo)
 	}
 	return prog.ObjOther, m.symbolize(addr)
 }

@@ -48,6 +48,7 @@ func x86Spec(ibt bool) *archSpec {
 			return x86.Compile(p, fn, fx, image, res, o(v, l))
 		},
 		stubs: x86Stubs,
+		at:    x86Addrs,
 		regs:  x86Regs,
 		names: []string{"rdi", "rsi", "rdx", "rbx", "r13", "r14", "r15", "rbp", "rsp", "rcx", "rax"},
 		r1:    xRDI, r2: xRSI, r3: xRDX, sp: xRSP,
@@ -72,7 +73,7 @@ func x86Spec(ibt bool) *archSpec {
 		// The return address is pushed: "call" into bpf_func.
 		enter: func(m *machine, sp uint64) (uint64, uint64) {
 			var ret [8]byte
-			binary.LittleEndian.PutUint64(ret[:], sentinel)
+			binary.LittleEndian.PutUint64(ret[:], m.spec.at.sentinel())
 			m.e.memWrite(sp, ret[:])
 			return sp, sp + 8
 		},
@@ -106,7 +107,7 @@ func x86Spec(ibt bool) *archSpec {
 
 // x86Stubs builds the helper stubs: rax = the stub's return value, the
 // caller-saved argument registers clobbered, ret. The sentinel is a hlt.
-func x86Stubs() []byte {
+func x86Stubs(addrMap) []byte {
 	page := make([]byte, pageSize)
 	for i, h := range prog.Helpers {
 		code := page[i*stubSize:]
@@ -124,7 +125,7 @@ func x86Stubs() []byte {
 		mov(0x49, 0xB8, prog.ClobberValue(prog.R5)) // r8
 		code[n] = 0xC3
 	}
-	page[sentinel-stubBase] = 0xF4
+	page[sentinelOff] = 0xF4
 	return page
 }
 

@@ -20,8 +20,11 @@ type World struct {
 // CtxBase is where every backend puts ctx, so R1's value is the same in the
 // reference model and in the emulators: a program may compute with it (store
 // it, compare it, return it), and a different address would be a difference
-// in results that no JIT caused.
-const CtxBase = 0x1000_0000
+// in results that no JIT caused. It is a kernel address on both arches
+// (x86-64's direct map; inside arm64's vmalloc area, where a vmalloc'd
+// buffer would be) with its low 32 bits zero, so a ctx pointer truncated
+// to 32 bits is NULL.
+const CtxBase = 0xffff_8881_0000_0000
 
 // Array finds a prog array by name.
 func (w *World) Array(name string) *ProgArray {
