@@ -66,6 +66,16 @@ const (
 	arrayStride = 0x40_0000_0000
 )
 
+// structAddr is where struct bpf_prog k is: the first maxProgs pages from
+// progs are mapped for the engine's life; PlaceAligned puts each program
+// k > 0 at its own 4 GiB boundary instead, mapped per world.
+func (a addrMap) structAddr(k int, pl prog.Placement) uint64 {
+	if pl == prog.PlaceAligned {
+		return a.progs + uint64(k)<<32
+	}
+	return a.progs + uint64(k)*pageSize
+}
+
 func (a addrMap) sentinel() uint64 { return a.stubs + sentinelOff }
 func (a addrMap) stackLo() uint64  { return a.stackHi - stackSize }
 

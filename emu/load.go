@@ -181,7 +181,7 @@ func (m *machine) compileScaled(scale int) error {
 	funcAddr := map[*prog.Program][]uint64{}
 	room := map[uint64]int{}
 	for pi, p := range w.Progs {
-		m.structs[p] = m.spec.at.progs + uint64(pi)*pageSize
+		m.structs[p] = m.spec.at.structAddr(pi, m.o.Placement)
 		for fn, f := range p.Funcs {
 			n := pagesFor(f, scale)
 			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
@@ -243,18 +243,30 @@ func (m *machine) load() error {
 		}
 	}
 	// struct bpf_prog: only bpf_func is read. Pages a bigger world wrote
-	// before are cleared, so no stale program is reachable.
+	// before are cleared, so no stale program is reachable; a program
+	// placed outside the engine's pages (PlaceAligned) gets a read-only
+	// page of its own.
 	st := e.pageBuf
+	at := m.spec.at
 	for i := range max(len(w.Progs), e.progsWritten) {
 		clear(st)
-		if i < len(w.Progs) {
+		if i < len(w.Progs) && m.structs[w.Progs[i]] == at.structAddr(i, prog.PlaceKernel) {
 			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
 		}
-		if err := e.memWrite(m.spec.at.progs+uint64(i)*pageSize, st); err != nil {
+		if err := e.memWrite(at.structAddr(i, prog.PlaceKernel), st); err != nil {
 			return err
 		}
 	}
 	e.progsWritten = len(w.Progs)
+	for i, p := range w.Progs {
+		if addr := m.structs[p]; addr != at.structAddr(i, prog.PlaceKernel) {
+			clear(st)
+			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[p])
+			if err := e.mapObject(addr, st, uc.PROT_READ); err != nil {
+				return err
+			}
+		}
+	}
 	for _, l := range m.images {
 		if err := e.writeCode(l.Addr, l.Img.Code); err != nil {
 			return err

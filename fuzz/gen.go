@@ -45,6 +45,9 @@ type Case struct {
 	Saved     int // callee-saved registers the entry uses (1–4: r6 holds ctx, then r7–r9)
 	Layout    prog.Layout
 	Hardening prog.Hardening
+	// Placement is where the emulators put the struct bpf_progs: with
+	// PlaceAligned every filled slot's pointer has its low half zero.
+	Placement prog.Placement
 	NoDirect  bool // config "direct off": no direct tail calls
 	// Noise, when not 0, seeds a few ALU instructions on r7 before the
 	// site (the instruction differential test's forms, in a tail-call
@@ -201,6 +204,9 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	}
 	c.Hardening = hardened[bits(shape, 36, 3)]
 	c.NoDirect = bits(shape, 39, 2) == 3
+	if bits(shape, 59, 2) == 3 {
+		c.Placement = prog.PlaceAligned
+	}
 	c.KeyALU = !c.KeyConst && bits(shape, 44, 2) == 3
 	c.Other = c.Poisoned && bits(shape, 46, 2) == 3
 	if bits(shape, 57, 2) == 3 {
@@ -347,6 +353,9 @@ func (c Case) Describe() string {
 	if c.NoDirect {
 		b.WriteString(", no direct calls")
 	}
+	if c.Placement != prog.PlaceKernel {
+		fmt.Fprintf(&b, ", placement %s", c.Placement)
+	}
 	if c.Noise != 0 {
 		b.WriteString(", ALU noise on r7")
 	}
@@ -371,6 +380,9 @@ func (c Case) Text() string {
 	}
 	if c.NoDirect {
 		b.WriteString("direct off\n")
+	}
+	if c.Placement != prog.PlaceKernel {
+		fmt.Fprintf(&b, "placement %s\n", c.Placement)
 	}
 	fmt.Fprintf(&b, "-- maps --\njt max_entries=%d\n", c.MaxEntries)
 	if c.Poisoned {

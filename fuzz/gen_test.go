@@ -43,6 +43,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		}
 		see("hardening", c.Hardening)
 		see("nodirect", c.NoDirect)
+		see("placement", c.Placement)
 		see("poisoned", c.Poisoned)
 		see("keyconst", c.KeyConst)
 		see("keyalu", c.KeyALU)
@@ -87,6 +88,9 @@ func TestGeneratorCoverage(t *testing.T) {
 	}
 	for _, l := range prog.Presets {
 		want = append(want, "layout="+l.Name)
+	}
+	for _, p := range prog.Placements {
+		want = append(want, "placement="+p.String())
 	}
 	for k := 1; k <= 32; k++ {
 		want = append(want, fmt.Sprint("max_entries bits=", k))

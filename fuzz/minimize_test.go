@@ -35,7 +35,7 @@ func TestMinimize(t *testing.T) {
 		if m.Signature != fs[0].Signature || Known(m) != Known(fs[0]) {
 			t.Errorf("seed %d: minimized to %q (%s), was %q (%s)", tt.seed, m.Signature, Known(m), fs[0].Signature, Known(fs[0]))
 		}
-		if m.Case.Chain != tt.wantChain || m.Case.Preset != tt.wantPreset || m.Case.Stack != 0 || m.Case.Saved != 1 || m.Case.Hardening != 0 {
+		if m.Case.Chain != tt.wantChain || m.Case.Preset != tt.wantPreset || m.Case.Stack != 0 || m.Case.Saved != 1 || m.Case.Hardening != 0 || m.Case.Placement != prog.PlaceKernel {
 			t.Errorf("seed %d: not minimal: %+v", tt.seed, m.Case)
 		}
 		if tt.wantPreset > 0 && !strings.Contains(m.Case.Text(), "tail_call_cnt=") {

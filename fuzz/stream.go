@@ -90,6 +90,7 @@ type stream struct {
 	ctx, ctx0  []byte
 	budget     int
 	hardening  prog.Hardening
+	placement  prog.Placement
 	loadFailed []Finding // machines that could not load the world
 	// pending is the rest of the last input's change in flight (Window),
 	// applied before the next input's slots are set.
@@ -167,7 +168,7 @@ func (s *stream) load(c Case) error {
 		return err
 	}
 	s.shape, s.w, s.entry, s.jt = c, w, w.Prog("entry"), w.Array("jt")
-	s.budget, s.hardening = sc.Budget, sc.Hardening
+	s.budget, s.hardening, s.placement = sc.Budget, sc.Hardening, sc.Placement
 	s.ctx0 = w.Ctx
 	s.ctx = make([]byte, len(w.Ctx))
 	s.loadFailed = nil
@@ -183,7 +184,7 @@ func (s *stream) load(c Case) error {
 	for _, b := range s.backends {
 		direct := b.DirectTailCalls() && directMatters
 		for _, v := range s.variants {
-			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Hardening: s.hardening})
+			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Hardening: s.hardening, Placement: s.placement})
 			if err != nil {
 				// As the runner reports it: the scenario cannot run on
 				// this backend.

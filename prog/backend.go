@@ -34,6 +34,9 @@ type LoadOptions struct {
 	// move where a tail call lands, not what it does, so the reference
 	// model ignores them.
 	Hardening Hardening
+	// Placement is where the backend puts the struct bpf_progs; the
+	// reference model ignores it.
+	Placement Placement
 }
 
 // Recorder is a Machine loaded with Step that can run without recording:

@@ -179,7 +179,7 @@ func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) 
 	if o.Step && o.StepBudget > 0 && (budget == 0 || budget > o.StepBudget) {
 		budget = o.StepBudget
 	}
-	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Cost: o.Cost, Hardening: sc.Hardening}); err != nil {
+	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Cost: o.Cost, Hardening: sc.Hardening, Placement: sc.Placement}); err != nil {
 		return nil, err
 	}
 	if _, isRef := b.(Ref); !isRef {

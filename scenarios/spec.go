@@ -28,6 +28,8 @@ type Scenario struct {
 	Budget   int
 	// Hardening is passed to the backends (config "hardening").
 	Hardening prog.Hardening
+	// Placement is passed to the backends (config "placement").
+	Placement prog.Placement
 
 	Maps     []MapDecl
 	Progs    []FuncDecl
@@ -446,6 +448,16 @@ func (p *specParser) config(s section) error {
 				return p.errf(l.n, "%v", err)
 			}
 			p.sc.Hardening = h
+		case "placement":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			pl, err := prog.ParsePlacement(v)
+			if err != nil {
+				return p.errf(l.n, "%v", err)
+			}
+			p.sc.Placement = pl
 		case "budget":
 			v, err := one()
 			if err != nil {
@@ -457,7 +469,7 @@ func (p *specParser) config(s section) error {
 			}
 			p.sc.Budget = int(n)
 		default:
-			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, hardening, budget)", key)
+			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, hardening, placement, budget)", key)
 		}
 	}
 	return nil

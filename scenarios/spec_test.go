@@ -81,6 +81,8 @@ func TestParseErrors(t *testing.T) {
 		{"misaligned layout", "-- maps --", "-- config --\nlayout custom max_entries=0x45 ptrs=0x130 bpf_func=0x48\n-- maps --", "", 3, "not 4-byte aligned"},
 		{"unknown hardening", "-- maps --", "-- config --\nhardening ibt,cet\n-- maps --", "", 3, `unknown hardening "cet"`},
 		{"empty hardening", "-- maps --", "-- config --\nhardening\n-- maps --", "", 3, "unknown hardening"},
+		{"unknown placement", "-- maps --", "-- config --\nplacement low\n-- maps --", "", 3, `unknown placement "low" (kernel, aligned)`},
+		{"two placements", "-- maps --", "-- config --\nplacement kernel aligned\n-- maps --", "", 3, "placement takes one value"},
 		{"unknown layout", "-- maps --", "-- config --\nlayout v2.6\n-- maps --", "", 3, "unknown layout"},
 		{"unknown property", "expect r0 = 1", "expect broken = R1 changed", "", 17, `unknown property "R1 changed"`},
 		{"unknown fault kind", "expect r0 = 1", "expect fault = segv", "", 17, `unknown fault kind "segv"`},
@@ -187,6 +189,28 @@ func TestParseHardening(t *testing.T) {
 		}
 		if sc.Hardening != tc.want {
 			t.Errorf("%q: hardening %v, want %v", tc.config, sc.Hardening, tc.want)
+		}
+	}
+}
+
+// "placement" names one placement; the default is the kernel's.
+func TestParsePlacement(t *testing.T) {
+	for _, tc := range []struct {
+		config string
+		want   prog.Placement
+	}{
+		{"", prog.PlaceKernel},
+		{"placement kernel", prog.PlaceKernel},
+		{"placement aligned", prog.PlaceAligned},
+		{"placement aligned\nplacement kernel", prog.PlaceKernel},
+	} {
+		text := strings.Replace(good, "-- maps --", "-- config --\n"+tc.config+"\n-- maps --", 1)
+		sc, err := Parse("p.txtar", []byte(text))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.config, err)
+		}
+		if sc.Placement != tc.want {
+			t.Errorf("%q: placement %v, want %v", tc.config, sc.Placement, tc.want)
 		}
 	}
 }
