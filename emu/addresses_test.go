@@ -8,7 +8,9 @@ import (
 	"tailsim/scenarios"
 )
 
-func loadPlaced(t *testing.T, b *Backend, src string, v prog.Variant, pl prog.Placement) (*machine, *prog.World) {
+// loadOn loads the scenario src's world on b; the machine closes with
+// the test.
+func loadOn(t *testing.T, b *Backend, src string, v prog.Variant, o prog.LoadOptions) (*machine, *prog.World) {
 	t.Helper()
 	sc, err := scenarios.Parse("t.txtar", []byte(src))
 	if err != nil {
@@ -18,12 +20,17 @@ func loadPlaced(t *testing.T, b *Backend, src string, v prog.Variant, pl prog.Pl
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := b.Load(w, v, prog.LoadOptions{Placement: pl})
+	m, err := b.Load(w, v, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	return m.(*machine), w
+}
+
+func loadPlaced(t *testing.T, b *Backend, src string, v prog.Variant, pl prog.Placement) (*machine, *prog.World) {
+	t.Helper()
+	return loadOn(t, b, src, v, prog.LoadOptions{Placement: pl})
 }
 
 // Every object sits at a kernel address: the high half of each pointer a

@@ -6,25 +6,11 @@ import (
 	"testing"
 
 	"tailsim/prog"
-	"tailsim/scenarios"
 )
 
 func loadArm64(t *testing.T, src string, v prog.Variant, bti, pac bool) (*machine, *prog.World) {
 	t.Helper()
-	sc, err := scenarios.Parse("t.txtar", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := sc.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewArm64(bti, pac).Load(w, v, prog.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m.(*machine), w
+	return loadOn(t, NewArm64(bti, pac), src, v, prog.LoadOptions{})
 }
 
 // With every BTI/PAC combination the landing offset moves (6, 7, 8

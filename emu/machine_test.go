@@ -38,20 +38,7 @@ run entry
 
 func loadX86(t *testing.T, src string, v prog.Variant) (*machine, *prog.World) {
 	t.Helper()
-	sc, err := scenarios.Parse("t.txtar", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := sc.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewX86(false).Load(w, v, prog.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m.(*machine), w
+	return loadOn(t, NewX86(false), src, v, prog.LoadOptions{})
 }
 
 // tamper replaces the first occurrence of old in entry's image.

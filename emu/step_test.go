@@ -15,20 +15,7 @@ import (
 
 func loadStepped(t *testing.T, b *Backend, src string, v prog.Variant, budget int) (prog.Machine, *prog.World) {
 	t.Helper()
-	sc, err := scenarios.Parse("t.txtar", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := sc.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := b.Load(w, v, prog.LoadOptions{Step: true, Budget: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m, w
+	return loadOn(t, b, src, v, prog.LoadOptions{Step: true, Budget: budget})
 }
 
 // A stepped run computes what an ordinary one does, and records the tail

@@ -1,9 +1,6 @@
 package prog
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 //go:generate go tool stringer -type=Placement -linecomment -output=placement_string.go
 
@@ -28,14 +25,10 @@ const (
 // Placements are the placements, in order.
 var Placements = []Placement{PlaceKernel, PlaceAligned}
 
-// ParsePlacement reads a placement's name.
-func ParsePlacement(name string) (Placement, error) {
-	var names []string
-	for _, p := range Placements {
-		if p.String() == name {
-			return p, nil
-		}
-		names = append(names, p.String())
+// ParsePlacement is the inverse of String.
+func ParsePlacement(s string) (Placement, error) {
+	if p, ok := byName(s, Placements...); ok {
+		return p, nil
 	}
-	return 0, fmt.Errorf("unknown placement %q (%s)", name, strings.Join(names, ", "))
+	return 0, fmt.Errorf("unknown placement %q (kernel, aligned)", s)
 }
