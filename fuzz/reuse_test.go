@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"flag"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,6 +9,8 @@ import (
 	"tailsim/emu"
 	"tailsim/prog"
 )
+
+var reuseCases = flag.Int("reuse.cases", 40, "seeds TestEngineReuseMatchesFresh runs on one engine (a long search for state leaking between loads)")
 
 // An engine that has loaded and run other worlds gives every run the
 // result a fresh engine gives: the mappings, pages, hooks, code and
@@ -21,7 +24,7 @@ func TestEngineReuseMatchesFresh(t *testing.T) {
 		{"x86_64", func() *emu.Backend { return emu.NewX86(false) }},
 		{"arm64", func() *emu.Backend { return emu.NewArm64(false, false) }},
 	}
-	n := uint64(40) // a fresh engine per run costs ~20 ms
+	n := uint64(*reuseCases) // a fresh engine per run costs ~20 ms
 	for _, k := range kinds {
 		shared := k.fresh()
 		for seed := uint64(0); seed < n; seed++ {
@@ -33,7 +36,7 @@ func TestEngineReuseMatchesFresh(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					m, err := b.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Hardening: sc.Hardening})
+					m, err := b.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Hardening: sc.Hardening, Placement: sc.Placement})
 					if err != nil {
 						t.Fatal(err)
 					}
