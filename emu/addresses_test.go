@@ -120,3 +120,23 @@ func TestTruncatedPointersCaught(t *testing.T) {
 		})
 	}
 }
+
+// CloseIdleEngines empties the pool, and the backend still loads. A
+// machine closed twice gives its engine back once.
+func TestCloseIdleEngines(t *testing.T) {
+	b := NewX86(false)
+	first, _ := loadOn(t, b, chain, prog.Upstream, prog.LoadOptions{})
+	first.Close()
+	first.Close()
+	if n := len(b.pool.free); n != 1 {
+		t.Fatalf("%d idle engines after a load closed twice, want 1", n)
+	}
+	b.CloseIdleEngines()
+	if n := len(b.pool.free); n != 0 {
+		t.Fatalf("%d idle engines after CloseIdleEngines", n)
+	}
+	m, w := loadOn(t, b, chain, prog.Upstream, prog.LoadOptions{})
+	if r := m.Run(w.Prog("entry"), ctx(1)); r.R0 != 1 {
+		t.Errorf("a run after CloseIdleEngines: %+v", r)
+	}
+}

@@ -162,6 +162,22 @@ func (b *Backend) release(e *engine) {
 	b.pool.mu.Unlock()
 }
 
+// CloseIdleEngines closes the engines waiting in b's pool (shared with
+// its hardened siblings), as http.Transport.CloseIdleConnections does: a
+// caller done with a backend gives their memory back; the backend stays
+// usable. Each engine holds Unicorn's code buffer and mappings until
+// closed, so a program that makes backends by the thousand (a long reuse
+// test did) runs out of memory without this (UC_ERR_NOMEM).
+func (b *Backend) CloseIdleEngines() {
+	b.pool.mu.Lock()
+	free := b.pool.free
+	b.pool.free = nil
+	b.pool.mu.Unlock()
+	for _, e := range free {
+		e.close()
+	}
+}
+
 // Load implements prog.Backend.
 func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
 	if o.Budget <= 0 {

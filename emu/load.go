@@ -410,5 +410,11 @@ func (m *machine) Apply(ef prog.Effect) error {
 }
 
 // Close implements prog.Machine. The world stays in the engine for the
-// next load to reuse.
-func (m *machine) Close() { m.b.release(m.e) }
+// next load to reuse. A second Close does nothing: releasing the engine
+// twice would hand it to two machines.
+func (m *machine) Close() {
+	if m.e != nil {
+		m.b.release(m.e)
+		m.e = nil
+	}
+}

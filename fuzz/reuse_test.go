@@ -48,7 +48,9 @@ func TestEngineReuseMatchesFresh(t *testing.T) {
 					}
 					return r
 				}
-				got, want := run(shared), run(k.fresh())
+				fresh := k.fresh()
+				got, want := run(shared), run(fresh)
+				fresh.CloseIdleEngines()
 				if d := cmp.Diff(want, got); d != "" {
 					t.Errorf("%s/%s seed %d (%s): reused engine differs from a fresh one (-fresh +reused):\n%s", k.name, v, seed, c.Describe(), d)
 				}
