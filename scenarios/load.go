@@ -4,12 +4,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Library is the shipped scenario library; "tailsim run" with no path runs it.
@@ -50,6 +52,85 @@ func loadFS(fsys fs.FS, root, prefix string) ([]*Scenario, error) {
 	return out, errors.Join(errs...)
 }
 
+// MaxFileSize bounds a scenario file: 32 MiB holds a program of a million
+// instructions (the kernel's limit, prog.MaxInsns) with room to spare.
+const MaxFileSize = 32 << 20
+
+// readFile reads a scenario file, which must be a regular file of at most
+// MaxFileSize bytes. It opens without blocking and checks what it opened:
+// reading a FIFO waits forever for a writer, and a device such as
+// /dev/zero never ends.
+func readFile(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, fileKind(st.Mode()))
+	}
+	tooBig := fmt.Errorf("%s: larger than %d MiB, the most a scenario file may be", name, MaxFileSize>>20)
+	if st.Size() > MaxFileSize {
+		return nil, tooBig
+	}
+	// Read no more than the limit even if the file grows meanwhile.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooBig
+	}
+	return data, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
+}
+
+// loadDir parses every *.txtar below dir, in path order, each read by
+// readFile.
+func loadDir(dir string) ([]*Scenario, error) {
+	var out []*Scenario
+	var errs []error
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, Ext) {
+			return err
+		}
+		data, err := readFile(p)
+		if err == nil {
+			var sc *Scenario
+			if sc, err = Parse(filepath.ToSlash(p), data); err == nil {
+				out = append(out, sc)
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
+}
+
 // LoadPaths parses the named files and every *.txtar below the named
 // directories. All parse errors are returned together.
 func LoadPaths(paths []string) ([]*Scenario, error) {
@@ -62,14 +143,14 @@ func LoadPaths(paths []string) ([]*Scenario, error) {
 			continue
 		}
 		if st.IsDir() {
-			scs, err := loadFS(os.DirFS(p), ".", filepath.ToSlash(p))
+			scs, err := loadDir(p)
 			out = append(out, scs...)
 			if err != nil {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		data, err := os.ReadFile(p)
+		data, err := readFile(p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
