@@ -80,6 +80,7 @@ bench: deps
 	$(GO) test ./fuzz -run '^$$' -bench Shapes -benchtime 3000x -count 3
 	$(GO) test ./fuzz -run '^$$' -bench Inputs -benchtime 100000x -count 3
 	$(GO) test ./emu -run '^$$' -bench . -benchtime 3000x -count 3
+	$(GO) test ./prog -run '^$$' -bench Fixup100k -benchtime 10x -count 3
 
 # Memory over a long campaign: 10 million inputs on one worker (about 50
 # minutes); the summary line ends with the peak resident memory.

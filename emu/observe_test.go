@@ -185,15 +185,30 @@ func TestObservedAfterResume(t *testing.T) {
 	}
 }
 
-// A run records at most maxRecorded tail calls, programs and
-// fall-throughs, however long broken code loops.
-func TestRecordBounded(t *testing.T) {
-	var calls []prog.TailOutcome
-	for i := range 3 * maxRecorded {
-		calls = record(calls, prog.TailOutcome{Count: uint64(i)})
+// A run records at most prog.MaxRecorded fall-throughs, on the emulators
+// as in the model, so a program with more sites than that compares equal
+// (it used to fail: "fall-throughs bounds*1024 instead of bounds*1030").
+func TestRecordBoundedAlike(t *testing.T) {
+	const sites = prog.MaxRecorded + 6
+	var b strings.Builder
+	b.WriteString("more sites than a run records\n-- maps --\njt max_entries=4\n-- prog entry --\n\tr6 = r1\n")
+	for range sites {
+		b.WriteString("\tr1 = r6\n\tr2 = map[jt]\n\tr3 = *(u32 *)(r6 + 0)\n\tcall bpf_tail_call\n")
 	}
-	if len(calls) != maxRecorded || calls[maxRecorded-1].Count != maxRecorded-1 {
-		t.Errorf("%d recorded, the last %+v", len(calls), calls[len(calls)-1])
+	b.WriteString("\tr0 = 7\n\texit\n-- ctx --\nu32 9\n-- run --\nrun entry\n")
+	sc, err := scenarios.Parse("sites.txtar", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range []prog.Backend{NewX86(false), NewArm64(false, false)} {
+		rep := scenarios.Run(sc, be, prog.Upstream, scenarios.Options{Keep: func(scenarios.Step, int) bool { return true }})
+		if rep.Status != scenarios.Pass {
+			t.Errorf("%s: %s %v", be.Name(), rep.Status, rep.Failures)
+			continue
+		}
+		if n := len(rep.Runs[0].Result.Falls); n != prog.MaxRecorded {
+			t.Errorf("%s: %d fall-throughs recorded, want %d", be.Name(), n, prog.MaxRecorded)
+		}
 	}
 }
 

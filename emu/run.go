@@ -359,7 +359,7 @@ func (m *machine) taken(addr, dest uint64) {
 		m.violatef(prog.PropCountedOnce, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
 	}
 	m.lastCount = n
-	m.res.Calls = record(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count})
+	m.res.Calls = prog.Record(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count})
 	if m.step != nil {
 		m.step.tailCallTaken(p)
 	}
@@ -373,7 +373,7 @@ func (m *machine) taken(addr, dest uint64) {
 		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Path: p.s.Kind, Step: after})
 	}
 	if target != nil {
-		m.res.Path = record(m.res.Path, target.Name)
+		m.res.Path = prog.Record(m.res.Path, target.Name)
 		m.event(prog.Event{Kind: prog.EvEnter, Prog: target.Name, Step: after})
 	}
 }
@@ -399,30 +399,14 @@ func (m *machine) fellThrough(addr uint64) {
 	// its own reason, so a JIT whose branch lets a call past a check shows
 	// as a different fall-through.
 	reason := m.failedCheck(p)
-	m.res.Falls = record(m.res.Falls, reason)
-	m.res.Calls = record(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count, Reason: reason})
+	m.res.Falls = prog.Record(m.res.Falls, reason)
+	m.res.Calls = prog.Record(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count, Reason: reason})
 	if m.step != nil {
 		m.step.tailCallFellThrough(p)
 	}
 	if m.o.Trace {
 		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Reason: reason, Path: p.s.Kind})
 	}
-}
-
-// maxRecorded bounds a run's recorded tail calls, programs entered and
-// fall-throughs. Correct code makes at most 33 tail calls per invocation;
-// code whose limit check is broken (a known finding among them) can make
-// one per few blocks until the budget, and a million-block run then
-// recorded hundreds of thousands of entries: tens of MB of garbage per run
-// in a fuzz campaign. Past the bound the run is already far from the
-// model's, which the first entries show.
-const maxRecorded = 1024
-
-func record[T any](s []T, v T) []T {
-	if len(s) >= maxRecorded {
-		return s
-	}
-	return append(s, v)
 }
 
 // failedCheck is the guard of the check whose branch took the pending call

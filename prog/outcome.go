@@ -316,3 +316,22 @@ func CompactPath(p []string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// MaxRecorded bounds a run's recorded tail calls (Result.Calls), programs
+// entered (Path) and fall-throughs (Falls), on every backend alike, so
+// that a long run compares equal where it behaved alike. Correct code
+// makes at most 33 tail calls per invocation, but a program may hold
+// thousands of sites, and code whose limit check is broken (a known
+// finding among them) makes one per few blocks until its budget: a
+// million-block run recorded hundreds of thousands of entries, tens of MB
+// per run in a fuzz campaign. Past the bound a run that departs from the
+// model has long shown it.
+const MaxRecorded = 1024
+
+// Record appends v to s unless s already holds MaxRecorded entries.
+func Record[T any](s []T, v T) []T {
+	if len(s) >= MaxRecorded {
+		return s
+	}
+	return append(s, v)
+}

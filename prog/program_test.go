@@ -13,7 +13,7 @@ import (
 )
 
 // fn assembles one function; its lines start at firstLine.
-func fn(t *testing.T, name, src string, firstLine int) *prog.Function {
+func fn(t testing.TB, name, src string, firstLine int) *prog.Function {
 	t.Helper()
 	insns, err := asm.Parse(src, firstLine)
 	if err != nil {
@@ -28,7 +28,7 @@ const subLine = 100
 
 // newProg builds a program from its main function and a pool of subprograms,
 // as scenarios/build.go does.
-func newProg(t *testing.T, name, main string, subs map[string]string) *prog.Program {
+func newProg(t testing.TB, name, main string, subs map[string]string) *prog.Program {
 	t.Helper()
 	p, err := tryProg(t, name, main, subs)
 	if err != nil {
@@ -37,7 +37,7 @@ func newProg(t *testing.T, name, main string, subs map[string]string) *prog.Prog
 	return p
 }
 
-func tryProg(t *testing.T, name, main string, subs map[string]string) (*prog.Program, error) {
+func tryProg(t testing.TB, name, main string, subs map[string]string) (*prog.Program, error) {
 	t.Helper()
 	pool := map[string]*prog.Function{}
 	for n, s := range subs {

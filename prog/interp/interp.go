@@ -126,7 +126,7 @@ func (r *run) push(p *prog.Program, fn int) {
 }
 
 func (r *run) enter(p *prog.Program) {
-	r.res.Path = append(r.res.Path, p.Name)
+	r.res.Path = prog.Record(r.res.Path, p.Name)
 	r.event(prog.Event{Kind: prog.EvEnter, Prog: p.Name})
 }
 
@@ -373,9 +373,9 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	}
 	ev.Reason, ev.Path, ev.Rule = reason, kind, r.cfg.Rule
 	r.event(ev)
-	r.res.Calls = append(r.res.Calls, prog.TailOutcome{Path: kind, Count: count, Reason: reason})
+	r.res.Calls = prog.Record(r.res.Calls, prog.TailOutcome{Path: kind, Count: count, Reason: reason})
 	if reason != 0 {
-		r.res.Falls = append(r.res.Falls, reason)
+		r.res.Falls = prog.Record(r.res.Falls, reason)
 		// A failed tail call is a helper call that returns nothing: R0 is
 		// dead, and the JITs leave different values in it (x86 the counter
 		// pointer, arm64 the old R0). R1 and R2 survive in both JITs and R3
