@@ -2,7 +2,13 @@ package emu
 
 import (
 	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 
 	"tailsim/prog"
 	"tailsim/scenarios"
@@ -138,5 +144,83 @@ func TestCloseIdleEngines(t *testing.T) {
 	m, w := loadOn(t, b, chain, prog.Upstream, prog.LoadOptions{})
 	if r := m.Run(w.Prog("entry"), ctx(1)); r.R0 != 1 {
 		t.Errorf("a run after CloseIdleEngines: %+v", r)
+	}
+}
+
+// No two regions of an arch's address map overlap, whatever the world
+// holds up to its limits (maxProgs programs, aligned or not; maxArrays
+// arrays of the largest max_entries): an array mapped over a struct
+// bpf_prog page would answer its reads (found by review: array 258 of an
+// x86 world sat on aligned program 2).
+func TestAddressMapsDisjoint(t *testing.T) {
+	for name, at := range map[string]addrMap{"x86_64": x86Addrs, "arm64": arm64Addrs} {
+		regions := []struct {
+			what       string
+			start, end uint64 // [start, end)
+		}{
+			{"stubs", at.stubs, at.stubs + pageSize},
+			{"code", at.code, at.codeEnd()},
+			{"struct bpf_progs", at.progs, at.structAddr(maxProgs-1, prog.PlaceKernel) + pageSize},
+			{"aligned struct bpf_progs", at.structAddr(1, prog.PlaceAligned), at.structAddr(maxProgs-1, prog.PlaceAligned) + pageSize},
+			{"stack", at.stackLo(), at.stackHi},
+			{"arrays", at.arrays, at.arrays + maxArrays*arrayStride},
+			{"thread_info", at.threadInfo, at.threadInfo + pageSize},
+			{"ctx", ctxBase, ctxBase + 64<<10},
+		}
+		for i, r := range regions {
+			if r.start>>48 != 0xffff || r.end-1 < r.start {
+				t.Errorf("%s: %s %#x..%#x is not in the kernel half or wraps", name, r.what, r.start, r.end)
+			}
+			for _, o := range regions[i+1:] {
+				if r.start < o.end && o.start < r.end {
+					t.Errorf("%s: %s %#x..%#x overlaps %s %#x..%#x", name, r.what, r.start, r.end, o.what, o.start, o.end)
+				}
+			}
+		}
+	}
+}
+
+// A store into a struct bpf_prog is the same read-only access fault
+// whether the program sits in the engine's block or on an aligned page
+// of its own.
+func TestStoreIntoStructFaults(t *testing.T) {
+	for _, pl := range prog.Placements {
+		m, w := loadPlaced(t, NewX86(false), chain, prog.Upstream, pl)
+		target := m.structs[w.Prog("leaf")]
+		code := []byte{0x48, 0x89, 0x00} // mov qword ptr [rax], rax
+		last := m.images[len(m.images)-1]
+		at := last.Addr + uint64(len(last.Img.Code)) + 0x100
+		if err := m.e.writeCode(at, code); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.e.setImages(append(slices.Clone(m.code), [2]uint64{at, at + uint64(len(code))})); err != nil {
+			t.Fatal(err)
+		}
+		m.e.regWrite(uc.X86_REG_RAX, target)
+		out := m.e.run(at, at+uint64(len(code)), 1000, time.Second)
+		if out.Fault == nil || !out.Fault.Write || !out.Fault.ReadOnly || out.Fault.Addr != target {
+			t.Errorf("%s: store into struct bpf_prog leaf at %#x: %+v, fault %+v", pl, target, out, out.Fault)
+		}
+	}
+}
+
+// A world with more arrays than the map has room for is refused.
+func TestTooManyArrays(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("too many maps\n-- maps --\n")
+	for i := range maxArrays + 1 {
+		fmt.Fprintf(&b, "m%d max_entries=1\n", i)
+	}
+	b.WriteString("-- prog p --\n\tr0 = 0\n\texit\n-- run --\nrun p\n")
+	sc, err := scenarios.Parse("t.txtar", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewX86(false).Load(w, prog.Upstream, prog.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "more than 256 prog arrays") {
+		t.Errorf("%d arrays: %v", maxArrays+1, err)
 	}
 }

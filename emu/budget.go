@@ -90,6 +90,11 @@ func (b budget) start(limit uint64) {
 
 // fence makes a block in [lo, hi) that is not wholly inside one of code
 // (sorted, disjoint [start, end) ranges) stop the run, before it runs.
+// Two consequences: a block that starts inside an image and runs off its
+// end (only broken code does) stops before its in-image instructions,
+// reported at the image's end where a kernel would trap after running
+// them; and Unicorn calls the block hook at a run's until address too, so
+// until must lie inside the fence (the sentinel does: the stubs' page).
 // The arena is mapped whole and zero where no image is: without a fence a
 // wild jump into it ran megabytes of "add [rax], al" (x86), translating
 // all of them (300 MB of Unicorn's code buffer, seconds, measured on a

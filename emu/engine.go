@@ -136,6 +136,11 @@ type engine struct {
 	done     chan struct{}
 	stopped  chan struct{} // closed when the watchdog has exited
 
+	// aligned are the PlaceAligned struct bpf_prog pages mapped so far
+	// (by program index), kept for the engine's life like the others;
+	// alignedWritten is how many of them the last load may have filled.
+	aligned        map[int]bool
+	alignedWritten int
 	// progsWritten is how many struct bpf_prog pages the last load wrote
 	// (machine.load clears the ones the next world does not use).
 	progsWritten int

@@ -30,7 +30,10 @@ type addrMap struct {
 
 // x86Addrs follows x86-64's 4-level map with KASLR off
 // (Documentation/arch/x86/x86_64/mm.rst): kernel text, the module space
-// (where bpf_prog_pack takes its pages), vmalloc, and the direct map.
+// (where bpf_prog_pack takes its pages), vmalloc, and the direct map. The
+// module space starts at 0xffffffffc0000000 in a kernel built with
+// CONFIG_RANDOMIZE_BASE (KERNEL_IMAGE_SIZE = 1 GiB), as distributions
+// build theirs; mm.rst's 0xffffffffa0000000 is without it.
 var x86Addrs = addrMap{
 	stubs:      0xffff_ffff_8100_0000,
 	code:       0xffff_ffff_c000_0000,
@@ -60,8 +63,12 @@ const (
 	sentinelOff = 0xFF0 // the return sentinel, in the stubs' page
 	codePages   = 0x800
 	maxProgs    = 256
-	stackSize   = 0x10_0000
-	ctxBase     = prog.CtxBase // ctx, where the reference model has it too
+	// maxArrays keeps the arrays in their region (x86's direct map ends
+	// at vmalloc, 257 strides on): a world may declare more maps than one
+	// program may use (MAX_USED_MAPS, 64), but not more than this.
+	maxArrays = 256
+	stackSize = 0x10_0000
+	ctxBase   = prog.CtxBase // ctx, where the reference model has it too
 	// arrayStride leaves room for ptrs[2 * 2^32] after any header.
 	arrayStride = 0x40_0000_0000
 )

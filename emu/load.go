@@ -235,6 +235,9 @@ func (m *machine) load() error {
 	if len(w.Progs) > maxProgs {
 		return fmt.Errorf("%s: more than %d programs", m.spec.name, maxProgs)
 	}
+	if len(w.Arrays) > maxArrays {
+		return fmt.Errorf("%s: more than %d prog arrays", m.spec.name, maxArrays)
+	}
 	e.begin()
 	for _, a := range w.Arrays {
 		img := m.arrays[a]
@@ -258,15 +261,39 @@ func (m *machine) load() error {
 		}
 	}
 	e.progsWritten = len(w.Progs)
-	for i, p := range w.Progs {
-		if addr := m.structs[p]; addr != at.structAddr(i, prog.PlaceKernel) {
-			clear(st)
-			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[p])
-			if err := e.mapObject(addr, st, uc.PROT_READ); err != nil {
+	// The aligned pages are mapped once per engine as the others are
+	// (read-write with a write guard, so a store into one is the same
+	// fault under either placement), and cleared when a world no longer
+	// uses them.
+	aligned := 0
+	if m.o.Placement == prog.PlaceAligned {
+		aligned = len(w.Progs)
+	}
+	for i := 1; i < max(aligned, e.alignedWritten); i++ {
+		addr := at.structAddr(i, prog.PlaceAligned)
+		if e.aligned == nil {
+			// One guard over every page an aligned program can have:
+			// each store pays a range check per write hook.
+			if err := e.guardWrites(at.structAddr(1, prog.PlaceAligned), at.structAddr(maxProgs, prog.PlaceAligned)); err != nil {
 				return err
 			}
+			e.aligned = map[int]bool{}
+		}
+		if !e.aligned[i] {
+			if err := e.mapForLife(addr, pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+				return err
+			}
+			e.aligned[i] = true
+		}
+		clear(st)
+		if i < aligned {
+			binary.LittleEndian.PutUint64(st[w.Layout.BpfFunc:], m.entry[w.Progs[i]])
+		}
+		if err := e.memWrite(addr, st); err != nil {
+			return err
 		}
 	}
+	e.alignedWritten = aligned
 	for _, l := range m.images {
 		if err := e.writeCode(l.Addr, l.Img.Code); err != nil {
 			return err
