@@ -244,6 +244,9 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	if len(sc.Steps) == 0 {
 		return nil, &Error{File: file, Msg: "no run steps: add a run section with at least one \"run PROG\""}
 	}
+	if err := p.checkWork(); err != nil {
+		return nil, err
+	}
 	// Build once so that every reference is checked at parse time.
 	if _, err := sc.Build(); err != nil {
 		return nil, err
@@ -464,8 +467,8 @@ func (p *specParser) config(s section) error {
 				return err
 			}
 			n, err := parseUint(v)
-			if err != nil || n == 0 || n > 1<<31 {
-				return p.errf(l.n, "bad budget %q (instructions per run, 1..2^31)", v)
+			if err != nil || n == 0 || n > MaxBudget {
+				return p.errf(l.n, "bad budget %q (instructions per run, 1..%d: a million per program, 34 programs)", v, MaxBudget)
 			}
 			p.sc.Budget = int(n)
 		default:

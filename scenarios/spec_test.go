@@ -118,6 +118,9 @@ func TestParseErrors(t *testing.T) {
 		{"set beyond ctx", "expect r0 = 1", "expect r0 = 1\nset ctx+4 u32 = 1", "\n-- ctx --\nu32 0\n", 18, "past the 4-byte ctx"},
 		{"set with an expectation", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u8 = 1\nexpect r0 = 1", "\n-- ctx --\nu32 0\n", 19, "set has no expectations"},
 		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
+		{"budget past a verified program's reach", "-- maps --", "-- config --\nbudget 2147483648\n-- maps --", "", 3, `bad budget "2147483648" (instructions per run, 1..34000000`},
+		{"repeat past the work a scenario may ask", "run entry\n", "run entry repeat=1000000\n", "", 16, "may execute 1000000000000 instructions (repeat × budget 1000000, summed), more than the 2147483648"},
+		{"work summed over the steps", "run entry\nexpect r0 = 1\n", "run entry repeat=1000\nrun entry repeat=1000\nrun entry repeat=1000\n", "", 18, "may execute 3000000000 instructions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,41 @@ func asPosError(err error, pe **prog.PosError) bool { return errors.As(err, pe) 
 // MaxRepeat bounds "run P repeat=N".
 const MaxRepeat = 1_000_000
 
+// Bounds on the work a scenario may ask for, so that a run ends in
+// minutes at worst however its programs loop.
+const (
+	// DefaultBudget is a run's budget without "budget N".
+	DefaultBudget = 1_000_000
+	// MaxBudget is the most one run may execute: a verified program is
+	// at most a million instructions walked (BPF_COMPLEXITY_LIMIT_INSNS,
+	// loops unrolled by the verifier included), and one invocation enters
+	// at most 34 programs (33 tail calls).
+	MaxBudget = 34 * 1_000_000
+	// MaxWork bounds the sum over the run steps of repeat × budget: an
+	// endless loop in every run then costs about a minute per backend.
+	MaxWork = 1 << 31
+)
+
+// checkWork refuses run steps that together may execute more than
+// MaxWork instructions, at the step that crosses it.
+func (p *specParser) checkWork() error {
+	budget := p.sc.Budget
+	if budget == 0 {
+		budget = DefaultBudget
+	}
+	total := 0
+	for _, st := range p.sc.Steps {
+		if st.Kind != StepRun {
+			continue
+		}
+		total += st.Repeat * budget
+		if total > MaxWork {
+			return p.errf(st.Line, "the run steps up to here may execute %d instructions (repeat × budget %d, summed), more than the %d a scenario may ask for: lower repeat or budget", total, budget, MaxWork)
+		}
+	}
+	return nil
+}
+
 // stopOption reads "stop=ptrs|cached|target|bypass": the slot change
 // stops after that step of the kernel's order, until "finish". target and
 // bypass are x86's two poke sites of direct calls; which of them a change
