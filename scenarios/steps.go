@@ -26,7 +26,8 @@ const (
 	// at most 34 programs (33 tail calls).
 	MaxBudget = 34 * 1_000_000
 	// MaxWork bounds the sum over the run steps of repeat × budget: an
-	// endless loop in every run then costs about a minute per backend.
+	// endless loop in every run then costs about two minutes per backend
+	// (a one-block loop runs 34 million blocks in 1.8 s on x86-64).
 	MaxWork = 1 << 31
 )
 
