@@ -35,7 +35,7 @@ func LayoutByName(name string) (Layout, error) {
 		}
 		names = append(names, l.Name)
 	}
-	return Layout{}, fmt.Errorf("unknown layout %q (presets: %s, or custom)", name, strings.Join(names, ", "))
+	return Layout{}, fmt.Errorf("unknown layout %q (presets: %s)", name, strings.Join(names, ", "))
 }
 
 // maxStructOffset bounds offsets to something a kernel structure could have:

@@ -414,7 +414,7 @@ func (p *specParser) config(s section) error {
 			}
 			lay, err := prog.LayoutByName(name)
 			if err != nil {
-				return p.errf(l.n, "%v", err)
+				return p.errf(l.n, "%v, or custom max_entries=N ptrs=N bpf_func=N", err)
 			}
 			p.sc.Layout = lay
 		case "arch":

@@ -73,6 +73,16 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"help"}, 0, "commands:", ""},
 		{[]string{"help", "run"}, 0, "-arch", ""},
 		{[]string{"version"}, 0, "tailsim ", ""},
+		// Flags after the paths, as disasm always took them.
+		{[]string{"run", good, "-arch", "ref"}, 0, "2 passed", ""},
+		{[]string{"run", "-arch", "foo", good}, 2, "", `unknown arch "foo" (ref, x86_64, arm64, or all)`},
+		{[]string{"run", "-layout", "custom", good}, 2, "", "-layout takes a preset (v6.18, v6.18-nosec, pre-v6.18); a custom layout goes in a scenario's config"},
+		{[]string{"fuzz", "-duration", "-1s"}, 2, "", "-duration -1s: a campaign's duration cannot be negative"},
+		{[]string{"fuzz", "-shard", "1/2/3"}, 2, "", `bad -shard "1/2/3"`},
+		{[]string{"fuzz", "-shard", "1/2x"}, 2, "", `bad -shard "1/2x"`},
+		{[]string{"fuzz", "-shard", "2/2"}, 2, "", `bad -shard "2/2"`},
+		{[]string{"fuzz", "-workers", "10000"}, 2, "", "-workers 10000: at most"},
+		{[]string{"fuzz", "extra"}, 2, "", `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

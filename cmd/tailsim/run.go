@@ -40,13 +40,25 @@ type runFlags struct {
 	json, verbose         *bool
 }
 
-func newRunFlags(fs *flag.FlagSet) runFlags {
+func backendNames() []string {
 	var names []string
 	for _, b := range backends {
 		names = append(names, b.Name())
 	}
+	return names
+}
+
+func layoutNames() string {
+	var names []string
+	for _, l := range prog.Presets {
+		names = append(names, l.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func newRunFlags(fs *flag.FlagSet) runFlags {
 	return runFlags{
-		arch:    fs.String("arch", "all", "comma-separated arches ("+strings.Join(names, ", ")+") or all"),
+		arch:    fs.String("arch", "all", "comma-separated arches ("+strings.Join(backendNames(), ", ")+") or all"),
 		variant: fs.String("variant", "all", "comma-separated variants (upstream, patched) or all"),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenarios'"),
 		json:    fs.Bool("json", false, "print one JSON object per result instead of a table"),
@@ -65,7 +77,7 @@ func selectBackends(list string) ([]scenarios.Backend, error) {
 			if slices.Contains(scenarios.KnownArches, name) {
 				return nil, fmt.Errorf("arch %q is not available in this build yet", name)
 			}
-			return nil, fmt.Errorf("unknown arch %q", name)
+			return nil, fmt.Errorf("unknown arch %q (%s, or all)", name, strings.Join(backendNames(), ", "))
 		}
 		out = append(out, backends[i])
 	}
@@ -104,7 +116,8 @@ type jsonResult struct {
 func runCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	f := newRunFlags(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	pos, err := parseInterspersed(fs, args, stderr)
+	if err != nil {
 		return err
 	}
 	bs, err := selectBackends(*f.arch)
@@ -116,6 +129,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	var opts scenarios.Options
+	if *f.layout == "custom" {
+		return usagef("-layout takes a preset (%s); a custom layout goes in a scenario's config: layout custom max_entries=N ptrs=N bpf_func=N", layoutNames())
+	}
 	if *f.layout != "" {
 		l, err := prog.LayoutByName(*f.layout)
 		if err != nil {
@@ -129,10 +145,10 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	opts.Cost = *f.json
 
 	var scs []*scenarios.Scenario
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		scs, err = scenarios.LoadLibrary()
 	} else {
-		scs, err = scenarios.LoadPaths(fs.Args())
+		scs, err = scenarios.LoadPaths(pos)
 	}
 	if err != nil {
 		return inputError{err}
