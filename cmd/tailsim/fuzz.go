@@ -274,6 +274,6 @@ func fuzzMergeCmd(args []string, stdout, stderr io.Writer) error {
 	for i, e := range x.Findings {
 		printFinding(stdout, i+1, e.Signature, e.Known, e.Arch, e.Variant, filepath.Join(*out, e.File))
 	}
-	fmt.Fprintf(stdout, "%d cases on %d shapes in %d shards, %d findings (%d known, %d new)\n", x.Cases, x.Shapes, fs.NArg(), len(x.Findings), len(x.Findings)-x.New(), x.New())
+	fmt.Fprintf(stdout, "%d cases on %d shapes in %d shards, %d findings (%d known, %d new)\n", x.Cases, x.Shapes, len(dirs), len(x.Findings), len(x.Findings)-x.New(), x.New())
 	return fuzzVerdict(stderr, "tailsim fuzz merge", x.Slow, x.Unparsed, x.New())
 }
