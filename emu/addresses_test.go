@@ -224,3 +224,30 @@ func TestTooManyArrays(t *testing.T) {
 		t.Errorf("%d arrays: %v", maxArrays+1, err)
 	}
 }
+
+// An access to unmapped memory is located at the instruction that made
+// it on both arches. x86-64 used to report the last memory access before
+// it ("push r15" in the prologue; Unicorn syncs its PC only there).
+func TestUnmappedFaultLocated(t *testing.T) {
+	const src = `NULL ctx read after register moves
+-- maps --
+jt max_entries=1
+-- prog p --
+	r6 = r1
+	r7 = 1
+	r8 = 2
+	r9 = 3
+	r0 = *(u32 *)(r6 + 8)
+	exit
+-- run --
+run p
+`
+	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		m, w := loadOn(t, b, src, prog.Upstream, prog.LoadOptions{})
+		r := m.Run(w.Prog("p"), nil)
+		f := r.Fault
+		if f == nil || f.Kind != prog.FaultAccess || f.Addr != 8 || f.At.String() != "p+4 (line 9)" || !strings.Contains(f.Insn, "8") {
+			t.Errorf("%s: fault %+v", b.Name(), f)
+		}
+	}
+}

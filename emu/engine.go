@@ -53,10 +53,17 @@ type access struct {
 	ReadOnly bool
 	PC       uint64
 	// Regs are the general registers when the access was made (arm64:
-	// x0–x30 then sp), so the faulting instruction can be found: Unicorn
-	// does not keep the arm64 PC exact inside memory hooks.
+	// x0–x30 then sp; x86-64: x86GPRs), so the faulting instruction can
+	// be found: Unicorn does not keep the PC exact inside memory hooks
+	// (arm64: the block's start; x86-64, at an unmapped access: the last
+	// memory access before it).
 	Regs []uint64
 }
+
+// x86GPRs are rax…r15 in the encoding's order (x86asm.RAX + n).
+var x86GPRs = []int{uc.X86_REG_RAX, uc.X86_REG_RCX, uc.X86_REG_RDX, uc.X86_REG_RBX, uc.X86_REG_RSP,
+	uc.X86_REG_RBP, uc.X86_REG_RSI, uc.X86_REG_RDI, uc.X86_REG_R8, uc.X86_REG_R9, uc.X86_REG_R10,
+	uc.X86_REG_R11, uc.X86_REG_R12, uc.X86_REG_R13, uc.X86_REG_R14, uc.X86_REG_R15}
 
 var arm64GPRs = func() []int {
 	var r []int
@@ -305,8 +312,11 @@ func (e *engine) onUnmapped(u uc.Unicorn, typ int, addr uint64, size int, value 
 func (e *engine) recordFault(a access) {
 	if e.fault == nil {
 		a.PC = e.pc()
-		if e.arch == archArm64 {
+		switch e.arch {
+		case archArm64:
 			a.Regs, _ = e.u.RegReadBatch(arm64GPRs)
+		case archX86:
+			a.Regs, _ = e.u.RegReadBatch(x86GPRs)
 		}
 		e.fault = &a
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+	"golang.org/x/arch/x86/x86asm"
 
 	"tailsim/jit"
 	"tailsim/jit/x86"
@@ -78,6 +79,7 @@ func x86Spec(ibt bool) *archSpec {
 			return sp, sp + 8
 		},
 		directTailCalls: x86.DirectTailCalls,
+		locateFault:     locateX86Fault,
 		// The BPF registers as jit/x86 maps them (reg2hex), then the
 		// JIT's own.
 		stepRegs: stepRegs{
@@ -141,4 +143,74 @@ func x86Disasm(code []byte, pc uint64) string {
 // at, exactly as Load does, without an engine: for listings.
 func CompileX86(w *prog.World, v prog.Variant, ibt bool) ([]*Loaded, error) {
 	return compileWorld(x86Spec(ibt), w, v)
+}
+
+// locateX86Fault finds the instruction that made a bad access. At an
+// unmapped access Unicorn's PC is where it last synced it (the previous
+// memory access: "push r15" for a load three instructions later,
+// measured), but the registers are those of the access, so the first
+// instruction from there whose memory operand, explicit or the stack's,
+// covers the fault is it.
+func locateX86Fault(m *machine, pc uint64, f *access) uint64 {
+	if len(f.Regs) < 16 {
+		return pc
+	}
+	reg := func(r x86asm.Reg) (uint64, bool) {
+		switch {
+		case r >= x86asm.RAX && r <= x86asm.R15:
+			return f.Regs[r-x86asm.RAX], true
+		case r >= x86asm.EAX && r <= x86asm.R15L:
+			return uint64(uint32(f.Regs[r-x86asm.EAX])), true
+		}
+		return 0, false
+	}
+	rsp := f.Regs[x86asm.RSP-x86asm.RAX]
+	code := make([]byte, 16)
+	for at := pc; at < pc+256; {
+		if err := m.e.memReadInto(code, at); err != nil {
+			break
+		}
+		in, err := x86asm.Decode(code, 64)
+		if err != nil {
+			break
+		}
+		next := at + uint64(in.Len)
+		var eas []uint64
+		switch in.Op {
+		case x86asm.PUSH, x86asm.CALL:
+			eas = append(eas, rsp-8)
+		case x86asm.POP, x86asm.RET:
+			eas = append(eas, rsp)
+		case x86asm.LEAVE:
+			eas = append(eas, f.Regs[x86asm.RBP-x86asm.RAX])
+		}
+		for _, a := range in.Args {
+			mem, ok := a.(x86asm.Mem)
+			if !ok {
+				continue
+			}
+			ea, ok := uint64(mem.Disp), true
+			if mem.Base == x86asm.RIP {
+				ea += next
+			} else if mem.Base != 0 {
+				var b uint64
+				b, ok = reg(mem.Base)
+				ea += b
+			}
+			if mem.Index != 0 {
+				i, iok := reg(mem.Index)
+				ea, ok = ea+i*uint64(mem.Scale), ok && iok
+			}
+			if ok {
+				eas = append(eas, ea)
+			}
+		}
+		for _, ea := range eas {
+			if f.Addr+uint64(f.Size) > ea && f.Addr < ea+16 {
+				return at
+			}
+		}
+		at = next
+	}
+	return pc
 }
