@@ -3,6 +3,8 @@ package prog
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // MaxStackDepth is the kernel's MAX_BPF_STACK.
@@ -182,11 +184,35 @@ type PosError struct {
 }
 
 func (e *PosError) Error() string {
+	msg := CutLong(e.Msg)
 	switch {
 	case e.Line == 0:
-		return e.Msg
+		return msg
 	case e.Col == 0:
-		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+		return fmt.Sprintf("line %d: %s", e.Line, msg)
 	}
-	return fmt.Sprintf("line %d:%d: %s", e.Line, e.Col, e.Msg)
+	return fmt.Sprintf("line %d:%d: %s", e.Line, e.Col, msg)
+}
+
+// longWord is the longest word an error message quotes whole.
+const longWord = 64
+
+// CutLong shortens the words of an error message longer than longWord
+// bytes, which come from the input (a megabyte number was echoed whole),
+// to their start and their length.
+func CutLong(msg string) string {
+	if len(msg) <= longWord {
+		return msg
+	}
+	words := strings.Split(msg, " ")
+	for i, w := range words {
+		if len(w) > longWord {
+			cut := 24
+			for cut > 0 && !utf8.RuneStart(w[cut]) {
+				cut--
+			}
+			words[i] = fmt.Sprintf("%s…(%d bytes)", w[:cut], len(w))
+		}
+	}
+	return strings.Join(words, " ")
 }

@@ -169,6 +169,16 @@ type Expect struct {
 
 type scope struct{ arch, variant string }
 
+func (s scope) String() string {
+	switch {
+	case s.arch == "":
+		return s.variant
+	case s.variant == "":
+		return s.arch
+	}
+	return s.arch + "/" + s.variant
+}
+
 // Applies reports whether the expectation is checked on arch/variant.
 func (e Expect) Applies(arch, variant string) bool {
 	if len(e.Scope) == 0 {

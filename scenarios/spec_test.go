@@ -118,6 +118,14 @@ func TestParseErrors(t *testing.T) {
 		{"set beyond ctx", "expect r0 = 1", "expect r0 = 1\nset ctx+4 u32 = 1", "\n-- ctx --\nu32 0\n", 18, "past the 4-byte ctx"},
 		{"set with an expectation", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u8 = 1\nexpect r0 = 1", "\n-- ctx --\nu32 0\n", 19, "set has no expectations"},
 		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
+		{"empty scope", "expect r0 = 1", "expect[] r0 = 1", "", 17, "empty item in expect scope [] (ARCH, VARIANT or ARCH/VARIANT"},
+		{"empty scope items", "expect r0 = 1", "expect[,] r0 = 1", "", 17, "empty item in expect scope [,]"},
+		{"empty scope halves", "expect r0 = 1", "expect[/] r0 = 1", "", 17, "empty item in expect scope [/]"},
+		{"half a scope", "expect r0 = 1", "expect[x86_64/] r0 = 1", "", 17, "empty item in expect scope [x86_64/]"},
+		{"w0 past 32 bits", "expect r0 = 1", "expect w0 = 0x100000000", "", 17, "w0 is the low 32 bits of R0: 0x100000000 can never match"},
+		{"unscoped divergence", "expect r0 = 1", "expect divergence", "", 17, "divergence is about an emulated arch's code: scope it"},
+		{"divergence of the model", "expect r0 = 1", "expect[ref] divergence", "", 17, `each scope item names x86_64 or arm64, not "ref"`},
+		{"broken scoped by variant only", "expect r0 = 1", "expect[patched] broken = R1 unchanged", "", 17, `each scope item names x86_64 or arm64, not "patched"`},
 		{"budget past a verified program's reach", "-- maps --", "-- config --\nbudget 2147483648\n-- maps --", "", 3, `bad budget "2147483648" (instructions per run, 1..34000000`},
 		{"repeat past the work a scenario may ask", "run entry\n", "run entry repeat=1000000\n", "", 16, "may execute 1000000000000 instructions (repeat × budget 1000000, summed), more than the 2147483648"},
 		{"work summed over the steps", "run entry\nexpect r0 = 1\n", "run entry repeat=1000\nrun entry repeat=1000\nrun entry repeat=1000\n", "", 18, "may execute 3000000000 instructions"},
@@ -170,6 +178,22 @@ func FuzzParseScenario(f *testing.F) {
 			t.Fatalf("parsed but does not build: %v", err)
 		}
 	})
+}
+
+// Words of the input are quoted in errors only up to a length: a
+// megabyte number used to be echoed whole.
+func TestLongWordsCut(t *testing.T) {
+	src := strings.Replace(good, "expect r0 = 1", "expect r0 = "+strings.Repeat("9", 1<<20), 1)
+	_, err := Parse("bad.txtar", []byte(src))
+	want := `bad.txtar:17: bad number "99999999999999999999999…(1048578 bytes)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	for _, ok := range []string{"expect w0 = 0xffffffff", "expect w0 = -1", "expect w0 = -0x80000000"} {
+		if _, err := Parse("ok.txtar", []byte(strings.Replace(good, "expect r0 = 1", ok, 1))); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
 }
 
 // "hardening" takes a list in either separator, and later lines override.

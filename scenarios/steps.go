@@ -3,6 +3,7 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,6 +209,11 @@ func (p *specParser) scope(line int, s string) ([]scope, error) {
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		a, v, hasSlash := strings.Cut(item, "/")
+		if item == "" || hasSlash && (a == "" || v == "") {
+			// An empty scope would apply everywhere, which no one
+			// writes brackets for.
+			return nil, p.errf(line, "empty item in expect scope [%s] (ARCH, VARIANT or ARCH/VARIANT, comma-separated)", s)
+		}
 		var sc scope
 		if hasSlash {
 			sc = scope{a, v}
@@ -279,6 +285,9 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		v, err := parseValue(rhs)
 		if err != nil {
 			return e, p.errf(line, "%v", err)
+		}
+		if e.Key == KeyW0 && v > math.MaxUint32 && (int64(v) >= 0 || int64(v) < math.MinInt32) {
+			return e, p.errf(line, "w0 is the low 32 bits of R0: %s can never match (expect r0 for 64 bits)", rhs)
 		}
 		e.Value = v
 	case KeyPath:
@@ -362,6 +371,18 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 			return e, p.errf(line, "unknown error %q (none, E2BIG, ENOENT, EINVAL)", rhs)
 		}
 		e.Errno = rhs
+	}
+	if e.Key == KeyDivergence || e.Key == KeyBroken {
+		// Both describe an emulated arch's machine code: the reference
+		// model neither departs from itself nor has machine-level checks.
+		if len(e.Scope) == 0 {
+			return e, p.errf(line, "%s is about an emulated arch's code: scope it, e.g. expect[x86_64/patched] %s", e.Key, e.Key)
+		}
+		for _, sc := range e.Scope {
+			if sc.arch == "" || sc.arch == "ref" {
+				return e, p.errf(line, "%s is about an emulated arch's code: each scope item names x86_64 or arm64, not %q", e.Key, sc)
+			}
+		}
 	}
 	return e, nil
 }
