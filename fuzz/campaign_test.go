@@ -5,7 +5,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +288,21 @@ func TestCampaignFindsLibraryFindings(t *testing.T) {
 	}
 	if sum.New() != 0 || sum.Unparsed != 0 {
 		t.Errorf("%d new findings, %d unparsed", sum.New(), sum.Unparsed)
+	}
+	// Every line a reproducer's comment cites is a step of the file
+	// itself, below the comment that moved the case's lines down.
+	cited := regexp.MustCompile(`(?m)^  line (\d+): `)
+	for _, r := range sum.Reproducers {
+		data, err := os.ReadFile(r.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for _, m := range cited.FindAllStringSubmatch(string(data), -1) {
+			n, _ := strconv.Atoi(m[1])
+			if n < 1 || n > len(lines) || !regexp.MustCompile(`^(run|update|delete|finish|set|expect)`).MatchString(lines[n-1]) {
+				t.Errorf("%s cites line %d, which is not a step", r.Path, n)
+			}
+		}
 	}
 }
