@@ -251,3 +251,29 @@ run p
 		}
 	}
 }
+
+// What a backend cannot load is reported at the scenario line that asked
+// for it: the layout line for offsets x86 cannot encode, the largest
+// program's section for code beyond the arena.
+func TestLoadErrorsLocated(t *testing.T) {
+	layout := strings.Replace(chain, "-- maps --", "-- config --\nlayout custom max_entries=0x80 ptrs=0x88 bpf_func=0x90\n-- maps --", 1)
+	huge := "more code than the arena holds\n-- maps --\njt max_entries=1\n-- prog small --\n\tr0 = 0\n\texit\n-- prog big --\n\tr0 = 0\n" +
+		strings.Repeat("\tr0 += 1\n", codePages*pageSize/64) + "\texit\n-- run --\nrun big\n"
+	for _, tc := range []struct {
+		src  string
+		line int
+		msg  string
+	}{
+		{layout, 3, "x86_64: layout custom: the JIT encodes offsetof(max_entries) = 0x80"},
+		{huge, 7, "more than the 2048-page code arena (8 MiB, 64 bytes reserved per BPF instruction: about 131072 instructions per world); the largest program is big"},
+	} {
+		sc, err := scenarios.Parse("t.txtar", []byte(tc.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := scenarios.Run(sc, NewX86(false), prog.Upstream, scenarios.Options{})
+		if rep.Status != scenarios.Errored || rep.Failures[0].Line != tc.line || !strings.Contains(rep.Failures[0].Err.Error(), tc.msg) {
+			t.Errorf("%s: %v", sc.Title, rep.Failures)
+		}
+	}
+}

@@ -150,12 +150,32 @@ func (m *machine) compile() error {
 			return err
 		}
 		if scale >= codePages {
-			return fmt.Errorf("%s: the code does not fit the %d-page code arena", m.spec.name, codePages)
+			return m.arenaError("the code does not fit")
 		}
 	}
 }
 
 var errOutgrown = errors.New("an image outgrew its pages")
+
+// arenaError says the world's code does not fit the code arena, at the
+// largest program's line: that is the one to shrink.
+func (m *machine) arenaError(what string) error {
+	var largest *prog.Program
+	size := func(p *prog.Program) int {
+		n := 0
+		for _, f := range p.Funcs {
+			n += len(f.Insns)
+		}
+		return n
+	}
+	for _, p := range m.w.Progs {
+		if largest == nil || size(p) > size(largest) {
+			largest = p
+		}
+	}
+	return &prog.PosError{Line: largest.Line, Msg: fmt.Sprintf("%s: %s the %d-page code arena (%d MiB, 64 bytes reserved per BPF instruction: about %d instructions per world); the largest program is %s, %d instructions",
+		m.spec.name, what, codePages, codePages*pageSize>>20, codePages*pageSize/64, largest.Name, size(largest))}
+}
 
 // pagesFor is the room a function gets: generous for the JITs' longest
 // sequences (a tail call is ~40 instructions), times scale.
@@ -175,7 +195,7 @@ func (m *machine) compileScaled(scale int) error {
 		}
 	}
 	if pages > codePages {
-		return fmt.Errorf("%s: %d pages of code, more than the %d-page code arena", m.spec.name, pages, codePages)
+		return m.arenaError(fmt.Sprintf("%d pages of code are more than", pages))
 	}
 	pl := newPlacer()
 	funcAddr := map[*prog.Program][]uint64{}
@@ -186,7 +206,7 @@ func (m *machine) compileScaled(scale int) error {
 			n := pagesFor(f, scale)
 			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
 			if !ok {
-				return fmt.Errorf("%s: %d pages of code do not fit the %d-page code arena", m.spec.name, pages, codePages)
+				return m.arenaError(fmt.Sprintf("%d pages of code do not fit", pages))
 			}
 			addr := m.spec.at.code + uint64(page)*pageSize
 			funcAddr[p] = append(funcAddr[p], addr)

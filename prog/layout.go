@@ -38,6 +38,17 @@ func LayoutByName(name string) (Layout, error) {
 	return Layout{}, fmt.Errorf("unknown layout %q (presets: %s)", name, strings.Join(names, ", "))
 }
 
+// LayoutError is a layout an arch's JIT cannot encode.
+type LayoutError struct {
+	Arch   string
+	Layout Layout
+	Msg    string
+}
+
+func (e *LayoutError) Error() string {
+	return fmt.Sprintf("%s: layout %s: %s", e.Arch, e.Layout.Name, e.Msg)
+}
+
 // maxStructOffset bounds offsets to something a kernel structure could have:
 // struct bpf_map and struct bpf_prog are a few hundred bytes.
 const maxStructOffset = 4096

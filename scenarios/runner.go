@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -122,8 +123,17 @@ func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 	case err != nil:
 		rep.Status = Errored
 		f := Failure{Kind: FailError, Err: err}
-		if se, ok := err.(*stepError); ok {
+		var pe *prog.PosError
+		var le *prog.LayoutError
+		switch se, ok := err.(*stepError); {
+		case ok:
 			f.Line, f.Step, f.Err = se.st.Line, se.st.String(), se.err
+		case errors.As(err, &pe):
+			// A program the backend cannot load, at its line.
+			f.Line, f.Err = pe.Line, errors.New(prog.CutLong(pe.Msg))
+		case errors.As(err, &le) && o.Layout == nil:
+			// The layout line chose what the JIT cannot encode.
+			f.Line = sc.LayoutLine
 		}
 		rep.Failures = append(rep.Failures, f)
 	case len(rep.Failures) > 0:

@@ -21,11 +21,13 @@ type Scenario struct {
 	Title   string
 	Comment string
 
-	Layout   prog.Layout
-	Arches   []string       // empty: every selected arch
-	Variants []prog.Variant // empty: every selected variant
-	Fixup    prog.FixupOptions
-	Budget   int
+	Layout prog.Layout
+	// LayoutLine is the config line that set Layout (0: the default).
+	LayoutLine int
+	Arches     []string       // empty: every selected arch
+	Variants   []prog.Variant // empty: every selected variant
+	Fixup      prog.FixupOptions
+	Budget     int
 	// Hardening is passed to the backends (config "hardening").
 	Hardening prog.Hardening
 	// Placement is passed to the backends (config "placement").
@@ -415,7 +417,7 @@ func (p *specParser) config(s section) error {
 				if err := lay.Validate(); err != nil {
 					return p.errf(l.n, "%v", err)
 				}
-				p.sc.Layout = lay
+				p.sc.Layout, p.sc.LayoutLine = lay, l.n
 				continue
 			}
 			name, err := one()
@@ -426,7 +428,7 @@ func (p *specParser) config(s section) error {
 			if err != nil {
 				return p.errf(l.n, "%v, or custom max_entries=N ptrs=N bpf_func=N", err)
 			}
-			p.sc.Layout = lay
+			p.sc.Layout, p.sc.LayoutLine = lay, l.n
 		case "arch":
 			for _, a := range splitList(args) {
 				if !slices.Contains(KnownArches, a) {

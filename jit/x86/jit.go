@@ -65,8 +65,8 @@ type compiler struct {
 // 15 on), then the final pass.
 func Compile(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, o Options) (*jit.Image, error) {
 	if o.Layout.MaxEntries >= 128 || o.Layout.BpfFunc >= 128 {
-		return nil, fmt.Errorf("x86: layout %s: the JIT encodes offsetof(max_entries) = %#x and offsetof(bpf_func) = %#x as disp8; both must be below 0x80",
-			o.Layout.Name, o.Layout.MaxEntries, o.Layout.BpfFunc)
+		return nil, &prog.LayoutError{Arch: "x86_64", Layout: o.Layout, Msg: fmt.Sprintf("the JIT encodes offsetof(max_entries) = %#x and offsetof(bpf_func) = %#x as disp8; both must be below 0x80",
+			o.Layout.MaxEntries, o.Layout.BpfFunc)}
 	}
 	f := p.Funcs[fn]
 	c := &compiler{o: o, p: p, fn: fn, f: f, fx: fx, res: res, image: image, isSubprog: fn != 0, stackDepth: f.StackDepth}
