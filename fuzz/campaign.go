@@ -45,6 +45,10 @@ type Campaign struct {
 	// while cases run, and once when they are done.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// Stop, when closed, ends the campaign early: no new seed starts,
+	// the streams in flight finish, and the findings so far are
+	// minimised and written as at a normal end (Summary.Interrupted).
+	Stop <-chan struct{}
 }
 
 // Progress is how far a running campaign is.
@@ -72,6 +76,8 @@ type Summary struct {
 	// their budget: the machine was too loaded, and they are unchecked.
 	Slow    int
 	Elapsed time.Duration
+	// Interrupted: Stop ended the campaign before its cases or duration.
+	Interrupted bool
 	// Reproducers are the distinct findings, by signature.
 	Reproducers []Reproducer
 }
@@ -120,7 +126,7 @@ func (c *Campaign) Run() (*Summary, error) {
 		s.deadline = start.Add(c.Duration)
 	}
 	s.run()
-	sum := &Summary{Cases: s.done, Shapes: s.shapes, Unparsed: s.unparsed, Slow: s.slow, Coverage: s.coverage}
+	sum := &Summary{Cases: s.done, Shapes: s.shapes, Unparsed: s.unparsed, Slow: s.slow, Coverage: s.coverage, Interrupted: s.stopped()}
 	for _, e := range s.errors {
 		sum.Errors = append(sum.Errors, fmt.Sprintf("seed %d input %d: %v", e.seed, e.input, e.err))
 	}
@@ -143,6 +149,11 @@ func (c *Campaign) Run() (*Summary, error) {
 			return sum, fmt.Errorf("writing finding: %w", err)
 		}
 		sum.Reproducers = append(sum.Reproducers, r)
+	}
+	// The minimised reproducers replace the files written as the
+	// findings came.
+	for _, fd := range s.found {
+		os.Remove(filepath.Join(c.Out, foundName(fd)))
 	}
 	sum.Elapsed = time.Since(start)
 	if err := writeIndex(c.Out, c.Index(sum)); err != nil {
@@ -201,8 +212,14 @@ func (s *search) run() {
 				cov := Coverage{}
 				var fs []Finding
 				var errs []setupError
-				slow := 0
+				slow, ran := 0, 0
 				for k := range n {
+					if s.stopped() {
+						// Drop the rest of the stream: a stream that
+						// loops to its budget takes seconds.
+						break
+					}
+					ran++
 					f, sl, err := st.check(StreamCase(seed, k), cov)
 					fs = append(fs, f...)
 					if sl {
@@ -212,7 +229,7 @@ func (s *search) run() {
 						errs = append(errs, setupError{seed, k, err})
 					}
 				}
-				s.record(n, fs, cov, slow, errs)
+				s.record(ran, fs, cov, slow, errs)
 			}
 		}()
 	}
@@ -250,6 +267,9 @@ func (s *search) run() {
 func (s *search) take() (seed uint64, inputs int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped() {
+		return 0, 0, false
+	}
 	per := uint64(s.inputs())
 	j := s.next*s.shards + s.c.Shard // the seed's place in the whole campaign
 	inputs = int(per)
@@ -308,8 +328,36 @@ func (s *search) record(n int, fs []Finding, cov Coverage, slow int, errs []setu
 		key := fd.Signature + " " + Known(fd)
 		if old, dup := s.found[key]; !dup || earlier(fd.Case, old.Case) {
 			s.found[key] = fd
+			if dup {
+				os.Remove(filepath.Join(s.c.Out, foundName(old)))
+			}
+			s.writeFound(fd)
 		}
 	}
+}
+
+// stopped reports whether the campaign's Stop channel is closed.
+func (s *search) stopped() bool {
+	select {
+	case <-s.c.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// foundName is the file a finding is written to as soon as it is found:
+// the case as the stream gave it, not minimised, so that a campaign
+// killed before its end leaves its findings behind.
+func foundName(fd Finding) string {
+	return fmt.Sprintf("found-%s-%s-seed-%d-input-%d.txtar", fd.Arch, fd.Variant, fd.Case.Seed, fd.Case.Input)
+}
+
+// writeFound writes a finding's unminimised reproducer; a failed write
+// is reported at the end, when the minimised one is written too.
+func (s *search) writeFound(fd Finding) {
+	r := Reproducer{Finding: fd, Known: Known(fd)}
+	os.WriteFile(filepath.Join(s.c.Out, foundName(fd)), []byte(r.text(fd.Failures)), 0o644)
 }
 
 // earlier orders cases by seed, then input: the campaign keeps the first

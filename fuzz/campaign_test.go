@@ -306,3 +306,39 @@ func TestCampaignFindsLibraryFindings(t *testing.T) {
 		}
 	}
 }
+
+// A campaign stopped through Stop ends soon, says it was interrupted,
+// and writes what it found as at a normal end; a finding is on disk as
+// soon as it is found.
+func TestCampaignStop(t *testing.T) {
+	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	stop := make(chan struct{})
+	out := t.TempDir()
+	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Duration: time.Hour, Workers: 2, Out: out, Stop: stop}
+	go func() {
+		// Stop once the first finding is on disk.
+		for {
+			if found, _ := filepath.Glob(filepath.Join(out, "found-*.txtar")); len(found) > 0 {
+				close(stop)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	// (Without Stop the campaign would run for its hour.)
+	sum, err := c.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Interrupted || len(sum.Reproducers) == 0 {
+		t.Fatalf("interrupted %v, %d reproducers", sum.Interrupted, len(sum.Reproducers))
+	}
+	for _, r := range sum.Reproducers {
+		if _, err := os.Stat(r.Path); err != nil {
+			t.Error(err)
+		}
+	}
+	if found, _ := filepath.Glob(filepath.Join(out, "found-*.txtar")); len(found) != 0 {
+		t.Errorf("the found-as-found files stayed beside the reproducers: %v", found)
+	}
+}

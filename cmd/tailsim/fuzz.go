@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"tailsim/fuzz"
@@ -24,18 +26,24 @@ Each seed draws a shape, everything that makes the machine code: the
 key's form (a constant, read from ctx, or computed from ctx by the ALU),
 a second map reaching the site, whether the site is in a subprogram, how
 many tail calls come before it, stack depth, callee-saved registers, the
-layout (presets and custom offsets), IBT/BTI/PAC and direct calls on or
-off. The shape is loaded once per arch and variant; then -inputs inputs
+layout (presets and custom offsets), IBT/BTI/PAC, direct calls on or
+off, and the placement (every struct bpf_prog 4 GiB aligned or not). The shape is loaded once per arch and variant; then -inputs inputs
 run on it, each only data for the loaded code: the index, which slots
 hold programs (a leaf, the entry itself, a program that tail-calls back,
 decoys beside the index), the counter at the site (a preset, as that
 many tail calls would have left it), which map a two-map site takes, and
 now and then max_entries (rewriting only the code bytes it changes). An
 input runs on the reference model and on each selected arch and variant;
-any divergence, broken machine-level check or fault is a finding. Findings are deduplicated by signature, minimised, and written
-to -out as scenario files that "tailsim run" reproduces; a finding that is
-the modelled kernel code's known behaviour names the library scenario
-that explains it. Deterministic for a seed and shard.
+any divergence, broken machine-level check or fault is a finding. Each
+finding is written to -out as soon as it is found (found-*.txtar, the
+case as the stream gave it); at the end the distinct findings (by
+signature) are minimised and written as finding-*.txtar scenario files
+that "tailsim run" reproduces, and the found-* files removed. A finding
+that is the modelled kernel code's known behaviour names the library
+scenario that explains it. SIGINT or SIGTERM (Ctrl-C) ends a campaign
+early the same way: no new case starts, the findings so far are written
+and the summary says "interrupted"; a second one quits at once.
+Deterministic for a seed and shard.
 Exit status: 0 no new findings (the known ones, the modelled kernel
 code's documented behaviour, are listed), 1 new findings or generated
 cases that do not parse, 2 usage error or a reproducer that could not be
@@ -137,6 +145,9 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		Cases: *f.cases, Inputs: *f.inputs, Duration: *f.duration, Workers: *f.workers, Out: *f.out}
 	progress := newProgress(stderr)
 	c.Progress, c.ProgressEvery = progress.line, progress.every
+	stop, release := stopOnSignal(stderr)
+	defer release()
+	c.Stop = stop
 	sum, err := c.Run()
 	progress.end()
 	if sum == nil {
@@ -170,10 +181,38 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  never reached: %s/%s %s %s with the counter at %s\n", c.Arch, c.Variant, c.Path, c.Outcome, c.Count)
 	}
 	known := sum.Known()
-	fmt.Fprintf(stdout, "%d cases on %d shapes in %s (%.0f cases/s, shard %d/%d, seeds from %d), %d findings (%d known, %d new)%s\n",
-		sum.Cases, sum.Shapes, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed,
+	interrupted := ""
+	if sum.Interrupted {
+		interrupted = ", interrupted"
+	}
+	fmt.Fprintf(stdout, "%d cases on %d shapes in %s (%.0f cases/s, shard %d/%d, seeds from %d%s), %d findings (%d known, %d new)%s\n",
+		sum.Cases, sum.Shapes, sum.Elapsed.Round(time.Millisecond), float64(sum.Cases)/sum.Elapsed.Seconds(), shard, shards, *f.seed, interrupted,
 		len(sum.Reproducers), known, len(sum.Reproducers)-known, peakMemory())
 	return fuzzVerdict(stderr, "tailsim fuzz", sum.Slow, sum.Unparsed, sum.New())
+}
+
+// stopOnSignal closes the returned channel at the first SIGINT or
+// SIGTERM, so a campaign ends cleanly: no new case starts, the findings
+// so far are minimised and written, the summary printed, and the exit
+// status is what they deserve. A second signal has its default effect
+// (quit now). release stops listening.
+func stopOnSignal(stderr io.Writer) (<-chan struct{}, func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		select {
+		case s := <-sig:
+			signal.Stop(sig)
+			fmt.Fprintf(stderr, "\ntailsim fuzz: %v: finishing the cases in flight and writing the findings (again to quit now)\n", s)
+			close(stop)
+		case <-done:
+		}
+	}()
+	return stop, func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }
 
 // peakMemory is the process's peak resident memory (Linux's VmHWM), for

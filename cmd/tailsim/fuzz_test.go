@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"tailsim/fuzz"
 )
@@ -154,5 +156,35 @@ func TestFuzzJSON(t *testing.T) {
 	file, err := os.ReadFile(filepath.Join(out, fuzz.IndexFile))
 	if err != nil || strings.TrimSpace(string(file)) != strings.TrimSpace(stdout) {
 		t.Errorf("stdout is not %s (%v):\n%s\n---\n%s", fuzz.IndexFile, err, stdout, file)
+	}
+}
+
+// SIGINT ends a campaign cleanly: the findings so far are written and
+// the summary says it was interrupted (Ctrl-C used to lose everything).
+func TestFuzzInterrupted(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "f")
+	type result struct {
+		code      int
+		out, errs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, o, e := run(t, "fuzz", "-duration", "1h", "-out", out)
+		done <- result{code, o, e}
+	}()
+	// The handler is installed before -out is made.
+	for {
+		if found, _ := filepath.Glob(filepath.Join(out, "found-*")); len(found) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	reproducers, _ := filepath.Glob(filepath.Join(out, "finding-*.txtar"))
+	if r.code != 0 || !strings.Contains(r.out, ", interrupted), ") || !strings.Contains(r.errs, "interrupt: finishing the cases in flight") || len(reproducers) == 0 {
+		t.Errorf("exit %d, %d reproducers\nstdout %s\nstderr %s", r.code, len(reproducers), r.out, r.errs)
 	}
 }
