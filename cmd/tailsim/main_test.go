@@ -61,7 +61,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "-variant", "patched", good}, 0, "3 passed", ""},
 		{[]string{"run", "-arch", "arm64", good}, 0, "2 passed", ""},
 		{[]string{"run", "-arch", "x86_64", "-variant", "upstream", good}, 0, "1 passed", ""},
-		{[]string{"run", failing}, 1, "FAIL line 17: expect r0 = 2: got 1", ""},
+		{[]string{"run", failing}, 1, "FAIL [every arch/variant] line 17: expect r0 = 2: got 1", ""},
 		{[]string{"run", bad}, 2, "", bad + ":6:7: r1 mixes 32-bit and 64-bit registers"},
 		{[]string{"run", "-arch", "mips", good}, 2, "", "unknown arch"},
 		{[]string{"run", "-variant", "v2", good}, 2, "", "unknown variant"},
@@ -132,16 +132,46 @@ func TestVerboseTrace(t *testing.T) {
 
 // With no flags the whole library runs on every backend and variant, and
 // every emulated result agrees with the reference model (or departs from
-// it where a scenario says the kernel code does).
+// it where a scenario says the kernel code does). All passing, the report
+// is a line per library directory and the summary: one screen.
 func TestRunLibraryByDefault(t *testing.T) {
 	code, out, errs := run(t, "run")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"library/test_bpf/", "x86_64  upstream", "x86_64  patched", "arm64   upstream", "arm64   patched", "ref     upstream"} {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) > 12 {
+		t.Errorf("%d lines when everything passes:\n%s", len(lines), out)
+	}
+	for _, want := range []string{"library/test_bpf/", "PASS", "runs on ref, x86_64, arm64 × upstream, patched", "notes: -notes shows them)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A failure that every arch/variant gives is printed once; notes are
+// counted, and shown once per scenario with -notes; errors are told
+// apart from failures.
+func TestRunTextGroups(t *testing.T) {
+	t.Chdir("../..")
+	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
+	_, out, _ := run(t, "run", failing)
+	if n := strings.Count(out, "expect r0 = 2: got 1"); n != 1 || !strings.Contains(out, "FAIL [every arch/variant] line 17") {
+		t.Errorf("the failure printed %d times:\n%s", n, out)
+	}
+	_, out, _ = run(t, "run", "scenarios/library/edges/empty_slot.txtar")
+	if strings.Contains(out, "note [") || !strings.Contains(out, "1 note") {
+		t.Errorf("notes not counted:\n%s", out)
+	}
+	_, out, _ = run(t, "run", "-notes", "scenarios/library/edges/empty_slot.txtar")
+	if n := strings.Count(out, "  note [every arch/variant] line 30: run entry: the kernel interpreter"); n != 1 {
+		t.Errorf("-notes shows the note %d times:\n%s", n, out)
+	}
+	layout := write(t, "layout.txtar", strings.Replace(scenario, "-- maps --", "-- config --\nlayout custom max_entries=0x80 ptrs=0x88 bpf_func=0x90\n-- maps --", 1))
+	_, out, _ = run(t, "run", layout)
+	if !strings.Contains(out, "ERROR [x86_64/upstream, x86_64/patched] line 3:") {
+		t.Errorf("errors:\n%s", out)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"tailsim/emu"
@@ -37,7 +36,7 @@ Exit status: 0 all pass, 1 a check failed, 2 usage or input error.`,
 
 type runFlags struct {
 	arch, variant, layout *string
-	json, verbose         *bool
+	json, verbose, notes  *bool
 }
 
 func backendNames() []string {
@@ -61,8 +60,9 @@ func newRunFlags(fs *flag.FlagSet) runFlags {
 		arch:    fs.String("arch", "all", "comma-separated arches ("+strings.Join(backendNames(), ", ")+") or all"),
 		variant: fs.String("variant", "all", "comma-separated variants (upstream, patched) or all"),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenarios'"),
-		json:    fs.Bool("json", false, "print one JSON object per result instead of a table"),
-		verbose: fs.Bool("v", false, "print the trace of every failing run"),
+		json:    fs.Bool("json", false, "print one JSON object per arch/variant run of each scenario, with every failure and note"),
+		verbose: fs.Bool("v", false, "list every scenario, show notes, and print the trace of every failing run"),
+		notes:   fs.Bool("notes", false, "show the notes (facts that are not failures, such as what the kernel interpreter would give), once per scenario"),
 	}
 }
 
@@ -177,9 +177,13 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, Costs: r.Costs, DurationUS: r.Duration.Microseconds()})
 		}
 	} else {
-		printTable(stdout, reports, *f.verbose)
-		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d arch/variant runs in %s\n",
-			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), fmtDuration(elapsed))
+		printText(stdout, reports, textOptions{verbose: *f.verbose, notes: *f.notes})
+		hidden := ""
+		if notes := totalNotes(reports); notes > 0 && !*f.notes && !*f.verbose {
+			hidden = fmt.Sprintf(" (%s: -notes shows them)", plural(notes, "note"))
+		}
+		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d arch/variant runs in %s%s\n",
+			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), fmtDuration(elapsed), hidden)
 	}
 	switch {
 	case len(reports) == 0:
@@ -192,43 +196,18 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// totalNotes counts the distinct notes of every scenario.
+func totalNotes(reports []*scenarios.Report) int {
+	n := 0
+	for _, g := range groupByScenario(reports) {
+		n += countNotes(g)
+	}
+	return n
+}
+
 // errScenariosErrored: some scenario could not run on some arch or
 // variant; the report says which and why.
 var errScenariosErrored = errors.New("scenarios could not run")
-
-func printTable(w io.Writer, reports []*scenarios.Report, verbose bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tARCH\tVARIANT\tVERDICT\tTIME")
-	for _, r := range reports {
-		verdict := strings.ToUpper(r.Status.String())
-		if len(r.Notes) > 0 {
-			verdict += " (note)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Scenario.File, r.Arch, r.Variant, verdict, fmtDuration(r.Duration))
-	}
-	tw.Flush()
-	for _, r := range reports {
-		if len(r.Failures) == 0 && len(r.Notes) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n%s [%s/%s] %s\n", r.Scenario.File, r.Arch, r.Variant, r.Scenario.Title)
-		for _, f := range r.Failures {
-			fmt.Fprintf(w, "  FAIL %s\n", f)
-		}
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "  note %s\n", n)
-		}
-		if verbose && len(r.Failures) > 0 {
-			if r.Traced == nil {
-				fmt.Fprintln(w, "  (no trace recorded)")
-			} else {
-				trace.WriteText(w, r.Traced, trace.Options{Indent: "    | "})
-				fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -variant %s %s)\n", r.Arch, r.Variant, r.Scenario.File)
-			}
-		}
-	}
-	fmt.Fprintln(w)
-}
 
 func fmtDuration(d time.Duration) string {
 	switch {
