@@ -101,6 +101,10 @@ func firstLine(s string) string {
 // errors, so they come back reported; -h comes back as flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
+	if _, ok := commands[fs.Name()]; ok {
+		// -h and --help print what "tailsim help COMMAND" prints.
+		fs.Usage = func() { help([]string{fs.Name()}, stderr) }
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

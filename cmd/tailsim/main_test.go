@@ -228,11 +228,32 @@ func TestExitStatus(t *testing.T) {
 }
 
 // -h prints a command's flags and succeeds.
+// -h and --help on every command print what "help COMMAND" prints.
 func TestHelpFlag(t *testing.T) {
 	for name := range commands {
-		code, out, errs := run(t, name, "-h")
-		if code != exitOK || out != "" || !strings.Contains(errs, "-") {
-			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", name, code, out, errs)
+		_, want, _ := run(t, "help", name)
+		for _, flag := range []string{"-h", "--help"} {
+			code, out, errs := run(t, name, flag)
+			if code != exitOK || out != "" || errs != want {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q, want %q", name, flag, code, out, errs, want)
+			}
 		}
+	}
+}
+
+// Every command's usage line names each of its flags.
+func TestUsageNamesEveryFlag(t *testing.T) {
+	for name, c := range commands {
+		setup := flagSetups[name]
+		if setup == nil {
+			continue
+		}
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		setup(fs)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(c.usage, "-"+f.Name+" ") && !strings.Contains(c.usage, "-"+f.Name+"]") && !strings.Contains(c.usage, "-"+f.Name+"|") {
+				t.Errorf("tailsim %s: the usage line lacks -%s: %s", name, f.Name, c.usage)
+			}
+		})
 	}
 }

@@ -28,7 +28,7 @@ With no PATH the embedded library runs. PATHs are .txtar files or
 directories searched for them. Each scenario runs on each selected
 (arch, variant); emulated results are compared with the reference model.
 Exit status: 0 all pass, 1 a check failed, 2 usage or input error.`,
-		usage: "tailsim run [-arch LIST] [-variant LIST] [-layout NAME] [-json] [-v] [PATH ...]",
+		usage: "tailsim run [-arch LIST] [-variant LIST] [-layout NAME] [-json] [-notes] [-v] [PATH ...]",
 		run:   runCmd,
 	})
 	flagSetups["run"] = func(fs *flag.FlagSet) { newRunFlags(fs) }
