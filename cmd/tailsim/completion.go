@@ -1,0 +1,116 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"tailsim/prog"
+)
+
+func init() {
+	register(&command{
+		name: "completion",
+		summary: `print a shell completion script (bash or zsh)
+
+The script completes commands, each command's flags, the values of
+-arch, -variant, -layout and -syntax, and scenario files (.txtar) and
+directories. Load it in the shell's start-up file:
+  bash: source <(tailsim completion bash)
+  zsh:  source <(tailsim completion zsh)
+The zsh script runs the bash one through zsh's bashcompinit. It is made
+from the commands and flags of this build, so it follows them.`,
+		usage: "tailsim completion bash|zsh",
+		run:   completionCmd,
+	})
+}
+
+func completionCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("completion", flag.ContinueOnError)
+	pos, err := parseInterspersed(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("name the shell: tailsim completion bash|zsh")
+	}
+	switch pos[0] {
+	case "bash":
+		_, err = io.WriteString(stdout, bashCompletion())
+	case "zsh":
+		_, err = io.WriteString(stdout, zshPrelude+bashCompletion())
+	default:
+		return usagef("no completion for %q (bash, zsh)", pos[0])
+	}
+	return err
+}
+
+// zshPrelude lets zsh run the bash completion function.
+const zshPrelude = "autoload -U +X compinit && compinit\nautoload -U +X bashcompinit && bashcompinit\n"
+
+// flagValues are the values a flag takes, by flag name.
+func flagValues() map[string][]string {
+	var layouts []string
+	for _, l := range prog.Presets {
+		layouts = append(layouts, l.Name)
+	}
+	return map[string][]string{
+		"arch":      append(backendNames(), "all"),
+		"variant":   {"upstream", "patched", "all"},
+		"layout":    layouts,
+		"syntax":    {"intel", "att"},
+		"shard":     {"env"},
+		"placement": {"kernel", "aligned"},
+	}
+}
+
+// bashCompletion is the bash script: a case per command listing its
+// flags, and the flag values.
+func bashCompletion() string {
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	names = append(names, "help", "version")
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("# tailsim completion for bash (tailsim completion bash)\n_tailsim() {\n")
+	b.WriteString("\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n")
+	fmt.Fprintf(&b, "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\treturn\n\tfi\n", strings.Join(names, " "))
+	b.WriteString("\tcase $prev in\n")
+	values := flagValues()
+	var valued []string
+	for f := range values {
+		valued = append(valued, f)
+	}
+	sort.Strings(valued)
+	for _, f := range valued {
+		fmt.Fprintf(&b, "\t-%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", f, strings.Join(values[f], " "))
+	}
+	b.WriteString("\tesac\n\tcase ${COMP_WORDS[1]} in\n")
+	for _, n := range names {
+		var flags []string
+		if setup := flagSetups[n]; setup != nil {
+			fs := flag.NewFlagSet(n, flag.ContinueOnError)
+			setup(fs)
+			fs.VisitAll(func(f *flag.Flag) { flags = append(flags, "-"+f.Name) })
+		}
+		switch n {
+		case "help":
+			fmt.Fprintf(&b, "\thelp) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", strings.Join(slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == "help" }), " "))
+		case "completion":
+			b.WriteString("\tcompletion) COMPREPLY=($(compgen -W \"bash zsh\" -- \"$cur\")); return ;;\n")
+		default:
+			if len(flags) > 0 {
+				fmt.Fprintf(&b, "\t%s) if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); return; fi ;;\n", n, strings.Join(flags, " "))
+			}
+		}
+	}
+	b.WriteString("\tesac\n")
+	// Scenario files and directories.
+	b.WriteString("\tCOMPREPLY=($(compgen -d -- \"$cur\") $(compgen -f -X '!*.txtar' -- \"$cur\"))\n}\ncomplete -o filenames -F _tailsim tailsim\n")
+	return b.String()
+}
