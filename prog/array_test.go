@@ -66,7 +66,7 @@ func TestSparse(t *testing.T) {
 }
 
 // TestUpdateDeleteErrors follows prog_array_map_update_elem / fd_array_map_delete_elem
-// (REFERENCE §8): index >= max_entries is E2BIG, checked before
+// (docs/kernel.md §9): index >= max_entries is E2BIG, checked before
 // compatibility; deleting an empty slot is ENOENT; a program of another type
 // than the owner's is EINVAL.
 func TestUpdateDeleteErrors(t *testing.T) {
@@ -134,7 +134,7 @@ func TestUpdateDeleteErrors(t *testing.T) {
 }
 
 // TestEffects: an update or delete is ptrs, then the cached slot, then the
-// pokes in the kernel's order (REFERENCE §2); each step changes only its
+// pokes in the kernel's order (docs/kernel.md §3); each step changes only its
 // own part, and no step leaves the bypass a nop with the target one too.
 func TestEffects(t *testing.T) {
 	a := newArray(t, 4)

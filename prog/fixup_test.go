@@ -322,7 +322,7 @@ go:	call bpf_tail_call
 					}
 					// arm64 has no direct calls: upstream's direct sites
 					// are indirect there, the patched series' (dynamic
-					// flag clear) static (REFERENCE §5, §6).
+					// flag clear) static (docs/kernel.md §6, §7).
 					arm64 := w.kinds[vi]
 					if arm64 == prog.Direct {
 						arm64 = map[prog.Variant]prog.SiteKind{prog.Upstream: prog.Indirect, prog.Patched: prog.Static}[v]

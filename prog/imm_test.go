@@ -7,7 +7,7 @@ import (
 
 // TestEncodeTailCallImm: bits 0–7 map index (≤ 63, MAX_USED_MAPS = 64),
 // bits 8–15 the dynamic flag (0 or 1), bits 16–31 poke index + 1 (≤ 1024,
-// the poke table size). REFERENCE §2.
+// the poke table size). docs/kernel.md §3.
 func TestEncodeTailCallImm(t *testing.T) {
 	tests := []struct {
 		mapIndex, dynamic, poke int

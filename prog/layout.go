@@ -16,7 +16,7 @@ type Layout struct {
 	BpfFunc    uint32
 }
 
-// Presets are the layouts of REFERENCE §7. The first is the default.
+// Presets are the layouts of docs/kernel.md §8. The first is the default.
 var Presets = []Layout{
 	{Name: "v6.18", MaxEntries: 0x44, Ptrs: 0x130, BpfFunc: 0x48},
 	{Name: "v6.18-nosec", MaxEntries: 0x3c, Ptrs: 0x128, BpfFunc: 0x48},

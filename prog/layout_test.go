@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestPresets checks the presets against the table of REFERENCE §7.
+// TestPresets checks the presets against the table of docs/kernel.md §8.
 func TestPresets(t *testing.T) {
 	want := []Layout{
 		{Name: "v6.18", MaxEntries: 0x44, Ptrs: 0x130, BpfFunc: 0x48},

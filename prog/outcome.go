@@ -39,7 +39,7 @@ func byName[T interface {
 }
 
 // FallReason says why a tail call at a site of the given kind did not
-// jump, in the order the JITs test (REFERENCE §1): the bounds check
+// jump, in the order the JITs test (docs/kernel.md §1): the bounds check
 // (absent at a direct site, whose key the verifier bounded), then the
 // counter, then the slot. It returns 0 for a call that is taken. Both the
 // reference model, which decides the call, and the emulators, which see

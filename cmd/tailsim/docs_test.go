@@ -156,3 +156,35 @@ func runPipeline(t *testing.T, cmdline string) ([]string, int, error) {
 	}
 	return lines, code, err
 }
+
+// The repository stands alone: no file points a reader to notes outside
+// it (the facts it relies on are in docs/kernel.md and docs/addresses.md,
+// with the kernel sources they come from).
+func TestNoPointersOutside(t *testing.T) {
+	t.Chdir("../..")
+	outside := regexp.MustCompile(`\.\./shared|/work/shared|REFERENCE\.md`)
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (path == ".git" || path == "bin") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !regexp.MustCompile(`\.(go|md|txtar|txt)$|^Makefile$|^\.ci/`).MatchString(path) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, l := range strings.Split(string(data), "\n") {
+			if outside.MatchString(l) && path != "cmd/tailsim/docs_test.go" {
+				t.Errorf("%s:%d points outside the repository: %s", path, i+1, strings.TrimSpace(l))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

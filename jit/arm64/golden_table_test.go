@@ -4,7 +4,7 @@ package arm64_test
 // patched-dynamic}.txt, prologues.txt and extras.txt hold, for every case,
 // the A64 words the kernel's arm64 JIT emits for each function's prologue,
 // each tail-call sequence (Sites[i].Start..Out), the bpf2bpf call and the
-// epilogue. They are composed from REFERENCE §5/§6/§7 fragments by
+// epilogue. They are composed from docs/kernel.md §6/§7/§8 fragments by
 // testdata/gengolden, which imports nothing from tailsim and encodes with
 // its own A64 helpers; this file builds the program each case names, JITs
 // it with arm64.Compile and compares, instruction by instruction. The
@@ -425,7 +425,7 @@ func TestGoldenTables(t *testing.T) {
 }
 
 // TestGoldenTablesGenerated checks that the checked-in tables are exactly
-// what testdata/gengolden composes from the REFERENCE fragments: nobody
+// what testdata/gengolden composes from the kernel's fragments (docs/kernel.md): nobody
 // edited them by hand (or pasted JIT output into them).
 func TestGoldenTablesGenerated(t *testing.T) {
 	if testing.Short() {
@@ -530,7 +530,7 @@ func TestGoldenTablesCoverage(t *testing.T) {
 	}
 }
 
-// TestGoldenTablesReferenceWords: every word REFERENCE §5/§6 quotes is in
+// TestGoldenTablesReferenceWords: every word docs/kernel.md §6/§7 quotes is in
 // the tables (gengolden checks its encoders against them too).
 func TestGoldenTablesReferenceWords(t *testing.T) {
 	ref := []string{
@@ -561,7 +561,7 @@ func TestGoldenTablesReferenceWords(t *testing.T) {
 			b[k] = byte(v)
 		}
 		if w := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24; !have[w] {
-			t.Errorf("REFERENCE word %s (%08x) is in no golden table", h, w)
+			t.Errorf("kernel word %s (%08x) is in no golden table", h, w)
 		}
 	}
 }

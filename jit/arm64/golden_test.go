@@ -3,7 +3,7 @@ package arm64_test
 // Golden words. Every expected instruction is written here as bytes, with
 // the text llvm-mc assembles to them (llvmmc_test.go checks each pair):
 //
-//   - REFERENCE §5 and §6 give most bytes verbatim (prologue, epilogue
+//   - docs/kernel.md §6 and §7 give most bytes verbatim (prologue, epilogue
 //     counter instructions, the tail-call sequence, the patched example);
 //   - the rest is derived by hand from the A64 encodings the notes quote
 //     (insn.c base values and fields): branch placeholders once fixed up,
@@ -33,7 +33,7 @@ func cat(parts ...[]gi) []gi {
 	return out
 }
 
-// REFERENCE §5, main-program prologue.
+// docs/kernel.md §6, main-program prologue.
 var (
 	gBtiJC   = []gi{{"df 24 03 d5", "bti jc"}}
 	gMovX9LR = []gi{{"c9 03 00 91", "add x9, x30, #0"}}
@@ -74,7 +74,7 @@ func subPrologue(bti, pac bool) []gi {
 	return cat(p, gFrame, gSubCnt)
 }
 
-// REFERENCE §5 epilogue; mov x0, x7 (add x0, x7, #0) and autiasp derived.
+// docs/kernel.md §6 epilogue; mov x0, x7 (add x0, x7, #0) and autiasp derived.
 func epilogueTail(pac bool) []gi {
 	e := []gi{{"ff 6b c1 a8", "ldp xzr, x26, [sp], #16"}, {"fd 7b c1 a8", "ldp x29, x30, [sp], #16"},
 		{"e0 00 00 91", "add x0, x7, #0"}}
@@ -94,7 +94,7 @@ func gPLT(pad bool) []gi {
 	return p
 }
 
-// REFERENCE §5 tail call, for off_max 0x44, off_ptrs 0x130, off_func 0x48:
+// docs/kernel.md §6 tail call, for off_max 0x44, off_ptrs 0x130, off_func 0x48:
 // the three placeholders as fixed up for the sequence's own length.
 func upstreamTail(b1, b2, b3 gi, unwind []gi, tailOff gi) []gi {
 	return cat([]gi{
@@ -122,7 +122,7 @@ func upstreamTail(b1, b2, b3 gi, unwind []gi, tailOff gi) []gi {
 	})
 }
 
-// add x10, x10, #4*PROLOGUE_OFFSET: 24 (REFERENCE), 28 and 32 (derived).
+// add x10, x10, #4*PROLOGUE_OFFSET: 24 (the kernel's), 28 and 32 (derived).
 var gTailOff = map[int]gi{
 	6: {"4a 61 00 91", "add x10, x10, #24"},
 	7: {"4a 71 00 91", "add x10, x10, #28"},
@@ -136,7 +136,7 @@ func upstreamTailPlain(po int) []gi {
 	return upstreamTail(gi{"02 02 00 54", "b.hs #64"}, gi{"82 01 00 54", "b.hs #48"}, gi{"cb 00 00 b4", "cbz x11, #24"}, nil, gTailOff[po])
 }
 
-// patchedStatic is REFERENCE §6's static path: bounds against the
+// patchedStatic is docs/kernel.md §7's static path: bounds against the
 // immediate, x11 = index*8 + off, ldr x11, [x1, x11], br x11. bounds and
 // add are the parts that depend on max_entries; the placeholders are
 // fixed up for the sequence's length.
@@ -290,7 +290,7 @@ func goldenCases() []goldenCase {
 			},
 		})
 	}
-	// Patched: REFERENCE §6's max_entries 4 example (static: the constant key
+	// Patched: docs/kernel.md §7's max_entries 4 example (static: the constant key
 	// site, whose poke field is set), and the dynamic path = upstream.
 	gStatic4 := patchedStatic([]gi{{"8a 00 80 52", "mov w10, #4"}}, []gi{{"6b 41 05 91", "add x11, x11, #0x150"}})
 	cs = append(cs,
@@ -538,7 +538,7 @@ func TestGolden(t *testing.T) {
 	t.Logf("%d golden instructions", n)
 }
 
-// TestReferenceWords pins the REFERENCE §5/§6 words themselves: the table
+// TestReferenceWords pins the docs/kernel.md §6/§7 words themselves: the table
 // above must keep quoting them (a typo there would otherwise move both
 // sides of TestGolden).
 func TestReferenceWords(t *testing.T) {
@@ -563,7 +563,7 @@ func TestReferenceWords(t *testing.T) {
 	}
 	for _, h := range ref {
 		if !have[h] {
-			t.Errorf("REFERENCE word %s is in no golden case", h)
+			t.Errorf("kernel word %s is in no golden case", h)
 		}
 	}
 }

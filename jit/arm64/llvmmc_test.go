@@ -1,9 +1,9 @@
 package arm64_test
 
-// The llvm-mc oracle (REFERENCE §11), independent of this package and of
+// The llvm-mc oracle (docs/kernel.md §11), independent of this package and of
 // arm64asm: every golden instruction's text assembles, with llvm-mc, to
 // the golden bytes (so the hand-derived words are checked, and the
-// REFERENCE ones agree with their text); and every word of the forms
+// kernel ones (docs/kernel.md) agree with their text); and every word of the forms
 // images disassembles as a valid instruction. Skipped, with a message,
 // when llvm-mc is not installed.
 

@@ -3,7 +3,7 @@ package x86_test
 // Golden byte tables: testdata/{tailcalls,prologues,extras}.txt hold, for
 // every case, the bytes the kernel's x86 JIT emits for the prologue, each
 // tail-call sequence, the tcc_ptr load before a bpf2bpf call and the
-// epilogue. They are composed from REFERENCE §3/§4/§7 fragments by
+// epilogue. They are composed from docs/kernel.md §4/§5/§8 fragments by
 // testdata/gengolden, which imports nothing from tailsim; this file builds
 // the program each case names, JITs it and compares, instruction by
 // instruction.
@@ -409,7 +409,7 @@ func offsetOf(s *goldenSection, prefix string, last bool) int {
 func compareSection(t *testing.T, c *goldenCase, s *goldenSection, img *jit.Image, sel []jit.Insn, what string) {
 	t.Helper()
 	if diff := cmp.Diff(wantHex(s), insnHex(img, sel)); diff != "" {
-		t.Errorf("%s (%s, section at line %d): %s differs from REFERENCE (-want +got, one line per instruction):\n%s\nwant:\n%sgot:\n%s",
+		t.Errorf("%s (%s, section at line %d): %s differs from the kernel's bytes (-want +got, one line per instruction):\n%s\nwant:\n%sgot:\n%s",
 			c.Name(), c.File, s.Line, what, diff, listing(s), actualListing(img, sel))
 	}
 }
@@ -543,7 +543,7 @@ func TestGolden(t *testing.T) {
 }
 
 // TestGoldenTablesGenerated checks that the checked-in tables are exactly
-// what testdata/gengolden composes from the REFERENCE fragments: nobody
+// what testdata/gengolden composes from the kernel's fragments (docs/kernel.md): nobody
 // edited them by hand (or pasted JIT output into them).
 func TestGoldenTablesGenerated(t *testing.T) {
 	if testing.Short() {
@@ -790,7 +790,7 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// REFERENCE §3: a tail-call-reachable subprogram's prologue, stack 0,
+	// docs/kernel.md §4: a tail-call-reachable subprogram's prologue, stack 0,
 	// no callee-saved registers.
 	want := &goldenSection{Name: "c.prologue", Insns: []goldenInsn{
 		{Code: []byte{0x0f, 0x1f, 0x44, 0x00, 0x00}, Text: "nop5"},

@@ -1,6 +1,6 @@
 package x86_test
 
-// The llvm-mc oracle (REFERENCE §11): every golden sequence is disassembled
+// The llvm-mc oracle (docs/kernel.md §11): every golden sequence is disassembled
 // by llvm-mc (Intel syntax) and each instruction's text must be the one the
 // table intends. x86asm's decoding of the same bytes must split them into
 // the same instructions. One llvm-mc run per table; skipped, with a

@@ -1,5 +1,5 @@
 // Package interp is the reference model: a direct interpreter of the prog
-// subset with the tail-call semantics of REFERENCE §1. Every emulated result
+// subset with the tail-call semantics of docs/kernel.md §1. Every emulated result
 // is compared with what it computes.
 package interp
 
@@ -300,7 +300,7 @@ func (r *run) loop() {
 	}
 }
 
-// tailCall performs the checks of REFERENCE §1 for the site's kind and the
+// tailCall performs the checks of docs/kernel.md §1 for the site's kind and the
 // configured counting rule. It returns the target (nil: fall through) and
 // false when the run faulted.
 func (r *run) tailCall(f *frame) (*prog.Program, bool) {

@@ -135,7 +135,7 @@ var emptyOK = cmpopts.EquateEmpty()
 func u32ctx(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 func u64ctx(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
-// TestLibTestBPF runs the tail-call suite of lib/test_bpf.c (REFERENCE §9):
+// TestLibTestBPF runs the tail-call suite of lib/test_bpf.c (docs/kernel.md §10):
 // one array of 11 with the tests in slots 0–9, programs built without the
 // verifier, each test run 1000 times. The state tests pass a ctx holding an
 // int that persists across the runs.
@@ -188,7 +188,7 @@ fail:
 	for i, p := range progs {
 		d.slots = append(d.slots, slotDef{"progs", uint32(i), p.name})
 	}
-	// The expectations of the table in REFERENCE §9, per run: R0 (tests
+	// The expectations of the table in docs/kernel.md §10, per run: R0 (tests
 	// 0–5) or the state after 1000 runs (tests 6–9), and the chain.
 	tests := []struct {
 		name      string
@@ -271,7 +271,7 @@ const keyFromCtx = `
 const target7 = "r0 = 7\nexit"
 
 // TestBounds: index = (u32)R3; index >= max_entries falls through
-// (REFERENCE §1 steps 1–2).
+// (docs/kernel.md §1 steps 1–2).
 func TestBounds(t *testing.T) {
 	taken := outcome{R0: 7, Count: 1, Path: []string{"entry", "t"}}
 	bounds := outcome{R0: 99, Path: []string{"entry"}, Falls: []prog.Reason{prog.FallBounds}}
@@ -364,7 +364,7 @@ go:	call bpf_tail_call
 }
 
 // TestLimit: a program tail-calling itself runs 34 times; the counter ends at
-// 33 and the last attempt falls through on the limit (REFERENCE §1).
+// 33 and the last attempt falls through on the limit (docs/kernel.md §1).
 func TestLimit(t *testing.T) {
 	for _, sl := range selfLoops {
 		for _, cfg := range configs() {
@@ -410,7 +410,7 @@ func TestLimit(t *testing.T) {
 }
 
 // TestEmptySlot: the JITs count a tail call only when the slot holds a
-// program; the interpreter counts before the NULL check (REFERENCE §1,
+// program; the interpreter counts before the NULL check (docs/kernel.md §1,
 // "known divergence"). The program first tail-calls the empty slot 1, then
 // itself in slot 0.
 func TestEmptySlot(t *testing.T) {
@@ -491,7 +491,7 @@ func TestEmptySlot(t *testing.T) {
 }
 
 // TestSlotHalves sets up an array whose three halves disagree by applying
-// only some steps of an update or delete (REFERENCE §2: ptrs, then the cached
+// only some steps of an update or delete (docs/kernel.md §3: ptrs, then the cached
 // slot, then the pokes), and checks which half each kind of site reads.
 func TestSlotHalves(t *testing.T) {
 	type half int
@@ -606,7 +606,7 @@ func TestPoisonedReadsPtrs(t *testing.T) {
 	}
 }
 
-// TestSubprograms: bpf2bpf calls share the counter (REFERENCE §1), keep
+// TestSubprograms: bpf2bpf calls share the counter (docs/kernel.md §1), keep
 // R6–R9 and the frame pointer, and a tail call inside a subprogram replaces
 // only the subprogram: the target returns to the caller.
 func TestSubprograms(t *testing.T) {

@@ -1,9 +1,10 @@
 // Command gengolden writes the arm64 JIT's golden word tables
-// (../tailcalls-*.txt, ../prologues.txt, ../extras.txt) by composing the
-// instruction fragments of /work/shared/REFERENCE.md §5 (upstream prologue,
-// epilogue and tail call), §6 (the patched series' static path) and §7
-// (structure offsets) the way arch/arm64/net/bpf_jit_comp.c strings them
-// together: build_prologue(), push_callee_regs()/pop_callee_regs(),
+// (../tailcalls-*.txt, ../prologues.txt, ../extras.txt) by composing
+// instruction fragments of arch/arm64/net/bpf_jit_comp.c (upstream
+// prologue, epilogue and tail call; the patched series' static path; the
+// structure offsets of the layout presets: docs/kernel.md §6, §7 and §8)
+// the way the kernel strings them together: build_prologue() with
+// prepare_bpf_tail_call_cnt(), push_callee_regs()/pop_callee_regs(),
 // build_epilogue(), emit_bpf_tail_call() (upstream, and the series' 3/4
 // with its dyn_array flag), emit_a64_mov_i()/emit_a64_mov_i64()/
 // emit_a64_add_i() for the immediates.
@@ -11,8 +12,9 @@
 // It deliberately imports nothing from tailsim: the tables must not be a
 // copy of the emitter under test. The words come from the small A64
 // encoders below, written from the A64 field layouts (not from
-// tailsim/jit/arm64's insn.go); before writing anything, main checks every
-// REFERENCE §5/§6 word against them (refCheck). Each word carries the text
+// tailsim/jit/arm64's insn.go); before writing anything, main checks them
+// against words quoted verbatim from the kernel's prologue, epilogue and
+// tail-call sequences (refCheck). Each word carries the text
 // llvm-mc 14 prints for it (llvm-mc --disassemble -triple=aarch64
 // -mattr=+bti,+pauth, whitespace normalised), so the same tables drive the
 // word comparison (golden_table_test.go) and the llvm-mc oracle.
@@ -332,9 +334,9 @@ func addIKernel(is64 bool, dst, src, tmp int, imm int32) []insn {
 	return append(movI(is64, tmp, imm), addReg(is64, dst, src, tmp))
 }
 
-// ---- REFERENCE §5 / §6 ----
+// ---- docs/kernel.md §6 / §6 ----
 
-// Registers (REFERENCE §5): R1 x0, R2 x1, R3 x2, R0 x7, R6–R9 x19–x22, FP
+// Registers (docs/kernel.md §6): R1 x0, R2 x1, R3 x2, R0 x7, R6–R9 x19–x22, FP
 // x25, tmp1 x10, tmp2 x11, tmp3 x12, counter pointer x26; x29 frame
 // pointer, x30 link register.
 const (
@@ -345,7 +347,7 @@ const (
 
 const maxTailCallCnt = 33
 
-// refCheck: every word REFERENCE §5/§6 quotes, as bytes verbatim, against
+// refCheck: every word docs/kernel.md §6/§7 quotes, as bytes verbatim, against
 // the encoder call that must produce it. A mismatch stops the generator.
 func refCheck() {
 	checks := []struct {
@@ -383,13 +385,13 @@ func refCheck() {
 		}
 		want := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 		if c.got.w != want {
-			fmt.Fprintf(os.Stderr, "gengolden: REFERENCE word %s (%08x) but the encoder gives %08x for %q\n", c.bytes, want, c.got.w, c.got.text)
+			fmt.Fprintf(os.Stderr, "gengolden: kernel word %s (%08x) but the encoder gives %08x for %q\n", c.bytes, want, c.got.w, c.got.text)
 			os.Exit(1)
 		}
 	}
 }
 
-// Structure offsets, REFERENCE §7 (written out again here on purpose).
+// Structure offsets, docs/kernel.md §8 (written out again here on purpose).
 type layout struct {
 	name                     string
 	maxEntries, ptrs, bpfFun uint32
@@ -465,7 +467,7 @@ func prologueOffset(bti, pac bool) int {
 	return n
 }
 
-// prologue is REFERENCE §5's prologue: [bti jc] · mov x9, lr · nop ·
+// prologue is docs/kernel.md §6's prologue: [bti jc] · mov x9, lr · nop ·
 // [paciasp] · stp x29, x30 · mov x29, sp · (main) stp xzr, x26 · mov x26, sp
 // · [bti j] | (subprogram) stp x26, x26 · callee-saved pushes · [mov x25, sp]
 // · [sub sp, sp, #round_up(stack, 16)].
@@ -500,7 +502,7 @@ func prologue(sub, bti, pac bool, stack int, r regs) []insn {
 	return s
 }
 
-// epilogue is REFERENCE §5's: [add sp] · pops · ldp xzr, x26 · ldp x29, x30
+// epilogue is docs/kernel.md §6's: [add sp] · pops · ldp xzr, x26 · ldp x29, x30
 // · mov x0, x7 · [autiasp] · ret.
 func epilogue(pac bool, stack int, r regs) []insn {
 	var s []insn
@@ -525,7 +527,7 @@ const (
 
 func (f form) kind() string { return [...]string{"indirect", "dynamic", "static"}[f] }
 
-// tailCall is emit_bpf_tail_call(): REFERENCE §5 (indirect, and the
+// tailCall is emit_bpf_tail_call(): docs/kernel.md §6 (indirect, and the
 // series' dynamic path, unchanged) and §6 (static). maxEntries is the
 // static path's used_maps[map_index]->max_entries.
 func tailCall(f form, l layout, maxEntries uint32, stack int, r regs, po int) []insn {
@@ -675,7 +677,7 @@ func (sp spec) build() gcase {
 }
 
 // forms of the cross product: the program shape and variant that make the
-// verifier and JIT take each path (REFERENCE §2, §5, §6). arm64 has no
+// verifier and JIT take each path (docs/kernel.md §3, §6, §7). arm64 has no
 // direct tail calls.
 var forms = []struct {
 	name, shape, subShape, variant string
@@ -827,7 +829,7 @@ func write(path, title string, cases []gcase) error {
 	}
 	w := bufio.NewWriter(f)
 	fmt.Fprintf(w, "# %s\n", title)
-	fmt.Fprintf(w, "# GENERATED by testdata/gengolden from REFERENCE.md §5, §6 and §7 fragments (not by the JIT). DO NOT EDIT.\n")
+	fmt.Fprintf(w, "# GENERATED by testdata/gengolden from docs/kernel.md §6, §7 and §8 fragments (not by the JIT). DO NOT EDIT.\n")
 	fmt.Fprintf(w, "#\n# case <key=value ...>: the program golden_table_test.go builds (shape) and the JIT options.\n")
 	fmt.Fprintf(w, "# <func>.<part> [attrs]: a section; each following tab-indented line is one instruction:\n")
 	fmt.Fprintf(w, "#   A64 word (hex) | text as llvm-mc 14 prints it (-triple=aarch64 -mattr=+bti,+pauth --disassemble)\n")
