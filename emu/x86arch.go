@@ -3,6 +3,8 @@ package emu
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
+	"strings"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 	"golang.org/x/arch/x86/x86asm"
@@ -148,25 +150,60 @@ func CompileX86(w *prog.World, v prog.Variant, ibt bool) ([]*Loaded, error) {
 // locateX86Fault finds the instruction that made a bad access. At an
 // unmapped access Unicorn's PC is where it last synced it (the previous
 // memory access: "push r15" for a load three instructions later,
-// measured), but the registers are those of the access, so the first
-// instruction from there whose memory operand, explicit or the stack's,
-// covers the fault is it.
+// measured), but the registers are those of the access. So the
+// instructions from there to the end of the block are read, and a
+// candidate is one whose memory operand (explicit, or the stack's for
+// push, pop, call, ret and leave), computed with those registers, covers
+// the fault. An earlier candidate that did not fault ran before the
+// registers took their values: one of the registers its address uses is
+// written after it and before a later candidate (a load through r3
+// before "r3 = 0x1000"). The first candidate not so spoiled is the one.
 func locateX86Fault(m *machine, pc uint64, f *access) uint64 {
 	if len(f.Regs) < 16 {
 		return pc
 	}
-	reg := func(r x86asm.Reg) (uint64, bool) {
+	// gpr is the 0..15 index of a general register of any width.
+	gpr := func(r x86asm.Reg) int {
 		switch {
 		case r >= x86asm.RAX && r <= x86asm.R15:
-			return f.Regs[r-x86asm.RAX], true
+			return int(r - x86asm.RAX)
 		case r >= x86asm.EAX && r <= x86asm.R15L:
-			return uint64(uint32(f.Regs[r-x86asm.EAX])), true
+			return int(r - x86asm.EAX)
+		case r >= x86asm.AX && r <= x86asm.R15W:
+			return int(r - x86asm.AX)
+		case r >= x86asm.AL && r <= x86asm.R15B:
+			if r >= x86asm.SPB && r <= x86asm.DIB {
+				return int(r-x86asm.SPB) + 4
+			}
+			if r >= x86asm.R8B {
+				return int(r-x86asm.R8B) + 8
+			}
+			return int(r - x86asm.AL)
 		}
-		return 0, false
+		return -1
 	}
-	rsp := f.Regs[x86asm.RSP-x86asm.RAX]
+	value := func(r x86asm.Reg) (uint64, bool) {
+		n := gpr(r)
+		if n < 0 {
+			return 0, false
+		}
+		if r >= x86asm.EAX && r <= x86asm.R15L {
+			return uint64(uint32(f.Regs[n])), true
+		}
+		return f.Regs[n], true
+	}
+	const rsp, rbp, rax, rdx = 4, 5, 0, 2
+	// The block's instructions from pc: where each is, the registers it
+	// writes, and, for a candidate, those its address uses.
+	type step struct {
+		at     uint64
+		writes []int
+		cand   bool
+		uses   []int
+	}
+	var steps []step
 	code := make([]byte, 16)
-	for at := pc; at < pc+256; {
+	for at := pc; at < pc+512; {
 		if err := m.e.memReadInto(code, at); err != nil {
 			break
 		}
@@ -175,42 +212,113 @@ func locateX86Fault(m *machine, pc uint64, f *access) uint64 {
 			break
 		}
 		next := at + uint64(in.Len)
-		var eas []uint64
+		if !couldHaveRun(in, f.Regs, gpr) {
+			// A constant its register does not hold: the run never got
+			// here, so the fault is before.
+			break
+		}
+		type operand struct {
+			ea   uint64
+			uses []int
+		}
+		var ops []operand
+		var writes []int
 		switch in.Op {
 		case x86asm.PUSH, x86asm.CALL:
-			eas = append(eas, rsp-8)
+			ops = append(ops, operand{f.Regs[rsp] - 8, []int{rsp}})
+			writes = append(writes, rsp)
 		case x86asm.POP, x86asm.RET:
-			eas = append(eas, rsp)
+			ops = append(ops, operand{f.Regs[rsp], []int{rsp}})
+			writes = append(writes, rsp)
 		case x86asm.LEAVE:
-			eas = append(eas, f.Regs[x86asm.RBP-x86asm.RAX])
+			ops = append(ops, operand{f.Regs[rbp], []int{rbp}})
+			writes = append(writes, rsp, rbp)
+		case x86asm.MUL, x86asm.DIV, x86asm.IMUL, x86asm.IDIV, x86asm.CQO, x86asm.CDQ:
+			writes = append(writes, rax, rdx)
 		}
 		for _, a := range in.Args {
 			mem, ok := a.(x86asm.Mem)
 			if !ok {
 				continue
 			}
-			ea, ok := uint64(mem.Disp), true
+			o := operand{ea: uint64(mem.Disp)}
 			if mem.Base == x86asm.RIP {
-				ea += next
+				o.ea += next
 			} else if mem.Base != 0 {
-				var b uint64
-				b, ok = reg(mem.Base)
-				ea += b
+				v, vok := value(mem.Base)
+				o.ea, o.uses, ok = o.ea+v, append(o.uses, gpr(mem.Base)), vok
 			}
 			if mem.Index != 0 {
-				i, iok := reg(mem.Index)
-				ea, ok = ea+i*uint64(mem.Scale), ok && iok
+				v, vok := value(mem.Index)
+				o.ea, o.uses, ok = o.ea+v*uint64(mem.Scale), append(o.uses, gpr(mem.Index)), ok && vok
 			}
 			if ok {
-				eas = append(eas, ea)
+				ops = append(ops, o)
 			}
 		}
-		for _, ea := range eas {
-			if f.Addr+uint64(f.Size) > ea && f.Addr < ea+16 {
-				return at
+		// The destination register, for the instructions that write one.
+		switch in.Op {
+		case x86asm.CMP, x86asm.TEST, x86asm.PUSH, x86asm.JMP, x86asm.CALL, x86asm.RET, x86asm.NOP:
+		default:
+			if r, ok := in.Args[0].(x86asm.Reg); ok && gpr(r) >= 0 {
+				writes = append(writes, gpr(r))
 			}
+			if r, ok := in.Args[1].(x86asm.Reg); ok && in.Op == x86asm.XCHG && gpr(r) >= 0 {
+				writes = append(writes, gpr(r))
+			}
+		}
+		st := step{at: at, writes: writes}
+		for _, o := range ops {
+			if f.Addr+uint64(f.Size) > o.ea && f.Addr < o.ea+16 {
+				st.cand, st.uses = true, o.uses
+				break
+			}
+		}
+		steps = append(steps, st)
+		if strings.HasPrefix(in.Op.String(), "J") || in.Op == x86asm.CALL || in.Op == x86asm.RET {
+			break // the block ends: the fault is in it
 		}
 		at = next
 	}
+	for j, c := range steps {
+		if !c.cand {
+			continue
+		}
+		// The first write to c's address registers after it...
+		p := len(steps)
+		for k := j + 1; k < len(steps) && p == len(steps); k++ {
+			if slices.ContainsFunc(steps[k].writes, func(r int) bool { return slices.Contains(c.uses, r) }) {
+				p = k
+			}
+		}
+		// ...spoils it if a later candidate comes after that write.
+		if !slices.ContainsFunc(steps[min(p+1, len(steps)):], func(s step) bool { return s.cand }) {
+			return c.at
+		}
+	}
 	return pc
+}
+
+// couldHaveRun is false for an instruction that sets a register to a
+// constant the register does not hold at the fault (mov r, imm; xor r, r):
+// the run stopped before it.
+func couldHaveRun(in x86asm.Inst, regs []uint64, gpr func(x86asm.Reg) int) bool {
+	r, ok := in.Args[0].(x86asm.Reg)
+	if !ok || gpr(r) < 0 {
+		return true
+	}
+	cur := regs[gpr(r)]
+	switch {
+	case in.Op == x86asm.MOV && r >= x86asm.RAX && r <= x86asm.R15:
+		if imm, ok := in.Args[1].(x86asm.Imm); ok {
+			return cur == uint64(imm)
+		}
+	case in.Op == x86asm.MOV && r >= x86asm.EAX && r <= x86asm.R15L:
+		if imm, ok := in.Args[1].(x86asm.Imm); ok {
+			return cur == uint64(uint32(imm))
+		}
+	case in.Op == x86asm.XOR && in.Args[1] == in.Args[0] && (r >= x86asm.EAX && r <= x86asm.R15L || r >= x86asm.RAX && r <= x86asm.R15):
+		return cur == 0
+	}
+	return true
 }
