@@ -354,10 +354,20 @@ func foundName(fd Finding) string {
 }
 
 // writeFound writes a finding's unminimised reproducer; a failed write
-// is reported at the end, when the minimised one is written too.
+// is reported at the end, when the minimised one is written too. The
+// stream's failures carry no lines of the file (its world is the
+// stream's), so the comment names the finding, not where it failed:
+// tailsim run on the file says that.
 func (s *search) writeFound(fd Finding) {
-	r := Reproducer{Finding: fd, Known: Known(fd)}
-	os.WriteFile(filepath.Join(s.c.Out, foundName(fd)), []byte(r.text(fd.Failures)), 0o644)
+	title, rest, _ := strings.Cut(fd.Case.Text(), "\n")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n", title, fd.Signature)
+	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d, input %d) on %s/%s, as found: not minimised.\nThe campaign replaces this file with a minimised finding-*.txtar when it ends.\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant)
+	if k := Known(fd); k != "" {
+		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", k)
+	}
+	b.WriteString(rest)
+	os.WriteFile(filepath.Join(s.c.Out, foundName(fd)), []byte(b.String()), 0o644)
 }
 
 // earlier orders cases by seed, then input: the campaign keeps the first

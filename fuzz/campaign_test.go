@@ -315,10 +315,13 @@ func TestCampaignStop(t *testing.T) {
 	stop := make(chan struct{})
 	out := t.TempDir()
 	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Duration: time.Hour, Workers: 2, Out: out, Stop: stop}
+	foundText := make(chan []byte, 1)
 	go func() {
 		// Stop once the first finding is on disk.
 		for {
 			if found, _ := filepath.Glob(filepath.Join(out, "found-*.txtar")); len(found) > 0 {
+				data, _ := os.ReadFile(found[0])
+				foundText <- data
 				close(stop)
 				return
 			}
@@ -340,5 +343,19 @@ func TestCampaignStop(t *testing.T) {
 	}
 	if found, _ := filepath.Glob(filepath.Join(out, "found-*.txtar")); len(found) != 0 {
 		t.Errorf("the found-as-found files stayed beside the reproducers: %v", found)
+	}
+	// A found file is a scenario that runs, whose comment names the
+	// finding (the stream's failures cite no line of it).
+	text := <-foundText
+	if _, err := scenarios.Parse("found.txtar", text); err != nil || !bytes.Contains(text, []byte("as found: not minimised")) || bytes.Contains(text, []byte("  : ")) {
+		t.Errorf("found file (%v):\n%s", err, text)
+	}
+	// The index says the campaign was cut short, and merging refuses it.
+	x, err := readIndex(out)
+	if err != nil || !x.Interrupted {
+		t.Errorf("index %+v, %v", x, err)
+	}
+	if _, err := Merge(filepath.Join(t.TempDir(), "m"), out); err == nil || !strings.Contains(err.Error(), "interrupted before its end") {
+		t.Errorf("merging an interrupted shard: %v", err)
 	}
 }

@@ -2,7 +2,9 @@ package fuzz
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,10 +40,13 @@ type Index struct {
 	Cases    int      `json:"cases"`  // inputs checked
 	Shapes   int      `json:"shapes"` // seeds, each a shape loaded once
 	// Unparsed cases are a generator bug; Slow ones went unchecked.
-	Unparsed int           `json:"unparsed"`
-	Slow     int           `json:"slow"`
-	Findings []Entry       `json:"findings"`
-	Coverage []CoverageRow `json:"coverage"`
+	Unparsed int `json:"unparsed"`
+	Slow     int `json:"slow"`
+	// Interrupted: the campaign was stopped (Campaign.Stop) before its
+	// cases or duration; its seeds are not all checked.
+	Interrupted bool          `json:"interrupted,omitempty"`
+	Findings    []Entry       `json:"findings"`
+	Coverage    []CoverageRow `json:"coverage"`
 }
 
 // New counts the index's findings that no library scenario explains.
@@ -83,7 +88,7 @@ func (c *Campaign) Index(sum *Summary) *Index {
 		inputs = DefaultInputs
 	}
 	x := &Index{Seed: c.Seed, Inputs: inputs, Shard: c.Shard, Shards: max(c.Shards, 1), Cases: sum.Cases, Shapes: sum.Shapes, Unparsed: sum.Unparsed, Slow: sum.Slow,
-		Findings: []Entry{}, Coverage: sum.Coverage.Rows()}
+		Interrupted: sum.Interrupted, Findings: []Entry{}, Coverage: sum.Coverage.Rows()}
 	for _, b := range c.Backends {
 		x.Arches = append(x.Arches, b.Name())
 	}
@@ -119,8 +124,14 @@ func Merge(out string, dirs ...string) (*Index, error) {
 	shards := map[uint64]string{}
 	for i, dir := range dirs {
 		x, err := readIndex(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s has no %s: not a finished campaign's directory (a campaign killed before its end leaves only found-*.txtar files, each a reproducer)", dir, IndexFile)
+		}
 		if err != nil {
 			return nil, err
+		}
+		if x.Interrupted {
+			return nil, fmt.Errorf("%s is shard %d of %d, interrupted before its end: its seeds are not all checked", dir, x.Shard, x.Shards)
 		}
 		if i == 0 {
 			merged.Seed, merged.Inputs, merged.Shards, merged.Arches, merged.Variants = x.Seed, x.Inputs, 1, x.Arches, x.Variants
