@@ -127,8 +127,8 @@ func TestParseErrors(t *testing.T) {
 		{"divergence of the model", "expect r0 = 1", "expect[ref] divergence", "", 17, `each scope item names x86_64 or arm64, not "ref"`},
 		{"broken scoped by variant only", "expect r0 = 1", "expect[patched] broken = R1 unchanged", "", 17, `each scope item names x86_64 or arm64, not "patched"`},
 		{"budget past a verified program's reach", "-- maps --", "-- config --\nbudget 2147483648\n-- maps --", "", 3, `bad budget "2147483648" (instructions per run, 1..34000000`},
-		{"repeat past the work a scenario may ask", "run entry\n", "run entry repeat=1000000\n", "", 16, "may execute 1000000000000 instructions (repeat × budget 1000000, summed), more than the 2147483648"},
-		{"work summed over the steps", "run entry\nexpect r0 = 1\n", "run entry repeat=1000\nrun entry repeat=1000\nrun entry repeat=1000\n", "", 18, "may execute 3000000000 instructions"},
+		{"repeat past the work a scenario may ask", "run entry\n", "run entry repeat=1000000\n", "", 16, "may execute 1000000000000 instructions (repeat × budget 1000000, summed), more than the 1073741824"},
+		{"work summed over the steps", "run entry\nexpect r0 = 1\n", "run entry repeat=1000\nrun entry repeat=1000\n", "", 17, "may execute 2000000000 instructions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

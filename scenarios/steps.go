@@ -26,10 +26,13 @@ const (
 	// loops unrolled by the verifier included), and one invocation enters
 	// at most 34 programs (33 tail calls).
 	MaxBudget = 34 * 1_000_000
-	// MaxWork bounds the sum over the run steps of repeat × budget: an
-	// endless loop in every run then costs about two minutes per backend
-	// (a one-block loop runs 34 million blocks in 1.8 s on x86-64).
-	MaxWork = 1 << 31
+	// MaxWork bounds the sum over the run steps of repeat × budget (the
+	// library's largest is 1000 × the default, 10^9). The emulators count
+	// blocks, which may be long: a 4000-instruction loop body took 6.5 s
+	// per 34-million-block run on x86-64 (a one-block loop 1.8 s), so a
+	// scenario at the bound runs about three and a half minutes per
+	// backend at worst.
+	MaxWork = 1 << 30
 )
 
 // checkWork refuses run steps that together may execute more than

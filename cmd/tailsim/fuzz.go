@@ -81,6 +81,12 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 // each holds engines of its own (10 000 workers took 6.9 GB in 90 s).
 func maxWorkers() int { return 4 * runtime.NumCPU() }
 
+// Bounds that keep a campaign's input numbers (shards × cases) in range.
+const (
+	maxShards = 1 << 20
+	maxCases  = 1 << 40
+)
+
 // parseShard reads -shard I/N: two decimal numbers, 0 <= I < N.
 func parseShard(s string) (shard, shards uint64, err error) {
 	bad := fmt.Errorf("bad -shard %q (I/N with 0 <= I < N, or env)", s)
@@ -133,6 +139,10 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *f.workers < 1 || *f.cases < 1 || *f.inputs < 1 {
 		return usagef("-workers, -cases and -inputs must be at least 1")
+	}
+	if shards > maxShards || *f.cases > maxCases {
+		// The campaign numbers its inputs up to shards × cases.
+		return usagef("at most %d shards and %d cases per shard", maxShards, maxCases)
 	}
 	if limit := maxWorkers(); *f.workers > limit {
 		return usagef("-workers %d: at most %d (4 × this machine's %d CPUs); each worker holds engines of its own, ~60 MiB", *f.workers, limit, runtime.NumCPU())

@@ -82,6 +82,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"fuzz", "-shard", "1/2x"}, 2, "", `bad -shard "1/2x"`},
 		{[]string{"fuzz", "-shard", "2/2"}, 2, "", `bad -shard "2/2"`},
 		{[]string{"fuzz", "-workers", "10000"}, 2, "", "-workers 10000: at most"},
+		{[]string{"fuzz", "-shard", "1/18446744073709551615"}, 2, "", "at most 1048576 shards"},
+		{[]string{"fuzz", "-cases", "9223372036854775807"}, 2, "", "cases per shard"},
 		{[]string{"fuzz", "extra"}, 2, "", `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
