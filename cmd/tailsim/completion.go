@@ -51,19 +51,29 @@ func completionCmd(args []string, stdout, stderr io.Writer) error {
 // zshPrelude lets zsh run the bash completion function.
 const zshPrelude = "autoload -U +X compinit && compinit\nautoload -U +X bashcompinit && bashcompinit\n"
 
-// flagValues are the values a flag takes, by flag name.
+// flagValues are the values a flag takes, by flag name; archValues are
+// -arch's, by command (fuzz and disasm take only the emulated arches,
+// run and trace the reference model too).
 func flagValues() map[string][]string {
 	var layouts []string
 	for _, l := range prog.Presets {
 		layouts = append(layouts, l.Name)
 	}
 	return map[string][]string{
-		"arch":      append(backendNames(), "all"),
-		"variant":   {"upstream", "patched", "all"},
-		"layout":    layouts,
-		"syntax":    {"intel", "att"},
-		"shard":     {"env"},
-		"placement": {"kernel", "aligned"},
+		"variant": {"upstream", "patched", "all"},
+		"layout":  layouts,
+		"syntax":  {"intel", "att"},
+		"shard":   {"env"},
+	}
+}
+
+func archValues() map[string][]string {
+	return map[string][]string{
+		"run":     append(backendNames(), "all"),
+		"trace":   backendNames(),
+		"fuzz":    append(emulatedNames(), "all"),
+		"disasm":  emulatedNames(),
+		"compare": emulatedNames(),
 	}
 }
 
@@ -78,9 +88,21 @@ func bashCompletion() string {
 	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("# tailsim completion for bash (tailsim completion bash)\n_tailsim() {\n")
-	b.WriteString("\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n")
+	b.WriteString("\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd=${COMP_WORDS[1]}\n")
 	fmt.Fprintf(&b, "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\treturn\n\tfi\n", strings.Join(names, " "))
-	b.WriteString("\tcase $prev in\n")
+	// fuzz merge: its own flag, and directories.
+	b.WriteString("\tif [ \"$cmd\" = fuzz ] && [ \"$COMP_CWORD\" -eq 2 ] && [[ $cur != -* ]]; then\n\t\tCOMPREPLY=($(compgen -W merge -- \"$cur\"))\n\t\t[ ${#COMPREPLY[@]} -gt 0 ] && return\n\tfi\n")
+	b.WriteString("\tif [ \"$cmd\" = fuzz ] && [ \"${COMP_WORDS[2]}\" = merge ]; then\n\t\tif [[ $cur == -* ]]; then COMPREPLY=($(compgen -W -out -- \"$cur\")); else local IFS=$'\\n'; COMPREPLY=($(compgen -d -- \"$cur\")); fi\n\t\treturn\n\tfi\n")
+	b.WriteString("\tcase $cmd:$prev in\n")
+	arches := archValues()
+	var withArch []string
+	for c := range arches {
+		withArch = append(withArch, c)
+	}
+	sort.Strings(withArch)
+	for _, c := range withArch {
+		fmt.Fprintf(&b, "\t%s:-arch) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", c, strings.Join(arches[c], " "))
+	}
 	values := flagValues()
 	var valued []string
 	for f := range values {
@@ -88,9 +110,9 @@ func bashCompletion() string {
 	}
 	sort.Strings(valued)
 	for _, f := range valued {
-		fmt.Fprintf(&b, "\t-%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", f, strings.Join(values[f], " "))
+		fmt.Fprintf(&b, "\t*:-%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", f, strings.Join(values[f], " "))
 	}
-	b.WriteString("\tesac\n\tcase ${COMP_WORDS[1]} in\n")
+	b.WriteString("\tesac\n\tcase $cmd in\n")
 	for _, n := range names {
 		var flags []string
 		if setup := flagSetups[n]; setup != nil {
@@ -110,7 +132,7 @@ func bashCompletion() string {
 		}
 	}
 	b.WriteString("\tesac\n")
-	// Scenario files and directories.
-	b.WriteString("\tCOMPREPLY=($(compgen -d -- \"$cur\") $(compgen -f -X '!*.txtar' -- \"$cur\"))\n}\ncomplete -o filenames -F _tailsim tailsim\n")
+	// Scenario files and directories, one per line (names with spaces).
+	b.WriteString("\tlocal IFS=$'\\n'\n\tCOMPREPLY=($(compgen -d -- \"$cur\") $(compgen -f -X '!*.txtar' -- \"$cur\"))\n}\ncomplete -o filenames -F _tailsim tailsim\n")
 	return b.String()
 }

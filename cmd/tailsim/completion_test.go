@@ -21,6 +21,12 @@ func TestCompletion(t *testing.T) {
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A scenario whose name has a space completes as one word.
+	spaced := filepath.Join("..", "..", "docs", "examples", "with space.txtar")
+	if err := os.WriteFile(spaced, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(spaced) })
 	for _, tc := range []struct {
 		words string // the command line; the last word is being completed
 		want  string
@@ -36,14 +42,21 @@ func TestCompletion(t *testing.T) {
 		{"tailsim completion z", "zsh"},
 		{"tailsim run scenarios/library/edges/empty_sl", "scenarios/library/edges/empty_slot.txtar"},
 		{"tailsim trace scenarios/library/te", "scenarios/library/test_bpf"},
+		{"tailsim fuzz -arch ", "x86_64 arm64 all"},
+		{"tailsim disasm -arch ", "x86_64 arm64"},
+		{"tailsim fuzz m", "merge"},
+		{"tailsim fuzz merge -", "-out"},
+		{"tailsim run docs/examples/wit", "docs/examples/with space.txtar"},
 	} {
 		words := strings.Split(tc.words, " ")
-		sh := "source " + path + "\nCOMP_WORDS=(" + strings.Join(quoteAll(words), " ") + ")\nCOMP_CWORD=" + strconv.Itoa(len(words)-1) + "\n_tailsim\necho \"${COMPREPLY[*]}\"\n"
+		sh := "source " + path + "\nCOMP_WORDS=(" + strings.Join(quoteAll(words), " ") + ")\nCOMP_CWORD=" + strconv.Itoa(len(words)-1) + "\n_tailsim\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n"
 		cmd := exec.Command("bash", "-c", sh)
 		cmd.Dir = "../.."
 		out, err := cmd.CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != tc.want {
-			t.Errorf("%q completes to %q (%v), want %q", tc.words, strings.TrimSpace(string(out)), err, tc.want)
+		// One completion per line: a name with a space stays one.
+		got := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err != nil || strings.Join(got, " ") != tc.want || strings.Contains(tc.want, "with space") && len(got) != 1 {
+			t.Errorf("%q completes to %q (%v), want %q", tc.words, got, err, tc.want)
 		}
 	}
 	if _, zsh, _ := run(t, "completion", "zsh"); zsh != zshPrelude+script {

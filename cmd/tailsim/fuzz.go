@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,12 +10,15 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"tailsim/fuzz"
+	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 func init() {
@@ -64,7 +68,7 @@ type fuzzFlags struct {
 
 func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 	return fuzzFlags{
-		arch:     fs.String("arch", "x86_64,arm64", "comma-separated emulated arches"),
+		arch:     fs.String("arch", "x86_64,arm64", "comma-separated emulated arches (x86_64, arm64) or all"),
 		variant:  fs.String("variant", "all", "comma-separated variants or all"),
 		seed:     fs.Uint64("seed", 1, "first seed"),
 		cases:    fs.Int("cases", 1000, "inputs to check, per shard: N shards together check the N×cases inputs of the campaign unsharded (ignored with -duration)"),
@@ -75,6 +79,31 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 		out:      fs.String("out", "fuzz-findings", "directory for the reproducers"),
 		json:     fs.Bool("json", false, "print the campaign's index (findings, coverage, counts) as JSON, as in DIR/findings.json"),
 	}
+}
+
+// emulatedNames are the arches a campaign fuzzes: the reference model is
+// its oracle.
+func emulatedNames() []string {
+	return slices.DeleteFunc(backendNames(), func(n string) bool { return n == (scenarios.Ref{}).Name() })
+}
+
+// selectEmulated reads fuzz's -arch: emulated arches, or all of them.
+func selectEmulated(list string) ([]prog.Backend, error) {
+	if list == "all" {
+		list = strings.Join(emulatedNames(), ",")
+	}
+	var out []prog.Backend
+	for _, name := range strings.Split(list, ",") {
+		if name == (scenarios.Ref{}).Name() {
+			return nil, errors.New("-arch ref: the reference model is the oracle, fuzz the emulated arches")
+		}
+		if !slices.Contains(emulatedNames(), name) {
+			return nil, fmt.Errorf("unknown arch %q (%s, or all)", name, strings.Join(emulatedNames(), ", "))
+		}
+		i := slices.IndexFunc(backends, func(b scenarios.Backend) bool { return b.Name() == name })
+		out = append(out, backends[i])
+	}
+	return out, nil
 }
 
 // maxWorkers bounds -workers: more workers than CPUs only share them, and
@@ -116,14 +145,9 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	bs, err := selectBackends(*f.arch)
+	bs, err := selectEmulated(*f.arch)
 	if err != nil {
 		return usageError{err}
-	}
-	for _, b := range bs {
-		if b.Name() == "ref" {
-			return usagef("-arch ref: the reference model is the oracle, fuzz the emulated arches")
-		}
 	}
 	vs, err := selectVariants(*f.variant)
 	if err != nil {

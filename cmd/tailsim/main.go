@@ -60,6 +60,9 @@ func tailsim(args []string, stdout, stderr io.Writer) int {
 }
 
 func help(args []string, w io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		args = nil
+	}
 	if len(args) > 0 {
 		c, ok := commands[args[0]]
 		if !ok {
@@ -101,9 +104,10 @@ func firstLine(s string) string {
 // errors, so they come back reported; -h comes back as flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
-	if _, ok := commands[fs.Name()]; ok {
-		// -h and --help print what "tailsim help COMMAND" prints.
-		fs.Usage = func() { help([]string{fs.Name()}, stderr) }
+	// -h and --help print what "tailsim help COMMAND" prints; a
+	// subcommand ("fuzz merge") gets its command's help.
+	if name, _, _ := strings.Cut(fs.Name(), " "); commands[name] != nil {
+		fs.Usage = func() { help([]string{name}, stderr) }
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

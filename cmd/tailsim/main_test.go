@@ -85,6 +85,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"fuzz", "-shard", "1/18446744073709551615"}, 2, "", "at most 1048576 shards"},
 		{[]string{"fuzz", "-cases", "9223372036854775807"}, 2, "", "cases per shard"},
 		{[]string{"fuzz", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"fuzz", "-arch", "foo"}, 2, "", `unknown arch "foo" (x86_64, arm64, or all)`},
+		{[]string{"fuzz", "-arch", "ref"}, 2, "", "-arch ref: the reference model is the oracle"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -232,14 +234,22 @@ func TestExitStatus(t *testing.T) {
 // -h prints a command's flags and succeeds.
 // -h and --help on every command print what "help COMMAND" prints.
 func TestHelpFlag(t *testing.T) {
+	names := []string{"fuzz merge"}
 	for name := range commands {
-		_, want, _ := run(t, "help", name)
+		names = append(names, name)
+	}
+	for _, name := range names {
+		_, want, _ := run(t, "help", strings.Fields(name)[0])
 		for _, flag := range []string{"-h", "--help"} {
-			code, out, errs := run(t, name, flag)
+			code, out, errs := run(t, append(strings.Fields(name), flag)...)
 			if code != exitOK || out != "" || errs != want {
 				t.Errorf("%s %s: exit %d, stdout %q, stderr %q, want %q", name, flag, code, out, errs, want)
 			}
 		}
+	}
+	_, general, _ := run(t, "help")
+	if code, out, _ := run(t, "help", "-h"); code != exitOK || out != general {
+		t.Errorf("help -h: exit %d, %q", code, out)
 	}
 }
 
