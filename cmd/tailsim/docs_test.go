@@ -35,6 +35,7 @@ func TestDocSamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := strings.Split(string(doc), "\n")
+		checkFences(t, path, lines)
 		var out []string
 		for i := 0; i < len(lines); i++ {
 			out = append(out, lines[i])
@@ -72,6 +73,38 @@ func TestDocSamples(t *testing.T) {
 	}
 	if ran < 15 {
 		t.Errorf("%d sample blocks run (%d not run); the documents have more", ran, skipped)
+	}
+}
+
+// synopsis is a command's synopsis as a document quotes it.
+var synopsis = regexp.MustCompile("^`?(tailsim ([a-z]+) \\[[^`]*)`?$")
+
+// checkFences finds what TestDocSamples would otherwise pass over: a
+// command sample in a fence it does not read (an info string, an
+// indent, a first line that is not the command), and a synopsis that is
+// not its command's usage line.
+func checkFences(t *testing.T, path string, lines []string) {
+	inFence, fenceAt := false, 0
+	for i, l := range lines {
+		trimmed := strings.TrimSpace(l)
+		if strings.HasPrefix(trimmed, "```") {
+			if !inFence {
+				fenceAt = i
+			}
+			inFence = !inFence
+			continue
+		}
+		if inFence && (strings.HasPrefix(trimmed, "$ tailsim ") || strings.HasPrefix(trimmed, "$ bin/tailsim ")) {
+			readable := lines[fenceAt] == "```" && strings.HasPrefix(lines[fenceAt+1], "$ ")
+			if !readable {
+				t.Errorf("%s:%d: a command sample in a block TestDocSamples does not read (it reads a bare ``` fence whose first line is a command)", path, i+1)
+			}
+		}
+		if m := synopsis.FindStringSubmatch(trimmed); m != nil {
+			if c := commands[m[2]]; c != nil && m[1] != firstLine(c.usage) {
+				t.Errorf("%s:%d: the synopsis\n\t%s\nis not the usage line\n\t%s", path, i+1, m[1], firstLine(c.usage))
+			}
+		}
 	}
 }
 
