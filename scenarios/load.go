@@ -52,15 +52,20 @@ func loadFS(fsys fs.FS, root, prefix string) ([]*Scenario, error) {
 	return out, errors.Join(errs...)
 }
 
-// MaxFileSize bounds a scenario file: 32 MiB holds a program of a million
-// instructions (the kernel's limit, prog.MaxInsns) with room to spare.
+// MaxFileSize bounds a scenario file, and all the files one command
+// loads together (they are all parsed before any runs): 32 MiB holds a
+// program of a million instructions (the kernel's limit, prog.MaxInsns),
+// which takes about 1 GB to parse and analyse.
 const MaxFileSize = 32 << 20
 
-// readFile reads a scenario file, which must be a regular file of at most
+// readFileWithin reads a scenario file, which must be a regular file of at most
 // MaxFileSize bytes. It opens without blocking and checks what it opened:
 // reading a FIFO waits forever for a writer, and a device such as
 // /dev/zero never ends.
-func readFile(name string) ([]byte, error) {
+//
+// It also counts the bytes against *left, the room the command's files
+// have left together.
+func readFileWithin(name string, left *int64) ([]byte, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -77,6 +82,10 @@ func readFile(name string) ([]byte, error) {
 	if st.Size() > MaxFileSize {
 		return nil, tooBig
 	}
+	if st.Size() > *left {
+		return nil, fmt.Errorf("%s: the scenario files named come to more than %d MiB together, the most one command loads: run them in parts", name, MaxFileSize>>20)
+	}
+	*left -= st.Size()
 	// Read no more than the limit even if the file grows meanwhile.
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
@@ -106,14 +115,14 @@ func fileKind(m fs.FileMode) string {
 
 // loadDir parses every *.txtar below dir, in path order, each read by
 // readFile.
-func loadDir(dir string) ([]*Scenario, error) {
+func loadDir(dir string, left *int64) ([]*Scenario, error) {
 	var out []*Scenario
 	var errs []error
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, Ext) {
 			return err
 		}
-		data, err := readFile(p)
+		data, err := readFileWithin(p, left)
 		if err == nil {
 			var sc *Scenario
 			if sc, err = Parse(filepath.ToSlash(p), data); err == nil {
@@ -136,6 +145,7 @@ func loadDir(dir string) ([]*Scenario, error) {
 func LoadPaths(paths []string) ([]*Scenario, error) {
 	var out []*Scenario
 	var errs []error
+	left := int64(MaxFileSize)
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -143,14 +153,14 @@ func LoadPaths(paths []string) ([]*Scenario, error) {
 			continue
 		}
 		if st.IsDir() {
-			scs, err := loadDir(p)
+			scs, err := loadDir(p, &left)
 			out = append(out, scs...)
 			if err != nil {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		data, err := readFile(p)
+		data, err := readFileWithin(p, &left)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -53,6 +53,21 @@ func TestLoadPathsRefusesWhatItCannotRead(t *testing.T) {
 			t.Fatalf("%s: still reading after 10 s", tc.path)
 		}
 	}
+	// Files that fit one by one but not together are refused too.
+	parts := t.TempDir()
+	for _, n := range []string{"a.txtar", "b.txtar"} {
+		f, err := os.Create(filepath.Join(parts, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(MaxFileSize/2 + 1); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	if _, err := LoadPaths([]string{parts}); err == nil || !strings.Contains(err.Error(), "b.txtar: the scenario files named come to more than 32 MiB together") {
+		t.Errorf("two halves and a byte: %v", err)
+	}
 	// The directory's good file is still loaded beside the refused one.
 	scs, _ := LoadPaths([]string{dir})
 	if len(scs) != 1 || scs[0].File != filepath.ToSlash(good) {

@@ -290,6 +290,20 @@ func (b breaker) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, er
 
 type breakingMachine struct{ Machine }
 
+// w0 compares R0's low half only.
+func TestW0LowHalf(t *testing.T) {
+	src := strings.Replace(good, "-- prog leaf --\n\tr0 = 1\n", "-- prog leaf --\n\tr0 = 0x100000001 ll\n", 1)
+	for _, tc := range []struct {
+		expect string
+		want   Status
+	}{{"expect w0 = 1", Pass}, {"expect r0 = 0x100000001", Pass}, {"expect r0 = 1", Fail}} {
+		sc := mustParse(t, strings.Replace(src, "expect r0 = 1", tc.expect, 1))
+		if rep := Run(sc, Ref{}, prog.Upstream, Options{}); rep.Status != tc.want {
+			t.Errorf("%s: %s %v", tc.expect, rep.Status, rep.Failures)
+		}
+	}
+}
+
 // unbroken is a backend named like an emulated arch whose checks all hold.
 type unbroken struct{ Ref }
 

@@ -172,10 +172,15 @@ func TestFuzzInterrupted(t *testing.T) {
 		code, o, e := run(t, "fuzz", "-duration", "1h", "-out", out)
 		done <- result{code, o, e}
 	}()
-	// The handler is installed before -out is made.
-	for {
+	// The handler is installed before -out is made. (The first finding
+	// comes within a second; the deadline turns a regression into a
+	// failure rather than a hang.)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
 		if found, _ := filepath.Glob(filepath.Join(out, "found-*")); len(found) > 0 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no finding written in two minutes")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
