@@ -104,7 +104,7 @@ func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 		return b, fmt.Errorf("%s has no machine code to compare", s.Backend.Name())
 	}
 	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Hardening: sc.Hardening}); err != nil {
-		return b, fmt.Errorf("%s: %w", s, err)
+		return b, fmt.Errorf("%s: %w", s, sc.Locate(err))
 	}
 	keep := func(scenarios.Step, int) bool { return true }
 	b.Report = scenarios.Run(sc, s.Backend, s.Variant, scenarios.Options{Layout: o.Layout, Cost: true, Keep: keep})

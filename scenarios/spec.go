@@ -5,6 +5,7 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -264,6 +265,22 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		return nil, err
 	}
 	return sc, nil
+}
+
+// Locate gives an error from building or loading sc's programs the
+// scenario line that caused it: a program's (prog.PosError) or, for a
+// layout an arch's JIT cannot encode, the layout line. Others come back
+// as they are.
+func (sc *Scenario) Locate(err error) error {
+	var pe *prog.PosError
+	var le *prog.LayoutError
+	switch {
+	case errors.As(err, &pe) && pe.Line > 0:
+		return &Error{File: sc.File, Line: pe.Line, Msg: pe.Msg}
+	case errors.As(err, &le) && sc.LayoutLine > 0:
+		return &Error{File: sc.File, Line: sc.LayoutLine, Msg: le.Error()}
+	}
+	return err
 }
 
 type specParser struct {

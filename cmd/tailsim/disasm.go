@@ -129,6 +129,9 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	case errors.As(err, &selErr):
 		return usageError{err}
 	case err != nil:
+		if located := sc.Locate(err); located != err {
+			return inputError{located}
+		}
 		return usageError{fmt.Errorf("%s: %s %s: %w", sc.File, arch.Name, v, err)}
 	}
 	return l.WriteText(stdout, listing.TextOptions{Hex: *f.hex, Rel: *f.rel})

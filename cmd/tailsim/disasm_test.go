@@ -77,6 +77,7 @@ func TestDisasmFlagsAfterScenario(t *testing.T) {
 
 func TestDisasmErrors(t *testing.T) {
 	bad := write(t, "bad.txtar", strings.Replace(scenario, "w3 = 1", "w3 = r1", 1))
+	layout := write(t, "layout.txtar", strings.Replace(scenario, "-- maps --", "-- config --\nlayout custom max_entries=0x80 ptrs=0x88 bpf_func=0x90\n-- maps --", 1))
 	tests := []struct {
 		args   []string
 		stderr []string
@@ -95,6 +96,7 @@ func TestDisasmErrors(t *testing.T) {
 		{[]string{filepath.Join(t.TempDir(), "missing.txtar")}, []string{"no such file"}},
 		{[]string{"../../scenarios/library/test_bpf"}, []string{"holds 10 scenarios"}},
 		{[]string{bad}, []string{bad + ":6:7:"}},
+		{[]string{layout}, []string{layout + ":3: x86_64: layout custom: the JIT encodes"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -201,8 +201,12 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		fmt.Fprintf(stdout, "%s: %s on %s/%s\n", sc.File, strings.ToUpper(rep.Status.String()), rep.Arch, rep.Variant)
-		for _, fl := range failures {
-			fmt.Fprintf(stdout, "  FAIL %s\n", fl)
+		for i, fl := range failures {
+			label := "FAIL"
+			if rep.Failures[i].Kind == scenarios.FailError {
+				label = "ERROR"
+			}
+			fmt.Fprintf(stdout, "  %s %s\n", label, fl)
 		}
 		for _, n := range rep.Notes {
 			fmt.Fprintf(stdout, "  note %s\n", n)
