@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -94,24 +95,15 @@ func bashCompletion() string {
 	b.WriteString("\tif [ \"$cmd\" = fuzz ] && [ \"$COMP_CWORD\" -eq 2 ] && [[ $cur != -* ]]; then\n\t\tCOMPREPLY=($(compgen -W merge -- \"$cur\"))\n\t\t[ ${#COMPREPLY[@]} -gt 0 ] && return\n\tfi\n")
 	b.WriteString("\tif [ \"$cmd\" = fuzz ] && [ \"${COMP_WORDS[2]}\" = merge ]; then\n\t\tif [[ $cur == -* ]]; then COMPREPLY=($(compgen -W -out -- \"$cur\")); else local IFS=$'\\n'; COMPREPLY=($(compgen -d -- \"$cur\")); fi\n\t\treturn\n\tfi\n")
 	b.WriteString("\tcase $cmd:$prev in\n")
-	arches := archValues()
-	var withArch []string
-	for c := range arches {
-		withArch = append(withArch, c)
+	// A case per command's -arch, then one per flag with values.
+	writeCases := func(pattern string, values map[string][]string) {
+		keys := slices.Sorted(maps.Keys(values))
+		for _, k := range keys {
+			fmt.Fprintf(&b, "\t"+pattern+") COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", k, strings.Join(values[k], " "))
+		}
 	}
-	sort.Strings(withArch)
-	for _, c := range withArch {
-		fmt.Fprintf(&b, "\t%s:-arch) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", c, strings.Join(arches[c], " "))
-	}
-	values := flagValues()
-	var valued []string
-	for f := range values {
-		valued = append(valued, f)
-	}
-	sort.Strings(valued)
-	for _, f := range valued {
-		fmt.Fprintf(&b, "\t*:-%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", f, strings.Join(values[f], " "))
-	}
+	writeCases("%s:-arch", archValues())
+	writeCases("*:-%s", flagValues())
 	b.WriteString("\tesac\n\tcase $cmd in\n")
 	for _, n := range names {
 		var flags []string
