@@ -58,6 +58,9 @@ var goldens = []golden{
 	// -rel: branch targets as offsets, calls and tail-call jumps into other
 	// functions by name, no bpf_func.
 	{name: "x86_rel", file: "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", arch: "x86_64", rel: true},
+	// tail_call_reachable: entry and tc get the counter pair, leaf (called
+	// after tc) does not.
+	{name: "x86_tail_call_reachable", file: "scenarios/library/edges/tail_call_reachable.txtar", arch: "x86_64"},
 	{name: "arm64_upstream_indirect", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64"},
 	{name: "arm64_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64", v: prog.Patched},
 	{name: "arm64_patched_subprograms", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Patched},

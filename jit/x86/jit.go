@@ -124,21 +124,22 @@ func (c *compiler) detectRegUsage() bool {
 	return seen
 }
 
-// tailCallReachable is the verifier's mark for function fn, as
-// check_max_stack_depth_subprog() computes it: a depth-first walk of the
-// calls from the main function, in instruction order, with one flag that
-// is set on entering a callee that contains a tail call and is never
-// cleared. Whenever the walk reaches a function's end with the flag set,
-// that function and every caller on the current chain are marked. So once
-// a tail-calling subprogram has been called, every function whose end the
-// walk reaches afterwards is marked too, whether or not it can reach a
-// tail call; the JIT then gives it the tail-call prologue.
+// tailCallReachable is the verifier's mark for function fn, as v6.18's
+// check_max_stack_depth_subprog() (kernel/bpf/verifier.c) computes it: a
+// depth-first walk of the calls from the main function, in instruction
+// order, with one flag that is set on entering a callee that contains a
+// tail call and is never cleared. Whenever the walk reaches a function's
+// end with the flag set, the callers on the current chain (frames 0 to
+// frame-1, not the function just finished) are marked. So once a
+// tail-calling subprogram has been called, every function that calls
+// another afterwards is marked too, whether or not it can reach a tail
+// call; a leaf is not (it is marked only if it holds a tail call itself:
+// the JIT's tail_call_seen, see Compile).
 func tailCallReachable(p *prog.Program, fn int) bool {
 	marked := make([]bool, len(p.Funcs))
 	sticky := false
-	var walk func(idx int, chain []int)
-	walk = func(idx int, chain []int) {
-		chain = append(chain, idx)
+	var walk func(idx int, callers []int)
+	walk = func(idx int, callers []int) {
 		for _, ins := range p.Funcs[idx].Insns {
 			if !ins.IsSubprogCall() {
 				continue
@@ -147,10 +148,10 @@ func tailCallReachable(p *prog.Program, fn int) bool {
 			if p.Funcs[callee].HasTailCall() {
 				sticky = true
 			}
-			walk(callee, chain)
+			walk(callee, append(callers, idx))
 		}
 		if sticky {
-			for _, f := range chain {
+			for _, f := range callers {
 				marked[f] = true
 			}
 		}
