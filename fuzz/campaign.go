@@ -367,7 +367,22 @@ func (s *search) writeFound(fd Finding) {
 		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", k)
 	}
 	b.WriteString(rest)
-	os.WriteFile(filepath.Join(s.c.Out, foundName(fd)), []byte(b.String()), 0o644)
+	// Written aside and renamed, so a reader (or a kill) never meets half
+	// a file.
+	tmp, err := os.CreateTemp(s.c.Out, ".found-")
+	if err != nil {
+		return
+	}
+	_, err = tmp.WriteString(b.String())
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil && cerr == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(s.c.Out, foundName(fd)))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // earlier orders cases by seed, then input: the campaign keeps the first
