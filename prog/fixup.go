@@ -157,6 +157,11 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 	if size > MaxInsns {
 		return nil, &PosError{Line: p.Line, Msg: fmt.Sprintf("program %s has %d instructions, more than the kernel's limit of %d (BPF_COMPLEXITY_LIMIT_INSNS; bpf_prog_load() returns E2BIG)", p.Name, size, MaxInsns)}
 	}
+	if !opts.NoVerifier {
+		if err := checkRefusals(p); err != nil {
+			return nil, err
+		}
+	}
 	fx := &Fixup{}
 	for _, f := range p.Funcs {
 		for _, ins := range f.Insns {
@@ -568,6 +573,44 @@ func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
 		}
 		if err := checkMaxStackDepth(p, callee, depth, frame+1, ins.Line); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkRefusals refuses what the verifier refuses instruction by
+// instruction, with its messages (kernel/bpf/verifier.c), before any
+// backend could report the program's behaviour as a JIT's:
+//   - a write to R10: check_reg_arg(), "frame pointer is read only";
+//   - an R10-relative access at or above the frame pointer:
+//     check_stack_access_within_bounds(), "invalid write to stack R10
+//     off=8 size=8" (below the 512-byte stack the scenario parser says
+//     so already);
+//   - division or modulo by the constant 0: check_alu_op(), "div by zero".
+func checkRefusals(p *Program) error {
+	for _, f := range p.Funcs {
+		for _, ins := range f.Insns {
+			op := ins.OpCode
+			writesDst := op.IsALU() || op.IsMemLoad() || op.IsLoadImm64()
+			switch {
+			case writesDst && ins.Dst == R10:
+				return &PosError{Line: ins.Line, Msg: "frame pointer is read only (the verifier refuses a write to r10)"}
+			case op.IsALU() && op.Source() == SourceK && (op.ALUOp() == OpDiv || op.ALUOp() == OpMod) && ins.Imm == 0:
+				return &PosError{Line: ins.Line, Msg: "div by zero (the verifier refuses a division or modulo by the constant 0)"}
+			}
+			var base Register
+			var kind string
+			switch {
+			case op.IsMemLoad():
+				base, kind = ins.Src, "read from"
+			case op.IsMemStore():
+				base, kind = ins.Dst, "write to"
+			default:
+				continue
+			}
+			if size := op.Size().Bytes(); base == R10 && int(ins.Off)+size > 0 {
+				return &PosError{Line: ins.Line, Msg: fmt.Sprintf("invalid %s stack R10 off=%d size=%d (the frame is below r10)", kind, ins.Off, size)}
+			}
 		}
 	}
 	return nil

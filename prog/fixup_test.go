@@ -354,6 +354,13 @@ func TestFixupErrors(t *testing.T) {
 		msg        []string
 		noVerifier bool // accepted with NoVerifier
 	}{
+		{name: "write to r10", main: "r0 = 0\nr10 = 1\nexit", line: 2, msg: []string{"frame pointer is read only"}, noVerifier: true},
+		{name: "add to r10", main: "r0 = 0\nr10 += 8\nexit", line: 2, msg: []string{"frame pointer is read only"}, noVerifier: true},
+		{name: "load into r10", main: "r0 = 0\nr10 = *(u64 *)(r1 + 0)\nexit", line: 2, msg: []string{"frame pointer is read only"}, noVerifier: true},
+		{name: "read above the frame", main: "r0 = *(u64 *)(r10 + 8)\nexit", line: 1, msg: []string{"invalid read from stack R10 off=8 size=8"}, noVerifier: true},
+		{name: "write across the frame pointer", main: "*(u64 *)(r10 - 4) = 1\nr0 = 0\nexit", line: 1, msg: []string{"invalid write to stack R10 off=-4 size=8"}, noVerifier: true},
+		{name: "div by constant zero", main: "r0 = 1\nr0 /= 0\nexit", line: 2, msg: []string{"div by zero"}, noVerifier: true},
+		{name: "mod by constant zero", main: "w0 = 1\nw0 %= 0\nexit", line: 2, msg: []string{"div by zero"}, noVerifier: true},
 		{
 			name: "unreachable instructions",
 			main: "r0 = 0\nexit\nr0 = r7\nexit",
