@@ -59,6 +59,18 @@ func (w *World) Fix(opts FixupOptions) error {
 			return fmt.Errorf("program %s: %w", p.Name, err)
 		}
 		w.Fixups[p] = fx
+		if opts.NoVerifier {
+			continue
+		}
+		// Loading a program checks it against every prog array it uses
+		// (check_map_prog_compatibility, bpf_prog_map_compatible): the
+		// first program checked fixes the array's owner type, and a
+		// program of another type is refused.
+		for _, a := range fx.UsedMaps {
+			if !a.Compatible(p) {
+				return &PosError{Line: p.Line, Msg: fmt.Sprintf("program %s of type %s uses prog array %s, which holds programs of type %s: bpf_prog_map_compatible() refuses it (EINVAL)", p.Name, p.Type, a.Name, a.owner)}
+			}
+		}
 	}
 	return nil
 }
