@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"tailsim/prog"
+	"tailsim/prog/asm"
 )
 
 // tailcall1 is the entry of selftests' tailcall_1: constant keys 0, 1, 2
@@ -723,5 +724,48 @@ func TestFixupSizeLimit(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%d slots: %v, want %q", prog.MaxInsns+tc.pad, err, tc.want)
 		}
+	}
+}
+
+// The verifier's guard around a division or modulo by a register, and
+// every jump moved with it: over it, to it (its label lands on the
+// guard), and back from after it.
+func TestDivModGuard(t *testing.T) {
+	p := newProg(t, "main", `r0 = 10
+r2 = 0
+if r2 > 5 goto over
+div:
+r0 /= r2
+w3 = 7
+w3 %= w2
+if r3 == 0 goto div
+over:
+exit`, nil)
+	w := &prog.World{Progs: []*prog.Program{p}}
+	if err := w.Fix(prog.FixupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ins := range p.Funcs[0].Insns {
+		got = append(got, asm.Format(ins))
+	}
+	want := []string{
+		"r0 = 10", "r2 = 0", "if r2 > 5 goto over",
+		"if r2 != 0 goto +2", "w0 ^= w0", "goto +1", "r0 /= r2",
+		"w3 = 7",
+		"if w2 == 0 goto +2", "w3 %= w2", "goto +1", "w3 = w3",
+		"if r3 == 0 goto div",
+		"exit",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("rewritten program (-want +got):\n%s", d)
+	}
+	// The displacements are what the JITs use: over to exit, back to
+	// the guard.
+	if insns := p.Funcs[0].Insns; insns[2].Off != 10 || insns[12].Off != -10 {
+		t.Errorf("offsets %d and %d, want 10 and -10", insns[2].Off, insns[12].Off)
+	}
+	if labels := p.Funcs[0].Insns[3].Labels; len(labels) != 1 || labels[0] != "div" {
+		t.Errorf("the label div is on %v, want the guard", labels)
 	}
 }

@@ -54,6 +54,11 @@ func (w *World) Fix(opts FixupOptions) error {
 		maps[a.Name] = a
 	}
 	for _, p := range w.Progs {
+		if !opts.NoVerifier {
+			if err := rewriteProgram(p); err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
+		}
 		fx, err := FixupProgram(p, maps, opts)
 		if err != nil {
 			return fmt.Errorf("program %s: %w", p.Name, err)

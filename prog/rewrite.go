@@ -1,0 +1,115 @@
+package prog
+
+// The verifier's rewrites of the instruction stream that the JITs and the
+// reference model see (kernel/bpf/verifier.c do_misc_fixups(), patched in
+// with bpf_patch_insn_data()). Slot numbers after a rewritten instruction
+// are those of the rewritten program, as bpftool's "xlated" dump shows.
+
+// rewriteProgram applies the rewrites to every function of p and links
+// the program again (bpf2bpf call offsets move with the slots).
+func rewriteProgram(p *Program) error {
+	changed := false
+	for _, f := range p.Funcs {
+		for i := 0; i < len(f.Insns); i++ {
+			if patch := divModGuard(f.Insns[i]); patch != nil {
+				if err := f.replace(i, patch); err != nil {
+					return err
+				}
+				i += len(patch) - 1
+				changed = true
+			}
+		}
+	}
+	if changed {
+		p.link()
+	}
+	return nil
+}
+
+// divModGuard is the verifier's guard around a division or modulo by a
+// register ("Make divide-by-zero exceptions impossible"): x / 0 is 0, and
+// x % 0 is x (a 32-bit one zero-extended), as the interpreter computes
+// them, so the JITs never meet a zero divisor. Nil when ins needs none.
+func divModGuard(ins Instruction) []Instruction {
+	op := ins.OpCode
+	if !op.IsALU() || op.Source() != SourceX || op.ALUOp() != OpDiv && op.ALUOp() != OpMod {
+		return nil
+	}
+	is64 := op.Class() == ClassALU64
+	jmp := Jmp32
+	if is64 {
+		jmp = Jmp
+	}
+	at := func(i Instruction) Instruction {
+		i.Line = ins.Line
+		return i
+	}
+	ja := func(off int16) Instruction { return at(Instruction{OpCode: Jmp(OpJA, SourceK), Off: off}) }
+	orig := ins
+	orig.Labels = nil
+	var patch []Instruction
+	if op.ALUOp() == OpDiv {
+		// [R,W]x div 0 -> 0
+		patch = []Instruction{
+			at(Instruction{OpCode: jmp(OpJNE, SourceK), Dst: ins.Src, Off: 2}),
+			at(Instruction{OpCode: ALU32(OpXor, SourceX), Dst: ins.Dst, Src: ins.Dst}),
+			ja(1),
+			orig,
+		}
+	} else {
+		// [R,W]x mod 0 -> [R,W]x
+		off := int16(1)
+		if !is64 {
+			off = 2
+		}
+		patch = []Instruction{at(Instruction{OpCode: jmp(OpJEQ, SourceK), Dst: ins.Src, Off: off}), orig}
+		if !is64 {
+			patch = append(patch, ja(1), at(Instruction{OpCode: ALU32(OpMov, SourceX), Dst: ins.Dst, Src: ins.Dst}))
+		}
+	}
+	// A jump to the rewritten instruction lands on the patch's start.
+	patch[0].Labels = ins.Labels
+	return patch
+}
+
+// replace puts with in the place of instruction i and moves every other
+// jump's displacement as bpf_patch_insn_data() does: a jump to i lands on
+// with's first instruction, one past i moves with what follows. with's
+// own jumps are relative to it and stay.
+func (f *Function) replace(i int, with []Instruction) error {
+	oldPos, _ := f.Slots()
+	added := 0
+	for _, w := range with {
+		added += w.Slots()
+	}
+	added -= f.Insns[i].Slots()
+	// Old targets, as slot positions, of the jumps outside the patch.
+	target := map[int]int{}
+	for j, ins := range f.Insns {
+		if j != i && ins.OpCode.HasJumpOffset() {
+			target[j] = oldPos[j] + ins.Slots() + int(ins.Off)
+		}
+	}
+	out := make([]Instruction, 0, len(f.Insns)+len(with)-1)
+	out = append(out, f.Insns[:i]...)
+	out = append(out, with...)
+	out = append(out, f.Insns[i+1:]...)
+	f.Insns = out
+	newPos, _ := f.Slots()
+	for j, t := range target {
+		nj := j
+		if j > i {
+			nj = j + len(with) - 1
+		}
+		if t > oldPos[i] {
+			t += added
+		}
+		off := t - (newPos[nj] + f.Insns[nj].Slots())
+		if off != int(int16(off)) {
+			// bpf_adj_branches() refuses it too (ERANGE).
+			return &PosError{Line: f.Insns[nj].Line, Msg: "a jump's offset leaves the 16-bit range once the verifier's rewrites are in (ERANGE)"}
+		}
+		f.Insns[nj].Off = int16(off)
+	}
+	return nil
+}
