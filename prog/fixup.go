@@ -125,8 +125,13 @@ type FixupOptions struct {
 	// verifier: upstream sites stay indirect (imm 0); patched sites take the
 	// static path with map index 0.
 	NoVerifier bool
-	// NoDirect models an unprivileged or blinded program: no direct calls.
+	// NoDirect models a blinded program: no direct calls.
 	NoDirect bool
+	// Unprivileged models a program loaded without CAP_BPF (the
+	// verifier's env->bypass_spec_v1 false): no direct calls, and before
+	// each tail call a bounds check of all of R3 and a mask of the index
+	// (see World.Fix); a site two maps reach is refused.
+	Unprivileged bool
 }
 
 // Fixup is the verifier-like analysis of one program's tail-call sites.
@@ -238,7 +243,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			if !site.Poisoned() && r3.kind == aConst && r3.c < uint64(site.Maps[0].MaxEntries) {
 				site.KeyConst, site.Key = true, r3.c
 			}
-			if site.KeyConst && !opts.NoDirect {
+			if site.KeyConst && !opts.NoDirect && !opts.Unprivileged {
 				n := 0
 				for _, s := range fx.Sites {
 					if s.Direct {

@@ -1,5 +1,10 @@
 package prog
 
+import (
+	"math/bits"
+	"slices"
+)
+
 // The verifier's rewrites of the instruction stream that the JITs and the
 // reference model see (kernel/bpf/verifier.c do_misc_fixups(), patched in
 // with bpf_patch_insn_data()). Slot numbers after a rewritten instruction
@@ -111,5 +116,53 @@ func (f *Function) replace(i int, with []Instruction) error {
 		}
 		f.Insns[nj].Off = int16(off)
 	}
+	return nil
+}
+
+// unprivTailCalls is do_misc_fixups() on an unprivileged program's tail
+// calls: a site two maps reach is refused ("tail_call abusing map_ptr"),
+// and before every other one go
+//
+//	if r3 >= max_entries goto +2   (all 64 bits of R3: past the call)
+//	w3 &= index_mask               (against out-of-bounds speculation)
+//
+// index_mask being roundup_pow_of_two(max_entries) - 1 (array_map_alloc()).
+// So an index whose high half is set falls through where a privileged
+// program's JIT would take slot (u32)index.
+func unprivTailCalls(p *Program, fx *Fixup) error {
+	// From the last site of each function, so earlier positions hold.
+	sites := slices.Clone(fx.Sites)
+	slices.SortFunc(sites, func(a, b *TailCallSite) int {
+		if a.Func != b.Func {
+			return a.Func - b.Func
+		}
+		return b.Insn - a.Insn
+	})
+	for _, s := range sites {
+		if len(s.Maps) == 0 {
+			continue
+		}
+		if s.Poisoned() {
+			return &PosError{Line: s.Loc.Line, Msg: "tail_call abusing map_ptr (an unprivileged tail call must meet one map)"}
+		}
+		f := p.Funcs[s.Func]
+		call := f.Insns[s.Insn]
+		max := s.Maps[0].MaxEntries
+		mask := uint64(1)<<bits.Len32(max-1) - 1
+		at := func(i Instruction) Instruction {
+			i.Line = call.Line
+			return i
+		}
+		patch := []Instruction{
+			at(Instruction{OpCode: Jmp(OpJGE, SourceK), Dst: R3, Imm: int64(int32(max)), Off: 2}),
+			at(Instruction{OpCode: ALU32(OpAnd, SourceK), Dst: R3, Imm: int64(int32(uint32(mask)))}),
+			call,
+		}
+		patch[0].Labels, patch[2].Labels = call.Labels, nil
+		if err := f.replace(s.Insn, patch); err != nil {
+			return err
+		}
+	}
+	p.link()
 	return nil
 }

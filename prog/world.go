@@ -63,6 +63,15 @@ func (w *World) Fix(opts FixupOptions) error {
 		if err != nil {
 			return fmt.Errorf("program %s: %w", p.Name, err)
 		}
+		if opts.Unprivileged && !opts.NoVerifier && len(fx.Sites) > 0 {
+			// The sites move once the masks are in: analyse again.
+			if err := unprivTailCalls(p, fx); err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
+			if fx, err = FixupProgram(p, maps, opts); err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
+		}
 		w.Fixups[p] = fx
 		if opts.NoVerifier {
 			continue

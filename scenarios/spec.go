@@ -461,7 +461,7 @@ func (p *specParser) config(s section) error {
 				}
 				p.sc.Variants = append(p.sc.Variants, v)
 			}
-		case "verifier", "direct":
+		case "verifier", "direct", "privileged":
 			v, err := one()
 			if err != nil {
 				return err
@@ -469,10 +469,13 @@ func (p *specParser) config(s section) error {
 			if v != "on" && v != "off" {
 				return p.errf(l.n, "%s is on or off, not %q", key, v)
 			}
-			if key == "verifier" {
+			switch key {
+			case "verifier":
 				p.sc.Fixup.NoVerifier = v == "off"
-			} else {
+			case "direct":
 				p.sc.Fixup.NoDirect = v == "off"
+			default:
+				p.sc.Fixup.Unprivileged = v == "off"
 			}
 		case "hardening":
 			h, err := prog.ParseHardening(strings.Join(splitList(args), ","))
@@ -501,7 +504,7 @@ func (p *specParser) config(s section) error {
 			}
 			p.sc.Budget = int(n)
 		default:
-			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, hardening, placement, budget)", key)
+			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, privileged, hardening, placement, budget)", key)
 		}
 	}
 	return nil

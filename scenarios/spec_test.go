@@ -118,6 +118,7 @@ func TestParseErrors(t *testing.T) {
 		{"set beyond ctx", "expect r0 = 1", "expect r0 = 1\nset ctx+4 u32 = 1", "\n-- ctx --\nu32 0\n", 18, "past the 4-byte ctx"},
 		{"set with an expectation", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u8 = 1\nexpect r0 = 1", "\n-- ctx --\nu32 0\n", 19, "set has no expectations"},
 		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
+		{"privileged maybe", "-- maps --", "-- config --\nprivileged maybe\n-- maps --", "", 3, `privileged is on or off, not "maybe"`},
 		{"a program of another type in a used array", "-- prog leaf --", "-- prog leaf type=xdp --", "", 14, "filling jt[1] with leaf: EINVAL"},
 		{"a user of another type", "-- prog leaf --\n\tr0 = 1", "-- prog leaf type=xdp --\n\tr2 = map[jt]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = 1", "", 10, "program leaf of type xdp uses prog array jt, which holds programs of type sched_cls: bpf_prog_map_compatible() refuses it (EINVAL)"},
 		{"empty scope", "expect r0 = 1", "expect[] r0 = 1", "", 17, "empty item in expect scope [] (ARCH, VARIANT or ARCH/VARIANT"},
@@ -219,6 +220,38 @@ func TestParseHardening(t *testing.T) {
 		if sc.Hardening != tc.want {
 			t.Errorf("%q: hardening %v, want %v", tc.config, sc.Hardening, tc.want)
 		}
+	}
+}
+
+// An unprivileged program: its sites are never direct, and a site two
+// maps reach is refused as the verifier refuses it.
+func TestUnprivileged(t *testing.T) {
+	unpriv := strings.Replace(good, "-- maps --", "-- config --\nprivileged off\n-- maps --", 1)
+	sc, err := Parse("u.txtar", []byte(unpriv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sc.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fx := range w.Fixups {
+		for _, s := range fx.Sites {
+			if s.Direct {
+				t.Errorf("an unprivileged site at %s is direct", s.Loc)
+			}
+		}
+	}
+	if sc, _ := Parse("p.txtar", []byte(good)); sc != nil {
+		if w, _ := sc.Build(); w != nil && !w.Fixups[w.Prog("entry")].Sites[0].Direct {
+			t.Error("the privileged site with a constant key is not direct")
+		}
+	}
+	poisoned := strings.Replace(unpriv, "jt max_entries=4", "jt max_entries=4\nother max_entries=4", 1)
+	poisoned = strings.Replace(poisoned, "\tr2 = map[jt]\n", "\tr2 = map[jt]\n\tif r1 == 0 goto +2\n\tr2 = map[other]\n", 1)
+	_, err = Parse("p.txtar", []byte(poisoned))
+	if err == nil || !strings.Contains(err.Error(), "tail_call abusing map_ptr") {
+		t.Errorf("an unprivileged site two maps reach: %v", err)
 	}
 }
 
