@@ -3,6 +3,7 @@ package fuzz
 import (
 	"errors"
 	"fmt"
+	mbits "math/bits"
 	"slices"
 	"strings"
 
@@ -117,8 +118,17 @@ func Known(f Finding) string {
 // unless direct calls are off; arm64 has none), the index passes the bounds
 // check and the counter is below the limit.
 func (c Case) loadsCachedTarget(arch string) bool {
-	direct := arch == "x86_64" && c.KeyConst && !c.NoDirect && c.Index < uint64(c.MaxEntries)
-	return !c.Poisoned && !direct && uint64(uint32(c.Index)) < uint64(c.MaxEntries) && c.Chain < 33 && c.Preset < 33
+	direct := arch == "x86_64" && c.KeyConst && !c.NoDirect && !c.Unprivileged && c.Index < uint64(c.MaxEntries)
+	index := uint64(uint32(c.Index))
+	if c.Unprivileged {
+		// The verifier's "if r3 >= max_entries goto" compares all of R3
+		// with max_entries as a sign-extended imm, then masks the index.
+		if c.Index >= uint64(int64(int32(c.MaxEntries))) {
+			return false
+		}
+		index &= uint64(1)<<mbits.Len32(c.MaxEntries-1) - 1
+	}
+	return !c.Poisoned && !direct && index < uint64(c.MaxEntries) && c.Chain < 33 && c.Preset < 33
 }
 
 // mixesStaticAndDynamic reports whether entry itself holds a patched

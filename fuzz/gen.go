@@ -49,6 +49,11 @@ type Case struct {
 	// PlaceAligned every filled slot's pointer has its low half zero.
 	Placement prog.Placement
 	NoDirect  bool // config "direct off": no direct tail calls
+	// Unprivileged loads the programs as an unprivileged user (config
+	// "privileged off"): the verifier's bounds check and index mask
+	// before each tail call, never direct. Never with Poisoned (the
+	// verifier refuses an unprivileged site two maps reach).
+	Unprivileged bool
 	// Noise, when not 0, seeds a few ALU instructions on r7 before the
 	// site (the instruction differential test's forms, in a tail-call
 	// program): their result reaches R0 when the call falls through.
@@ -207,6 +212,7 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	if bits(shape, 59, 2) == 3 {
 		c.Placement = prog.PlaceAligned
 	}
+	c.Unprivileged = !c.Poisoned && bits(shape, 61, 3) == 7
 	c.KeyALU = !c.KeyConst && bits(shape, 44, 2) == 3
 	c.Other = c.Poisoned && bits(shape, 46, 2) == 3
 	if bits(shape, 57, 2) == 3 {
@@ -356,6 +362,9 @@ func (c Case) Describe() string {
 	if c.Placement != prog.PlaceKernel {
 		fmt.Fprintf(&b, ", placement %s", c.Placement)
 	}
+	if c.Unprivileged {
+		b.WriteString(", unprivileged")
+	}
 	if c.Noise != 0 {
 		b.WriteString(", ALU noise on r7")
 	}
@@ -383,6 +392,9 @@ func (c Case) Text() string {
 	}
 	if c.Placement != prog.PlaceKernel {
 		fmt.Fprintf(&b, "placement %s\n", c.Placement)
+	}
+	if c.Unprivileged {
+		b.WriteString("privileged off\n")
 	}
 	fmt.Fprintf(&b, "-- maps --\njt max_entries=%d\n", c.MaxEntries)
 	if c.Poisoned {

@@ -44,6 +44,10 @@ func TestGeneratorCoverage(t *testing.T) {
 		see("hardening", c.Hardening)
 		see("nodirect", c.NoDirect)
 		see("placement", c.Placement)
+		see("unprivileged", c.Unprivileged)
+		if c.Unprivileged && c.Poisoned {
+			t.Errorf("seed %d: an unprivileged site two maps reach", seed)
+		}
 		see("poisoned", c.Poisoned)
 		see("keyconst", c.KeyConst)
 		see("keyalu", c.KeyALU)
@@ -96,7 +100,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		want = append(want, fmt.Sprint("max_entries bits=", k))
 	}
 	want = append(want, "layout=custom", "saved=1", "saved=4")
-	for _, k := range []string{"insub", "nodirect", "poisoned", "keyconst", "keyalu", "other", "noise", "max_entries=1", "max_entries=2^32-1",
+	for _, k := range []string{"insub", "nodirect", "unprivileged", "poisoned", "keyconst", "keyalu", "other", "noise", "max_entries=1", "max_entries=2^32-1",
 		"disp32 edge", "index=max_entries", "index=max_entries-1", "index negative", "index truncates", "in range"} {
 		want = append(want, k+"=true", k+"=false")
 	}

@@ -30,6 +30,7 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 		func(c *Case) { c.Hardening = 0 },
 		func(c *Case) { c.NoDirect = false },
 		func(c *Case) { c.Placement = prog.PlaceKernel },
+		func(c *Case) { c.Unprivileged = false },
 		func(c *Case) { c.Layout = prog.DefaultLayout },
 	}
 	best := f

@@ -55,8 +55,9 @@ func TestStreamMatchesCheck(t *testing.T) {
 			}
 			// The model runs once per variant, twice where a direct site
 			// makes the arches' capabilities differ: a stream world has
-			// one (bounce's) unless direct calls are off.
-			if n := map[bool]int{false: 4, true: 2}[c.NoDirect]; len(s.refs) != n {
+			// one (bounce's) unless direct calls are off or the programs
+			// are unprivileged.
+			if n := map[bool]int{false: 4, true: 2}[c.NoDirect || c.Unprivileged]; len(s.refs) != n {
 				t.Errorf("seed %d input %d: %d model machines, want %d", seed, k, len(s.refs), n)
 			}
 			checkOn := backends
