@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"encoding/binary"
 	"sync"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -109,6 +110,14 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 		return nil, err
 	}
 	if err := e.mapForLife(at.threadInfo, pageSize, uc.PROT_READ); err != nil {
+		return nil, err
+	}
+	// The kernel's jiffies, which the inlined bpf_jiffies64() reads
+	// (prog.JiffiesAddr, the same on both arches and in the model).
+	if err := e.mapForLife(prog.JiffiesAddr, pageSize, uc.PROT_READ); err != nil {
+		return nil, err
+	}
+	if err := e.u.MemWrite(prog.JiffiesAddr, binary.LittleEndian.AppendUint64(nil, prog.Jiffies())); err != nil {
 		return nil, err
 	}
 	if err := e.writeCode(at.stubs, b.spec.stubs(at)); err != nil {

@@ -769,3 +769,23 @@ exit`, nil)
 		t.Errorf("the label div is on %v, want the guard", labels)
 	}
 }
+
+// bpf_jiffies64() becomes a load of jiffies in the program every backend
+// runs; the program is still verified as written (R1 is dead after the
+// call).
+func TestJiffiesInlined(t *testing.T) {
+	p := newProg(t, "main", "r6 = 5\ncall bpf_jiffies64\nr0 += r6\nexit", nil)
+	w := &prog.World{Progs: []*prog.Program{p}}
+	if err := w.Fix(prog.FixupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ins := p.Funcs[0].Insns
+	if len(ins) != 5 || !ins[1].OpCode.IsLoadImm64() || uint64(ins[1].Imm) != prog.JiffiesAddr || !ins[2].OpCode.IsMemLoad() || ins[2].Src != prog.R0 {
+		t.Errorf("rewritten: %v", ins)
+	}
+	bad := newProg(t, "main", "r1 = 5\ncall bpf_jiffies64\nr0 = r1\nexit", nil)
+	w = &prog.World{Progs: []*prog.Program{bad}}
+	if err := w.Fix(prog.FixupOptions{}); err == nil || !strings.Contains(err.Error(), "R1 !read_ok") {
+		t.Errorf("reading R1 after the call: %v", err)
+	}
+}

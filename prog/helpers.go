@@ -30,6 +30,21 @@ var Helpers = []Helper{
 	{212, "test_func", 17},
 }
 
+// HelperJiffies64 is bpf_jiffies64(), which the verifier inlines for the
+// 64-bit JITs as a load of the kernel's jiffies (see rewriteProgram).
+const HelperJiffies64 = 118
+
+// JiffiesAddr is where every backend keeps the kernel's jiffies, read by
+// the inlined bpf_jiffies64(); like CtxBase, one kernel address for both
+// arches and the model, 1 MiB past ctx. It holds the helper's value.
+const JiffiesAddr = CtxBase + 0x10_0000
+
+// Jiffies is the value there: what the helper returns.
+func Jiffies() uint64 {
+	h, _ := HelperByID(HelperJiffies64)
+	return h.Ret
+}
+
 // ClobberValue is what a helper stub leaves in caller-saved register r
 // (R1–R5), so code that wrongly relies on them after a call shows it.
 func ClobberValue(r Register) uint64 { return 0xdead_beef_0000_0000 | uint64(r) }

@@ -16,7 +16,11 @@ func rewriteProgram(p *Program) error {
 	changed := false
 	for _, f := range p.Funcs {
 		for i := 0; i < len(f.Insns); i++ {
-			if patch := divModGuard(f.Insns[i]); patch != nil {
+			patch := divModGuard(f.Insns[i])
+			if patch == nil {
+				patch = inlineJiffies(f.Insns[i])
+			}
+			if patch != nil {
 				if err := f.replace(i, patch); err != nil {
 					return err
 				}
@@ -29,6 +33,23 @@ func rewriteProgram(p *Program) error {
 		p.link()
 	}
 	return nil
+}
+
+// jiffiesImm is JiffiesAddr as an ld_imm64's imm.
+var jiffiesImm = func() int64 { a := uint64(JiffiesAddr); return int64(a) }()
+
+// inlineJiffies is do_misc_fixups()' inlining of bpf_jiffies64() for a
+// JIT on a 64-bit kernel (both modelled JITs): r0 = &jiffies ll; r0 =
+// *(u64 *)(r0 + 0). Unlike the call, it leaves R1–R5 as they were; the
+// verifier checked the program with the call, so nothing reads them.
+func inlineJiffies(ins Instruction) []Instruction {
+	if !ins.IsHelperCall() || ins.Imm != HelperJiffies64 {
+		return nil
+	}
+	return []Instruction{
+		{OpCode: LoadImm64(), Dst: R0, Imm: jiffiesImm, Line: ins.Line, Labels: ins.Labels, Comment: "bpf_jiffies64() inlined: r0 = &jiffies"},
+		{OpCode: LoadMem(SizeDW), Dst: R0, Src: R0, Line: ins.Line, Comment: "r0 = jiffies"},
+	}
 }
 
 // divModGuard is the verifier's guard around a division or modulo by a

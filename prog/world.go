@@ -54,14 +54,19 @@ func (w *World) Fix(opts FixupOptions) error {
 		maps[a.Name] = a
 	}
 	for _, p := range w.Progs {
+		// The verifier checks the program as written, then rewrites it
+		// (do_misc_fixups()); the sites are those of the rewritten one.
+		fx, err := FixupProgram(p, maps, opts)
+		if err != nil {
+			return fmt.Errorf("program %s: %w", p.Name, err)
+		}
 		if !opts.NoVerifier {
 			if err := rewriteProgram(p); err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}
-		}
-		fx, err := FixupProgram(p, maps, opts)
-		if err != nil {
-			return fmt.Errorf("program %s: %w", p.Name, err)
+			if fx, err = FixupProgram(p, maps, opts); err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
 		}
 		if opts.Unprivileged && !opts.NoVerifier && len(fx.Sites) > 0 {
 			// The sites move once the masks are in: analyse again.
