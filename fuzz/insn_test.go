@@ -120,6 +120,12 @@ func diffCases() []diffCase {
 	for _, k := range []uint64{0, 1, 0xffffffff, 1 << 32, 0xffffffffffffffff, 0xffff0000ffff0000, 0x0000ffff00000000, 0x123456789abcdef0, 0xfffffffffffffffe, 0x8000000000000000} {
 		out = append(out, diffCase{fmt.Sprintf("r3 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr3 = %#x ll\n\tr0 ^= r3\n", k), nil})
 	}
+	// Kernel addresses, into R0 as the verifier's inlined helpers load
+	// them (prog.JiffiesAddr) and into R3.
+	for _, k := range []uint64{prog.JiffiesAddr, 0xffffffffc0000000, 0xffff800082000000} {
+		out = append(out, diffCase{fmt.Sprintf("r0 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr0 = %#x ll\n", k), nil},
+			diffCase{fmt.Sprintf("r3 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr3 = %#x ll\n\tr0 ^= r3\n", k), nil})
+	}
 	return out
 }
 
