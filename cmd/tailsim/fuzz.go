@@ -31,7 +31,9 @@ key's form (a constant, read from ctx, or computed from ctx by the ALU),
 a second map reaching the site, whether the site is in a subprogram, how
 many tail calls come before it, stack depth, callee-saved registers, the
 layout (presets and custom offsets), IBT/BTI/PAC, direct calls on or
-off, and the placement (every struct bpf_prog 4 GiB aligned or not). The shape is loaded once per arch and variant; then -inputs inputs
+off, privilege (unprivileged: the verifier's bounds check and index
+mask before each tail call), and the placement (every struct bpf_prog
+4 GiB aligned or not). The shape is loaded once per arch and variant; then -inputs inputs
 run on it, each only data for the loaded code: the index, which slots
 hold programs (a leaf, the entry itself, a program that tail-calls back,
 decoys beside the index), the counter at the site (a preset, as that
