@@ -2,6 +2,7 @@ package emu
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -119,6 +120,10 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 	}
 	if err := e.u.MemWrite(prog.JiffiesAddr, binary.LittleEndian.AppendUint64(nil, prog.Jiffies())); err != nil {
 		return nil, err
+	}
+	// Only its 8 bytes: the rest of the page faults, as in the model.
+	if hs := e.guard(prog.JiffiesAddr+8, prog.JiffiesAddr+pageSize); len(hs) == 0 {
+		return nil, fmt.Errorf("emu: guarding the page of jiffies")
 	}
 	if err := e.writeCode(at.stubs, b.spec.stubs(at)); err != nil {
 		return nil, err

@@ -389,6 +389,11 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 			switch {
 			case op.ALUOp() == OpMov && is64:
 				*d = src
+			case op.ALUOp() == OpDiv || op.ALUOp() == OpMod:
+				// v6.18's verifier tracks no value through a division or
+				// modulo (adjust_scalar_min_max_vals() marks the result
+				// unknown), so a key computed by one is never constant.
+				*d = aval{}
 			case src.kind == aConst && (d.kind == aConst || op.ALUOp() == OpMov):
 				*d = aval{kind: aConst, c: EvalALU(op.ALUOp(), is64, d.c, src.c)}
 			case op.ALUOp() == OpNeg && d.kind == aConst:

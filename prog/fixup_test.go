@@ -789,3 +789,19 @@ func TestJiffiesInlined(t *testing.T) {
 		t.Errorf("reading R1 after the call: %v", err)
 	}
 }
+
+// A key computed by a division is never constant (v6.18 tracks no value
+// through one), before and after the verifier's guard: the site is
+// indirect whatever the dividend (review: 0 made it direct).
+func TestKeyByDivisionNotDirect(t *testing.T) {
+	for _, k := range []int{0, 6} {
+		p := newProg(t, "main", fmt.Sprintf("r3 = %d\nr4 = 3\nr3 /= r4\nr2 = map[jt]\ncall bpf_tail_call\nr0 = 0\nexit", k), nil)
+		w := &prog.World{Progs: []*prog.Program{p}, Arrays: []*prog.ProgArray{mkMaps(t, map[string]uint32{"jt": 4})["jt"]}}
+		if err := w.Fix(prog.FixupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if s := w.Fixups[p].Sites[0]; s.Direct || s.KeyConst {
+			t.Errorf("r3 = %d / 3: the site is direct (%v) or its key constant (%v)", k, s.Direct, s.KeyConst)
+		}
+	}
+}

@@ -132,8 +132,9 @@ func (f *Function) replace(i int, with []Instruction) error {
 		}
 		off := t - (newPos[nj] + f.Insns[nj].Slots())
 		if off != int(int16(off)) {
-			// bpf_adj_branches() refuses it too (ERANGE).
-			return &PosError{Line: f.Insns[nj].Line, Msg: "a jump's offset leaves the 16-bit range once the verifier's rewrites are in (ERANGE)"}
+			// bpf_adj_branches() refuses it too: "insn %d cannot be
+			// patched due to 16-bit range".
+			return &PosError{Line: f.Insns[nj].Line, Msg: "cannot be patched due to 16-bit range: a jump's offset leaves it once the verifier's rewrites are in"}
 		}
 		f.Insns[nj].Off = int16(off)
 	}

@@ -218,9 +218,9 @@ func (r *run) loop() {
 		case op.IsMemLoad():
 			addr := r.regs[ins.Src] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
-			if b == nil && addr == prog.JiffiesAddr && op.Size() == prog.SizeDW {
+			if n := uint64(op.Size().Bytes()); b == nil && addr >= prog.JiffiesAddr && addr+n <= prog.JiffiesAddr+8 {
 				// The inlined bpf_jiffies64() (prog/rewrite.go); read only.
-				b = binary.LittleEndian.AppendUint64(nil, prog.Jiffies())
+				b = binary.LittleEndian.AppendUint64(nil, prog.Jiffies())[addr-prog.JiffiesAddr:][:n]
 			}
 			if b == nil {
 				r.fault(prog.FaultAccess, addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))
