@@ -218,7 +218,7 @@ func (r *run) loop() {
 		case op.IsMemLoad():
 			addr := r.regs[ins.Src] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
-			if n := uint64(op.Size().Bytes()); b == nil && addr >= prog.JiffiesAddr && addr+n <= prog.JiffiesAddr+8 {
+			if n := uint64(op.Size().Bytes()); b == nil && addr >= prog.JiffiesAddr && addr-prog.JiffiesAddr <= 8-n {
 				// The inlined bpf_jiffies64() (prog/rewrite.go); read only.
 				b = binary.LittleEndian.AppendUint64(nil, prog.Jiffies())[addr-prog.JiffiesAddr:][:n]
 			}
