@@ -7,6 +7,7 @@ package fuzz
 import (
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -50,9 +51,11 @@ type Case struct {
 	Placement prog.Placement
 	NoDirect  bool // config "direct off": no direct tail calls
 	// Unprivileged loads the programs as an unprivileged user (config
-	// "privileged off"): the verifier's bounds check and index mask
-	// before each tail call, never direct. Never with Poisoned (the
-	// verifier refuses an unprivileged site two maps reach).
+	// "privileged off", socket_filter programs): the verifier's bounds
+	// check and index mask before each tail call, never direct. Never
+	// with Poisoned (the verifier refuses an unprivileged site two maps
+	// reach) nor InSub (no bpf2bpf calls without CAP_BPF), and max_entries
+	// at most 2^31.
 	Unprivileged bool
 	// Noise, when not 0, seeds a few ALU instructions on r7 before the
 	// site (the instruction differential test's forms, in a tail-call
@@ -212,7 +215,10 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 	if bits(shape, 59, 2) == 3 {
 		c.Placement = prog.PlaceAligned
 	}
-	c.Unprivileged = !c.Poisoned && bits(shape, 61, 3) == 7
+	// What an unprivileged load allows (see Unprivileged): no bpf2bpf
+	// call, a prog array of at most 2^31 entries.
+	c.Unprivileged = !c.Poisoned && !c.InSub && bits(shape, 61, 3) == 7
+	c.MaxEntries = c.maxEntriesFor(c.MaxEntries)
 	c.KeyALU = !c.KeyConst && bits(shape, 44, 2) == 3
 	c.Other = c.Poisoned && bits(shape, 46, 2) == 3
 	if bits(shape, 57, 2) == 3 {
@@ -283,9 +289,19 @@ func Generate(seed uint64) Case {
 	r := rand.New(rand.NewPCG(seed, 0x7a11ca11))
 	c := FromParams(1, 0, r.Uint64())
 	c.Seed = seed
-	c.MaxEntries = max(biasedU32(r, Disp32Limit(c.Layout)), 1)
+	c.MaxEntries = c.maxEntriesFor(max(biasedU32(r, Disp32Limit(c.Layout)), 1))
 	c.Index = biasedIndex(r, c.MaxEntries)
 	return c
+}
+
+// maxEntriesFor is n, or 2^31 for an unprivileged case with more: an
+// unprivileged prog array rounds its size up to a power of two, which
+// overflows past 2^31 (array_map_alloc(): E2BIG).
+func (c Case) maxEntriesFor(n uint32) uint32 {
+	if c.Unprivileged && n > 1<<31 {
+		return 1 << 31
+	}
+	return n
 }
 
 func (c Case) runOptions() string {
@@ -467,8 +483,14 @@ func (c Case) Text() string {
 		fmt.Fprintf(&b, "delete jt[%d] stop=%s\n", uint32(c.Index), c.Window.stop())
 	}
 	fmt.Fprintf(&b, "run entry%s\n", c.runOptions())
+	if c.Unprivileged {
+		// Unprivileged loads take socket_filter programs (bpf_prog_load).
+		return progHeader.ReplaceAllString(b.String(), "-- prog $1 type=socket_filter$2 --")
+	}
 	return b.String()
 }
+
+var progHeader = regexp.MustCompile(`(?m)^-- prog (\S+)((?: \S+)*) --$`)
 
 // windowed reports whether the case can run in a window: the indexed slot
 // holds the target, and every tail call of the run goes through it.

@@ -37,7 +37,7 @@ func StreamCase(seed uint64, k int) Case {
 	if g := k / inputsPerMaxEntries; g > 0 {
 		rg := rand.New(rand.NewPCG(seed, 0x6a0e000000000000|uint64(g)))
 		if rg.IntN(2) == 0 {
-			c.MaxEntries = max(biasedU32(rg, Disp32Limit(c.Layout)), 1)
+			c.MaxEntries = c.maxEntriesFor(max(biasedU32(rg, Disp32Limit(c.Layout)), 1))
 		}
 	}
 	r := rand.New(rand.NewPCG(seed, 0x5ca1ab1e00000000|uint64(k)))

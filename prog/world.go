@@ -2,6 +2,7 @@ package prog
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -52,6 +53,11 @@ func (w *World) Fix(opts FixupOptions) error {
 	maps := map[string]*ProgArray{}
 	for _, a := range w.Arrays {
 		maps[a.Name] = a
+	}
+	if opts.Unprivileged && !opts.NoVerifier {
+		if err := w.checkUnprivileged(); err != nil {
+			return err
+		}
 	}
 	for _, p := range w.Progs {
 		// The verifier checks the program as written, then rewrites it
@@ -135,4 +141,40 @@ func (p *Program) Loc(fn, insn int) Loc {
 		l.Slot += ins.Slots()
 	}
 	return l
+}
+
+// unprivTypes are the program types bpf_prog_load() lets a user without
+// CAP_BPF load.
+var unprivTypes = []string{"socket_filter", "cgroup_skb"}
+
+// checkUnprivileged refuses what an unprivileged load refuses before any
+// tail call matters: another program type (bpf_prog_load(): EPERM), a
+// bpf2bpf call (the verifier: "loading/calling other bpf or kernel
+// functions are allowed for CAP_BPF and CAP_SYS_ADMIN"), a loop
+// (check_cfg(): "back-edge from insn"), and a prog array past 2^31
+// entries (array_map_alloc() rounds its size up to a power of two,
+// which overflows: E2BIG).
+func (w *World) checkUnprivileged() error {
+	for _, a := range w.Arrays {
+		if a.MaxEntries > 1<<31 {
+			return &PosError{Line: a.Line, Msg: fmt.Sprintf("prog array %s: max_entries %d: an unprivileged array rounds its size up to a power of two, past 2^32 (E2BIG)", a.Name, a.MaxEntries)}
+		}
+	}
+	for _, p := range w.Progs {
+		if !slices.Contains(unprivTypes, p.Type) {
+			return &PosError{Line: p.Line, Msg: fmt.Sprintf("program %s: type %s needs CAP_BPF; an unprivileged load takes %s (EPERM)", p.Name, p.Type, strings.Join(unprivTypes, " or "))}
+		}
+		for _, f := range p.Funcs {
+			pos, _ := f.Slots()
+			for i, ins := range f.Insns {
+				switch {
+				case ins.IsSubprogCall():
+					return &PosError{Line: ins.Line, Msg: "loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN (EPERM)"}
+				case ins.OpCode.HasJumpOffset() && ins.Off < 0:
+					return &PosError{Line: ins.Line, Msg: fmt.Sprintf("back-edge from insn %d to %d (an unprivileged program may not loop)", pos[i], pos[i]+1+int(ins.Off))}
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -227,6 +227,7 @@ func TestParseHardening(t *testing.T) {
 // maps reach is refused as the verifier refuses it.
 func TestUnprivileged(t *testing.T) {
 	unpriv := strings.Replace(good, "-- maps --", "-- config --\nprivileged off\n-- maps --", 1)
+	unpriv = strings.ReplaceAll(unpriv, " --\n\t", " type=socket_filter --\n\t")
 	sc, err := Parse("u.txtar", []byte(unpriv))
 	if err != nil {
 		t.Fatal(err)
@@ -245,6 +246,18 @@ func TestUnprivileged(t *testing.T) {
 	if sc, _ := Parse("p.txtar", []byte(good)); sc != nil {
 		if w, _ := sc.Build(); w != nil && !w.Fixups[w.Prog("entry")].Sites[0].Direct {
 			t.Error("the privileged site with a constant key is not direct")
+		}
+	}
+	// What an unprivileged load refuses before any tail call matters.
+	for _, tc := range []struct{ old, new, want string }{
+		{"-- prog leaf type=socket_filter --", "-- prog leaf --", "type sched_cls needs CAP_BPF"},
+		{"jt max_entries=4", "jt max_entries=2147483649", "rounds its size up to a power of two, past 2^32 (E2BIG)"},
+		{"\tr0 = 1\n", "\tr0 = 1\n\tif r0 == 1 goto -1\n", "back-edge from insn 1 to 1"},
+		{"\tr0 = 1\n", "\tcall sub\n", "allowed for CAP_BPF and CAP_SYS_ADMIN"},
+	} {
+		src := strings.Replace(unpriv, tc.old, tc.new, 1) + "-- subprog sub --\n\tr0 = 1\n\texit\n"
+		if _, err := Parse("r.txtar", []byte(src)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.new, err, tc.want)
 		}
 	}
 	poisoned := strings.Replace(unpriv, "jt max_entries=4", "jt max_entries=4\nother max_entries=4", 1)
