@@ -268,6 +268,10 @@ const (
 	aConst
 	aMaps
 	aUninit // never written on some path: reading it is the verifier's "!read_ok"
+	// aStack is the function's frame pointer plus c (two's complement):
+	// R10, and copies of it moved by constants, so that stack accesses
+	// through them are checked as the verifier checks them.
+	aStack
 )
 
 type aval struct {
@@ -280,7 +284,7 @@ func join(a, b aval) aval {
 	switch {
 	case a.kind == aUninit || b.kind == aUninit:
 		return aval{kind: aUninit}
-	case a.kind == aConst && b.kind == aConst && a.c == b.c:
+	case (a.kind == aConst || a.kind == aStack) && a.kind == b.kind && a.c == b.c:
 		return a
 	case a.kind == aMaps && b.kind == aMaps:
 		m := slices.Clone(a.maps)
@@ -337,7 +341,7 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 	for r := range entry {
 		entry[r] = uninit
 	}
-	entry[R1], entry[R10] = aval{}, aval{}
+	entry[R1], entry[R10] = aval{}, aval{kind: aStack}
 	merge(0, 0, &entry)
 	// Each function's slot positions, computed once: recomputing them per
 	// work item made the analysis quadratic (40 000 instructions: 78 s).
@@ -389,6 +393,12 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 			switch {
 			case op.ALUOp() == OpMov && is64:
 				*d = src
+			case d.kind == aStack && src.kind == aConst && is64 && (op.ALUOp() == OpAdd || op.ALUOp() == OpSub):
+				c := src.c
+				if op.ALUOp() == OpSub {
+					c = -c
+				}
+				*d = aval{kind: aStack, c: d.c + c}
 			case op.ALUOp() == OpDiv || op.ALUOp() == OpMod:
 				// v6.18's verifier tracks no value through a division or
 				// modulo (adjust_scalar_min_max_vals() marks the result
@@ -408,7 +418,14 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 				st[ins.Dst] = aval{kind: aConst, c: uint64(ins.Imm)}
 			}
 		case op.IsMemLoad():
+			if err := checkStackAccess(f, ins, st[ins.Src], ins.Src, "read from", strict); err != nil {
+				return nil, err
+			}
 			st[ins.Dst] = aval{}
+		case op.IsMemStore():
+			if err := checkStackAccess(f, ins, st[ins.Dst], ins.Dst, "write to", strict); err != nil {
+				return nil, err
+			}
 		case ins.IsSubprogCall():
 			callee := p.FuncIndex(ins.Reference)
 			if callee < 0 {
@@ -420,7 +437,12 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 					entry[r] = uninit
 				}
 				copy(entry[R1:R6], st[R1:R6])
-				entry[R10] = aval{}
+				for r := R1; r <= R5; r++ {
+					if entry[r].kind == aStack {
+						entry[r] = aval{} // the caller's frame: not followed
+					}
+				}
+				entry[R10] = aval{kind: aStack}
 				merge(callee, 0, &entry)
 			}
 			clobber(aUnknown)
@@ -622,6 +644,27 @@ func checkRefusals(p *Program) error {
 				return &PosError{Line: ins.Line, Msg: fmt.Sprintf("invalid %s stack R10 off=%d size=%d (the frame is below r10)", kind, ins.Off, size)}
 			}
 		}
+	}
+	return nil
+}
+
+// checkStackAccess refuses, as the verifier does, an access through a
+// copy of R10 outside the frame: at or above the frame pointer or past
+// the 512-byte stack (check_stack_access_within_bounds()), or below the
+// depth the function declares (the verifier would have sized the frame
+// from it; the JITs and the model use the declared one). R10 itself is
+// checked by checkRefusals and the scenario parser.
+func checkStackAccess(f *Function, ins Instruction, base aval, reg Register, kind string, strict bool) error {
+	if !strict || base.kind != aStack || reg == R10 {
+		return nil
+	}
+	off := int64(base.c) + int64(ins.Off)
+	size := int64(ins.OpCode.Size().Bytes())
+	switch {
+	case off+size > 0 || off < -MaxStackDepth:
+		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("invalid %s stack %s off=%d size=%d (through a copy of r10: the frame is below r10)", kind, reg, off, size)}
+	case -off > int64(f.StackDepth):
+		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("%s touches r10 - %d through %s, below the %d-byte frame it declares (stack=%d)", f.Name, -off, reg, f.StackDepth, f.StackDepth)}
 	}
 	return nil
 }

@@ -360,6 +360,9 @@ func TestFixupErrors(t *testing.T) {
 		{name: "load into r10", main: "r0 = 0\nr10 = *(u64 *)(r1 + 0)\nexit", line: 2, msg: []string{"frame pointer is read only"}, noVerifier: true},
 		{name: "read above the frame", main: "r0 = *(u64 *)(r10 + 8)\nexit", line: 1, msg: []string{"invalid read from stack R10 off=8 size=8"}, noVerifier: true},
 		{name: "write across the frame pointer", main: "*(u64 *)(r10 - 4) = 1\nr0 = 0\nexit", line: 1, msg: []string{"invalid write to stack R10 off=-4 size=8"}, noVerifier: true},
+		{name: "read at r10 through a copy", main: "r2 = r10\nr0 = *(u64 *)(r2 + 0)\nexit", line: 2, msg: []string{"invalid read from stack r2 off=0 size=8"}, noVerifier: true},
+		{name: "write above the frame through a moved copy", main: "r2 = r10\nr2 += -8\n*(u64 *)(r2 + 16) = 1\nr0 = 0\nexit", line: 3, msg: []string{"invalid write to stack r2 off=8 size=8"}, noVerifier: true},
+		{name: "below the declared frame through a copy", main: "r2 = r10\nr2 -= 8\n*(u64 *)(r2 - 8) = 1\nr0 = 0\nexit", line: 3, msg: []string{"touches r10 - 16 through r2"}, noVerifier: true},
 		{name: "div by constant zero", main: "r0 = 1\nr0 /= 0\nexit", line: 2, msg: []string{"div by zero"}, noVerifier: true},
 		{name: "mod by constant zero", main: "w0 = 1\nw0 %= 0\nexit", line: 2, msg: []string{"div by zero"}, noVerifier: true},
 		{

@@ -1013,7 +1013,10 @@ func TestAccessFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := worldDef{progs: []progDef{{"main", tt.src}}, subs: tt.subs}.build(t)
+			// Without the verifier, which refuses most of these programs
+			// (prog.TestFixupErrors): the model must fault on them all the
+			// same, as lib/test_bpf's unverified programs may meet.
+			w := worldDef{progs: []progDef{{"main", tt.src}}, subs: tt.subs, opts: prog.FixupOptions{NoVerifier: true}}.build(t)
 			res := interp.New(w, interp.Config{}).Run(w.Prog("main"), tt.ctx)
 			if !tt.fault {
 				if res.Fault != nil || res.R0 != tt.r0 {
