@@ -260,6 +260,11 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	if err := p.checkWork(); err != nil {
 		return nil, err
 	}
+	if sc.Fixup.Unprivileged && sc.Fixup.NoVerifier {
+		// The rewrite and refusals of an unprivileged load are the
+		// verifier's; lib/test_bpf, which verifier off models, loads as root.
+		return nil, &Error{File: file, Msg: "privileged off needs the verifier: verifier off models lib/test_bpf, whose programs the kernel loads without one"}
+	}
 	// Build once so that every reference is checked at parse time.
 	if _, err := sc.Build(); err != nil {
 		return nil, err

@@ -119,6 +119,7 @@ func TestParseErrors(t *testing.T) {
 		{"set with an expectation", "expect r0 = 1", "expect r0 = 1\nset ctx+0 u8 = 1\nexpect r0 = 1", "\n-- ctx --\nu32 0\n", 19, "set has no expectations"},
 		{"name with a dash", "-- prog leaf --", "-- prog le-af --", "", 10, "bad name"},
 		{"privileged maybe", "-- maps --", "-- config --\nprivileged maybe\n-- maps --", "", 3, `privileged is on or off, not "maybe"`},
+		{"unprivileged without the verifier", "-- maps --", "-- config --\nprivileged off\nverifier off\n-- maps --", "", 0, "privileged off needs the verifier"},
 		{"a program of another type in a used array", "-- prog leaf --", "-- prog leaf type=xdp --", "", 14, "filling jt[1] with leaf: EINVAL"},
 		{"a user of another type", "-- prog leaf --\n\tr0 = 1", "-- prog leaf type=xdp --\n\tr2 = map[jt]\n\tr3 = 0\n\tcall bpf_tail_call\n\tr0 = 1", "", 10, "program leaf of type xdp uses prog array jt, which holds programs of type sched_cls: bpf_prog_map_compatible() refuses it (EINVAL)"},
 		{"empty scope", "expect r0 = 1", "expect[] r0 = 1", "", 17, "empty item in expect scope [] (ARCH, VARIANT or ARCH/VARIANT"},
