@@ -11,8 +11,10 @@ import (
 // are those of the rewritten program, as bpftool's "xlated" dump shows.
 
 // rewriteProgram applies the rewrites to every function of p and links
-// the program again (bpf2bpf call offsets move with the slots).
-func rewriteProgram(p *Program) error {
+// the program again (bpf2bpf call offsets move with the slots). It
+// reports whether anything changed: most programs need no rewrite, and
+// then their analysis stands.
+func rewriteProgram(p *Program) (bool, error) {
 	changed := false
 	for _, f := range p.Funcs {
 		for i := 0; i < len(f.Insns); i++ {
@@ -22,7 +24,7 @@ func rewriteProgram(p *Program) error {
 			}
 			if patch != nil {
 				if err := f.replace(i, patch); err != nil {
-					return err
+					return false, err
 				}
 				i += len(patch) - 1
 				changed = true
@@ -32,7 +34,7 @@ func rewriteProgram(p *Program) error {
 	if changed {
 		p.link()
 	}
-	return nil
+	return changed, nil
 }
 
 // jiffiesImm is JiffiesAddr as an ld_imm64's imm.

@@ -67,11 +67,14 @@ func (w *World) Fix(opts FixupOptions) error {
 			return fmt.Errorf("program %s: %w", p.Name, err)
 		}
 		if !opts.NoVerifier {
-			if err := rewriteProgram(p); err != nil {
+			changed, err := rewriteProgram(p)
+			if err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}
-			if fx, err = FixupProgram(p, maps, opts); err != nil {
-				return fmt.Errorf("program %s: %w", p.Name, err)
+			if changed {
+				if fx, err = FixupProgram(p, maps, opts); err != nil {
+					return fmt.Errorf("program %s: %w", p.Name, err)
+				}
 			}
 		}
 		if opts.Unprivileged && !opts.NoVerifier && len(fx.Sites) > 0 {
