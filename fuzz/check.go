@@ -3,7 +3,6 @@ package fuzz
 import (
 	"errors"
 	"fmt"
-	mbits "math/bits"
 	"slices"
 	"strings"
 
@@ -119,16 +118,14 @@ func Known(f Finding) string {
 // check and the counter is below the limit.
 func (c Case) loadsCachedTarget(arch string) bool {
 	direct := arch == "x86_64" && c.KeyConst && !c.NoDirect && !c.Unprivileged && c.Index < uint64(c.MaxEntries)
-	index := uint64(uint32(c.Index))
+	index := uint32(c.Index)
 	if c.Unprivileged {
-		// The verifier's "if r3 >= max_entries goto" compares all of R3
-		// with max_entries as a sign-extended imm, then masks the index.
-		if c.Index >= uint64(int64(int32(c.MaxEntries))) {
+		var ok bool
+		if index, ok = prog.UnprivIndex(c.Index, c.MaxEntries); !ok {
 			return false
 		}
-		index &= uint64(1)<<mbits.Len32(c.MaxEntries-1) - 1
 	}
-	return !c.Poisoned && !direct && index < uint64(c.MaxEntries) && c.Chain < 33 && c.Preset < 33
+	return !c.Poisoned && !direct && index < c.MaxEntries && c.Chain < 33 && c.Preset < 33
 }
 
 // mixesStaticAndDynamic reports whether entry itself holds a patched

@@ -143,6 +143,23 @@ func (f *Function) replace(i int, with []Instruction) error {
 	return nil
 }
 
+// IndexMask is a prog array's index_mask, roundup_pow_of_two(max_entries)
+// - 1 (array_map_alloc()).
+func IndexMask(maxEntries uint32) uint32 {
+	return uint32(uint64(1)<<bits.Len32(maxEntries-1) - 1)
+}
+
+// UnprivIndex is the slot an unprivileged tail call with R3 = r3 reads
+// once the verifier's two instructions have run, and false when the
+// first skips the call: it compares all of R3 with max_entries as a
+// sign-extended imm.
+func UnprivIndex(r3 uint64, maxEntries uint32) (uint32, bool) {
+	if r3 >= uint64(int64(int32(maxEntries))) {
+		return 0, false
+	}
+	return uint32(r3) & IndexMask(maxEntries), true
+}
+
 // unprivTailCalls is do_misc_fixups() on an unprivileged program's tail
 // calls: a site two maps reach is refused ("tail_call abusing map_ptr"),
 // and before every other one go
@@ -172,14 +189,13 @@ func unprivTailCalls(p *Program, fx *Fixup) error {
 		f := p.Funcs[s.Func]
 		call := f.Insns[s.Insn]
 		max := s.Maps[0].MaxEntries
-		mask := uint64(1)<<bits.Len32(max-1) - 1
 		at := func(i Instruction) Instruction {
 			i.Line = call.Line
 			return i
 		}
 		patch := []Instruction{
 			at(Instruction{OpCode: Jmp(OpJGE, SourceK), Dst: R3, Imm: int64(int32(max)), Off: 2}),
-			at(Instruction{OpCode: ALU32(OpAnd, SourceK), Dst: R3, Imm: int64(int32(uint32(mask)))}),
+			at(Instruction{OpCode: ALU32(OpAnd, SourceK), Dst: R3, Imm: int64(int32(IndexMask(max)))}),
 			call,
 		}
 		patch[0].Labels, patch[2].Labels = call.Labels, nil
