@@ -24,26 +24,29 @@ const Ext = ".txtar"
 
 // LoadLibrary parses every embedded scenario, in path order.
 func LoadLibrary() ([]*Scenario, error) {
-	return loadFS(Library, "library", "library")
+	return loadFS(Library, "library", "library", func(p string) ([]byte, error) { return fs.ReadFile(Library, p) })
 }
 
-func loadFS(fsys fs.FS, root, prefix string) ([]*Scenario, error) {
+// loadFS parses every *.txtar below root in fsys, in path order, named
+// prefix/its path below root and read by read. All errors are returned
+// together.
+func loadFS(fsys fs.FS, root, prefix string, read func(p string) ([]byte, error)) ([]*Scenario, error) {
 	var out []*Scenario
 	var errs []error
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, Ext) {
 			return err
 		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
+		data, err := read(p)
+		if err == nil {
+			var sc *Scenario
+			if sc, err = Parse(path.Join(prefix, strings.TrimPrefix(p, root+"/")), data); err == nil {
+				out = append(out, sc)
+			}
 		}
-		sc, err := Parse(path.Join(prefix, strings.TrimPrefix(p, root+"/")), data)
 		if err != nil {
 			errs = append(errs, err)
-			return nil
 		}
-		out = append(out, sc)
 		return nil
 	})
 	if err != nil {
@@ -113,31 +116,11 @@ func fileKind(m fs.FileMode) string {
 	return m.Type().String()
 }
 
-// loadDir parses every *.txtar below dir, in path order, each read by
-// readFile.
+// loadDir parses every *.txtar below dir, each read by readFileWithin.
 func loadDir(dir string, left *int64) ([]*Scenario, error) {
-	var out []*Scenario
-	var errs []error
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, Ext) {
-			return err
-		}
-		data, err := readFileWithin(p, left)
-		if err == nil {
-			var sc *Scenario
-			if sc, err = Parse(filepath.ToSlash(p), data); err == nil {
-				out = append(out, sc)
-			}
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return nil
+	return loadFS(os.DirFS(dir), ".", filepath.ToSlash(dir), func(p string) ([]byte, error) {
+		return readFileWithin(filepath.Join(dir, filepath.FromSlash(p)), left)
 	})
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return out, errors.Join(errs...)
 }
 
 // LoadPaths parses the named files and every *.txtar below the named
