@@ -85,27 +85,18 @@ func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 
 // emulatedNames are the arches a campaign fuzzes: the reference model is
 // its oracle.
-func emulatedNames() []string {
-	return slices.DeleteFunc(backendNames(), func(n string) bool { return n == (scenarios.Ref{}).Name() })
+func emulated() []scenarios.Backend {
+	return slices.DeleteFunc(slices.Clone(backends), func(b scenarios.Backend) bool { return b.Name() == (scenarios.Ref{}).Name() })
 }
+
+func emulatedNames() []string { return namesOf(emulated()) }
 
 // selectEmulated reads fuzz's -arch: emulated arches, or all of them.
 func selectEmulated(list string) ([]prog.Backend, error) {
-	if list == "all" {
-		list = strings.Join(emulatedNames(), ",")
+	if slices.Contains(strings.Split(list, ","), (scenarios.Ref{}).Name()) {
+		return nil, errors.New("-arch ref: the reference model is the oracle, fuzz the emulated arches")
 	}
-	var out []prog.Backend
-	for _, name := range strings.Split(list, ",") {
-		if name == (scenarios.Ref{}).Name() {
-			return nil, errors.New("-arch ref: the reference model is the oracle, fuzz the emulated arches")
-		}
-		if !slices.Contains(emulatedNames(), name) {
-			return nil, fmt.Errorf("unknown arch %q (%s, or all)", name, strings.Join(emulatedNames(), ", "))
-		}
-		i := slices.IndexFunc(backends, func(b scenarios.Backend) bool { return b.Name() == name })
-		out = append(out, backends[i])
-	}
-	return out, nil
+	return selectAmong(list, emulated())
 }
 
 // maxWorkers bounds -workers: more workers than CPUs only share them, and

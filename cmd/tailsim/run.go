@@ -39,9 +39,11 @@ type runFlags struct {
 	json, verbose, notes  *bool
 }
 
-func backendNames() []string {
+func backendNames() []string { return namesOf(backends) }
+
+func namesOf(bs []scenarios.Backend) []string {
 	var names []string
-	for _, b := range backends {
+	for _, b := range bs {
 		names = append(names, b.Name())
 	}
 	return names
@@ -66,20 +68,24 @@ func newRunFlags(fs *flag.FlagSet) runFlags {
 	}
 }
 
-func selectBackends(list string) ([]scenarios.Backend, error) {
+func selectBackends(list string) ([]scenarios.Backend, error) { return selectAmong(list, backends) }
+
+// selectAmong reads a comma-separated -arch list, or all, naming the
+// backends of among.
+func selectAmong(list string, among []scenarios.Backend) ([]scenarios.Backend, error) {
 	if list == "all" {
-		return backends, nil
+		return among, nil
 	}
 	var out []scenarios.Backend
 	for _, name := range strings.Split(list, ",") {
-		i := slices.IndexFunc(backends, func(b scenarios.Backend) bool { return b.Name() == name })
+		i := slices.IndexFunc(among, func(b scenarios.Backend) bool { return b.Name() == name })
 		if i < 0 {
 			if slices.Contains(scenarios.KnownArches, name) {
 				return nil, fmt.Errorf("arch %q is not available in this build yet", name)
 			}
-			return nil, fmt.Errorf("unknown arch %q (%s, or all)", name, strings.Join(backendNames(), ", "))
+			return nil, fmt.Errorf("unknown arch %q (%s, or all)", name, strings.Join(namesOf(among), ", "))
 		}
-		out = append(out, backends[i])
+		out = append(out, among[i])
 	}
 	return out, nil
 }
