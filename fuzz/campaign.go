@@ -359,21 +359,14 @@ func foundName(fd Finding) string {
 // stream's), so the comment names the finding, not where it failed:
 // tailsim run on the file says that.
 func (s *search) writeFound(fd Finding) {
-	title, rest, _ := strings.Cut(fd.Case.Text(), "\n")
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n", title, fd.Signature)
-	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d, input %d) on %s/%s, as found: not minimised.\nThe campaign replaces this file with a minimised finding-*.txtar when it ends.\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant)
-	if k := Known(fd); k != "" {
-		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", k)
-	}
-	b.WriteString(rest)
+	text := commented(fd, Known(fd), fmt.Sprintf("Found by tailsim fuzz (seed %d, input %d) on %s/%s, as found: not minimised.\nThe campaign replaces this file with a minimised finding-*.txtar when it ends.\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant))
 	// Written aside and renamed, so a reader (or a kill) never meets half
 	// a file.
 	tmp, err := os.CreateTemp(s.c.Out, ".found-")
 	if err != nil {
 		return
 	}
-	_, err = tmp.WriteString(b.String())
+	_, err = tmp.WriteString(text)
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
@@ -440,18 +433,30 @@ func (c *Campaign) reproducerText(r Reproducer) string {
 
 func (r Reproducer) text(failures []scenarios.Failure) string {
 	fd := r.Finding
+	var about strings.Builder
+	fmt.Fprintf(&about, "Found by tailsim fuzz (seed %d, input %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant)
+	for _, l := range failures {
+		fmt.Fprintf(&about, "  %s\n", strings.ReplaceAll(l.String(), "-- ", "- - "))
+	}
+	var notes []string
+	if r.Stale {
+		notes = append(notes, "The fuzzer found it on machines it had loaded for earlier inputs; this file,\nloaded fresh, does not reproduce it: a bug of tailsim's stream harness.\n")
+	}
+	return commented(fd, r.Known, about.String(), notes...)
+}
+
+// commented is fd's case as a scenario file whose comment, after the
+// title and the signature, says what the campaign knows of it: about,
+// the library scenario that explains it when known is set, then notes.
+func commented(fd Finding, known, about string, notes ...string) string {
 	title, rest, _ := strings.Cut(fd.Case.Text(), "\n")
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n", title, fd.Signature)
-	fmt.Fprintf(&b, "Found by tailsim fuzz (seed %d, input %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant)
-	for _, l := range failures {
-		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(l.String(), "-- ", "- - "))
+	fmt.Fprintf(&b, "%s: %s\n%s", title, fd.Signature, about)
+	if known != "" {
+		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", known)
 	}
-	if r.Known != "" {
-		fmt.Fprintf(&b, "This is known behaviour of the modelled kernel code, explained in\n%s.\n", r.Known)
-	}
-	if r.Stale {
-		b.WriteString("The fuzzer found it on machines it had loaded for earlier inputs; this file,\nloaded fresh, does not reproduce it: a bug of tailsim's stream harness.\n")
+	for _, n := range notes {
+		b.WriteString(n)
 	}
 	b.WriteString(rest)
 	return b.String()
