@@ -143,10 +143,12 @@ type engine struct {
 	done     chan struct{}
 	stopped  chan struct{} // closed when the watchdog has exited
 
-	// aligned are the PlaceAligned struct bpf_prog pages mapped so far
-	// (by program index), kept for the engine's life like the others;
-	// alignedWritten is how many of them the last load may have filled.
-	aligned        map[int]bool
+	// alignedMapped is one past the last PlaceAligned struct bpf_prog
+	// page mapped so far (pages 1 .. alignedMapped-1, by program index;
+	// 0: none, nor their guard), kept for the engine's life like the
+	// others; alignedWritten is how many of them the last load may have
+	// filled.
+	alignedMapped  int
 	alignedWritten int
 	// progsWritten is how many struct bpf_prog pages the last load wrote
 	// (machine.load clears the ones the next world does not use).

@@ -266,9 +266,7 @@ func (m *machine) load() error {
 		}
 	}
 	// struct bpf_prog: only bpf_func is read. Pages a bigger world wrote
-	// before are cleared, so no stale program is reachable; a program
-	// placed outside the engine's pages (PlaceAligned) gets a read-only
-	// page of its own.
+	// before are cleared, so no stale program is reachable.
 	st := e.pageBuf
 	at := m.spec.at
 	for i := range max(len(w.Progs), e.progsWritten) {
@@ -291,19 +289,20 @@ func (m *machine) load() error {
 	}
 	for i := 1; i < max(aligned, e.alignedWritten); i++ {
 		addr := at.structAddr(i, prog.PlaceAligned)
-		if e.aligned == nil {
+		if e.alignedMapped == 0 {
 			// One guard over every page an aligned program can have:
 			// each store pays a range check per write hook.
 			if err := e.guardWrites(at.structAddr(1, prog.PlaceAligned), at.structAddr(maxProgs, prog.PlaceAligned)); err != nil {
 				return err
 			}
-			e.aligned = map[int]bool{}
+			e.alignedMapped = 1
 		}
-		if !e.aligned[i] {
+		if i == e.alignedMapped {
+			// Pages are mapped in order: 1 .. alignedMapped-1 are.
 			if err := e.mapForLife(addr, pageSize, uc.PROT_READ|uc.PROT_WRITE); err != nil {
 				return err
 			}
-			e.aligned[i] = true
+			e.alignedMapped++
 		}
 		clear(st)
 		if i < aligned {
