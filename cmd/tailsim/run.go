@@ -183,9 +183,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, Costs: r.Costs, DurationUS: r.Duration.Microseconds()})
 		}
 	} else {
-		printText(stdout, reports, textOptions{verbose: *f.verbose, notes: *f.notes})
+		notes := printText(stdout, reports, textOptions{verbose: *f.verbose, notes: *f.notes})
 		hidden := ""
-		if notes := totalNotes(reports); notes > 0 && !*f.notes && !*f.verbose {
+		if notes > 0 && !*f.notes && !*f.verbose {
 			hidden = fmt.Sprintf(" (%s: -notes shows them)", plural(notes, "note"))
 		}
 		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d arch/variant runs in %s%s\n",
@@ -200,15 +200,6 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		return errChecksFailed
 	}
 	return nil
-}
-
-// totalNotes counts the distinct notes of every scenario.
-func totalNotes(reports []*scenarios.Report) int {
-	n := 0
-	for _, g := range groupByScenario(reports) {
-		n += countNotes(g)
-	}
-	return n
 }
 
 // errScenariosErrored: some scenario could not run on some arch or

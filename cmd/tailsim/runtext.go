@@ -101,9 +101,13 @@ func (d *distinct) write(w io.Writer, label string, all int) {
 // scenarios, and every failure follows in full, once however many
 // arch/variants gave it. Notes are counted, and shown (once per
 // scenario) with -notes or -v; -v also lists every scenario and adds the
-// trace of each failing run. -json is the complete record.
-func printText(w io.Writer, reports []*scenarios.Report, o textOptions) {
+// trace of each failing run. -json is the complete record. It returns
+// the number of distinct notes, summed over the scenarios.
+func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes int) {
 	results := groupByScenario(reports)
+	for _, g := range results {
+		notes += countNotes(g)
+	}
 	dirs := map[string][]*scenarioResult{}
 	var order []string
 	for _, g := range results {
@@ -174,6 +178,7 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) {
 		}
 	}
 	fmt.Fprintln(w)
+	return notes
 }
 
 // runsLine says where a scenario or a directory ran, and its notes.
