@@ -103,7 +103,7 @@ func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 	if arch == nil {
 		return b, fmt.Errorf("%s has no machine code to compare", s.Backend.Name())
 	}
-	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Hardening: sc.Hardening}); err != nil {
+	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Config: sc.Config}); err != nil {
 		return b, fmt.Errorf("%s: %w", s, sc.Locate(err))
 	}
 	keep := func(scenarios.Step, int) bool { return true }

@@ -30,7 +30,7 @@ func load(t *testing.T, path string) *scenarios.Scenario {
 // two runs measured them (three upstream, one patched), the same results.
 func TestUpstreamBesidePatched(t *testing.T) {
 	sc := load(t, "scenarios/library/test_bpf/01_tail_call_2.txtar")
-	for _, b := range []scenarios.Backend{emu.NewX86(false), emu.NewArm64(false, false)} {
+	for _, b := range []scenarios.Backend{emu.NewX86(0), emu.NewArm64(0)} {
 		c, err := compare.Compare(sc, compare.Side{Backend: b, Variant: prog.Upstream}, compare.Side{Backend: b, Variant: prog.Patched}, compare.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +69,7 @@ func TestUpstreamBesidePatched(t *testing.T) {
 // The patched displacement overflow: the runs differ, and say how.
 func TestDifferentRuns(t *testing.T) {
 	sc := load(t, "scenarios/library/findings/patched_static_disp32.txtar")
-	x86 := emu.NewX86(false)
+	x86 := emu.NewX86(0)
 	c, err := compare.Compare(sc, compare.Side{Backend: x86, Variant: prog.Upstream}, compare.Side{Backend: x86, Variant: prog.Patched}, compare.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +91,8 @@ func TestDifferentRuns(t *testing.T) {
 // Two arches on one variant.
 func TestArchBesideArch(t *testing.T) {
 	sc := load(t, "scenarios/library/edges/index_2pow32_plus_1.txtar")
-	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(false), Variant: prog.Patched},
-		compare.Side{Backend: emu.NewArm64(false, false), Variant: prog.Patched}, compare.Options{})
+	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(0), Variant: prog.Patched},
+		compare.Side{Backend: emu.NewArm64(0), Variant: prog.Patched}, compare.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

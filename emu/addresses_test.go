@@ -43,7 +43,7 @@ func loadPlaced(t *testing.T, b *Backend, src string, v prog.Variant, pl prog.Pl
 // tail call reads is never zero, and with PlaceAligned every struct
 // bpf_prog's low half is.
 func TestKernelAddresses(t *testing.T) {
-	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		for _, pl := range prog.Placements {
 			m, w := loadPlaced(t, b, chain, prog.Upstream, pl)
 			for i, p := range w.Progs {
@@ -104,13 +104,13 @@ func TestTruncatedPointersCaught(t *testing.T) {
 		fault  bool // the run faults; else it falls through as empty
 	}{
 		// mov rax, rsp -> mov eax, esp; nop
-		{"x86 counter pointer from mov eax, esp", NewX86(false), prog.PlaceKernel, x86Tamper([]byte{0x48, 0x89, 0xE0}, []byte{0x89, 0xE0, 0x90}), true},
+		{"x86 counter pointer from mov eax, esp", NewX86(0), prog.PlaceKernel, x86Tamper([]byte{0x48, 0x89, 0xE0}, []byte{0x89, 0xE0, 0x90}), true},
 		// test rcx, rcx -> test ecx, ecx; nop
-		{"x86 empty test of the low half", NewX86(false), prog.PlaceAligned, x86Tamper([]byte{0x48, 0x85, 0xC9}, []byte{0x85, 0xC9, 0x90}), false},
+		{"x86 empty test of the low half", NewX86(0), prog.PlaceAligned, x86Tamper([]byte{0x48, 0x85, 0xC9}, []byte{0x85, 0xC9, 0x90}), false},
 		// mov x26, sp (add x26, sp, #0) -> add w26, wsp, #0
-		{"arm64 counter pointer from add w26, wsp", NewArm64(false, false), prog.PlaceKernel, arm64Tamper(0xffffffff, 0x910003fa, 0x80000000, 0), true},
+		{"arm64 counter pointer from add w26, wsp", NewArm64(0), prog.PlaceKernel, arm64Tamper(0xffffffff, 0x910003fa, 0x80000000, 0), true},
 		// cbz x11 -> cbz w11
-		{"arm64 empty test of the low half", NewArm64(false, false), prog.PlaceAligned, arm64Tamper(0xff00001f, 0xb400000b, 0x80000000, 0), false},
+		{"arm64 empty test of the low half", NewArm64(0), prog.PlaceAligned, arm64Tamper(0xff00001f, 0xb400000b, 0x80000000, 0), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,7 +130,7 @@ func TestTruncatedPointersCaught(t *testing.T) {
 // CloseIdleEngines empties the pool, and the backend still loads. A
 // machine closed twice gives its engine back once.
 func TestCloseIdleEngines(t *testing.T) {
-	b := NewX86(false)
+	b := NewX86(0)
 	first, _ := loadOn(t, b, chain, prog.Upstream, prog.LoadOptions{})
 	first.Close()
 	first.Close()
@@ -185,7 +185,7 @@ func TestAddressMapsDisjoint(t *testing.T) {
 // of its own.
 func TestStoreIntoStructFaults(t *testing.T) {
 	for _, pl := range prog.Placements {
-		m, w := loadPlaced(t, NewX86(false), chain, prog.Upstream, pl)
+		m, w := loadPlaced(t, NewX86(0), chain, prog.Upstream, pl)
 		target := m.structs[w.Prog("leaf")]
 		code := []byte{0x48, 0x89, 0x00} // mov qword ptr [rax], rax
 		last := m.images[len(m.images)-1]
@@ -220,7 +220,7 @@ func TestTooManyArrays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewX86(false).Load(w, prog.Upstream, prog.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "more than 256 prog arrays") {
+	if _, err := NewX86(0).Load(w, prog.Upstream, prog.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "more than 256 prog arrays") {
 		t.Errorf("%d arrays: %v", maxArrays+1, err)
 	}
 }
@@ -246,7 +246,7 @@ func TestUnmappedFaultLocated(t *testing.T) {
 		if strings.Contains(tc.body, "r10") {
 			src = strings.Replace(src, "-- prog p --", "-- prog p stack=8 --", 1)
 		}
-		for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+		for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 			m, w := loadOn(t, b, src, prog.Upstream, prog.LoadOptions{})
 			r := m.Run(w.Prog("p"), nil)
 			f := r.Fault

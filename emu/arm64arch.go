@@ -15,18 +15,11 @@ import (
 	"tailsim/prog"
 )
 
-// NewArm64 is the emulated arm64 backend; bti and pac select the kernel's
-// CONFIG_ARM64_BTI_KERNEL and CONFIG_ARM64_PTR_AUTH_KERNEL code. Unicorn's
+// NewArm64 is the emulated arm64 backend for the build c: its arm64 part
+// is CONFIG_ARM64_BTI_KERNEL and CONFIG_ARM64_PTR_AUTH_KERNEL. Unicorn's
 // default CPU runs their hint instructions as nops.
-func NewArm64(bti, pac bool) *Backend {
-	var h prog.Hardening
-	if bti {
-		h |= prog.BTI
-	}
-	if pac {
-		h |= prog.PAC
-	}
-	return newBackend(h, prog.BTI|prog.PAC, func(h prog.Hardening) *archSpec { return arm64Spec(h&prog.BTI != 0, h&prog.PAC != 0) })
+func NewArm64(c prog.Config) *Backend {
+	return newBackend(c, prog.BTI|prog.PAC, func(c prog.Config) *archSpec { return arm64Spec(c&prog.BTI != 0, c&prog.PAC != 0) })
 }
 
 // Indexes into arm64Regs.

@@ -10,7 +10,7 @@ import (
 
 func loadArm64(t *testing.T, src string, v prog.Variant, bti, pac bool) (*machine, *prog.World) {
 	t.Helper()
-	return loadOn(t, NewArm64(bti, pac), src, v, prog.LoadOptions{})
+	return loadOn(t, NewArm64(armConfig(bti, pac)), src, v, prog.LoadOptions{})
 }
 
 // With every BTI/PAC combination the landing offset moves (6, 7, 8
@@ -141,4 +141,15 @@ run entry
 	if want := w.Prog("entry").Loc(0, 3); r.Fault.At != want || want.String() != "entry+3 (line 6)" {
 		t.Errorf("fault at %v, want %v", r.Fault.At, want)
 	}
+}
+
+func armConfig(bti, pac bool) prog.Config {
+	var c prog.Config
+	if bti {
+		c |= prog.BTI
+	}
+	if pac {
+		c |= prog.PAC
+	}
+	return c
 }

@@ -16,12 +16,12 @@ type Backend struct {
 	spec *archSpec
 	// hard is what the spec emits; newSpec builds the spec for another set
 	// of the protections in has, for loads that ask for more.
-	hard, has prog.Hardening
-	newSpec   func(prog.Hardening) *archSpec
+	hard, has prog.Config
+	newSpec   func(prog.Config) *archSpec
 	pool      *enginePool
 
 	mu       sync.Mutex
-	hardened map[prog.Hardening]*Backend
+	hardened map[prog.Config]*Backend
 }
 
 // enginePool holds idle engines of one arch. A backend and its hardened
@@ -33,17 +33,17 @@ type enginePool struct {
 	free []*engine
 }
 
-func newBackend(hard, has prog.Hardening, newSpec func(prog.Hardening) *archSpec) *Backend {
+func newBackend(hard, has prog.Config, newSpec func(prog.Config) *archSpec) *Backend {
 	hard &= has
 	return &Backend{spec: newSpec(hard), hard: hard, has: has, newSpec: newSpec, pool: &enginePool{}}
 }
 
 // with is the backend emitting h, sharing b's engines.
-func (b *Backend) with(h prog.Hardening) *Backend {
+func (b *Backend) with(h prog.Config) *Backend {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.hardened == nil {
-		b.hardened = map[prog.Hardening]*Backend{}
+		b.hardened = map[prog.Config]*Backend{}
 	}
 	o := b.hardened[h]
 	if o == nil {
@@ -197,7 +197,7 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 	if o.Budget <= 0 {
 		o.Budget = defaultBudget
 	}
-	if h := b.hard | o.Hardening&b.has; h != b.hard {
+	if h := b.hard | o.Config&b.has; h != b.hard {
 		return b.with(h).Load(w, v, o)
 	}
 	// A stepped world gets an engine of its own: every translation must

@@ -86,17 +86,17 @@ func (e *engine) bareStart(regs []int, vals []uint64, pc, until uint64) error {
 	return e.u.Start(pc, until)
 }
 
-func BenchmarkRunX86(b *testing.B)   { benchRun(b, func() *Backend { return NewX86(false) }) }
-func BenchmarkFloorX86(b *testing.B) { benchFloor(b, func() *Backend { return NewX86(false) }) }
-func BenchmarkRunArm64(b *testing.B) { benchRun(b, func() *Backend { return NewArm64(false, false) }) }
+func BenchmarkRunX86(b *testing.B)   { benchRun(b, func() *Backend { return NewX86(0) }) }
+func BenchmarkFloorX86(b *testing.B) { benchFloor(b, func() *Backend { return NewX86(0) }) }
+func BenchmarkRunArm64(b *testing.B) { benchRun(b, func() *Backend { return NewArm64(0) }) }
 func BenchmarkFloorArm64(b *testing.B) {
-	benchFloor(b, func() *Backend { return NewArm64(false, false) })
+	benchFloor(b, func() *Backend { return NewArm64(0) })
 }
 
 // BenchmarkNewEngine is what retiring an engine costs (maxLoads, maxChurn):
 // a new Unicorn instance set up for any world of the arch, and closed.
 func BenchmarkNewEngine(b *testing.B) {
-	for _, be := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, be := range []*Backend{NewX86(0), NewArm64(0)} {
 		b.Run(be.Name(), func(b *testing.B) {
 			for b.Loop() {
 				e, err := be.newReadyEngine()

@@ -29,7 +29,7 @@ func TestSubtract(t *testing.T) {
 // After a load, the arena holds this world's code and zeros, whatever was
 // loaded before: the code of an earlier world is gone.
 func TestEarlierWorldsCodeCleared(t *testing.T) {
-	b := NewX86(false)
+	b := NewX86(0)
 	load := func(src string) *machine {
 		sc, err := scenarios.Parse("t.txtar", []byte(src))
 		if err != nil {

@@ -61,8 +61,11 @@ var arm64Addrs = addrMap{
 const (
 	stubSize    = 128
 	sentinelOff = 0xFF0 // the return sentinel, in the stubs' page
-	codePages   = 0x800
-	maxProgs    = 256
+	// thunksOff is where the x86 thunks start, after room for 28 helper
+	// stubs (TestStubsPageLayout keeps the helpers below it).
+	thunksOff = 0xE00
+	codePages = 0x800
+	maxProgs  = 256
 	// maxArrays keeps the arrays in their region (x86's direct map ends
 	// at vmalloc, 257 strides on): a world may declare more maps than one
 	// program may use (MAX_USED_MAPS, 64), but not more than this.

@@ -22,6 +22,54 @@ func (a addrMap) helperAddr(id int32) (uint64, bool) {
 	return 0, false
 }
 
+// thunks are the x86 kernel's thunks a JITed jump may go through, in the
+// stubs' page after the helpers' stubs. Each does what the kernel's does
+// architecturally: __x86_indirect_thunk_rcx (a retpoline: a call whose
+// return address it overwrites with rcx, then ret, so the CPU predicts a
+// harmless loop) ends at rcx; __x86_return_thunk is "ret; int3". The
+// retpoline's speculation trap has no architectural effect, so the
+// emulated thunk is "jmp rcx": a tail call through it runs one more
+// instruction, as a trace shows.
+var thunks = []struct {
+	name string
+	off  uint64
+	code []byte
+	note string // for traces
+}{
+	{x86.ThunkRCX, thunksOff, []byte{0xFF, 0xE1}, "the retpoline's effect: on to rcx"},
+	{x86.ReturnThunk, thunksOff + 0x40, []byte{0xC3, 0xCC}, "ret"},
+}
+
+// thunkAddr is where thunk name is (x86 only: no other JIT asks).
+func (a addrMap) thunkAddr(name string) (uint64, bool) {
+	for _, t := range thunks {
+		if t.name == name {
+			return a.stubs + t.off, true
+		}
+	}
+	return 0, false
+}
+
+// thunkAt names the thunk whose code holds addr.
+func (a addrMap) thunkAt(addr uint64) (string, bool) {
+	for _, t := range thunks {
+		if at := a.stubs + t.off; addr >= at && addr < at+uint64(len(t.code)) {
+			return t.name, true
+		}
+	}
+	return "", false
+}
+
+// ThunkAt names the x86 thunk that starts at addr, for listings.
+func ThunkAt(addr uint64) (string, bool) {
+	for _, t := range thunks {
+		if addr == x86Addrs.stubs+t.off {
+			return t.name, true
+		}
+	}
+	return "", false
+}
+
 // helperAt is the helper whose stub starts at addr.
 func (a addrMap) helperAt(addr uint64) (prog.Helper, bool) {
 	if addr < a.stubs || (addr-a.stubs)%stubSize != 0 || (addr-a.stubs)/stubSize >= uint64(len(prog.Helpers)) {
@@ -380,9 +428,10 @@ type resolver struct {
 	funcs []uint64
 }
 
-func (r resolver) Helper(id int32) (uint64, bool) { return r.m.spec.at.helperAddr(id) }
-func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
-func (r resolver) Map(name string) uint64         { return r.m.arrays[r.m.w.Array(name)].base }
+func (r resolver) Helper(id int32) (uint64, bool)   { return r.m.spec.at.helperAddr(id) }
+func (r resolver) Func(fn int) uint64               { return r.funcs[fn] }
+func (r resolver) Map(name string) uint64           { return r.m.arrays[r.m.w.Array(name)].base }
+func (r resolver) Thunk(name string) (uint64, bool) { return r.m.spec.at.thunkAddr(name) }
 
 // poke makes the text poke of x86's bpf_arch_poke_desc_update() at one
 // site of a direct call (which: EffectTarget or EffectBypass) whose slot

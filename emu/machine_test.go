@@ -38,7 +38,7 @@ run entry
 
 func loadX86(t *testing.T, src string, v prog.Variant) (*machine, *prog.World) {
 	t.Helper()
-	return loadOn(t, NewX86(false), src, v, prog.LoadOptions{})
+	return loadOn(t, NewX86(0), src, v, prog.LoadOptions{})
 }
 
 // tamper replaces the first occurrence of old in entry's image.
@@ -144,7 +144,7 @@ func TestX86IBT(t *testing.T) {
 			t.Fatal(err)
 		}
 		w, _ := sc.Build()
-		mm, err := NewX86(true).Load(w, v, prog.LoadOptions{})
+		mm, err := NewX86(prog.IBT).Load(w, v, prog.LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +160,7 @@ func TestX86IBT(t *testing.T) {
 	}
 }
 
-// LoadOptions.Hardening adds to what a backend was built with: each arch
+// LoadOptions.Config adds to what a backend was built with: each arch
 // takes its own protections and ignores the other arch's.
 func TestHardeningOption(t *testing.T) {
 	sc, err := scenarios.Parse("t.txtar", []byte(chain))
@@ -170,19 +170,19 @@ func TestHardeningOption(t *testing.T) {
 	w, _ := sc.Build()
 	for _, tc := range []struct {
 		b     *Backend
-		h     prog.Hardening
+		h     prog.Config
 		entry int
 	}{
-		{NewX86(false), 0, 12},
-		{NewX86(false), prog.IBT | prog.BTI | prog.PAC, 16},
-		{NewX86(false), prog.BTI, 12},
-		{NewX86(true), 0, 16},
-		{NewArm64(false, false), prog.IBT, 24},
-		{NewArm64(false, false), prog.PAC, 28},
-		{NewArm64(false, false), prog.BTI | prog.PAC, 32},
-		{NewArm64(true, false), prog.PAC, 32},
+		{NewX86(0), 0, 12},
+		{NewX86(0), prog.IBT | prog.BTI | prog.PAC, 16},
+		{NewX86(0), prog.BTI, 12},
+		{NewX86(prog.IBT), 0, 16},
+		{NewArm64(0), prog.IBT, 24},
+		{NewArm64(0), prog.PAC, 28},
+		{NewArm64(0), prog.BTI | prog.PAC, 32},
+		{NewArm64(prog.BTI), prog.PAC, 32},
 	} {
-		mm, err := tc.b.Load(w, prog.Patched, prog.LoadOptions{Hardening: tc.h})
+		mm, err := tc.b.Load(w, prog.Patched, prog.LoadOptions{Config: tc.h})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -88,7 +88,7 @@ func TestLandingPads(t *testing.T) {
 				t.Fatal(err)
 			}
 			w, _ := sc.Build()
-			m, err := NewX86(true).Load(w, v, prog.LoadOptions{})
+			m, err := NewX86(prog.IBT).Load(w, v, prog.LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestRecordBoundedAlike(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, be := range []prog.Backend{NewX86(false), NewArm64(false, false)} {
+	for _, be := range []prog.Backend{NewX86(0), NewArm64(0)} {
 		rep := scenarios.Run(sc, be, prog.Upstream, scenarios.Options{Keep: func(scenarios.Step, int) bool { return true }})
 		if rep.Status != scenarios.Pass {
 			t.Errorf("%s: %s %v", be.Name(), rep.Status, rep.Failures)

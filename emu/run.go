@@ -367,7 +367,7 @@ func (m *machine) taken(addr, dest uint64) {
 	// the next instruction recorded.
 	after := 0
 	if m.step != nil {
-		after = len(m.res.Execs) + 1
+		after = len(m.res.Execs) + 1 + thunkInsns(p.s)
 	}
 	if m.o.Trace {
 		m.event(prog.Event{Kind: prog.EvTailCall, At: p.s.Site.Loc, Machine: m.symbolize(p.l.Addr + uint64(p.s.Start)), Index: p.regs[spec.r3], Count: p.count, Path: p.s.Kind, Step: after})
@@ -482,6 +482,12 @@ func (m *machine) symbolize(addr uint64) string {
 		if addr >= ai.base && addr < ai.end() {
 			return fmt.Sprintf("struct bpf_array %s+%#x", a.Name, addr-ai.base)
 		}
+	}
+	if name, ok := m.spec.at.thunkAt(addr); ok && m.spec.arch == archX86 {
+		if at, _ := m.spec.at.thunkAddr(name); addr != at {
+			return fmt.Sprintf("%s+%#x", name, addr-at)
+		}
+		return name
 	}
 	switch {
 	case addr >= m.spec.at.stubs && addr < m.spec.at.stubs+pageSize:

@@ -54,9 +54,9 @@ type stepper struct {
 	// recorded.
 	open *openCost
 	// jump is the index in Execs of a taken tail call's jump: the change
-	// of image after it is not a call or a return.
-	jump int
-	buf  [8]byte
+	// of image after it is not a call or a return. lastAt is last's.
+	jump, lastAt int
+	buf          [8]byte
 }
 
 type checkAt struct {
@@ -166,6 +166,13 @@ func (st *stepper) pcInfo(addr uint64) *pcInfo {
 				in.part = "prologue"
 			}
 		}
+	} else if name, ok := m.spec.at.thunkAt(addr); ok && m.spec.arch == archX86 {
+		in.part = "thunk"
+		for _, t := range thunks {
+			if t.name == name {
+				in.note = t.note
+			}
+		}
 	} else if stubs := m.spec.at.stubs; addr >= stubs && addr < stubs+uint64(len(prog.Helpers))*stubSize {
 		in.part = "helper"
 		if h, ok := m.spec.at.helperAt(addr); ok {
@@ -207,7 +214,13 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		return
 	}
 	in := st.pcInfo(addr)
-	if prev := st.last; prev != nil && len(res.Execs)-1 != st.jump {
+	if in.part == "thunk" {
+		// Between a jump and where the thunk goes on: the change of image
+		// is judged from the jump (a tail call, or a return).
+		res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, Part: in.part, Insn: in.insn, Note: in.note, Loads: in.loads})
+		return
+	}
+	if prev := st.last; prev != nil && st.lastAt != st.jump {
 		switch {
 		case in.helper != 0 && prev.part != "helper":
 			m.event(prog.Event{Kind: prog.EvHelper, Helper: in.helper, At: prev.at, Machine: prev.machine, Step: len(res.Execs)})
@@ -228,7 +241,7 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		st.deciding = &deciding{out: c.l.Addr + uint64(c.s.Out), next: addr + uint64(size), d: d}
 	}
 	res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, At: in.at, Part: in.part, BPF: in.bpf, Insn: in.insn, Note: in.note, Loads: in.loads})
-	st.last = in
+	st.last, st.lastAt = in, len(res.Execs)-1
 }
 
 // finish completes the last recorded instruction, now that the CPU is at
@@ -335,7 +348,8 @@ func (st *stepper) tailCallTaken(p *pendingCall) {
 	if st.quiet {
 		return
 	}
-	st.open = &openCost{l: p.l, s: p.s, start: p.stepStart, end: len(st.m.res.Execs) + 1}
+	// The cost ends with the jump, or with the thunk it goes through.
+	st.open = &openCost{l: p.l, s: p.s, start: p.stepStart, end: len(st.m.res.Execs) + 1 + thunkInsns(p.s)}
 	st.jump = len(st.m.res.Execs)
 }
 
@@ -434,6 +448,15 @@ func (m *machine) limitOf(p *pendingCall) uint32 {
 		if err := m.e.memReadInto(b[:], p.regs[m.spec.r2]+uint64(m.w.Layout.MaxEntries)); err == nil {
 			return binary.LittleEndian.Uint32(b[:])
 		}
+	}
+	return 0
+}
+
+// thunkInsns is how many instructions the emulated thunk a site's jump
+// goes through runs before the target (see thunks).
+func thunkInsns(s *jit.TailSite) int {
+	if s.Thunk != "" {
+		return 1
 	}
 	return 0
 }

@@ -25,7 +25,7 @@ func loadStepped(t *testing.T, b *Backend, src string, v prog.Variant, budget in
 // (max_entries, ptrs[1], ->bpf_func), one on the patched static path (the
 // cached target).
 func TestSteppedTailCall(t *testing.T) {
-	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		for _, v := range prog.Variants {
 			name := b.Name() + "/" + v.String()
 			plain, pw := loadX86(t, chain, v)
@@ -133,7 +133,7 @@ u32 0
 -- run --
 run entry
 `
-	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		m, w := loadStepped(t, b, src, prog.Patched, 0)
 		got := m.Run(w.Prog("entry"), []byte{0, 0, 0, 0})
 		var kinds []string
@@ -160,7 +160,7 @@ run entry
 // The budget of a stepped run counts instructions exactly.
 func TestSteppedBudget(t *testing.T) {
 	src := "loop\n-- prog entry --\n\tr0 = 0\nl:\n\tr0 += 1\n\tgoto l\n-- run --\nrun entry\n"
-	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		m, w := loadStepped(t, b, src, prog.Upstream, 500)
 		got := m.Run(w.Prog("entry"), nil)
 		if got.Fault == nil || got.Fault.Kind != prog.FaultBudget || len(got.Execs) != 500 {
@@ -172,7 +172,7 @@ func TestSteppedBudget(t *testing.T) {
 // A measuring run (Cost) reports the same costs as a stepped one and
 // keeps no instructions.
 func TestCostMode(t *testing.T) {
-	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		for _, v := range prog.Variants {
 			sm, sw := loadStepped(t, b, chain, v, 0)
 			want := sm.Run(sw.Prog("entry"), ctx(1))
@@ -226,7 +226,7 @@ u32 0
 -- run --
 run entry
 `
-	for _, b := range []*Backend{NewX86(false), NewArm64(false, false)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		m, w := loadStepped(t, b, src, prog.Upstream, 0)
 		got := m.Run(w.Prog("entry"), []byte{0, 0, 0, 0})
 		var evs []string
@@ -249,7 +249,7 @@ run entry
 // A stepped machine told not to record runs quietly, with the same
 // result and its instructions counted, and records again when told.
 func TestRecordQuietly(t *testing.T) {
-	m, w := loadStepped(t, NewX86(false), chain, prog.Patched, 0)
+	m, w := loadStepped(t, NewX86(0), chain, prog.Patched, 0)
 	loud := m.Run(w.Prog("entry"), ctx(1))
 	m.(prog.Recorder).Record(false)
 	quiet := m.Run(w.Prog("entry"), ctx(1))
@@ -276,18 +276,18 @@ func TestSteppedBrokenCodeAndRepokes(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep := func(scenarios.Step, int) bool { return true }
-	rep := scenarios.Run(sc, NewX86(false), prog.Patched, scenarios.Options{Trace: true, Step: true, Keep: keep})
+	rep := scenarios.Run(sc, NewX86(0), prog.Patched, scenarios.Options{Trace: true, Step: true, Keep: keep})
 	var astray []prog.CheckDecision
 	notes := 0
-	run73 := rep.Runs[slices.IndexFunc(rep.Runs, func(r scenarios.RunRecord) bool { return r.Line == 73 })]
-	for _, e := range run73.Result.Execs {
+	run79 := rep.Runs[slices.IndexFunc(rep.Runs, func(r scenarios.RunRecord) bool { return r.Line == 79 })]
+	for _, e := range run79.Result.Execs {
 		for _, d := range e.Checks {
 			if d.Astray != "" {
 				astray = append(astray, d)
 			}
 		}
 	}
-	for _, e := range run73.Result.Trace {
+	for _, e := range run79.Result.Trace {
 		if e.Kind == prog.EvNote && strings.HasPrefix(e.Text, "broken: tail call resolves") {
 			notes++
 		}
@@ -318,7 +318,7 @@ run entry
 	if sc, err = scenarios.Parse("repoked.txtar", []byte(src)); err != nil {
 		t.Fatal(err)
 	}
-	rep = scenarios.Run(sc, NewX86(false), prog.Upstream, scenarios.Options{Trace: true, Step: true, Keep: keep})
+	rep = scenarios.Run(sc, NewX86(0), prog.Upstream, scenarios.Options{Trace: true, Step: true, Keep: keep})
 	bypass := func(r *prog.Result) string {
 		for _, e := range r.Execs {
 			if strings.HasPrefix(e.Note, "poke site: bypass") {

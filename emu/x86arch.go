@@ -14,13 +14,13 @@ import (
 	"tailsim/prog"
 )
 
-// NewX86 is the emulated x86-64 backend; ibt selects CONFIG_X86_KERNEL_IBT.
-func NewX86(ibt bool) *Backend {
-	var h prog.Hardening
-	if ibt {
-		h = prog.IBT
-	}
-	return newBackend(h, prog.IBT, func(h prog.Hardening) *archSpec { return x86Spec(h&prog.IBT != 0) })
+// x86Options are the parts of a prog.Config the x86-64 JIT takes.
+const x86Options = prog.IBT | prog.Retpoline | prog.SLS | prog.Thunk | prog.Lfence | prog.Rethunk | prog.BMI2
+
+// NewX86 is the emulated x86-64 backend for the build c (its x86 part);
+// loads may ask for more (prog.LoadOptions.Config).
+func NewX86(c prog.Config) *Backend {
+	return newBackend(c, x86Options, x86Spec)
 }
 
 // Indexes into x86Regs.
@@ -41,8 +41,9 @@ const (
 var x86Regs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RBX, uc.X86_REG_R13,
 	uc.X86_REG_R14, uc.X86_REG_R15, uc.X86_REG_RBP, uc.X86_REG_RSP, uc.X86_REG_RCX, uc.X86_REG_RAX}
 
-func x86Spec(ibt bool) *archSpec {
-	o := func(v prog.Variant, l prog.Layout) x86.Options { return x86.Options{Variant: v, Layout: l, IBT: ibt} }
+func x86Spec(c prog.Config) *archSpec {
+	ibt := c&prog.IBT != 0
+	o := func(v prog.Variant, l prog.Layout) x86.Options { return x86.Options{Variant: v, Layout: l, Config: c} }
 	spec := &archSpec{
 		name:      "x86_64",
 		arch:      archX86,
@@ -129,6 +130,9 @@ func x86Stubs(addrMap) []byte {
 		mov(0x49, 0xB8, prog.ClobberValue(prog.R5)) // r8
 		code[n] = 0xC3
 	}
+	for _, t := range thunks {
+		copy(page[t.off:], t.code)
+	}
 	page[sentinelOff] = 0xF4
 	return page
 }
@@ -143,8 +147,8 @@ func x86Disasm(code []byte, pc uint64) string {
 
 // CompileX86 JITs every function of w at the address the emulator loads it
 // at, exactly as Load does, without an engine: for listings.
-func CompileX86(w *prog.World, v prog.Variant, ibt bool) ([]*Loaded, error) {
-	return compileWorld(x86Spec(ibt), w, v)
+func CompileX86(w *prog.World, v prog.Variant, c prog.Config) ([]*Loaded, error) {
+	return compileWorld(x86Spec(c&x86Options), w, v)
 }
 
 // locateX86Fault finds the instruction that made a bad access. At an

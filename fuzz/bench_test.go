@@ -26,9 +26,9 @@ import (
 // ratios are floor time over checked time: the share of a checked case
 // that Unicorn's own emulation of the same code would need anyway.
 func BenchmarkShapes(b *testing.B) {
-	s := newStream([]prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}, prog.Variants)
+	s := newStream([]prog.Backend{emu.NewX86(0), emu.NewArm64(0)}, prog.Variants)
 	defer s.close()
-	bare := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	bare := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	var checkT, first, cached time.Duration
 	seed, cases := uint64(1_000_000), 0
 	for b.Loop() {
@@ -44,7 +44,7 @@ func BenchmarkShapes(b *testing.B) {
 		sc, w := buildCase(b, c)
 		for _, be := range bare {
 			for _, v := range prog.Variants {
-				m, err := be.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Hardening: sc.Hardening})
+				m, err := be.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Config: sc.Config})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -88,7 +88,7 @@ func BenchmarkInputs(b *testing.B) {
 	type loaded struct{ m, floor prog.Machine }
 	var ms []loaded
 	refs := map[prog.Variant]prog.Machine{}
-	for _, be := range []func() prog.Backend{func() prog.Backend { return emu.NewX86(false) }, func() prog.Backend { return emu.NewArm64(false, false) }} {
+	for _, be := range []func() prog.Backend{func() prog.Backend { return emu.NewX86(0) }, func() prog.Backend { return emu.NewArm64(0) }} {
 		for _, v := range prog.Variants {
 			m, err := be().Load(w, v, prog.LoadOptions{})
 			if err != nil {
@@ -166,8 +166,8 @@ func BenchmarkInputs(b *testing.B) {
 // max_entries, running the tail calls, and mapping the array pages a new
 // index touches. checked/floor is the harness's overhead over it.
 func BenchmarkCampaign(b *testing.B) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
-	floors := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
+	floors := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	s, f := newStream(backends, prog.Variants), newStream(floors, prog.Variants)
 	defer s.close()
 	defer f.close()

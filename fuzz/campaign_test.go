@@ -22,7 +22,7 @@ import (
 // signature (the first case's, by seed then input), writes reproducers
 // that parse and fail again, and finds the same twice.
 func TestCampaign(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	const first, seeds, inputs = 30, 40, 4
 	const cases = seeds * inputs
 
@@ -133,7 +133,7 @@ func TestCampaign(t *testing.T) {
 // runs what is left of Cases; a duration bounds the campaign instead of a
 // count.
 func TestCampaignShardAndDuration(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false)}
+	backends := []prog.Backend{emu.NewX86(0)}
 	// Three shards of 10 cases: the whole campaign's 30 inputs, on seeds
 	// 100..107 with 4 inputs each but 107's 2.
 	want := map[uint64][]uint64{0: {100, 103, 106}, 1: {101, 104, 107}, 2: {102, 105}}
@@ -174,7 +174,7 @@ func TestCampaignBadOut(t *testing.T) {
 	}
 	for _, out := range []string{file, filepath.Join(file, "sub"), ""} {
 		ran := false
-		c := &Campaign{Backends: []prog.Backend{emu.NewX86(false)}, Variants: prog.Variants, Seed: 1, Cases: 100, Out: out,
+		c := &Campaign{Backends: []prog.Backend{emu.NewX86(0)}, Variants: prog.Variants, Seed: 1, Cases: 100, Out: out,
 			Progress: func(Progress) { ran = true }}
 		if sum, err := c.Run(); err == nil || ran || sum != nil || !strings.HasPrefix(err.Error(), "reproducer directory: ") {
 			t.Errorf("-out %q: %v, %v (progress called: %v)", out, sum, err, ran)
@@ -200,7 +200,7 @@ func TestSummaryNew(t *testing.T) {
 // the same reproducers, also when the shards' cases are no multiple of the
 // inputs per shape (the whole campaign's last stream is cut short).
 func TestMergeShards(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false)}
+	backends := []prog.Backend{emu.NewX86(0)}
 	campaign := func(shard, shards uint64) string {
 		out := t.TempDir()
 		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 126 / int(shards), Inputs: 4, Shard: shard, Shards: shards, Out: out}
@@ -271,7 +271,7 @@ func TestShardFromEnv(t *testing.T) {
 // about 1.5 s on one worker of the 2-CPU VM the README measures), and
 // nothing new.
 func TestCampaignFindsLibraryFindings(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 4096, Workers: 2, Out: t.TempDir()}
 	sum, err := c.Run()
 	if err != nil {
@@ -311,7 +311,7 @@ func TestCampaignFindsLibraryFindings(t *testing.T) {
 // and writes what it found as at a normal end; a finding is on disk as
 // soon as it is found.
 func TestCampaignStop(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	stop := make(chan struct{})
 	out := t.TempDir()
 	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Duration: time.Hour, Workers: 2, Out: out, Stop: stop}

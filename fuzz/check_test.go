@@ -84,7 +84,7 @@ func checkOnlyKnown(t *testing.T, c Case, backends []prog.Backend) {
 // A short campaign over both emulated arches: the only findings are the
 // kernel code's known behaviour (Known).
 func TestShortCampaign(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	for seed := uint64(0); seed < 200; seed++ {
 		checkOnlyKnown(t, Generate(seed), backends)
 	}
@@ -96,7 +96,7 @@ func FuzzCase(f *testing.F) {
 	for _, s := range []uint64{0, 6, 12, 21, 22, 30, 1 << 40, 0xdeadbeef} {
 		f.Add(s)
 	}
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	f.Fuzz(func(t *testing.T, seed uint64) {
 		checkOnlyKnown(t, Generate(seed), backends)
 	})
@@ -105,7 +105,7 @@ func FuzzCase(f *testing.F) {
 // The known findings are found, recognised, and named after a library file
 // that exists; the same cases without their cause are clean.
 func TestKnownFindings(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	disp := FromParams(Disp32Limit(prog.DefaultLayout), 1, 0)
 	disp.Fill = FillIndex
 	mixed := FromParams(4, 9, 0)
@@ -166,7 +166,7 @@ func FuzzParams(f *testing.F) {
 	} {
 		f.Add(s.max, s.index, s.shape)
 	}
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	f.Fuzz(func(t *testing.T, maxEntries uint32, index, shape uint64) {
 		checkOnlyKnown(t, FromParams(maxEntries, index, shape), backends)
 	})

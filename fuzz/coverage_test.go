@@ -10,7 +10,7 @@ import (
 )
 
 func TestCoverage(t *testing.T) {
-	x86, arm64 := emu.NewX86(false), emu.NewArm64(false, false)
+	x86, arm64 := emu.NewX86(0), emu.NewArm64(0)
 	// x86: upstream indirect and direct, patched static, dynamic and
 	// direct; arm64: no direct calls. 14 cells a path, 9 a direct one,
 	// and each path's four windows.
@@ -63,7 +63,7 @@ func TestCoverage(t *testing.T) {
 // A short campaign reaches cells on every arch and variant, and its
 // findings index carries them.
 func TestCampaignCoverage(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 128, Inputs: 16, Out: t.TempDir()}
 	sum, err := c.Run()
 	if err != nil {
@@ -91,7 +91,7 @@ func TestCampaignCoverage(t *testing.T) {
 // finding on the input (its code reads the wrong place) is left out, so
 // the "unexpected" cells a campaign prints are the known findings'.
 func TestNothingUnexpected(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	s := newStream(backends, prog.Variants)
 	defer s.close()
 	cv := Coverage{}

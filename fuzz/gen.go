@@ -41,11 +41,11 @@ type Case struct {
 	// (tail_call_cnt=N on the run step: prog.CountPresetter). Only when
 	// Chain is 0, so that chains still exercise the machinery of real
 	// consecutive tail calls and presets reach the limit cheaply.
-	Preset    int
-	Stack     int // entry's stack depth
-	Saved     int // callee-saved registers the entry uses (1–4: r6 holds ctx, then r7–r9)
-	Layout    prog.Layout
-	Hardening prog.Hardening
+	Preset int
+	Stack  int // entry's stack depth
+	Saved  int // callee-saved registers the entry uses (1–4: r6 holds ctx, then r7–r9)
+	Layout prog.Layout
+	Config prog.Config
 	// Placement is where the emulators put the struct bpf_progs: with
 	// PlaceAligned every filled slot's pointer has its low half zero.
 	Placement prog.Placement
@@ -165,7 +165,7 @@ var (
 	presets  = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
 	targets  = [4]Target{Leaf, Leaf, Self, Bounce}
 	fills    = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}
-	hardened = [8]prog.Hardening{0, 0, 0, 0, prog.IBT | prog.BTI, prog.PAC, prog.IBT | prog.BTI | prog.PAC, prog.IBT | prog.PAC}
+	hardened = [8]prog.Config{0, 0, 0, 0, prog.IBT | prog.BTI, prog.PAC, prog.IBT | prog.BTI | prog.PAC, prog.IBT | prog.PAC}
 )
 
 // FromParams builds the case for max_entries, the index and a shape word
@@ -210,7 +210,7 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 		// (checkMaxStackDepth): 240 is the deepest it accepts.
 		c.Stack = 240
 	}
-	c.Hardening = hardened[bits(shape, 36, 3)]
+	c.Config = hardened[bits(shape, 36, 3)]
 	c.NoDirect = bits(shape, 39, 2) == 3
 	if bits(shape, 59, 2) == 3 {
 		c.Placement = prog.PlaceAligned
@@ -369,8 +369,8 @@ func (c Case) Describe() string {
 		fmt.Fprintf(&b, ", the counter preset to %d", c.Preset)
 	}
 	fmt.Fprintf(&b, ",\nstack %d, callee-saved %d, layout %s", c.Stack, c.Saved, c.layoutLine())
-	if c.Hardening != 0 {
-		fmt.Fprintf(&b, ", hardening %s", c.Hardening)
+	if c.Config != 0 {
+		fmt.Fprintf(&b, ", config %s", c.Config)
 	}
 	if c.NoDirect {
 		b.WriteString(", no direct calls")
@@ -400,8 +400,8 @@ func (c Case) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "fuzz case %d%s\n%s\n\n", c.Seed, c.inputName(), c.Describe())
 	fmt.Fprintf(&b, "-- config --\nlayout %s\n", c.layoutLine())
-	if c.Hardening != 0 {
-		fmt.Fprintf(&b, "hardening %s\n", c.Hardening)
+	if c.Config != 0 {
+		fmt.Fprintf(&b, "config %s\n", c.Config)
 	}
 	if c.NoDirect {
 		b.WriteString("direct off\n")

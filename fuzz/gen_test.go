@@ -41,7 +41,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		if c.Chain > 0 && c.Preset > 0 {
 			t.Errorf("seed %d: a chain of %d and a preset of %d", seed, c.Chain, c.Preset)
 		}
-		see("hardening", c.Hardening)
+		see("config", c.Config)
 		see("nodirect", c.NoDirect)
 		see("placement", c.Placement)
 		see("unprivileged", c.Unprivileged)
@@ -83,7 +83,7 @@ func TestGeneratorCoverage(t *testing.T) {
 	want := append(dataValues(), fmtAll("chain", chains[:])...)
 	want = append(want, "odd stack=true", "odd stack=false")
 	for _, v := range hardened {
-		want = append(want, "hardening="+v.String())
+		want = append(want, "config="+v.String())
 	}
 	for _, v := range stacks {
 		if v != anyStack {

@@ -172,7 +172,7 @@ func (c diffCase) scenario(operands []uint64) string {
 }
 
 func TestInstructionDifferential(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	operands := diffOperands
 	if testing.Short() {
 		operands = operands[:8]
@@ -213,7 +213,7 @@ func forms(t *testing.T, w *prog.World) map[string]bool {
 	// a note (x86 imm8 and imm32, with or without a REX prefix).
 	generic := regexp.MustCompile(`map\[[^]]*\]|(^|[^0-9a-zA-Z_])-?(0x[0-9a-f]+|[0-9]+)\b`)
 	for _, v := range prog.Variants {
-		x86, err := emu.CompileX86(w, v, false)
+		x86, err := emu.CompileX86(w, v, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

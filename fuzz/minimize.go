@@ -27,7 +27,7 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 		func(c *Case) { c.KeyALU = false },
 		func(c *Case) { c.Target = Leaf },
 		func(c *Case) { c.Fill = FillIndex },
-		func(c *Case) { c.Hardening = 0 },
+		func(c *Case) { c.Config = 0 },
 		func(c *Case) { c.NoDirect = false },
 		func(c *Case) { c.Placement = prog.PlaceKernel },
 		func(c *Case) { c.Unprivileged = false },

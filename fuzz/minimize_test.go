@@ -13,7 +13,7 @@ import (
 // with a 32-call chain it does not need; seed 788 one whose count the
 // chain made, which the counter preset makes with one program fewer.
 func TestMinimize(t *testing.T) {
-	backends, variants := []prog.Backend{emu.NewArm64(false, false)}, []prog.Variant{prog.Patched}
+	backends, variants := []prog.Backend{emu.NewArm64(0)}, []prog.Variant{prog.Patched}
 	for _, tt := range []struct {
 		seed                  uint64
 		chain, preset, stack  int
@@ -35,7 +35,7 @@ func TestMinimize(t *testing.T) {
 		if m.Signature != fs[0].Signature || Known(m) != Known(fs[0]) {
 			t.Errorf("seed %d: minimized to %q (%s), was %q (%s)", tt.seed, m.Signature, Known(m), fs[0].Signature, Known(fs[0]))
 		}
-		if m.Case.Chain != tt.wantChain || m.Case.Preset != tt.wantPreset || m.Case.Stack != 0 || m.Case.Saved != 1 || m.Case.Hardening != 0 || m.Case.Placement != prog.PlaceKernel {
+		if m.Case.Chain != tt.wantChain || m.Case.Preset != tt.wantPreset || m.Case.Stack != 0 || m.Case.Saved != 1 || m.Case.Config != 0 || m.Case.Placement != prog.PlaceKernel {
 			t.Errorf("seed %d: not minimal: %+v", tt.seed, m.Case)
 		}
 		if tt.wantPreset > 0 && !strings.Contains(m.Case.Text(), "tail_call_cnt=") {

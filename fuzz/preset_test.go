@@ -33,14 +33,14 @@ type presetCase struct {
 	// (x86 keeps each program's counter cell below its own stack, so the
 	// cell moves along a chain of different depths).
 	stackSite, stackChain int
-	hardening             string // config hardening, "" for none
+	config                string // the config line, "" for none
 }
 
 func (c presetCase) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "counter preset equivalence: %+v\n\n", c)
-	if c.hardening != "" {
-		fmt.Fprintf(&b, "-- config --\nhardening %s\n", c.hardening)
+	if c.config != "" {
+		fmt.Fprintf(&b, "-- config --\nconfig %s\n", c.config)
 	}
 	fmt.Fprintf(&b, "-- maps --\nchain max_entries=34\njt max_entries=%d\nother max_entries=2\nback max_entries=1\n", c.maxEntries)
 	// bounce calls the site back from a deeper stack: a two-program cycle
@@ -95,7 +95,7 @@ func samplePreset(r *rand.Rand) presetCase {
 	stacks := []int{0, 16, 64, 128}
 	c := presetCase{n: ns[r.IntN(len(ns))], maxEntries: uint32(1 + r.IntN(8)), fromCtx: r.IntN(2) == 0, neighbour: r.IntN(2) == 0,
 		inSub: r.IntN(3) == 0, poisoned: r.IntN(3) == 0, stackSite: stacks[r.IntN(4)], stackChain: stacks[r.IntN(4)],
-		hardening: []string{"", "", "ibt,bti", "pac", "ibt,bti,pac"}[r.IntN(5)]}
+		config: []string{"", "", "ibt,bti", "pac", "ibt,bti,pac"}[r.IntN(5)]}
 	switch r.IntN(4) {
 	case 0:
 		c.index = uint64(c.maxEntries) + uint64(r.IntN(3)) // out of bounds
@@ -143,7 +143,7 @@ func seenFrom(res *prog.Result, skip int) presetSeen {
 func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, preset bool) *prog.Result {
 	t.Helper()
 	sc, w := buildText(t, "preset.txtar", c.text())
-	m, err := b.Load(w, v, prog.LoadOptions{Hardening: sc.Hardening})
+	m, err := b.Load(w, v, prog.LoadOptions{Config: sc.Config})
 	if err != nil {
 		t.Fatalf("%s/%s: %v\n%s", b.Name(), v, err, c.text())
 	}
@@ -169,7 +169,7 @@ func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, prese
 // tail calls and with the kernel interpreter's counting rule; sites in
 // the main function and behind a bpf2bpf call.
 func TestCountPresetEquivalence(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false), scenarios.Ref{}, scenarios.Ref{NoDirectTailCalls: true},
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0), scenarios.Ref{}, scenarios.Ref{NoDirectTailCalls: true},
 		scenarios.Ref{Rule: prog.RuleInterp}}
 	r := rand.New(rand.NewPCG(12, 2))
 	cases := 60

@@ -21,8 +21,8 @@ func TestEngineReuseMatchesFresh(t *testing.T) {
 		name  string
 		fresh func() *emu.Backend
 	}{
-		{"x86_64", func() *emu.Backend { return emu.NewX86(false) }},
-		{"arm64", func() *emu.Backend { return emu.NewArm64(false, false) }},
+		{"x86_64", func() *emu.Backend { return emu.NewX86(0) }},
+		{"arm64", func() *emu.Backend { return emu.NewArm64(0) }},
 	}
 	n := uint64(*reuseCases) // a fresh engine per run costs ~20 ms
 	for _, k := range kinds {
@@ -36,7 +36,7 @@ func TestEngineReuseMatchesFresh(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					m, err := b.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Hardening: sc.Hardening, Placement: sc.Placement})
+					m, err := b.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Config: sc.Config, Placement: sc.Placement})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -32,7 +32,7 @@ func summary(fs []Finding) []string {
 // sixteenth input is checked on new engines too, against state an engine
 // might keep from world to world.
 func TestStreamMatchesCheck(t *testing.T) {
-	backends := []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	seeds, inputs := uint64(60), 24
 	if testing.Short() {
 		seeds = 25
@@ -64,7 +64,7 @@ func TestStreamMatchesCheck(t *testing.T) {
 			if k%16 == 15 {
 				// Now and then on engines that have run nothing else: the
 				// stream's have run every world before this one.
-				checkOn = []prog.Backend{emu.NewX86(false), emu.NewArm64(false, false)}
+				checkOn = []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 			}
 			want, err := Check(c, checkOn, prog.Variants)
 			if err != nil {
@@ -160,7 +160,7 @@ func (m failPokeMachine) PresetCount(n uint64) { m.Machine.(prog.CountPresetter)
 // next load; the other backends are still checked; and a campaign's
 // reproducer for it says that its file, loaded fresh, does not fail so.
 func TestStreamApplyError(t *testing.T) {
-	backends := []prog.Backend{failPoke{emu.NewX86(false)}, emu.NewArm64(false, false)}
+	backends := []prog.Backend{failPoke{emu.NewX86(0)}, emu.NewArm64(0)}
 	s := newStream(backends, prog.Variants)
 	defer s.close()
 	var c Case

@@ -35,6 +35,9 @@ type TailSite struct {
 	Start, Out int
 	// Jump is the indirect jump to the target (indirect, static, dynamic).
 	Jump int
+	// Thunk names the thunk the jump at Jump goes through (x86's
+	// retpoline), "" when it jumps to the target itself.
+	Thunk string
 	// Bypass and Target are x86's 5-byte poke sites of a direct call.
 	Bypass, Target int
 	// Checks are the branches to out, one per check, in the order the
@@ -74,6 +77,9 @@ type Resolver interface {
 	// Map returns the address of a prog array: the verifier rewrites a map
 	// reference into the map's kernel address before the JIT sees it.
 	Map(name string) uint64
+	// Thunk returns the address of a kernel thunk the code jumps through
+	// (x86's retpoline and return thunks).
+	Thunk(name string) (uint64, bool)
 }
 
 // TailCall is what a JIT knows of one tail-call instruction once it has

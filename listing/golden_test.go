@@ -24,7 +24,7 @@ type golden struct {
 	file string // from the repository root, as the header shows it
 	arch string
 	v    prog.Variant
-	o    listing.Options // Source and Hardening come from the scenario
+	o    listing.Options // Source and Config come from the scenario
 	hex  bool
 	rel  bool // TextOptions.Rel
 	// layout overrides the scenario's, as -layout does.
@@ -139,7 +139,7 @@ func build(t *testing.T, sc *scenarios.Scenario, layout prog.Layout, arch string
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Hardening = sc.Hardening
+	o.Config = sc.Config
 	o.Source = listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}
 	l, err := listing.Build(w, listing.ArchByName(arch), v, o)
 	if err != nil {

@@ -23,12 +23,12 @@ import (
 // Listing is the machine code of a world's functions on one arch and
 // variant, in the world's order: programs, then each program's functions.
 type Listing struct {
-	Arch      *Arch
-	Variant   prog.Variant
-	Layout    prog.Layout
-	Hardening prog.Hardening
-	Syntax    string // one of Arch.Syntaxes
-	Source    Source
+	Arch    *Arch
+	Variant prog.Variant
+	Layout  prog.Layout
+	Config  prog.Config
+	Syntax  string // one of Arch.Syntaxes
+	Source  Source
 	// AsJITed: the code is as the JIT emitted it, before the load pokes
 	// direct tail calls (Options.AsJITed).
 	AsJITed bool
@@ -50,9 +50,9 @@ type Source struct {
 
 // Options select what Build lists and how.
 type Options struct {
-	Hardening prog.Hardening
-	Syntax    string // "" is the arch's default
-	Source    Source
+	Config prog.Config
+	Syntax string // "" is the arch's default
+	Source Source
 	// Prog, when set, lists only that program's functions, and Func only
 	// that function of it; names that match nothing list nothing.
 	Prog, Func string
@@ -109,6 +109,9 @@ func (l *Listing) Symbol(addr uint64) (string, bool) {
 	}
 	if h, ok := emu.HelperAt(addr); ok {
 		return "bpf_" + h.Name, true
+	}
+	if name, ok := emu.ThunkAt(addr); ok {
+		return name, true
 	}
 	return "", false
 }
@@ -300,7 +303,7 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 	if err := selected(w, o); err != nil {
 		return nil, err
 	}
-	images, err := arch.compile(w, v, o.Hardening)
+	images, err := arch.compile(w, v, o.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +316,7 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 		a, b := images[i], images[j]
 		return order[a.Prog] < order[b.Prog] || order[a.Prog] == order[b.Prog] && a.Fn < b.Fn
 	})
-	l := &Listing{Arch: arch, Variant: v, Layout: w.Layout, Hardening: o.Hardening, Syntax: syntax, Source: o.Source,
+	l := &Listing{Arch: arch, Variant: v, Layout: w.Layout, Config: o.Config, Syntax: syntax, Source: o.Source,
 		AsJITed: o.AsJITed, syms: images}
 	// Where each program's tail calls land, for the poke sites.
 	entries := map[*prog.Program]uint64{}

@@ -223,8 +223,8 @@ func TestLayout(t *testing.T) {
 func TestHardening(t *testing.T) {
 	const file = "scenarios/library/edges/hardening.txtar"
 	l := list(t, file, "x86_64", prog.Upstream, listing.Options{Prog: "entry"})
-	if l.Hardening.String() != "ibt,bti,pac" {
-		t.Errorf("hardening %s", l.Hardening)
+	if l.Config.String() != "ibt,bti,pac" {
+		t.Errorf("hardening %s", l.Config)
 	}
 	f := fn(t, l, "entry")
 	if r := rows(f)[0]; r.Text != "endbr64" || f.TailEntry != 0x10 {
@@ -249,7 +249,7 @@ func TestRowBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			images, err := emu.CompileX86(w, v, false)
+			images, err := emu.CompileX86(w, v, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -534,7 +534,7 @@ func TestPokeState(t *testing.T) {
 		// As JITed: the JIT's bytes, the slot still named.
 		asJITed := build(t, sc, sc.Layout, "x86_64", v, listing.Options{AsJITed: true})
 		jf := fn(t, asJITed, "entry/helper")
-		images, err := emu.CompileX86(mustBuild(t, sc), v, false)
+		images, err := emu.CompileX86(mustBuild(t, sc), v, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,8 +45,8 @@ func (l *Listing) writeHeader(w io.Writer) {
 // hardening; the scenario; notes on what it is restricted to.
 func (l *Listing) Heading() []string {
 	first := fmt.Sprintf("%s %s, layout %s", l.Arch.Name, l.Variant, l.Layout)
-	if l.Hardening != 0 {
-		first += fmt.Sprintf(", hardening %s", l.Hardening)
+	if l.Config != 0 {
+		first += fmt.Sprintf(", config %s", l.Config)
 	}
 	out := []string{first}
 	src := l.Source

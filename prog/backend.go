@@ -29,11 +29,11 @@ type LoadOptions struct {
 	// whole scenarios can report costs (run -json). Ignored by backends
 	// without machine code.
 	Cost bool
-	// Hardening adds control-flow protections to the backend's own; each
+	// Config adds control-flow protections to the backend's own; each
 	// arch takes the ones it has (x86-64 IBT, arm64 BTI and PAC). They
 	// move where a tail call lands, not what it does, so the reference
 	// model ignores them.
-	Hardening Hardening
+	Config Config
 	// Placement is where the backend puts the struct bpf_progs; the
 	// reference model ignores it.
 	Placement Placement

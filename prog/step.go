@@ -18,7 +18,7 @@ type Exec struct {
 	// At is the BPF instruction whose code this is; zero in a prologue, an
 	// epilogue or a helper.
 	At   Loc
-	Part string // "prologue", "epilogue", "helper" when At is zero
+	Part string // "prologue", "epilogue", "helper", "thunk" when At is zero
 	BPF  string // the BPF instruction At names, in the assembler's syntax
 	Insn string // the instruction, disassembled (the BPF one on the reference model)
 	Note string // the JIT's annotation of it

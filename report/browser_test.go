@@ -102,8 +102,8 @@ func TestBrowser(t *testing.T) {
 	start := time.Now()
 	// Two reports: the test steps through the first and switches to the
 	// other's run with the selector.
-	sc, rep := stepped(t, tailCall2, emu.NewX86(false), prog.Upstream)
-	_, patched := stepped(t, tailCall2, emu.NewArm64(false, false), prog.Patched)
+	sc, rep := stepped(t, tailCall2, emu.NewX86(0), prog.Upstream)
+	_, patched := stepped(t, tailCall2, emu.NewArm64(0), prog.Patched)
 	d, err := build(sc, Options{}, []*scenarios.Report{rep, patched})
 	if err != nil {
 		t.Fatal(err)

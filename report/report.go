@@ -159,7 +159,7 @@ func listingFor(sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.
 	if err != nil {
 		return nil, false, err
 	}
-	l, err := listing.Build(w, la, v, listing.Options{Hardening: sc.Hardening, Slots: slots,
+	l, err := listing.Build(w, la, v, listing.Options{Config: sc.Config, Slots: slots,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}})
 	return l, bpfOnly, err
 }

@@ -60,7 +60,7 @@ func counterWrite(r *runData, value string) int {
 // selects and where it lands, the counter's cell and the chain.
 func TestTailCallData(t *testing.T) {
 	for _, v := range prog.Variants {
-		d := pageOf(t, tailCall2, emu.NewX86(false), v)
+		d := pageOf(t, tailCall2, emu.NewX86(0), v)
 		r := d.Runs[0]
 		name := "x86_64/" + v.String()
 		if len(d.Listings) != 1 || d.Listings[0].BPFOnly || r.Listing != 0 {
@@ -143,7 +143,7 @@ func TestTailCallData(t *testing.T) {
 // A call past the end of the array draws the index past the end, and the
 // chain notes the check that failed.
 func TestOutOfRange(t *testing.T) {
-	r := pageOf(t, "../scenarios/library/test_bpf/09_out_of_range.txtar", emu.NewX86(false), prog.Upstream).Runs[0]
+	r := pageOf(t, "../scenarios/library/test_bpf/09_out_of_range.txtar", emu.NewX86(0), prog.Upstream).Runs[0]
 	if len(r.Calls) != 1 || r.Calls[0].Taken || r.Calls[0].Failed != "bounds check" || r.Calls[0].Slot != 11 || r.Calls[0].Hop != 0 {
 		t.Fatalf("calls %+v", r.Calls)
 	}
@@ -180,7 +180,7 @@ func TestReferenceModel(t *testing.T) {
 // The page is one file that loads nothing: no src, href or url() to
 // another file (url(#id) names a part of the page), the data inside.
 func TestSelfContained(t *testing.T) {
-	sc, rep := stepped(t, tailCall2, emu.NewX86(false), prog.Patched)
+	sc, rep := stepped(t, tailCall2, emu.NewX86(0), prog.Patched)
 	var b bytes.Buffer
 	if err := Write(&b, sc, Options{}, rep); err != nil {
 		t.Fatal(err)
@@ -205,8 +205,8 @@ func TestSelfContained(t *testing.T) {
 // Reports on several arches and variants (what "compare" shows) share a
 // page: a listing each, every run on its own.
 func TestSeveralReports(t *testing.T) {
-	sc, up := stepped(t, tailCall2, emu.NewX86(false), prog.Upstream)
-	_, arm := stepped(t, tailCall2, emu.NewArm64(false, false), prog.Patched)
+	sc, up := stepped(t, tailCall2, emu.NewX86(0), prog.Upstream)
+	_, arm := stepped(t, tailCall2, emu.NewArm64(0), prog.Patched)
 	d, err := build(sc, Options{}, []*scenarios.Report{up, arm})
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ expect r0 = 7
 		t.Fatal(err)
 	}
 	keep := func(scenarios.Step, int) bool { return true }
-	rep := scenarios.Run(sc, emu.NewX86(false), prog.Upstream, scenarios.Options{Trace: true, Step: true, Keep: keep})
+	rep := scenarios.Run(sc, emu.NewX86(0), prog.Upstream, scenarios.Options{Trace: true, Step: true, Keep: keep})
 	d, err := build(sc, Options{}, []*scenarios.Report{rep})
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestPresetCounter(t *testing.T) {
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []scenarios.Backend{emu.NewX86(false), emu.NewArm64(false, false)} {
+	for _, b := range []scenarios.Backend{emu.NewX86(0), emu.NewArm64(0)} {
 		for _, v := range prog.Variants {
 			r := pageOf(t, file, b, v).Runs[0]
 			at31, at32 := counterWrite(r, "0x1f"), counterWrite(r, "0x20")

@@ -16,6 +16,9 @@ type Report struct {
 	Scenario *Scenario
 	Arch     string
 	Variant  prog.Variant
+	// Config is the run's configuration (Options.Config); the backend
+	// emitted for the scenario's own under it (prog.Config.Under).
+	Config   prog.Config
 	Status   Status
 	Failures []Failure
 	// Notes are facts worth showing that are not failures, such as where
@@ -53,6 +56,9 @@ type RunCost struct {
 // Options select what Run does.
 type Options struct {
 	Layout *prog.Layout // overrides the scenario's layout
+	// Config is the kernel build the run is for; the scenario's config
+	// line adds to it (prog.Config.Under).
+	Config prog.Config
 	Trace  bool
 	// Step records every instruction of the backend's runs
 	// (prog.LoadOptions.Step): slow, for "tailsim trace".
@@ -93,11 +99,27 @@ func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []C
 
 // RunAll runs every scenario on each of its combos of the selection, in
 // order: the reports every front end prints.
-func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, o Options) []*Report {
+//
+// Each scenario runs under each of configs (none: o.Config alone). The
+// reference model ignores configurations, so it runs under the first
+// only. A scenario's configs line keeps the configurations it lists.
+func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, configs []prog.Config, o Options) []*Report {
+	if len(configs) == 0 {
+		configs = []prog.Config{o.Config}
+	}
 	var reports []*Report
 	for _, sc := range scs {
-		for _, c := range sc.Combos(backends, variants) {
-			reports = append(reports, Run(sc, c.B, c.V, o))
+		for k, cfg := range configs {
+			if len(sc.Configs) > 0 && !slices.Contains(sc.Configs, cfg) {
+				continue
+			}
+			o.Config = cfg
+			for _, c := range sc.Combos(backends, variants) {
+				if k > 0 && c.B.Name() == (Ref{}).Name() {
+					continue
+				}
+				reports = append(reports, Run(sc, c.B, c.V, o))
+			}
 		}
 	}
 	return reports
@@ -109,7 +131,7 @@ func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, o Opti
 // interp.* expectations and the notes on where the rules differ.
 func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
 	start := time.Now()
-	rep := &Report{Scenario: sc, Arch: b.Name(), Variant: v}
+	rep := &Report{Scenario: sc, Arch: b.Name(), Variant: v, Config: o.Config}
 	r, err := newRunner(sc, b, v, o, rep)
 	if err == nil {
 		for _, st := range sc.Steps {
@@ -189,7 +211,7 @@ func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) 
 	if o.Step && o.StepBudget > 0 && (budget == 0 || budget > o.StepBudget) {
 		budget = o.StepBudget
 	}
-	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Cost: o.Cost, Hardening: sc.Hardening, Placement: sc.Placement}); err != nil {
+	if r.m, err = b.Load(w, v, LoadOptions{Budget: budget, Trace: o.Trace, Step: o.Step, Cost: o.Cost, Config: sc.Config.Under(o.Config), Placement: sc.Placement}); err != nil {
 		return nil, err
 	}
 	if _, isRef := b.(Ref); !isRef {

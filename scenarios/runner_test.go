@@ -342,7 +342,7 @@ func TestRunAll(t *testing.T) {
 	any := mustParse(t, good)
 	onlyPatched := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\nvariant patched\n-- maps --", 1))
 	onlyX86 := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\narch x86_64\n-- maps --", 1))
-	reports := RunAll([]*Scenario{any, onlyPatched, onlyX86}, []Backend{Ref{}}, prog.Variants, Options{})
+	reports := RunAll([]*Scenario{any, onlyPatched, onlyX86}, []Backend{Ref{}}, prog.Variants, nil, Options{})
 	var got []string
 	for _, r := range reports {
 		got = append(got, fmt.Sprintf("%p/%s/%s", r.Scenario, r.Variant, r.Status))

@@ -25,12 +25,16 @@ type Scenario struct {
 	Layout prog.Layout
 	// LayoutLine is the config line that set Layout (0: the default).
 	LayoutLine int
-	Arches     []string       // empty: every selected arch
-	Variants   []prog.Variant // empty: every selected variant
-	Fixup      prog.FixupOptions
-	Budget     int
-	// Hardening is passed to the backends (config "hardening").
-	Hardening prog.Hardening
+	Arches     []string // empty: every selected arch
+	// Configs are the run configurations (-config) the scenario runs
+	// under, as Arches and Variants restrict theirs; empty: every one.
+	Configs  []prog.Config
+	Variants []prog.Variant // empty: every selected variant
+	Fixup    prog.FixupOptions
+	Budget   int
+	// Config is the kernel build the backends emit for (config "config");
+	// a run's -config adds to it (prog.Config.Under).
+	Config prog.Config
 	// Placement is passed to the backends (config "placement").
 	Placement prog.Placement
 
@@ -482,12 +486,23 @@ func (p *specParser) config(s section) error {
 			default:
 				p.sc.Fixup.Unprivileged = v == "off"
 			}
-		case "hardening":
-			h, err := prog.ParseHardening(strings.Join(splitList(args), ","))
+		case "config":
+			c, err := prog.ParseConfig(strings.Join(splitList(args), ","))
 			if err != nil {
 				return p.errf(l.n, "%v", err)
 			}
-			p.sc.Hardening = h
+			p.sc.Config = c
+		case "configs":
+			if len(args) == 0 {
+				return p.errf(l.n, "configs lists the run configurations the scenario runs under (%s, or options joined with +)", strings.Join(prog.ConfigNames(), ", "))
+			}
+			for _, a := range splitList(args) {
+				c, err := prog.ParseConfig(strings.ReplaceAll(a, "+", ","))
+				if err != nil {
+					return p.errf(l.n, "%v", err)
+				}
+				p.sc.Configs = append(p.sc.Configs, c)
+			}
 		case "placement":
 			v, err := one()
 			if err != nil {
@@ -509,7 +524,7 @@ func (p *specParser) config(s section) error {
 			}
 			p.sc.Budget = int(n)
 		default:
-			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, privileged, hardening, placement, budget)", key)
+			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, privileged, config, configs, placement, budget)", key)
 		}
 	}
 	return nil

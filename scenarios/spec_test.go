@@ -79,8 +79,10 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate label", "r0 = 7", "a:\na:\nr0 = 7", "", 9, "defined twice"},
 		{"impossible layout", "-- maps --", "-- config --\nlayout custom max_entries=0x44 ptrs=0x40 bpf_func=0x48\n-- maps --", "", 3, "must come after max_entries"},
 		{"misaligned layout", "-- maps --", "-- config --\nlayout custom max_entries=0x45 ptrs=0x130 bpf_func=0x48\n-- maps --", "", 3, "not 4-byte aligned"},
-		{"unknown hardening", "-- maps --", "-- config --\nhardening ibt,cet\n-- maps --", "", 3, `unknown hardening "cet"`},
-		{"empty hardening", "-- maps --", "-- config --\nhardening\n-- maps --", "", 3, "unknown hardening"},
+		{"unknown config", "-- maps --", "-- config --\nconfig ibt,cet\n-- maps --", "", 3, `unknown config "cet"`},
+		{"empty config", "-- maps --", "-- config --\nconfig\n-- maps --", "", 3, "unknown config"},
+		{"two spectre_v2 choices", "-- maps --", "-- config --\nconfig distro,lfence\n-- maps --", "", 3, "a kernel makes one"},
+		{"thunk without retpoline", "-- maps --", "-- config --\nconfig thunk\n-- maps --", "", 3, "thunk and lfence need retpoline"},
 		{"unknown placement", "-- maps --", "-- config --\nplacement low\n-- maps --", "", 3, `unknown placement "low" (kernel, aligned)`},
 		{"two placements", "-- maps --", "-- config --\nplacement kernel aligned\n-- maps --", "", 3, "placement takes one value"},
 		{"unknown layout", "-- maps --", "-- config --\nlayout v2.6\n-- maps --", "", 3, "unknown layout"},
@@ -200,26 +202,31 @@ func TestLongWordsCut(t *testing.T) {
 	}
 }
 
-// "hardening" takes a list in either separator, and later lines override.
-func TestParseHardening(t *testing.T) {
+// "config" takes a list of presets and options in either separator, and
+// later lines override.
+func TestParseConfig(t *testing.T) {
 	for _, tc := range []struct {
 		config string
-		want   prog.Hardening
+		want   prog.Config
 	}{
 		{"", 0},
-		{"hardening none", 0},
-		{"hardening ibt", prog.IBT},
-		{"hardening bti,pac", prog.BTI | prog.PAC},
-		{"hardening ibt bti", prog.IBT | prog.BTI},
-		{"hardening pac\nhardening none", 0},
+		{"config none", 0},
+		{"config default", 0},
+		{"config ibt", prog.IBT},
+		{"config bti,pac", prog.BTI | prog.PAC},
+		{"config ibt bti", prog.IBT | prog.BTI},
+		{"config pac\nconfig none", 0},
+		{"config distro", prog.Retpoline | prog.SLS | prog.Thunk | prog.Rethunk | prog.BMI2 | prog.BTI | prog.PAC},
+		{"config distro-eibrs,ibt", prog.Retpoline | prog.SLS | prog.BMI2 | prog.BTI | prog.PAC | prog.IBT},
+		{"config retpoline lfence", prog.Retpoline | prog.Lfence},
 	} {
 		text := strings.Replace(good, "-- maps --", "-- config --\n"+tc.config+"\n-- maps --", 1)
 		sc, err := Parse("h.txtar", []byte(text))
 		if err != nil {
 			t.Fatalf("%q: %v", tc.config, err)
 		}
-		if sc.Hardening != tc.want {
-			t.Errorf("%q: hardening %v, want %v", tc.config, sc.Hardening, tc.want)
+		if sc.Config != tc.want {
+			t.Errorf("%q: config %v, want %v", tc.config, sc.Config, tc.want)
 		}
 	}
 }

@@ -134,14 +134,17 @@ func samePlace(a, b *prog.Exec) bool {
 
 // Place names where an instruction belongs, as the text trace heads it:
 // its BPF instruction ("entry+4 (line 17): call bpf_tail_call"), or the
-// prologue, epilogue or helper of its machine location.
+// prologue, epilogue, helper or x86 thunk of its machine location.
 func Place(e *prog.Exec) string {
 	if !e.At.IsZero() {
 		return fmt.Sprintf("%s: %s", e.At, e.BPF)
 	}
 	fn, _, _ := strings.Cut(e.Machine, "+")
-	if e.Part == "helper" {
+	switch e.Part {
+	case "helper":
 		return "helper stub"
+	case "thunk":
+		return "thunk " + fn
 	}
 	return fmt.Sprintf("%s of %s", e.Part, fn)
 }

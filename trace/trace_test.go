@@ -50,7 +50,7 @@ func stepped(t *testing.T, b scenarios.Backend, v prog.Variant) *prog.Result {
 // Items puts each event before the instruction its Step names and a tail
 // call's cost right after its event.
 func TestItems(t *testing.T) {
-	r := stepped(t, emu.NewX86(false), prog.Upstream)
+	r := stepped(t, emu.NewX86(0), prog.Upstream)
 	items := trace.Items(r)
 	execs, seen := 0, 0
 	for i, it := range items {
@@ -76,7 +76,7 @@ func TestItems(t *testing.T) {
 }
 
 func TestWriteText(t *testing.T) {
-	r := stepped(t, emu.NewX86(false), prog.Patched)
+	r := stepped(t, emu.NewX86(0), prog.Patched)
 	full := strings.Join(trace.Lines(r, trace.Options{}), "\n")
 	for _, want := range []string{
 		"; entry+4 (line 8): call bpf_tail_call",
@@ -118,7 +118,7 @@ func TestWriteText(t *testing.T) {
 }
 
 func TestWriteJSON(t *testing.T) {
-	r := stepped(t, emu.NewArm64(false, false), prog.Upstream)
+	r := stepped(t, emu.NewArm64(0), prog.Upstream)
 	var b strings.Builder
 	if err := trace.WriteJSON(&b, r); err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestPresetEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range []scenarios.Backend{emu.NewX86(false), emu.NewArm64(false, false), scenarios.Ref{}} {
+	for _, b := range []scenarios.Backend{emu.NewX86(0), emu.NewArm64(0), scenarios.Ref{}} {
 		for _, step := range []bool{false, true} {
 			rep := scenarios.Run(sc, b, prog.Upstream, scenarios.Options{Trace: true, Step: step, Keep: func(scenarios.Step, int) bool { return true }})
 			if rep.Status != scenarios.Pass || len(rep.Runs) != 2 {

@@ -118,7 +118,7 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return inputError{err}
 	}
-	o := listing.Options{Hardening: sc.Hardening, Syntax: *f.syntax, AsJITed: *f.asJITed,
+	o := listing.Options{Config: sc.Config, Syntax: *f.syntax, AsJITed: *f.asJITed,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}}
 	if len(pos) == 2 {
 		o.Prog, o.Func, _ = strings.Cut(pos[1], "/")

@@ -17,7 +17,7 @@ import (
 )
 
 // backends are the arches tailsim can run, in display order.
-var backends = []scenarios.Backend{scenarios.Ref{}, emu.NewX86(false), emu.NewArm64(false, false)}
+var backends = []scenarios.Backend{scenarios.Ref{}, emu.NewX86(0), emu.NewArm64(0)}
 
 func init() {
 	register(&command{
@@ -27,16 +27,18 @@ func init() {
 With no PATH the embedded library runs. PATHs are .txtar files or
 directories searched for them. Each scenario runs on each selected
 (arch, variant); emulated results are compared with the reference model.
+-config runs them for other kernel builds (docs/kernel.md §13): "all"
+runs every preset; a scenario's own config line adds to each.
 Exit status: 0 all pass, 1 a check failed, 2 usage or input error.`,
-		usage: "tailsim run [-arch LIST] [-variant LIST] [-layout NAME] [-json] [-notes] [-v] [PATH ...]",
+		usage: "tailsim run [-arch LIST] [-variant LIST] [-config LIST] [-layout NAME] [-json] [-notes] [-v] [PATH ...]",
 		run:   runCmd,
 	})
 	flagSetups["run"] = func(fs *flag.FlagSet) { newRunFlags(fs) }
 }
 
 type runFlags struct {
-	arch, variant, layout *string
-	json, verbose, notes  *bool
+	arch, variant, config, layout *string
+	json, verbose, notes          *bool
 }
 
 func backendNames() []string { return namesOf(backends) }
@@ -61,6 +63,7 @@ func newRunFlags(fs *flag.FlagSet) runFlags {
 	return runFlags{
 		arch:    fs.String("arch", "all", "comma-separated arches ("+strings.Join(backendNames(), ", ")+") or all"),
 		variant: fs.String("variant", "all", "comma-separated variants (upstream, patched) or all"),
+		config:  fs.String("config", "default", configUsage+", comma-separated, or all"),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenarios'"),
 		json:    fs.Bool("json", false, "print one JSON object per arch/variant run of each scenario, with every failure and note"),
 		verbose: fs.Bool("v", false, "list every scenario, show notes, and print the trace of every failing run"),
@@ -105,11 +108,45 @@ func selectVariants(list string) ([]prog.Variant, error) {
 	return out, nil
 }
 
+// configUsage describes a configuration as the flags read it.
+var configUsage = "kernel build: a preset (" + strings.Join(prog.ConfigNames(), ", ") + ") or options joined with + (ibt+sls)"
+
+// selectConfigs reads a -config list: configurations separated by commas,
+// each a preset or options joined with "+", or all (every preset).
+func selectConfigs(list string) ([]prog.Config, error) {
+	if list == "all" {
+		var out []prog.Config
+		for _, p := range prog.Configs {
+			out = append(out, p.Config)
+		}
+		return out, nil
+	}
+	var out []prog.Config
+	for _, one := range strings.Split(list, ",") {
+		c, err := selectConfig(one)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// selectConfig reads one configuration: a preset, or options joined
+// with "+".
+func selectConfig(s string) (prog.Config, error) {
+	if s == "" || s == "all" {
+		return 0, fmt.Errorf("-config %q: name one configuration (%s, or options joined with +)", s, strings.Join(prog.ConfigNames(), ", "))
+	}
+	return prog.ParseConfig(strings.ReplaceAll(s, "+", ","))
+}
+
 type jsonResult struct {
 	Scenario string   `json:"scenario"`
 	Title    string   `json:"title"`
 	Arch     string   `json:"arch"`
 	Variant  string   `json:"variant"`
+	Config   string   `json:"config"`
 	Status   string   `json:"status"`
 	Failures []string `json:"failures"`
 	Notes    []string `json:"notes,omitempty"`
@@ -131,6 +168,10 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	vs, err := selectVariants(*f.variant)
+	if err != nil {
+		return usageError{err}
+	}
+	cfgs, err := selectConfigs(*f.config)
 	if err != nil {
 		return usageError{err}
 	}
@@ -161,7 +202,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 
 	start := time.Now()
-	reports := scenarios.RunAll(scs, bs, vs, opts)
+	reports := scenarios.RunAll(scs, bs, vs, cfgs, opts)
 	elapsed := time.Since(start)
 
 	counts := map[scenarios.Status]int{}
@@ -179,17 +220,22 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			if r.Traced != nil {
 				lines = trace.Lines(r.Traced, trace.Options{})
 			}
-			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(),
+			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(), Config: r.Config.String(),
 				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, Costs: r.Costs, DurationUS: r.Duration.Microseconds()})
 		}
 	} else {
-		notes := printText(stdout, reports, textOptions{verbose: *f.verbose, notes: *f.notes})
+		showConfig := len(cfgs) > 1 || cfgs[0] != 0
+		notes := printText(stdout, reports, textOptions{verbose: *f.verbose, notes: *f.notes, configs: showConfig})
 		hidden := ""
 		if notes > 0 && !*f.notes && !*f.verbose {
 			hidden = fmt.Sprintf(" (%s: -notes shows them)", plural(notes, "note"))
 		}
-		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d arch/variant runs in %s%s\n",
-			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), fmtDuration(elapsed), hidden)
+		runs := "arch/variant"
+		if showConfig {
+			runs = "arch/variant/config"
+		}
+		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d %s runs in %s%s\n",
+			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), runs, fmtDuration(elapsed), hidden)
 	}
 	switch {
 	case len(reports) == 0:

@@ -16,6 +16,7 @@ import (
 type textOptions struct {
 	verbose bool // a line per scenario, notes, and each failing run's trace
 	notes   bool // notes, once per scenario
+	configs bool // runs were for configurations other than the default: name them
 }
 
 // scenarioResult is one scenario's reports, for the text output.
@@ -50,9 +51,12 @@ func worse(a, b scenarios.Status) bool {
 // combos names where a scenario ran: "ref, x86_64, arm64 × upstream,
 // patched" when it ran on every pair of its arches and variants, else
 // the pairs.
-func combos(reports []*scenarios.Report) string {
-	var arches, variants, pairs []string
+func combos(reports []*scenarios.Report, withConfig bool) string {
+	var arches, variants, pairs, configs []string
 	for _, r := range reports {
+		if c := r.Config.String(); !slices.Contains(configs, c) {
+			configs = append(configs, c)
+		}
 		if !slices.Contains(arches, r.Arch) {
 			arches = append(arches, r.Arch)
 		}
@@ -63,10 +67,27 @@ func combos(reports []*scenarios.Report) string {
 			pairs = append(pairs, p)
 		}
 	}
+	s := strings.Join(pairs, ", ")
 	if len(arches)*len(variants) == len(pairs) {
-		return strings.Join(arches, ", ") + " × " + strings.Join(variants, ", ")
+		s = strings.Join(arches, ", ") + " × " + strings.Join(variants, ", ")
 	}
-	return strings.Join(pairs, ", ")
+	if withConfig {
+		s += " × config " + strings.Join(configs, ", ")
+		if len(configs) > 1 && slices.Contains(arches, (scenarios.Ref{}).Name()) {
+			s += " (ref under the first)"
+		}
+	}
+	return s
+}
+
+// where names a report's run: arch/variant, and its config when the runs
+// name them.
+func where(r *scenarios.Report, withConfig bool) string {
+	s := r.Arch + "/" + r.Variant.String()
+	if withConfig {
+		s += "/" + r.Config.String()
+	}
+	return s
 }
 
 // distinct gathers equal texts from several reports: each text once, in
@@ -128,11 +149,11 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 				rs = append(rs, g.reports...)
 				notes += countNotes(g)
 			}
-			fmt.Fprintf(tw, "%s/\t%s\tPASS\t%s\n", d, plural(len(gs), "scenario"), runsLine(rs, notes))
+			fmt.Fprintf(tw, "%s/\t%s\tPASS\t%s\n", d, plural(len(gs), "scenario"), runsLine(rs, notes, o.configs))
 			continue
 		}
 		for _, g := range gs {
-			fmt.Fprintf(tw, "%s\t\t%s\t%s\n", g.sc.File, strings.ToUpper(g.status.String()), runsLine(g.reports, countNotes(g)))
+			fmt.Fprintf(tw, "%s\t\t%s\t%s\n", g.sc.File, strings.ToUpper(g.status.String()), runsLine(g.reports, countNotes(g), o.configs))
 		}
 	}
 	tw.Flush()
@@ -144,16 +165,16 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 		fmt.Fprintf(w, "\n%s: %s\n", g.sc.File, g.sc.Title)
 		var failures, errs, notes distinct
 		for _, r := range g.reports {
-			where := r.Arch + "/" + r.Variant.String()
+			on := where(r, o.configs)
 			for _, f := range r.Failures {
 				if f.Kind == scenarios.FailError {
-					errs.add(f.String(), where)
+					errs.add(f.String(), on)
 				} else {
-					failures.add(f.String(), where)
+					failures.add(f.String(), on)
 				}
 			}
 			for _, n := range r.Notes {
-				notes.add(n, where)
+				notes.add(n, on)
 			}
 		}
 		errs.write(w, "ERROR", len(g.reports))
@@ -168,13 +189,17 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 			if len(r.Failures) == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "  trace of the failing run on %s/%s:\n", r.Arch, r.Variant)
+			fmt.Fprintf(w, "  trace of the failing run on %s:\n", where(r, o.configs))
 			if r.Traced == nil {
 				fmt.Fprintln(w, "    (no trace recorded)")
 				continue
 			}
 			trace.WriteText(w, r.Traced, trace.Options{Indent: "    | "})
-			fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -variant %s %s)\n", r.Arch, r.Variant, r.Scenario.File)
+			cfg := ""
+			if r.Config != 0 {
+				cfg = " -config " + strings.ReplaceAll(r.Config.String(), ",", "+")
+			}
+			fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -variant %s%s %s)\n", r.Arch, r.Variant, cfg, r.Scenario.File)
 		}
 	}
 	fmt.Fprintln(w)
@@ -182,8 +207,8 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 }
 
 // runsLine says where a scenario or a directory ran, and its notes.
-func runsLine(reports []*scenarios.Report, notes int) string {
-	s := plural(len(reports), "run") + " on " + combos(reports)
+func runsLine(reports []*scenarios.Report, notes int, withConfig bool) string {
+	s := plural(len(reports), "run") + " on " + combos(reports, withConfig)
 	if notes > 0 {
 		s += "; " + plural(notes, "note")
 	}

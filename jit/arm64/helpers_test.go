@@ -41,6 +41,9 @@ var mapAddrs = map[string]uint64{"progs": 0xffff000012345000, "other": 0xffff000
 
 func (r testResolver) Map(name string) uint64 { return mapAddrs[name] }
 
+// Thunk: arm64's JIT jumps through none.
+func (testResolver) Thunk(string) (uint64, bool) { return 0, false }
+
 // built is one program JITed function by function.
 type built struct {
 	p    *prog.Program

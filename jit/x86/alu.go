@@ -160,10 +160,19 @@ func (c *compiler) emitDivMod(ins prog.Instruction, dst, src int, imm32 int64, i
 	}
 }
 
-// emitShift is do_jit()'s shifts without BMI2.
+// emitShift is do_jit()'s shifts: by an immediate, by a register with
+// BMI2's shlx/shrx/sarx, or through cl.
 func (c *compiler) emitShift(ins prog.Instruction, dst, src int, imm32 int64, is64 bool) {
 	b3 := simpleALUOpcodes[ins.OpCode.ALUOp()]
 	name := map[prog.ALUOp]string{prog.OpLsh: "shl", prog.OpRsh: "shr", prog.OpArsh: "sar"}[ins.OpCode.ALUOp()]
+	r4 := int(prog.R4)
+	if ins.OpCode.Source() == prog.SourceX && c.o.has(prog.BMI2) && src != r4 {
+		// Not when the count is already in rcx: there the cl form is as
+		// short.
+		pp := map[prog.ALUOp]byte{prog.OpLsh: 1, prog.OpRsh: 3, prog.OpArsh: 2}[ins.OpCode.ALUOp()]
+		c.emit(name+"x dst, dst, src (BMI2)", emitShiftx(dst, src, is64, pp)...)
+		return
+	}
 	if ins.OpCode.Source() == prog.SourceK {
 		pre := c.maybeEmit1Mod(dst, is64)
 		if imm32 == 1 {
@@ -173,7 +182,6 @@ func (c *compiler) emitShift(ins prog.Instruction, dst, src int, imm32 int64, is
 		}
 		return
 	}
-	r4 := int(prog.R4)
 	origDst := dst
 	if src != r4 {
 		if dst == r4 {
@@ -318,4 +326,32 @@ func (c *compiler) emitCall(ins prog.Instruction, start int) error {
 	}
 	c.emit(note, cat([]byte{0xE8}, le32(off))...)
 	return nil
+}
+
+// emit3vex is emit_3vex(): the 3-byte VEX prefix. r, x and b extend the
+// ModRM reg, SIB index and ModRM r/m fields as REX's bits do (stored
+// inverted); m selects the opcode map (2: 0f38); w is REX.W; src2 is the
+// extra source register in vvvv (inverted); l the vector length; pp the
+// implied prefix (1: 66, 2: f3, 3: f2).
+func emit3vex(r, x, b bool, m byte, w bool, src2 int, l bool, pp byte) []byte {
+	bit := func(v bool) byte {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	vvvv := reg2hex[src2]
+	if isEreg(src2) {
+		vvvv |= 1 << 3
+	}
+	b1 := (bit(!r) << 7) | (bit(!x) << 6) | (bit(!b) << 5) | (m & 0x1f)
+	b2 := (bit(w) << 7) | ((^vvvv & 0xf) << 3) | (bit(l) << 2) | (pp & 3)
+	return []byte{0xC4, b1, b2}
+}
+
+// emitShiftx is emit_shiftx(): shlx/shrx/sarx dst, dst, src, whose
+// opcode (f7) the implied prefix pp tells apart.
+func emitShiftx(dst, src int, is64 bool, pp byte) []byte {
+	r := isEreg(dst)
+	return append(emit3vex(r, false, r, 2, is64, src, false, pp), 0xF7, add2reg(0xC0, dst, dst))
 }

@@ -1,7 +1,7 @@
 package x86_test
 
 // Every image the JIT emits for the scenario library, in both variants,
-// with IBT off and on, under every layout preset: the annotated
+// under the test configurations (testConfigs), under every layout preset: the annotated
 // instructions tile the code exactly, each one decodes with x86asm to
 // exactly its recorded length (nothing unknown), and every tail-call
 // site's recorded addresses match its bytes.
@@ -43,20 +43,20 @@ func TestDecodeLibrary(t *testing.T) {
 		}
 		for _, l := range layouts {
 			for _, v := range prog.Variants {
-				for _, ibt := range []bool{false, true} {
-					name := fmt.Sprintf("%s [%s/%s/ibt=%v]", sc.File, l.Name, v, ibt)
+				for _, cfg := range testConfigs {
+					name := fmt.Sprintf("%s [%s/%s/config=%v]", sc.File, l.Name, v, cfg)
 					w, err := sc.BuildWith(l)
 					if err != nil {
 						t.Errorf("%s: build: %v", name, err)
 						continue
 					}
-					loaded, err := emu.CompileX86(w, v, ibt)
+					loaded, err := emu.CompileX86(w, v, cfg)
 					if err != nil {
 						t.Errorf("%s: JIT: %v", name, err)
 						continue
 					}
 					for _, ld := range loaded {
-						checkImage(t, fmt.Sprintf("%s %s/%s", name, ld.Prog.Name, ld.Img.Func.Name), ld.Img, ibt)
+						checkImage(t, fmt.Sprintf("%s %s/%s", name, ld.Prog.Name, ld.Img.Func.Name), ld.Img, cfg)
 						for k, s := range ld.Img.Sites {
 							if labelOut(ld.Img, k) != s.Out {
 								offLabel[sc.File] = true
@@ -79,9 +79,20 @@ func TestDecodeLibrary(t *testing.T) {
 	t.Logf("%d scenarios: %d images, %d instructions, %d tail-call sites decoded", len(scs), images, insns, sites)
 }
 
+// testConfigs are the configurations the decoding tests JIT under: none,
+// IBT, every preset, and each option that changes bytes on its own.
+var testConfigs = func() []prog.Config {
+	out := []prog.Config{0, prog.IBT, prog.Retpoline, prog.SLS, prog.Rethunk, prog.BMI2}
+	for _, c := range prog.Configs[1:] {
+		out = append(out, c.Config, c.Config|prog.IBT)
+	}
+	return out
+}()
+
 // checkImage checks one image's instruction records against its bytes.
-func checkImage(t *testing.T, name string, img *jit.Image, ibt bool) {
+func checkImage(t *testing.T, name string, img *jit.Image, cfg prog.Config) {
 	t.Helper()
+	ibt := cfg&prog.IBT != 0
 	code := img.Code
 	at := 0
 	lastOwner := jit.Prologue
@@ -131,7 +142,33 @@ func checkImage(t *testing.T, name string, img *jit.Image, ibt bool) {
 		t.Errorf("%s: IBT on but no endbr64 at the tail-call entry %d", name, img.TailEntry)
 	}
 	for k, s := range img.Sites {
-		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.Site.Insn, s.Kind), img, s, labelOut(img, k))
+		checkSite(t, fmt.Sprintf("%s site %d (BPF %d, %s)", name, k, s.Site.Insn, s.Kind), img, s, labelOut(img, k), cfg)
+	}
+	// emit_return() ends the epilogue (a program that never exits has
+	// none): ret (int3 under SLS), or a jump to the return thunk.
+	epi := ownedBy(img, jit.Epilogue)
+	if len(epi) == 0 {
+		return
+	}
+	end := epi[len(epi)-1].Off + epi[len(epi)-1].Len
+	code = code[:end]
+	var tail []byte
+	switch {
+	case cfg&prog.Rethunk != 0:
+		if len(code) >= 5 {
+			tail = code[len(code)-5 : len(code)-4]
+		}
+		if !bytes.Equal(tail, []byte{0xe9}) {
+			t.Errorf("%s: the image ends in % x, want a jmp rel32 to the return thunk", name, code[max(0, len(code)-5):])
+		}
+	case cfg&prog.SLS != 0:
+		if !bytes.HasSuffix(code, []byte{0xc9, 0xc3, 0xcc}) {
+			t.Errorf("%s: the image ends in % x, want leave; ret; int3", name, code[max(0, len(code)-3):])
+		}
+	default:
+		if !bytes.HasSuffix(code, []byte{0xc9, 0xc3}) {
+			t.Errorf("%s: the image ends in % x, want leave; ret", name, code[max(0, len(code)-2):])
+		}
 	}
 }
 
@@ -159,7 +196,7 @@ var nop5 = []byte{0x0f, 0x1f, 0x44, 0x00, 0x00}
 // checkSite: the site's bytes are a whole number of instructions owned by
 // its tail call, every branch in it goes to Out, and the hooked/poked
 // addresses hold what the emulator expects.
-func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite, out int) {
+func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite, out int, cfg prog.Config) {
 	t.Helper()
 	code := img.Code
 	if !(0 <= s.Start && s.Start < s.Out && s.Out <= len(code)) {
@@ -188,7 +225,7 @@ func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite, out in
 			t.Errorf("%s: x86asm at %#x: %v", name, at, err)
 			return
 		}
-		if rel, ok := inst.Args[0].(x86asm.Rel); ok {
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok && !(at == s.Jump && s.Thunk != "") {
 			branches++
 			if to := at + inst.Len + int(rel); to != out {
 				t.Errorf("%s: %s at %#x goes to %#x, want %#x (out %#x)", name, x86asm.IntelSyntax(inst, 0, nil), at, to, out, s.Out)
@@ -212,8 +249,28 @@ func checkSite(t *testing.T, name string, img *jit.Image, s jit.TailSite, out in
 		if branches != 3 { // bounds, count, empty slot
 			t.Errorf("%s: %d branches, want 3", name, branches)
 		}
-		if s.Jump+2 != s.Out || !bytes.Equal(code[s.Jump:s.Out], []byte{0xff, 0xe1}) {
-			t.Errorf("%s: jump at %#x is % x, want jmp rcx (ff e1) ending at out %#x", name, s.Jump, code[s.Jump:min(s.Jump+2, len(code))], s.Out)
+		// emit_indirect_jump(): what the configuration puts at the end.
+		var want []byte
+		before := []byte{}
+		switch {
+		case cfg&prog.Lfence != 0:
+			want, before = []byte{0xff, 0xe1}, []byte{0x0f, 0xae, 0xe8}
+		case cfg&prog.Thunk != 0:
+			want = code[s.Jump:min(s.Jump+5, len(code))] // e9 rel32, checked below
+			if len(want) != 5 || want[0] != 0xe9 || s.Thunk != x86.ThunkRCX {
+				t.Errorf("%s: jump at %#x is % x through %q, want jmp rel32 to %s", name, s.Jump, want, s.Thunk, x86.ThunkRCX)
+			}
+		case cfg&(prog.Retpoline|prog.SLS) != 0:
+			want = []byte{0xff, 0xe1, 0xcc}
+		default:
+			want = []byte{0xff, 0xe1}
+		}
+		if cfg&prog.Thunk == 0 && s.Thunk != "" {
+			t.Errorf("%s: a jump through %s without the thunk option", name, s.Thunk)
+		}
+		if s.Jump+len(want) != s.Out || !bytes.Equal(code[s.Jump:s.Out], want) || !bytes.Equal(code[s.Jump-len(before):s.Jump], before) {
+			t.Errorf("%s: jump at %#x is % x (after % x), want % x after % x, ending at out %#x", name, s.Jump,
+				code[s.Jump:min(s.Jump+len(want), len(code))], code[max(0, s.Jump-len(before)):s.Jump], want, before, s.Out)
 		}
 	}
 }
@@ -319,14 +376,14 @@ func formsSource() (main, sub string) {
 // and on, and checks every instruction as TestDecodeLibrary does.
 func TestDecodeInstructionForms(t *testing.T) {
 	for _, img := range formsImages(t) {
-		checkImage(t, img.name, img.img, img.ibt)
+		checkImage(t, img.name, img.img, img.cfg)
 	}
 }
 
 type namedImage struct {
 	name string
 	img  *jit.Image
-	ibt  bool
+	cfg  prog.Config
 }
 
 func formsImages(t *testing.T) []namedImage {
@@ -357,13 +414,13 @@ func formsImages(t *testing.T) []namedImage {
 	res := testResolver{funcs: []uint64{imageBase, imageBase + 0x100000}}
 	var out []namedImage
 	for _, v := range prog.Variants {
-		for _, ibt := range []bool{false, true} {
+		for _, cfg := range testConfigs {
 			for fn := range p.Funcs {
-				img, err := x86.Compile(p, fn, fx, res.funcs[fn], res, x86.Options{Variant: v, Layout: prog.DefaultLayout, IBT: ibt})
+				img, err := x86.Compile(p, fn, fx, res.funcs[fn], res, x86.Options{Variant: v, Layout: prog.DefaultLayout, Config: cfg})
 				if err != nil {
-					t.Fatalf("%s/%v: %v", v, ibt, err)
+					t.Fatalf("%s/%v: %v", v, cfg, err)
 				}
-				out = append(out, namedImage{fmt.Sprintf("forms/%s [%s/ibt=%v]", p.Funcs[fn].Name, v, ibt), img, ibt})
+				out = append(out, namedImage{fmt.Sprintf("forms/%s [%s/config=%v]", p.Funcs[fn].Name, v, cfg), img, cfg})
 			}
 		}
 	}

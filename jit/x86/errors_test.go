@@ -14,6 +14,7 @@ type noHelpers struct{}
 func (noHelpers) Helper(int32) (uint64, bool) { return 0, false }
 func (noHelpers) Func(int) uint64             { return 0x0100_0000 }
 func (noHelpers) Map(string) uint64           { return 0x10_0000_0000 }
+func (noHelpers) Thunk(string) (uint64, bool) { return 0, false }
 
 // A JIT error names the BPF instruction as traces and listings do:
 // program+slot (line).

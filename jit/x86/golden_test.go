@@ -12,6 +12,7 @@ package x86_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,7 +31,7 @@ import (
 	"tailsim/prog/asm"
 )
 
-var goldenFiles = []string{"tailcalls.txt", "prologues.txt", "extras.txt"}
+var goldenFiles = []string{"tailcalls.txt", "prologues.txt", "extras.txt", "configs.txt"}
 
 type (
 	goldenInsn    = goldentab.Insn[[]byte]
@@ -77,7 +78,9 @@ func loadGolden(t testing.TB, file string) []*goldenCase {
 // (max_entries 7) that poisons the map pointer when it reaches the site.
 // After a tail call R1–R5 are dead, so the two-site shapes restore ctx
 // from r6 and need regs to include r6.
-var shapes = map[string]struct{ main, sub string }{
+type shape struct{ main, sub string }
+
+var shapes = map[string]shape{
 	"tc-var": {main: `{regs}
 	r2 = map[progs]
 	r3 = *(u32 *)(r1 + 0)
@@ -172,6 +175,17 @@ m:	r3 = *(u32 *)(r1 + 4)
 	exit`},
 }
 
+// shiftShape is configs.txt's "shift" shape: one shift by a register
+// (op=lsh|rsh|arsh, alu=64|32, dst= and src= register numbers), first.
+func shiftShape(pr map[string]string) (shape, bool) {
+	op, ok := map[string]string{"lsh": "<<=", "rsh": ">>=", "arsh": "s>>="}[pr["op"]]
+	w := map[string]string{"64": "r", "32": "w"}[pr["alu"]]
+	if !ok || w == "" || pr["dst"] == "" || pr["src"] == "" {
+		return shape{}, false
+	}
+	return shape{main: fmt.Sprintf("\t%s%s %s %s%s\n\tr0 = 0\n\texit", w, pr["dst"], op, w, pr["src"])}, true
+}
+
 func regsSource(spec string) string {
 	if spec == "none" {
 		return ""
@@ -212,6 +226,16 @@ const (
 
 func (testResolver) Helper(id int32) (uint64, bool) { return helperBase + uint64(id)*64, true }
 func (r testResolver) Func(fn int) uint64           { return r.funcs[fn] }
+
+// thunks are where the golden resolver keeps the thunks a jump may go
+// through; the tables hold such a jump's rel32 as 0 (see wantHex).
+var thunks = map[string]uint64{x86.ThunkRCX: 0x5100_0000, x86.ReturnThunk: 0x5100_0040}
+
+func (testResolver) Thunk(name string) (uint64, bool) {
+	a, ok := thunks[name]
+	return a, ok
+}
+
 func (testResolver) Map(name string) uint64 {
 	if name == "other" {
 		return 0xffff_8880_0020_0000
@@ -229,6 +253,9 @@ type built struct {
 func buildCase(c *goldenCase) (*built, error) {
 	pr := c.Params
 	sh, ok := shapes[pr["shape"]]
+	if pr["shape"] == "shift" {
+		sh, ok = shiftShape(pr)
+	}
 	if !ok {
 		return nil, fmt.Errorf("unknown shape %q", pr["shape"])
 	}
@@ -258,13 +285,9 @@ func buildCase(c *goldenCase) (*built, error) {
 	default:
 		return nil, fmt.Errorf("unknown fixup %q", pr["fixup"])
 	}
-	var ibt bool
-	switch pr["ibt"] {
-	case "on":
-		ibt = true
-	case "off":
-	default:
-		return nil, fmt.Errorf("ibt=%q", pr["ibt"])
+	cfg, err := caseConfig(c)
+	if err != nil {
+		return nil, err
 	}
 	regs := regsSource(pr["regs"])
 	fn := func(name, src string) (*prog.Function, error) {
@@ -302,17 +325,51 @@ func buildCase(c *goldenCase) (*built, error) {
 	}
 	res := testResolver{}
 	for k := range p.Funcs {
-		res.funcs = append(res.funcs, imageBase+uint64(k)*0x10000)
+		res.funcs = append(res.funcs, imageBase+uint64(k)*0x10000) // as compareSection's callers expect
 	}
 	b := &built{p: p, fx: fx}
 	for k := range p.Funcs {
-		img, err := x86.Compile(p, k, fx, res.funcs[k], res, x86.Options{Variant: v, Layout: lay, IBT: ibt})
+		img, err := x86.Compile(p, k, fx, res.funcs[k], res, x86.Options{Variant: v, Layout: lay, Config: cfg})
 		if err != nil {
 			return nil, err
 		}
 		b.imgs = append(b.imgs, img)
 	}
 	return b, nil
+}
+
+// caseConfig is the case's ibt= and, in configs.txt, config= (the other
+// options, by the names prog.ParseConfig reads).
+func caseConfig(c *goldenCase) (prog.Config, error) {
+	var cfg prog.Config
+	switch c.Params["ibt"] {
+	case "on":
+		cfg = prog.IBT
+	case "off":
+	default:
+		return 0, fmt.Errorf("ibt=%q", c.Params["ibt"])
+	}
+	if s, ok := c.Params["config"]; ok {
+		more, err := prog.ParseConfig(s)
+		if err != nil {
+			return 0, err
+		}
+		cfg |= more
+	}
+	return cfg, nil
+}
+
+// thunkJump is the thunk a golden "jmp <thunk>" goes to, "" for any other
+// instruction. Its rel32 depends on where the image is, so the tables hold
+// 0 there; wantHex puts in the displacement from the instruction's address
+// to the golden resolver's thunk, and the llvm-mc oracle reads it as
+// "jmp 0".
+func thunkJump(in goldenInsn) string {
+	name, ok := strings.CutPrefix(in.Text, "jmp ")
+	if _, known := thunks[name]; ok && known {
+		return name
+	}
+	return ""
 }
 
 // ---- comparison ----
@@ -334,10 +391,18 @@ func insnHex(img *jit.Image, sel []jit.Insn) []string {
 	return out
 }
 
-func wantHex(s *goldenSection) []string {
+// wantHex lists the golden bytes, one hex string per instruction; a jump
+// to a thunk gets its rel32 from where the image holds it (sel[k], in an
+// image at addr).
+func wantHex(s *goldenSection, addr uint64, sel []jit.Insn) []string {
 	out := make([]string, len(s.Insns))
 	for k, in := range s.Insns {
-		out[k] = hexOf(in.Code)
+		code := in.Code
+		if name := thunkJump(in); name != "" && k < len(sel) {
+			ip := addr + uint64(sel[k].Off) + x86.X86PatchSize
+			code = append([]byte{in.Code[0]}, binary.LittleEndian.AppendUint32(nil, uint32(thunks[name]-ip))...)
+		}
+		out[k] = hexOf(code)
 	}
 	return out
 }
@@ -406,9 +471,9 @@ func offsetOf(s *goldenSection, prefix string, last bool) int {
 	return found
 }
 
-func compareSection(t *testing.T, c *goldenCase, s *goldenSection, img *jit.Image, sel []jit.Insn, what string) {
+func compareSection(t *testing.T, c *goldenCase, s *goldenSection, img *jit.Image, addr uint64, sel []jit.Insn, what string) {
 	t.Helper()
-	if diff := cmp.Diff(wantHex(s), insnHex(img, sel)); diff != "" {
+	if diff := cmp.Diff(wantHex(s, addr, sel), insnHex(img, sel)); diff != "" {
 		t.Errorf("%s (%s, section at line %d): %s differs from the kernel's bytes (-want +got, one line per instruction):\n%s\nwant:\n%sgot:\n%s",
 			c.Name(), c.File, s.Line, what, diff, listing(s), actualListing(img, sel))
 	}
@@ -419,10 +484,11 @@ func checkCase(t *testing.T, c *goldenCase) {
 	if err != nil {
 		t.Fatalf("%s (%s): %v", c.Name(), c.Where(), err)
 	}
-	ibt := c.Params["ibt"] == "on"
+	cfg, _ := caseConfig(c)
+	ibt := cfg&prog.IBT != 0
 	stack, _ := strconv.Atoi(c.Params["stack"])
 	for k, img := range b.imgs {
-		checkImage(t, c.Name()+"/"+b.p.Funcs[k].Name, img, ibt)
+		checkImage(t, c.Name()+"/"+b.p.Funcs[k].Name, img, cfg)
 	}
 	for _, s := range c.Sections {
 		fnName, part, ok := strings.Cut(s.Name, ".")
@@ -440,7 +506,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 			if len(sel) == 0 || !contiguous(sel, 0, sel[len(sel)-1].Off+sel[len(sel)-1].Len) || !cmp.Equal(sel, img.Insns[:len(sel)]) {
 				t.Errorf("%s: %s: prologue instructions do not come first, contiguous from offset 0", c.Name(), s.Name)
 			}
-			compareSection(t, c, s, img, sel, s.Name)
+			compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, sel, s.Name)
 			// Tail calls land right after "mov rbp, rsp" (on the endbr64 with IBT).
 			land := offsetOf(s, "mov rbp, rsp", false) + 3
 			wantEntry := 12
@@ -458,7 +524,9 @@ func checkCase(t *testing.T, c *goldenCase) {
 			if len(sel) > 0 && !contiguous(sel, sel[0].Off, sel[0].Off+len(sectionBytes(s))) {
 				t.Errorf("%s: %s: epilogue instructions are not contiguous", c.Name(), s.Name)
 			}
-			compareSection(t, c, s, img, sel, s.Name)
+			compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, sel, s.Name)
+		case "shift":
+			compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, ownedBy(img, 0), s.Name)
 		case "precall":
 			k := -1
 			for j, in := range img.Func.Insns {
@@ -478,7 +546,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 			if call.Len != 5 || img.Code[call.Off] != 0xe8 {
 				t.Errorf("%s: %s: the call's last instruction is % x, want e8 rel32", c.Name(), s.Name, img.Code[call.Off:call.Off+call.Len])
 			}
-			compareSection(t, c, s, img, sel[:len(sel)-1], s.Name+" (before e8 rel32)")
+			compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, sel[:len(sel)-1], s.Name+" (before e8 rel32)")
 		case "tailcall":
 			n, _ := strconv.Atoi(s.Attrs["sites"])
 			if len(img.Sites) != n {
@@ -504,7 +572,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 						break
 					}
 				}
-				compareSection(t, c, s, img, sel, what)
+				compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, sel, what)
 				// The addresses the emulator hooks and pokes.
 				if site.Kind == prog.Direct {
 					if got, w := site.Bypass-site.Start, offsetOf(s, "jmp ", false); got != w {
@@ -513,14 +581,27 @@ func checkCase(t *testing.T, c *goldenCase) {
 					if got, w := site.Target-site.Start, offsetOf(s, "nop dword ptr [rax + rax]", true); got != w || w != want-5 {
 						t.Errorf("%s: %s: Target at +%d, want +%d (the final nop5)", c.Name(), what, got, w)
 					}
-				} else if got, w := site.Jump-site.Start, offsetOf(s, "jmp rcx", false); got != w || w != want-2 {
-					t.Errorf("%s: %s: Jump at +%d, want +%d (jmp rcx)", c.Name(), what, got, w)
+				} else if got, w := site.Jump-site.Start, jumpOffset(s); got != w {
+					t.Errorf("%s: %s: Jump at +%d, want +%d (jmp rcx, or the jmp to its thunk)", c.Name(), what, got, w)
 				}
 			}
 		default:
 			t.Fatalf("%s: unknown section %q", c.Where(), s.Name)
 		}
 	}
+}
+
+// jumpOffset is where a golden tail call's jump is: the last "jmp rcx" or
+// jump to a thunk.
+func jumpOffset(s *goldenSection) int {
+	at, found := 0, -1
+	for _, in := range s.Insns {
+		if in.Text == "jmp rcx" || thunkJump(in) != "" {
+			found = at
+		}
+		at += len(in.Code)
+	}
+	return found
 }
 
 func TestGolden(t *testing.T) {
@@ -569,6 +650,36 @@ func TestGoldenTablesGenerated(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("testdata/%s is not gengolden's output: run go generate in jit/x86 (diff: %s)", f,
 				cmp.Diff(strings.Split(string(want), "\n"), strings.Split(string(got), "\n")))
+		}
+	}
+}
+
+// TestGoldenPresets: a configs.txt case that stands for a preset holds
+// that preset's x86 options, as gengolden states them independently.
+func TestGoldenPresets(t *testing.T) {
+	const x86Options = prog.Retpoline | prog.SLS | prog.Thunk | prog.Lfence | prog.Rethunk | prog.BMI2
+	seen := map[string]bool{}
+	for _, c := range loadGolden(t, "configs.txt") {
+		name, ok := c.Params["preset"]
+		if !ok {
+			continue
+		}
+		seen[name] = true
+		preset, err := prog.ParseConfig(name)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Where(), err)
+		}
+		cfg, err := caseConfig(c)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Where(), err)
+		}
+		if got, want := cfg&x86Options, preset&x86Options; got != want {
+			t.Errorf("%s: preset %s is %v on x86; the golden case says %v", c.Where(), name, want.Options(), got.Options())
+		}
+	}
+	for _, p := range prog.Configs[1:] {
+		if !seen[p.Name] {
+			t.Errorf("configs.txt has no case for preset %s", p.Name)
 		}
 	}
 }
@@ -720,8 +831,8 @@ func TestLayoutDisp8(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, v := range prog.Variants {
-			for _, ibt := range []bool{false, true} {
-				_, err := x86.Compile(p, 0, fx, imageBase, res, x86.Options{Variant: v, Layout: tc.l, IBT: ibt})
+			for _, cfg := range []prog.Config{0, prog.IBT} {
+				_, err := x86.Compile(p, 0, fx, imageBase, res, x86.Options{Variant: v, Layout: tc.l, Config: cfg})
 				switch {
 				case tc.wantErr == nil && err != nil:
 					t.Errorf("%s/%s: %v, want it accepted", tc.l.Name, v, err)
@@ -783,7 +894,7 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 	}
 	res := testResolver{}
 	for k := range p.Funcs {
-		res.funcs = append(res.funcs, imageBase+uint64(k)*0x10000)
+		res.funcs = append(res.funcs, imageBase+uint64(k)*0x10000) // as compareSection's callers expect
 	}
 	ci := p.FuncIndex("c")
 	img, err := x86.Compile(p, ci, fx, res.funcs[ci], res, x86.Options{Variant: prog.Upstream, Layout: prog.DefaultLayout})
@@ -802,7 +913,7 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 	}}
 	c := &goldenCase{File: "kernel/bpf/verifier.c check_max_stack_depth_subprog", Params: map[string]string{
 		"name": "tail_call_reachable is sticky in the kernel: main calls b (tail call), then c, which calls d"}}
-	compareSection(t, c, want, img, ownedBy(img, jit.Prologue), "c's prologue")
+	compareSection(t, c, want, img, res.funcs[ci], ownedBy(img, jit.Prologue), "c's prologue")
 	// The call to d: mov rax, [rbp - 16] (tcc_ptr), then e8 rel32.
 	sel := ownedBy(img, 0)
 	wantCall := &goldenSection{Name: "c.precall", Insns: []goldenInsn{
@@ -811,5 +922,5 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 	if len(sel) > 0 {
 		sel = sel[:len(sel)-1]
 	}
-	compareSection(t, c, wantCall, img, sel, "c's call to d before e8 rel32")
+	compareSection(t, c, wantCall, img, res.funcs[ci], sel, "c's call to d before e8 rel32")
 }

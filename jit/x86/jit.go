@@ -12,12 +12,18 @@ import (
 type Options struct {
 	Variant prog.Variant
 	Layout  prog.Layout
-	IBT     bool // CONFIG_X86_KERNEL_IBT: endbr64 at entry and at the tail-call landing pad
+	// Config is the kernel build and CPU. This JIT takes IBT (endbr64 at
+	// entry and at the tail-call landing pad), the Spectre v2 and SLS
+	// options (emitIndirectJump, emitReturn) and BMI2 (shifts), and
+	// ignores arm64's options.
+	Config prog.Config
 }
+
+func (o Options) has(c prog.Config) bool { return o.Config&c != 0 }
 
 // TailCallOffset is X86_TAIL_CALL_OFFSET: where tail calls land in bpf_func.
 func (o Options) TailCallOffset() int {
-	if o.IBT {
+	if o.has(prog.IBT) {
 		return 16
 	}
 	return 12
@@ -190,7 +196,7 @@ func (c *compiler) emitNops(n int, note string) {
 // emitPrologue is emit_prologue() for a program that is not classic BPF
 // and not an exception callback.
 func (c *compiler) emitPrologue() {
-	if c.o.IBT {
+	if c.o.has(prog.IBT) {
 		c.emit("endbr64: indirect-branch target", endbr64...)
 	}
 	c.emit("nop5: fentry/trampoline patch site", nop5...)
@@ -201,7 +207,7 @@ func (c *compiler) emitPrologue() {
 	}
 	c.emit("push rbp", 0x55)
 	c.emit("mov rbp, rsp", 0x48, 0x89, 0xE5)
-	if c.o.IBT {
+	if c.o.has(prog.IBT) {
 		c.emit(fmt.Sprintf("endbr64: tail calls land here (X86_TAIL_CALL_OFFSET %d)", c.o.TailCallOffset()), endbr64...)
 	}
 	if c.stackDepth != 0 {
@@ -332,7 +338,9 @@ func (c *compiler) emitInsn(k int, ins prog.Instruction, i int, addrs []int, ctx
 		c.owner = jit.Epilogue
 		c.popCalleeRegs()
 		c.emit("leave", 0xC9)
-		c.emit("ret", 0xC3)
+		if err := c.emitReturn(); err != nil {
+			return err
+		}
 	case op.IsJA():
 		var off int64
 		if ins.Off == -1 {

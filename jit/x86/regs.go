@@ -4,10 +4,10 @@
 // runtime" series. Helpers carry the kernel's names so each has a findable
 // twin: emit_bpf_tail_call_indirect is emitTailCallIndirect, and so on.
 //
-// Configuration fixed here, as a kernel build would: no CFI, IBT optional,
-// no retpolines or return thunks (indirect jumps are "jmp rcx", returns
-// "ret"), no call-depth accounting, and no BMI2 (register shifts go through
-// cl), because Unicorn's default CPU model lacks it.
+// The build configuration (Options.Config, docs/kernel.md §13) decides
+// what the kernel's build and boot decide: IBT's landing pads, what ends an
+// indirect jump (emitIndirectJump) and a return (emitReturn), and BMI2
+// shifts. Not modelled: kCFI, the ITS thunk and call-depth accounting.
 package x86
 
 import "tailsim/prog"

@@ -23,11 +23,14 @@ func (c *compiler) emitTailCall(k int, start int, ctx *jitContext) error {
 	case prog.Direct:
 		c.emitTailCallDirect(&ts, start, ctx)
 	case prog.Indirect:
-		c.emitTailCallIndirect(&ts, false, true, 0, ctx)
+		err = c.emitTailCallIndirect(&ts, false, true, 0, ctx)
 	case prog.Dynamic:
-		c.emitTailCallIndirect(&ts, true, true, 0, ctx)
+		err = c.emitTailCallIndirect(&ts, true, true, 0, ctx)
 	case prog.Static:
-		c.emitTailCallIndirect(&ts, true, false, tc.Map.MaxEntries, ctx)
+		err = c.emitTailCallIndirect(&ts, true, false, tc.Map.MaxEntries, ctx)
+	}
+	if err != nil {
+		return err
 	}
 	ts.Out = len(c.buf)
 	c.sites = append(c.sites, ts)
@@ -49,7 +52,7 @@ func (c *compiler) rel8(label, start int) byte {
 // emitTailCallIndirect is emit_bpf_tail_call_indirect(). patched selects
 // the series' form; dynArray its run-time path; maxEntries is the
 // immediate of the static path.
-func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool, maxEntries uint32, ctx *jitContext) {
+func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool, maxEntries uint32, ctx *jitContext) error {
 	l := c.o.Layout
 	start := len(c.buf)
 	label := ctx.tailCallIndirectLabel
@@ -85,9 +88,11 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 		c.emit("mov rcx, [rcx+bpf_func]", 0x48, 0x8B, 0x49, byte(l.BpfFunc))
 		c.emit(fmt.Sprintf("add rcx, %d: skip to X86_TAIL_CALL_OFFSET", c.o.TailCallOffset()), 0x48, 0x83, 0xC1, byte(c.o.TailCallOffset()))
 	}
-	ts.Jump = len(c.buf)
-	c.emit("jmp rcx: tail call", 0xFF, 0xE1)
+	if err := c.emitIndirectJump(ts); err != nil {
+		return err
+	}
 	ctx.tailCallIndirectLabel = len(c.buf) - start
+	return nil
 }
 
 // emitTailCallDirect is emit_bpf_tail_call_direct(): two 5-byte sites the
@@ -130,4 +135,63 @@ func (c *compiler) emitTailCallUnwind() {
 	if c.stackDepth != 0 {
 		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(jit.RoundUp(c.stackDepth, 8))))...)
 	}
+}
+
+// Thunks the code jumps to, by the names a Resolver gives addresses for.
+// x86_return_thunk is a pointer the kernel sets at boot; __x86_return_thunk
+// is its default value, the one named here.
+const (
+	ThunkRCX    = "__x86_indirect_thunk_rcx"
+	ReturnThunk = "__x86_return_thunk"
+)
+
+// emitIndirectJump is emit_indirect_jump() for rcx, the register every
+// tail call jumps through: what follows the jump depends on the Spectre v2
+// mitigation the kernel booted with and on what it was built with. (The
+// ITS thunk and the call-depth-tracking thunk are not modelled.)
+func (c *compiler) emitIndirectJump(ts *jit.TailSite) error {
+	switch {
+	case c.o.has(prog.Lfence):
+		c.emit("lfence: no speculation past here (spectre_v2=retpoline,lfence)", 0x0F, 0xAE, 0xE8)
+		ts.Jump = len(c.buf)
+		c.emit("jmp rcx: tail call", 0xFF, 0xE1)
+	case c.o.has(prog.Thunk):
+		ts.Jump, ts.Thunk = len(c.buf), ThunkRCX
+		return c.emitJumpTo(ThunkRCX, "jmp "+ThunkRCX+": tail call through the retpoline")
+	default:
+		ts.Jump = len(c.buf)
+		c.emit("jmp rcx: tail call", 0xFF, 0xE1)
+		if c.o.has(prog.Retpoline | prog.SLS) {
+			c.emit("int3: stops straight-line speculation past the jump", 0xCC)
+		}
+	}
+	return nil
+}
+
+// emitReturn is emit_return(): ret, or a jump to the return thunk on a
+// CPU that wants one.
+func (c *compiler) emitReturn() error {
+	if c.o.has(prog.Rethunk) {
+		return c.emitJumpTo(ReturnThunk, "jmp "+ReturnThunk+": return through the return thunk")
+	}
+	c.emit("ret", 0xC3)
+	if c.o.has(prog.SLS) {
+		c.emit("int3: stops straight-line speculation past ret", 0xCC)
+	}
+	return nil
+}
+
+// emitJumpTo is emit_jump() to a thunk, from the current position.
+func (c *compiler) emitJumpTo(thunk, note string) error {
+	to, ok := c.res.Thunk(thunk)
+	if !ok {
+		return fmt.Errorf("no address for %s", thunk)
+	}
+	ip := c.image + uint64(len(c.buf))
+	if !isSimm32(int64(to) - int64(ip+X86PatchSize)) {
+		return fmt.Errorf("%s at %#x out of rel32 range from %#x", thunk, to, ip)
+	}
+	j := emitJump(to, ip)
+	c.emit(note, j[:]...)
+	return nil
 }

@@ -175,8 +175,162 @@ func prologue(ibt, subprog, tcReachable bool, stack int, r regs) []insn {
 	return append(s, pushCallee(r)...)
 }
 
-// epilogue: pops in reverse, leave, ret.
-func epilogue(r regs) []insn { return append(popCallee(r), leave, ret) }
+// epilogue: pops in reverse, leave, ret (emit_return()).
+func epilogue(r regs) []insn { return epilogueFor(r, plain) }
+
+func epilogueFor(r regs, m mitigation) []insn {
+	return append(append(popCallee(r), leave), m.ret()...)
+}
+
+// ---- docs/kernel.md §13: build configurations ----
+
+// mitigation is what emit_indirect_jump() and emit_return() consult: the
+// options built in (CONFIG_MITIGATION_RETPOLINE, CONFIG_MITIGATION_SLS)
+// and what the CPU and boot chose (X86_FEATURE_RETPOLINE: thunk,
+// X86_FEATURE_RETPOLINE_LFENCE: lfence, a return thunk wanted: rethunk).
+// opts is the list as tailsim's config line reads it; preset the
+// tailsim preset whose x86 part this is, if any.
+type mitigation struct {
+	name, opts, preset                     string
+	retpoline, sls, thunk, lfence, rethunk bool
+	bmi2                                   bool
+}
+
+var (
+	plain        = mitigation{name: "none"}
+	retpolineOff = mitigation{name: "retpoline-built", opts: "retpoline", retpoline: true}
+	slsOnly      = mitigation{name: "sls", opts: "sls", sls: true}
+	rethunkOnly  = mitigation{name: "rethunk", opts: "rethunk", rethunk: true}
+	distro       = mitigation{name: "distro", opts: "retpoline,sls,thunk,rethunk,bmi2", preset: "distro", retpoline: true, sls: true, thunk: true, rethunk: true, bmi2: true}
+	distroEIBRS  = mitigation{name: "distro-eibrs", opts: "retpoline,sls,bmi2", preset: "distro-eibrs", retpoline: true, sls: true, bmi2: true}
+	distroLfence = mitigation{name: "distro-lfence", opts: "retpoline,sls,lfence,rethunk,bmi2", preset: "distro-lfence", retpoline: true, sls: true, lfence: true, rethunk: true, bmi2: true}
+	mitigations  = []mitigation{retpolineOff, slsOnly, rethunkOnly, distro, distroEIBRS, distroLfence}
+)
+
+// A jump to a thunk holds rel32 0 in the tables: the displacement depends
+// on where the image is loaded, and the test checks it reaches the thunk.
+func jmpThunk(name string) insn { return i("jmp "+name, 0xe9, 0, 0, 0, 0) }
+
+// indirectJump is emit_indirect_jump(&prog, rcx, ip).
+func (m mitigation) indirectJump() []insn {
+	switch {
+	case m.lfence:
+		return []insn{i("lfence", 0x0f, 0xae, 0xe8), i("jmp rcx", 0xff, 0xe1)}
+	case m.thunk:
+		return []insn{jmpThunk("__x86_indirect_thunk_rcx")}
+	}
+	s := []insn{i("jmp rcx", 0xff, 0xe1)}
+	if m.retpoline || m.sls {
+		s = append(s, i("int3", 0xcc))
+	}
+	return s
+}
+
+// ret is emit_return().
+func (m mitigation) ret() []insn {
+	if m.rethunk {
+		return []insn{jmpThunk("__x86_return_thunk")}
+	}
+	if m.sls {
+		return []insn{ret, i("int3", 0xcc)}
+	}
+	return []insn{ret}
+}
+
+// x86 registers of BPF R0..R9 as do_jit() maps them, with their 64- and
+// 32-bit names.
+var bpfRegs = []struct {
+	num          int
+	name, name32 string
+}{
+	{0, "rax", "eax"}, {7, "rdi", "edi"}, {6, "rsi", "esi"}, {2, "rdx", "edx"}, {1, "rcx", "ecx"},
+	{8, "r8", "r8d"}, {3, "rbx", "ebx"}, {13, "r13", "r13d"}, {14, "r14", "r14d"}, {15, "r15", "r15d"},
+}
+
+func regName(r int, is64 bool) string {
+	if is64 {
+		return bpfRegs[r].name
+	}
+	return bpfRegs[r].name32
+}
+
+// shiftOp: a register shift's BPF operator, its legacy /ext (d3 /4, /5,
+// /7) and its BMI2 mnemonic with the VEX pp that selects it (66, f2, f3).
+type shiftOp struct {
+	name, bpf, legacy, bmi2 string
+	ext, pp                 byte
+}
+
+var shiftOps = []shiftOp{
+	{"lsh", "<<=", "shl", "shlx", 4, 1},
+	{"rsh", ">>=", "shr", "shrx", 5, 3},
+	{"arsh", "s>>=", "sar", "sarx", 7, 2},
+}
+
+// shiftx is emit_shiftx(): VEX.LZ.<pp>.0F38.W<is64> F7 /r with dst in
+// both ModRM fields and src in vvvv.
+func shiftx(op shiftOp, dst, src int, is64 bool) insn {
+	d, s := bpfRegs[dst].num, bpfRegs[src].num
+	b1 := byte(0x40 | 0x02) // ~X set (no index), map 0f38
+	if d < 8 {
+		b1 |= 0x80 | 0x20 // ~R, ~B
+	}
+	b2 := byte((^s&0xf)<<3) | op.pp
+	if is64 {
+		b2 |= 0x80
+	}
+	modrm := byte(0xc0 | (d&7)<<3 | d&7)
+	return i(fmt.Sprintf("%s %s, %s, %s", op.bmi2, regName(dst, is64), regName(dst, is64), regName(src, is64)), 0xc4, b1, b2, 0xf7, modrm)
+}
+
+// movReg64 is EMIT_mov(dst, src): always 64-bit, x86 register numbers.
+func movReg64(dst, src int, dstName, srcName string) insn {
+	rex := byte(0x48)
+	if dst >= 8 {
+		rex |= 1
+	}
+	if src >= 8 {
+		rex |= 4
+	}
+	return i(fmt.Sprintf("mov %s, %s", dstName, srcName), rex, 0x89, byte(0xc0|(src&7)<<3|dst&7))
+}
+
+// shiftCL is "shl/shr/sar dst, cl" on x86 register d.
+func shiftCL(op shiftOp, d int, name string, is64 bool) insn {
+	var b []byte
+	switch {
+	case is64 && d >= 8:
+		b = []byte{0x49}
+	case is64:
+		b = []byte{0x48}
+	case d >= 8:
+		b = []byte{0x41}
+	}
+	b = append(b, 0xd3, 0xc0|op.ext<<3|byte(d&7))
+	return i(fmt.Sprintf("%s %s, cl", op.legacy, name), b...)
+}
+
+// shift is do_jit()'s BPF_ALU{,64} | BPF_{LSH,RSH,ARSH} | BPF_X.
+func shift(op shiftOp, dst, src int, is64, bmi2 bool) []insn {
+	const rcx, r11 = 1, 11
+	if bmi2 && src != 4 {
+		return []insn{shiftx(op, dst, src, is64)}
+	}
+	if src == 4 {
+		return []insn{shiftCL(op, bpfRegs[dst].num, regName(dst, is64), is64)}
+	}
+	s := bpfRegs[src]
+	if dst == 4 {
+		r11name := "r11"
+		if !is64 {
+			r11name = "r11d"
+		}
+		return []insn{movReg64(r11, rcx, "r11", "rcx"), movReg64(rcx, s.num, "rcx", s.name),
+			shiftCL(op, r11, r11name, is64), movReg64(rcx, r11, "rcx", "r11")}
+	}
+	return []insn{i("push rcx", 0x51), movReg64(rcx, s.num, "rcx", s.name),
+		shiftCL(op, bpfRegs[dst].num, regName(dst, is64), is64), i("pop rcx", 0x59)}
+}
 
 // loadTccPtr is mov rax, [rbp - 16 - round_up(stack, 8)], always disp32.
 func loadTccPtr(stack int) insn {
@@ -214,6 +368,10 @@ func unwind(stack int, r regs) []insn {
 // tailCall composes one tail-call sequence and resolves its branches to out.
 // maxEntries is the static path's map size; tcOff is X86_TAIL_CALL_OFFSET.
 func tailCall(f form, l layout, maxEntries uint32, stack int, r regs, tcOff int) []insn {
+	return tailCallFor(f, l, maxEntries, stack, r, tcOff, plain)
+}
+
+func tailCallFor(f form, l layout, maxEntries uint32, stack int, r regs, tcOff int, m mitigation) []insn {
 	var s []insn
 	if f == direct {
 		s = append(s, loadTccPtr(stack),
@@ -255,7 +413,7 @@ func tailCall(f form, l layout, maxEntries uint32, stack int, r regs, tcOff int)
 			i(fmt.Sprintf("mov rcx, qword ptr %s", mem("rcx", int64(l.bpfFun))), 0x48, 0x8b, 0x49, byte(l.bpfFun)),
 			i(fmt.Sprintf("add rcx, %d", tcOff), 0x48, 0x83, 0xc1, byte(tcOff)))
 	}
-	s = append(s, i("jmp rcx", 0xff, 0xe1))
+	s = append(s, m.indirectJump()...)
 	return resolve(s)
 }
 
@@ -321,7 +479,9 @@ type spec struct {
 	// plainSub: the subprogram names no callee-saved register whatever
 	// regs says (the shape's sub has no {regs}).
 	plainSub bool
-	comment  string
+	// mit is the build configuration; set, the case says config=.
+	mit     mitigation
+	comment string
 }
 
 func (sp spec) subRegs() regs {
@@ -358,6 +518,12 @@ func (sp spec) build() gcase {
 		"ibt=" + onOff(sp.ibt),
 		fmt.Sprintf("max=%d", sp.max),
 	}}
+	if sp.mit.opts != "" {
+		c.params = append(c.params, "config="+sp.mit.opts)
+		if sp.mit.preset != "" {
+			c.params = append(c.params, "preset="+sp.mit.preset)
+		}
+	}
 	// The main program is tail-call reachable when it or a function it
 	// calls contains a tail call.
 	mainTC := sp.hasTC
@@ -376,14 +542,14 @@ func (sp spec) build() gcase {
 		}
 		c.sections = append(c.sections, section{name: fn + ".tailcall",
 			attrs: fmt.Sprintf("kind=%s sites=%d", sp.form.kind(), sites),
-			insns: tailCall(sp.form, sp.layout, sp.max, sp.stack, sp.regs, tcOff)})
+			insns: tailCallFor(sp.form, sp.layout, sp.max, sp.stack, sp.regs, tcOff, sp.mit)})
 	}
 	if !sp.inSub {
 		tc("main")
 	} else {
 		c.sections = append(c.sections, section{name: "main.tailcall", attrs: "sites=0"})
 	}
-	c.sections = append(c.sections, section{name: "main.epilogue", insns: epilogue(sp.regs)})
+	c.sections = append(c.sections, section{name: "main.epilogue", insns: epilogueFor(sp.regs, sp.mit)})
 	if sp.hasSub {
 		// A subprogram is tail-call reachable only when it (or a function
 		// it calls) contains a tail call.
@@ -394,7 +560,7 @@ func (sp spec) build() gcase {
 		} else {
 			c.sections = append(c.sections, section{name: "sub.tailcall", attrs: "sites=0"})
 		}
-		c.sections = append(c.sections, section{name: "sub.epilogue", insns: epilogue(sp.subRegs())})
+		c.sections = append(c.sections, section{name: "sub.epilogue", insns: epilogueFor(sp.subRegs(), sp.mit)})
 	}
 	return c
 }
@@ -551,6 +717,61 @@ func extrasTable() []gcase {
 	return out
 }
 
+// configsTable: every tail-call form under each build configuration
+// (emit_indirect_jump() and emit_return()), with IBT off and on, and every
+// register shift with and without BMI2 (emit_shiftx()).
+func configsTable() []gcase {
+	var out []gcase
+	for _, m := range mitigations {
+		for _, f := range forms {
+			for _, ibt := range []bool{false, true} {
+				for _, x := range []struct {
+					stack int
+					r     regs
+				}{{0, regsNone}, {24, regsAll}} {
+					sp := spec{shape: f.shape, variant: f.variant, fixup: "default", layout: v618, stack: x.stack, regs: x.r, ibt: ibt,
+						max: 4, form: f.form, hasTC: true, mit: m}
+					sp.name = fmt.Sprintf("%s/%s/stack%d/%s/ibt-%s", m.name, f.name, x.stack, x.r.name, onOff(ibt))
+					out = append(out, sp.build())
+				}
+			}
+		}
+		// A subprogram's epilogue too.
+		sp := spec{shape: "sub-tc-var", variant: "patched", fixup: "default", layout: v618, stack: 8, regs: regs68, max: 4, form: static,
+			hasTC: true, inSub: true, hasSub: true, mit: m}
+		sp.name = m.name + "/subprog-patched-static"
+		out = append(out, sp.build())
+	}
+	// Shifts by a register: every pairing that changes the encoding (an
+	// extended register on either side, rcx as the destination or the
+	// count), both widths, with BMI2 (and without, for comparison).
+	pairs := [][2]int{{1, 2}, {0, 9}, {7, 1}, {9, 8}, {4, 2}, {2, 4}, {5, 0}, {3, 6}}
+	for _, bmi2 := range []bool{true, false} {
+		for _, op := range shiftOps {
+			for _, is64 := range []bool{true, false} {
+				for _, p := range pairs {
+					w, alu := "r", "64"
+					if !is64 {
+						w, alu = "w", "32"
+					}
+					opts := "none"
+					if bmi2 {
+						opts = "bmi2"
+					}
+					c := gcase{params: []string{
+						fmt.Sprintf("name=shift/%s/%s%d-%s%d/bmi2-%s", op.name, w, p[0], w, p[1], onOff(bmi2)),
+						"shape=shift", "op=" + op.name, "alu=" + alu, fmt.Sprintf("dst=%d", p[0]), fmt.Sprintf("src=%d", p[1]),
+						"variant=upstream", "fixup=noverifier", "layout=v6.18", "stack=0", "regs=none", "ibt=off", "max=4", "config=" + opts,
+					}, comment: fmt.Sprintf("%s%d %s %s%d", w, p[0], op.bpf, w, p[1])}
+					c.sections = []section{{name: "main.shift", insns: shift(op, p[0], p[1], is64, bmi2)}}
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
 func write(path, title string, cases []gcase) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -602,6 +823,7 @@ func main() {
 		{"tailcalls.txt", "Tail-call forms x layout x stack x callee-saved x IBT, with each program's prologue and epilogue.", tailcallTable()},
 		{"prologues.txt", "Main-program vs subprogram prologues, programs without tail calls, the tcc_ptr load before a bpf2bpf call.", prologueTable()},
 		{"extras.txt", "Boundaries: the static path's C-int displacement, map index, verifier options, disp8 layouts, stack rounding, two sites.", extrasTable()},
+		{"configs.txt", "Build configurations: the tail call's jump and the return under Spectre v2 / SLS / return-thunk options, and register shifts with BMI2. A jmp to a thunk holds rel32 0: the test checks that its displacement reaches the thunk.", configsTable()},
 	} {
 		if err := write(filepath.Join(dir, t.file), t.title, t.cases); err != nil {
 			fmt.Fprintln(os.Stderr, err)
