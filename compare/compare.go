@@ -21,9 +21,18 @@ import (
 type Side struct {
 	Backend scenarios.Backend
 	Variant prog.Variant
+	// Config is the run configuration (scenarios.Options.Config): two
+	// sides may differ only in it, to show what a build costs.
+	Config prog.Config
 }
 
-func (s Side) String() string { return s.Backend.Name() + "/" + s.Variant.String() }
+func (s Side) String() string {
+	name := s.Backend.Name() + "/" + s.Variant.String()
+	if s.Config != 0 {
+		name += "/" + s.Config.String()
+	}
+	return name
+}
 
 // Built is a side's listing and measured run.
 type Built struct {
@@ -103,11 +112,11 @@ func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 	if arch == nil {
 		return b, fmt.Errorf("%s has no machine code to compare", s.Backend.Name())
 	}
-	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Config: sc.Config}); err != nil {
+	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Config: sc.Config.Under(s.Config)}); err != nil {
 		return b, fmt.Errorf("%s: %w", s, sc.Locate(err))
 	}
 	keep := func(scenarios.Step, int) bool { return true }
-	b.Report = scenarios.Run(sc, s.Backend, s.Variant, scenarios.Options{Layout: o.Layout, Cost: true, Keep: keep})
+	b.Report = scenarios.Run(sc, s.Backend, s.Variant, scenarios.Options{Layout: o.Layout, Config: s.Config, Cost: true, Keep: keep})
 	if b.Report.Status == scenarios.Errored {
 		return b, fmt.Errorf("%s: %v", s, b.Report.Failures[len(b.Report.Failures)-1])
 	}
@@ -239,5 +248,7 @@ func (c *Comparison) Equivalent() bool {
 func Stepped(sc *scenarios.Scenario, left, right Side, o Options, max int) []*scenarios.Report {
 	keep := func(st scenarios.Step, iter int) bool { return iter == 1 || iter == st.Repeat }
 	so := scenarios.Options{Layout: o.Layout, Trace: true, Step: true, StepBudget: max, Keep: keep}
-	return []*scenarios.Report{scenarios.Run(sc, left.Backend, left.Variant, so), scenarios.Run(sc, right.Backend, right.Variant, so)}
+	lo, ro := so, so
+	lo.Config, ro.Config = left.Config, right.Config
+	return []*scenarios.Report{scenarios.Run(sc, left.Backend, left.Variant, lo), scenarios.Run(sc, right.Backend, right.Variant, ro)}
 }

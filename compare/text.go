@@ -115,12 +115,13 @@ func (p *printer) costs(ln string, lc []scenarios.RunCost, rn string, rc []scena
 		return
 	}
 	p.f("  cost, measured (per call: instructions run; loads from the array and programs, from the counter and stack, dependent; stores):\n")
+	w := max(18, len(ln), len(rn))
 	for _, side := range []struct {
 		name  string
 		costs []scenarios.RunCost
 	}{{ln, lc}, {rn, rc}} {
 		if len(side.costs) == 0 {
-			p.f("    %-18s no cost: the call never went to a program or to out (a fault, or code gone astray)\n", side.name)
+			p.f("    %-*s no cost: the call never went to a program or to out (a fault, or code gone astray)\n", w, side.name)
 		}
 		for _, c := range side.costs {
 			out := "to out"
@@ -131,8 +132,8 @@ func (p *printer) costs(ln string, lc []scenarios.RunCost, rn string, rc []scena
 			if c.Stores == 1 {
 				stores = "store"
 			}
-			p.f("    %-18s %-8s %-6s x%-5d %3d insns; loads %d array/prog + %d counter/stack (%d dependent); %d %s  [line %d]\n",
-				side.name, c.Path, out, c.Times, c.Insns, c.ArrayProgLoads, c.CounterStackLoads, c.DependentLoads, c.Stores, stores, c.Line)
+			p.f("    %-*s %-8s %-6s x%-5d %3d insns; loads %d array/prog + %d counter/stack (%d dependent); %d %s  [line %d]\n",
+				w, side.name, c.Path, out, c.Times, c.Insns, c.ArrayProgLoads, c.CounterStackLoads, c.DependentLoads, c.Stores, stores, c.Line)
 		}
 	}
 }

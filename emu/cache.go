@@ -9,10 +9,6 @@ static uc_err tailsim_remove_cache(void *uc, uint64_t begin, uint64_t end) {
 	return uc_ctl((uc_engine *)uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), begin, end);
 }
 
-// The x86 CPU model, set before the engine's first use.
-static uc_err tailsim_x86_cpu(void *uc) {
-	return uc_ctl((uc_engine *)uc, UC_CTL_WRITE(UC_CTL_CPU_MODEL, 1), UC_CPU_X86_HASWELL);
-}
 */
 import "C"
 
@@ -21,21 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"unsafe"
-
-	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 )
-
-// setX86CPU makes the engine a Haswell: Unicorn's default x86-64 model
-// (qemu64) has no BMI2, so shlx/shrx/sarx raise #UD in it, and a kernel
-// on a BMI2 CPU emits them. The model must be chosen before the engine
-// maps or runs anything. Code JITed for a CPU without BMI2 runs the same
-// on it.
-func (e *engine) setX86CPU() error {
-	if rc := C.tailsim_x86_cpu(unsafe.Pointer(e.u.Handle())); rc != C.UC_ERR_OK {
-		return fmt.Errorf("emu: choosing the x86 CPU model: %v", uc.UcError(rc))
-	}
-	return nil
-}
 
 // writeCode writes code into an arena and drops Unicorn's translations of
 // the bytes that changed. Measured with Unicorn 2.0.1: a plain MemWrite over

@@ -197,12 +197,6 @@ func newEngine(a arch) (*engine, error) {
 		return nil, fmt.Errorf("emu: creating a %s engine: %w", a, err)
 	}
 	e.u = u
-	if a == archX86 {
-		if err := e.setX86CPU(); err != nil {
-			u.Close()
-			return nil, err
-		}
-	}
 	// The binding's RegRead allocates; a batch of one reads in place.
 	if e.pcBatch, err = uc.NewRegBatch([]int{e.pcReg}); err != nil {
 		u.Close()

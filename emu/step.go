@@ -116,6 +116,10 @@ func newStepper(m *machine, budget int, all bool) (*stepper, error) {
 		for _, l := range m.images {
 			for _, s := range l.Img.Sites {
 				ranges = append(ranges, [2]uint64{l.Addr + uint64(s.Start), l.Addr + uint64(s.Out)})
+				if t, ok := at.thunkAddr(s.Thunk); ok && s.Thunk != "" {
+					// The thunk the jump goes through runs in the call.
+					ranges = append(ranges, [2]uint64{t, t})
+				}
 			}
 		}
 		for _, at := range m.entry {
@@ -218,6 +222,7 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		// Between a jump and where the thunk goes on: the change of image
 		// is judged from the jump (a tail call, or a return).
 		res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, Part: in.part, Insn: in.insn, Note: in.note, Loads: in.loads})
+		st.closeCost()
 		return
 	}
 	if prev := st.last; prev != nil && st.lastAt != st.jump {
@@ -273,7 +278,13 @@ func (st *stepper) finish(now []uint64, next uint64) {
 		e.Checks = append(e.Checks, dc.d)
 		st.deciding = nil
 	}
-	if o := st.open; o != nil && len(res.Execs) >= o.end {
+	st.closeCost()
+}
+
+// closeCost measures the open taken call once its last instruction (the
+// jump, or the thunk's) is recorded.
+func (st *stepper) closeCost() {
+	if o := st.open; o != nil && len(st.m.res.Execs) >= o.end {
 		st.cost(o.l, o.s, true, o.start, o.end)
 		st.open = nil
 	}

@@ -171,8 +171,23 @@ func TestSteppedBudget(t *testing.T) {
 
 // A measuring run (Cost) reports the same costs as a stepped one and
 // keeps no instructions.
+//
+// Under every configuration: a tail call through a retpoline thunk costs
+// the thunk's instruction too, in both modes (measuring once missed the
+// thunk, which lies outside the code it hooks, and closed the cost on
+// the callee's first instruction with the callee's loads).
 func TestCostMode(t *testing.T) {
-	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
+	plain := map[string]int{}
+	for _, cfg := range prog.Configs {
+		for _, b := range []*Backend{NewX86(cfg.Config), NewArm64(cfg.Config)} {
+			testCostMode(t, b, cfg, plain)
+		}
+	}
+}
+
+func testCostMode(t *testing.T, b *Backend, cfg prog.NamedConfig, plain map[string]int) {
+	t.Helper()
+	{
 		for _, v := range prog.Variants {
 			sm, sw := loadStepped(t, b, chain, v, 0)
 			want := sm.Run(sw.Prog("entry"), ctx(1))
@@ -189,7 +204,16 @@ func TestCostMode(t *testing.T) {
 					t.Fatalf("%s/%s index %d: %d execs, %d steps, costs %v", b.Name(), v, index, len(got.Execs), got.Steps, got.Costs)
 				}
 				if index == 1 && got.Costs[0] != want.Costs[0] {
-					t.Errorf("%s/%s: measured %v, stepped %v", b.Name(), v, got.Costs[0], want.Costs[0])
+					t.Errorf("%s/%s/%s: measured %v, stepped %v", b.Name(), v, cfg.Name, got.Costs[0], want.Costs[0])
+				}
+				key := b.Name() + "/" + v.String()
+				if index == 1 && cfg.Config == 0 {
+					plain[key] = got.Costs[0].Insns
+				}
+				// One more: the thunk's jmp, or lfence before jmp rcx.
+				longer := b.Name() == "x86_64" && cfg.Config&(prog.Thunk|prog.Lfence) != 0 && want.Costs[0].Path != prog.Direct
+				if index == 1 && cfg.Config != 0 && longer != (got.Costs[0].Insns == plain[key]+1) {
+					t.Errorf("%s/%s: a taken call costs %d instructions, %d in the default build (one more expected: %v)", key, cfg.Name, got.Costs[0].Insns, plain[key], longer)
 				}
 				if index == 3 && (got.Costs[0].Taken || got.Costs[0].Insns >= want.Costs[0].Insns) {
 					t.Errorf("%s/%s: an empty slot costs %v", b.Name(), v, got.Costs[0])
@@ -226,7 +250,7 @@ u32 0
 -- run --
 run entry
 `
-	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
+	for _, b := range []*Backend{NewX86(0), NewArm64(0), NewX86(prog.Configs[1].Config), NewX86(prog.Configs[3].Config)} {
 		m, w := loadStepped(t, b, src, prog.Upstream, 0)
 		got := m.Run(w.Prog("entry"), []byte{0, 0, 0, 0})
 		var evs []string

@@ -83,7 +83,7 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 		d.Title = sc.File
 	}
 	for _, rep := range reps {
-		l, bpfOnly, err := listingFor(sc, layout, rep.Arch, rep.Variant, nil)
+		l, bpfOnly, err := listingFor(sc, layout, rep, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Variant, err)
 		}
@@ -123,7 +123,7 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 					}
 					return ""
 				}
-				rl, _, err := listingFor(sc, layout, rep.Arch, rep.Variant, slots)
+				rl, _, err := listingFor(sc, layout, rep, slots)
 				if err != nil {
 					return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Variant, err)
 				}
@@ -148,7 +148,8 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 // listingFor lists the code a report's runs ran; the reference model's
 // runs step through BPF instructions, listed from the first arch's
 // listing without its machine code.
-func listingFor(sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.Variant, slots func(string, uint32) string) (*listing.Listing, bool, error) {
+func listingFor(sc *scenarios.Scenario, layout prog.Layout, rep *scenarios.Report, slots func(string, uint32) string) (*listing.Listing, bool, error) {
+	arch, v := rep.Arch, rep.Variant
 	la, bpfOnly := listing.Arches[0], true
 	for _, a := range listing.Arches {
 		if a.Name == arch {
@@ -159,7 +160,7 @@ func listingFor(sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.
 	if err != nil {
 		return nil, false, err
 	}
-	l, err := listing.Build(w, la, v, listing.Options{Config: sc.Config, Slots: slots,
+	l, err := listing.Build(w, la, v, listing.Options{Config: sc.Config.Under(rep.Config), Slots: slots,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}})
 	return l, bpfOnly, err
 }

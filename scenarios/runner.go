@@ -80,6 +80,12 @@ type Combo struct {
 	V prog.Variant
 }
 
+// RunsUnder reports whether the scenario runs under run configuration
+// cfg: its configs line, if any, lists it.
+func (sc *Scenario) RunsUnder(cfg prog.Config) bool {
+	return len(sc.Configs) == 0 || slices.Contains(sc.Configs, cfg)
+}
+
 // Combos lists the (backend, variant) pairs a scenario runs on: the
 // selection intersected with the scenario's own arch and variant lines.
 func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []Combo) {
@@ -110,7 +116,7 @@ func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, config
 	var reports []*Report
 	for _, sc := range scs {
 		for k, cfg := range configs {
-			if len(sc.Configs) > 0 && !slices.Contains(sc.Configs, cfg) {
+			if !sc.RunsUnder(cfg) {
 				continue
 			}
 			o.Config = cfg

@@ -15,7 +15,7 @@ import (
 func init() {
 	register(&command{
 		name: "compare",
-		summary: `set upstream beside the patched series (or two arches) for a scenario
+		summary: `set upstream beside the patched series (or two arches, or two builds) for a scenario
 
 For each tail-call site: the machine code on both sides with addresses
 relative to its function, so that only real differences show, and what
@@ -23,24 +23,26 @@ the call cost on each side as measured by stepping through it
 (instructions, loads from the array and programs and from the counter and
 stack, dependent loads, stores). Then, for every run of the scenario,
 whether both sides gave the same result, counter, path, fall-throughs and
-ctx. With -arch A,B the two arches are compared on -variant. -html FILE
+ctx. With -arch A,B the two arches are compared on -variant; with
+-config A,B two kernel builds on the arch and -variant. -html FILE
 also writes both sides' runs as one page to step through.
 Exit status: 0 every run the same on both sides, 1 a run differs, 2 usage
 or input error.`,
-		usage: "tailsim compare [-arch A[,B]] [-variant V] [-layout L] [-html FILE] SCENARIO",
+		usage: "tailsim compare [-arch A[,B]] [-variant V] [-config C[,D]] [-layout L] [-html FILE] SCENARIO",
 		run:   compareCmd,
 	})
 	flagSetups["compare"] = func(fs *flag.FlagSet) { newCompareFlags(fs) }
 }
 
 type compareFlags struct {
-	arch, variant, layout, html *string
+	arch, variant, config, layout, html *string
 }
 
 func newCompareFlags(fs *flag.FlagSet) compareFlags {
 	return compareFlags{
 		arch:    fs.String("arch", "x86_64", "the arch whose upstream and patched code to compare, or A,B to compare two arches"),
-		variant: fs.String("variant", prog.Patched.String(), "with two arches, the variant they are compared on"),
+		variant: fs.String("variant", prog.Patched.String(), "with two arches or two configs, the variant they are compared on"),
+		config:  fs.String("config", "default", configUsage+"; or C,D to compare two builds"),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
 		html:    fs.String("html", "", "also write both sides' runs as a self-contained HTML page to `FILE`"),
 	}
@@ -60,13 +62,20 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil || len(bs) > 2 || strings.Contains(*f.arch, "ref") {
 		return usagef("-arch %q: one or two emulated arches (x86_64, arm64)", *f.arch)
 	}
-	left, right := compare.Side{Backend: bs[0], Variant: prog.Upstream}, compare.Side{Backend: bs[0], Variant: prog.Patched}
-	if len(bs) == 2 {
+	cfgs, err := selectConfigs(*f.config)
+	if err != nil {
+		return usageError{err}
+	}
+	if *f.config == "all" || len(cfgs) > 2 || len(cfgs) == 2 && len(bs) == 2 {
+		return usagef("-config %q: one configuration for both sides, or two to compare on one arch", *f.config)
+	}
+	left, right := compare.Side{Backend: bs[0], Variant: prog.Upstream, Config: cfgs[0]}, compare.Side{Backend: bs[0], Variant: prog.Patched, Config: cfgs[0]}
+	if len(bs) == 2 || len(cfgs) == 2 {
 		v, err := prog.ParseVariant(*f.variant)
 		if err != nil {
 			return usageError{err}
 		}
-		left, right = compare.Side{Backend: bs[0], Variant: v}, compare.Side{Backend: bs[1], Variant: v}
+		left, right = compare.Side{Backend: bs[0], Variant: v, Config: cfgs[0]}, compare.Side{Backend: bs[len(bs)-1], Variant: v, Config: cfgs[len(cfgs)-1]}
 	}
 	var o compare.Options
 	if *f.layout != "" {
@@ -84,7 +93,7 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 		return usagef("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
 	}
 	for _, s := range []compare.Side{left, right} {
-		if len(scs[0].Combos([]scenarios.Backend{s.Backend}, []prog.Variant{s.Variant})) == 0 {
+		if len(scs[0].Combos([]scenarios.Backend{s.Backend}, []prog.Variant{s.Variant})) == 0 || !scs[0].RunsUnder(s.Config) {
 			return usagef("%s does not run on %s", scs[0].File, s)
 		}
 	}

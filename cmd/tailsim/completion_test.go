@@ -36,6 +36,7 @@ func TestCompletion(t *testing.T) {
 		{"tailsim run -arch ", "ref x86_64 arm64 all"},
 		{"tailsim run -no", "-notes"},
 		{"tailsim run -layout v6", "v6.18 v6.18-nosec"},
+		{"tailsim run -config distro-", "distro-eibrs distro-lfence"},
 		{"tailsim disasm -syntax a", "att"},
 		{"tailsim fuzz -sh", "-shard"},
 		{"tailsim help fu", "fuzz"},

@@ -31,7 +31,7 @@ functions by name), for diffing two listings. PROG is a program name
 (every function of it, main first) or PROG/FUNC; with no PROG every
 program of the scenario is listed.
 Exit status: 0 listed, 2 usage or input error.`,
-		usage: "tailsim disasm [-arch A] [-variant V] [-layout L] [-syntax att|intel] [-hex] [-as-jited] [-rel] SCENARIO [PROG]",
+		usage: "tailsim disasm [-arch A] [-variant V] [-config C] [-layout L] [-syntax att|intel] [-hex] [-as-jited] [-rel] SCENARIO [PROG]",
 		run:   disasmCmd,
 	})
 	flagSetups["disasm"] = func(fs *flag.FlagSet) { newDisasmFlags(fs) }
@@ -59,14 +59,15 @@ func lookupDisasmArch(name string) (*listing.Arch, error) {
 }
 
 type disasmFlags struct {
-	arch, variant, layout, syntax *string
-	hex, asJITed, rel             *bool
+	arch, variant, config, layout, syntax *string
+	hex, asJITed, rel                     *bool
 }
 
 func newDisasmFlags(fs *flag.FlagSet) disasmFlags {
 	return disasmFlags{
 		arch:    fs.String("arch", listing.Arches[0].Name, "arch whose JIT to list ("+disasmArchNames()+")"),
 		variant: fs.String("variant", prog.Upstream.String(), "variant (upstream, patched)"),
+		config:  fs.String("config", "default", configUsage),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
 		syntax:  fs.String("syntax", "", "assembly syntax: intel (default) or att"),
 		hex:     fs.Bool("hex", false, "show each machine instruction's bytes"),
@@ -100,6 +101,10 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	cfg, err := selectConfig(*f.config)
+	if err != nil {
+		return usageError{err}
+	}
 	scs, err := scenarios.LoadPaths(pos[:1])
 	if err != nil {
 		return inputError{err}
@@ -118,7 +123,7 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return inputError{err}
 	}
-	o := listing.Options{Config: sc.Config, Syntax: *f.syntax, AsJITed: *f.asJITed,
+	o := listing.Options{Config: sc.Config.Under(cfg), Syntax: *f.syntax, AsJITed: *f.asJITed,
 		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}}
 	if len(pos) == 2 {
 		o.Prog, o.Func, _ = strings.Cut(pos[1], "/")

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"tailsim/prog"
+	"tailsim/scenarios"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -148,6 +151,98 @@ func TestRunLibraryByDefault(t *testing.T) {
 		t.Errorf("%d lines when everything passes:\n%s", len(lines), out)
 	}
 	for _, want := range []string{"library/test_bpf/", "PASS", "runs on ref, x86_64, arm64 × upstream, patched", "notes: -notes shows them)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The whole library passes under every configuration preset, each named
+// in the report; the findings pinned to the default build run under it
+// only, and the reference model once.
+func TestRunLibraryAllConfigs(t *testing.T) {
+	code, out, errs := run(t, "run", "-config", "all")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"× config default, distro, distro-eibrs, distro-lfence (ref under the first)",
+		"arch/variant/config runs", "0 failed, 0 errors"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The runs: per scenario, its combos under each preset it runs under,
+	// the reference model's under the first only.
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, pinned := 0, 0
+	for _, sc := range scs {
+		if len(sc.Configs) > 0 {
+			pinned++
+		}
+		for k, c := range prog.Configs {
+			if sc.RunsUnder(c.Config) {
+				for _, cb := range sc.Combos(backends, prog.Variants) {
+					if k == 0 || cb.B.Name() != "ref" {
+						want++
+					}
+				}
+			}
+		}
+	}
+	if pinned == 0 || !strings.Contains(out, fmt.Sprintf("on %d arch/variant/config runs", want)) {
+		t.Errorf("want %d runs (%d scenarios pinned):\n%s", want, pinned, out)
+	}
+}
+
+// -config: a failure names the configuration that gave it, and its trace
+// command line repeats it; bad configurations are usage errors.
+func TestRunConfigFlag(t *testing.T) {
+	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
+	_, out, _ := run(t, "run", "-v", "-arch", "x86_64", "-variant", "upstream", "-config", "default,ibt+sls", failing)
+	for _, want := range []string{"FAIL [every arch/variant/config] line 17", "-config ibt+sls "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	good := write(t, "good.txtar", scenario)
+	pinned := write(t, "pinned.txtar", strings.Replace(scenario, "-- maps --", "-- config --\nconfigs distro\n-- maps --", 1))
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"run", "-config", "cet", good}, 2, `unknown config "cet"`},
+		{[]string{"run", "-config", "thunk", good}, 2, "need retpoline"},
+		{[]string{"run", "-config", "default,", good}, 2, "name one configuration"},
+		{[]string{"run", "-config", "default", pinned}, 2, "no scenario matches"},
+		{[]string{"run", "-config", "distro", pinned}, 0, ""},
+		{[]string{"trace", "-config", "all", good}, 2, "name one configuration"},
+		{[]string{"trace", "-config", "default", pinned}, 2, "does not run under -config default"},
+		{[]string{"disasm", "-config", "distro+ibt", good}, 0, ""},
+		{[]string{"compare", "-config", "default,distro,distro-eibrs", good}, 2, "one configuration for both sides, or two"},
+		{[]string{"compare", "-arch", "x86_64,arm64", "-config", "default,distro", good}, 2, "one configuration for both sides, or two"},
+	} {
+		code, _, errs := run(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.err) {
+			t.Errorf("%q: exit %d, stderr %q; want %d with %q", tc.args, code, errs, tc.code, tc.err)
+		}
+	}
+}
+
+// compare -config A,B sets two builds side by side: under distro the
+// tail call ends in a jump to the retpoline thunk, which a taken call
+// runs too.
+func TestCompareConfigs(t *testing.T) {
+	good := write(t, "good.txtar", strings.Replace(scenario, "w3 = 1", "r3 = *(u32 *)(r1 + 0)", 1)+"-- ctx --\nu32 1\n")
+	code, out, errs := run(t, "compare", "-variant", "upstream", "-config", "default,distro", good)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"x86_64/upstream beside x86_64/upstream/distro", "jmp rcx", "jmp __x86_indirect_thunk_rcx",
+		"x86_64/upstream/distro indirect taken"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -107,11 +107,11 @@ func (d *distinct) add(text, where string) {
 	d.where[text] = append(d.where[text], where)
 }
 
-func (d *distinct) write(w io.Writer, label string, all int) {
+func (d *distinct) write(w io.Writer, label string, all int, every string) {
 	for _, t := range d.texts {
 		on := strings.Join(d.where[t], ", ")
 		if len(d.where[t]) == all && all > 1 {
-			on = "every arch/variant"
+			on = every
 		}
 		fmt.Fprintf(w, "  %s [%s] %s\n", label, on, t)
 	}
@@ -177,10 +177,14 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 				notes.add(n, on)
 			}
 		}
-		errs.write(w, "ERROR", len(g.reports))
-		failures.write(w, "FAIL", len(g.reports))
+		every := "every arch/variant"
+		if o.configs {
+			every += "/config"
+		}
+		errs.write(w, "ERROR", len(g.reports), every)
+		failures.write(w, "FAIL", len(g.reports), every)
 		if showNotes {
-			notes.write(w, "note", len(g.reports))
+			notes.write(w, "note", len(g.reports), every)
 		}
 		if !o.verbose {
 			continue

@@ -36,23 +36,24 @@ self-contained web page to step through (the code, the memory, the
 checks, the chain of programs) and prints only the verdict.
 Exit status: 0 the scenario's checks pass, 1 one failed, 2 usage or
 input error.`,
-		usage: "tailsim trace [-arch A] [-variant V] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-html FILE] [-max N] SCENARIO",
+		usage: "tailsim trace [-arch A] [-variant V] [-config C] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-html FILE] [-max N] SCENARIO",
 		run:   traceCmd,
 	})
 	flagSetups["trace"] = func(fs *flag.FlagSet) { newTraceFlags(fs) }
 }
 
 type traceFlags struct {
-	arch, variant, layout *string
-	line, iter, max       *int
-	brief, events, json   *bool
-	html                  *string
+	arch, variant, config, layout *string
+	line, iter, max               *int
+	brief, events, json           *bool
+	html                          *string
 }
 
 func newTraceFlags(fs *flag.FlagSet) traceFlags {
 	return traceFlags{
 		arch:    fs.String("arch", "x86_64", "the arch to trace: x86_64, arm64, or ref (the reference model, one BPF instruction a step)"),
 		variant: fs.String("variant", prog.Upstream.String(), "variant (upstream, patched)"),
+		config:  fs.String("config", "default", configUsage),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
 		line:    fs.Int("line", 0, "trace only the run step on this line of the scenario"),
 		iter:    fs.Int("iter", 0, "of a step with repeat=N, trace iteration I (default: the first and the last)"),
@@ -101,6 +102,10 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	cfg, err := selectConfig(*f.config)
+	if err != nil {
+		return usageError{err}
+	}
 	if *f.max < 1 || *f.iter < 0 {
 		return usagef("-max must be at least 1 and -iter not negative")
 	}
@@ -131,7 +136,7 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return iter == 1 || iter == st.Repeat
 	}
-	opts := scenarios.Options{Trace: true, Step: true, StepBudget: *f.max, Keep: keep}
+	opts := scenarios.Options{Trace: true, Step: true, StepBudget: *f.max, Keep: keep, Config: cfg}
 	if *f.layout != "" {
 		l, err := prog.LayoutByName(*f.layout)
 		if err != nil {
@@ -147,6 +152,9 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(sc.Combos(bs, []prog.Variant{v})) == 0 {
 		return usagef("%s does not run on %s/%s", sc.File, bs[0].Name(), v)
+	}
+	if !sc.RunsUnder(cfg) {
+		return usagef("%s does not run under -config %s (its configs line)", sc.File, cfg)
 	}
 	rep := scenarios.Run(sc, bs[0], v, opts)
 	if *f.html != "" {
