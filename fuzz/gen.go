@@ -165,7 +165,10 @@ var (
 	presets  = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
 	targets  = [4]Target{Leaf, Leaf, Self, Bounce}
 	fills    = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}
-	hardened = [8]prog.Config{0, 0, 0, 0, prog.IBT | prog.BTI, prog.PAC, prog.IBT | prog.BTI | prog.PAC, prog.IBT | prog.PAC}
+	// configs: half the cases the default build, the rest landing pads
+	// and the distribution presets (thunks, int3s, lfence, BMI2 on x86;
+	// BTI and PAC on arm64).
+	configs = [8]prog.Config{0, 0, 0, 0, prog.IBT | prog.BTI, prog.Configs[1].Config, prog.Configs[2].Config | prog.IBT, prog.Configs[3].Config}
 )
 
 // FromParams builds the case for max_entries, the index and a shape word
@@ -210,7 +213,7 @@ func FromParams(maxEntries uint32, index, shape uint64) Case {
 		// (checkMaxStackDepth): 240 is the deepest it accepts.
 		c.Stack = 240
 	}
-	c.Config = hardened[bits(shape, 36, 3)]
+	c.Config = configs[bits(shape, 36, 3)]
 	c.NoDirect = bits(shape, 39, 2) == 3
 	if bits(shape, 59, 2) == 3 {
 		c.Placement = prog.PlaceAligned

@@ -82,7 +82,7 @@ func TestGeneratorCoverage(t *testing.T) {
 	}
 	want := append(dataValues(), fmtAll("chain", chains[:])...)
 	want = append(want, "odd stack=true", "odd stack=false")
-	for _, v := range hardened {
+	for _, v := range configs {
 		want = append(want, "config="+v.String())
 	}
 	for _, v := range stacks {

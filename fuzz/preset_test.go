@@ -89,13 +89,13 @@ func (c presetCase) text() string {
 // truncate), slots leaf, self (the site calls itself up to the limit) and
 // empty; a third of the sites in a subprogram, a third reached by two
 // maps (the patched dynamic path); stack depths that differ along the
-// chain; and control-flow hardening.
+// chain; and control-flow protections and the distribution builds.
 func samplePreset(r *rand.Rand) presetCase {
 	ns := []int{0, 1, 2, 17, 30, 31, 32, 33}
 	stacks := []int{0, 16, 64, 128}
 	c := presetCase{n: ns[r.IntN(len(ns))], maxEntries: uint32(1 + r.IntN(8)), fromCtx: r.IntN(2) == 0, neighbour: r.IntN(2) == 0,
 		inSub: r.IntN(3) == 0, poisoned: r.IntN(3) == 0, stackSite: stacks[r.IntN(4)], stackChain: stacks[r.IntN(4)],
-		config: []string{"", "", "ibt,bti", "pac", "ibt,bti,pac"}[r.IntN(5)]}
+		config: []string{"", "", "ibt,bti", "pac", "ibt,bti,pac", "distro", "distro-lfence"}[r.IntN(7)]}
 	switch r.IntN(4) {
 	case 0:
 		c.index = uint64(c.maxEntries) + uint64(r.IntN(3)) // out of bounds

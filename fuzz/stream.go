@@ -19,7 +19,7 @@ const DefaultInputs = 64
 
 // StreamCase is input k of seed's stream. The shape — everything that
 // changes the machine code: programs, site kind, key form, chain, stack,
-// layout, hardening — is Generate(seed)'s, and so is input 0's data. The
+// layout, config — is Generate(seed)'s, and so is input 0's data. The
 // other inputs redraw the data the JITed code reads at run time: the index
 // (unless it is a constant in the code), what the slots hold, the counter
 // preset, which map a poisoned site takes; and, for each group of
@@ -89,7 +89,7 @@ type stream struct {
 	refs       []streamRef
 	ctx, ctx0  []byte
 	budget     int
-	hardening  prog.Config
+	config     prog.Config
 	placement  prog.Placement
 	loadFailed []Finding // machines that could not load the world
 	// pending is the rest of the last input's change in flight (Window),
@@ -168,7 +168,7 @@ func (s *stream) load(c Case) error {
 		return err
 	}
 	s.shape, s.w, s.entry, s.jt = c, w, w.Prog("entry"), w.Array("jt")
-	s.budget, s.hardening, s.placement = sc.Budget, sc.Config, sc.Placement
+	s.budget, s.config, s.placement = sc.Budget, sc.Config, sc.Placement
 	s.ctx0 = w.Ctx
 	s.ctx = make([]byte, len(w.Ctx))
 	s.loadFailed = nil
@@ -184,7 +184,7 @@ func (s *stream) load(c Case) error {
 	for _, b := range s.backends {
 		direct := b.DirectTailCalls() && directMatters
 		for _, v := range s.variants {
-			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Config: s.hardening, Placement: s.placement})
+			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Config: s.config, Placement: s.placement})
 			if err != nil {
 				// As the runner reports it: the scenario cannot run on
 				// this backend.
