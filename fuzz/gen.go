@@ -160,11 +160,11 @@ const anyStack = -1
 func bits(shape uint64, at, n uint) uint64 { return shape >> at & (1<<n - 1) }
 
 var (
-	stacks   = [8]int{0, 8, 24, 64, 512, 256, 128, anyStack}
-	chains   = [8]int{0, 0, 0, 0, 0, 0, 1, 32}
-	presets  = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
-	targets  = [4]Target{Leaf, Leaf, Self, Bounce}
-	fills    = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}
+	stacks  = [8]int{0, 8, 24, 64, 512, 256, 128, anyStack}
+	chains  = [8]int{0, 0, 0, 0, 0, 0, 1, 32}
+	presets = [8]int{0, 0, 0, 0, 1, 31, 32, 33}
+	targets = [4]Target{Leaf, Leaf, Self, Bounce}
+	fills   = [8]Fill{FillIndex, FillIndex, FillIndex, FillIndex, FillIndex, FillNone, FillNeighbours, FillAround}
 	// configs: half the cases the default build, the rest landing pads
 	// and the distribution presets (thunks, int3s, lfence, BMI2 on x86;
 	// BTI and PAC on arm64).
