@@ -104,7 +104,7 @@ func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 	if o.Layout != nil {
 		layout = *o.Layout
 	}
-	w, err := sc.BuildWith(layout)
+	w, err := sc.BuildFor(layout, s.Backend.Name())
 	if err != nil {
 		return b, err
 	}

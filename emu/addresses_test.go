@@ -167,6 +167,17 @@ func TestAddressMapsDisjoint(t *testing.T) {
 			{"thread_info", at.threadInfo, at.threadInfo + pageSize},
 			{"ctx", ctxBase, ctxBase + 64<<10},
 		}
+		// The kernel data's pages, each once (objects share pages).
+		seen := map[uint64]bool{}
+		for _, o := range prog.KernelObjects() {
+			if p := pageDown(o.Addr); !seen[p] {
+				seen[p] = true
+				regions = append(regions, struct {
+					what       string
+					start, end uint64
+				}{"the page of " + o.Name, p, p + pageSize})
+			}
+		}
 		for i, r := range regions {
 			if r.start>>48 != 0xffff || r.end-1 < r.start {
 				t.Errorf("%s: %s %#x..%#x is not in the kernel half or wraps", name, r.what, r.start, r.end)

@@ -1,8 +1,9 @@
 package emu
 
 import (
-	"encoding/binary"
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -113,17 +114,8 @@ func (b *Backend) newReadyEngine() (_ *engine, err error) {
 	if err := e.mapForLife(at.threadInfo, pageSize, uc.PROT_READ); err != nil {
 		return nil, err
 	}
-	// The kernel's jiffies, which the inlined bpf_jiffies64() reads
-	// (prog.JiffiesAddr, the same on both arches and in the model).
-	if err := e.mapForLife(prog.JiffiesAddr, pageSize, uc.PROT_READ); err != nil {
+	if err := e.mapKernelData(); err != nil {
 		return nil, err
-	}
-	if err := e.u.MemWrite(prog.JiffiesAddr, binary.LittleEndian.AppendUint64(nil, prog.Jiffies())); err != nil {
-		return nil, err
-	}
-	// Only its 8 bytes: the rest of the page faults, as in the model.
-	if hs := e.guard(prog.JiffiesAddr+8, prog.JiffiesAddr+pageSize); len(hs) == 0 {
-		return nil, fmt.Errorf("emu: guarding the page of jiffies")
 	}
 	if err := e.writeCode(at.stubs, b.spec.stubs(at)); err != nil {
 		return nil, err
@@ -259,4 +251,41 @@ func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.
 		}
 	}
 	return m, nil
+}
+
+// mapKernelData maps the kernel data the inlined helpers read
+// (prog.KernelObjects: jiffies, x86's per-CPU cpu_number and
+// this_cpu_off), read-only, at the addresses the reference model has them;
+// the rest of their pages faults, as in the model.
+func (e *engine) mapKernelData() error {
+	pages := map[uint64][]prog.KernelObject{}
+	var order []uint64
+	for _, o := range prog.KernelObjects() {
+		p := pageDown(o.Addr)
+		if pages[p] == nil {
+			order = append(order, p)
+		}
+		pages[p] = append(pages[p], o)
+	}
+	for _, p := range order {
+		if err := e.mapForLife(p, pageSize, uc.PROT_READ); err != nil {
+			return err
+		}
+		objs := pages[p]
+		slices.SortFunc(objs, func(a, b prog.KernelObject) int { return cmp.Compare(a.Addr, b.Addr) })
+		at := p
+		for _, o := range objs {
+			if err := e.u.MemWrite(o.Addr, o.Value); err != nil {
+				return err
+			}
+			if o.Addr > at && len(e.guard(at, o.Addr)) == 0 {
+				return fmt.Errorf("emu: guarding the page of %s", o.Name)
+			}
+			at = o.Addr + uint64(len(o.Value))
+		}
+		if at < p+pageSize && len(e.guard(at, p+pageSize)) == 0 {
+			return fmt.Errorf("emu: guarding the page at %#x", p)
+		}
+	}
+	return nil
 }

@@ -444,6 +444,11 @@ func (m *machine) name(a *prog.MemAccess, fp uint64) (prog.Object, string) {
 	case addr >= at.threadInfo && addr < at.threadInfo+pageSize:
 		return prog.ObjOther, fmt.Sprintf("thread_info+%#x", addr-at.threadInfo)
 	}
+	for _, o := range prog.KernelObjects() {
+		if addr >= o.Addr && addr < o.Addr+uint64(len(o.Value)) {
+			return prog.ObjOther, o.Name
+		}
+	}
 	return prog.ObjOther, m.symbolize(addr)
 }
 

@@ -100,6 +100,10 @@ func x86Spec(c prog.Config) *archSpec {
 			return in.AddrRegs, in.Loads
 		},
 	}
+	// GS holds this CPU's per-CPU offset, which the inlined
+	// bpf_get_smp_processor_id() adds (prog/rewrite.go): runs are on
+	// CPU 0.
+	spec.setup = func(e *engine) error { return e.regWrite(uc.X86_REG_GS_BASE, prog.X86PerCPUOffset()) }
 	if ibt {
 		// IBT: an indirect jump must land on endbr64 (ENDBR64 is
 		// F3 0F 1E FA), or the CPU raises #CP.

@@ -163,6 +163,8 @@ func (s *stream) load(c Case) error {
 	if err != nil {
 		return err
 	}
+	// One world for every backend: no generated case calls a helper the
+	// verifier inlines on one arch only (sc.BuildFor).
 	w, err := sc.Build()
 	if err != nil {
 		return err

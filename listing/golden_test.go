@@ -47,6 +47,10 @@ var goldens = []golden{
 	{name: "x86_hex", file: "scenarios/library/edges/self_loop_direct.txtar", arch: "x86_64", v: prog.Patched, hex: true},
 	{name: "x86_att", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Syntax: "att"}},
 	{name: "x86_hardening", file: "scenarios/library/edges/hardening.txtar", arch: "x86_64"},
+	{name: "x86_distro", file: "scenarios/library/edges/empty_slot.txtar", arch: "x86_64", o: listing.Options{Config: prog.Configs[1].Config}},
+	{name: "x86_distro_eibrs_patched", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Config: prog.Configs[2].Config}},
+	{name: "x86_smp_processor_id", file: "scenarios/library/edges/smp_processor_id_inlined.txtar", arch: "x86_64"},
+	{name: "arm64_smp_processor_id", file: "scenarios/library/edges/smp_processor_id_inlined.txtar", arch: "arm64"},
 	{name: "x86_layout_prog", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", layout: "pre-v6.18", o: listing.Options{Prog: "tail_call_2"}},
 	{name: "x86_prog_func", file: "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", arch: "x86_64", hex: true,
 		o: listing.Options{Syntax: "att", Prog: "entry", Func: "subprog_tail"}},
@@ -135,11 +139,11 @@ func load(t *testing.T, file string) *scenarios.Scenario {
 // build lists a scenario as "tailsim disasm" does.
 func build(t *testing.T, sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.Variant, o listing.Options) *listing.Listing {
 	t.Helper()
-	w, err := sc.BuildWith(layout)
+	w, err := sc.BuildFor(layout, arch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Config = sc.Config
+	o.Config = sc.Config.Under(o.Config)
 	o.Source = listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}
 	l, err := listing.Build(w, listing.ArchByName(arch), v, o)
 	if err != nil {

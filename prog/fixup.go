@@ -132,6 +132,10 @@ type FixupOptions struct {
 	// each tail call a bounds check of all of R3 and a mask of the index
 	// (see World.Fix); a site two maps reach is refused.
 	Unprivileged bool
+	// Arch is the arch whose kernel verifies the programs ("x86_64",
+	// "arm64"; "" for the reference model alone): the verifier inlines
+	// some helpers on some arches only.
+	Arch string
 }
 
 // Fixup is the verifier-like analysis of one program's tail-call sites.

@@ -1,6 +1,7 @@
 package prog_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -790,6 +791,48 @@ func TestJiffiesInlined(t *testing.T) {
 	w = &prog.World{Progs: []*prog.Program{bad}}
 	if err := w.Fix(prog.FixupOptions{}); err == nil || !strings.Contains(err.Error(), "R1 !read_ok") {
 		t.Errorf("reading R1 after the call: %v", err)
+	}
+}
+
+// bpf_get_smp_processor_id() is inlined for x86-64 only: a per-CPU load
+// of cpu_number, three instructions where the call was; arm64 and the
+// model alone keep the call (arm64's JIT inlines it itself).
+func TestSmpProcessorIDInlined(t *testing.T) {
+	src := "r6 = 5\ncall bpf_get_smp_processor_id\nr0 += r6\nexit"
+	for _, arch := range []string{"x86_64", "arm64", ""} {
+		p := newProg(t, "main", src, nil)
+		w := &prog.World{Progs: []*prog.Program{p}}
+		if err := w.Fix(prog.FixupOptions{Arch: arch}); err != nil {
+			t.Fatal(err)
+		}
+		ins := p.Funcs[0].Insns
+		if arch != "x86_64" {
+			if len(ins) != 4 || !ins[1].IsHelperCall() {
+				t.Errorf("%q: %v, want the call kept", arch, ins)
+			}
+			continue
+		}
+		if len(ins) != 6 || ins[1].OpCode != prog.ALU64(prog.OpMov, prog.SourceK) || uint64(ins[1].Imm) != prog.X86CPUNumber ||
+			!ins[2].IsMovPercpuAddr() || ins[2].Dst != prog.R0 || ins[2].Src != prog.R0 ||
+			ins[3].OpCode != prog.LoadMem(prog.SizeW) || ins[3].Src != prog.R0 || ins[3].Dst != prog.R0 {
+			t.Errorf("x86_64: rewritten %v", ins)
+		}
+		// What the load reads: CPU 0's cpu_number, through this CPU's
+		// offset, which this_cpu_off (read at the symbol plus the
+		// offset) holds.
+		off, ok := prog.KernelRead(prog.X86ThisCPUOff+prog.X86PerCPUOffset(), 8)
+		cpu, ok2 := prog.KernelRead(prog.X86CPUNumber+prog.X86PerCPUOffset(), 4)
+		if !ok || !ok2 || binary.LittleEndian.Uint64(off) != prog.X86PerCPUOffset() || binary.LittleEndian.Uint32(cpu) != 0 {
+			t.Errorf("kernel data: this_cpu_off % x, cpu_number % x", off, cpu)
+		}
+		if _, ok := prog.KernelRead(prog.X86CPUNumber+prog.X86PerCPUOffset()+2, 4); ok {
+			t.Errorf("a read past cpu_number's 4 bytes succeeds")
+		}
+	}
+	bad := newProg(t, "main", "r2 = 5\ncall bpf_get_smp_processor_id\nr0 = r2\nexit", nil)
+	w := &prog.World{Progs: []*prog.Program{bad}}
+	if err := w.Fix(prog.FixupOptions{Arch: "x86_64"}); err == nil || !strings.Contains(err.Error(), "R2 !read_ok") {
+		t.Errorf("reading R2 after the call: %v", err)
 	}
 }
 

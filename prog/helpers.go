@@ -30,6 +30,10 @@ var Helpers = []Helper{
 	{212, "test_func", 17},
 }
 
+// HelperSmpProcessorID is bpf_get_smp_processor_id(), which the verifier
+// inlines on x86-64 as a per-CPU load (see rewriteProgram).
+const HelperSmpProcessorID = 8
+
 // HelperJiffies64 is bpf_jiffies64(), which the verifier inlines for the
 // 64-bit JITs as a load of the kernel's jiffies (see rewriteProgram).
 const HelperJiffies64 = 118

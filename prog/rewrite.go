@@ -14,13 +14,16 @@ import (
 // the program again (bpf2bpf call offsets move with the slots). It
 // reports whether anything changed: most programs need no rewrite, and
 // then their analysis stands.
-func rewriteProgram(p *Program) (bool, error) {
+func rewriteProgram(p *Program, arch string) (bool, error) {
 	changed := false
 	for _, f := range p.Funcs {
 		for i := 0; i < len(f.Insns); i++ {
 			patch := divModGuard(f.Insns[i])
 			if patch == nil {
 				patch = inlineJiffies(f.Insns[i])
+			}
+			if patch == nil && arch == "x86_64" {
+				patch = inlineSmpProcessorID(f.Insns[i])
 			}
 			if patch != nil {
 				if err := f.replace(i, patch); err != nil {
@@ -51,6 +54,23 @@ func inlineJiffies(ins Instruction) []Instruction {
 	return []Instruction{
 		{OpCode: LoadImm64(), Dst: R0, Imm: jiffiesImm, Line: ins.Line, Labels: ins.Labels, Comment: "bpf_jiffies64() inlined: r0 = &jiffies"},
 		{OpCode: LoadMem(SizeDW), Dst: R0, Src: R0, Line: ins.Line, Comment: "r0 = jiffies"},
+	}
+}
+
+// inlineSmpProcessorID is do_misc_fixups()' inlining of
+// bpf_get_smp_processor_id() on x86-64 (CONFIG_SMP, a JIT with per-CPU
+// instructions): r0 = (u32)&cpu_number, sign-extended to the symbol; r0 +=
+// this CPU's per-CPU offset; r0 = *(u32 *)(r0 + 0). arm64's JIT inlines
+// the call itself instead (jit/arm64).
+func inlineSmpProcessorID(ins Instruction) []Instruction {
+	if !ins.IsHelperCall() || ins.Imm != HelperSmpProcessorID {
+		return nil
+	}
+	return []Instruction{
+		{OpCode: ALU64(OpMov, SourceK), Dst: R0, Imm: Sext32(X86CPUNumber), Line: ins.Line, Labels: ins.Labels,
+			Comment: "bpf_get_smp_processor_id() inlined: r0 = &cpu_number"},
+		{OpCode: ALU64(OpMov, SourceX), Dst: R0, Src: R0, Off: AddrPercpu, Line: ins.Line, Comment: "r0 = this CPU's cpu_number"},
+		{OpCode: LoadMem(SizeW), Dst: R0, Src: R0, Line: ins.Line, Comment: "r0 = the CPU number"},
 	}
 }
 

@@ -67,7 +67,7 @@ func (w *World) Fix(opts FixupOptions) error {
 			return fmt.Errorf("program %s: %w", p.Name, err)
 		}
 		if !opts.NoVerifier {
-			changed, err := rewriteProgram(p)
+			changed, err := rewriteProgram(p, opts.Arch)
 			if err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}

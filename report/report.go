@@ -156,7 +156,7 @@ func listingFor(sc *scenarios.Scenario, layout prog.Layout, rep *scenarios.Repor
 			la, bpfOnly = a, false
 		}
 	}
-	w, err := sc.BuildWith(layout)
+	w, err := sc.BuildFor(layout, arch)
 	if err != nil {
 		return nil, false, err
 	}

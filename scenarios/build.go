@@ -14,6 +14,13 @@ func (sc *Scenario) Build() (*prog.World, error) { return sc.BuildWith(sc.Layout
 
 // BuildWith is Build with another structure layout.
 func (sc *Scenario) BuildWith(layout prog.Layout) (*prog.World, error) {
+	return sc.BuildFor(layout, "")
+}
+
+// BuildFor is BuildWith as the kernel of one arch verifies the programs
+// ("x86_64", "arm64"; "" or "ref" for the model alone): some helpers are
+// inlined on some arches only (prog.FixupOptions.Arch).
+func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &Error{File: sc.File, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -41,7 +48,9 @@ func (sc *Scenario) BuildWith(layout prog.Layout) (*prog.World, error) {
 		}
 		w.Progs = append(w.Progs, p)
 	}
-	if err := w.Fix(sc.Fixup); err != nil {
+	fo := sc.Fixup
+	fo.Arch = arch
+	if err := w.Fix(fo); err != nil {
 		return nil, locate(sc.File, err)
 	}
 	slotArgs := func(line int, mapName string, index uint64, progName string) (*prog.ProgArray, *prog.Program, error) {

@@ -206,7 +206,7 @@ func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) 
 	if o.Layout != nil {
 		layout = *o.Layout
 	}
-	w, err := sc.BuildWith(layout)
+	w, err := sc.BuildFor(layout, b.Name())
 	if err != nil {
 		return nil, err
 	}

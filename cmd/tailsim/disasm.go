@@ -119,7 +119,7 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 	}
-	w, err := sc.BuildWith(layout)
+	w, err := sc.BuildFor(layout, arch.Name)
 	if err != nil {
 		return inputError{err}
 	}

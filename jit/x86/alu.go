@@ -47,7 +47,9 @@ func (c *compiler) emitALU(ins prog.Instruction, dst, src int, imm32 int64) erro
 	case prog.OpNeg:
 		c.emit("neg"+w, append(c.maybeEmit1Mod(dst, is64), 0xF7, add1reg(0xD8, dst))...)
 	case prog.OpMov:
-		if x {
+		if ins.IsMovPercpuAddr() {
+			c.emitMovPercpuAddr(dst, src)
+		} else if x {
 			c.emitMovReg(is64, dst, src, "mov"+w)
 		} else {
 			c.emitMovImm32(is64, dst, uint32(imm32), "mov"+w+" imm")
@@ -354,4 +356,21 @@ func emit3vex(r, x, b bool, m byte, w bool, src2 int, l bool, pp byte) []byte {
 func emitShiftx(dst, src int, is64 bool, pp byte) []byte {
 	r := isEreg(dst)
 	return append(emit3vex(r, false, r, 2, is64, src, false, pp), 0xF7, add2reg(0xC0, dst, dst))
+}
+
+// emitMovPercpuAddr is do_jit()'s BPF_MOV64_PERCPU_REG under CONFIG_SMP:
+// mov dst, src (EMIT_mov, when they differ), then add dst, gs:[disp32]
+// with disp32 = (u32)&this_cpu_off: the GS base is this CPU's per-CPU
+// offset, so that reads this CPU's this_cpu_off, the same offset. The
+// REX prefix is add_1mod(0x48, dst), as the kernel builds it (only R0
+// reaches here: the verifier's inlining writes r0).
+func (c *compiler) emitMovPercpuAddr(dst, src int) {
+	if dst != src {
+		c.emitMovReg(true, dst, src, "mov64")
+	}
+	rex := byte(0x48)
+	if isEreg(dst) {
+		rex |= 1
+	}
+	c.emit("add dst, gs:[this_cpu_off]: this CPU's copy", cat([]byte{0x65, rex, 0x03, add2reg(0x04, 0, dst), 0x25}, le32(prog.Sext32(prog.X86ThisCPUOff)))...)
 }

@@ -170,6 +170,8 @@ m:	r3 = *(u32 *)(r1 + 4)
 	exit`, sub: `{regs}
 	r0 = 0
 	exit`},
+	"percpu": {main: `	r0 = 0
+	exit`},
 	"notail-leaf": {main: `{regs}
 	r0 = 0
 	exit`},
@@ -300,6 +302,10 @@ func buildCase(c *goldenCase) (*built, error) {
 	main, err := fn("main", sh.main)
 	if err != nil {
 		return nil, err
+	}
+	if pr["shape"] == "percpu" {
+		// Only the verifier writes it: r0 = &(void __percpu *)(r0).
+		main.Insns = append([]prog.Instruction{{OpCode: prog.ALU64(prog.OpMov, prog.SourceX), Dst: prog.R0, Src: prog.R0, Off: prog.AddrPercpu}}, main.Insns...)
 	}
 	pool := map[string]*prog.Function{}
 	if sh.sub != "" {
@@ -525,7 +531,7 @@ func checkCase(t *testing.T, c *goldenCase) {
 				t.Errorf("%s: %s: epilogue instructions are not contiguous", c.Name(), s.Name)
 			}
 			compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, sel, s.Name)
-		case "shift":
+		case "shift", "percpu":
 			compareSection(t, c, s, img, imageBase+uint64(fi)*0x10000, ownedBy(img, 0), s.Name)
 		case "precall":
 			k := -1

@@ -38,6 +38,9 @@ func signed(v int64) string {
 func Format(ins prog.Instruction) string {
 	op := ins.OpCode
 	switch {
+	case ins.IsMovPercpuAddr():
+		// As the kernel prints it (kernel/bpf/disasm.c).
+		return fmt.Sprintf("r%d = &(void __percpu *)(r%d)", ins.Dst, ins.Src)
 	case op.IsALU():
 		wide := op.Class() == prog.ClassALU64
 		d := regName(ins.Dst, wide)

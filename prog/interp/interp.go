@@ -207,6 +207,9 @@ func (r *run) loop() {
 			r.res.R0Dead = false
 		}
 		switch {
+		case ins.IsMovPercpuAddr():
+			// x86's per-CPU mov: runs are on CPU 0.
+			r.regs[ins.Dst] = r.regs[ins.Src] + prog.X86PerCPUOffset()
 		case op.IsALU():
 			r.regs[ins.Dst] = prog.EvalALU(op.ALUOp(), op.Class() == prog.ClassALU64, r.regs[ins.Dst], ins.Operand(&r.regs))
 		case op.IsLoadImm64():
@@ -218,9 +221,9 @@ func (r *run) loop() {
 		case op.IsMemLoad():
 			addr := r.regs[ins.Src] + uint64(int64(ins.Off))
 			b := r.mem(addr, op.Size().Bytes())
-			if n := uint64(op.Size().Bytes()); b == nil && addr >= prog.JiffiesAddr && addr-prog.JiffiesAddr <= 8-n {
-				// The inlined bpf_jiffies64() (prog/rewrite.go); read only.
-				b = binary.LittleEndian.AppendUint64(nil, prog.Jiffies())[addr-prog.JiffiesAddr:][:n]
+			if kb, ok := prog.KernelRead(addr, op.Size().Bytes()); b == nil && ok {
+				// What an inlined helper reads (prog/rewrite.go); read only.
+				b = kb
 			}
 			if b == nil {
 				r.fault(prog.FaultAccess, addr, fmt.Sprintf("read of %d bytes at %#x outside ctx and the stack frames", op.Size().Bytes(), addr))

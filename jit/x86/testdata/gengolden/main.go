@@ -710,6 +710,14 @@ func extrasTable() []gcase {
 		add(spec{name: fmt.Sprintf("stack%d/patched-direct", st), shape: "tc-const", variant: "patched", stack: st, regs: regs68, form: direct,
 			comment: "round_up(stack_depth, 8) everywhere: sub rsp, the tcc_ptr slot, add rsp"})
 	}
+	// The verifier's inlined bpf_get_smp_processor_id() (docs/kernel.md
+	// §12): its BPF_MOV64_PERCPU_REG(r0, r0) is do_jit()'s "add <dst>,
+	// gs:[<off>]" with off = (u32)&this_cpu_off, tailsim's 0xffffffff83000028.
+	out = append(out, gcase{params: []string{"name=percpu-mov/r0", "shape=percpu", "variant=upstream", "fixup=noverifier",
+		"layout=v6.18", "stack=0", "regs=none", "ibt=off", "max=4"},
+		comment: "r0 = &(void __percpu *)(r0): no mov (dst is src), then add rax, gs:[this_cpu_off]",
+		sections: []section{{name: "main.percpu", insns: []insn{
+			i("add rax, qword ptr gs:[-2097151960]", cat([]byte{0x65, 0x48, 0x03, 0x04, 0x25}, le32(0x83000028))...)}}}})
 	for _, f := range forms {
 		add(spec{name: "two-sites/" + f.name, shape: strings.Replace(f.shape, "tc-", "tc2-", 1), variant: f.variant, regs: regsAll, stack: 16, form: f.form, sites: 2,
 			comment: "two sites in one function: the same bytes, both branches use the label of the sequence (its length)"})
