@@ -46,6 +46,9 @@ type diffCase struct {
 	// avoid reports operands the subset leaves undefined or the kernel's
 	// verifier would rewrite (division by zero, shifts past the width).
 	avoid func(a, b uint64) bool
+	// noVerifier loads the program as lib/test_bpf does: the verifier
+	// refuses a misaligned stack access, which the JITs still encode.
+	noVerifier bool
 }
 
 func diffCases() []diffCase {
@@ -67,22 +70,22 @@ func diffCases() []diffCase {
 			d, s := fmt.Sprintf("%s%d", r, regs[0]), fmt.Sprintf("%s%d", r, regs[1])
 			for _, o := range alu {
 				avoid := func(a, b uint64) bool { return o.avoid != nil && o.avoid(width, b) }
-				out = append(out, diffCase{fmt.Sprintf("%s %s %s", d, o.op, s), regs, fmt.Sprintf("\t%s %s %s\n", d, o.op, s), avoid})
+				out = append(out, diffCase{fmt.Sprintf("%s %s %s", d, o.op, s), regs, fmt.Sprintf("\t%s %s %s\n", d, o.op, s), avoid, false})
 				for _, imm := range diffImms {
 					if o.avoid != nil && o.avoid(width, uint64(imm)) || imm < 0 && o.avoid != nil {
 						continue
 					}
-					out = append(out, diffCase{fmt.Sprintf("%s %s %d", d, o.op, imm), regs, fmt.Sprintf("\t%s %s %d\n", d, o.op, imm), nil})
+					out = append(out, diffCase{fmt.Sprintf("%s %s %d", d, o.op, imm), regs, fmt.Sprintf("\t%s %s %d\n", d, o.op, imm), nil, false})
 				}
 			}
-			out = append(out, diffCase{fmt.Sprintf("%s = -%s", d, d), regs, fmt.Sprintf("\t%s = -%s\n", d, d), nil})
+			out = append(out, diffCase{fmt.Sprintf("%s = -%s", d, d), regs, fmt.Sprintf("\t%s = -%s\n", d, d), nil, false})
 			for _, cmp := range []string{"==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&"} {
 				branch := func(rhs string) string {
 					return fmt.Sprintf("\tif %s %s %s goto yes\n\tr0 = 1\n\texit\nyes:\n\tr0 = 2\n", d, cmp, rhs)
 				}
-				out = append(out, diffCase{fmt.Sprintf("if %s %s %s", d, cmp, s), regs, branch(s), nil})
+				out = append(out, diffCase{fmt.Sprintf("if %s %s %s", d, cmp, s), regs, branch(s), nil, false})
 				for _, imm := range diffImms {
-					out = append(out, diffCase{fmt.Sprintf("if %s %s %d", d, cmp, imm), regs, branch(fmt.Sprint(imm)), nil})
+					out = append(out, diffCase{fmt.Sprintf("if %s %s %d", d, cmp, imm), regs, branch(fmt.Sprint(imm)), nil, false})
 				}
 			}
 		}
@@ -102,29 +105,34 @@ func diffCases() []diffCase {
 	for _, off := range []int{0, 8, 13, 255, 256, 504} {
 		places = append(places, at{"r4", off}) // r4 = r10 - 512
 	}
-	for _, size := range []string{"u8", "u16", "u32", "u64"} {
+	for k, size := range []string{"u8", "u16", "u32", "u64"} {
 		for _, p := range places {
 			m := fmt.Sprintf("*(%s *)(%s %+d)", size, p.base, p.off)
 			m64 := fmt.Sprintf("*(u64 *)(%s %+d)", p.base, p.off&^7)
 			setup := fmt.Sprintf("\tr4 = r10\n\tr4 += -512\n\t%s = r2\n", m64)
-			out = append(out, diffCase{m + " = r3", [2]int{2, 3},
-				setup + fmt.Sprintf("\t%s = r3\n\tr0 = %s\n\tr3 = %s\n\tr0 += r3\n", m, m64, m), nil})
+			fromFP := p.off
+			if p.base == "r4" {
+				fromFP -= 512
+			}
+			misaligned := fromFP%(1<<k) != 0
+			out = append(out, diffCase{name: m + " = r3", regs: [2]int{2, 3}, noVerifier: misaligned,
+				body: setup + fmt.Sprintf("\t%s = r3\n\tr0 = %s\n\tr3 = %s\n\tr0 += r3\n", m, m64, m)})
 			for _, imm := range []int64{-1, 0x7f, 0x12345678} {
-				out = append(out, diffCase{fmt.Sprintf("%s = %d", m, imm), [2]int{2, 3},
-					setup + fmt.Sprintf("\t%s = %d\n\tr0 = %s\n\tr3 = %s\n\tr0 ^= r3\n", m, imm, m, m64), nil})
+				out = append(out, diffCase{name: fmt.Sprintf("%s = %d", m, imm), regs: [2]int{2, 3}, noVerifier: misaligned,
+					body: setup + fmt.Sprintf("\t%s = %d\n\tr0 = %s\n\tr3 = %s\n\tr0 ^= r3\n", m, imm, m, m64)})
 			}
 		}
 	}
-	out = append(out, diffCase{"goto", [2]int{2, 3}, "\tif r2 == 0 goto skip\n\tr0 += 5\n\tgoto done\nskip:\n\tr0 += 1\ndone:\n", nil})
+	out = append(out, diffCase{"goto", [2]int{2, 3}, "\tif r2 == 0 goto skip\n\tr0 += 5\n\tgoto done\nskip:\n\tr0 += 1\ndone:\n", nil, false})
 	// 64-bit constants: the movabs, mov imm32 and movz/movn/movk choices.
 	for _, k := range []uint64{0, 1, 0xffffffff, 1 << 32, 0xffffffffffffffff, 0xffff0000ffff0000, 0x0000ffff00000000, 0x123456789abcdef0, 0xfffffffffffffffe, 0x8000000000000000} {
-		out = append(out, diffCase{fmt.Sprintf("r3 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr3 = %#x ll\n\tr0 ^= r3\n", k), nil})
+		out = append(out, diffCase{fmt.Sprintf("r3 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr3 = %#x ll\n\tr0 ^= r3\n", k), nil, false})
 	}
 	// Kernel addresses, into R0 as the verifier's inlined helpers load
 	// them (prog.JiffiesAddr) and into R3.
 	for _, k := range []uint64{prog.JiffiesAddr, 0xffffffffc0000000, 0xffff800082000000} {
-		out = append(out, diffCase{fmt.Sprintf("r0 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr0 = %#x ll\n", k), nil},
-			diffCase{fmt.Sprintf("r3 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr3 = %#x ll\n\tr0 ^= r3\n", k), nil})
+		out = append(out, diffCase{fmt.Sprintf("r0 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr0 = %#x ll\n", k), nil, false},
+			diffCase{fmt.Sprintf("r3 = %#x ll", k), [2]int{2, 3}, fmt.Sprintf("\tr3 = %#x ll\n\tr0 ^= r3\n", k), nil, false})
 	}
 	return out
 }
@@ -140,7 +148,11 @@ func trunc(v uint64, width int) uint64 {
 // compared with the reference model by the runner.
 func (c diffCase) scenario(operands []uint64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\n-- prog entry stack=512 --\n", c.name)
+	fmt.Fprintf(&b, "%s\n\n", c.name)
+	if c.noVerifier {
+		b.WriteString("-- config --\nverifier off\n")
+	}
+	b.WriteString("-- prog entry stack=512 --\n")
 	// rD and rS of the case read a and b; R0 starts as a too, so that a
 	// case computing into another register still shows in R0.
 	d, s := fmt.Sprintf("r%d", c.regs[0]), fmt.Sprintf("r%d", c.regs[1])

@@ -644,7 +644,14 @@ func checkRefusals(p *Program) error {
 			default:
 				continue
 			}
-			if size := op.Size().Bytes(); base == R10 && int(ins.Off)+size > 0 {
+			if base != R10 {
+				continue
+			}
+			size := op.Size().Bytes()
+			if err := stackAlignment(ins, 0, int64(ins.Off), int64(size)); err != nil {
+				return err
+			}
+			if int(ins.Off)+size > 0 {
 				return &PosError{Line: ins.Line, Msg: fmt.Sprintf("invalid %s stack R10 off=%d size=%d (the frame is below r10)", kind, ins.Off, size)}
 			}
 		}
@@ -664,6 +671,9 @@ func checkStackAccess(f *Function, ins Instruction, base aval, reg Register, kin
 	}
 	off := int64(base.c) + int64(ins.Off)
 	size := int64(ins.OpCode.Size().Bytes())
+	if err := stackAlignment(ins, int64(base.c), int64(ins.Off), size); err != nil {
+		return err
+	}
 	switch {
 	case off+size > 0 || off < -MaxStackDepth:
 		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("invalid %s stack %s off=%d size=%d (through a copy of r10: the frame is below r10)", kind, reg, off, size)}
@@ -671,4 +681,16 @@ func checkStackAccess(f *Function, ins Instruction, base aval, reg Register, kin
 		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("%s touches r10 - %d through %s, below the %d-byte frame it declares (stack=%d)", f.Name, -off, reg, f.StackDepth, f.StackDepth)}
 	}
 	return nil
+}
+
+// stackAlignment is check_generic_ptr_alignment() for the stack, which the
+// verifier checks strictly whatever the arch (its spill tracking relies
+// on it) and before the bounds: an access of 2, 4 or 8 bytes whose offset
+// from the frame pointer (the pointer's own, regOff, plus the
+// instruction's) is not a multiple of its size is refused.
+func stackAlignment(ins Instruction, regOff, off, size int64) error {
+	if size == 1 || (regOff+off)%size == 0 {
+		return nil
+	}
+	return &PosError{Line: ins.Line, Msg: fmt.Sprintf("misaligned stack access off (0x0; 0x0)+%d+%d size %d (the verifier refuses a stack access not aligned to its size)", regOff, off, size)}
 }
