@@ -22,13 +22,15 @@ type Side struct {
 	Backend scenarios.Backend
 	Variant prog.Variant
 	// Config is the run configuration (scenarios.Options.Config): two
-	// sides may differ only in it, to show what a build costs.
-	Config prog.Config
+	// sides may differ only in it, to show what a build costs; then
+	// NameConfig names it on both, "default" too.
+	Config     prog.Config
+	NameConfig bool
 }
 
 func (s Side) String() string {
 	name := s.Backend.Name() + "/" + s.Variant.String()
-	if s.Config != 0 {
+	if s.Config != 0 || s.NameConfig {
 		name += "/" + s.Config.String()
 	}
 	return name
@@ -123,28 +125,42 @@ func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 	return b, nil
 }
 
-// tailCalls lists a listing's tail-call groups by location.
-func tailCalls(l *listing.Listing) map[prog.Loc]*Code {
-	out := map[prog.Loc]*Code{}
+// siteKey pairs a tail call on one side with its twin on the other: the
+// n-th tail call of a function. Not its slot: a verifier rewrite that
+// one arch makes and the other does not (x86's inlined
+// bpf_get_smp_processor_id()) moves the slots after it.
+type siteKey struct {
+	prog, fn string
+	n        int
+}
+
+// tailCalls lists a listing's tail-call groups, with where each is.
+func tailCalls(l *listing.Listing) (map[siteKey]*Code, map[siteKey]prog.Loc) {
+	out, at := map[siteKey]*Code{}, map[siteKey]prog.Loc{}
+	n := map[[2]string]int{}
 	for _, f := range l.Funcs {
 		for i := range f.Groups {
 			if g := &f.Groups[i]; g.Site != nil {
-				out[g.Loc] = &Code{Func: f, Group: g, Kind: g.TailCall}
+				fn := [2]string{g.Loc.Prog, g.Loc.Func}
+				k := siteKey{g.Loc.Prog, g.Loc.Func, n[fn]}
+				n[fn]++
+				out[k], at[k] = &Code{Func: f, Group: g, Kind: g.TailCall}, g.Loc
 			}
 		}
 	}
-	return out
+	return out, at
 }
 
 func (c *Comparison) sites() {
-	left, right := tailCalls(c.Left.Listing), tailCalls(c.Right.Listing)
-	var locs []prog.Loc
-	for at := range left {
-		locs = append(locs, at)
+	left, leftAt := tailCalls(c.Left.Listing)
+	right, rightAt := tailCalls(c.Right.Listing)
+	var keys []siteKey
+	for k := range left {
+		keys = append(keys, k)
 	}
-	for at := range right {
-		if left[at] == nil {
-			locs = append(locs, at)
+	for k := range right {
+		if left[k] == nil {
+			keys = append(keys, k)
 		}
 	}
 	// In the scenario's order: programs, then functions, then slots.
@@ -154,17 +170,17 @@ func (c *Comparison) sites() {
 			order[f.Name()] = i
 		}
 	}
-	name := func(l prog.Loc) string {
-		if l.Func == "" {
-			return l.Prog
+	name := func(k siteKey) string {
+		if k.fn == "" {
+			return k.prog
 		}
-		return l.Prog + "/" + l.Func
+		return k.prog + "/" + k.fn
 	}
-	slices.SortFunc(locs, func(a, b prog.Loc) int {
+	slices.SortFunc(keys, func(a, b siteKey) int {
 		if d := order[name(a)] - order[name(b)]; d != 0 {
 			return d
 		}
-		return a.Slot - b.Slot
+		return a.n - b.n
 	})
 	costs := func(rep *scenarios.Report, at prog.Loc) []scenarios.RunCost {
 		var out []scenarios.RunCost
@@ -175,9 +191,19 @@ func (c *Comparison) sites() {
 		}
 		return out
 	}
-	for _, at := range locs {
-		c.Sites = append(c.Sites, Site{At: at, Left: left[at], Right: right[at],
-			LeftCosts: costs(c.Left.Report, at), RightCosts: costs(c.Right.Report, at)})
+	for _, k := range keys {
+		at, ok := leftAt[k]
+		if !ok {
+			at = rightAt[k]
+		}
+		s := Site{At: at, Left: left[k], Right: right[k]}
+		if l, ok := leftAt[k]; ok {
+			s.LeftCosts = costs(c.Left.Report, l)
+		}
+		if r, ok := rightAt[k]; ok {
+			s.RightCosts = costs(c.Right.Report, r)
+		}
+		c.Sites = append(c.Sites, s)
 	}
 }
 

@@ -100,3 +100,25 @@ func TestArchBesideArch(t *testing.T) {
 		t.Errorf("sites %+v runs %+v", c.Sites, c.Runs)
 	}
 }
+
+// The arches' programs need not have the same slots: x86's verifier
+// inlines bpf_get_smp_processor_id() in three instructions, arm64 keeps
+// the call. The tail calls still pair up, each with its own costs.
+func TestArchBesideArchAfterARewrite(t *testing.T) {
+	sc := load(t, "scenarios/library/edges/smp_processor_id_inlined.txtar")
+	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(0), Variant: prog.Patched},
+		compare.Side{Backend: emu.NewArm64(0), Variant: prog.Patched}, compare.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sites) != 1 {
+		t.Fatalf("%d sites, want 1: %+v", len(c.Sites), c.Sites)
+	}
+	s := c.Sites[0]
+	if s.Left == nil || s.Right == nil || len(s.LeftCosts) != 1 || len(s.RightCosts) != 1 || !c.Equivalent() {
+		t.Errorf("site %+v, runs %+v", s, c.Runs)
+	}
+	if s.Left != nil && s.Right != nil && s.Left.Group.Loc.Slot != s.Right.Group.Loc.Slot+2 {
+		t.Errorf("x86's tail call at slot %d, arm64's at %d: want two slots apart", s.Left.Group.Loc.Slot, s.Right.Group.Loc.Slot)
+	}
+}

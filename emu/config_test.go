@@ -3,6 +3,7 @@ package emu
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -188,10 +189,54 @@ func TestPresetsRun(t *testing.T) {
 				t.Errorf("%s: a tail call ends % s, want %s", p.Name, j, want[0])
 			}
 		}
+		for _, l := range loaded {
+			for _, s := range l.Img.Sites {
+				lfence := s.Jump >= 3 && bytes.Equal(l.Img.Code[s.Jump-3:s.Jump], []byte{0x0f, 0xae, 0xe8})
+				if s.Kind != prog.Direct && lfence != (p.Config&prog.Lfence != 0) {
+					t.Errorf("%s: lfence before the jump: %v", p.Name, lfence)
+				}
+			}
+		}
 		for _, r := range rets {
 			if want[1] == "" && !strings.HasPrefix(r, "e9") || !strings.HasSuffix(r, want[1]) {
 				t.Errorf("%s: a function ends %s, want %q (or a jump to the return thunk)", p.Name, r, want[1])
 			}
+		}
+	}
+}
+
+// A jump through the retpoline thunk reaches its target with "ret", which
+// indirect-branch tracking does not check: with IBT and the thunk, a jump
+// to a wrong place is "lands at the tail-call entry" only, while with IBT
+// and "jmp rcx" it also misses the endbr64 (the disp32 finding's wrapped
+// displacement jumps into a struct bpf_prog).
+func TestLandingPadThroughThunk(t *testing.T) {
+	data, err := os.ReadFile("../scenarios/library/findings/patched_static_disp32.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenarios.Parse("disp32.txtar", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg     prog.Config
+		landing bool
+	}{{prog.IBT, true}, {prog.Configs[1].Config | prog.IBT, false}} {
+		rep := scenarios.Run(sc, NewX86(0), prog.Patched, scenarios.Options{Config: tc.cfg, Keep: func(scenarios.Step, int) bool { return true }})
+		lands, pads := 0, 0
+		for _, r := range rep.Runs {
+			for _, v := range r.Result.Violations {
+				switch v.Property {
+				case prog.PropLands:
+					lands++
+				case prog.PropLandingPad:
+					pads++
+				}
+			}
+		}
+		if lands == 0 || (pads > 0) != tc.landing {
+			t.Errorf("config %v: %d wrong landings, %d missed landing pads (want some: %v)", tc.cfg, lands, pads, tc.landing)
 		}
 	}
 }

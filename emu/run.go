@@ -337,8 +337,10 @@ func (m *machine) taken(addr, dest uint64) {
 	if target == nil {
 		m.violatef(prog.PropLands, p.s.Site.Loc, addr, "jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry)
 	}
-	if spec.landingPad != nil && p.s.Kind != prog.Direct {
-		// (A direct call's jmp rel32 needs no landing pad.)
+	if spec.landingPad != nil && p.s.Kind != prog.Direct && p.s.Thunk == "" {
+		// (A direct call's jmp rel32 needs no landing pad, nor a jump
+		// through a retpoline thunk: the thunk reaches the target with
+		// "ret", which indirect-branch tracking does not check.)
 		code := m.buf8[:4]
 		if err := m.e.memReadInto(code, dest); err == nil {
 			if ok, want := spec.landingPad(code); !ok {

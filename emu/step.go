@@ -56,7 +56,10 @@ type stepper struct {
 	// jump is the index in Execs of a taken tail call's jump: the change
 	// of image after it is not a call or a return. lastAt is last's.
 	jump, lastAt int
-	buf          [8]byte
+	// memRegs are the address registers of the instruction recorded last
+	// (a thunk's too, which last skips).
+	memRegs []string
+	buf     [8]byte
 }
 
 type checkAt struct {
@@ -218,6 +221,7 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		return
 	}
 	in := st.pcInfo(addr)
+	st.memRegs = in.regs
 	if in.part == "thunk" {
 		// Between a jump and where the thunk goes on: the change of image
 		// is judged from the jump (a tail call, or a return).
@@ -318,7 +322,7 @@ func (st *stepper) onMem(write bool, addr uint64, size int, value int64) {
 		return
 	}
 	e := &res.Execs[len(res.Execs)-1]
-	a := prog.MemAccess{Write: write, Addr: addr, Size: size, Regs: st.last.regs}
+	a := prog.MemAccess{Write: write, Addr: addr, Size: size, Regs: st.memRegs}
 	if write {
 		a.Value = uint64(value)
 		if size < 8 {

@@ -218,13 +218,13 @@ func TestLayout(t *testing.T) {
 	}
 }
 
-// The scenario's hardening reaches the JIT: landing pads at the start and
+// The scenario's config reaches the JIT: landing pads at the start and
 // the tail-call entry moved past them.
 func TestHardening(t *testing.T) {
 	const file = "scenarios/library/edges/hardening.txtar"
 	l := list(t, file, "x86_64", prog.Upstream, listing.Options{Prog: "entry"})
-	if l.Config.String() != "ibt,bti,pac" {
-		t.Errorf("hardening %s", l.Config)
+	if l.Config != prog.IBT|prog.BTI|prog.PAC {
+		t.Errorf("config %s", l.Config)
 	}
 	f := fn(t, l, "entry")
 	if r := rows(f)[0]; r.Text != "endbr64" || f.TailEntry != 0x10 {

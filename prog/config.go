@@ -37,7 +37,8 @@ const (
 	Lfence
 	// Rethunk is a return thunk in use (CONFIG_MITIGATION_RETHUNK on a CPU
 	// that wants one, cpu_wants_rethunk()): returns jump to
-	// x86_return_thunk.
+	// x86_return_thunk. Needs Retpoline (Kconfig: RETHUNK depends on
+	// RETPOLINE).
 	Rethunk
 	// BMI2 is a CPU with BMI2: shifts by a register are shlx/shrx/sarx.
 	BMI2
@@ -78,8 +79,9 @@ var Configs = []NamedConfig{
 			"jmp x86_return_thunk, BMI2 shifts; arm64 BTI and PAC"},
 }
 
-// String names the Config as ParseConfig reads it: a preset's name when
-// it is one, else its options ("ibt,pac").
+// String names the Config as ParseConfig (and -config) reads it: a
+// preset's name when it is one, else its options joined with "+"
+// ("ibt+pac"), so that a list of configurations stays comma-separated.
 func (c Config) String() string {
 	for _, p := range Configs {
 		if p.Config == c {
@@ -100,14 +102,15 @@ func (c Config) Options() string {
 	if len(names) == 0 {
 		return "none"
 	}
-	return strings.Join(names, ",")
+	return strings.Join(names, "+")
 }
 
-// ParseConfig reads a comma-separated list of presets and options, whose
-// union it is: "distro", "ibt,bti,pac", "distro-eibrs,ibt", "none".
+// ParseConfig reads a list of presets and options separated by commas or
+// "+", whose union it is: "distro", "ibt,bti,pac", "distro-eibrs+ibt",
+// "none".
 func ParseConfig(list string) (Config, error) {
 	var c Config
-	for _, w := range strings.Split(list, ",") {
+	for _, w := range strings.Split(strings.ReplaceAll(list, "+", ","), ",") {
 		w = strings.TrimSpace(w)
 		if w == "none" {
 			continue
@@ -138,6 +141,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("config %s: thunk and lfence are two spectre_v2 choices; a kernel makes one", c.Options())
 	case c&(Thunk|Lfence) != 0 && c&Retpoline == 0:
 		return fmt.Errorf("config %s: thunk and lfence need retpoline (CONFIG_MITIGATION_RETPOLINE builds the thunks)", c.Options())
+	case c&Rethunk != 0 && c&Retpoline == 0:
+		return fmt.Errorf("config %s: rethunk needs retpoline (CONFIG_MITIGATION_RETHUNK depends on CONFIG_MITIGATION_RETPOLINE)", c.Options())
 	}
 	return nil
 }

@@ -49,8 +49,8 @@ func TestConfigString(t *testing.T) {
 			t.Errorf("%v: ParseConfig(String()) = %v, %v", c.Options(), back, err)
 		}
 	}
-	if s := (IBT | SLS).String(); s != "ibt,sls" {
-		t.Errorf("String() = %q, want ibt,sls", s)
+	if s := (IBT | SLS).String(); s != "ibt+sls" {
+		t.Errorf("String() = %q, want ibt+sls", s)
 	}
 }
 

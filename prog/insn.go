@@ -261,13 +261,6 @@ func (ins Instruction) Slots() int {
 }
 
 // IsHelperCall reports a call to a kernel helper (not a subprogram).
-// IsMovPercpuAddr reports the verifier's BPF_MOV64_PERCPU_REG: dst = src
-// plus this CPU's per-CPU offset. Only the verifier emits it (a program
-// that does is refused for its reserved off).
-func (ins Instruction) IsMovPercpuAddr() bool {
-	return ins.OpCode == ALU64(OpMov, SourceX) && ins.Off == AddrPercpu
-}
-
 func (ins Instruction) IsHelperCall() bool {
 	return ins.OpCode.IsCall() && ins.Src != PseudoCall
 }
@@ -325,4 +318,11 @@ func Decode(b []byte) (Instruction, int, error) {
 	hi := binary.LittleEndian.Uint32(b[12:])
 	ins.Imm = int64(uint64(uint32(ins.Imm)) | uint64(hi)<<32)
 	return ins, 16, nil
+}
+
+// IsMovPercpuAddr reports the verifier's BPF_MOV64_PERCPU_REG: dst = src
+// plus this CPU's per-CPU offset. Only the verifier emits it (a program
+// that does is refused for its reserved off).
+func (ins Instruction) IsMovPercpuAddr() bool {
+	return ins.OpCode == ALU64(OpMov, SourceX) && ins.Off == AddrPercpu
 }

@@ -108,24 +108,27 @@ func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []C
 //
 // Each scenario runs under each of configs (none: o.Config alone). The
 // reference model ignores configurations, so it runs under the first
-// only. A scenario's configs line keeps the configurations it lists.
+// the scenario runs under only. A scenario's configs line keeps the
+// configurations it lists.
 func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, configs []prog.Config, o Options) []*Report {
 	if len(configs) == 0 {
 		configs = []prog.Config{o.Config}
 	}
 	var reports []*Report
 	for _, sc := range scs {
-		for k, cfg := range configs {
+		first := true
+		for _, cfg := range configs {
 			if !sc.RunsUnder(cfg) {
 				continue
 			}
 			o.Config = cfg
 			for _, c := range sc.Combos(backends, variants) {
-				if k > 0 && c.B.Name() == (Ref{}).Name() {
+				if !first && c.B.Name() == (Ref{}).Name() {
 					continue
 				}
 				reports = append(reports, Run(sc, c.B, c.V, o))
 			}
+			first = false
 		}
 	}
 	return reports

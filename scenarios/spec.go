@@ -492,12 +492,14 @@ func (p *specParser) config(s section) error {
 				return p.errf(l.n, "%v", err)
 			}
 			p.sc.Config = c
+		case "hardening":
+			return p.errf(l.n, "the hardening key is now config: config %s", strings.Join(splitList(args), ","))
 		case "configs":
 			if len(args) == 0 {
 				return p.errf(l.n, "configs lists the run configurations the scenario runs under (%s, or options joined with +)", strings.Join(prog.ConfigNames(), ", "))
 			}
 			for _, a := range splitList(args) {
-				c, err := prog.ParseConfig(strings.ReplaceAll(a, "+", ","))
+				c, err := prog.ParseConfig(a)
 				if err != nil {
 					return p.errf(l.n, "%v", err)
 				}

@@ -81,6 +81,8 @@ func TestParseErrors(t *testing.T) {
 		{"misaligned layout", "-- maps --", "-- config --\nlayout custom max_entries=0x45 ptrs=0x130 bpf_func=0x48\n-- maps --", "", 3, "not 4-byte aligned"},
 		{"unknown config", "-- maps --", "-- config --\nconfig ibt,cet\n-- maps --", "", 3, `unknown config "cet"`},
 		{"empty config", "-- maps --", "-- config --\nconfig\n-- maps --", "", 3, "unknown config"},
+		{"the old hardening key", "-- maps --", "-- config --\nhardening ibt pac\n-- maps --", "", 3, "the hardening key is now config: config ibt,pac"},
+		{"rethunk alone", "-- maps --", "-- config --\nconfig rethunk\n-- maps --", "", 3, "rethunk needs retpoline"},
 		{"two spectre_v2 choices", "-- maps --", "-- config --\nconfig distro,lfence\n-- maps --", "", 3, "a kernel makes one"},
 		{"thunk without retpoline", "-- maps --", "-- config --\nconfig thunk\n-- maps --", "", 3, "thunk and lfence need retpoline"},
 		{"unknown placement", "-- maps --", "-- config --\nplacement low\n-- maps --", "", 3, `unknown placement "low" (kernel, aligned)`},

@@ -75,7 +75,9 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return usageError{err}
 		}
-		left, right = compare.Side{Backend: bs[0], Variant: v, Config: cfgs[0]}, compare.Side{Backend: bs[len(bs)-1], Variant: v, Config: cfgs[len(cfgs)-1]}
+		two := len(cfgs) == 2
+		left = compare.Side{Backend: bs[0], Variant: v, Config: cfgs[0], NameConfig: two}
+		right = compare.Side{Backend: bs[len(bs)-1], Variant: v, Config: cfgs[len(cfgs)-1], NameConfig: two}
 	}
 	var o compare.Options
 	if *f.layout != "" {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -182,13 +184,15 @@ func TestRunLibraryAllConfigs(t *testing.T) {
 		if len(sc.Configs) > 0 {
 			pinned++
 		}
-		for k, c := range prog.Configs {
+		first := true
+		for _, c := range prog.Configs {
 			if sc.RunsUnder(c.Config) {
 				for _, cb := range sc.Combos(backends, prog.Variants) {
-					if k == 0 || cb.B.Name() != "ref" {
+					if first || cb.B.Name() != "ref" {
 						want++
 					}
 				}
+				first = false
 			}
 		}
 	}
@@ -207,6 +211,12 @@ func TestRunConfigFlag(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// A scenario pinned to a configuration the run lists second runs
+	// there, the reference model included.
+	pinnedDistro := write(t, "pinned.txtar", strings.Replace(scenario, "-- maps --", "-- config --\nconfigs distro\n-- maps --", 1))
+	if _, out, _ := run(t, "run", "-config", "default,distro", pinnedDistro); !strings.Contains(out, "6 runs on ref, x86_64, arm64 × upstream, patched × config distro") {
+		t.Errorf("a scenario pinned to the second configuration:\n%s", out)
+	}
 	good := write(t, "good.txtar", scenario)
 	pinned := write(t, "pinned.txtar", strings.Replace(scenario, "-- maps --", "-- config --\nconfigs distro\n-- maps --", 1))
 	for _, tc := range []struct {
@@ -219,6 +229,7 @@ func TestRunConfigFlag(t *testing.T) {
 		{[]string{"run", "-config", "default,", good}, 2, "name one configuration"},
 		{[]string{"run", "-config", "default", pinned}, 2, "no scenario matches"},
 		{[]string{"run", "-config", "distro", pinned}, 0, ""},
+		{[]string{"run", "-config", "default,distro", pinned}, 0, ""},
 		{[]string{"trace", "-config", "all", good}, 2, "name one configuration"},
 		{[]string{"trace", "-config", "default", pinned}, 2, "does not run under -config default"},
 		{[]string{"disasm", "-config", "distro+ibt", good}, 0, ""},
@@ -241,12 +252,25 @@ func TestCompareConfigs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"x86_64/upstream beside x86_64/upstream/distro", "jmp rcx", "jmp __x86_indirect_thunk_rcx",
-		"x86_64/upstream/distro indirect taken"} {
+	for _, want := range []string{"x86_64/upstream/default beside x86_64/upstream/distro", "jmp rcx", "jmp __x86_indirect_thunk_rcx"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// The thunk's jmp rcx is one more instruction in the taken call.
+	cost := regexp.MustCompile(`x86_64/upstream/(default|distro) +indirect +taken +x1 +(\d+) insns`).FindAllStringSubmatch(out, -1)
+	if len(cost) != 2 || cost[0][1] != "default" || cost[1][1] != "distro" || atoi(t, cost[1][2]) != atoi(t, cost[0][2])+1 {
+		t.Errorf("costs %q, want distro's one more than default's:\n%s", cost, out)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // A failure that every arch/variant gives is printed once; notes are

@@ -138,7 +138,7 @@ func selectConfig(s string) (prog.Config, error) {
 	if s == "" || s == "all" {
 		return 0, fmt.Errorf("-config %q: name one configuration (%s, or options joined with +)", s, strings.Join(prog.ConfigNames(), ", "))
 	}
-	return prog.ParseConfig(strings.ReplaceAll(s, "+", ","))
+	return prog.ParseConfig(s)
 }
 
 type jsonResult struct {
@@ -239,7 +239,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case len(reports) == 0:
-		return usagef("no scenario matches the selected arches and variants")
+		return usagef("no scenario matches the selected arches, variants and configurations")
 	case counts[scenarios.Errored] > 0:
 		return reported{errScenariosErrored}
 	case counts[scenarios.Fail] > 0:

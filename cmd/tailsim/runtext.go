@@ -201,7 +201,7 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 			trace.WriteText(w, r.Traced, trace.Options{Indent: "    | "})
 			cfg := ""
 			if r.Config != 0 {
-				cfg = " -config " + strings.ReplaceAll(r.Config.String(), ",", "+")
+				cfg = " -config " + r.Config.String()
 			}
 			fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -variant %s%s %s)\n", r.Arch, r.Variant, cfg, r.Scenario.File)
 		}

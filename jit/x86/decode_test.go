@@ -80,9 +80,10 @@ func TestDecodeLibrary(t *testing.T) {
 }
 
 // testConfigs are the configurations the decoding tests JIT under: none,
-// IBT, every preset, and each option that changes bytes on its own.
+// IBT, every preset, and each option that changes bytes with as little
+// else as a kernel allows.
 var testConfigs = func() []prog.Config {
-	out := []prog.Config{0, prog.IBT, prog.Retpoline, prog.SLS, prog.Rethunk, prog.BMI2}
+	out := []prog.Config{0, prog.IBT, prog.Retpoline, prog.SLS, prog.Retpoline | prog.Rethunk, prog.Retpoline | prog.SLS | prog.Thunk, prog.BMI2}
 	for _, c := range prog.Configs[1:] {
 		out = append(out, c.Config, c.Config|prog.IBT)
 	}

@@ -200,11 +200,14 @@ var (
 	plain        = mitigation{name: "none"}
 	retpolineOff = mitigation{name: "retpoline-built", opts: "retpoline", retpoline: true}
 	slsOnly      = mitigation{name: "sls", opts: "sls", sls: true}
-	rethunkOnly  = mitigation{name: "rethunk", opts: "rethunk", rethunk: true}
+	rethunkOnly  = mitigation{name: "retpoline-rethunk", opts: "retpoline,rethunk", retpoline: true, rethunk: true}
+	// Debian 12's build on QEMU's -cpu max: retpolines chosen, no return
+	// thunk (ret; int3).
+	thunkSLS     = mitigation{name: "thunk-sls", opts: "retpoline,sls,thunk", retpoline: true, sls: true, thunk: true}
 	distro       = mitigation{name: "distro", opts: "retpoline,sls,thunk,rethunk,bmi2", preset: "distro", retpoline: true, sls: true, thunk: true, rethunk: true, bmi2: true}
 	distroEIBRS  = mitigation{name: "distro-eibrs", opts: "retpoline,sls,bmi2", preset: "distro-eibrs", retpoline: true, sls: true, bmi2: true}
 	distroLfence = mitigation{name: "distro-lfence", opts: "retpoline,sls,lfence,rethunk,bmi2", preset: "distro-lfence", retpoline: true, sls: true, lfence: true, rethunk: true, bmi2: true}
-	mitigations  = []mitigation{retpolineOff, slsOnly, rethunkOnly, distro, distroEIBRS, distroLfence}
+	mitigations  = []mitigation{retpolineOff, slsOnly, rethunkOnly, thunkSLS, distro, distroEIBRS, distroLfence}
 )
 
 // A jump to a thunk holds rel32 0 in the tables: the displacement depends
