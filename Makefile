@@ -5,7 +5,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 FUZZWORKERS ?= $(shell nproc)
 
-.PHONY: all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean
+.PHONY: bpf-objects all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean
 
 all: build
 
@@ -26,6 +26,27 @@ browser-deps:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; \
 	fi
+
+# The BPF objects the tests read (scenarios/library/objects) are committed, so
+# that make test needs no clang; this rebuilds them with Debian's clang
+# and libbpf-dev headers, installed when missing, and records the clang
+# version beside them. Paths are stripped from the debug info
+# (-fdebug-prefix-map) so that a rebuild elsewhere is byte for byte the same.
+BPF_OBJ_DIR := scenarios/library/objects
+BPF_SRCS := $(wildcard $(BPF_OBJ_DIR)/*.bpf.c)
+bpf-objects:
+	@if ! command -v clang >/dev/null 2>&1 || [ ! -f /usr/include/bpf/bpf_helpers.h ]; then \
+		echo "installing clang and libbpf-dev"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q clang libbpf-dev; \
+	fi
+	@for src in $(BPF_SRCS); do \
+		obj=$${src%.c}.o; \
+		echo "clang $$src"; \
+		clang -target bpf -O2 -g -I/usr/include/$$(uname -m)-linux-gnu \
+			-fdebug-prefix-map=$(CURDIR)=. -c $$src -o $$obj || exit 1; \
+	done
+	clang --version | head -n 1 > $(BPF_OBJ_DIR)/CLANG_VERSION
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/tailsim

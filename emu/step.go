@@ -86,6 +86,7 @@ type pcInfo struct {
 	machine string
 	at      prog.Loc
 	bpf     string
+	source  string // the C line the BPF instruction heads
 	part    string
 	insn    string
 	note    string
@@ -167,6 +168,7 @@ func (st *stepper) pcInfo(addr uint64) *pcInfo {
 			case ji.BPF >= 0:
 				in.at = l.Prog.Loc(l.Fn, ji.BPF)
 				in.bpf = asm.Format(l.Prog.Funcs[l.Fn].Insns[ji.BPF])
+				in.source = l.Prog.Funcs[l.Fn].Insns[ji.BPF].Source
 			case ji.BPF == jit.Epilogue:
 				in.part = "epilogue"
 			default:
@@ -249,7 +251,7 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		}
 		st.deciding = &deciding{out: c.l.Addr + uint64(c.s.Out), next: addr + uint64(size), d: d}
 	}
-	res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, At: in.at, Part: in.part, BPF: in.bpf, Insn: in.insn, Note: in.note, Loads: in.loads})
+	res.Execs = append(res.Execs, prog.Exec{PC: addr, Machine: in.machine, At: in.at, Part: in.part, BPF: in.bpf, Source: in.source, Insn: in.insn, Note: in.note, Loads: in.loads})
 	st.last, st.lastAt = in, len(res.Execs)-1
 }
 

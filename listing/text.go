@@ -151,6 +151,11 @@ func (t *text) group(g Group) {
 		t.add(line{kind: lineGroup, text: "; " + g.Heading()})
 		return
 	}
+	if g.BPF.Source != "" {
+		// The C line an object's instruction came from, as objdump -l
+		// heads the instructions of each line.
+		t.add(line{kind: lineLabel, text: "// " + g.BPF.Source})
+	}
 	for _, lab := range g.Labels {
 		t.add(line{kind: lineLabel, text: lab + ":"})
 	}

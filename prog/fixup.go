@@ -189,7 +189,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			}
 		}
 	}
-	states, err := analyse(p, !opts.NoVerifier)
+	states, err := analyseReturns(p, !opts.NoVerifier)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +314,36 @@ type astate = *[11]aval
 // set it also rejects reads of registers that are not written on every path
 // (R0 after a tail call, R1–R5 after any call), as the verifier does; that
 // is what lets backends disagree about dead registers without it mattering.
-func analyse(p *Program, strict bool) ([][]astate, error) {
+// analyseReturns is analyse with what each subprogram leaves in R0: a
+// subprogram may exit with R0 unset (only the main function's return
+// value is checked), and then its caller finds R0 unset after the call
+// (prepare_func_exit() copies the callee's R0), which reading refuses. The
+// functions that may return R0 unset are found by analysing again until
+// they stop changing, at most once per function.
+func analyseReturns(p *Program, strict bool) ([][]astate, error) {
+	unsetR0 := map[int]bool{}
+	for {
+		states, err := analyse(p, strict, unsetR0)
+		if err != nil {
+			return nil, err
+		}
+		changed := false
+		for fi, f := range p.Funcs {
+			for ii, ins := range f.Insns {
+				if st := states[fi][ii]; fi != 0 && st != nil && ins.OpCode.IsExit() && st[R0].kind == aUninit && !unsetR0[fi] {
+					unsetR0[fi], changed = true, true
+				}
+			}
+		}
+		if !changed {
+			return states, nil
+		}
+	}
+}
+
+// analyse runs the abstract interpretation; unsetR0 holds the functions
+// that may return with R0 unset.
+func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) {
 	states := make([][]astate, len(p.Funcs))
 	for i, f := range p.Funcs {
 		states[i] = make([]astate, len(f.Insns))
@@ -379,6 +408,13 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 		}
 		if strict {
 			for _, r := range readsOf(ins) {
+				// A subprogram may return without setting R0
+				// (process_bpf_exit_full() checks the return value of
+				// the main function only): clang drops the value of a
+				// static function whose callers ignore it.
+				if r == R0 && ins.OpCode.IsExit() && it.fn != 0 {
+					continue
+				}
 				if st[r].kind == aUninit {
 					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("%s is read before it is written on some path (verifier: R%d !read_ok)", r, r)}
 				}
@@ -449,7 +485,11 @@ func analyse(p *Program, strict bool) ([][]astate, error) {
 				entry[R10] = aval{kind: aStack}
 				merge(callee, 0, &entry)
 			}
-			clobber(aUnknown)
+			if unsetR0[callee] {
+				clobber(aUninit)
+			} else {
+				clobber(aUnknown)
+			}
 		case ins.IsTailCall():
 			clobber(aUninit)
 		case op.IsCall():

@@ -248,6 +248,10 @@ type Instruction struct {
 	Labels []string
 	// Comment is carried into listings.
 	Comment string
+	// Source is the C source line an object's instruction came from
+	// ("chain.bpf.c:38: bpf_tail_call(skb, &steps, key);"), on the first
+	// instruction of each line; "" elsewhere.
+	Source string
 	// Line is the 1-based source line, 0 when built in code.
 	Line int
 }

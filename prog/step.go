@@ -20,8 +20,11 @@ type Exec struct {
 	At   Loc
 	Part string // "prologue", "epilogue", "helper", "thunk" when At is zero
 	BPF  string // the BPF instruction At names, in the assembler's syntax
-	Insn string // the instruction, disassembled (the BPF one on the reference model)
-	Note string // the JIT's annotation of it
+	// Source is the C line the BPF instruction heads, for a program read
+	// from an object (Instruction.Source); "" otherwise.
+	Source string
+	Insn   string // the instruction, disassembled (the BPF one on the reference model)
+	Note   string // the JIT's annotation of it
 	// Regs are the registers it changed, Mem the memory it read and wrote,
 	// in order.
 	Regs []RegChange

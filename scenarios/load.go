@@ -40,7 +40,8 @@ func loadFS(fsys fs.FS, root, prefix string, read func(p string) ([]byte, error)
 		data, err := read(p)
 		if err == nil {
 			var sc *Scenario
-			if sc, err = Parse(path.Join(prefix, strings.TrimPrefix(p, root+"/")), data); err == nil {
+			rel := func(name string) ([]byte, error) { return read(path.Join(path.Dir(p), name)) }
+			if sc, err = ParseWith(path.Join(prefix, strings.TrimPrefix(p, root+"/")), data, rel); err == nil {
 				out = append(out, sc)
 			}
 		}
@@ -148,7 +149,9 @@ func LoadPaths(paths []string) ([]*Scenario, error) {
 			errs = append(errs, err)
 			continue
 		}
-		sc, err := Parse(p, data)
+		sc, err := ParseWith(p, data, func(name string) ([]byte, error) {
+			return readFileWithin(filepath.Join(filepath.Dir(p), filepath.FromSlash(name)), &left)
+		})
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -7,13 +7,16 @@ package scenarios
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"tailsim/prog"
 	"tailsim/prog/asm"
+	"tailsim/prog/object"
 )
 
 // Scenario is a parsed scenario file.
@@ -38,6 +41,10 @@ type Scenario struct {
 	// Placement is passed to the backends (config "placement").
 	Placement prog.Placement
 
+	// Object is the BPF ELF object the config section names ("" for none);
+	// its programs, subprograms, prog arrays and initial slots are among
+	// the others, declared at its line.
+	Object   string
 	Maps     []MapDecl
 	Progs    []FuncDecl
 	Subprogs []FuncDecl
@@ -202,8 +209,19 @@ func (e Expect) Applies(arch, variant string) bool {
 // KnownArches are the names a scenario may select or scope to.
 var KnownArches = []string{"ref", "x86_64", "arm64"}
 
-// Parse reads a scenario file. Every error names the file and line.
+// Parse reads a scenario file. Every error names the file and line. An
+// object it names is read from the file system, relative to file's
+// directory.
 func Parse(file string, data []byte) (*Scenario, error) {
+	return ParseWith(file, data, func(name string) ([]byte, error) {
+		left := int64(MaxFileSize)
+		return readFileWithin(filepath.Join(filepath.Dir(file), filepath.FromSlash(name)), &left)
+	})
+}
+
+// ParseWith is Parse with the files a scenario names (objects) read by
+// read, given their path relative to the scenario's directory.
+func ParseWith(file string, data []byte, read func(name string) ([]byte, error)) (*Scenario, error) {
 	comment, secs, err := splitTxtar(file, string(data))
 	if err != nil {
 		return nil, err
@@ -218,7 +236,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	if len(secs) == 0 {
 		return nil, &Error{File: file, Line: strings.Count(string(data), "\n") + 1, Msg: "no sections: a scenario needs at least a prog and a run section (truncated file?)"}
 	}
-	p := &specParser{sc: sc, file: file, names: map[string]int{}}
+	p := &specParser{sc: sc, file: file, names: map[string]int{}, read: read}
 	seen := map[string]int{}
 	for _, s := range secs {
 		if !slices.Contains([]string{"config", "maps", "prog", "subprog", "slots", "ctx", "run"}, s.Kind) {
@@ -296,6 +314,7 @@ type specParser struct {
 	sc    *Scenario
 	file  string
 	names map[string]int // map, prog and subprog names -> line
+	read  func(name string) ([]byte, error)
 }
 
 func (p *specParser) errf(line int, format string, args ...any) error {
@@ -515,6 +534,14 @@ func (p *specParser) config(s section) error {
 				return p.errf(l.n, "%v", err)
 			}
 			p.sc.Placement = pl
+		case "object":
+			name, err := one()
+			if err != nil {
+				return err
+			}
+			if err := p.object(name, l.n); err != nil {
+				return err
+			}
 		case "budget":
 			v, err := one()
 			if err != nil {
@@ -526,7 +553,7 @@ func (p *specParser) config(s section) error {
 			}
 			p.sc.Budget = int(n)
 		default:
-			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, privileged, config, configs, placement, budget)", key)
+			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, privileged, config, configs, placement, object, budget)", key)
 		}
 	}
 	return nil
@@ -542,6 +569,56 @@ func splitList(args []string) []string {
 		}
 	}
 	return out
+}
+
+// object declares what a BPF ELF object holds, as if its programs,
+// subprograms, prog arrays and their initialisers were written in the
+// scenario, at the object's line.
+func (p *specParser) object(name string, line int) error {
+	if p.sc.Object != "" {
+		return p.errf(line, "a second object (the first is %s)", p.sc.Object)
+	}
+	data, err := p.read(name)
+	if err != nil {
+		return p.errf(line, "object %s: %v", name, err)
+	}
+	obj, err := object.Load(name, data)
+	if err != nil {
+		return p.errf(line, "%v", err)
+	}
+	p.sc.Object = name
+	for _, m := range obj.Maps {
+		if err := p.declare(m.Name, line); err != nil {
+			return p.errf(line, "%s: map %s: %v", name, m.Name, err.(*Error).Msg)
+		}
+		p.sc.Maps = append(p.sc.Maps, MapDecl{Name: m.Name, MaxEntries: m.MaxEntries, Line: line})
+		for _, i := range slices.Sorted(maps.Keys(m.Values)) {
+			p.sc.Slots = append(p.sc.Slots, SlotDecl{Map: m.Name, Index: uint64(i), Prog: m.Values[i], Line: line})
+		}
+	}
+	subs := map[string]bool{}
+	for _, op := range obj.Progs {
+		for k, f := range op.Funcs {
+			if k > 0 && subs[f.Name] {
+				continue // the same static function, called from another program
+			}
+			if err := p.declare(f.Name, line); err != nil {
+				return p.errf(line, "%s: %s %s: %v", name, map[bool]string{true: "program", false: "subprogram"}[k == 0], f.Name, err.(*Error).Msg)
+			}
+			d := FuncDecl{Name: f.Name, Type: op.Type, Insns: f.Insns, Line: line}
+			if d.Stack = prog.StackDepthOf(f.Insns); d.Stack > prog.MaxStackDepth {
+				return p.errf(line, "%s: %s touches r10 - %d, beyond the %d-byte BPF stack", name, f.Name, d.Stack, prog.MaxStackDepth)
+			}
+			if k == 0 {
+				p.sc.Progs = append(p.sc.Progs, d)
+			} else {
+				d.Type = ""
+				subs[f.Name] = true
+				p.sc.Subprogs = append(p.sc.Subprogs, d)
+			}
+		}
+	}
+	return nil
 }
 
 func (p *specParser) maps(s section) error {

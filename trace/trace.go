@@ -153,6 +153,10 @@ func Place(e *prog.Exec) string {
 func (t *textWriter) exec(it Item) {
 	e := it.Exec
 	if p := Place(e); p != t.place || e.PC == 0 {
+		if e.Source != "" && p != t.place {
+			// The C line, once, above the BPF instruction it heads.
+			t.line("// %s", e.Source)
+		}
 		if e.PC != 0 {
 			t.line("; %s", p)
 		}

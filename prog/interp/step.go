@@ -12,7 +12,7 @@ import (
 func (r *run) beginExec(f *frame, ins prog.Instruction) {
 	r.before = r.regs
 	text := asm.Format(ins)
-	r.res.Execs = append(r.res.Execs, prog.Exec{At: f.p.Loc(f.fn, f.pc), BPF: text, Insn: text})
+	r.res.Execs = append(r.res.Execs, prog.Exec{At: f.p.Loc(f.fn, f.pc), BPF: text, Insn: text, Source: ins.Source})
 }
 
 // finishExec completes the last recorded instruction with the registers

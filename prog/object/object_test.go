@@ -1,0 +1,180 @@
+package object_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"tailsim/prog"
+	"tailsim/prog/object"
+)
+
+// objects holds the library's BPF objects and their C sources (make
+// bpf-objects rebuilds them).
+const objects = "../../scenarios/library/objects"
+
+func load(t *testing.T, name string) *object.Object {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(objects, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := object.Load(name, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
+// The chain object: three programs, the subprogram one of them calls,
+// the prog array with the slots its initialiser fills, and C lines.
+func TestLoadChain(t *testing.T) {
+	obj := load(t, "chain.bpf.o")
+	var names []string
+	for _, p := range obj.Progs {
+		var fns []string
+		for _, f := range p.Funcs {
+			fns = append(fns, f.Name)
+		}
+		names = append(names, p.Name+"("+strings.Join(fns, ",")+"):"+p.Type)
+	}
+	if got := strings.Join(names, " "); got != "first(first,enter):sched_cls second(second):sched_cls third(third):sched_cls" {
+		t.Errorf("programs %s", got)
+	}
+	if len(obj.Maps) != 1 || obj.Maps[0].Name != "steps" || obj.Maps[0].MaxEntries != 4 ||
+		len(obj.Maps[0].Values) != 2 || obj.Maps[0].Values[1] != "second" || obj.Maps[0].Values[2] != "third" {
+		t.Errorf("maps %+v", obj.Maps[0])
+	}
+	// Every instruction keeps its encoding; references are by name.
+	var calls, loads, tails int
+	for _, p := range obj.Progs {
+		for _, f := range p.Funcs {
+			for _, ins := range f.Insns {
+				switch {
+				case ins.IsSubprogCall():
+					calls++
+					if ins.Reference != "enter" {
+						t.Errorf("%s: a call to %q", f.Name, ins.Reference)
+					}
+				case ins.IsMapLoad():
+					loads++
+					if ins.Reference != "steps" || ins.Imm != 0 {
+						t.Errorf("%s: map load %+v", f.Name, ins)
+					}
+				case ins.IsTailCall():
+					tails++
+				}
+			}
+		}
+	}
+	if calls != 1 || loads != 2 || tails != 2 {
+		t.Errorf("%d bpf2bpf calls, %d map loads, %d tail calls; want 1, 2, 2", calls, loads, tails)
+	}
+	second := obj.Progs[1].Funcs[0].Insns
+	if !strings.HasPrefix(second[0].Source, "chain.bpf.c:") {
+		t.Errorf("second's first instruction has source %q", second[0].Source)
+	}
+	withSource := 0
+	for _, ins := range second {
+		if strings.Contains(ins.Source, "skb->cb[0] += 10;") {
+			withSource++
+		}
+	}
+	if withSource != 1 {
+		t.Errorf("the line skb->cb[0] += 10 heads %d instructions, want 1", withSource)
+	}
+}
+
+// Each converted instruction encodes to the bytes the object holds (but
+// for the names that stand for map and subprogram references).
+func TestInstructionsKeepTheirEncoding(t *testing.T) {
+	for _, name := range []string{"chain.bpf.o", "loop.bpf.o"} {
+		spec, err := ebpf.LoadCollectionSpec(filepath.Join(objects, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := load(t, name)
+		for _, p := range obj.Progs {
+			var got []prog.Instruction
+			for _, f := range p.Funcs {
+				got = append(got, f.Insns...)
+			}
+			want := spec.Programs[p.Name].Instructions
+			if len(got) != len(want) {
+				t.Fatalf("%s/%s: %d instructions, want %d", name, p.Name, len(got), len(want))
+			}
+			for i, w := range want {
+				g := got[i]
+				if w.IsFunctionCall() || w.IsLoadFromMap() {
+					continue
+				}
+				var b bytes.Buffer
+				if err := (asm.Instructions{w}).Marshal(&b, binary.LittleEndian); err != nil {
+					t.Fatal(err)
+				}
+				raw := b.Bytes()
+				if prog.OpCode(raw[0]) != g.OpCode || prog.Register(raw[1]&15) != g.Dst || prog.Register(raw[1]>>4) != g.Src ||
+					int16(binary.LittleEndian.Uint16(raw[2:])) != g.Off {
+					t.Errorf("%s/%s insn %d: % x, converted %+v", name, p.Name, i, raw, g)
+				}
+			}
+		}
+	}
+}
+
+// What cannot be read or modelled is an error naming the object and,
+// where it applies, the section and the instruction; never a panic.
+func TestLoadErrors(t *testing.T) {
+	chain, err := os.ReadFile(objects + "/chain.bpf.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	globals, err := os.ReadFile(objects + "/globals.bpf.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty.o", nil, "empty.o: not a BPF ELF object"},
+		{"truncated.o", chain[:len(chain)/3], "truncated.o: not a BPF ELF object"},
+		{"text.o", []byte("not an ELF file at all"), "text.o: not a BPF ELF object"},
+		{"x86.o", self[:min(len(self), 1<<20)], "x86.o: not a BPF ELF object"},
+		{"globals.bpf.o", globals, "globals.bpf.o: section .maps: map .bss: global data (.bss) is not modelled yet"},
+	} {
+		obj, err := object.Load(tc.name, tc.data)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, %v; want an error starting %q", tc.name, obj, err, tc.want)
+		}
+	}
+}
+
+// Any bytes at all: an object or an error, never a panic. The committed
+// objects are the seed corpus, run by every go test.
+func FuzzLoadObject(f *testing.F) {
+	for _, name := range []string{"chain.bpf.o", "loop.bpf.o", "globals.bpf.o"} {
+		data, err := os.ReadFile(filepath.Join(objects, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obj, err := object.Load("fuzz.o", data)
+		if (obj == nil) == (err == nil) {
+			t.Fatalf("object %v and error %v", obj, err)
+		}
+	})
+}
