@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -374,6 +375,16 @@ func (m *machine) load() error {
 			return err
 		}
 	}
+	// The array maps, as struct bpf_array: the header with max_entries,
+	// then the values from ptrs[]'s offset, with exact bounds.
+	for k, a := range w.Maps {
+		obj := make([]byte, uint64(w.Layout.Ptrs)+uint64(len(a.Values)))
+		binary.LittleEndian.PutUint32(obj[w.Layout.MaxEntries:], a.MaxEntries)
+		copy(obj[w.Layout.Ptrs:], a.Values)
+		if err := e.mapObject(prog.ArrayMapAddr(k), obj, uc.PROT_READ|uc.PROT_WRITE); err != nil {
+			return err
+		}
+	}
 	if err := e.commit(); err != nil {
 		return err
 	}
@@ -428,9 +439,14 @@ type resolver struct {
 	funcs []uint64
 }
 
-func (r resolver) Helper(id int32) (uint64, bool)   { return r.m.spec.at.helperAddr(id) }
-func (r resolver) Func(fn int) uint64               { return r.funcs[fn] }
-func (r resolver) Map(name string) uint64           { return r.m.arrays[r.m.w.Array(name)].base }
+func (r resolver) Helper(id int32) (uint64, bool) { return r.m.spec.at.helperAddr(id) }
+func (r resolver) Func(fn int) uint64             { return r.funcs[fn] }
+func (r resolver) Map(name string) uint64 {
+	if k := slices.IndexFunc(r.m.w.Maps, func(a *prog.ArrayMap) bool { return a.Name == name }); k >= 0 {
+		return prog.ArrayMapAddr(k)
+	}
+	return r.m.arrays[r.m.w.Array(name)].base
+}
 func (r resolver) Thunk(name string) (uint64, bool) { return r.m.spec.at.thunkAddr(name) }
 
 // poke makes the text poke of x86's bpf_arch_poke_desc_update() at one
@@ -464,6 +480,10 @@ func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program, which
 // Apply implements prog.Machine: the memory and code the kernel changes for
 // each step of a slot update.
 func (m *machine) Apply(ef prog.Effect) error {
+	if ef.Kind == prog.EffectMapWrite {
+		k := slices.Index(m.w.Maps, ef.Map)
+		return m.e.u.MemWrite(prog.ArrayMapAddr(k)+uint64(m.w.Layout.Ptrs)+uint64(ef.Off), ef.Bytes)
+	}
 	ai := m.arrays[ef.Array]
 	var at, val uint64
 	switch ef.Kind {

@@ -147,6 +147,14 @@ func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *pro
 		_ = m.e.memReadInto(ctx, ctxBase)
 		res.Ctx = append([]byte(nil), ctx...)
 	}
+	if len(m.w.Maps) > 0 {
+		res.Maps = map[string][]byte{}
+		for k, a := range m.w.Maps {
+			v := make([]byte, len(a.Values))
+			_ = m.e.memReadInto(v, prog.ArrayMapAddr(k)+uint64(m.w.Layout.Ptrs))
+			res.Maps[a.Name] = v
+		}
+	}
 	return res
 }
 

@@ -123,6 +123,13 @@ func diffCases() []diffCase {
 			}
 		}
 	}
+	// Loads and stores of every size between extended registers (r7–r9 are
+	// r13–r15 on x86: a REX prefix more) and the frame.
+	for _, size := range []string{"u8", "u16", "u32", "u64"} {
+		m := fmt.Sprintf("*(%s *)(r10 -8)", size)
+		out = append(out, diffCase{name: fmt.Sprintf("%s = r7, r8 = %s", m, m), regs: [2]int{7, 8},
+			body: fmt.Sprintf("\t*(u64 *)(r10 -8) = r8\n\t%s = r7\n\tr8 = %s\n\tr0 += r8\n", m, m)})
+	}
 	out = append(out, diffCase{"goto", [2]int{2, 3}, "\tif r2 == 0 goto skip\n\tr0 += 5\n\tgoto done\nskip:\n\tr0 += 1\ndone:\n", nil, false})
 	// 64-bit constants: the movabs, mov imm32 and movz/movn/movk choices.
 	for _, k := range []uint64{0, 1, 0xffffffff, 1 << 32, 0xffffffffffffffff, 0xffff0000ffff0000, 0x0000ffff00000000, 0x123456789abcdef0, 0xfffffffffffffffe, 0x8000000000000000} {

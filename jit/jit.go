@@ -133,7 +133,11 @@ func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Variant, directTailCall
 			if mapIndex >= len(fx.UsedMaps) {
 				return tc, fmt.Errorf("tail call names used_maps[%d] of %d", mapIndex, len(fx.UsedMaps))
 			}
-			tc.Kind, tc.Map = prog.Static, fx.UsedMaps[mapIndex]
+			a, ok := fx.UsedMaps[mapIndex].(*prog.ProgArray)
+			if !ok {
+				return tc, fmt.Errorf("tail call names used_maps[%d], %s, which is no prog array", mapIndex, fx.UsedMaps[mapIndex].MapName())
+			}
+			tc.Kind, tc.Map = prog.Static, a
 		}
 	}
 	if want := site.Kind(v, directTailCalls); tc.Kind != want {

@@ -28,7 +28,7 @@ func TestDecodeTailCall(t *testing.T) {
 	} {
 		site := tt.site
 		site.ImmMap = site.Maps[0]
-		fx := &prog.Fixup{UsedMaps: []*prog.ProgArray{a, b}, Sites: []*prog.TailCallSite{&site}}
+		fx := &prog.Fixup{UsedMaps: []prog.Map{a, b}, Sites: []*prog.TailCallSite{&site}}
 		for vi, v := range prog.Variants {
 			for di, direct := range []bool{true, false} {
 				tc, err := DecodeTailCall(fx, 0, 0, v, direct)
@@ -44,7 +44,7 @@ func TestDecodeTailCall(t *testing.T) {
 	// A direct site whose poke index was lost encodes no poke: the JIT
 	// would emit the static path while the fix-up chose a direct call.
 	bad := prog.TailCallSite{Loc: prog.Loc{Prog: "p", Slot: 2}, Maps: []*prog.ProgArray{a}, KeyConst: true, Direct: true, PokeIndex: -1, ImmMap: a}
-	fx := &prog.Fixup{UsedMaps: []*prog.ProgArray{a}, Sites: []*prog.TailCallSite{&bad}}
+	fx := &prog.Fixup{UsedMaps: []prog.Map{a}, Sites: []*prog.TailCallSite{&bad}}
 	if _, err := DecodeTailCall(fx, 0, 0, prog.Patched, true); err == nil || !strings.Contains(err.Error(), "decodes to the static path, the fix-up chose direct") {
 		t.Errorf("a disagreeing imm: err %v, want one naming both paths", err)
 	}

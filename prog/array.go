@@ -126,6 +126,10 @@ const (
 	// EffectBypass rewrites their bypass poke sites: a nop once the slot
 	// is filled, a jump past the call to out once it is emptied.
 	EffectBypass // bypass
+	// EffectMapWrite writes Bytes at Off into array map Map's values, as
+	// user space writes an element (or a global) between runs. Each
+	// backend keeps its own values and applies it itself.
+	EffectMapWrite // map write
 )
 
 // Effect is one observable step of a slot update or delete. Applying the
@@ -136,6 +140,10 @@ type Effect struct {
 	Index uint32
 	Old   *Program
 	New   *Program // nil for a delete
+	// Map, Off and Bytes are an EffectMapWrite's.
+	Map   *ArrayMap
+	Off   uint32
+	Bytes []byte
 }
 
 // Update checks an update of slot i the way prog_array_map_update_elem()

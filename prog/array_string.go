@@ -31,11 +31,12 @@ func _() {
 	_ = x[EffectCached-1]
 	_ = x[EffectTarget-2]
 	_ = x[EffectBypass-3]
+	_ = x[EffectMapWrite-4]
 }
 
-const _EffectKind_name = "ptrscachedtargetbypass"
+const _EffectKind_name = "ptrscachedtargetbypassmap write"
 
-var _EffectKind_index = [...]uint8{0, 4, 10, 16, 22}
+var _EffectKind_index = [...]uint8{0, 4, 10, 16, 22, 31}
 
 func (i EffectKind) String() string {
 	idx := int(i) - 0

@@ -140,8 +140,13 @@ type FixupOptions struct {
 
 // Fixup is the verifier-like analysis of one program's tail-call sites.
 type Fixup struct {
-	UsedMaps []*ProgArray
+	// UsedMaps is the verifier's used_maps[]: every map the program
+	// loads, prog arrays and array maps, in the order it first does.
+	UsedMaps []Map
 	Sites    []*TailCallSite
+	// Lookups are the bpf_map_lookup_elem() calls whose R1 holds one array
+	// map on every path: the verifier inlines them (map_gen_lookup).
+	Lookups map[[2]int]*ArrayMap
 }
 
 // Site returns the site at a function and instruction index, or nil.
@@ -158,6 +163,12 @@ func (fx *Fixup) Site(fn, insn int) *TailCallSite {
 // R3 at every tail call, merged over all paths and all call sites of each
 // subprogram, then the direct/indirect and imm decisions.
 func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*Fixup, error) {
+	return FixupProgramWith(p, maps, nil, opts)
+}
+
+// FixupProgramWith is FixupProgram for a program that may also use array
+// maps.
+func FixupProgramWith(p *Program, maps map[string]*ProgArray, arrays map[string]*ArrayMap, opts FixupOptions) (*Fixup, error) {
 	size := 0
 	for _, f := range p.Funcs {
 		_, n := f.Slots()
@@ -174,12 +185,22 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 	fx := &Fixup{}
 	for _, f := range p.Funcs {
 		for _, ins := range f.Insns {
-			if !ins.IsMapLoad() {
+			if !ins.IsMapLoad() && !ins.IsMapValueLoad() {
 				continue
 			}
-			m, ok := maps[ins.Reference]
-			if !ok {
+			var m Map
+			if a, ok := maps[ins.Reference]; ok {
+				m = a
+			} else if a, ok := arrays[ins.Reference]; ok {
+				m = a
+			} else {
 				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("unknown map %q", ins.Reference)}
+			}
+			if a, ok := m.(*ArrayMap); ins.IsMapValueLoad() && (!ok || uint64(ins.Imm) >= uint64(a.ValueSize)) {
+				if !ok {
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("map_value[%s]: %s is a prog array, whose values a program cannot address", ins.Reference, ins.Reference)}
+				}
+				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("map_value[%s] + %d: invalid access to map value pointer, value_size=%d off=%d", ins.Reference, ins.Imm, a.ValueSize, ins.Imm)}
 			}
 			if !slices.Contains(fx.UsedMaps, m) {
 				if len(fx.UsedMaps) == MaxUsedMaps {
@@ -209,6 +230,23 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 			}
 		}
 	}
+	if !opts.NoVerifier {
+		// do_misc_fixups() inlines a lookup whose map it knows (not
+		// poisoned by two maps reaching the call).
+		for fi, f := range p.Funcs {
+			for ii, ins := range f.Insns {
+				if !ins.IsHelperCall() || ins.Imm != HelperMapLookup {
+					continue
+				}
+				if r1 := states[fi][ii][R1]; r1.kind == aMaps && len(r1.maps) == 1 && arrays[r1.maps[0]] != nil {
+					if fx.Lookups == nil {
+						fx.Lookups = map[[2]int]*ArrayMap{}
+					}
+					fx.Lookups[[2]int{fi, ii}] = arrays[r1.maps[0]]
+				}
+			}
+		}
+	}
 	for fi, f := range p.Funcs {
 		for ii, ins := range f.Insns {
 			if !ins.IsTailCall() {
@@ -221,8 +259,12 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 				if len(fx.UsedMaps) == 0 {
 					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s in a program that loads no map", site.Loc)}
 				}
-				site.Maps = fx.UsedMaps[:1]
-				site.ImmMap = fx.UsedMaps[0]
+				i := slices.IndexFunc(fx.UsedMaps, func(m Map) bool { _, ok := m.(*ProgArray); return ok })
+				if i < 0 {
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s in a program that loads no prog array", site.Loc)}
+				}
+				site.Maps = []*ProgArray{fx.UsedMaps[i].(*ProgArray)}
+				site.ImmMap = site.Maps[0]
 				continue
 			}
 			r2, r3 := st[R2], st[R3]
@@ -230,7 +272,11 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s: R2 does not hold a prog array on every path", site.Loc)}
 			}
 			for _, name := range r2.maps {
-				site.Maps = append(site.Maps, maps[name])
+				a, ok := maps[name]
+				if !ok {
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("tail call at %s: R2 may hold array map %s, not a prog array (the verifier: cannot pass map_type 2 into func bpf_tail_call#12)", site.Loc, name)}
+				}
+				site.Maps = append(site.Maps, a)
 			}
 			if site.Poisoned() {
 				// The verifier keeps the map of the last path it explored
@@ -242,7 +288,7 @@ func FixupProgram(p *Program, maps map[string]*ProgArray, opts FixupOptions) (*F
 					}
 				}
 			}
-			site.MapIndex = slices.Index(fx.UsedMaps, site.Maps[0])
+			site.MapIndex = slices.Index(fx.UsedMaps, Map(site.Maps[0]))
 			site.ImmMap = site.Maps[0]
 			if !site.Poisoned() && r3.kind == aConst && r3.c < uint64(site.Maps[0].MaxEntries) {
 				site.KeyConst, site.Key = true, r3.c
@@ -454,6 +500,8 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 		case op.IsLoadImm64():
 			if ins.IsMapLoad() {
 				st[ins.Dst] = aval{kind: aMaps, maps: []string{ins.Reference}}
+			} else if ins.IsMapValueLoad() {
+				st[ins.Dst] = aval{} // a pointer the analysis does not follow
 			} else {
 				st[ins.Dst] = aval{kind: aConst, c: uint64(ins.Imm)}
 			}

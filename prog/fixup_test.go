@@ -58,10 +58,10 @@ func mkMaps(t testing.TB, sizes map[string]uint32) map[string]*prog.ProgArray {
 	return maps
 }
 
-func names(as []*prog.ProgArray) []string {
+func names[M prog.Map](ms []M) []string {
 	var out []string
-	for _, a := range as {
-		out = append(out, a.Name)
+	for _, m := range ms {
+		out = append(out, m.MapName())
 	}
 	return out
 }
@@ -671,7 +671,7 @@ func TestPoisonedSiteKeepsLastExploredMap(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := fx.Sites[0]
-		want := slices.IndexFunc(fx.UsedMaps, func(m *prog.ProgArray) bool { return m.Name == tt.target })
+		want := slices.IndexFunc(fx.UsedMaps, func(m prog.Map) bool { return m.MapName() == tt.target })
 		if !s.Poisoned() || s.MapIndex != want || s.ImmMap.Name != tt.target {
 			t.Errorf("target path loads %s: map index %d (%s), want %d", tt.target, s.MapIndex, s.ImmMap.Name, want)
 		}
@@ -869,6 +869,70 @@ func TestKeyByDivisionNotDirect(t *testing.T) {
 		}
 		if s := w.Fixups[p].Sites[0]; s.Direct || s.KeyConst {
 			t.Errorf("r3 = %d / 3: the site is direct (%v) or its key constant (%v)", k, s.Direct, s.KeyConst)
+		}
+	}
+}
+
+// array_map_gen_lookup() replaces a lookup on a known array map, with the
+// index mask for an unprivileged program and a multiply for an element
+// size that is not a power of two; two maps reaching R1 keep the call.
+func TestArrayLookupInlined(t *testing.T) {
+	src := "*(u32 *)(r10 - 4) = 1\nr2 = r10\nr2 += -4\nr1 = map[vals]\ncall bpf_map_lookup_elem\nr0 = 0\nexit"
+	for _, tc := range []struct {
+		valueSize    uint32
+		unprivileged bool
+		want         []string
+	}{
+		{8, false, []string{"r1 += 304", "r0 = *(u32 *)(r2 + 0)", "if r0 >= 5 goto +3", "r0 <<= 3", "r0 += r1", "goto +1", "r0 = 0"}},
+		{12, true, []string{"r1 += 304", "r0 = *(u32 *)(r2 + 0)", "if r0 >= 5 goto +4", "w0 &= 7", "r0 <<= 4", "r0 += r1", "goto +1", "r0 = 0"}},
+		{24, false, []string{"r1 += 304", "r0 = *(u32 *)(r2 + 0)", "if r0 >= 5 goto +3", "r0 *= 24", "r0 += r1", "goto +1", "r0 = 0"}},
+	} {
+		p := newProg(t, "main", src, nil)
+		if tc.unprivileged {
+			p.Type = "socket_filter"
+		}
+		vals, err := prog.NewArrayMap("vals", 5, tc.valueSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{vals}}
+		if err := w.Fix(prog.FixupOptions{Unprivileged: tc.unprivileged}); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ins := range p.Funcs[0].Insns[4 : 4+len(tc.want)] {
+			got = append(got, asm.Format(ins))
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("value_size %d, unprivileged %v (-want +got):\n%s", tc.valueSize, tc.unprivileged, diff)
+		}
+	}
+	// Two maps reach R1: the verifier does not know which, and calls.
+	two := "r1 = map[vals]\nif r6 == 0 goto skip\nr1 = map[more]\nskip: *(u32 *)(r10 - 4) = 1\nr2 = r10\nr2 += -4\ncall bpf_map_lookup_elem\nr0 = 0\nexit"
+	p := newProg(t, "main", "r6 = 0\n"+two, nil)
+	a, _ := prog.NewArrayMap("vals", 5, 8)
+	b, _ := prog.NewArrayMap("more", 5, 8)
+	w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{a, b}}
+	if err := w.Fix(prog.FixupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(p.Funcs[0].Insns, func(ins prog.Instruction) bool { return ins.IsHelperCall() && ins.Imm == prog.HelperMapLookup }) {
+		t.Errorf("a lookup two maps reach was inlined")
+	}
+}
+
+// What the verifier refuses of array maps: a tail call through one, and
+// a map_value offset past the value.
+func TestArrayMapRefusals(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"r2 = map[vals]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", "cannot pass map_type 2 into func bpf_tail_call#12"},
+		{"r1 = map_value[vals] + 8\nr0 = 0\nexit", "invalid access to map value pointer, value_size=8 off=8"},
+	} {
+		p := newProg(t, "main", tc.src, nil)
+		vals, _ := prog.NewArrayMap("vals", 2, 8)
+		w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{vals}}
+		if err := w.Fix(prog.FixupOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
 		}
 	}
 }

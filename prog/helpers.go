@@ -30,6 +30,10 @@ var Helpers = []Helper{
 	{212, "test_func", 17},
 }
 
+// HelperMapLookup is bpf_map_lookup_elem(), which the verifier inlines for
+// an array map it knows (see rewriteProgram).
+const HelperMapLookup = 1
+
 // HelperSmpProcessorID is bpf_get_smp_processor_id(), which the verifier
 // inlines on x86-64 as a per-CPU load (see rewriteProgram).
 const HelperSmpProcessorID = 8

@@ -223,7 +223,10 @@ func (c OpCode) IsMemStore() bool {
 // Pseudo source-register values with special meaning (uapi/linux/bpf.h).
 const (
 	PseudoMapFD = 1 // ld_imm64: imm is a map reference
-	PseudoCall  = 1 // call: imm is a relative offset to a subprogram
+	// PseudoMapValue (BPF_PSEUDO_MAP_VALUE): the ld_imm64 loads the
+	// address of an array map's first value plus Imm (global data).
+	PseudoMapValue = 2
+	PseudoCall     = 1 // call: imm is a relative offset to a subprogram
 )
 
 // Helper IDs from include/uapi/linux/bpf.h used by the scenarios.
@@ -329,4 +332,10 @@ func Decode(b []byte) (Instruction, int, error) {
 // that does is refused for its reserved off).
 func (ins Instruction) IsMovPercpuAddr() bool {
 	return ins.OpCode == ALU64(OpMov, SourceX) && ins.Off == AddrPercpu
+}
+
+// IsMapValueLoad reports a 64-bit immediate load of a map value's address
+// (Reference names the array map, Imm is the offset into its value).
+func (ins Instruction) IsMapValueLoad() bool {
+	return ins.OpCode.IsLoadImm64() && ins.Src == PseudoMapValue
 }

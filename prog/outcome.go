@@ -235,6 +235,9 @@ type Result struct {
 	Path  []string // programs entered, in order
 	Falls []Reason // failed tail calls, in order
 	Ctx   []byte   // ctx memory afterwards
+	// Maps are the array maps' values afterwards, by name (nil when the
+	// world has none).
+	Maps  map[string][]byte
 	Fault *Fault
 	// R0Dead is set when the program exited with the R0 a failed tail call
 	// left undefined (possible only without the verifier, as in

@@ -14,22 +14,29 @@ import (
 // the program again (bpf2bpf call offsets move with the slots). It
 // reports whether anything changed: most programs need no rewrite, and
 // then their analysis stands.
-func rewriteProgram(p *Program, arch string) (bool, error) {
+func rewriteProgram(p *Program, fx *Fixup, l Layout, opts FixupOptions) (bool, error) {
 	changed := false
-	for _, f := range p.Funcs {
+	for fi, f := range p.Funcs {
+		// The fix-up's lookups are by the original index: count the
+		// instructions added before each.
+		added := 0
 		for i := 0; i < len(f.Insns); i++ {
 			patch := divModGuard(f.Insns[i])
 			if patch == nil {
 				patch = inlineJiffies(f.Insns[i])
 			}
-			if patch == nil && arch == "x86_64" {
+			if patch == nil && opts.Arch == "x86_64" {
 				patch = inlineSmpProcessorID(f.Insns[i])
+			}
+			if m := fx.Lookups[[2]int{fi, i - added}]; patch == nil && m != nil {
+				patch = arrayMapGenLookup(f.Insns[i], m, l, opts.Unprivileged)
 			}
 			if patch != nil {
 				if err := f.replace(i, patch); err != nil {
 					return false, err
 				}
 				i += len(patch) - 1
+				added += len(patch) - 1
 				changed = true
 			}
 		}
@@ -72,6 +79,40 @@ func inlineSmpProcessorID(ins Instruction) []Instruction {
 		{OpCode: ALU64(OpMov, SourceX), Dst: R0, Src: R0, Off: AddrPercpu, Line: ins.Line, Comment: "r0 = this CPU's cpu_number"},
 		{OpCode: LoadMem(SizeW), Dst: R0, Src: R0, Line: ins.Line, Comment: "r0 = the CPU number"},
 	}
+}
+
+// arrayMapGenLookup is array_map_gen_lookup(), which do_misc_fixups()
+// puts where a JITed program on a 64-bit kernel calls
+// bpf_map_lookup_elem() on an array map it knows: r1 = &array->value[0];
+// r0 = the key (a u32 the program points R2 at); out of bounds, NULL;
+// else r0 = r1 + key * elem_size. An unprivileged program's map also
+// masks the key (!bypass_spec_v1). R1 is moved and R2–R5 are left as
+// they were; the program was verified with the call, so nothing reads
+// them.
+func arrayMapGenLookup(ins Instruction, m *ArrayMap, l Layout, unprivileged bool) []Instruction {
+	c := func(ins Instruction, comment string) Instruction { ins.Comment = comment; return ins }
+	out := []Instruction{
+		c(Instruction{OpCode: ALU64(OpAdd, SourceK), Dst: R1, Imm: int64(l.Ptrs), Line: ins.Line, Labels: ins.Labels},
+			"bpf_map_lookup_elem() inlined: r1 = &array->value[0]"),
+		c(Instruction{OpCode: LoadMem(SizeW), Dst: R0, Src: R2, Line: ins.Line}, "r0 = the key"),
+	}
+	skip := int16(3)
+	if unprivileged {
+		skip = 4
+	}
+	out = append(out, c(Instruction{OpCode: Jmp(OpJGE, SourceK), Dst: R0, Off: skip, Imm: int64(int32(m.MaxEntries)), Line: ins.Line}, "out of bounds: NULL"))
+	if unprivileged {
+		out = append(out, c(Instruction{OpCode: ALU32(OpAnd, SourceK), Dst: R0, Imm: int64(int32(m.IndexMask())), Line: ins.Line}, "key &= index_mask"))
+	}
+	if es := m.ElemSize(); es&(es-1) == 0 {
+		out = append(out, Instruction{OpCode: ALU64(OpLsh, SourceK), Dst: R0, Imm: int64(bits.TrailingZeros32(es)), Line: ins.Line})
+	} else {
+		out = append(out, Instruction{OpCode: ALU64(OpMul, SourceK), Dst: R0, Imm: int64(es), Line: ins.Line})
+	}
+	return append(out,
+		c(Instruction{OpCode: ALU64(OpAdd, SourceX), Dst: R0, Src: R1, Line: ins.Line}, "r0 = &array->value[key * elem_size]"),
+		Instruction{OpCode: Jmp(OpJA, SourceK), Off: 1, Line: ins.Line},
+		Instruction{OpCode: ALU64(OpMov, SourceK), Dst: R0, Imm: 0, Line: ins.Line})
 }
 
 // divModGuard is the verifier's guard around a division or modulo by a

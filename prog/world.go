@@ -12,6 +12,9 @@ import (
 type World struct {
 	Layout Layout
 	Arrays []*ProgArray
+	// Maps are the array maps (global data among them), whose values the
+	// runs change: each backend keeps its own copy from the load on.
+	Maps   []*ArrayMap
 	Progs  []*Program
 	Fixups map[*Program]*Fixup
 	// Ctx is the initial ctx memory; nil means R1 = 0 (lib/test_bpf's NULL ctx).
@@ -37,6 +40,16 @@ func (w *World) Array(name string) *ProgArray {
 	return nil
 }
 
+// ArrayMap finds an array map by name.
+func (w *World) ArrayMap(name string) *ArrayMap {
+	for _, m := range w.Maps {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
 // Prog finds a program by name.
 func (w *World) Prog(name string) *Program {
 	for _, p := range w.Progs {
@@ -54,6 +67,13 @@ func (w *World) Fix(opts FixupOptions) error {
 	for _, a := range w.Arrays {
 		maps[a.Name] = a
 	}
+	arrays := map[string]*ArrayMap{}
+	for _, m := range w.Maps {
+		arrays[m.Name] = m
+	}
+	if len(w.Maps) > MaxArrayMaps {
+		return fmt.Errorf("%d array maps: tailsim keeps at most %d", len(w.Maps), MaxArrayMaps)
+	}
 	if opts.Unprivileged && !opts.NoVerifier {
 		if err := w.checkUnprivileged(); err != nil {
 			return err
@@ -62,17 +82,17 @@ func (w *World) Fix(opts FixupOptions) error {
 	for _, p := range w.Progs {
 		// The verifier checks the program as written, then rewrites it
 		// (do_misc_fixups()); the sites are those of the rewritten one.
-		fx, err := FixupProgram(p, maps, opts)
+		fx, err := FixupProgramWith(p, maps, arrays, opts)
 		if err != nil {
 			return fmt.Errorf("program %s: %w", p.Name, err)
 		}
 		if !opts.NoVerifier {
-			changed, err := rewriteProgram(p, opts.Arch)
+			changed, err := rewriteProgram(p, fx, w.Layout, opts)
 			if err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}
 			if changed {
-				if fx, err = FixupProgram(p, maps, opts); err != nil {
+				if fx, err = FixupProgramWith(p, maps, arrays, opts); err != nil {
 					return fmt.Errorf("program %s: %w", p.Name, err)
 				}
 			}
@@ -82,7 +102,7 @@ func (w *World) Fix(opts FixupOptions) error {
 			if err := unprivTailCalls(p, fx); err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}
-			if fx, err = FixupProgram(p, maps, opts); err != nil {
+			if fx, err = FixupProgramWith(p, maps, arrays, opts); err != nil {
 				return fmt.Errorf("program %s: %w", p.Name, err)
 			}
 		}
@@ -94,8 +114,9 @@ func (w *World) Fix(opts FixupOptions) error {
 		// (check_map_prog_compatibility, bpf_prog_map_compatible): the
 		// first program checked fixes the array's owner type, and a
 		// program of another type is refused.
-		for _, a := range fx.UsedMaps {
-			if !a.Compatible(p) {
+		for _, m := range fx.UsedMaps {
+			a, ok := m.(*ProgArray)
+			if ok && !a.Compatible(p) {
 				return &PosError{Line: p.Line, Msg: fmt.Sprintf("program %s of type %s uses prog array %s, which holds programs of type %s: bpf_prog_map_compatible() refuses it (EINVAL)", p.Name, p.Type, a.Name, a.owner)}
 			}
 		}

@@ -36,6 +36,12 @@ func (r Ref) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error)
 
 type refMachine struct{ *interp.Machine }
 
-// Apply needs no work: the interpreter reads the model arrays directly.
-func (refMachine) Apply(prog.Effect) error { return nil }
-func (refMachine) Close()                  {}
+// Apply needs no work for a slot change: the interpreter reads the model
+// arrays directly. A map write goes to the machine's own values.
+func (m refMachine) Apply(e prog.Effect) error {
+	if e.Kind == prog.EffectMapWrite {
+		m.WriteMap(e)
+	}
+	return nil
+}
+func (refMachine) Close() {}

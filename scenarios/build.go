@@ -29,6 +29,15 @@ func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, erro
 		w.Ctx = append([]byte{}, sc.Ctx...)
 	}
 	for _, m := range sc.Maps {
+		if m.Array {
+			a, err := prog.NewArrayMap(m.Name, m.MaxEntries, m.ValueSize)
+			if err != nil {
+				return nil, fail(m.Line, "%v", err)
+			}
+			a.Line = m.Line
+			w.Maps = append(w.Maps, a)
+			continue
+		}
 		a, err := prog.NewProgArray(m.Name, m.MaxEntries)
 		if err != nil {
 			return nil, fail(m.Line, "%v", err)
@@ -97,7 +106,7 @@ func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, erro
 		}
 		checks := st.Expect
 		if st.Kind == StepSet {
-			if sc.Ctx == nil {
+			if sc.Ctx == nil && st.Set.Key == KeyCtx {
 				return nil, fail(st.Line, "set needs a ctx section")
 			}
 			checks = []Expect{st.Set}

@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -277,7 +279,7 @@ func (r *runner) expects(st Step) []Expect {
 func (r *runner) step(st Step) error {
 	switch st.Kind {
 	case StepSet:
-		r.set(st)
+		return r.set(st)
 	case StepFinish:
 		return r.finish(st)
 	case StepUpdate, StepDelete:
@@ -288,11 +290,28 @@ func (r *runner) step(st Step) error {
 	return nil
 }
 
-// set writes ctx between runs, as user space writes a global.
-func (r *runner) set(st Step) {
+// set writes ctx, or an array map's element, between runs, as user space
+// writes a global. Each machine keeps its own map values.
+func (r *runner) set(st Step) error {
+	if e := st.Set; e.Key == KeyMap {
+		b := e.Bytes
+		if e.Size > 0 {
+			b = binary.LittleEndian.AppendUint64(nil, e.Value)[:e.Size]
+		}
+		ef := prog.Effect{Kind: prog.EffectMapWrite, Map: r.w.ArrayMap(e.Map), Off: uint32(e.Off), Bytes: b}
+		for _, m := range []Machine{r.m, r.ref, r.alt} {
+			if m != nil {
+				if err := m.Apply(ef); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	for _, c := range [][]byte{r.ctx, r.ctxRef, r.ctxAlt} {
 		writeCtx(c, st.Set)
 	}
+	return nil
 }
 
 func slotKey(m string, index uint64) string { return fmt.Sprintf("%s[%d]", m, index) }
@@ -568,6 +587,28 @@ func check(e Expect, r *prog.Result) string {
 		if v != e.Value {
 			return fmt.Sprintf("got %s", num(v))
 		}
+	case KeyMap:
+		v := r.Maps[e.Map]
+		n := e.Size
+		if n == 0 {
+			n = len(e.Bytes)
+		}
+		if e.Off+n > len(v) {
+			return "the run has no such map"
+		}
+		if e.Size == 0 {
+			if got := v[e.Off : e.Off+n]; !bytes.Equal(got, e.Bytes) {
+				return fmt.Sprintf("got % x", got)
+			}
+			break
+		}
+		var x uint64
+		for i := e.Size - 1; i >= 0; i-- {
+			x = x<<8 | uint64(v[e.Off+i])
+		}
+		if x != e.Value {
+			return fmt.Sprintf("got %s", num(x))
+		}
 	case KeyFault:
 		switch {
 		case e.NoFault && r.Fault != nil:
@@ -644,6 +685,11 @@ func DiffResults(want, got *prog.Result) []Diff {
 	if !bytes.Equal(want.Ctx, got.Ctx) {
 		d = append(d, Diff{Field: FieldCtx, Got: fmt.Sprintf("% x", got.Ctx), Want: fmt.Sprintf("% x", want.Ctx)})
 	}
+	for _, name := range slices.Sorted(maps.Keys(want.Maps)) {
+		if w, g := want.Maps[name], got.Maps[name]; !bytes.Equal(w, g) {
+			d = append(d, Diff{Field: FieldMaps, Got: name + ": " + hexPrefix(g), Want: name + ": " + hexPrefix(w)})
+		}
+	}
 	return d
 }
 
@@ -678,4 +724,12 @@ func Judge(want, got *prog.Result) []Failure {
 		out = append(out, Failure{Kind: FailFault, Fault: got.Fault})
 	}
 	return out
+}
+
+// hexPrefix shows a map's values, cut after 64 bytes.
+func hexPrefix(b []byte) string {
+	if len(b) > 64 {
+		return fmt.Sprintf("% x ... (%d bytes)", b[:64], len(b))
+	}
+	return fmt.Sprintf("% x", b)
 }

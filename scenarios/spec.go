@@ -57,7 +57,11 @@ type Scenario struct {
 type MapDecl struct {
 	Name       string
 	MaxEntries uint32
-	Line       int
+	// Array is set for a BPF_MAP_TYPE_ARRAY of ValueSize-byte values
+	// (type=array); a prog array otherwise.
+	Array     bool
+	ValueSize uint32
+	Line      int
 }
 
 // FuncDecl is a program or subprogram section.
@@ -151,6 +155,7 @@ const (
 	KeyDivergence             // divergence
 	KeyBroken                 // broken
 	KeyError                  // error
+	KeyMap                    // map
 )
 
 // keys lists the words an expectation may start with, in the order error
@@ -169,6 +174,8 @@ type Expect struct {
 	Off    int
 	Size   int    // ctx: 1, 2, 4, 8, or 0 for bytes
 	Bytes  []byte // ctx bytes
+	// Map names the array map of a KeyMap (Off is into its values).
+	Map string
 	// Fault is the fault kind "fault = KIND" asks for; 0 with NoFault
 	// unset is any fault ("expect fault").
 	Fault   prog.FaultKind
@@ -627,9 +634,25 @@ func (p *specParser) maps(s section) error {
 		if err := p.declare(words[0], l.n); err != nil {
 			return err
 		}
-		kv, err := p.keyValues(l.n, words[1:], "max_entries")
+		kv, err := p.keyValues(l.n, words[1:], "max_entries", "type", "value_size")
 		if err != nil {
 			return err
+		}
+		d := MapDecl{Name: words[0], Line: l.n}
+		switch kv["type"] {
+		case "", "prog_array":
+			if _, ok := kv["value_size"]; ok {
+				return p.errf(l.n, "a prog array's values are programs: no value_size")
+			}
+		case "array":
+			v, ok := kv["value_size"]
+			n, err := parseUint(v)
+			if !ok || err != nil || n == 0 || n > prog.MaxArrayBytes {
+				return p.errf(l.n, "array %s needs value_size=N (1..%d)", words[0], prog.MaxArrayBytes)
+			}
+			d.Array, d.ValueSize = true, uint32(n)
+		default:
+			return p.errf(l.n, "unknown map type %q (prog_array, array)", kv["type"])
 		}
 		v, ok := kv["max_entries"]
 		if !ok {
@@ -642,7 +665,23 @@ func (p *specParser) maps(s section) error {
 		if n == 0 {
 			return p.errf(l.n, "max_entries 0 is rejected by the kernel (EINVAL)")
 		}
-		p.sc.Maps = append(p.sc.Maps, MapDecl{Name: words[0], MaxEntries: uint32(n), Line: l.n})
+		d.MaxEntries = uint32(n)
+		if d.Array {
+			if _, err := prog.NewArrayMap(d.Name, d.MaxEntries, d.ValueSize); err != nil {
+				return p.errf(l.n, "%v", err)
+			}
+		}
+		p.sc.Maps = append(p.sc.Maps, d)
+	}
+	return nil
+}
+
+// arrayMap is the array map a scenario declared under name, or nil.
+func (p *specParser) arrayMap(name string) *MapDecl {
+	for i := range p.sc.Maps {
+		if m := &p.sc.Maps[i]; m.Name == name && m.Array {
+			return m
+		}
 	}
 	return nil
 }
@@ -739,6 +778,9 @@ func (p *specParser) slots(s section) error {
 		m, idx, err := p.slotRef(l.n, strings.TrimSpace(lhs))
 		if err != nil {
 			return err
+		}
+		if p.arrayMap(m) != nil {
+			return p.errf(l.n, "%s is an array map: its values are set with set %s[INDEX] TYPE = VALUE in the run section", m, m)
 		}
 		if strings.TrimSpace(rhs) == "" {
 			return p.errf(l.n, "expected MAP[INDEX] = PROG, found no program")

@@ -152,10 +152,16 @@ func (p *specParser) run(s section) error {
 			rest := strings.TrimSpace(strings.TrimPrefix(l.text, "set"))
 			lhs, rhs, ok := strings.Cut(rest, "=")
 			lw := strings.Fields(lhs)
-			if !ok || len(lw) == 0 || !strings.HasPrefix(lw[0], "ctx") {
-				return p.errf(l.n, "expected set ctx+OFF TYPE = VALUE")
+			var e Expect
+			var err error
+			switch {
+			case ok && len(lw) > 0 && p.mapRef(lw[0]):
+				e, err = p.expectMap(l.n, Expect{Key: KeyMap, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
+			case !ok || len(lw) == 0 || !strings.HasPrefix(lw[0], "ctx"):
+				return p.errf(l.n, "expected set ctx+OFF TYPE = VALUE or set MAP[INDEX]+OFF TYPE = VALUE")
+			default:
+				e, err = p.expectCtx(l.n, Expect{Key: KeyCtx, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
 			}
-			e, err := p.expectCtx(l.n, Expect{Key: KeyCtx, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
 			if err != nil {
 				return err
 			}
@@ -272,6 +278,10 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		e.Key = KeyCtx
 		return p.expectCtx(line, e, lw, rhs)
 	}
+	if p.mapRef(lw[0]) {
+		e.Key = KeyMap
+		return p.expectMap(line, e, lw, rhs)
+	}
 	for _, k := range keys {
 		if k.String() == lw[0] {
 			e.Key = k
@@ -387,6 +397,44 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 			}
 		}
 	}
+	return e, nil
+}
+
+// mapRef reports whether w names an array map's element: NAME[INDEX],
+// with an optional +OFF.
+func (p *specParser) mapRef(w string) bool {
+	name, _, ok := strings.Cut(w, "[")
+	return ok && p.arrayMap(name) != nil
+}
+
+// expectMap reads MAP[INDEX]+OFF TYPE = VALUE: bytes of an element of an
+// array map, as the runs leave it (expect) or user space writes it (set).
+func (p *specParser) expectMap(line int, e Expect, lw []string, rhs string) (Expect, error) {
+	name, rest, _ := strings.Cut(lw[0], "[")
+	idxText, offText, _ := strings.Cut(rest, "]")
+	m := p.arrayMap(name)
+	idx, err := parseUint(idxText)
+	if err != nil || idx >= uint64(m.MaxEntries) {
+		return e, p.errf(line, "bad index in %q (the map has %d elements)", lw[0], m.MaxEntries)
+	}
+	off := uint64(0)
+	if offText != "" {
+		if off, err = parseUint(strings.TrimPrefix(offText, "+")); err != nil || !strings.HasPrefix(offText, "+") {
+			return e, p.errf(line, "bad offset in %q (MAP[INDEX]+OFF)", lw[0])
+		}
+	}
+	ctx := append([]string{"ctx"}, lw[1:]...)
+	if e, err = p.expectCtx(line, e, ctx, rhs); err != nil {
+		return e, err
+	}
+	n := uint64(e.Size)
+	if n == 0 {
+		n = uint64(len(e.Bytes))
+	}
+	if off+n > uint64(m.ValueSize) {
+		return e, p.errf(line, "%s: %d bytes at offset %d pass the %d-byte value", lw[0], n, off, m.ValueSize)
+	}
+	e.Map, e.Off = name, int(idx*uint64((m.ValueSize+7)&^7)+off)
 	return e, nil
 }
 

@@ -60,6 +60,7 @@ const (
 	FieldPath               // path
 	FieldFalls              // fall-throughs
 	FieldCtx                // ctx
+	FieldMaps               // maps
 )
 
 // Diff is one field on which a result departs from the reference model.

@@ -58,11 +58,12 @@ func _() {
 	_ = x[FieldPath-4]
 	_ = x[FieldFalls-5]
 	_ = x[FieldCtx-6]
+	_ = x[FieldMaps-7]
 }
 
-const _Field_name = "faultr0countpathfall-throughsctx"
+const _Field_name = "faultr0countpathfall-throughsctxmaps"
 
-var _Field_index = [...]uint8{0, 5, 7, 12, 16, 29, 32}
+var _Field_index = [...]uint8{0, 5, 7, 12, 16, 29, 32, 36}
 
 func (i Field) String() string {
 	idx := int(i) - 1
@@ -85,11 +86,12 @@ func _() {
 	_ = x[KeyDivergence-8]
 	_ = x[KeyBroken-9]
 	_ = x[KeyError-10]
+	_ = x[KeyMap-11]
 }
 
-const _Key_name = "r0w0countpathfallthroughctxfaultdivergencebrokenerror"
+const _Key_name = "r0w0countpathfallthroughctxfaultdivergencebrokenerrormap"
 
-var _Key_index = [...]uint8{0, 2, 4, 9, 13, 24, 27, 32, 42, 48, 53}
+var _Key_index = [...]uint8{0, 2, 4, 9, 13, 24, 27, 32, 42, 48, 53, 56}
 
 func (i Key) String() string {
 	idx := int(i) - 1

@@ -82,6 +82,9 @@ func (c *compiler) buildInsn(k int, ins prog.Instruction, i int) error {
 	case ins.IsMapLoad():
 		// The verifier has replaced the map reference by the map's address.
 		c.emitA64MovI64(dst, c.res.Map(ins.Reference), fmt.Sprintf("x%d = &map[%s]", dst, ins.Reference))
+	case ins.IsMapValueLoad():
+		// ... and a value reference by &array->value[0] + off.
+		c.emitA64MovI64(dst, c.res.Map(ins.Reference)+uint64(c.o.Layout.Ptrs)+uint64(ins.Imm), fmt.Sprintf("x%d = &map_value[%s]+%d", dst, ins.Reference, ins.Imm))
 	case op.IsLoadImm64():
 		c.emitA64MovI64(dst, uint64(ins.Imm), fmt.Sprintf("x%d = %#x ll", dst, uint64(ins.Imm)))
 

@@ -350,7 +350,7 @@ func (c *compiler) findUsedCalleeRegs() {
 	used := 0
 	for _, ins := range c.f.Insns {
 		src := ins.Src
-		if ins.IsMapLoad() {
+		if ins.IsMapLoad() || ins.IsMapValueLoad() {
 			src = 0 // convert_pseudo_ld_imm64()
 		}
 		for k, r := range []prog.Register{prog.R6, prog.R7, prog.R8, prog.R9} {

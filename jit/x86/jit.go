@@ -317,6 +317,9 @@ func (c *compiler) emitInsn(k int, ins prog.Instruction, i int, addrs []int, ctx
 		return c.emitALU(ins, dst, src, imm32)
 	case ins.IsMapLoad():
 		c.emitMovImm64(dst, c.res.Map(ins.Reference), "map["+ins.Reference+"]")
+	case ins.IsMapValueLoad():
+		// convert_pseudo_ld_imm64() wrote &array->value[0] + off.
+		c.emitMovImm64(dst, c.res.Map(ins.Reference)+uint64(c.o.Layout.Ptrs)+uint64(ins.Imm), fmt.Sprintf("map_value[%s]+%d", ins.Reference, ins.Imm))
 	case op.IsLoadImm64():
 		c.emitMovImm64(dst, uint64(ins.Imm), "imm64")
 	case op.IsMemLoad():

@@ -61,7 +61,7 @@ func Parse(src string, firstLine int) ([]prog.Instruction, error) {
 	return p.insns, nil
 }
 
-var keywords = map[string]bool{"goto": true, "if": true, "call": true, "exit": true, "map": true, "ll": true}
+var keywords = map[string]bool{"goto": true, "if": true, "call": true, "exit": true, "map": true, "map_value": true, "ll": true}
 
 func contains(s []string, x string) bool {
 	for _, v := range s {
@@ -493,7 +493,7 @@ func (p *parser) assign() (prog.Instruction, error) {
 			}
 			ins.OpCode, ins.Src, ins.Off = prog.LoadMem(sz), base, off
 			return ins, p.done()
-		case t.text == "map":
+		case t.text == "map" || t.text == "map_value":
 			p.pos++
 			if err := p.expect("["); err != nil {
 				return ins, err
@@ -510,6 +510,21 @@ func (p *parser) assign() (prog.Instruction, error) {
 				return ins, &colError{dstTok.col, "map references load into r registers"}
 			}
 			ins.OpCode, ins.Src, ins.Reference = prog.LoadImm64(), prog.PseudoMapFD, nt.text
+			if t.text == "map_value" {
+				// map_value[NAME] + OFF: the address of the first value,
+				// plus OFF bytes (BPF_PSEUDO_MAP_VALUE).
+				ins.Src = prog.PseudoMapValue
+				if nt := p.peek(); nt != nil && nt.text == "+" {
+					v, _, err := p.number()
+					if err != nil {
+						return ins, err
+					}
+					if v > 1<<29 {
+						return ins, p.fail("offset %d is beyond any value", v)
+					}
+					ins.Imm = int64(v)
+				}
+			}
 			return ins, p.done()
 		case t.text == "-" && p.pos+1 < len(p.toks) && p.toks[p.pos+1].kind == tIdent: // neg
 			p.pos++

@@ -56,6 +56,12 @@ func Format(ins prog.Instruction) string {
 		}
 		return fmt.Sprintf("%s %s %d", d, sym, ins.Imm)
 	case op.IsLoadImm64():
+		if ins.IsMapValueLoad() {
+			if ins.Imm != 0 {
+				return fmt.Sprintf("r%d = map_value[%s] + %d", ins.Dst, ins.Reference, ins.Imm)
+			}
+			return fmt.Sprintf("r%d = map_value[%s]", ins.Dst, ins.Reference)
+		}
 		if ins.IsMapLoad() {
 			return fmt.Sprintf("r%d = map[%s]", ins.Dst, ins.Reference)
 		}

@@ -6,6 +6,7 @@ package interp
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"tailsim/prog"
 	"tailsim/prog/asm"
@@ -69,6 +70,18 @@ type Machine struct {
 	arrays map[uint64]*prog.ProgArray
 	addrOf map[*prog.ProgArray]uint64
 	preset uint64 // PresetCount's n
+	// values are this machine's copies of the array maps' values, which
+	// its runs change (at prog.ArrayMapAddr, as on every backend).
+	values [][]byte
+}
+
+// WriteMap performs an EffectMapWrite on this machine's values.
+func (m *Machine) WriteMap(e prog.Effect) {
+	for k, a := range m.w.Maps {
+		if a == e.Map {
+			copy(m.values[k][e.Off:], e.Bytes)
+		}
+	}
 }
 
 // PresetCount implements prog.CountPresetter.
@@ -84,6 +97,9 @@ func New(w *prog.World, cfg Config) *Machine {
 	for i, a := range w.Arrays {
 		addr := uint64(MapBase + i*MapStride)
 		m.arrays[addr], m.addrOf[a] = a, addr
+	}
+	for _, a := range w.Maps {
+		m.values = append(m.values, append([]byte(nil), a.Values...))
 	}
 	return m
 }
@@ -113,6 +129,12 @@ func (m *Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	r.res.Count = r.count
 	if ctx != nil {
 		r.res.Ctx = append([]byte(nil), ctx...)
+	}
+	if len(m.values) > 0 {
+		r.res.Maps = map[string][]byte{}
+		for k, a := range m.w.Maps {
+			r.res.Maps[a.Name] = append([]byte(nil), m.values[k]...)
+		}
 	}
 	return r.res
 }
@@ -152,6 +174,12 @@ func (r *run) mem(addr uint64, n int) []byte {
 		base := f.top - uint64(len(f.stack))
 		if addr >= base && addr+uint64(n) <= f.top && addr+uint64(n) > addr {
 			return f.stack[addr-base:][:n]
+		}
+	}
+	for k, v := range r.values {
+		base := prog.ArrayMapAddr(k) + uint64(r.w.Layout.Ptrs)
+		if addr >= base && addr+uint64(n) <= base+uint64(len(v)) && addr+uint64(n) > addr {
+			return v[addr-base:][:n]
 		}
 	}
 	return nil
@@ -213,9 +241,14 @@ func (r *run) loop() {
 		case op.IsALU():
 			r.regs[ins.Dst] = prog.EvalALU(op.ALUOp(), op.Class() == prog.ClassALU64, r.regs[ins.Dst], ins.Operand(&r.regs))
 		case op.IsLoadImm64():
-			if ins.IsMapLoad() {
+			switch k := slices.IndexFunc(r.w.Maps, func(a *prog.ArrayMap) bool { return a.Name == ins.Reference }); {
+			case ins.IsMapValueLoad():
+				r.regs[ins.Dst] = prog.ArrayMapAddr(k) + uint64(r.w.Layout.Ptrs) + uint64(ins.Imm)
+			case ins.IsMapLoad() && k >= 0:
+				r.regs[ins.Dst] = prog.ArrayMapAddr(k)
+			case ins.IsMapLoad():
 				r.regs[ins.Dst] = r.addrOf[r.w.Array(ins.Reference)]
-			} else {
+			default:
 				r.regs[ins.Dst] = uint64(ins.Imm)
 			}
 		case op.IsMemLoad():
