@@ -34,7 +34,8 @@ func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, erro
 			if err != nil {
 				return nil, fail(m.Line, "%v", err)
 			}
-			a.Line = m.Line
+			a.Line, a.Vars = m.Line, m.Vars
+			copy(a.Values, m.Init)
 			w.Maps = append(w.Maps, a)
 			continue
 		}

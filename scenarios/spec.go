@@ -62,6 +62,11 @@ type MapDecl struct {
 	Array     bool
 	ValueSize uint32
 	Line      int
+	// An object's array: its values as loaded, its global variables, and
+	// whether programs and user space may only read it (.rodata).
+	Init     []byte
+	Vars     []prog.Var
+	ReadOnly bool
 }
 
 // FuncDecl is a program or subprogram section.
@@ -598,6 +603,16 @@ func (p *specParser) object(name string, line int) error {
 		if err := p.declare(m.Name, line); err != nil {
 			return p.errf(line, "%s: map %s: %v", name, m.Name, err.(*Error).Msg)
 		}
+		if m.Array {
+			for _, v := range m.Vars {
+				if other, dup := p.global(v.Name); dup {
+					return p.errf(line, "%s: global %s is in both %s and %s", name, v.Name, other.Name, m.Name)
+				}
+			}
+			p.sc.Maps = append(p.sc.Maps, MapDecl{Name: m.Name, MaxEntries: m.MaxEntries, Array: true, ValueSize: m.ValueSize,
+				Line: line, Init: m.Init, Vars: m.Vars, ReadOnly: m.ReadOnly})
+			continue
+		}
 		p.sc.Maps = append(p.sc.Maps, MapDecl{Name: m.Name, MaxEntries: m.MaxEntries, Line: line})
 		for _, i := range slices.Sorted(maps.Keys(m.Values)) {
 			p.sc.Slots = append(p.sc.Slots, SlotDecl{Map: m.Name, Index: uint64(i), Prog: m.Values[i], Line: line})
@@ -674,6 +689,18 @@ func (p *specParser) maps(s section) error {
 		p.sc.Maps = append(p.sc.Maps, d)
 	}
 	return nil
+}
+
+// global finds an object's global variable: the array that holds it.
+func (p *specParser) global(name string) (*MapDecl, bool) {
+	for i := range p.sc.Maps {
+		for _, v := range p.sc.Maps[i].Vars {
+			if v.Name == name {
+				return &p.sc.Maps[i], true
+			}
+		}
+	}
+	return nil, false
 }
 
 // arrayMap is the array map a scenario declared under name, or nil.

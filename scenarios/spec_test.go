@@ -66,6 +66,12 @@ func TestParseErrors(t *testing.T) {
 		{"jump out of range", "r0 = 7", "goto +9", "", 8, "outside the function"},
 		{"unknown label", "r0 = 7", "goto nowhere", "", 8, "unknown label"},
 		{"unknown map in program", "map[jt]", "map[nope]", "", 5, "unknown map"},
+		{"array without value_size", "jt max_entries=4", "jt max_entries=4\nvals type=array max_entries=2", "", 4, "array vals needs value_size=N"},
+		{"unknown map type", "jt max_entries=4", "jt max_entries=4\nh type=hash max_entries=2", "", 4, `unknown map type "hash"`},
+		{"prog array with value_size", "jt max_entries=4", "jt max_entries=4 value_size=8", "", 3, "no value_size"},
+		{"array element past max_entries", "jt max_entries=4", "jt max_entries=4\nvals type=array max_entries=2 value_size=4", "expect vals[2] u32 = 1\n", 19, "bad index"},
+		{"array bytes past the value", "jt max_entries=4", "jt max_entries=4\nvals type=array max_entries=2 value_size=4", "expect vals[1]+2 u32 = 1\n", 19, "pass the 4-byte value"},
+		{"no such global", "expect r0 = 1", "expect global count = 1", "", 17, `no global "count"`},
 		{"unknown map in slots", "jt[1] = leaf", "xx[1] = leaf", "", 14, "unknown map"},
 		{"unknown program in slots", "jt[1] = leaf", "jt[1] = nope", "", 14, "unknown program"},
 		{"unknown program in run", "run entry", "run nope", "", 16, "unknown program"},
@@ -338,6 +344,36 @@ run entry
 			t.Errorf("caller %s, %q: %v", tc.caller, tc.sub, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("caller %s, %q: error %v, want %q", tc.caller, tc.sub, err, tc.want)
+		}
+	}
+}
+
+// An object's global data: variables by name, read and written, but not
+// .rodata's, which the kernel freezes at load; a second object; a missing
+// object, or one with a map tailsim does not model, is an error at the
+// object's line.
+func TestObjectGlobals(t *testing.T) {
+	const head = "Globals\n-- config --\nobject globals.bpf.o\n-- ctx --\nzero 64\n-- run --\nrun entry\n"
+	file := "library/objects/t.txtar"
+	sc, err := Parse(file, []byte(head+"expect global count = 20\nset global first_key = 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sc.Steps[0].Expect[0]
+	if e.Key != KeyMap || e.Map != ".bss" || e.Off != 0 || e.Size != 4 || e.Value != 20 {
+		t.Errorf("global count: %+v", e)
+	}
+	if set := sc.Steps[1].Set; set.Map != ".data" || set.Size != 4 || set.Value != 3 {
+		t.Errorf("set global first_key: %+v", set)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{head + "set global stop = 1\n", "t.txtar:8: global stop is in .rodata, which the kernel freezes at load"},
+		{strings.Replace(head, "globals.bpf.o", "nope.bpf.o", 1), "t.txtar:3: object nope.bpf.o:"},
+		{strings.Replace(head, "globals.bpf.o", "hash.bpf.o", 1), "t.txtar:3: hash.bpf.o: section .maps: map seen: Hash is not modelled"},
+		{strings.Replace(head, "object globals.bpf.o", "object globals.bpf.o\nobject chain.bpf.o", 1), "t.txtar:4: a second object"},
+	} {
+		if _, err := Parse(file, []byte(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v, want %q", err, tc.want)
 		}
 	}
 }

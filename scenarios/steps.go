@@ -155,6 +155,8 @@ func (p *specParser) run(s section) error {
 			var e Expect
 			var err error
 			switch {
+			case ok && len(lw) > 0 && lw[0] == "global":
+				e, err = p.expectGlobal(l.n, Expect{Key: KeyMap, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs), true)
 			case ok && len(lw) > 0 && p.mapRef(lw[0]):
 				e, err = p.expectMap(l.n, Expect{Key: KeyMap, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
 			case !ok || len(lw) == 0 || !strings.HasPrefix(lw[0], "ctx"):
@@ -282,6 +284,10 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 		e.Key = KeyMap
 		return p.expectMap(line, e, lw, rhs)
 	}
+	if lw[0] == "global" {
+		e.Key = KeyMap
+		return p.expectGlobal(line, e, lw, rhs, false)
+	}
 	for _, k := range keys {
 		if k.String() == lw[0] {
 			e.Key = k
@@ -397,6 +403,35 @@ func (p *specParser) expect(line int, text string) (Expect, error) {
 			}
 		}
 	}
+	return e, nil
+}
+
+// expectGlobal reads "global NAME = VALUE": an object's global variable of
+// 1, 2, 4 or 8 bytes, in the array (.bss, .data, .rodata) that holds it.
+// Writing .rodata is refused as the kernel refuses it once the map is
+// frozen at load.
+func (p *specParser) expectGlobal(line int, e Expect, lw []string, rhs string, write bool) (Expect, error) {
+	if len(lw) != 2 {
+		return e, p.errf(line, "expected global NAME = VALUE")
+	}
+	m, ok := p.global(lw[1])
+	if !ok {
+		return e, p.errf(line, "no global %q (the object's .bss, .data and .rodata variables)", lw[1])
+	}
+	v, _ := (&prog.ArrayMap{Vars: m.Vars}).Var(lw[1])
+	if write && m.ReadOnly {
+		return e, p.errf(line, "global %s is in %s, which the kernel freezes at load: user space cannot write it (EPERM)", lw[1], m.Name)
+	}
+	types := map[uint32]string{1: "u8", 2: "u16", 4: "u32", 8: "u64"}
+	typ, ok := types[v.Size]
+	if !ok {
+		return e, p.errf(line, "global %s is %d bytes: use %s[0]+%d bytes = ...", lw[1], v.Size, m.Name, v.Offset)
+	}
+	e, err := p.expectCtx(line, e, []string{"ctx", typ}, rhs)
+	if err != nil {
+		return e, err
+	}
+	e.Map, e.Off = m.Name, int(v.Offset)
 	return e, nil
 }
 

@@ -1,12 +1,13 @@
 // Package object reads a BPF ELF object, as clang -target bpf writes it,
 // into tailsim's program model: its programs (with the subprograms each
-// calls), its prog arrays and their .maps initialisers, and the C source
-// line of each instruction from the object's BTF line info. The ELF and
-// BTF are read by github.com/cilium/ebpf, which needs no kernel.
+// calls), its prog arrays and their .maps initialisers, its arrays and
+// global data (.bss, .data, .rodata) with their variables, and the C
+// source line of each instruction from the object's BTF line info. The
+// ELF and BTF are read by github.com/cilium/ebpf, which needs no kernel.
 //
-// What tailsim does not model yet is refused with the object, section and
-// instruction named: global data (map value loads), map types other than
-// BPF_MAP_TYPE_PROG_ARRAY, kfuncs, and helpers without a stub.
+// What tailsim does not model is refused with the object, section and
+// instruction named: other map types, kfuncs, callbacks, and helpers
+// without a stub.
 package object
 
 import (
@@ -42,11 +43,20 @@ type Prog struct {
 	Funcs   []*prog.Function
 }
 
-// Map is a prog array and the programs its .maps initialiser puts in it.
+// Map is a prog array and the programs its .maps initialiser puts in it,
+// or (Array) an array map: one declared in .maps, or global data
+// (.bss, .data, .rodata: one value holding the variables).
 type Map struct {
 	Name       string
 	MaxEntries uint32
 	Values     map[uint32]string
+	Array      bool
+	ValueSize  uint32
+	// Init is the array's values as loaded, elements round_up(ValueSize,
+	// 8) apart; Vars the global variables in its first value.
+	Init     []byte
+	Vars     []prog.Var
+	ReadOnly bool // .rodata: BPF_F_RDONLY_PROG
 }
 
 // Error is an object that cannot be read or modelled.
@@ -145,15 +155,15 @@ func convertMap(path string, m *ebpf.MapSpec) (*Map, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Path: path, Section: ".maps", Insn: -1, Msg: fmt.Sprintf("map %s: ", m.Name) + fmt.Sprintf(format, args...)}
 	}
-	if m.Type != ebpf.ProgramArray {
-		what := m.Type.String()
-		if strings.HasPrefix(m.Name, ".") {
-			what = "global data (" + m.Name + ")"
-		}
-		return nil, fail("%s is not modelled yet: tailsim models BPF_MAP_TYPE_PROG_ARRAY", what)
-	}
 	if m.MaxEntries == 0 {
 		return nil, fail("max_entries 0 is rejected by the kernel (EINVAL)")
+	}
+	switch m.Type {
+	case ebpf.ProgramArray:
+	case ebpf.Array:
+		return convertArray(m, fail)
+	default:
+		return nil, fail("%s is not modelled: tailsim models prog arrays and arrays (global data among them)", m.Type)
 	}
 	out := &Map{Name: m.Name, MaxEntries: m.MaxEntries, Values: map[uint32]string{}}
 	for _, kv := range m.Contents {
@@ -172,6 +182,41 @@ func convertMap(path string, m *ebpf.MapSpec) (*Map, error) {
 	}
 	return out, nil
 }
+
+// convertArray is an array map, with its initial values and, for global
+// data, the variables its BTF datasec places.
+func convertArray(m *ebpf.MapSpec, fail func(string, ...any) error) (*Map, error) {
+	if m.KeySize != 4 || m.ValueSize == 0 {
+		return nil, fail("an array needs a 4-byte key and a value (key_size %d, value_size %d)", m.KeySize, m.ValueSize)
+	}
+	a, err := prog.NewArrayMap(m.Name, m.MaxEntries, m.ValueSize)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	out := &Map{Name: m.Name, MaxEntries: m.MaxEntries, Array: true, ValueSize: m.ValueSize, Init: a.Values,
+		ReadOnly: m.Flags&bpfFRdonlyProg != 0}
+	for _, kv := range m.Contents {
+		k, ok := kv.Key.(uint32)
+		v, vok := kv.Value.([]byte)
+		if !ok || !vok || k >= m.MaxEntries || len(v) > int(m.ValueSize) {
+			return nil, fail("an initial value %v = %v that is no element", kv.Key, kv.Value)
+		}
+		copy(out.Init[uint64(k)*uint64(a.ElemSize()):], v)
+	}
+	if ds, ok := m.Value.(*btf.Datasec); ok {
+		for _, v := range ds.Vars {
+			if v.Offset+v.Size > m.ValueSize {
+				return nil, fail("variable %s spans past the value", v.Type.TypeName())
+			}
+			out.Vars = append(out.Vars, prog.Var{Name: v.Type.TypeName(), Offset: v.Offset, Size: v.Size})
+		}
+	}
+	return out, nil
+}
+
+// bpfFRdonlyProg is BPF_F_RDONLY_PROG, the map flag of .rodata: programs
+// may only read it.
+const bpfFRdonlyProg = 1 << 7
 
 func convertProg(path string, ps *ebpf.ProgramSpec, maps []*Map) (*Prog, error) {
 	typ, ok := progTypes[ps.Type]
@@ -227,7 +272,13 @@ func convertInsn(ins asm.Instruction, maps []*Map) (prog.Instruction, error) {
 	case ins.IsLoadOfFunctionPointer():
 		return prog.Instruction{}, errors.New("a load of a function's address (a callback), which tailsim does not model")
 	case ins.OpCode.IsDWordLoad() && ins.Src == asm.PseudoMapValue:
-		return prog.Instruction{}, fmt.Errorf("a load of map %s's value address: global data is not modelled yet", ins.Reference())
+		// BPF_PSEUDO_MAP_VALUE: the offset is the second half's imm.
+		name := ins.Reference()
+		if !slices.ContainsFunc(maps, func(m *Map) bool { return m.Name == name && m.Array }) {
+			return prog.Instruction{}, fmt.Errorf("a load of map %q's value, which is no array of the object", name)
+		}
+		return prog.Instruction{OpCode: prog.LoadImm64(), Dst: prog.Register(ins.Dst), Src: prog.PseudoMapValue,
+			Imm: int64(uint32(uint64(ins.Constant) >> 32)), Reference: name}, nil
 	}
 	var b bytes.Buffer
 	if err := (asm.Instructions{ins}).Marshal(&b, binary.LittleEndian); err != nil {

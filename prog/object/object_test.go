@@ -3,6 +3,7 @@ package object_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/google/go-cmp/cmp"
 
 	"tailsim/prog"
 	"tailsim/prog/object"
@@ -139,7 +141,7 @@ func TestLoadErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	globals, err := os.ReadFile(objects + "/globals.bpf.o")
+	hash, err := os.ReadFile(objects + "/hash.bpf.o")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func TestLoadErrors(t *testing.T) {
 		{"truncated.o", chain[:len(chain)/3], "truncated.o: not a BPF ELF object"},
 		{"text.o", []byte("not an ELF file at all"), "text.o: not a BPF ELF object"},
 		{"x86.o", self[:min(len(self), 1<<20)], "x86.o: not a BPF ELF object"},
-		{"globals.bpf.o", globals, "globals.bpf.o: section .maps: map .bss: global data (.bss) is not modelled yet"},
+		{"hash.bpf.o", hash, "hash.bpf.o: section .maps: map seen: Hash is not modelled"},
 	} {
 		obj, err := object.Load(tc.name, tc.data)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -164,7 +166,7 @@ func TestLoadErrors(t *testing.T) {
 // Any bytes at all: an object or an error, never a panic. The committed
 // objects are the seed corpus, run by every go test.
 func FuzzLoadObject(f *testing.F) {
-	for _, name := range []string{"chain.bpf.o", "loop.bpf.o", "globals.bpf.o"} {
+	for _, name := range []string{"chain.bpf.o", "loop.bpf.o", "globals.bpf.o", "hash.bpf.o"} {
 		data, err := os.ReadFile(filepath.Join(objects, name))
 		if err != nil {
 			f.Fatal(err)
@@ -177,4 +179,40 @@ func FuzzLoadObject(f *testing.F) {
 			t.Fatalf("object %v and error %v", obj, err)
 		}
 	})
+}
+
+// Global data: .bss, .data and .rodata are arrays of one value holding
+// the variables (with .data's initial value, .rodata read-only), the
+// "noise" array is one too, and the programs address the variables with
+// map_value loads.
+func TestLoadGlobals(t *testing.T) {
+	obj := load(t, "globals.bpf.o")
+	got := map[string]string{}
+	for _, m := range obj.Maps {
+		got[m.Name] = fmt.Sprintf("array=%v size=%d max=%d vars=%v ro=%v init=% x", m.Array, m.ValueSize, m.MaxEntries, m.Vars, m.ReadOnly, m.Init)
+	}
+	want := map[string]string{
+		".bss":      "array=true size=4 max=1 vars=[{count 0 4}] ro=false init=00 00 00 00 00 00 00 00",
+		".data":     "array=true size=4 max=1 vars=[{first_key 0 4}] ro=false init=07 00 00 00 00 00 00 00",
+		".rodata":   "array=true size=4 max=1 vars=[{stop 0 4}] ro=true init=14 00 00 00 00 00 00 00",
+		"noise":     "array=true size=8 max=1 vars=[] ro=false init=00 00 00 00 00 00 00 00",
+		"jmp_table": "array=false size=0 max=2 vars=[] ro=false init=",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("maps (-want +got):\n%s", diff)
+	}
+	values := 0
+	for _, p := range obj.Progs {
+		for _, ins := range p.Funcs[0].Insns {
+			if ins.IsMapValueLoad() {
+				values++
+				if ins.Imm != 0 || !strings.HasPrefix(ins.Reference, ".") {
+					t.Errorf("%s: map value load %+v", p.Name, ins)
+				}
+			}
+		}
+	}
+	if values != 3 {
+		t.Errorf("%d map value loads, want 3 (count, kept in r7; stop; first_key)", values)
+	}
 }
