@@ -8,12 +8,17 @@ import (
 // archSpec is what differs between the emulated arches; everything else —
 // memory layout, arrays, slot changes, hooks and checks — is shared.
 type archSpec struct {
-	name      string
-	arch      arch
-	tailEntry int // where tail calls land in bpf_func
-	compile   func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
-	stubs     func(at addrMap) []byte // the helper stubs page, with the sentinel
-	at        addrMap                 // where the kernel objects are
+	// helperArgs are the registers of R1–R5 at a helper call, helperRet
+	// the one a helper returns in (x86 rax; arm64 x0, which the JIT then
+	// moves to R0's x7).
+	helperArgs []int
+	helperRet  int
+	name       string
+	arch       arch
+	tailEntry  int // where tail calls land in bpf_func
+	compile    func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
+	stubs      func(at addrMap) []byte // the helper stubs page, with the sentinel
+	at         addrMap                 // where the kernel objects are
 
 	// Registers read at every tail-call hook, their names, and the roles
 	// some of them play (indexes into regs).

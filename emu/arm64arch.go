@@ -79,6 +79,8 @@ func arm64Spec(bti, pac bool) *archSpec {
 			}
 			return r[aX10]
 		},
+		helperArgs: []int{uc.ARM64_REG_X0, uc.ARM64_REG_X1, uc.ARM64_REG_X2, uc.ARM64_REG_X3, uc.ARM64_REG_X4},
+		helperRet:  uc.ARM64_REG_X0,
 		spReg:      uc.ARM64_REG_SP,
 		r1Reg:      uc.ARM64_REG_X0,
 		r0Reg:      uc.ARM64_REG_X0, // the epilogue's "mov x0, x7"
@@ -222,7 +224,9 @@ func arm64Stubs(addrMap) []byte {
 				at += 4
 			}
 		}
-		mov(0, h.Ret)
+		if !prog.Emulated(h.ID) {
+			mov(0, h.Ret) // an emulated helper's x0 is set at the stub (callHelper)
+		}
 		for r := uint32(1); r <= 4; r++ {
 			mov(r, prog.ClobberValue(prog.Register(r+1)))
 		}

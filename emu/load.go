@@ -151,6 +151,9 @@ const (
 	// paciasp and autiasp (archSpec.pac), which need no tail site.
 	atSign
 	atAuth
+	// the stub of an emulated helper (prog.Emulated): the helper's effect
+	// happens there.
+	atHelper
 )
 
 // PAC's instruction words.
@@ -160,9 +163,10 @@ const (
 )
 
 type siteEvent struct {
-	kind siteKind
-	l    *Loaded
-	s    *jit.TailSite
+	kind   siteKind
+	l      *Loaded
+	s      *jit.TailSite
+	helper int32 // atHelper's
 }
 
 type pendingCall struct {
@@ -416,13 +420,19 @@ func (m *machine) load() error {
 					}
 				}
 			}
-			m.at(l.Addr+uint64(s.Start), siteEvent{atStart, l, s})
-			m.at(l.Addr+uint64(s.Out), siteEvent{atOut, l, s})
+			m.at(l.Addr+uint64(s.Start), siteEvent{kind: atStart, l: l, s: s})
+			m.at(l.Addr+uint64(s.Out), siteEvent{kind: atOut, l: l, s: s})
 			if s.Kind == prog.Direct {
-				m.at(l.Addr+uint64(s.Target), siteEvent{atTarget, l, s})
+				m.at(l.Addr+uint64(s.Target), siteEvent{kind: atTarget, l: l, s: s})
 			} else {
-				m.at(l.Addr+uint64(s.Jump), siteEvent{atJump, l, s})
+				m.at(l.Addr+uint64(s.Jump), siteEvent{kind: atJump, l: l, s: s})
 			}
+		}
+	}
+	for _, h := range prog.Helpers {
+		if prog.Emulated(h.ID) {
+			at, _ := m.spec.at.helperAddr(h.ID)
+			m.at(at, siteEvent{kind: atHelper, helper: h.ID})
 		}
 	}
 	addrs := make([]uint64, 0, len(m.sites))
@@ -532,4 +542,47 @@ func (m *machine) Close() {
 		m.b.release(m.e)
 		m.e = nil
 	}
+}
+
+// callHelper performs an emulated helper at its stub's first instruction:
+// its arguments are in R1–R5's registers, its result goes in the
+// register the stub returns (the stub then clobbers R1–R5 and returns).
+func (m *machine) callHelper(id int32) {
+	var args [5]uint64
+	for i, r := range m.spec.helperArgs {
+		v, err := m.e.u.RegRead(r)
+		if err != nil {
+			return
+		}
+		args[i] = v
+	}
+	r0 := prog.CallHelper(id, args, m.w, helperMemory{m})
+	_ = m.e.regWrite(m.spec.helperRet, r0)
+}
+
+// helperMemory is a loaded world's memory as an emulated helper sees it:
+// it writes only where a program may (the stack, ctx, array values).
+type helperMemory struct{ m *machine }
+
+func (h helperMemory) Read(addr uint64, n int) ([]byte, bool) {
+	if addr+uint64(n) < addr {
+		return nil, false
+	}
+	b, err := h.m.e.memRead(addr, uint64(n))
+	return b, err == nil
+}
+
+func (h helperMemory) Write(addr uint64, b []byte) bool {
+	end := addr + uint64(len(b))
+	if end < addr {
+		return false
+	}
+	at := h.m.spec.at
+	in := func(lo, hi uint64) bool { return addr >= lo && end <= hi }
+	ok := in(at.stackLo(), at.stackHi) || in(ctxBase, ctxBase+uint64(len(h.m.w.Ctx)))
+	for k, a := range h.m.w.Maps {
+		v := prog.ArrayMapAddr(k) + uint64(h.m.w.Layout.Ptrs)
+		ok = ok || in(v, v+uint64(len(a.Values)))
+	}
+	return ok && h.m.e.u.MemWrite(addr, b) == nil
 }

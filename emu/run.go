@@ -296,6 +296,8 @@ func (m *machine) onSite(addr uint64) {
 			}
 		case atSign, atAuth:
 			m.pac(addr, ev.kind)
+		case atHelper:
+			m.callHelper(ev.helper)
 		}
 	}
 }

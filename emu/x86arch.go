@@ -63,6 +63,8 @@ func x86Spec(c prog.Config) *archSpec {
 			return m.read64(r[xRBP] - 16 - uint64(img.StackSize))
 		},
 		jumpTarget: func(r []uint64, _ prog.SiteKind) uint64 { return r[xRCX] },
+		helperArgs: []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8},
+		helperRet:  uc.X86_REG_RAX,
 		spReg:      uc.X86_REG_RSP,
 		r1Reg:      uc.X86_REG_RDI,
 		r0Reg:      uc.X86_REG_RAX,
@@ -126,7 +128,9 @@ func x86Stubs(addrMap) []byte {
 			binary.LittleEndian.PutUint64(code[n+2:], v)
 			n += 10
 		}
-		mov(0x48, 0xB8, h.Ret)                      // rax
+		if !prog.Emulated(h.ID) {
+			mov(0x48, 0xB8, h.Ret) // rax; an emulated helper's is set at the stub (callHelper)
+		}
 		mov(0x48, 0xBF, prog.ClobberValue(prog.R1)) // rdi
 		mov(0x48, 0xBE, prog.ClobberValue(prog.R2)) // rsi
 		mov(0x48, 0xBA, prog.ClobberValue(prog.R3)) // rdx

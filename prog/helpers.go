@@ -23,6 +23,7 @@ var Helpers = []Helper{
 	{14, "get_current_pid_tgid", 0x0000_0457_0000_0457},
 	{42, "get_numa_node_id", 0},
 	{118, "jiffies64", 4_294_967_296 + 300},
+	{HelperStrtoul, "strtoul", 0}, // emulated: see CallHelper
 	{125, "ktime_get_boot_ns", 2_000_000_000},
 	{160, "ktime_get_coarse_ns", 999_000_000},
 	// lib/test_bpf.c defines its own helper at __BPF_FUNC_MAX_ID; it returns

@@ -305,6 +305,11 @@ func (r *run) loop() {
 				r.event(prog.Event{Kind: prog.EvHelper, Helper: h.ID, At: f.p.Loc(f.fn, f.pc)})
 			}
 			r.regs[prog.R0] = h.Ret
+			if prog.Emulated(h.ID) {
+				var args [5]uint64
+				copy(args[:], r.regs[prog.R1:prog.R6])
+				r.regs[prog.R0] = prog.CallHelper(h.ID, args, r.w, helperMemory{r})
+			}
 			for reg := prog.R1; reg <= prog.R5; reg++ {
 				r.regs[reg] = prog.ClobberValue(reg)
 			}
@@ -437,4 +442,25 @@ func writesR0(ins prog.Instruction) bool {
 		return true // helpers return a value; a subprogram's exit sets R0
 	}
 	return false
+}
+
+// helperMemory is the model's memory as an emulated helper sees it: the
+// regions mem knows, all writable (ctx, the stack frames, array values).
+type helperMemory struct{ r *run }
+
+func (h helperMemory) Read(addr uint64, n int) ([]byte, bool) {
+	b := h.r.mem(addr, n)
+	if b == nil {
+		return nil, false
+	}
+	return append([]byte(nil), b...), true
+}
+
+func (h helperMemory) Write(addr uint64, b []byte) bool {
+	dst := h.r.mem(addr, len(b))
+	if dst == nil {
+		return false
+	}
+	copy(dst, b)
+	return true
 }
