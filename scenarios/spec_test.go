@@ -371,6 +371,8 @@ func TestObjectGlobals(t *testing.T) {
 		{strings.Replace(head, "globals.bpf.o", "nope.bpf.o", 1), "t.txtar:3: object nope.bpf.o:"},
 		{strings.Replace(head, "globals.bpf.o", "hash.bpf.o", 1), "t.txtar:3: hash.bpf.o: section .maps: map seen: Hash is not modelled"},
 		{strings.Replace(head, "object globals.bpf.o", "object globals.bpf.o\nobject chain.bpf.o", 1), "t.txtar:4: a second object"},
+		{strings.Replace(head, "run entry", "run nope", 1), `t.txtar:7: unknown program "nope"`},
+		{strings.Replace(head, "globals.bpf.o", "printk.bpf.o", 1), "t.txtar:3: printk.bpf.o: section tc, program entry, instruction 3: helper FnTracePrintk (6), which has no stub"},
 	} {
 		if _, err := Parse(file, []byte(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v, want %q", err, tc.want)

@@ -145,6 +145,10 @@ func TestLoadErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	printk, err := os.ReadFile(objects + "/printk.bpf.o")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -155,6 +159,7 @@ func TestLoadErrors(t *testing.T) {
 		{"text.o", []byte("not an ELF file at all"), "text.o: not a BPF ELF object"},
 		{"x86.o", self[:min(len(self), 1<<20)], "x86.o: not a BPF ELF object"},
 		{"hash.bpf.o", hash, "hash.bpf.o: section .maps: map seen: Hash is not modelled"},
+		{"printk.bpf.o", printk, "printk.bpf.o: section tc, program entry, instruction "},
 	} {
 		obj, err := object.Load(tc.name, tc.data)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
@@ -166,7 +171,7 @@ func TestLoadErrors(t *testing.T) {
 // Any bytes at all: an object or an error, never a panic. The committed
 // objects are the seed corpus, run by every go test.
 func FuzzLoadObject(f *testing.F) {
-	for _, name := range []string{"chain.bpf.o", "loop.bpf.o", "globals.bpf.o", "hash.bpf.o"} {
+	for _, name := range []string{"chain.bpf.o", "loop.bpf.o", "globals.bpf.o", "hash.bpf.o", "printk.bpf.o"} {
 		data, err := os.ReadFile(filepath.Join(objects, name))
 		if err != nil {
 			f.Fatal(err)
