@@ -166,6 +166,7 @@ func TestAddressMapsDisjoint(t *testing.T) {
 			{"arrays", at.arrays, at.arrays + maxArrays*arrayStride},
 			{"thread_info", at.threadInfo, at.threadInfo + pageSize},
 			{"ctx", ctxBase, ctxBase + 64<<10},
+			{"array maps", prog.ArrayMapBase, prog.ArrayMapAddr(prog.MaxArrayMaps)},
 		}
 		// The kernel data's pages, each once (objects share pages).
 		seen := map[uint64]bool{}
