@@ -10,6 +10,7 @@ package compare
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 
 	"tailsim/listing"
@@ -254,6 +255,11 @@ func differ(a, b *prog.Result) string {
 		return fmt.Sprintf("fall-throughs %v vs %v", a.Falls, b.Falls)
 	case !bytes.Equal(a.Ctx, b.Ctx):
 		return fmt.Sprintf("ctx % x vs % x", a.Ctx, b.Ctx)
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Maps)) {
+		if !bytes.Equal(a.Maps[name], b.Maps[name]) {
+			return fmt.Sprintf("map %s differs", name)
+		}
 	}
 	return ""
 }

@@ -561,19 +561,13 @@ func (m *machine) callHelper(id int32) {
 }
 
 // helperMemory is a loaded world's memory as an emulated helper sees it:
-// it writes only where a program may (the stack, ctx, array values).
+// the memory a program may pass a helper (the stack, ctx, array values),
+// as the reference model's helpers see theirs: a pointer elsewhere (a
+// map's struct bpf_array, code) is EFAULT on every backend alike.
 type helperMemory struct{ m *machine }
 
-func (h helperMemory) Read(addr uint64, n int) ([]byte, bool) {
-	if addr+uint64(n) < addr {
-		return nil, false
-	}
-	b, err := h.m.e.memRead(addr, uint64(n))
-	return b, err == nil
-}
-
-func (h helperMemory) Write(addr uint64, b []byte) bool {
-	end := addr + uint64(len(b))
+func (h helperMemory) allowed(addr uint64, n int) bool {
+	end := addr + uint64(n)
 	if end < addr {
 		return false
 	}
@@ -584,5 +578,17 @@ func (h helperMemory) Write(addr uint64, b []byte) bool {
 		v := prog.ArrayMapAddr(k) + uint64(h.m.w.Layout.Ptrs)
 		ok = ok || in(v, v+uint64(len(a.Values)))
 	}
-	return ok && h.m.e.u.MemWrite(addr, b) == nil
+	return ok
+}
+
+func (h helperMemory) Read(addr uint64, n int) ([]byte, bool) {
+	if !h.allowed(addr, n) {
+		return nil, false
+	}
+	b, err := h.m.e.memRead(addr, uint64(n))
+	return b, err == nil
+}
+
+func (h helperMemory) Write(addr uint64, b []byte) bool {
+	return h.allowed(addr, len(b)) && h.m.e.u.MemWrite(addr, b) == nil
 }

@@ -196,9 +196,15 @@ func FixupProgramWith(p *Program, maps map[string]*ProgArray, arrays map[string]
 			} else {
 				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("unknown map %q", ins.Reference)}
 			}
-			if a, ok := m.(*ArrayMap); ins.IsMapValueLoad() && (!ok || uint64(ins.Imm) >= uint64(a.ValueSize)) {
-				if !ok {
-					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("map_value[%s]: %s is a prog array, whose values a program cannot address", ins.Reference, ins.Reference)}
+			if a, ok := m.(*ArrayMap); ins.IsMapValueLoad() && (!ok || a.MaxEntries != 1 || uint64(ins.Imm) >= uint64(a.ValueSize)) {
+				// resolve_pseudo_ldimm64(): map_direct_value_addr() is
+				// array_map_direct_value_addr(), for an array of one
+				// element (global data), then the offset check.
+				switch {
+				case !ok:
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("map_value[%s]: %s is a prog array, whose values a program cannot address (no direct value access)", ins.Reference, ins.Reference)}
+				case a.MaxEntries != 1:
+					return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("map_value[%s]: direct value access needs an array of one element, not %d (ENOTSUPP)", ins.Reference, a.MaxEntries)}
 				}
 				return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("map_value[%s] + %d: invalid access to map value pointer, value_size=%d off=%d", ins.Reference, ins.Imm, a.ValueSize, ins.Imm)}
 			}
@@ -231,6 +237,23 @@ func FixupProgramWith(p *Program, maps map[string]*ProgArray, arrays map[string]
 		}
 	}
 	if !opts.NoVerifier {
+		// check_map_func_compatibility(): a prog array is for
+		// bpf_tail_call only.
+		for fi, f := range p.Funcs {
+			for ii, ins := range f.Insns {
+				if !ins.IsHelperCall() || ins.Imm < HelperMapLookup || ins.Imm > HelperMapDelete {
+					continue
+				}
+				if r1 := states[fi][ii][R1]; r1.kind == aMaps {
+					for _, name := range r1.maps {
+						if maps[name] != nil {
+							h, _ := HelperByID(int32(ins.Imm))
+							return nil, &PosError{Line: ins.Line, Msg: fmt.Sprintf("cannot pass map_type 3 into func bpf_%s#%d (%s is a prog array)", h.Name, ins.Imm, name)}
+						}
+					}
+				}
+			}
+		}
 		// do_misc_fixups() inlines a lookup whose map it knows (not
 		// poisoned by two maps reaching the call).
 		for fi, f := range p.Funcs {

@@ -909,7 +909,7 @@ func TestArrayLookupInlined(t *testing.T) {
 	}
 	// Two maps reach R1: the verifier does not know which, and calls.
 	two := "r1 = map[vals]\nif r6 == 0 goto skip\nr1 = map[more]\nskip: *(u32 *)(r10 - 4) = 1\nr2 = r10\nr2 += -4\ncall bpf_map_lookup_elem\nr0 = 0\nexit"
-	p := newProg(t, "main", "r6 = 0\n"+two, nil)
+	p := newProg(t, "main", "r6 = *(u32 *)(r1 + 0)\n"+two, nil)
 	a, _ := prog.NewArrayMap("vals", 5, 8)
 	b, _ := prog.NewArrayMap("more", 5, 8)
 	w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{a, b}}
@@ -926,13 +926,51 @@ func TestArrayLookupInlined(t *testing.T) {
 func TestArrayMapRefusals(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"r2 = map[vals]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", "cannot pass map_type 2 into func bpf_tail_call#12"},
-		{"r1 = map_value[vals] + 8\nr0 = 0\nexit", "invalid access to map value pointer, value_size=8 off=8"},
+		{"r1 = map_value[one] + 8\nr0 = 0\nexit", "invalid access to map value pointer, value_size=8 off=8"},
+		{"r1 = map_value[vals]\nr0 = 0\nexit", "direct value access needs an array of one element, not 2"},
+		{"*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = map[jt]\ncall bpf_map_lookup_elem\nr0 = 0\nexit", "cannot pass map_type 3 into func bpf_map_lookup_elem#1"},
 	} {
 		p := newProg(t, "main", tc.src, nil)
 		vals, _ := prog.NewArrayMap("vals", 2, 8)
-		w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{vals}}
+		one, _ := prog.NewArrayMap("one", 1, 8)
+		jt, _ := prog.NewProgArray("jt", 2)
+		w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{vals, one}, Arrays: []*prog.ProgArray{jt}}
 		if err := w.Fix(prog.FixupOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
 		}
+	}
+}
+
+// Several rewrites in one function: a division's guard before two
+// lookups moves them, and each is still found and inlined.
+func TestRewritesInOneFunction(t *testing.T) {
+	src := `r6 = *(u32 *)(r1 + 0)
+r7 = 10
+r7 /= r6
+*(u32 *)(r10 - 4) = 1
+r2 = r10
+r2 += -4
+r1 = map[vals]
+call bpf_map_lookup_elem
+*(u32 *)(r10 - 8) = 2
+r2 = r10
+r2 += -8
+r1 = map[vals]
+call bpf_map_lookup_elem
+r0 = 0
+exit`
+	p := newProg(t, "main", src, nil)
+	vals, _ := prog.NewArrayMap("vals", 4, 24)
+	w := &prog.World{Layout: prog.DefaultLayout, Progs: []*prog.Program{p}, Maps: []*prog.ArrayMap{vals}}
+	if err := w.Fix(prog.FixupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, ins := range p.Funcs[0].Insns {
+		text = append(text, asm.Format(ins))
+	}
+	all := strings.Join(text, "\n")
+	if strings.Contains(all, "call bpf_map_lookup_elem") || strings.Count(all, "r0 *= 24") != 2 || !strings.Contains(all, "if r6 != 0 goto +2") {
+		t.Errorf("rewritten:\n%s", all)
 	}
 }

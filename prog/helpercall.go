@@ -10,6 +10,7 @@ import "math/bits"
 // Helper IDs of the emulated helpers (include/uapi/linux/bpf.h).
 const (
 	HelperMapUpdate = 2
+	HelperMapDelete = 3
 	HelperStrtoul   = 106
 )
 
@@ -33,13 +34,16 @@ type HelperMemory interface {
 
 // Emulated reports whether helper id is emulated rather than a stub.
 func Emulated(id int32) bool {
-	return id == HelperMapLookup || id == HelperMapUpdate || id == HelperStrtoul
+	return id == HelperMapLookup || id == HelperMapUpdate || id == HelperMapDelete || id == HelperStrtoul
 }
 
 // CallHelper runs emulated helper id with args R1–R5 in world w (whose
 // layout places the values) on mem, and returns R0.
 func CallHelper(id int32, args [5]uint64, w *World, mem HelperMemory) uint64 {
 	switch id {
+	case HelperMapDelete:
+		// array_map_delete_elem(): an array's elements cannot go.
+		return negErrno(errEINVAL)
 	case HelperMapLookup, HelperMapUpdate:
 		k := -1
 		for i := range w.Maps {
@@ -70,14 +74,18 @@ func CallHelper(id int32, args [5]uint64, w *World, mem HelperMemory) uint64 {
 			return value
 		}
 		// array_map_update_elem(): flags BPF_ANY (0), BPF_NOEXIST (1),
-		// BPF_EXIST (2); every element exists.
-		switch {
-		case args[3] > 2:
+		// BPF_EXIST (2), BPF_F_LOCK (4, for a value with a spin lock,
+		// which tailsim's never have); every element exists.
+		const lock = 4
+		switch flags := args[3]; {
+		case flags&^lock > 2:
 			return negErrno(errEINVAL)
 		case key >= m.MaxEntries:
 			return negErrno(errE2BIG)
-		case args[3] == 1:
+		case flags&1 != 0:
 			return negErrno(errEEXIST)
+		case flags&lock != 0:
+			return negErrno(errEINVAL)
 		}
 		src, ok := mem.Read(args[2], int(m.ValueSize))
 		if !ok || !mem.Write(value, src) {
@@ -117,7 +125,8 @@ func strtoul(args [5]uint64, mem HelperMemory) uint64 {
 	if !ok {
 		return negErrno(errEFAULT)
 	}
-	isSpace := func(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
+	// The kernel's isspace(): also 0xa0, a space in its Latin-1 table.
+	isSpace := func(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' || c == 0xa0 }
 	i := 0
 	for i < len(b) && isSpace(b[i]) {
 		i++

@@ -339,3 +339,39 @@ func (ins Instruction) IsMovPercpuAddr() bool {
 func (ins Instruction) IsMapValueLoad() bool {
 	return ins.OpCode.IsLoadImm64() && ins.Src == PseudoMapValue
 }
+
+// Modelled reports why ins is outside the instruction subset tailsim
+// models ("" when it is in it): a register past R10, or an opcode the
+// JITs and the reference model do not know. The assembler writes only
+// modelled instructions; an object may hold any bytes.
+func (ins Instruction) Modelled() string {
+	op := ins.OpCode
+	regs := ins.Dst > R10 || ins.Src > R10
+	switch {
+	case op.IsALU():
+		if _, ok := aluNames[op.ALUOp()]; !ok {
+			return fmt.Sprintf("ALU operation %#x", uint8(op))
+		}
+		if op.ALUOp() == OpMov && op.Class() == ClassALU64 && op.Source() == SourceX && ins.Off != 0 && ins.Off != AddrPercpu {
+			return fmt.Sprintf("a sign-extending mov (off %d)", ins.Off)
+		}
+	case op.IsLoadImm64():
+		if ins.Dst > R10 || ins.Src > PseudoMapValue {
+			return fmt.Sprintf("ld_imm64 with dst r%d, src %d", ins.Dst, ins.Src)
+		}
+		return ""
+	case op.IsMemLoad(), op.IsMemStore():
+	case op.IsCall(), op.IsTailCall(), op.IsExit():
+		return ""
+	case op.IsJump():
+		if !op.JumpOp().Conditional() && op.JumpOp() != OpJA {
+			return fmt.Sprintf("jump operation %#x", uint8(op))
+		}
+	default:
+		return fmt.Sprintf("opcode %#02x (class %d, mode %#x)", uint8(op), op.Class(), uint8(op.Mode()))
+	}
+	if regs {
+		return fmt.Sprintf("register r%d or r%d past r10", ins.Dst, ins.Src)
+	}
+	return ""
+}

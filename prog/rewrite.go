@@ -32,6 +32,12 @@ func rewriteProgram(p *Program, fx *Fixup, l Layout, opts FixupOptions) (bool, e
 				patch = arrayMapGenLookup(f.Insns[i], m, l, opts.Unprivileged)
 			}
 			if patch != nil {
+				// The C line heads the instructions that replace its own.
+				src := f.Insns[i].Source
+				for k := range patch {
+					patch[k].Source = ""
+				}
+				patch[0].Source = src
 				if err := f.replace(i, patch); err != nil {
 					return false, err
 				}

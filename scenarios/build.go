@@ -61,6 +61,12 @@ func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, erro
 	fo := sc.Fixup
 	fo.Arch = arch
 	if err := w.Fix(fo); err != nil {
+		var pe *prog.PosError
+		if asPosError(err, &pe) && pe.Line == 0 && sc.Object != "" {
+			// An object's instruction has no scenario line: the object's
+			// line, with the program the verifier refused.
+			return nil, &Error{File: sc.File, Line: sc.ObjectLine, Msg: sc.Object + ": " + err.Error()}
+		}
 		return nil, locate(sc.File, err)
 	}
 	slotArgs := func(line int, mapName string, index uint64, progName string) (*prog.ProgArray, *prog.Program, error) {

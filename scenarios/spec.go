@@ -44,13 +44,14 @@ type Scenario struct {
 	// Object is the BPF ELF object the config section names ("" for none);
 	// its programs, subprograms, prog arrays and initial slots are among
 	// the others, declared at its line.
-	Object   string
-	Maps     []MapDecl
-	Progs    []FuncDecl
-	Subprogs []FuncDecl
-	Slots    []SlotDecl
-	Ctx      []byte // nil: no ctx section, R1 = 0
-	Steps    []Step
+	Object     string
+	ObjectLine int
+	Maps       []MapDecl
+	Progs      []FuncDecl
+	Subprogs   []FuncDecl
+	Slots      []SlotDecl
+	Ctx        []byte // nil: no ctx section, R1 = 0
+	Steps      []Step
 }
 
 // MapDecl declares a prog array.
@@ -598,7 +599,7 @@ func (p *specParser) object(name string, line int) error {
 	if err != nil {
 		return p.errf(line, "%v", err)
 	}
-	p.sc.Object = name
+	p.sc.Object, p.sc.ObjectLine = name, line
 	for _, m := range obj.Maps {
 		if err := p.declare(m.Name, line); err != nil {
 			return p.errf(line, "%s: map %s: %v", name, m.Name, err.(*Error).Msg)

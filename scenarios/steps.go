@@ -158,6 +158,9 @@ func (p *specParser) run(s section) error {
 			case ok && len(lw) > 0 && lw[0] == "global":
 				e, err = p.expectGlobal(l.n, Expect{Key: KeyMap, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs), true)
 			case ok && len(lw) > 0 && p.mapRef(lw[0]):
+				if name, _, _ := strings.Cut(lw[0], "["); p.arrayMap(name).ReadOnly {
+					return p.errf(l.n, "%s is frozen at load (.rodata): user space cannot write it (EPERM)", name)
+				}
 				e, err = p.expectMap(l.n, Expect{Key: KeyMap, Line: l.n, Source: rest}, lw, strings.TrimSpace(rhs))
 			case !ok || len(lw) == 0 || !strings.HasPrefix(lw[0], "ctx"):
 				return p.errf(l.n, "expected set ctx+OFF TYPE = VALUE or set MAP[INDEX]+OFF TYPE = VALUE")

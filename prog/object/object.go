@@ -295,6 +295,9 @@ func convertInsn(ins asm.Instruction, maps []*Map) (prog.Instruction, error) {
 	if len(raw) == 16 {
 		out.Imm = int64(uint64(binary.LittleEndian.Uint32(raw[4:])) | uint64(binary.LittleEndian.Uint32(raw[12:]))<<32)
 	}
+	if why := out.Modelled(); why != "" {
+		return prog.Instruction{}, fmt.Errorf("%s, outside the instructions tailsim models", why)
+	}
 	if ins.IsLoadFromMap() {
 		name := ins.Reference()
 		if !slices.ContainsFunc(maps, func(m *Map) bool { return m.Name == name }) {
