@@ -429,10 +429,18 @@ func (m *machine) load() error {
 			}
 		}
 	}
-	for _, h := range prog.Helpers {
-		if prog.Emulated(h.ID) {
-			at, _ := m.spec.at.helperAddr(h.ID)
-			m.at(at, siteEvent{kind: atHelper, helper: h.ID})
+	// Only the emulated helpers the programs call are hooked: every
+	// hook costs a load something.
+	called := map[int32]bool{}
+	for _, p := range w.Progs {
+		for _, f := range p.Funcs {
+			for _, ins := range f.Insns {
+				if id := int32(ins.Imm); ins.IsHelperCall() && prog.Emulated(id) && !called[id] {
+					called[id] = true
+					at, _ := m.spec.at.helperAddr(id)
+					m.at(at, siteEvent{kind: atHelper, helper: id})
+				}
+			}
 		}
 	}
 	addrs := make([]uint64, 0, len(m.sites))
