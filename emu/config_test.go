@@ -240,3 +240,34 @@ func TestLandingPadThroughThunk(t *testing.T) {
 		}
 	}
 }
+
+// An emulated helper's call shows in the trace after the helper event,
+// with its result, on the emulators as in the model.
+func TestHelperDoneEvents(t *testing.T) {
+	data, err := os.ReadFile("../scenarios/library/edges/array_map_helpers.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenarios.Parse("helpers.txtar", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := func(scenarios.Step, int) bool { return true }
+	for _, b := range []scenarios.Backend{NewX86(0), NewArm64(0), scenarios.Ref{}} {
+		for _, step := range []bool{false, true} {
+			rep := scenarios.Run(sc, b, prog.Upstream, scenarios.Options{Trace: true, Step: step, Keep: keep})
+			var got []string
+			for k, e := range rep.Runs[0].Result.Trace {
+				if e.Kind == prog.EvHelperDone {
+					got = append(got, e.Text[strings.LastIndex(e.Text, " = "):])
+					if step && b.Name() != "ref" && (k == 0 || rep.Runs[0].Result.Trace[k-1].Kind != prog.EvHelper) {
+						t.Errorf("%s: the result of %s does not follow its helper event", b.Name(), e.Text)
+					}
+				}
+			}
+			if fmt.Sprint(got) != "[ = 0x5  = 0x0  = 0xffff888181000148]" {
+				t.Errorf("%s (step %v): helper results %q", b.Name(), step, got)
+			}
+		}
+	}
+}

@@ -566,6 +566,14 @@ func (m *machine) callHelper(id int32) {
 	}
 	r0 := prog.CallHelper(id, args, m.w, helperMemory{m})
 	_ = m.e.regWrite(m.spec.helperRet, r0)
+	if m.o.Trace {
+		ev := prog.Event{Kind: prog.EvHelperDone, Helper: id, Text: prog.HelperNote(id, args, r0)}
+		if m.step != nil {
+			// After the call into the stub, which the stepper records next.
+			ev.Step = len(m.res.Execs) + 1
+		}
+		m.event(ev)
+	}
 }
 
 // helperMemory is a loaded world's memory as an emulated helper sees it:

@@ -235,6 +235,11 @@ func (st *stepper) onInsn(addr uint64, size uint32) {
 		switch {
 		case in.helper != 0 && prev.part != "helper":
 			m.event(prog.Event{Kind: prog.EvHelper, Helper: in.helper, At: prev.at, Machine: prev.machine, Step: len(res.Execs)})
+			// An emulated helper's result, recorded by the hook at the
+			// stub before this instruction, follows its call.
+			if n := len(res.Trace); n >= 2 && res.Trace[n-2].Kind == prog.EvHelperDone {
+				res.Trace[n-2], res.Trace[n-1] = res.Trace[n-1], res.Trace[n-2]
+			}
 		case in.l != nil && in.l.Fn != 0 && addr == in.l.Addr && prev.l != in.l:
 			m.event(prog.Event{Kind: prog.EvCall, Prog: in.l.Prog.Name, Func: in.l.Prog.Funcs[in.l.Fn].Name, At: prev.at, Machine: prev.machine, Step: len(res.Execs)})
 		case prev.l != nil && in.l != nil && in.l != prev.l && addr != in.l.Addr:

@@ -32,6 +32,34 @@ type HelperMemory interface {
 	Write(addr uint64, b []byte) bool
 }
 
+// HelperNote is what a trace says of an emulated helper's call: its
+// arguments and its result, since its reads and writes happen outside
+// the program's instructions.
+func HelperNote(id int32, args [5]uint64, r0 uint64) string {
+	h, _ := HelperByID(id)
+	n := map[int32]int{HelperMapLookup: 2, HelperMapUpdate: 4, HelperMapDelete: 2, HelperStrtoul: 4}[id]
+	s := "bpf_" + h.Name + "("
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			s += ", "
+		}
+		s += "0x" + uhex(args[i])
+	}
+	return s + ") = 0x" + uhex(r0)
+}
+
+func uhex(v uint64) string {
+	const digits = "0123456789abcdef"
+	if v == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; v > 0; v >>= 4 {
+		b = append([]byte{digits[v&15]}, b...)
+	}
+	return string(b)
+}
+
 // Emulated reports whether helper id is emulated rather than a stub.
 func Emulated(id int32) bool {
 	return id == HelperMapLookup || id == HelperMapUpdate || id == HelperMapDelete || id == HelperStrtoul

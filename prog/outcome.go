@@ -88,6 +88,10 @@ const (
 	// EvPreset: the run's first tail call finds the counter preset to
 	// Count (CountPresetter), not the 0 the prologue stored.
 	EvPreset // preset
+	// EvHelperDone: an emulated helper (CallHelper) returned; Text is the
+	// call with its arguments and result, since what it read and wrote
+	// happened outside the program's instructions.
+	EvHelperDone // helper done
 )
 
 // Event is one line of a run's trace.

@@ -55,11 +55,12 @@ func _() {
 	_ = x[EvExit-6]
 	_ = x[EvNote-7]
 	_ = x[EvPreset-8]
+	_ = x[EvHelperDone-9]
 }
 
-const _EventKind_name = "entertail callcallreturnhelperexitnotepreset"
+const _EventKind_name = "entertail callcallreturnhelperexitnotepresethelper done"
 
-var _EventKind_index = [...]uint8{0, 5, 14, 18, 24, 30, 34, 38, 44}
+var _EventKind_index = [...]uint8{0, 5, 14, 18, 24, 30, 34, 38, 44, 55}
 
 func (i EventKind) String() string {
 	idx := int(i) - 1

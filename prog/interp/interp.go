@@ -309,6 +309,9 @@ func (r *run) loop() {
 				var args [5]uint64
 				copy(args[:], r.regs[prog.R1:prog.R6])
 				r.regs[prog.R0] = prog.CallHelper(h.ID, args, r.w, helperMemory{r})
+				if r.cfg.Trace {
+					r.event(prog.Event{Kind: prog.EvHelperDone, Helper: h.ID, Text: prog.HelperNote(h.ID, args, r.regs[prog.R0])})
+				}
 			}
 			for reg := prog.R1; reg <= prog.R5; reg++ {
 				r.regs[reg] = prog.ClobberValue(reg)
