@@ -270,7 +270,7 @@ func (b *runBuilder) steps() {
 			continue
 		}
 		e := it.Exec
-		s := stepData{Row: -1, Group: -1, Insn: e.Insn, Note: e.Note, Place: trace.Place(e), Detail: trace.Detail(e), Events: pending, Call: -1}
+		s := stepData{Row: -1, Group: -1, Insn: e.Insn, Note: e.Note, Place: placeWithSource(e), Detail: trace.Detail(e), Events: pending, Call: -1}
 		pending = nil
 		if r, ok := b.code.rows[e.PC]; ok && e.PC != 0 {
 			s.Row, s.Group = r, b.code.rowGrp[r]
@@ -641,4 +641,13 @@ func (b *runBuilder) touches(counters map[uint64]bool) {
 			b.d.Steps[i].Touch = append(b.d.Steps[i].Touch, touchData{Cell: c, Write: a.Write, Value: hex(a.Value)})
 		}
 	}
+}
+
+// placeWithSource is the step's place, with the C line an object's BPF
+// instruction came from.
+func placeWithSource(e *prog.Exec) string {
+	if e.Source != "" {
+		return trace.Place(e) + "   // " + e.Source
+	}
+	return trace.Place(e)
 }

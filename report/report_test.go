@@ -299,3 +299,18 @@ func TestPresetCounter(t *testing.T) {
 		t.Errorf("reference model: the counter starts at %s, is written 31 at step %d, 32 at step %d", init, counterWrite(r, "0x1f"), counterWrite(r, "0x20"))
 	}
 }
+
+// A program from an object: a step that heads a C line shows it beside
+// its BPF instruction.
+func TestObjectSourceLines(t *testing.T) {
+	d := pageOf(t, "../scenarios/library/objects/chain.txtar", emu.NewX86(0), prog.Upstream)
+	n := 0
+	for _, s := range d.Runs[0].Steps {
+		if strings.Contains(s.Place, "   // chain.bpf.c:") {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Errorf("no step shows a C line")
+	}
+}
