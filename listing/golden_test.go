@@ -51,6 +51,8 @@ var goldens = []golden{
 	{name: "x86_distro_eibrs_patched", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Config: prog.Configs[2].Config}},
 	{name: "x86_smp_processor_id", file: "scenarios/library/edges/smp_processor_id_inlined.txtar", arch: "x86_64"},
 	{name: "arm64_smp_processor_id", file: "scenarios/library/edges/smp_processor_id_inlined.txtar", arch: "arm64"},
+	{name: "x86_object_globals", file: "scenarios/library/objects/globals.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Prog: "classifier"}},
+	{name: "arm64_array_lookup", file: "scenarios/library/edges/array_map_lookup.txtar", arch: "arm64", o: listing.Options{Prog: "entry"}},
 	{name: "x86_layout_prog", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", layout: "pre-v6.18", o: listing.Options{Prog: "tail_call_2"}},
 	{name: "x86_prog_func", file: "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", arch: "x86_64", hex: true,
 		o: listing.Options{Syntax: "att", Prog: "entry", Func: "subprog_tail"}},
@@ -129,7 +131,10 @@ func load(t *testing.T, file string) *scenarios.Scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := scenarios.Parse(file, data)
+	// Named from the root, read from here: an object it names too.
+	sc, err := scenarios.ParseWith(file, data, func(name string) ([]byte, error) {
+		return os.ReadFile(filepath.Join("..", filepath.Dir(file), name))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

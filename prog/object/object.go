@@ -245,7 +245,8 @@ func convertProg(path string, ps *ebpf.ProgramSpec, maps []*Map) (*Prog, error) 
 			return nil, fail("%v", err)
 		}
 		if src, ok := ins.Source().(*btf.Line); ok && src != nil {
-			if n := src.LineNumber(); n != line || src.FileName() != file {
+			// Line 0 is code the compiler made up (no source line).
+			if n := src.LineNumber(); n != 0 && (n != line || src.FileName() != file) {
 				file, line = src.FileName(), n
 				pi.Source = fmt.Sprintf("%s:%d: %s", pathBase(file), n, strings.TrimSpace(src.Line()))
 			}
