@@ -21,7 +21,7 @@ import (
 // Side is one of the two builds.
 type Side struct {
 	Backend scenarios.Backend
-	Variant prog.Variant
+	Kernel  prog.Kernel
 	// Config is the run configuration (scenarios.Options.Config): two
 	// sides may differ only in it, to show what a build costs; then
 	// NameConfig names it on both, "default" too.
@@ -30,7 +30,7 @@ type Side struct {
 }
 
 func (s Side) String() string {
-	name := s.Backend.Name() + "/" + s.Variant.String()
+	name := s.Backend.Name() + "/" + s.Kernel.String()
 	if s.Config != 0 || s.NameConfig {
 		name += "/" + s.Config.String()
 	}
@@ -103,11 +103,7 @@ func Compare(sc *scenarios.Scenario, left, right Side, o Options) (*Comparison, 
 
 func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 	b := Built{Side: s}
-	layout := sc.Layout
-	if o.Layout != nil {
-		layout = *o.Layout
-	}
-	w, err := sc.BuildFor(layout, s.Backend.Name())
+	w, err := sc.BuildFor(s.Kernel, o.Layout, s.Backend.Name())
 	if err != nil {
 		return b, err
 	}
@@ -115,11 +111,11 @@ func build(sc *scenarios.Scenario, s Side, o Options) (Built, error) {
 	if arch == nil {
 		return b, fmt.Errorf("%s has no machine code to compare", s.Backend.Name())
 	}
-	if b.Listing, err = listing.Build(w, arch, s.Variant, listing.Options{Config: sc.Config.Under(s.Config)}); err != nil {
+	if b.Listing, err = listing.Build(w, arch, s.Kernel, listing.Options{Config: sc.Config.Under(s.Config)}); err != nil {
 		return b, fmt.Errorf("%s: %w", s, sc.Locate(err))
 	}
 	keep := func(scenarios.Step, int) bool { return true }
-	b.Report = scenarios.Run(sc, s.Backend, s.Variant, scenarios.Options{Layout: o.Layout, Config: s.Config, Cost: true, Keep: keep})
+	b.Report = scenarios.Run(sc, s.Backend, s.Kernel, scenarios.Options{Layout: o.Layout, Config: s.Config, Cost: true, Keep: keep})
 	if b.Report.Status == scenarios.Errored {
 		return b, fmt.Errorf("%s: %v", s, b.Report.Failures[len(b.Report.Failures)-1])
 	}
@@ -282,5 +278,5 @@ func Stepped(sc *scenarios.Scenario, left, right Side, o Options, max int) []*sc
 	so := scenarios.Options{Layout: o.Layout, Trace: true, Step: true, StepBudget: max, Keep: keep}
 	lo, ro := so, so
 	lo.Config, ro.Config = left.Config, right.Config
-	return []*scenarios.Report{scenarios.Run(sc, left.Backend, left.Variant, lo), scenarios.Run(sc, right.Backend, right.Variant, ro)}
+	return []*scenarios.Report{scenarios.Run(sc, left.Backend, left.Kernel, lo), scenarios.Run(sc, right.Backend, right.Kernel, ro)}
 }

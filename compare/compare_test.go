@@ -31,7 +31,7 @@ func load(t *testing.T, path string) *scenarios.Scenario {
 func TestUpstreamBesidePatched(t *testing.T) {
 	sc := load(t, "scenarios/library/test_bpf/01_tail_call_2.txtar")
 	for _, b := range []scenarios.Backend{emu.NewX86(0), emu.NewArm64(0)} {
-		c, err := compare.Compare(sc, compare.Side{Backend: b, Variant: prog.Upstream}, compare.Side{Backend: b, Variant: prog.Patched}, compare.Options{})
+		c, err := compare.Compare(sc, compare.Side{Backend: b, Kernel: prog.Linux618}, compare.Side{Backend: b, Kernel: prog.Linux618Series}, compare.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +53,7 @@ func TestUpstreamBesidePatched(t *testing.T) {
 		if err := c.WriteText(&out); err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"tail call tail_call_2+4 (line 21)", b.Name() + "/upstream", "the same in all 1000 iterations", "loads 3 array/prog", "loads 1 array/prog"} {
+		for _, want := range []string{"tail call tail_call_2+4 (line 21)", b.Name() + "/v6.18", b.Name() + "/v6.18+series", "the same in all 1000 iterations", "loads 3 array/prog", "loads 1 array/prog"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: text lacks %q:\n%s", b.Name(), want, out.String())
 			}
@@ -70,7 +70,7 @@ func TestUpstreamBesidePatched(t *testing.T) {
 func TestDifferentRuns(t *testing.T) {
 	sc := load(t, "scenarios/library/findings/patched_static_disp32.txtar")
 	x86 := emu.NewX86(0)
-	c, err := compare.Compare(sc, compare.Side{Backend: x86, Variant: prog.Upstream}, compare.Side{Backend: x86, Variant: prog.Patched}, compare.Options{})
+	c, err := compare.Compare(sc, compare.Side{Backend: x86, Kernel: prog.Linux618}, compare.Side{Backend: x86, Kernel: prog.Linux618Series}, compare.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +91,8 @@ func TestDifferentRuns(t *testing.T) {
 // Two arches on one variant.
 func TestArchBesideArch(t *testing.T) {
 	sc := load(t, "scenarios/library/edges/index_2pow32_plus_1.txtar")
-	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(0), Variant: prog.Patched},
-		compare.Side{Backend: emu.NewArm64(0), Variant: prog.Patched}, compare.Options{})
+	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(0), Kernel: prog.Linux618Series},
+		compare.Side{Backend: emu.NewArm64(0), Kernel: prog.Linux618Series}, compare.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,8 @@ func TestArchBesideArch(t *testing.T) {
 // the call. The tail calls still pair up, each with its own costs.
 func TestArchBesideArchAfterARewrite(t *testing.T) {
 	sc := load(t, "scenarios/library/edges/smp_processor_id_inlined.txtar")
-	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(0), Variant: prog.Patched},
-		compare.Side{Backend: emu.NewArm64(0), Variant: prog.Patched}, compare.Options{})
+	c, err := compare.Compare(sc, compare.Side{Backend: emu.NewX86(0), Kernel: prog.Linux618Series},
+		compare.Side{Backend: emu.NewArm64(0), Kernel: prog.Linux618Series}, compare.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	for _, b := range []Built{c.Left, c.Right} {
 		p.f("%s: %s", b.Side, strings.ToUpper(b.Report.Status.String()))
 		if n := len(b.Report.Failures); n > 0 {
-			p.f(" (%d failed checks: tailsim run -arch %s -variant %s %s)", n, b.Side.Backend.Name(), b.Side.Variant, c.Scenario.File)
+			p.f(" (%d failed checks: tailsim run -arch %s -kernel %s %s)", n, b.Side.Backend.Name(), b.Side.Kernel, c.Scenario.File)
 		}
 		p.f("\n")
 	}

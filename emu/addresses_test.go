@@ -16,7 +16,7 @@ import (
 
 // loadOn loads the scenario src's world on b; the machine closes with
 // the test.
-func loadOn(t *testing.T, b *Backend, src string, v prog.Variant, o prog.LoadOptions) (*machine, *prog.World) {
+func loadOn(t *testing.T, b *Backend, src string, v prog.Kernel, o prog.LoadOptions) (*machine, *prog.World) {
 	t.Helper()
 	sc, err := scenarios.Parse("t.txtar", []byte(src))
 	if err != nil {
@@ -34,7 +34,7 @@ func loadOn(t *testing.T, b *Backend, src string, v prog.Variant, o prog.LoadOpt
 	return m.(*machine), w
 }
 
-func loadPlaced(t *testing.T, b *Backend, src string, v prog.Variant, pl prog.Placement) (*machine, *prog.World) {
+func loadPlaced(t *testing.T, b *Backend, src string, v prog.Kernel, pl prog.Placement) (*machine, *prog.World) {
 	t.Helper()
 	return loadOn(t, b, src, v, prog.LoadOptions{Placement: pl})
 }
@@ -45,7 +45,7 @@ func loadPlaced(t *testing.T, b *Backend, src string, v prog.Variant, pl prog.Pl
 func TestKernelAddresses(t *testing.T) {
 	for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
 		for _, pl := range prog.Placements {
-			m, w := loadPlaced(t, b, chain, prog.Upstream, pl)
+			m, w := loadPlaced(t, b, chain, prog.Linux618, pl)
 			for i, p := range w.Progs {
 				addr := m.structs[p]
 				if addr>>32 == 0 || (pl == prog.PlaceAligned || i == 0) != (uint32(addr) == 0) {
@@ -82,7 +82,7 @@ func TestTruncatedPointersCaught(t *testing.T) {
 	// arm64: the first word w with w&mask == want becomes w&^clear|set.
 	arm64Tamper := func(mask, want, clear, set uint32) func(t *testing.T, m *machine) {
 		return func(t *testing.T, m *machine) {
-			l := m.images[0]
+			l := entryImage(m)
 			for off := 0; off+4 <= len(l.Img.Code); off += 4 {
 				if w := binary.LittleEndian.Uint32(l.Img.Code[off:]); w&mask == want {
 					var b [4]byte
@@ -114,7 +114,7 @@ func TestTruncatedPointersCaught(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, w := loadPlaced(t, tt.b, chain, prog.Upstream, tt.pl)
+			m, w := loadPlaced(t, tt.b, chain, prog.Linux618, tt.pl)
 			tt.tamper(t, m)
 			r := m.Run(w.Prog("entry"), ctx(1)) // jt[1] holds leaf: r0 = 1 when correct
 			switch {
@@ -131,7 +131,7 @@ func TestTruncatedPointersCaught(t *testing.T) {
 // machine closed twice gives its engine back once.
 func TestCloseIdleEngines(t *testing.T) {
 	b := NewX86(0)
-	first, _ := loadOn(t, b, chain, prog.Upstream, prog.LoadOptions{})
+	first, _ := loadOn(t, b, chain, prog.Linux618, prog.LoadOptions{})
 	first.Close()
 	first.Close()
 	if n := len(b.pool.free); n != 1 {
@@ -141,7 +141,7 @@ func TestCloseIdleEngines(t *testing.T) {
 	if n := len(b.pool.free); n != 0 {
 		t.Fatalf("%d idle engines after CloseIdleEngines", n)
 	}
-	m, w := loadOn(t, b, chain, prog.Upstream, prog.LoadOptions{})
+	m, w := loadOn(t, b, chain, prog.Linux618, prog.LoadOptions{})
 	if r := m.Run(w.Prog("entry"), ctx(1)); r.R0 != 1 {
 		t.Errorf("a run after CloseIdleEngines: %+v", r)
 	}
@@ -197,7 +197,7 @@ func TestAddressMapsDisjoint(t *testing.T) {
 // of its own.
 func TestStoreIntoStructFaults(t *testing.T) {
 	for _, pl := range prog.Placements {
-		m, w := loadPlaced(t, NewX86(0), chain, prog.Upstream, pl)
+		m, w := loadPlaced(t, NewX86(0), chain, prog.Linux618, pl)
 		target := m.structs[w.Prog("leaf")]
 		code := []byte{0x48, 0x89, 0x00} // mov qword ptr [rax], rax
 		last := m.images[len(m.images)-1]
@@ -232,7 +232,7 @@ func TestTooManyArrays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewX86(0).Load(w, prog.Upstream, prog.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "more than 256 prog arrays") {
+	if _, err := NewX86(0).Load(w, prog.Linux618, prog.LoadOptions{}); err == nil || !strings.Contains(err.Error(), "more than 256 prog arrays") {
 		t.Errorf("%d arrays: %v", maxArrays+1, err)
 	}
 }
@@ -259,7 +259,7 @@ func TestUnmappedFaultLocated(t *testing.T) {
 			src = strings.Replace(src, "-- prog p --", "-- prog p stack=8 --", 1)
 		}
 		for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
-			m, w := loadOn(t, b, src, prog.Upstream, prog.LoadOptions{})
+			m, w := loadOn(t, b, src, prog.Linux618, prog.LoadOptions{})
 			r := m.Run(w.Prog("p"), nil)
 			f := r.Fault
 			if f == nil || f.Kind != prog.FaultAccess || f.Addr != tc.addr || f.At.String() != tc.at {

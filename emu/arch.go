@@ -15,8 +15,8 @@ type archSpec struct {
 	helperRet  int
 	name       string
 	arch       arch
-	tailEntry  int // where tail calls land in bpf_func
-	compile    func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error)
+	tailEntry  func(prog.Kernel) int // where tail calls land in bpf_func
+	compile    func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Kernel, l prog.Layout) (*jit.Image, error)
 	stubs      func(at addrMap) []byte // the helper stubs page, with the sentinel
 	at         addrMap                 // where the kernel objects are
 
@@ -27,9 +27,11 @@ type archSpec struct {
 	r1, r2, r3, sp int
 	kept           []int // R6–R9 and the BPF frame pointer: unchanged on fall-through
 	// expectedSP is where the stack pointer must be when a tail call jumps.
-	expectedSP func(regs []uint64) (uint64, string)
-	// tccPtr finds the pointer to the shared tail-call counter.
-	tccPtr func(m *machine, regs []uint64, img *jit.Image) uint64
+	expectedSP func(v prog.Kernel, regs []uint64) (uint64, string)
+	// counter finds the tail-call counter a call at a site of img is
+	// about to read, from the registers at the site (m.v says which
+	// kernel's convention).
+	counter func(m *machine, regs []uint64, img *jit.Image) counterLoc
 	// jumpTarget is the register a non-direct tail call jumps through.
 	jumpTarget func(regs []uint64, kind prog.SiteKind) uint64
 
@@ -64,4 +66,25 @@ type archSpec struct {
 	// Unicorn runs paciasp and autiasp as nops, so the machine keeps the
 	// signed (lr, sp) pairs itself.
 	pac bool
+}
+
+// counterLoc is where a tail call's counter lives: a cell in memory
+// (v6.18's, behind tcc_ptr; 6.1 x86's upper half of the pushed rax) or a
+// register (6.1 arm64's x26).
+type counterLoc struct {
+	addr uint64
+	size int // bytes at addr; 0: the register
+	reg  int // index into archSpec.regs when size is 0
+}
+
+// readCounter reads the counter at loc now.
+func (m *machine) readCounter(loc counterLoc) uint64 {
+	switch loc.size {
+	case 0:
+		v, _ := m.e.regRead(m.spec.regs[loc.reg])
+		return v
+	case 4:
+		return m.read64(loc.addr) & 0xffff_ffff
+	}
+	return m.read64(loc.addr)
 }

@@ -44,8 +44,8 @@ var arm64Regs = []int{uc.ARM64_REG_X0, uc.ARM64_REG_X1, uc.ARM64_REG_X2, uc.ARM6
 	uc.ARM64_REG_X10, uc.ARM64_REG_X11}
 
 func arm64Spec(bti, pac bool) *archSpec {
-	o := func(v prog.Variant, l prog.Layout) arm64.Options {
-		return arm64.Options{Variant: v, Layout: l, BTI: bti, PAC: pac}
+	o := func(v prog.Kernel, l prog.Layout) arm64.Options {
+		return arm64.Options{Kernel: v, Layout: l, BTI: bti, PAC: pac}
 	}
 	saved := map[int]uint64{}
 	names := map[int]string{}
@@ -57,10 +57,10 @@ func arm64Spec(bti, pac bool) *archSpec {
 	spec := &archSpec{
 		name:            "arm64",
 		arch:            archArm64,
-		tailEntry:       4 * o(0, prog.Layout{}).PrologueOffset(),
+		tailEntry:       func(v prog.Kernel) int { return 4 * o(v, prog.Layout{}).PrologueOffset() },
 		directTailCalls: arm64.DirectTailCalls,
 		stepRegs:        arm64StepRegs,
-		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
+		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Kernel, l prog.Layout) (*jit.Image, error) {
 			return arm64.Compile(p, fn, fx, image, res, o(v, l))
 		},
 		stubs: arm64Stubs,
@@ -71,8 +71,19 @@ func arm64Spec(bti, pac bool) *archSpec {
 		kept: []int{aX19, aX20, aX21, aX22, aX25, aX26, aX29},
 		// Tail calls land past "stp x29, x30; mov x29, sp" and the 16
 		// bytes the counter (main) or its pointer (subprogram) occupies.
-		expectedSP: func(r []uint64) (uint64, string) { return r[aX29] - 16, "sp == x29 - 16" },
-		tccPtr:     func(_ *machine, r []uint64, _ *jit.Image) uint64 { return r[aX26] },
+		// 6.1 lands past all four callee-saved pairs instead.
+		expectedSP: func(v prog.Kernel, r []uint64) (uint64, string) {
+			if v == prog.Linux61 {
+				return r[aX29] - 64, "sp == x29 - 64"
+			}
+			return r[aX29] - 16, "sp == x29 - 16"
+		},
+		counter: func(m *machine, r []uint64, _ *jit.Image) counterLoc {
+			if m.v.CounterByValue() {
+				return counterLoc{reg: aX26} // 6.1: x26 is the count
+			}
+			return counterLoc{addr: r[aX26], size: 8} // x26 is tcc_ptr
+		},
 		jumpTarget: func(r []uint64, k prog.SiteKind) uint64 {
 			if k == prog.Static {
 				return r[aX11]
@@ -246,6 +257,6 @@ func arm64Disasm(code []byte, pc uint64) string {
 
 // CompileArm64 JITs every function of w at the address the emulator loads
 // it at, without an engine: for listings.
-func CompileArm64(w *prog.World, v prog.Variant, bti, pac bool) ([]*Loaded, error) {
+func CompileArm64(w *prog.World, v prog.Kernel, bti, pac bool) ([]*Loaded, error) {
 	return compileWorld(arm64Spec(bti, pac), w, v)
 }

@@ -185,7 +185,7 @@ func (b *Backend) CloseIdleEngines() {
 }
 
 // Load implements prog.Backend.
-func (b *Backend) Load(w *prog.World, v prog.Variant, o prog.LoadOptions) (prog.Machine, error) {
+func (b *Backend) Load(w *prog.World, v prog.Kernel, o prog.LoadOptions) (prog.Machine, error) {
 	if o.Budget <= 0 {
 		o.Budget = defaultBudget
 	}

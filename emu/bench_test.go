@@ -9,7 +9,7 @@ import (
 	"tailsim/scenarios"
 )
 
-func chain34(b *testing.B, be *Backend, v prog.Variant) (*machine, *prog.World, []byte) {
+func chain34(b *testing.B, be *Backend, v prog.Kernel) (*machine, *prog.World, []byte) {
 	b.Helper()
 	scs, err := scenarios.LoadLibrary()
 	if err != nil {
@@ -37,7 +37,7 @@ func chain34(b *testing.B, be *Backend, v prog.Variant) (*machine, *prog.World, 
 // benchRun runs the 34-program chain (33 tail calls) with every check on,
 // on one reused engine.
 func benchRun(b *testing.B, newBackend func() *Backend) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		b.Run(v.String(), func(b *testing.B) {
 			m, w, ctx := chain34(b, newBackend(), v)
 			entry := w.Progs[0]
@@ -55,7 +55,7 @@ func benchRun(b *testing.B, newBackend func() *Backend) {
 // benchFloor is Unicorn's floor for the same code: one bare Start, no
 // hooks of ours, no budget, no checks.
 func benchFloor(b *testing.B, newBackend func() *Backend) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		b.Run(v.String(), func(b *testing.B) {
 			m, w, ctx := chain34(b, newBackend(), v)
 			if err := m.e.setCodeHooks(nil, nil); err != nil {

@@ -36,7 +36,7 @@ func TestEarlierWorldsCodeCleared(t *testing.T) {
 			t.Fatal(err)
 		}
 		w, _ := sc.Build()
-		m, err := b.Load(w, prog.Upstream, prog.LoadOptions{})
+		m, err := b.Load(w, prog.Linux618, prog.LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,7 +89,7 @@ func TestBMI2Shifts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		loaded, err := CompileX86(w, prog.Upstream, cfg)
+		loaded, err := CompileX86(w, prog.Linux618, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestBMI2Shifts(t *testing.T) {
 		if want := map[prog.Config]int{0: 0, prog.BMI2: 5}[cfg]; vex != want {
 			t.Errorf("config %v: %d VEX-encoded shifts, want %d", cfg, vex, want)
 		}
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			rep := scenarios.Run(sc, NewX86(cfg), v, scenarios.Options{})
 			if rep.Status != scenarios.Pass {
 				t.Errorf("config %v, %s: %s %v", cfg, v, rep.Status, rep.Failures)
@@ -156,7 +156,7 @@ func TestPresetsRun(t *testing.T) {
 	}
 	for _, p := range prog.Configs {
 		for _, b := range []*Backend{NewX86(0), NewArm64(0)} {
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				rep := scenarios.Run(sc, b, v, scenarios.Options{Config: p.Config})
 				if rep.Status != scenarios.Pass {
 					t.Errorf("%s %s/%s: %s %v", p.Name, b.Name(), v, rep.Status, rep.Failures)
@@ -164,7 +164,7 @@ func TestPresetsRun(t *testing.T) {
 			}
 		}
 		w, _ := sc.Build()
-		loaded, err := CompileX86(w, prog.Upstream, p.Config)
+		loaded, err := CompileX86(w, prog.Linux618, p.Config)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func TestLandingPadThroughThunk(t *testing.T) {
 		cfg     prog.Config
 		landing bool
 	}{{prog.IBT, true}, {prog.Configs[1].Config | prog.IBT, false}} {
-		rep := scenarios.Run(sc, NewX86(0), prog.Patched, scenarios.Options{Config: tc.cfg, Keep: func(scenarios.Step, int) bool { return true }})
+		rep := scenarios.Run(sc, NewX86(0), prog.Linux618Series, scenarios.Options{Config: tc.cfg, Keep: func(scenarios.Step, int) bool { return true }})
 		lands, pads := 0, 0
 		for _, r := range rep.Runs {
 			for _, v := range r.Result.Violations {
@@ -255,7 +255,7 @@ func TestHelperDoneEvents(t *testing.T) {
 	keep := func(scenarios.Step, int) bool { return true }
 	for _, b := range []scenarios.Backend{NewX86(0), NewArm64(0), scenarios.Ref{}} {
 		for _, step := range []bool{false, true} {
-			rep := scenarios.Run(sc, b, prog.Upstream, scenarios.Options{Trace: true, Step: step, Keep: keep})
+			rep := scenarios.Run(sc, b, prog.Linux618, scenarios.Options{Trace: true, Step: step, Keep: keep})
 			var got []string
 			for k, e := range rep.Runs[0].Result.Trace {
 				if e.Kind == prog.EvHelperDone {

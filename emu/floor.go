@@ -65,7 +65,7 @@ func BareStartPreset(pm prog.Machine, entry *prog.Program, ctx []byte, n uint64)
 		}
 		for _, ev := range m.sites[addr] {
 			if ev.kind == atStart {
-				m.presetCounter(m.spec.tccPtr(m, m.regs(), ev.l.Img), n)
+				m.presetCounter(m.spec.counter(m, m.regs(), ev.l.Img), n)
 				first = false
 				return
 			}

@@ -102,7 +102,7 @@ type machine struct {
 	b       *Backend
 	e       *engine
 	w       *prog.World
-	v       prog.Variant
+	v       prog.Kernel
 	o       prog.LoadOptions
 	images  []*Loaded // sorted by Addr
 	entry   map[*prog.Program]uint64
@@ -123,12 +123,14 @@ type machine struct {
 	signed   [][2]uint64
 	pacBatch *uc.RegBatch // x30 and sp
 	// step records every instruction of a stepped run (LoadOptions.Step).
-	step   *stepper
-	tccPtr uint64
+	step    *stepper
+	counter counterLoc
 	// lastCount is the counter as the last tail call left it.
 	lastCount uint64
 	preset    uint64 // PresetCount's n
-	counted   bool   // lastCount was read from the current tccPtr
+	counted   bool   // lastCount was read from the current counter
+	// tailEntry is where tail calls land in bpf_func under m.v.
+	tailEntry int
 	batch     *uc.RegBatch
 	buf8      [8]byte
 	// The registers every run starts with: sp, R1, then the scratch and
@@ -178,14 +180,14 @@ type pendingCall struct {
 	stepStart int
 }
 
-func newMachine(spec *archSpec, w *prog.World, v prog.Variant) *machine {
-	return &machine{spec: spec, w: w, v: v, entry: map[*prog.Program]uint64{}, progAt: map[uint64]*prog.Program{},
+func newMachine(spec *archSpec, w *prog.World, v prog.Kernel) *machine {
+	return &machine{spec: spec, w: w, v: v, tailEntry: spec.tailEntry(v), entry: map[*prog.Program]uint64{}, progAt: map[uint64]*prog.Program{},
 		arrays: map[*prog.ProgArray]*arrayImage{}, structs: map[*prog.Program]uint64{}, sites: map[uint64][]siteEvent{}}
 }
 
 // compileWorld JITs every function of w at the address the emulator loads
 // it at, without an engine: for listings.
-func compileWorld(spec *archSpec, w *prog.World, v prog.Variant) ([]*Loaded, error) {
+func compileWorld(spec *archSpec, w *prog.World, v prog.Kernel) ([]*Loaded, error) {
 	m := newMachine(spec, w, v)
 	if err := m.compile(); err != nil {
 		return nil, err
@@ -257,7 +259,7 @@ func (m *machine) compileScaled(scale int) error {
 		m.structs[p] = m.spec.at.structAddr(pi, m.o.Placement)
 		for fn, f := range p.Funcs {
 			n := pagesFor(f, scale)
-			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.spec.tailEntry), n), n)
+			page, ok := pl.place(funcPage(w, p, fn, m.v, uint64(m.tailEntry), n), n)
 			if !ok {
 				return m.arenaError(fmt.Sprintf("%d pages of code do not fit", pages))
 			}
@@ -266,14 +268,14 @@ func (m *machine) compileScaled(scale int) error {
 			room[addr] = n * pageSize
 		}
 		m.entry[p] = funcAddr[p][0]
-		m.progAt[funcAddr[p][0]+uint64(m.spec.tailEntry)] = p
+		m.progAt[funcAddr[p][0]+uint64(m.tailEntry)] = p
 	}
 	entries := map[*prog.Program]uint64{}
 	for p, a := range m.entry {
-		entries[p] = a + uint64(m.spec.tailEntry)
+		entries[p] = a + uint64(m.tailEntry)
 	}
 	for ai, a := range w.Arrays {
-		m.arrays[a] = &arrayImage{a: a, base: m.spec.at.arrays + uint64(ai)*arrayStride, layout: w.Layout, patched: m.v == prog.Patched,
+		m.arrays[a] = &arrayImage{a: a, base: m.spec.at.arrays + uint64(ai)*arrayStride, layout: w.Layout, patched: m.v == prog.Linux618Series,
 			progs: m.structs, entries: entries}
 	}
 	for _, p := range w.Progs {
@@ -475,7 +477,7 @@ func (m *machine) poke(l *Loaded, s *jit.TailSite, old, new *prog.Program, which
 		if p == nil {
 			return 0
 		}
-		return m.entry[p] + uint64(m.spec.tailEntry)
+		return m.entry[p] + uint64(m.tailEntry)
 	}
 	ip := l.Addr + uint64(s.Target)
 	if which == prog.EffectBypass {

@@ -18,14 +18,14 @@ import (
 // says "limit" where the kernel's order (and an inference from the state)
 // would say "bounds", so the model sees the departure.
 func TestObservedFallThrough(t *testing.T) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		m, w := loadX86(t, chain, v)
 		m.PresetCount(prog.MaxTailCallCnt)
 		r := m.Run(w.Prog("entry"), ctx(7))
 		if len(r.Falls) != 1 || r.Falls[0] != prog.FallBounds {
 			t.Fatalf("%s: index 7 of 4 at the limit: %+v", v, r)
 		}
-		l := m.images[0]
+		l := entryImage(m)
 		bounds := -1
 		for _, ch := range l.Img.Sites[0].Checks {
 			if ch.Guard == prog.FallBounds {
@@ -53,10 +53,10 @@ func TestObservedFallThrough(t *testing.T) {
 
 // The same on arm64: the bounds branch (a b.cond) turned into a nop.
 func TestObservedFallThroughArm64(t *testing.T) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		m, w := loadArm64(t, chain, v, false, false)
 		m.PresetCount(prog.MaxTailCallCnt)
-		l := m.images[0]
+		l := entryImage(m)
 		bounds := -1
 		for _, ch := range l.Img.Sites[0].Checks {
 			if ch.Guard == prog.FallBounds {
@@ -79,10 +79,10 @@ func TestObservedFallThroughArm64(t *testing.T) {
 func TestLandingPads(t *testing.T) {
 	tests := []struct {
 		name string
-		load func(t *testing.T, v prog.Variant) (*machine, *prog.World)
+		load func(t *testing.T, v prog.Kernel) (*machine, *prog.World)
 		nop  []byte
 	}{
-		{"x86_64 IBT", func(t *testing.T, v prog.Variant) (*machine, *prog.World) {
+		{"x86_64 IBT", func(t *testing.T, v prog.Kernel) (*machine, *prog.World) {
 			sc, err := scenarios.Parse("t.txtar", []byte(chain))
 			if err != nil {
 				t.Fatal(err)
@@ -95,12 +95,12 @@ func TestLandingPads(t *testing.T) {
 			t.Cleanup(m.Close)
 			return m.(*machine), w
 		}, []byte{0x0F, 0x1F, 0x40, 0x00}},
-		{"arm64 BTI", func(t *testing.T, v prog.Variant) (*machine, *prog.World) {
+		{"arm64 BTI", func(t *testing.T, v prog.Kernel) (*machine, *prog.World) {
 			return loadArm64(t, chain, v, true, false)
 		}, []byte{0x1f, 0x20, 0x03, 0xd5}},
 	}
 	for _, tt := range tests {
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			m, w := tt.load(t, v)
 			if r := m.Run(w.Prog("entry"), ctx(1)); len(r.Violations) > 0 || r.R0 != 1 {
 				t.Fatalf("%s/%s: %+v", tt.name, v, r)
@@ -126,7 +126,7 @@ func TestLandingPads(t *testing.T) {
 // paciasp gone leaves the leaf authenticating what nothing signed.
 func TestPACPairs(t *testing.T) {
 	for _, tt := range []struct{ prog, want string }{{"leaf", "never authenticated"}, {"entry", "which no paciasp signed"}} {
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			m, w := loadArm64(t, chain, v, false, true)
 			if r := m.Run(w.Prog("entry"), ctx(1)); len(r.Violations) > 0 || r.R0 != 1 {
 				t.Fatalf("%s: %+v", v, r)
@@ -160,12 +160,12 @@ func TestObservedAfterResume(t *testing.T) {
 		var m *machine
 		var w *prog.World
 		if arch == "x86" {
-			m, w = loadX86(t, chain, prog.Upstream)
+			m, w = loadX86(t, chain, prog.Linux618)
 		} else {
-			m, w = loadArm64(t, chain, prog.Upstream, false, false)
+			m, w = loadArm64(t, chain, prog.Linux618, false, false)
 		}
-		s := m.images[0].Img.Sites[0]
-		out := m.images[0].Addr + uint64(s.Out)
+		s := entryImage(m).Img.Sites[0]
+		out := entryImage(m).Addr + uint64(s.Out)
 		stopped := 0
 		if _, err := m.e.u.HookAdd(uc.HOOK_BLOCK, func(u uc.Unicorn, addr uint64, size uint32) {
 			if stopped == 0 {
@@ -201,7 +201,7 @@ func TestRecordBoundedAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, be := range []prog.Backend{NewX86(0), NewArm64(0)} {
-		rep := scenarios.Run(sc, be, prog.Upstream, scenarios.Options{Keep: func(scenarios.Step, int) bool { return true }})
+		rep := scenarios.Run(sc, be, prog.Linux618, scenarios.Options{Keep: func(scenarios.Step, int) bool { return true }})
 		if rep.Status != scenarios.Pass {
 			t.Errorf("%s: %s %v", be.Name(), rep.Status, rep.Failures)
 			continue
@@ -215,7 +215,7 @@ func TestRecordBoundedAlike(t *testing.T) {
 // A run records at most maxViolations violations of each property, and
 // every property it broke.
 func TestViolationsBounded(t *testing.T) {
-	m, _ := loadX86(t, chain, prog.Upstream)
+	m, _ := loadX86(t, chain, prog.Linux618)
 	m.res = &prog.Result{}
 	for range 3 * maxViolations {
 		m.violatef(prog.PropR1, prog.Loc{}, 0, "r1")

@@ -18,7 +18,7 @@ import (
 // they are a few bytes in one block each. salt separates code generated
 // differently from the same world (the hardening set, through where tail
 // calls land).
-func funcPage(w *prog.World, p *prog.Program, fn int, v prog.Variant, salt uint64, pages int) int {
+func funcPage(w *prog.World, p *prog.Program, fn int, v prog.Kernel, salt uint64, pages int) int {
 	h := fnv.New64a()
 	var buf [8]byte
 	put := func(x uint64) {

@@ -68,7 +68,7 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
-	m.pending, m.tccPtr, m.lastCount, m.counted = nil, 0, 0, false
+	m.pending, m.counter, m.lastCount, m.counted = nil, counterLoc{}, 0, false
 	m.signed = m.signed[:0]
 	if m.step != nil {
 		m.step.reset()
@@ -180,12 +180,16 @@ func (m *machine) read64(addr uint64) uint64 {
 // struct bpf_prog page would otherwise corrupt it for later runs. A cell
 // elsewhere keeps its value, and the run's count then differs from the
 // model's, which reports it.
-func (m *machine) presetCounter(addr, v uint64) {
-	if addr < m.spec.at.stackLo() || addr+8 > m.spec.at.stackHi {
+func (m *machine) presetCounter(loc counterLoc, v uint64) {
+	if loc.size == 0 {
+		_ = m.e.regWrite(m.spec.regs[loc.reg], v)
+		return
+	}
+	if loc.addr < m.spec.at.stackLo() || loc.addr+uint64(loc.size) > m.spec.at.stackHi {
 		return
 	}
 	binary.LittleEndian.PutUint64(m.buf8[:], v)
-	_ = m.e.memWrite(addr, m.buf8[:])
+	_ = m.e.memWrite(loc.addr, m.buf8[:loc.size])
 }
 
 // PresetCount implements prog.CountPresetter.
@@ -264,18 +268,20 @@ func (m *machine) onSite(addr uint64) {
 			}
 			p := &m.pend
 			copy(p.regs[:], m.regs())
-			ptr := m.spec.tccPtr(m, p.regs[:], ev.l.Img)
-			// The counter is shared by the whole invocation: after the
-			// first tail call its value is the one the last call left
-			// (checked there), so only a new counter is read.
-			if ptr != m.tccPtr || !m.counted {
+			loc := m.spec.counter(m, p.regs[:], ev.l.Img)
+			// v6.18's counter is shared by the whole invocation: after
+			// the first tail call its value is the one the last call left
+			// (checked there), so only a new counter is read. 6.1 passes
+			// it by value, so a return from a subprogram brings back the
+			// caller's: it is read at every call.
+			if loc != m.counter || !m.counted || m.v.CounterByValue() {
 				if !m.counted && m.preset != 0 {
 					// The run's first tail call, about to read the counter
 					// its prologue initialised: leave what a chain would.
-					m.presetCounter(ptr, m.preset)
+					m.presetCounter(loc, m.preset)
 					m.event(prog.Event{Kind: prog.EvPreset, Count: m.preset})
 				}
-				m.tccPtr, m.lastCount, m.counted = ptr, m.read64(ptr), true
+				m.counter, m.lastCount, m.counted = loc, m.readCounter(loc), true
 			}
 			p.l, p.s, p.count = ev.l, ev.s, m.lastCount
 			m.pending = p
@@ -345,7 +351,7 @@ func (m *machine) taken(addr, dest uint64) {
 	regs := m.regs()
 	target := m.progAt[dest]
 	if target == nil {
-		m.violatef(prog.PropLands, p.s.Site.Loc, addr, "jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), spec.tailEntry)
+		m.violatef(prog.PropLands, p.s.Site.Loc, addr, "jumps to %#x (%s), which is no program's bpf_func + %d", dest, m.symbolize(dest), m.tailEntry)
 	}
 	if spec.landingPad != nil && p.s.Kind != prog.Direct && p.s.Thunk == "" {
 		// (A direct call's jmp rel32 needs no landing pad, nor a jump
@@ -361,12 +367,12 @@ func (m *machine) taken(addr, dest uint64) {
 	if regs[spec.r1] != p.regs[spec.r1] {
 		m.violatef(prog.PropR1, p.s.Site.Loc, addr, "%s = %#x, was %#x", spec.names[spec.r1], regs[spec.r1], p.regs[spec.r1])
 	}
-	if want, rule := spec.expectedSP(regs); regs[spec.sp] != want {
+	if want, rule := spec.expectedSP(m.v, regs); regs[spec.sp] != want {
 		m.violatef(prog.PropSP, p.s.Site.Loc, addr, "%s = %#x, want %#x (%s)", spec.names[spec.sp], regs[spec.sp], want, rule)
-	} else if was, _ := spec.expectedSP(p.regs[:]); want != was {
+	} else if was, _ := spec.expectedSP(m.v, p.regs[:]); want != was {
 		m.violatef(prog.PropSP, p.s.Site.Loc, addr, "the frame moved: %#x, was %#x", want, was)
 	}
-	n := m.read64(m.tccPtr)
+	n := m.readCounter(m.counter)
 	if n != p.count+1 {
 		m.violatef(prog.PropCountedOnce, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
 	}
@@ -398,19 +404,25 @@ func (m *machine) fellThrough(addr uint64) {
 	spec := m.spec
 	regs := m.regs()
 	for _, i := range spec.kept {
+		if m.counter.size == 0 && i == m.counter.reg {
+			continue // 6.1 arm64's counter, checked below
+		}
 		if regs[i] != p.regs[i] {
 			m.violatef(prog.PropCalleeSavedKept, p.s.Site.Loc, addr, "%s = %#x, was %#x", spec.names[i], regs[i], p.regs[i])
 		}
 	}
-	n := m.read64(m.tccPtr)
-	if n != p.count {
-		m.violatef(prog.PropCountKept, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
-	}
-	m.lastCount = n
 	// Why: the check whose branch the machine took to out. The model gives
 	// its own reason, so a JIT whose branch lets a call past a check shows
 	// as a different fall-through.
 	reason := m.failedCheck(p)
+	n, want := m.readCounter(m.counter), p.count
+	if reason == prog.FallEmpty && m.v.CountsBeforeSlot() {
+		want++ // 6.1 counted before it loaded the slot
+	}
+	if n != want {
+		m.violatef(prog.PropCountKept, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
+	}
+	m.lastCount = n
 	m.res.Falls = prog.Record(m.res.Falls, reason)
 	m.res.Calls = prog.Record(m.res.Calls, prog.TailOutcome{Path: p.s.Kind, Count: p.count, Reason: reason})
 	if m.step != nil {

@@ -127,7 +127,7 @@ func newStepper(m *machine, budget int, all bool) (*stepper, error) {
 			}
 		}
 		for _, at := range m.entry {
-			ranges = append(ranges, [2]uint64{at + uint64(m.spec.tailEntry), at + uint64(m.spec.tailEntry)})
+			ranges = append(ranges, [2]uint64{at + uint64(m.tailEntry), at + uint64(m.tailEntry)})
 		}
 		// The budget is the block counter's alone: this one sees few
 		// instructions.
@@ -434,20 +434,23 @@ func (m *machine) name(a *prog.MemAccess, fp uint64) (prog.Object, string) {
 		}
 	}
 	at := m.spec.at
-	switch {
-	case m.tccPtr != 0 && addr == m.tccPtr:
-		a.Field = prog.FieldCount
-		return prog.ObjCounter, "tail_call_cnt"
-	case addr >= ctxBase && addr < ctxBase+uint64(len(m.ctxSaved)):
-		return prog.ObjCtx, fmt.Sprintf("ctx+%d", addr-ctxBase)
-	case addr >= at.stackLo() && addr < at.stackHi:
+	inStack := addr >= at.stackLo() && addr < at.stackHi
+	if inStack {
 		// From the frame pointer once a prologue has set it, from the
 		// stack pointer the run began with before.
 		a.Of, a.Slot = "fp", int64(addr-fp)
 		if fp < at.stackLo() || fp >= at.stackHi {
 			a.Of, a.Slot = "sp0", int64(addr-at.runSP())
 		}
-		if m.tccPtr != 0 && value == m.tccPtr {
+	}
+	switch {
+	case m.counter.size > 0 && addr == m.counter.addr:
+		a.Field = prog.FieldCount
+		return prog.ObjCounter, "tail_call_cnt"
+	case addr >= ctxBase && addr < ctxBase+uint64(len(m.ctxSaved)):
+		return prog.ObjCtx, fmt.Sprintf("ctx+%d", addr-ctxBase)
+	case inStack:
+		if m.counter.size > 0 && !m.v.CounterByValue() && value == m.counter.addr {
 			a.Field = prog.FieldTccPtr
 			return prog.ObjCounter, fmt.Sprintf("tcc_ptr (&tail_call_cnt) at %s%+#x", a.Of, a.Slot)
 		}

@@ -43,12 +43,12 @@ var x86Regs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_R
 
 func x86Spec(c prog.Config) *archSpec {
 	ibt := c&prog.IBT != 0
-	o := func(v prog.Variant, l prog.Layout) x86.Options { return x86.Options{Variant: v, Layout: l, Config: c} }
+	o := func(v prog.Kernel, l prog.Layout) x86.Options { return x86.Options{Kernel: v, Layout: l, Config: c} }
 	spec := &archSpec{
 		name:      "x86_64",
 		arch:      archX86,
-		tailEntry: o(0, prog.Layout{}).TailCallOffset(),
-		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Variant, l prog.Layout) (*jit.Image, error) {
+		tailEntry: func(v prog.Kernel) int { return o(v, prog.Layout{}).TailCallOffset() },
+		compile: func(p *prog.Program, fn int, fx *prog.Fixup, image uint64, res jit.Resolver, v prog.Kernel, l prog.Layout) (*jit.Image, error) {
 			return x86.Compile(p, fn, fx, image, res, o(v, l))
 		},
 		stubs: x86Stubs,
@@ -58,9 +58,15 @@ func x86Spec(c prog.Config) *archSpec {
 		r1:    xRDI, r2: xRSI, r3: xRDX, sp: xRSP,
 		kept: []int{xRBX, xR13, xR14, xR15, xRBP},
 		// The callee, entered past "push rbp; mov rbp, rsp", reuses the frame.
-		expectedSP: func(r []uint64) (uint64, string) { return r[xRBP], "rsp == rbp" },
-		tccPtr: func(m *machine, r []uint64, img *jit.Image) uint64 {
-			return m.read64(r[xRBP] - 16 - uint64(img.StackSize))
+		expectedSP: func(_ prog.Kernel, r []uint64) (uint64, string) { return r[xRBP], "rsp == rbp" },
+		counter: func(m *machine, r []uint64, img *jit.Image) counterLoc {
+			if m.v.CounterByValue() {
+				// 6.1: the upper half of the rax the prologue pushed
+				// below the BPF stack (tcc_off).
+				return counterLoc{addr: r[xRBP] - 4 - uint64(img.StackSize), size: 4}
+			}
+			// The cell tcc_ptr, saved below the BPF stack, points at.
+			return counterLoc{addr: m.read64(r[xRBP] - 16 - uint64(img.StackSize)), size: 8}
 		},
 		jumpTarget: func(r []uint64, _ prog.SiteKind) uint64 { return r[xRCX] },
 		helperArgs: []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8},
@@ -155,7 +161,7 @@ func x86Disasm(code []byte, pc uint64) string {
 
 // CompileX86 JITs every function of w at the address the emulator loads it
 // at, exactly as Load does, without an engine: for listings.
-func CompileX86(w *prog.World, v prog.Variant, c prog.Config) ([]*Loaded, error) {
+func CompileX86(w *prog.World, v prog.Kernel, c prog.Config) ([]*Loaded, error) {
 	return compileWorld(x86Spec(c&x86Options), w, v)
 }
 

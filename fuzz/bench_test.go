@@ -26,7 +26,7 @@ import (
 // ratios are floor time over checked time: the share of a checked case
 // that Unicorn's own emulation of the same code would need anyway.
 func BenchmarkShapes(b *testing.B) {
-	s := newStream([]prog.Backend{emu.NewX86(0), emu.NewArm64(0)}, prog.Variants)
+	s := newStream([]prog.Backend{emu.NewX86(0), emu.NewArm64(0)}, prog.Kernels)
 	defer s.close()
 	bare := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	var checkT, first, cached time.Duration
@@ -43,7 +43,7 @@ func BenchmarkShapes(b *testing.B) {
 
 		sc, w := buildCase(b, c)
 		for _, be := range bare {
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				m, err := be.Load(w, v, prog.LoadOptions{Budget: sc.Budget, Config: sc.Config})
 				if err != nil {
 					b.Fatal(err)
@@ -87,9 +87,9 @@ func BenchmarkInputs(b *testing.B) {
 	entry := w.Prog("site")
 	type loaded struct{ m, floor prog.Machine }
 	var ms []loaded
-	refs := map[prog.Variant]prog.Machine{}
+	refs := map[prog.Kernel]prog.Machine{}
 	for _, be := range []func() prog.Backend{func() prog.Backend { return emu.NewX86(0) }, func() prog.Backend { return emu.NewArm64(0) }} {
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			m, err := be().Load(w, v, prog.LoadOptions{})
 			if err != nil {
 				b.Fatal(err)
@@ -108,7 +108,7 @@ func BenchmarkInputs(b *testing.B) {
 			}
 		}
 	}
-	variants := []prog.Variant{prog.Upstream, prog.Upstream, prog.Patched, prog.Patched} // ms's order
+	variants := []prog.Kernel{prog.Linux618, prog.Linux618, prog.Linux618Series, prog.Linux618Series} // ms's order
 	r := rand.New(rand.NewPCG(1, 2))
 	ctx, ctxRef := make([]byte, len(w.Ctx)), make([]byte, len(w.Ctx))
 	var checkT, floorT time.Duration
@@ -120,8 +120,8 @@ func BenchmarkInputs(b *testing.B) {
 		}
 		count := uint64(r.IntN(34))
 		start := time.Now()
-		want := map[prog.Variant]*prog.Result{}
-		for _, v := range prog.Variants {
+		want := map[prog.Kernel]*prog.Result{}
+		for _, v := range prog.Kernels {
 			binary.LittleEndian.PutUint64(ctxRef, index)
 			refs[v].(prog.CountPresetter).PresetCount(count)
 			want[v] = refs[v].Run(entry, ctxRef)
@@ -168,7 +168,7 @@ func BenchmarkInputs(b *testing.B) {
 func BenchmarkCampaign(b *testing.B) {
 	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	floors := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
-	s, f := newStream(backends, prog.Variants), newStream(floors, prog.Variants)
+	s, f := newStream(backends, prog.Kernels), newStream(floors, prog.Kernels)
 	defer s.close()
 	defer f.close()
 	var checkT, floorT time.Duration

@@ -23,7 +23,7 @@ import (
 // run it.
 type Campaign struct {
 	Backends []prog.Backend
-	Variants []prog.Variant
+	Kernels  []prog.Kernel
 	// Seed is the first seed. A shard I of N runs seeds Seed+I, Seed+I+N,
 	// ...; the zero Shards is 1 (every seed).
 	Seed          uint64
@@ -138,8 +138,8 @@ func (c *Campaign) Run() (*Summary, error) {
 	for i, k := range keys {
 		// Stale is the stream's finding's own: minimising could land on a
 		// simpler case that happens to fail the same way.
-		stale := !reproduces(s.found[k], c.Backends, c.Variants)
-		fd := Minimize(s.found[k], c.Backends, c.Variants)
+		stale := !reproduces(s.found[k], c.Backends, c.Kernels)
+		fd := Minimize(s.found[k], c.Backends, c.Kernels)
 		r := Reproducer{Finding: fd, Known: Known(fd), Stale: stale,
 			Path: filepath.Join(c.Out, fmt.Sprintf("finding-%02d-seed-%d-input-%d.txtar", i+1, fd.Case.Seed, fd.Case.Input))}
 		if err := os.WriteFile(r.Path, []byte(c.reproducerText(r)), 0o644); err != nil {
@@ -202,7 +202,7 @@ func (s *search) run() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := newStream(s.c.Backends, s.c.Variants)
+			st := newStream(s.c.Backends, s.c.Kernels)
 			defer st.close()
 			for {
 				seed, n, ok := s.take()
@@ -350,7 +350,7 @@ func (s *search) stopped() bool {
 // the case as the stream gave it, not minimised, so that a campaign
 // killed before its end leaves its findings behind.
 func foundName(fd Finding) string {
-	return fmt.Sprintf("found-%s-%s-seed-%d-input-%d.txtar", fd.Arch, fd.Variant, fd.Case.Seed, fd.Case.Input)
+	return fmt.Sprintf("found-%s-%s-seed-%d-input-%d.txtar", fd.Arch, fd.Kernel, fd.Case.Seed, fd.Case.Input)
 }
 
 // writeFound writes a finding's unminimised reproducer; a failed write
@@ -359,7 +359,7 @@ func foundName(fd Finding) string {
 // stream's), so the comment names the finding, not where it failed:
 // tailsim run on the file says that.
 func (s *search) writeFound(fd Finding) {
-	text := commented(fd, Known(fd), fmt.Sprintf("Found by tailsim fuzz (seed %d, input %d) on %s/%s, as found: not minimised.\nThe campaign replaces this file with a minimised finding-*.txtar when it ends.\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant))
+	text := commented(fd, Known(fd), fmt.Sprintf("Found by tailsim fuzz (seed %d, input %d) on %s/%s, as found: not minimised.\nThe campaign replaces this file with a minimised finding-*.txtar when it ends.\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Kernel))
 	// Written aside and renamed, so a reader (or a kill) never meets half
 	// a file.
 	tmp, err := os.CreateTemp(s.c.Out, ".found-")
@@ -387,13 +387,13 @@ func earlier(a, b Case) bool {
 // reproduces reports whether a finding's case, loaded fresh as its
 // scenario file is, gives the finding again. A check the machine was too
 // slow to finish proves nothing either way: it counts as reproduced.
-func reproduces(fd Finding, backends []prog.Backend, variants []prog.Variant) bool {
+func reproduces(fd Finding, backends []prog.Backend, variants []prog.Kernel) bool {
 	fs, err := Check(fd.Case, backends, variants)
 	if errors.Is(err, prog.ErrTooSlow) {
 		return true
 	}
 	for _, g := range fs {
-		if g.Arch == fd.Arch && g.Variant == fd.Variant && g.Signature == fd.Signature {
+		if g.Arch == fd.Arch && g.Kernel == fd.Kernel && g.Signature == fd.Signature {
 			return true
 		}
 	}
@@ -403,7 +403,7 @@ func reproduces(fd Finding, backends []prog.Backend, variants []prog.Variant) bo
 func (s *search) progress() Progress {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wanted := Wanted(s.c.Backends, s.c.Variants)
+	wanted := Wanted(s.c.Backends, s.c.Kernels)
 	return Progress{Cases: s.done, Shapes: s.shapes, Findings: len(s.found), Elapsed: time.Since(s.start),
 		Cells: len(wanted) - len(s.coverage.Missing(wanted)), Wanted: len(wanted)}
 }
@@ -415,7 +415,7 @@ func (s *search) progress() Progress {
 func (c *Campaign) reproducerText(r Reproducer) string {
 	text := r.text(r.Failures)
 	for _, b := range c.Backends {
-		v, err := prog.ParseVariant(r.Variant)
+		v, err := prog.ParseKernel(r.Kernel)
 		if b.Name() != r.Arch || err != nil {
 			continue
 		}
@@ -434,7 +434,7 @@ func (c *Campaign) reproducerText(r Reproducer) string {
 func (r Reproducer) text(failures []scenarios.Failure) string {
 	fd := r.Finding
 	var about strings.Builder
-	fmt.Fprintf(&about, "Found by tailsim fuzz (seed %d, input %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Variant)
+	fmt.Fprintf(&about, "Found by tailsim fuzz (seed %d, input %d). On %s/%s this case departs from the\nreference model or breaks a check:\n", fd.Case.Seed, fd.Case.Input, fd.Arch, fd.Kernel)
 	for _, l := range failures {
 		fmt.Fprintf(&about, "  %s\n", strings.ReplaceAll(l.String(), "-- ", "- - "))
 	}

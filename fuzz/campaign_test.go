@@ -36,7 +36,7 @@ func TestCampaign(t *testing.T) {
 	perCase := 0
 	for seed := uint64(first); seed < first+seeds; seed++ {
 		for k := range inputs {
-			fs, err := Check(StreamCase(seed, k), backends, prog.Variants)
+			fs, err := Check(StreamCase(seed, k), backends, prog.Kernels)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +55,7 @@ func TestCampaign(t *testing.T) {
 
 	run := func() *Summary {
 		var calls int
-		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: first, Cases: cases, Inputs: inputs, Workers: 2,
+		c := &Campaign{Backends: backends, Kernels: prog.Kernels, Seed: first, Cases: cases, Inputs: inputs, Workers: 2,
 			Out: filepath.Join(t.TempDir(), "new", "dir"), Progress: func(Progress) { calls++ }, ProgressEvery: time.Hour}
 		sum, err := c.Run()
 		if err != nil {
@@ -104,10 +104,10 @@ func TestCampaign(t *testing.T) {
 		}
 		// It fails again where it was found.
 		b := backends[slices.IndexFunc(backends, func(b prog.Backend) bool { return b.Name() == r.Arch })]
-		v, _ := prog.ParseVariant(r.Variant)
+		v, _ := prog.ParseKernel(r.Kernel)
 		rep := scenarios.Run(sc, b, v, scenarios.Options{})
 		if rep.Status == scenarios.Pass {
-			t.Errorf("%s passes on %s/%s", r.Path, r.Arch, r.Variant)
+			t.Errorf("%s passes on %s/%s", r.Path, r.Arch, r.Kernel)
 		}
 		// Its comment quotes the failures as they are in this file, lines
 		// and site names included, not as in the case before the comment.
@@ -154,7 +154,7 @@ func TestCampaignShardAndDuration(t *testing.T) {
 			t.Errorf("shard %d/3 from 100 takes seeds %v with inputs %v", shard, seeds, inputs)
 		}
 	}
-	c := &Campaign{Backends: backends, Variants: []prog.Variant{prog.Upstream}, Seed: 100, Shard: 1, Shards: 3, Cases: 10, Inputs: 4, Out: t.TempDir()}
+	c := &Campaign{Backends: backends, Kernels: []prog.Kernel{prog.Linux618}, Seed: 100, Shard: 1, Shards: 3, Cases: 10, Inputs: 4, Out: t.TempDir()}
 	c.Duration = 50 * time.Millisecond
 	sum, err := c.Run()
 	if err != nil {
@@ -174,7 +174,7 @@ func TestCampaignBadOut(t *testing.T) {
 	}
 	for _, out := range []string{file, filepath.Join(file, "sub"), ""} {
 		ran := false
-		c := &Campaign{Backends: []prog.Backend{emu.NewX86(0)}, Variants: prog.Variants, Seed: 1, Cases: 100, Out: out,
+		c := &Campaign{Backends: []prog.Backend{emu.NewX86(0)}, Kernels: prog.Kernels, Seed: 1, Cases: 100, Out: out,
 			Progress: func(Progress) { ran = true }}
 		if sum, err := c.Run(); err == nil || ran || sum != nil || !strings.HasPrefix(err.Error(), "reproducer directory: ") {
 			t.Errorf("-out %q: %v, %v (progress called: %v)", out, sum, err, ran)
@@ -203,7 +203,7 @@ func TestMergeShards(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(0)}
 	campaign := func(shard, shards uint64) string {
 		out := t.TempDir()
-		c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 126 / int(shards), Inputs: 4, Shard: shard, Shards: shards, Out: out}
+		c := &Campaign{Backends: backends, Kernels: prog.Kernels, Seed: 1, Cases: 126 / int(shards), Inputs: 4, Shard: shard, Shards: shards, Out: out}
 		if _, err := c.Run(); err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +272,7 @@ func TestShardFromEnv(t *testing.T) {
 // nothing new.
 func TestCampaignFindsLibraryFindings(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
-	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 4096, Workers: 2, Out: t.TempDir()}
+	c := &Campaign{Backends: backends, Kernels: prog.Kernels, Seed: 1, Cases: 4096, Workers: 2, Out: t.TempDir()}
 	sum, err := c.Run()
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestCampaignStop(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
 	stop := make(chan struct{})
 	out := t.TempDir()
-	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Duration: time.Hour, Workers: 2, Out: out, Stop: stop}
+	c := &Campaign{Backends: backends, Kernels: prog.Kernels, Seed: 1, Duration: time.Hour, Workers: 2, Out: out, Stop: stop}
 	foundText := make(chan []byte, 1)
 	go func() {
 		// Stop once the first finding is on disk.

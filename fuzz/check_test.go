@@ -65,7 +65,7 @@ func TestSignatureIgnoresText(t *testing.T) {
 // any finding Known does not explain.
 func checkOnlyKnown(t *testing.T, c Case, backends []prog.Backend) {
 	t.Helper()
-	fs, err := Check(c, backends, prog.Variants)
+	fs, err := Check(c, backends, prog.Kernels)
 	switch {
 	case errors.Is(err, prog.ErrTooSlow):
 		// Unchecked, so not a pass; the findings of the runs that did
@@ -76,7 +76,7 @@ func checkOnlyKnown(t *testing.T, c Case, backends []prog.Backend) {
 	}
 	for _, f := range fs {
 		if Known(f) == "" {
-			t.Errorf("seed %d: new finding %s/%s %s:\n%v\n%s", c.Seed, f.Arch, f.Variant, f.Signature, f.Failures, c.Text())
+			t.Errorf("seed %d: new finding %s/%s %s:\n%v\n%s", c.Seed, f.Arch, f.Kernel, f.Signature, f.Failures, c.Text())
 		}
 	}
 }
@@ -121,7 +121,7 @@ func TestKnownFindings(t *testing.T) {
 		{mixed, "patched_x86_mixed_sites.txtar", func(c *Case) { c.NoDirect = false }},
 		{mixed, "patched_x86_mixed_sites.txtar", func(c *Case) { c.InSub = true }},
 	} {
-		fs, err := Check(tc.c, backends, prog.Variants)
+		fs, err := Check(tc.c, backends, prog.Kernels)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestKnownFindings(t *testing.T) {
 		for _, f := range fs {
 			known := Known(f)
 			if !strings.HasSuffix(known, "/"+tc.file) {
-				t.Errorf("%s/%s %s: known as %q, want %s", f.Arch, f.Variant, f.Signature, known, tc.file)
+				t.Errorf("%s/%s %s: known as %q, want %s", f.Arch, f.Kernel, f.Signature, known, tc.file)
 				continue
 			}
 			if _, err := os.Stat(filepath.Join("..", known)); err != nil {
@@ -147,7 +147,7 @@ func TestKnownFindings(t *testing.T) {
 				t.Errorf("%s: a finding on a case without the cause is known as %s", tc.file, k)
 			}
 		}
-		if fs, _ := Check(c, backends, prog.Variants); len(fs) > 0 {
+		if fs, _ := Check(c, backends, prog.Kernels); len(fs) > 0 {
 			t.Errorf("%s: without its cause the case still has %d findings: %s", tc.file, len(fs), fs[0].Signature)
 		}
 	}

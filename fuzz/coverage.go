@@ -15,7 +15,7 @@ import (
 // one of its windows.
 type Cell struct {
 	Arch    string `json:"arch"`
-	Variant string `json:"variant"`
+	Kernel  string `json:"kernel"`
 	Path    string `json:"path"`    // indirect, direct, static, dynamic
 	Outcome string `json:"outcome"` // taken, bounds, limit, empty
 	Count   string `json:"count"`   // the counter before the call: 0, 1, 2-30, 31, 32, 33
@@ -103,7 +103,7 @@ func (cv Coverage) Rows() []CoverageRow {
 }
 
 func (c Cell) key() string {
-	return strings.Join([]string{c.Arch, c.Variant, c.Path, c.Window, c.Outcome, fmt.Sprintf("%5s", c.Count)}, "/")
+	return strings.Join([]string{c.Arch, c.Kernel, c.Path, c.Window, c.Outcome, fmt.Sprintf("%5s", c.Count)}, "/")
 }
 
 // FromRows is the inverse of Rows.
@@ -124,12 +124,12 @@ func FromRows(rows []CoverageRow) Coverage {
 // range still falls through as bounds, and that order is worth reaching.
 // Then each window of a slot change, with the counter at 0, and the
 // outcome the path's part of the slot gives there (windowOutcome).
-func Wanted(arches []prog.Backend, variants []prog.Variant) []Cell {
+func Wanted(arches []prog.Backend, variants []prog.Kernel) []Cell {
 	var out []Cell
 	for _, b := range arches {
 		for _, v := range variants {
 			paths := []prog.SiteKind{prog.Indirect}
-			if v == prog.Patched {
+			if v == prog.Linux618Series {
 				paths = []prog.SiteKind{prog.Static, prog.Dynamic}
 			}
 			if b.DirectTailCalls() {
@@ -183,7 +183,7 @@ func (cv Coverage) WriteText(w io.Writer, wanted []Cell) error {
 	isWanted := map[Cell]bool{}
 	for _, c := range wanted {
 		isWanted[c] = true
-		l := line{c.Arch, c.Variant, c.Path}
+		l := line{c.Arch, c.Kernel, c.Path}
 		if _, ok := cells[l]; !ok {
 			order = append(order, l)
 		}
@@ -192,7 +192,7 @@ func (cv Coverage) WriteText(w io.Writer, wanted []Cell) error {
 	var extra []string
 	for _, r := range cv.Rows() {
 		if !isWanted[r.Cell] && r.unexpected() {
-			extra = append(extra, fmt.Sprintf("%s/%s %s %s=%d", r.Arch, r.Variant, r.Path, r.Cell, r.Calls))
+			extra = append(extra, fmt.Sprintf("%s/%s %s %s=%d", r.Arch, r.Kernel, r.Path, r.Cell, r.Calls))
 		}
 	}
 	var err error

@@ -11,37 +11,37 @@ import (
 
 func TestCoverage(t *testing.T) {
 	x86, arm64 := emu.NewX86(0), emu.NewArm64(0)
-	// x86: upstream indirect and direct, patched static, dynamic and
-	// direct; arm64: no direct calls. 14 cells a path, 9 a direct one,
-	// and each path's four windows.
-	wanted := Wanted([]prog.Backend{x86, arm64}, prog.Variants)
-	if len(wanted) != 5*14-2*5+3*14+8*4 {
+	// x86: v6.1's and v6.18's indirect and direct, the series' static,
+	// dynamic and direct; arm64: no direct calls. 14 cells a path, 9 a
+	// direct one, and each path's four windows.
+	wanted := Wanted([]prog.Backend{x86, arm64}, prog.Kernels)
+	if len(wanted) != 8*14+3*9+11*4 {
 		t.Errorf("%d cells wanted", len(wanted))
 	}
 	cv := Coverage{}
-	cv.add("x86_64", "upstream", NoWindow, []prog.TailOutcome{{Path: prog.Indirect, Count: 0}, {Path: prog.Indirect, Count: 33, Reason: prog.FallLimit},
+	cv.add("x86_64", "v6.18", NoWindow, []prog.TailOutcome{{Path: prog.Indirect, Count: 0}, {Path: prog.Indirect, Count: 33, Reason: prog.FallLimit},
 		{Path: prog.Indirect, Count: 7, Reason: prog.FallBounds}, {Path: prog.Indirect, Count: 0}})
-	if n := cv[Cell{"x86_64", "upstream", "indirect", "taken", "0", ""}]; n != 2 {
+	if n := cv[Cell{"x86_64", "v6.18", "indirect", "taken", "0", ""}]; n != 2 {
 		t.Errorf("taken@0 counted %d times", n)
 	}
-	if cv[Cell{"x86_64", "upstream", "indirect", "bounds", "2-30", ""}] != 1 || len(cv.Missing(wanted)) != len(wanted)-2 {
+	if cv[Cell{"x86_64", "v6.18", "indirect", "bounds", "2-30", ""}] != 1 || len(cv.Missing(wanted)) != len(wanted)-2 {
 		t.Errorf("coverage %v, %d missing", cv, len(cv.Missing(wanted)))
 	}
 	back := FromRows(cv.Rows())
 	back.merge(cv)
-	if back[Cell{"x86_64", "upstream", "indirect", "limit", "33", ""}] != 2 {
+	if back[Cell{"x86_64", "v6.18", "indirect", "limit", "33", ""}] != 2 {
 		t.Errorf("rows and merge: %v", back)
 	}
 	var b strings.Builder
-	cv.add("x86_64", "upstream", NoWindow, []prog.TailOutcome{{Path: prog.Indirect, Count: 33}})
+	cv.add("x86_64", "v6.18", NoWindow, []prog.TailOutcome{{Path: prog.Indirect, Count: 33}})
 	// In a window: the patched static path reads the cached half, which
 	// an update stopped after ptrs has not written yet: empty is wanted,
 	// taken is not; bounds and other counters are ordinary.
-	cv.add("arm64", "patched", UpdatePtrs, []prog.TailOutcome{{Path: prog.Static, Reason: prog.FallEmpty}, {Path: prog.Static, Count: 5},
+	cv.add("arm64", "v6.18+series", UpdatePtrs, []prog.TailOutcome{{Path: prog.Static, Reason: prog.FallEmpty}, {Path: prog.Static, Count: 5},
 		{Path: prog.Static, Count: 1, Reason: prog.FallBounds}, {Path: prog.Static, Count: 31, Reason: prog.FallEmpty}})
-	if err := cv.WriteText(&b, wanted); err != nil || !strings.Contains(b.String(), "x86_64/upstream indirect: taken@0=2 taken@1=0") ||
+	if err := cv.WriteText(&b, wanted); err != nil || !strings.Contains(b.String(), "x86_64/v6.18 indirect: taken@0=2 taken@1=0") ||
 		!strings.Contains(b.String(), " [update stop=ptrs]empty@0=1 [update stop=cached]taken@0=0 [delete stop=ptrs]taken@0=0 [delete stop=cached]empty@0=0\n") ||
-		!strings.Contains(b.String(), "unexpected: arm64/patched static [update stop=ptrs]taken@2-30=1 x86_64/upstream indirect taken@33=1\n") {
+		!strings.Contains(b.String(), "unexpected: arm64/v6.18+series static [update stop=ptrs]taken@2-30=1 x86_64/v6.18 indirect taken@33=1\n") {
 		t.Errorf("%v:\n%s", err, b.String())
 	}
 	for _, tt := range []struct {
@@ -64,18 +64,18 @@ func TestCoverage(t *testing.T) {
 // findings index carries them.
 func TestCampaignCoverage(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
-	c := &Campaign{Backends: backends, Variants: prog.Variants, Seed: 1, Cases: 128, Inputs: 16, Out: t.TempDir()}
+	c := &Campaign{Backends: backends, Kernels: prog.Kernels, Seed: 1, Cases: 128, Inputs: 16, Out: t.TempDir()}
 	sum, err := c.Run()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wanted := Wanted(backends, prog.Variants)
+	wanted := Wanted(backends, prog.Kernels)
 	reached := len(wanted) - len(sum.Coverage.Missing(wanted))
 	seen := map[string]bool{}
 	for cell := range sum.Coverage {
-		seen[cell.Arch+"/"+cell.Variant] = true
+		seen[cell.Arch+"/"+cell.Kernel] = true
 	}
-	if reached < len(wanted)/2 || len(seen) != 4 {
+	if reached < len(wanted)/2 || len(seen) != 2*len(prog.Kernels) {
 		t.Errorf("128 cases reached %d of %d cells, on %v", reached, len(wanted), seen)
 	}
 	x, err := readIndex(c.Out)
@@ -92,7 +92,7 @@ func TestCampaignCoverage(t *testing.T) {
 // the "unexpected" cells a campaign prints are the known findings'.
 func TestNothingUnexpected(t *testing.T) {
 	backends := []prog.Backend{emu.NewX86(0), emu.NewArm64(0)}
-	s := newStream(backends, prog.Variants)
+	s := newStream(backends, prog.Kernels)
 	defer s.close()
 	cv := Coverage{}
 	windows, skipped := 0, 0
@@ -110,7 +110,7 @@ func TestNothingUnexpected(t *testing.T) {
 			// check left them (window steps included).
 			for _, m := range s.machines {
 				if slices.ContainsFunc(fs, func(f Finding) bool {
-					return f.Arch == m.b.Name() && f.Variant == m.v.String() && Known(f) != ""
+					return f.Arch == m.b.Name() && f.Kernel == m.v.String() && Known(f) != ""
 				}) {
 					skipped++
 					continue
@@ -121,8 +121,8 @@ func TestNothingUnexpected(t *testing.T) {
 		}
 	}
 	for cell, n := range cv {
-		if cell.unexpected() && !slices.Contains(Wanted(backends, prog.Variants), cell) {
-			t.Errorf("%s/%s %s %s: %d calls", cell.Arch, cell.Variant, cell.Path, cell, n)
+		if cell.unexpected() && !slices.Contains(Wanted(backends, prog.Kernels), cell) {
+			t.Errorf("%s/%s %s %s: %d calls", cell.Arch, cell.Kernel, cell.Path, cell, n)
 		}
 	}
 	if windows < 100 || skipped > 80*DefaultInputs {

@@ -21,7 +21,7 @@ type Entry struct {
 	Seed      uint64 `json:"seed"`
 	Input     int    `json:"input"` // which input of the seed's stream
 	Arch      string `json:"arch"`
-	Variant   string `json:"variant"`
+	Kernel    string `json:"kernel"`
 	Signature string `json:"signature"`
 	Known     string `json:"known,omitempty"` // the library scenario that explains it
 	File      string `json:"file"`            // the reproducer, relative to the index
@@ -31,14 +31,14 @@ type Entry struct {
 type Index struct {
 	// The campaign: its first seed, the shard it ran of how many, on
 	// which arches and variants; merging checks them.
-	Seed     uint64   `json:"seed"`
-	Inputs   int      `json:"inputs"` // per shape
-	Shard    uint64   `json:"shard"`
-	Shards   uint64   `json:"shards"`
-	Arches   []string `json:"arches"`
-	Variants []string `json:"variants"`
-	Cases    int      `json:"cases"`  // inputs checked
-	Shapes   int      `json:"shapes"` // seeds, each a shape loaded once
+	Seed    uint64   `json:"seed"`
+	Inputs  int      `json:"inputs"` // per shape
+	Shard   uint64   `json:"shard"`
+	Shards  uint64   `json:"shards"`
+	Arches  []string `json:"arches"`
+	Kernels []string `json:"kernels"`
+	Cases   int      `json:"cases"`  // inputs checked
+	Shapes  int      `json:"shapes"` // seeds, each a shape loaded once
 	// Unparsed cases are a generator bug; Slow ones went unchecked.
 	Unparsed int `json:"unparsed"`
 	Slow     int `json:"slow"`
@@ -92,11 +92,11 @@ func (c *Campaign) Index(sum *Summary) *Index {
 	for _, b := range c.Backends {
 		x.Arches = append(x.Arches, b.Name())
 	}
-	for _, v := range c.Variants {
-		x.Variants = append(x.Variants, v.String())
+	for _, v := range c.Kernels {
+		x.Kernels = append(x.Kernels, v.String())
 	}
 	for _, r := range sum.Reproducers {
-		x.Findings = append(x.Findings, Entry{Seed: r.Case.Seed, Input: r.Case.Input, Arch: r.Arch, Variant: r.Variant, Signature: r.Signature,
+		x.Findings = append(x.Findings, Entry{Seed: r.Case.Seed, Input: r.Case.Input, Arch: r.Arch, Kernel: r.Kernel, Signature: r.Signature,
 			Known: r.Known, File: filepath.Base(r.Path)})
 	}
 	return x
@@ -134,15 +134,15 @@ func Merge(out string, dirs ...string) (*Index, error) {
 			return nil, fmt.Errorf("%s is shard %d of %d, interrupted before its end: its seeds are not all checked", dir, x.Shard, x.Shards)
 		}
 		if i == 0 {
-			merged.Seed, merged.Inputs, merged.Shards, merged.Arches, merged.Variants = x.Seed, x.Inputs, 1, x.Arches, x.Variants
+			merged.Seed, merged.Inputs, merged.Shards, merged.Arches, merged.Kernels = x.Seed, x.Inputs, 1, x.Arches, x.Kernels
 			if x.Shards != uint64(len(dirs)) {
 				return nil, fmt.Errorf("%s is shard %d of %d, but %d directories are merged", dir, x.Shard, x.Shards, len(dirs))
 			}
 		}
 		switch {
-		case x.Seed != merged.Seed || x.Inputs != merged.Inputs || x.Shards != uint64(len(dirs)) || !slices.Equal(x.Arches, merged.Arches) || !slices.Equal(x.Variants, merged.Variants):
+		case x.Seed != merged.Seed || x.Inputs != merged.Inputs || x.Shards != uint64(len(dirs)) || !slices.Equal(x.Arches, merged.Arches) || !slices.Equal(x.Kernels, merged.Kernels):
 			return nil, fmt.Errorf("%s is another campaign (seed %d, %d inputs per shape, %d shards, %v %v) than %s (seed %d, %d inputs per shape, %d shards, %v %v)",
-				dir, x.Seed, x.Inputs, x.Shards, x.Arches, x.Variants, dirs[0], merged.Seed, merged.Inputs, len(dirs), merged.Arches, merged.Variants)
+				dir, x.Seed, x.Inputs, x.Shards, x.Arches, x.Kernels, dirs[0], merged.Seed, merged.Inputs, len(dirs), merged.Arches, merged.Kernels)
 		case shards[x.Shard] != "":
 			return nil, fmt.Errorf("%s and %s are both shard %d", shards[x.Shard], dir, x.Shard)
 		}

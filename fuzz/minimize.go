@@ -7,7 +7,7 @@ import "tailsim/prog"
 // it drops, one at a time, each ingredient a case can do without, keeping
 // each change that keeps the finding. max_entries and the index stay: they
 // are what a finding is about.
-func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Finding {
+func Minimize(f Finding, backends []prog.Backend, variants []prog.Kernel) Finding {
 	simplify := []func(c *Case){
 		// A stream's world declares what every input may use; the case
 		// alone needs less.
@@ -47,7 +47,7 @@ func Minimize(f Finding, backends []prog.Backend, variants []prog.Variant) Findi
 		for _, g := range fs {
 			// Same failure, same explanation: a new finding must not
 			// minimise into the shape of a known one, nor the reverse.
-			if g.Signature == best.Signature && g.Arch == best.Arch && g.Variant == best.Variant && Known(g) == Known(best) {
+			if g.Signature == best.Signature && g.Arch == best.Arch && g.Kernel == best.Kernel && Known(g) == Known(best) {
 				best = g
 				break
 			}

@@ -13,7 +13,7 @@ import (
 // with a 32-call chain it does not need; seed 788 one whose count the
 // chain made, which the counter preset makes with one program fewer.
 func TestMinimize(t *testing.T) {
-	backends, variants := []prog.Backend{emu.NewArm64(0)}, []prog.Variant{prog.Patched}
+	backends, variants := []prog.Backend{emu.NewArm64(0)}, []prog.Kernel{prog.Linux618Series}
 	for _, tt := range []struct {
 		seed                  uint64
 		chain, preset, stack  int

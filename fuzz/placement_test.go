@@ -32,7 +32,7 @@ func buildText(t testing.TB, name, text string) (*scenarios.Scenario, *prog.Worl
 func compileCase(t *testing.T, c Case) []*emu.Loaded {
 	t.Helper()
 	_, w := buildCase(t, c)
-	ls, err := emu.CompileX86(w, prog.Patched, 0)
+	ls, err := emu.CompileX86(w, prog.Linux618Series, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

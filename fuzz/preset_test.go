@@ -140,7 +140,7 @@ func seenFrom(res *prog.Result, skip int) presetSeen {
 	return s
 }
 
-func runPreset(t *testing.T, b prog.Backend, v prog.Variant, c presetCase, preset bool) *prog.Result {
+func runPreset(t *testing.T, b prog.Backend, v prog.Kernel, c presetCase, preset bool) *prog.Result {
 	t.Helper()
 	sc, w := buildText(t, "preset.txtar", c.text())
 	m, err := b.Load(w, v, prog.LoadOptions{Config: sc.Config})
@@ -186,7 +186,7 @@ func TestCountPresetEquivalence(t *testing.T) {
 			c.n, c.index = 33, uint64(c.maxEntries)
 		}
 		for _, b := range backends {
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				chain := runPreset(t, b, v, c, false)
 				if len(chain.Calls) < c.n || chain.Fault != nil && len(chain.Calls) == c.n {
 					t.Fatalf("%s/%s: the chain did not reach the site: %+v\n%s", b.Name(), v, chain, c.text())
@@ -207,9 +207,9 @@ func TestCountPresetEquivalence(t *testing.T) {
 	// The sample is not vacuous: every path each arch emits was taken
 	// first, and the shortcut took calls, fell through at the limit and
 	// out of bounds at 32 and 33 on every arch.
-	for _, want := range []string{"x86_64/upstream path indirect", "x86_64/upstream path direct", "x86_64/patched path static",
-		"x86_64/patched path dynamic", "x86_64/patched path direct", "arm64/upstream path indirect", "arm64/patched path static",
-		"arm64/patched path dynamic"} {
+	for _, want := range []string{"x86_64/v6.18 path indirect", "x86_64/v6.18 path direct", "x86_64/v6.18+series path static",
+		"x86_64/v6.18+series path dynamic", "x86_64/v6.18+series path direct", "arm64/v6.18 path indirect", "arm64/v6.18+series path static",
+		"arm64/v6.18+series path dynamic", "x86_64/v6.1 path indirect", "x86_64/v6.1 path direct", "arm64/v6.1 path indirect"} {
 		if !reached[want] {
 			t.Errorf("no sampled site on %s", want)
 		}

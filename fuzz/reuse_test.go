@@ -30,7 +30,7 @@ func TestEngineReuseMatchesFresh(t *testing.T) {
 		for seed := uint64(0); seed < n; seed++ {
 			c := Generate(seed)
 			sc, _ := buildCase(t, c)
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				run := func(b *emu.Backend) *prog.Result {
 					w, err := sc.Build() // a world of its own: runs change its arrays' state
 					if err != nil {

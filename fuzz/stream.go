@@ -79,7 +79,7 @@ var errNotStream = errors.New("fuzz: a stream runs StreamCase's cases only")
 // engines rewrites only the code bytes that changed.
 type stream struct {
 	backends []prog.Backend
-	variants []prog.Variant
+	variants []prog.Kernel
 
 	shape      Case // the loaded world's case: its MaxEntries and slots
 	w          *prog.World
@@ -99,7 +99,7 @@ type stream struct {
 
 type streamMachine struct {
 	b   prog.Backend
-	v   prog.Variant
+	v   prog.Kernel
 	m   prog.Machine
 	ref int // refs index: the model with this backend's capabilities
 	// err is a slot change the machine could not mirror: it is out of
@@ -113,13 +113,13 @@ type streamMachine struct {
 // capability (when the world has a direct site): the backends that share
 // both share its runs.
 type streamRef struct {
-	v      prog.Variant
+	v      prog.Kernel
 	direct bool
 	m      prog.Machine
 	res    *prog.Result
 }
 
-func newStream(backends []prog.Backend, variants []prog.Variant) *stream {
+func newStream(backends []prog.Backend, variants []prog.Kernel) *stream {
 	return &stream{backends: backends, variants: variants}
 }
 
@@ -183,15 +183,26 @@ func (s *stream) load(c Case) error {
 			directMatters = directMatters || site.Direct
 		}
 	}
+	// A kernel whose verifier refuses the shape (6.1's frame rule) runs
+	// nothing, as Check skips it.
+	refused := map[prog.Kernel]bool{}
+	for _, v := range s.variants {
+		if _, err := sc.BuildFor(v, nil, ""); err != nil {
+			refused[v] = true
+		}
+	}
 	for _, b := range s.backends {
 		direct := b.DirectTailCalls() && directMatters
 		for _, v := range s.variants {
+			if refused[v] {
+				continue
+			}
 			m, err := b.Load(w, v, prog.LoadOptions{Budget: s.budget, Config: s.config, Placement: s.placement})
 			if err != nil {
 				// As the runner reports it: the scenario cannot run on
 				// this backend.
 				fs := []scenarios.Failure{{Kind: scenarios.FailError, Err: err}}
-				s.loadFailed = append(s.loadFailed, Finding{Arch: b.Name(), Variant: v.String(), Failures: fs,
+				s.loadFailed = append(s.loadFailed, Finding{Arch: b.Name(), Kernel: v.String(), Failures: fs,
 					Signature: b.Name() + "/" + v.String() + ": " + signature(fs)})
 				continue
 			}
@@ -343,7 +354,7 @@ func (s *stream) check(c Case, cov Coverage) (out []Finding, slow bool, err erro
 	for _, m := range s.machines {
 		if m.err != nil {
 			fs := []scenarios.Failure{{Kind: scenarios.FailError, Err: m.err}}
-			out = append(out, Finding{Case: c, Arch: m.b.Name(), Variant: m.v.String(), Failures: fs,
+			out = append(out, Finding{Case: c, Arch: m.b.Name(), Kernel: m.v.String(), Failures: fs,
 				Signature: m.b.Name() + "/" + m.v.String() + ": " + signature(fs)})
 			continue
 		}
@@ -361,7 +372,7 @@ func (s *stream) check(c Case, cov Coverage) (out []Finding, slow bool, err erro
 			cov.add(m.b.Name(), m.v.String(), c.window(), got.Calls)
 		}
 		if fs := scenarios.Judge(s.refs[m.ref].res, got); len(fs) > 0 {
-			out = append(out, Finding{Case: c, Arch: m.b.Name(), Variant: m.v.String(), Failures: fs,
+			out = append(out, Finding{Case: c, Arch: m.b.Name(), Kernel: m.v.String(), Failures: fs,
 				Signature: m.b.Name() + "/" + m.v.String() + ": " + signature(fs)})
 		}
 	}

@@ -103,7 +103,7 @@ type TailCall struct {
 // only a JIT with direct tail calls uses. The series: bits 0–7 the
 // used_maps[] index, bits 8–15 the dynamic flag, bits 16–31 the poke index
 // + 1 (prog.DecodeTailCallImm).
-func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Variant, directTailCalls bool) (TailCall, error) {
+func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Kernel, directTailCalls bool) (TailCall, error) {
 	site := fx.Site(fn, insn)
 	if site == nil {
 		return TailCall{}, fmt.Errorf("tail call without a fix-up record")
@@ -113,7 +113,7 @@ func DecodeTailCall(fx *prog.Fixup, fn, insn int, v prog.Variant, directTailCall
 	if err != nil {
 		return tc, err
 	}
-	if v == prog.Upstream {
+	if !v.Series() {
 		tc.Kind = prog.Indirect
 		if imm != 0 && directTailCalls {
 			tc.Kind = prog.Direct

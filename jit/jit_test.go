@@ -16,20 +16,21 @@ func TestDecodeTailCall(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		site prog.TailCallSite
-		// kinds by variant (upstream, patched) and capability (direct, none)
-		want [2][2]prog.SiteKind
+		// kinds by kernel (v6.1, v6.18, v6.18+series) and capability
+		// (direct, none)
+		want [3][2]prog.SiteKind
 	}{
 		{"constant key", prog.TailCallSite{Maps: []*prog.ProgArray{a}, KeyConst: true, Direct: true, PokeIndex: 0},
-			[2][2]prog.SiteKind{{prog.Direct, prog.Indirect}, {prog.Direct, prog.Static}}},
+			[3][2]prog.SiteKind{{prog.Direct, prog.Indirect}, {prog.Direct, prog.Indirect}, {prog.Direct, prog.Static}}},
 		{"run-time key", prog.TailCallSite{Maps: []*prog.ProgArray{b}, PokeIndex: -1, MapIndex: 1},
-			[2][2]prog.SiteKind{{prog.Indirect, prog.Indirect}, {prog.Static, prog.Static}}},
+			[3][2]prog.SiteKind{{prog.Indirect, prog.Indirect}, {prog.Indirect, prog.Indirect}, {prog.Static, prog.Static}}},
 		{"poisoned", prog.TailCallSite{Maps: []*prog.ProgArray{a, b}, PokeIndex: -1},
-			[2][2]prog.SiteKind{{prog.Indirect, prog.Indirect}, {prog.Dynamic, prog.Dynamic}}},
+			[3][2]prog.SiteKind{{prog.Indirect, prog.Indirect}, {prog.Indirect, prog.Indirect}, {prog.Dynamic, prog.Dynamic}}},
 	} {
 		site := tt.site
 		site.ImmMap = site.Maps[0]
 		fx := &prog.Fixup{UsedMaps: []prog.Map{a, b}, Sites: []*prog.TailCallSite{&site}}
-		for vi, v := range prog.Variants {
+		for vi, v := range prog.Kernels {
 			for di, direct := range []bool{true, false} {
 				tc, err := DecodeTailCall(fx, 0, 0, v, direct)
 				if err != nil || tc.Kind != tt.want[vi][di] || tc.Kind != site.Kind(v, direct) {
@@ -45,10 +46,10 @@ func TestDecodeTailCall(t *testing.T) {
 	// would emit the static path while the fix-up chose a direct call.
 	bad := prog.TailCallSite{Loc: prog.Loc{Prog: "p", Slot: 2}, Maps: []*prog.ProgArray{a}, KeyConst: true, Direct: true, PokeIndex: -1, ImmMap: a}
 	fx := &prog.Fixup{UsedMaps: []prog.Map{a}, Sites: []*prog.TailCallSite{&bad}}
-	if _, err := DecodeTailCall(fx, 0, 0, prog.Patched, true); err == nil || !strings.Contains(err.Error(), "decodes to the static path, the fix-up chose direct") {
+	if _, err := DecodeTailCall(fx, 0, 0, prog.Linux618Series, true); err == nil || !strings.Contains(err.Error(), "decodes to the static path, the fix-up chose direct") {
 		t.Errorf("a disagreeing imm: err %v, want one naming both paths", err)
 	}
-	if _, err := DecodeTailCall(fx, 0, 5, prog.Patched, true); err == nil {
+	if _, err := DecodeTailCall(fx, 0, 5, prog.Linux618Series, true); err == nil {
 		t.Errorf("no fix-up record: no error")
 	}
 }

@@ -25,7 +25,7 @@ type Arch struct {
 	// DirectTailCalls is the JIT's capability (prog.Backend.DirectTailCalls).
 	DirectTailCalls bool
 
-	compile func(w *prog.World, v prog.Variant, h prog.Config) ([]*emu.Loaded, error)
+	compile func(w *prog.World, v prog.Kernel, h prog.Config) ([]*emu.Loaded, error)
 	decode  func(code []byte, pc uint64, syntax string) (decoded, bool)
 	// pokes is the JIT's bpf_arch_poke_desc_update(), the text pokes that
 	// move a direct tail call's slot from one landing address to another;
@@ -51,7 +51,7 @@ var Arches = []*Arch{
 		Syntaxes:        []string{"intel", "att"},
 		TailEntry:       "X86_TAIL_CALL_OFFSET",
 		DirectTailCalls: x86.DirectTailCalls,
-		compile: func(w *prog.World, v prog.Variant, h prog.Config) ([]*emu.Loaded, error) {
+		compile: func(w *prog.World, v prog.Kernel, h prog.Config) ([]*emu.Loaded, error) {
 			return emu.CompileX86(w, v, h)
 		},
 		decode: decodeX86,
@@ -62,7 +62,7 @@ var Arches = []*Arch{
 		Syntaxes:        []string{"gnu"},
 		TailEntry:       "4 * PROLOGUE_OFFSET",
 		DirectTailCalls: arm64.DirectTailCalls,
-		compile: func(w *prog.World, v prog.Variant, h prog.Config) ([]*emu.Loaded, error) {
+		compile: func(w *prog.World, v prog.Kernel, h prog.Config) ([]*emu.Loaded, error) {
 			return emu.CompileArm64(w, v, h&prog.BTI != 0, h&prog.PAC != 0)
 		},
 		decode: decodeArm64,

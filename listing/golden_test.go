@@ -23,7 +23,7 @@ type golden struct {
 	name string
 	file string // from the repository root, as the header shows it
 	arch string
-	v    prog.Variant
+	v    prog.Kernel
 	o    listing.Options // Source and Config come from the scenario
 	hex  bool
 	rel  bool // TextOptions.Rel
@@ -39,19 +39,19 @@ type golden struct {
 // and -rel.
 var goldens = []golden{
 	{name: "x86_upstream_indirect", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64"},
-	{name: "x86_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", v: prog.Patched},
+	{name: "x86_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", v: prog.Linux618Series},
 	{name: "x86_upstream_direct", file: "scenarios/library/edges/self_loop_direct.txtar", arch: "x86_64"},
-	{name: "x86_patched_dynamic", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Patched},
-	{name: "x86_patched_mixed_sites", file: "scenarios/library/findings/patched_x86_mixed_sites.txtar", arch: "x86_64", v: prog.Patched},
+	{name: "x86_patched_dynamic", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Linux618Series},
+	{name: "x86_patched_mixed_sites", file: "scenarios/library/findings/patched_x86_mixed_sites.txtar", arch: "x86_64", v: prog.Linux618Series},
 	{name: "x86_upstream_subprograms", file: "scenarios/library/selftests/tailcall_bpf2bpf_hierarchy_1.txtar", arch: "x86_64"},
-	{name: "x86_hex", file: "scenarios/library/edges/self_loop_direct.txtar", arch: "x86_64", v: prog.Patched, hex: true},
-	{name: "x86_att", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Syntax: "att"}},
+	{name: "x86_hex", file: "scenarios/library/edges/self_loop_direct.txtar", arch: "x86_64", v: prog.Linux618Series, hex: true},
+	{name: "x86_att", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Linux618Series, o: listing.Options{Syntax: "att"}},
 	{name: "x86_hardening", file: "scenarios/library/edges/hardening.txtar", arch: "x86_64"},
 	{name: "x86_distro", file: "scenarios/library/edges/empty_slot.txtar", arch: "x86_64", o: listing.Options{Config: prog.Configs[1].Config}},
-	{name: "x86_distro_eibrs_patched", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Config: prog.Configs[2].Config}},
+	{name: "x86_distro_eibrs_patched", file: "scenarios/library/edges/poisoned_map.txtar", arch: "x86_64", v: prog.Linux618Series, o: listing.Options{Config: prog.Configs[2].Config}},
 	{name: "x86_smp_processor_id", file: "scenarios/library/edges/smp_processor_id_inlined.txtar", arch: "x86_64"},
 	{name: "arm64_smp_processor_id", file: "scenarios/library/edges/smp_processor_id_inlined.txtar", arch: "arm64"},
-	{name: "x86_object_globals", file: "scenarios/library/objects/globals.txtar", arch: "x86_64", v: prog.Patched, o: listing.Options{Prog: "classifier"}},
+	{name: "x86_object_globals", file: "scenarios/library/objects/globals.txtar", arch: "x86_64", v: prog.Linux618Series, o: listing.Options{Prog: "classifier"}},
 	{name: "arm64_array_lookup", file: "scenarios/library/edges/array_map_lookup.txtar", arch: "arm64", o: listing.Options{Prog: "entry"}},
 	{name: "x86_layout_prog", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "x86_64", layout: "pre-v6.18", o: listing.Options{Prog: "tail_call_2"}},
 	{name: "x86_prog_func", file: "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", arch: "x86_64", hex: true,
@@ -68,12 +68,12 @@ var goldens = []golden{
 	// after tc) does not.
 	{name: "x86_tail_call_reachable", file: "scenarios/library/edges/tail_call_reachable.txtar", arch: "x86_64"},
 	{name: "arm64_upstream_indirect", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64"},
-	{name: "arm64_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64", v: prog.Patched},
-	{name: "arm64_patched_subprograms", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Patched},
+	{name: "arm64_patched_static", file: "scenarios/library/test_bpf/01_tail_call_2.txtar", arch: "arm64", v: prog.Linux618Series},
+	{name: "arm64_patched_subprograms", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Linux618Series},
 	{name: "arm64_hex", file: "scenarios/library/edges/poisoned_map.txtar", arch: "arm64", hex: true},
-	{name: "arm64_hardening", file: "scenarios/library/edges/hardening.txtar", arch: "arm64", v: prog.Patched},
+	{name: "arm64_hardening", file: "scenarios/library/edges/hardening.txtar", arch: "arm64", v: prog.Linux618Series},
 	{name: "arm64_restricted", file: "listing/testdata/restricted.txtar", arch: "arm64"},
-	{name: "arm64_rel", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Patched, rel: true},
+	{name: "arm64_rel", file: "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", arch: "arm64", v: prog.Linux618Series, rel: true},
 }
 
 func TestGolden(t *testing.T) {
@@ -142,14 +142,14 @@ func load(t *testing.T, file string) *scenarios.Scenario {
 }
 
 // build lists a scenario as "tailsim disasm" does.
-func build(t *testing.T, sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.Variant, o listing.Options) *listing.Listing {
+func build(t *testing.T, sc *scenarios.Scenario, layout prog.Layout, arch string, v prog.Kernel, o listing.Options) *listing.Listing {
 	t.Helper()
-	w, err := sc.BuildFor(layout, arch)
+	w, err := sc.BuildFor(v, &layout, arch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Config = sc.Config.Under(o.Config)
-	o.Source = listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}
+	o.Source = listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Kernels: sc.Kernels}
 	l, err := listing.Build(w, listing.ArchByName(arch), v, o)
 	if err != nil {
 		t.Fatal(err)

@@ -23,12 +23,12 @@ import (
 // Listing is the machine code of a world's functions on one arch and
 // variant, in the world's order: programs, then each program's functions.
 type Listing struct {
-	Arch    *Arch
-	Variant prog.Variant
-	Layout  prog.Layout
-	Config  prog.Config
-	Syntax  string // one of Arch.Syntaxes
-	Source  Source
+	Arch   *Arch
+	Kernel prog.Kernel
+	Layout prog.Layout
+	Config prog.Config
+	Syntax string // one of Arch.Syntaxes
+	Source Source
 	// AsJITed: the code is as the JIT emitted it, before the load pokes
 	// direct tail calls (Options.AsJITed).
 	AsJITed bool
@@ -42,10 +42,10 @@ type Listing struct {
 // Source says nothing.
 type Source struct {
 	File, Title string
-	// Arches and Variants are those the scenario is restricted to (empty:
+	// Arches and Kernels are those the scenario is restricted to (empty:
 	// any), so that a listing for another can say so.
-	Arches   []string
-	Variants []prog.Variant
+	Arches  []string
+	Kernels []prog.Kernel
 }
 
 // Options select what Build lists and how.
@@ -292,7 +292,7 @@ const (
 // Build JITs every function of w for arch and variant v, as the emulator
 // loads them, and lists them: with direct tail calls poked as the world's
 // slots leave them at load, unless o.AsJITed.
-func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, error) {
+func Build(w *prog.World, arch *Arch, v prog.Kernel, o Options) (*Listing, error) {
 	if arch == nil || arch.compile == nil {
 		return nil, errors.New("listing: no arch (take one from Arches)")
 	}
@@ -316,7 +316,7 @@ func Build(w *prog.World, arch *Arch, v prog.Variant, o Options) (*Listing, erro
 		a, b := images[i], images[j]
 		return order[a.Prog] < order[b.Prog] || order[a.Prog] == order[b.Prog] && a.Fn < b.Fn
 	})
-	l := &Listing{Arch: arch, Variant: v, Layout: w.Layout, Config: o.Config, Syntax: syntax, Source: o.Source,
+	l := &Listing{Arch: arch, Kernel: v, Layout: w.Layout, Config: o.Config, Syntax: syntax, Source: o.Source,
 		AsJITed: o.AsJITed, syms: images}
 	// Where each program's tail calls land, for the poke sites.
 	entries := map[*prog.Program]uint64{}
@@ -505,8 +505,8 @@ func (b *funcBuilder) insnGroup(i, slot int) {
 	g := Group{Kind: InsnGroup, Index: i, Loc: b.loc(slot, ins.Line), Labels: ins.Labels, BPF: ins, Comment: ins.Comment}
 	if ins.IsTailCall() && b.fx != nil {
 		if s := b.fx.Site(b.im.Fn, i); s != nil {
-			g.Site, g.TailCall = s, s.Describe(b.l.Variant, b.l.Arch.DirectTailCalls)
-			if imm, err := s.Imm(b.l.Variant); err == nil {
+			g.Site, g.TailCall = s, s.Describe(b.l.Kernel, b.l.Arch.DirectTailCalls)
+			if imm, err := s.Imm(b.l.Kernel); err == nil {
 				g.BPF = prog.Instruction{OpCode: prog.Jmp(prog.OpTailCall, prog.SourceK), Dst: ins.Dst, Src: ins.Src, Off: ins.Off, Imm: int64(imm)}
 			}
 		}

@@ -21,7 +21,7 @@ import (
 const tailCall2 = "scenarios/library/test_bpf/01_tail_call_2.txtar"
 
 // list builds the listing of a scenario file under its own layout.
-func list(t *testing.T, file, arch string, v prog.Variant, o listing.Options) *listing.Listing {
+func list(t *testing.T, file, arch string, v prog.Kernel, o listing.Options) *listing.Listing {
 	t.Helper()
 	sc := load(t, file)
 	return build(t, sc, sc.Layout, arch, v, o)
@@ -71,7 +71,7 @@ func row(t *testing.T, f *listing.Func, prefix string) listing.Row {
 }
 
 func TestUpstreamIndirect(t *testing.T) {
-	l := list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{})
+	l := list(t, tailCall2, "x86_64", prog.Linux618, listing.Options{})
 	if l.Layout.Name != "v6.18" || l.Syntax != "intel" {
 		t.Errorf("layout %s, syntax %q", l.Layout.Name, l.Syntax)
 	}
@@ -181,7 +181,7 @@ func TestUpstreamIndirect(t *testing.T) {
 }
 
 func TestPatchedStatic(t *testing.T) {
-	l := list(t, tailCall2, "x86_64", prog.Patched, listing.Options{})
+	l := list(t, tailCall2, "x86_64", prog.Linux618Series, listing.Options{})
 	f := fn(t, l, "tail_call_2")
 	if g := insnGroup(t, f, 4); g.TailCall != "static map=progs imm=0x0" {
 		t.Errorf("tail call %q", g.TailCall)
@@ -207,7 +207,7 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := build(t, sc, pre, "x86_64", prog.Upstream, listing.Options{Prog: "tail_call_2"})
+	l := build(t, sc, pre, "x86_64", prog.Linux618, listing.Options{Prog: "tail_call_2"})
 	if l.Layout != pre {
 		t.Errorf("layout %v", l.Layout)
 	}
@@ -222,7 +222,7 @@ func TestLayout(t *testing.T) {
 // the tail-call entry moved past them.
 func TestHardening(t *testing.T) {
 	const file = "scenarios/library/edges/hardening.txtar"
-	l := list(t, file, "x86_64", prog.Upstream, listing.Options{Prog: "entry"})
+	l := list(t, file, "x86_64", prog.Linux618, listing.Options{Prog: "entry"})
 	if l.Config != prog.IBT|prog.BTI|prog.PAC {
 		t.Errorf("config %s", l.Config)
 	}
@@ -230,7 +230,7 @@ func TestHardening(t *testing.T) {
 	if r := rows(f)[0]; r.Text != "endbr64" || f.TailEntry != 0x10 {
 		t.Errorf("first row %q, tail entry %#x", r.Text, f.TailEntry)
 	}
-	f = fn(t, list(t, file, "arm64", prog.Upstream, listing.Options{Prog: "entry"}), "entry")
+	f = fn(t, list(t, file, "arm64", prog.Linux618, listing.Options{Prog: "entry"}), "entry")
 	if r := rows(f)[0]; r.Text != "hint #0x26" || !strings.HasPrefix(r.Note, "bti jc:") || f.TailEntry != 0x20 {
 		t.Errorf("first row %+v, tail entry %#x", r, f.TailEntry)
 	}
@@ -242,7 +242,7 @@ func TestHardening(t *testing.T) {
 // Rows carry the JIT's own bytes: every byte of every function once, in
 // order, and each row's bytes decode to its text.
 func TestRowBytes(t *testing.T) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		t.Run(v.String(), func(t *testing.T) {
 			sc := load(t, tailCall2)
 			w, err := sc.Build()
@@ -285,7 +285,7 @@ func TestRowBytes(t *testing.T) {
 }
 
 func TestSyntax(t *testing.T) {
-	att := fn(t, list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{Syntax: "att"}), "tail_call_2")
+	att := fn(t, list(t, tailCall2, "x86_64", prog.Linux618, listing.Options{Syntax: "att"}), "tail_call_2")
 	for text, note := range map[string]string{
 		"mov %edx,%edx":        "index = (u32)R3",
 		"cmp %edx,0x44(%rsi)":  "bounds check: cmp [rsi+max_entries], edx",
@@ -303,12 +303,12 @@ func TestSyntax(t *testing.T) {
 			t.Errorf("AT&T row with Intel operands: %q", r.Text)
 		}
 	}
-	def := list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{})
-	intel := list(t, tailCall2, "x86_64", prog.Upstream, listing.Options{Syntax: "intel"})
+	def := list(t, tailCall2, "x86_64", prog.Linux618, listing.Options{})
+	intel := list(t, tailCall2, "x86_64", prog.Linux618, listing.Options{Syntax: "intel"})
 	if def.Syntax != "intel" || !slices.EqualFunc(rows(fn(t, def, "tail_call_2")), rows(fn(t, intel, "tail_call_2")), sameRow) {
 		t.Errorf("the default syntax (%s) differs from intel", def.Syntax)
 	}
-	if _, err := listing.Build(&prog.World{}, listing.ArchByName("x86_64"), prog.Upstream, listing.Options{Syntax: "plan9"}); err == nil ||
+	if _, err := listing.Build(&prog.World{}, listing.ArchByName("x86_64"), prog.Linux618, listing.Options{Syntax: "plan9"}); err == nil ||
 		!strings.Contains(err.Error(), `unknown syntax "plan9"`) {
 		t.Errorf("syntax plan9: %v", err)
 	}
@@ -333,7 +333,7 @@ func TestFilter(t *testing.T) {
 	sc := load(t, subprog)
 	names := func(o listing.Options) []string {
 		var out []string
-		for _, f := range build(t, sc, sc.Layout, "x86_64", prog.Upstream, o).Funcs {
+		for _, f := range build(t, sc, sc.Layout, "x86_64", prog.Linux618, o).Funcs {
 			out = append(out, f.Name())
 		}
 		return out
@@ -359,7 +359,7 @@ func TestFilter(t *testing.T) {
 	}
 	for _, o := range []listing.Options{{Prog: "nope"}, {Prog: "entry", Func: "leaf"}} {
 		var se *listing.SelectionError
-		if _, err := listing.Build(w, listing.ArchByName("x86_64"), prog.Upstream, o); !errors.As(err, &se) {
+		if _, err := listing.Build(w, listing.ArchByName("x86_64"), prog.Linux618, o); !errors.As(err, &se) {
 			t.Errorf("%+v: error %v, want a SelectionError", o, err)
 		}
 	}
@@ -370,12 +370,12 @@ func TestFilter(t *testing.T) {
 func TestSubprogramDirect(t *testing.T) {
 	sc := load(t, subprog)
 	for _, tt := range []struct {
-		v    prog.Variant
+		v    prog.Kernel
 		desc string
 		enc  []byte
 	}{
-		{prog.Upstream, "direct map=jt key=1 poke=0 imm=0x1", []byte{0xf5, 0, 0, 0, 1, 0, 0, 0}},
-		{prog.Patched, "direct map=jt key=1 poke=0 imm=0x10000", []byte{0xf5, 0, 0, 0, 0, 0, 1, 0}},
+		{prog.Linux618, "direct map=jt key=1 poke=0 imm=0x1", []byte{0xf5, 0, 0, 0, 1, 0, 0, 0}},
+		{prog.Linux618Series, "direct map=jt key=1 poke=0 imm=0x10000", []byte{0xf5, 0, 0, 0, 0, 0, 1, 0}},
 	} {
 		f := fn(t, build(t, sc, sc.Layout, "x86_64", tt.v, listing.Options{Prog: "entry", Func: "helper"}), "entry/helper")
 		if !f.Subprogram() {
@@ -398,9 +398,9 @@ func TestSubprogramDirect(t *testing.T) {
 // ".+offset", and the tail call's three fixed-up branches go to out.
 func TestArm64(t *testing.T) {
 	for _, tt := range []struct {
-		v    prog.Variant
+		v    prog.Kernel
 		want string
-	}{{prog.Upstream, "ldr w10, [x1,x10]"}, {prog.Patched, "add x11, x11, #0x188"}} {
+	}{{prog.Linux618, "ldr w10, [x1,x10]"}, {prog.Linux618Series, "add x11, x11, #0x188"}} {
 		f := fn(t, list(t, tailCall2, "arm64", tt.v, listing.Options{}), "tail_call_2")
 		out := -1
 		for _, r := range rows(f) {
@@ -443,7 +443,7 @@ func ExampleBuild() {
 	if err != nil {
 		panic(err)
 	}
-	l, err := listing.Build(w, listing.ArchByName("arm64"), prog.Patched, listing.Options{})
+	l, err := listing.Build(w, listing.ArchByName("arm64"), prog.Linux618Series, listing.Options{})
 	if err != nil {
 		panic(err)
 	}
@@ -496,7 +496,7 @@ func decodeX86(t *testing.T, f *listing.Func, r listing.Row) (x86asm.Op, uint64)
 // slot's program's tail-call entry and the bypass a nop; with it empty
 // (or as JITed) the bypass jumps out and the target is a nop.
 func TestPokeState(t *testing.T) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		// jt[1] = leaf: the direct call in entry/helper is filled.
 		sc := load(t, subprog)
 		l := build(t, sc, sc.Layout, "x86_64", v, listing.Options{})
@@ -525,7 +525,7 @@ func TestPokeState(t *testing.T) {
 		if err := l.WriteText(&text, listing.TextOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"; poke site: bypass, nop (jt[1] = leaf: on to the tail call)", "; poke site: target, jmp leaf+0xc (jt[1] = leaf)"} {
+		for _, want := range []string{"; poke site: bypass, nop (jt[1] = leaf: on to the tail call)", fmt.Sprintf("; poke site: target, jmp leaf+%#x (jt[1] = leaf)", leaf.TailEntry)} {
 			if !strings.Contains(text.String(), want) {
 				t.Errorf("%s: listing lacks %q", v, want)
 			}
@@ -560,7 +560,7 @@ func TestPokeState(t *testing.T) {
 	}
 
 	// progs[1] is empty: the bypass jumps out, the target stays a nop.
-	l := list(t, "scenarios/library/edges/empty_slot.txtar", "x86_64", prog.Upstream, listing.Options{Prog: "entry"})
+	l := list(t, "scenarios/library/edges/empty_slot.txtar", "x86_64", prog.Linux618, listing.Options{Prog: "entry"})
 	f := fn(t, l, "entry")
 	pk, out := pokeRows(t, f), outOff(t, f, 4)
 	for role, r := range pk {
@@ -576,7 +576,7 @@ func TestPokeState(t *testing.T) {
 	}
 
 	// arm64's JIT has no direct tail calls: no poke sites.
-	for _, f := range list(t, subprog, "arm64", prog.Upstream, listing.Options{}).Funcs {
+	for _, f := range list(t, subprog, "arm64", prog.Linux618, listing.Options{}).Funcs {
 		for _, r := range rows(f) {
 			if r.Poke != nil {
 				t.Errorf("arm64 %s+%#x: poke %+v", f.Name(), r.Off, r.Poke)
@@ -624,7 +624,7 @@ func TestRelNamesNoCodeAddress(t *testing.T) {
 	for _, file := range []string{tailCall2, subprog, "scenarios/library/selftests/tailcall_bpf2bpf_1.txtar",
 		"scenarios/library/selftests/tailcall_bpf2bpf_3.txtar", "scenarios/library/edges/hardening.txtar"} {
 		for _, arch := range []string{"x86_64", "arm64"} {
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				l := list(t, file, arch, v, listing.Options{})
 				for _, tok := range hexNum.FindAllString(relText(t, l), -1) {
 					n, err := strconv.ParseUint(tok[2:], 16, 64)
@@ -642,7 +642,7 @@ func TestRelNamesNoCodeAddress(t *testing.T) {
 	}
 
 	// What the targets become.
-	l := list(t, subprog, "x86_64", prog.Upstream, listing.Options{})
+	l := list(t, subprog, "x86_64", prog.Linux618, listing.Options{})
 	entry, helper := fn(t, l, "entry"), fn(t, l, "entry/helper")
 	for _, tt := range []struct {
 		f      *listing.Func
@@ -663,23 +663,23 @@ func TestRelNamesNoCodeAddress(t *testing.T) {
 	if s, ok := l.Symbol(0x10); ok {
 		t.Errorf("Symbol(0x10) = %q, want none", s)
 	}
-	a := list(t, subprog, "arm64", prog.Upstream, listing.Options{})
+	a := list(t, subprog, "arm64", prog.Linux618, listing.Options{})
 	if ae := fn(t, a, "entry"); a.RelText(ae, row(t, ae, "bl ")) != "bl entry/helper" {
 		t.Errorf("arm64: RelText %q", a.RelText(ae, row(t, ae, "bl ")))
 	}
 }
 
-// Upstream and patched -rel listings of a world whose sites are indirect
+// v6.18 and v6.18+series -rel listings of a world whose sites are indirect
 // upstream and static in the series differ where the tail-call code does:
-// the header's variant, the sizes of functions with a tail call, the
+// the header's kernel, the sizes of functions with a tail call, the
 // tail-call groups, and in those functions the offsets of what follows
 // the first one (and on arm64 the PLT's alignment nop, which follows the
 // code's size). Every other line is the same.
 func TestRelDiffsOnlyTailCalls(t *testing.T) {
 	for _, arch := range []string{"x86_64", "arm64"} {
-		up := strings.Split(relText(t, list(t, tailCall2, arch, prog.Upstream, listing.Options{})), "\n")
-		pa := strings.Split(relText(t, list(t, tailCall2, arch, prog.Patched, listing.Options{})), "\n")
-		if up[0] != strings.Replace(pa[0], "patched", "upstream", 1) {
+		up := strings.Split(relText(t, list(t, tailCall2, arch, prog.Linux618, listing.Options{})), "\n")
+		pa := strings.Split(relText(t, list(t, tailCall2, arch, prog.Linux618Series, listing.Options{})), "\n")
+		if up[0] != strings.Replace(pa[0], "v6.18+series", "v6.18", 1) {
 			t.Errorf("%s: headers %q, %q", arch, up[0], pa[0])
 		}
 		upFns, paFns := splitFuncs(up), splitFuncs(pa)

@@ -44,7 +44,7 @@ func (l *Listing) writeHeader(w io.Writer) {
 // Heading is the listing's header, a line each: arch, variant, layout and
 // hardening; the scenario; notes on what it is restricted to.
 func (l *Listing) Heading() []string {
-	first := fmt.Sprintf("%s %s, layout %s", l.Arch.Name, l.Variant, l.Layout)
+	first := fmt.Sprintf("%s %s, layout %s", l.Arch.Name, l.Kernel, l.Layout)
 	if l.Config != 0 {
 		first += fmt.Sprintf(", config %s", l.Config)
 	}
@@ -56,12 +56,12 @@ func (l *Listing) Heading() []string {
 	if len(src.Arches) > 0 && !slices.Contains(src.Arches, l.Arch.Name) {
 		out = append(out, fmt.Sprintf("note: the scenario runs only on %s", strings.Join(src.Arches, ", ")))
 	}
-	if len(src.Variants) > 0 && !slices.Contains(src.Variants, l.Variant) {
+	if len(src.Kernels) > 0 && !slices.Contains(src.Kernels, l.Kernel) {
 		var names []string
-		for _, v := range src.Variants {
+		for _, v := range src.Kernels {
 			names = append(names, v.String())
 		}
-		out = append(out, fmt.Sprintf("note: the scenario runs only on the %s variant", strings.Join(names, ", ")))
+		out = append(out, fmt.Sprintf("note: the scenario runs only on %s", strings.Join(names, ", ")))
 	}
 	if l.AsJITed {
 		out = append(out, "as JITed: direct tail calls' poke sites before the load's bpf_tail_call_direct_fixup()")

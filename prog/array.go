@@ -7,30 +7,6 @@ import (
 	"sort"
 )
 
-// Variant selects which kernel's tail-call code is modelled.
-type Variant uint8
-
-//go:generate go tool stringer -type=Variant,EffectKind -linecomment -output=array_string.go
-
-const (
-	// Upstream is bpf-next as of late 2025.
-	Upstream Variant = iota // upstream
-	// Patched is the "Eliminate max_entries and bpf_func access at runtime"
-	// series: cached targets, max_entries as an immediate on the static path.
-	Patched // patched
-)
-
-// Variants lists every variant in display order.
-var Variants = []Variant{Upstream, Patched}
-
-// ParseVariant is the inverse of String.
-func ParseVariant(s string) (Variant, error) {
-	if v, ok := byName(s, Variants...); ok {
-		return v, nil
-	}
-	return 0, fmt.Errorf("unknown variant %q (upstream, patched)", s)
-}
-
 // Errors a prog array update or delete returns, as the kernel's errno names.
 var (
 	ErrE2BIG  = errors.New("E2BIG")

@@ -214,15 +214,15 @@ func must(es []Effect, err error) []Effect {
 	return es
 }
 
-func TestVariantAndReasonNames(t *testing.T) {
-	for _, s := range []string{"upstream", "patched"} {
-		v, err := ParseVariant(s)
+func TestKernelAndReasonNames(t *testing.T) {
+	for _, s := range KernelNames() {
+		v, err := ParseKernel(s)
 		if err != nil || v.String() != s {
-			t.Errorf("ParseVariant(%q) = %v, %v", s, v, err)
+			t.Errorf("ParseKernel(%q) = %v, %v", s, v, err)
 		}
 	}
-	if _, err := ParseVariant("next"); err == nil {
-		t.Errorf("ParseVariant(next) succeeded")
+	if _, err := ParseKernel("next"); err == nil {
+		t.Errorf("ParseKernel(next) succeeded")
 	}
 	for _, tt := range []struct {
 		s string

@@ -13,7 +13,7 @@ type Backend interface {
 	DirectTailCalls() bool
 	// Load prepares w for the variant. The Machine reads the world's arrays
 	// as they are now and is told of every later change through Apply.
-	Load(w *World, v Variant, o LoadOptions) (Machine, error)
+	Load(w *World, v Kernel, o LoadOptions) (Machine, error)
 }
 
 // LoadOptions apply to every run of a loaded world.

@@ -17,7 +17,7 @@ func TestEnumStrings(t *testing.T) {
 		{FaultKind(0), "FaultKind(0)"}, {FaultInsn, "insn"},
 		{Property(0), "Property(0)"}, {PropCalleeSaved, "callee-saved registers restored"},
 		{CountRule(7), "CountRule(7)"}, {RuleInterp, "interp"},
-		{Variant(9), "Variant(9)"}, {Patched, "patched"},
+		{Kernel(9), "Kernel(9)"}, {Linux618Series, "v6.18+series"}, {Linux61, "v6.1"},
 		{EventKind(99), "EventKind(99)"}, {EvTailCall, "tail call"},
 		{Field(0), "Field(0)"}, {FieldCached, "cached"}, {FieldTccPtr, "tcc_ptr"},
 	} {
@@ -38,8 +38,8 @@ func TestEnumStrings(t *testing.T) {
 	if _, ok := ParseFaultKind("FaultKind(0)"); ok {
 		t.Errorf("ParseFaultKind accepts the zero value's name")
 	}
-	if _, err := ParseVariant("Variant(9)"); err == nil {
-		t.Errorf("ParseVariant accepts an out-of-range name")
+	if _, err := ParseKernel("Kernel(9)"); err == nil {
+		t.Errorf("ParseKernel accepts an out-of-range name")
 	}
 }
 
@@ -65,6 +65,25 @@ func TestFallReason(t *testing.T) {
 	} {
 		if got := FallReason(tt.kind, tt.index, tt.max, tt.count, tt.empty); got != tt.want {
 			t.Errorf("FallReason(%s, %d, %d, %d, %v) = %v, want %v", tt.kind, tt.index, tt.max, tt.count, tt.empty, got, tt.want)
+		}
+	}
+}
+
+func TestParseKernel(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Kernel
+	}{
+		{"v6.1", Linux61}, {"v6.18", Linux618}, {"v6.18+series", Linux618Series},
+		{"upstream", Linux618}, {"patched", Linux618Series},
+	} {
+		if got, err := ParseKernel(tt.in); err != nil || got != tt.want {
+			t.Errorf("ParseKernel(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "6.1", "v6.2", "Kernel(2)", "all"} {
+		if _, err := ParseKernel(bad); err == nil {
+			t.Errorf("ParseKernel(%q) accepted", bad)
 		}
 	}
 }

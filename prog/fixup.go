@@ -67,11 +67,11 @@ func (s *TailCallSite) Poisoned() bool { return len(s.Maps) > 1 }
 // (Backend.DirectTailCalls): the verifier marks a site direct for every
 // arch, and a JIT without poke support (arm64) ignores the mark and takes
 // the path the variant gives a non-direct site.
-func (s *TailCallSite) Kind(v Variant, directTailCalls bool) SiteKind {
+func (s *TailCallSite) Kind(v Kernel, directTailCalls bool) SiteKind {
 	switch {
 	case s.Direct && directTailCalls:
 		return Direct
-	case v == Upstream:
+	case !v.Series():
 		return Indirect
 	case s.Poisoned():
 		return Dynamic
@@ -81,12 +81,12 @@ func (s *TailCallSite) Kind(v Variant, directTailCalls bool) SiteKind {
 
 // Imm returns the imm the verifier leaves in the tail-call instruction for
 // the given variant.
-func (s *TailCallSite) Imm(v Variant) (int32, error) {
+func (s *TailCallSite) Imm(v Kernel) (int32, error) {
 	poke := 0
 	if s.Direct {
 		poke = s.PokeIndex + 1
 	}
-	if v == Upstream {
+	if !v.Series() {
 		return int32(poke), nil
 	}
 	dyn := 0
@@ -136,6 +136,8 @@ type FixupOptions struct {
 	// "arm64"; "" for the reference model alone): the verifier inlines
 	// some helpers on some arches only.
 	Arch string
+	// Kernel is the version whose verifier runs: what it inlines differs.
+	Kernel Kernel
 }
 
 // Fixup is the verifier-like analysis of one program's tail-call sites.
@@ -221,7 +223,7 @@ func FixupProgramWith(p *Program, maps map[string]*ProgArray, arrays map[string]
 		return nil, err
 	}
 	if !opts.NoVerifier {
-		if err := checkMaxStackDepth(p, 0, 0, 0, p.Funcs[0].Line); err != nil {
+		if err := checkMaxStackDepth(p, opts.Kernel.frameRound, 0, 0, 0, p.Funcs[0].Line); err != nil {
 			return nil, err
 		}
 	}
@@ -587,7 +589,7 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 
 // Describe is a one-line account of the site for listings and traces, as a
 // JIT with or without direct tail calls implements it.
-func (s *TailCallSite) Describe(v Variant, directTailCalls bool) string {
+func (s *TailCallSite) Describe(v Kernel, directTailCalls bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s", s.Kind(v, directTailCalls))
 	if len(s.Maps) > 0 {
@@ -691,19 +693,19 @@ func lastExploredMap(f *Function, site int) string {
 }
 
 // checkMaxStackDepth is check_max_stack_depth() for a JITed program:
-// frames rounded up to 16 bytes (round_up_stack_depth with jit_requested)
-// may add up to MAX_BPF_STACK along any call chain, and a subprogram that
+// frames rounded up as the kernel version does (round) may add up to
+// MAX_BPF_STACK along any call chain, and a subprogram that
 // makes tail calls may not be called while its callers' frames hold 256
 // bytes or more. A tail call unwinds only the current frame, so each of up
 // to 33 tail calls could otherwise keep its callers' stack: the limit keeps
 // the worst case near 8 KiB. depth is the callers' frames, fn the function
 // entered, line where (the call instruction, or main's start).
-func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
+func checkMaxStackDepth(p *Program, round func(int) int, fn, depth, frame, line int) error {
 	f := p.Funcs[fn]
 	if fn != 0 && f.HasTailCall() && depth >= 256 {
 		return &PosError{Line: line, Msg: fmt.Sprintf("tail_calls are not allowed when call stack of previous frames is %d bytes. Too large", depth)}
 	}
-	depth += (f.StackDepth + 15) &^ 15
+	depth += round(f.StackDepth)
 	if depth > MaxStackDepth {
 		return &PosError{Line: line, Msg: fmt.Sprintf("combined stack size of %d calls is %d. Too large", frame+1, depth)}
 	}
@@ -718,7 +720,7 @@ func checkMaxStackDepth(p *Program, fn, depth, frame, line int) error {
 		if frame+1 >= MaxCallFrames {
 			return &PosError{Line: ins.Line, Msg: fmt.Sprintf("the call stack of %d frames is too deep", frame+1)}
 		}
-		if err := checkMaxStackDepth(p, callee, depth, frame+1, ins.Line); err != nil {
+		if err := checkMaxStackDepth(p, round, callee, depth, frame+1, ins.Line); err != nil {
 			return err
 		}
 	}

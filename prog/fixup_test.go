@@ -318,7 +318,17 @@ go:	call bpf_tail_call
 				if s.MapIndex != w.mapIndex || s.ImmMap == nil || s.ImmMap != fx.UsedMaps[w.mapIndex] {
 					t.Errorf("site %d: MapIndex %d ImmMap %v, want %d (%s)", i, s.MapIndex, s.ImmMap, w.mapIndex, tt.usedMaps[w.mapIndex])
 				}
-				for vi, v := range prog.Variants {
+				// v6.1's verifier encodes the site as v6.18's does (imm =
+				// poke index + 1) and its JITs take the same paths.
+				for _, direct := range []bool{true, false} {
+					if k61, k618 := s.Kind(prog.Linux61, direct), s.Kind(prog.Linux618, direct); k61 != k618 {
+						t.Errorf("site %d: Kind(v6.1, %v) = %v, v6.18's %v", i, direct, k61, k618)
+					}
+				}
+				if i61, _ := s.Imm(prog.Linux61); i61 != mustImm(t, s, prog.Linux618) {
+					t.Errorf("site %d: Imm(v6.1) = %#x, not v6.18's", i, i61)
+				}
+				for vi, v := range []prog.Kernel{prog.Linux618, prog.Linux618Series} {
 					if k := s.Kind(v, true); k != w.kinds[vi] {
 						t.Errorf("site %d: Kind(%v, direct) = %v, want %v", i, v, k, w.kinds[vi])
 					}
@@ -327,7 +337,7 @@ go:	call bpf_tail_call
 					// flag clear) static (docs/kernel.md §6, §7).
 					arm64 := w.kinds[vi]
 					if arm64 == prog.Direct {
-						arm64 = map[prog.Variant]prog.SiteKind{prog.Upstream: prog.Indirect, prog.Patched: prog.Static}[v]
+						arm64 = map[prog.Kernel]prog.SiteKind{prog.Linux618: prog.Indirect, prog.Linux618Series: prog.Static}[v]
 					}
 					if k := s.Kind(v, false); k != arm64 {
 						t.Errorf("site %d: Kind(%v, no direct) = %v, want %v", i, v, k, arm64)
@@ -560,7 +570,7 @@ func TestFixupMapLimit(t *testing.T) {
 				t.Fatalf("%d used maps, site map index %d (%s)", len(fx.UsedMaps), s.MapIndex, s.ImmMap.Name)
 			}
 			// Direct (key 0 < 1): poke 0 + 1 in bits 16–31, 63 in bits 0–7.
-			if imm, err := s.Imm(prog.Patched); err != nil || uint32(imm) != 0x0001_003f {
+			if imm, err := s.Imm(prog.Linux618Series); err != nil || uint32(imm) != 0x0001_003f {
 				t.Errorf("Imm(patched) = %#x, %v; want 0x1003f", uint32(imm), err)
 			}
 		})
@@ -599,7 +609,7 @@ func TestFixupPokeLimit(t *testing.T) {
 			if last.PokeIndex != 1023 {
 				t.Fatalf("last poke index %d, want 1023", last.PokeIndex)
 			}
-			for v, want := range map[prog.Variant]uint32{prog.Upstream: 1024, prog.Patched: 1024 << 16} {
+			for v, want := range map[prog.Kernel]uint32{prog.Linux618: 1024, prog.Linux618Series: 1024 << 16} {
 				if imm, err := last.Imm(v); err != nil || uint32(imm) != want {
 					t.Errorf("Imm(%v) = %#x, %v; want %#x", v, uint32(imm), err, want)
 				}
@@ -675,7 +685,7 @@ func TestPoisonedSiteKeepsLastExploredMap(t *testing.T) {
 		if !s.Poisoned() || s.MapIndex != want || s.ImmMap.Name != tt.target {
 			t.Errorf("target path loads %s: map index %d (%s), want %d", tt.target, s.MapIndex, s.ImmMap.Name, want)
 		}
-		imm, _ := s.Imm(prog.Patched)
+		imm, _ := s.Imm(prog.Linux618Series)
 		if imm != int32(0x100|want) {
 			t.Errorf("imm %#x, want %#x", imm, 0x100|want)
 		}
@@ -973,4 +983,13 @@ exit`
 	if strings.Contains(all, "call bpf_map_lookup_elem") || strings.Count(all, "r0 *= 24") != 2 || !strings.Contains(all, "if r6 != 0 goto +2") {
 		t.Errorf("rewritten:\n%s", all)
 	}
+}
+
+func mustImm(t *testing.T, s *prog.TailCallSite, k prog.Kernel) int32 {
+	t.Helper()
+	imm, err := s.Imm(k)
+	if err != nil {
+		t.Fatalf("Imm(%v): %v", k, err)
+	}
+	return imm
 }

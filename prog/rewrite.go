@@ -25,7 +25,8 @@ func rewriteProgram(p *Program, fx *Fixup, l Layout, opts FixupOptions) (bool, e
 			if patch == nil {
 				patch = inlineJiffies(f.Insns[i])
 			}
-			if patch == nil && opts.Arch == "x86_64" {
+			// x86-64's JIT learned per-CPU loads in v6.10; 6.1 calls the helper.
+			if patch == nil && opts.Arch == "x86_64" && opts.Kernel != Linux61 {
 				patch = inlineSmpProcessorID(f.Insns[i])
 			}
 			if m := fx.Lookups[[2]int{fi, i - added}]; patch == nil && m != nil {

@@ -104,8 +104,8 @@ func TestBrowser(t *testing.T) {
 	// other's run with the selector.
 	// The first is built for the distro preset: its tail calls and returns
 	// go through the thunks, instructions outside every listed function.
-	sc, rep := stepped(t, tailCall2, emu.NewX86(prog.Configs[1].Config), prog.Upstream)
-	_, patched := stepped(t, tailCall2, emu.NewArm64(0), prog.Patched)
+	sc, rep := stepped(t, tailCall2, emu.NewX86(prog.Configs[1].Config), prog.Linux618)
+	_, patched := stepped(t, tailCall2, emu.NewArm64(0), prog.Linux618Series)
 	d, err := build(sc, Options{}, []*scenarios.Report{rep, patched})
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ type rowData struct {
 type runData struct {
 	Label   string `json:"label"`
 	Arch    string `json:"arch"`
-	Variant string `json:"variant"`
+	Kernel  string `json:"kernel"`
 	Listing int    `json:"listing"`
 	// Verdict is the scenario's on this arch and variant, with its
 	// failures and notes.
@@ -503,10 +503,21 @@ func (b *runBuilder) memory() {
 		}
 		d.Progs = append(d.Progs, pd)
 	}
-	if b.bpf {
-		// The reference model keeps its counter in no memory: draw it
-		// from the tail calls.
-		d.Counter = b.cell("counter", "counter", "tail_call_cnt")
+	kernel, reg := prog.Linux618, ""
+	if b.l != nil {
+		kernel = b.l.Kernel
+		if !b.bpf {
+			reg = prog.CounterRegister(b.l.Arch.Name, kernel)
+		}
+	}
+	if b.bpf || reg != "" {
+		// The reference model keeps its counter in no memory, and 6.1's
+		// arm64 JIT in x26: draw it from the tail calls.
+		label := "tail_call_cnt"
+		if reg != "" {
+			label = reg + ": tail_call_cnt"
+		}
+		d.Counter = b.cell("counter", "counter", label)
 		d.Cells[d.Counter].Init = "0x0"
 		for _, e := range res.Trace {
 			if e.Kind == prog.EvPreset {
@@ -514,7 +525,8 @@ func (b *runBuilder) memory() {
 			}
 		}
 		for _, c := range d.Calls {
-			if c.Taken && c.Last >= 0 && c.Last < len(d.Steps) {
+			counted := c.Taken || c.Failed == prog.CheckName(prog.FallEmpty) && kernel.CountsBeforeSlot()
+			if counted && c.Last >= 0 && c.Last < len(d.Steps) {
 				s := &d.Steps[c.Last]
 				s.Touch = append(s.Touch, touchData{Cell: d.Counter, Write: true, Value: hex(c.Count + 1)})
 			}
@@ -547,7 +559,7 @@ func (b *runBuilder) array(a *prog.ProgArray, wanted map[int64]bool) {
 	if len(show) == 0 {
 		show[0] = true
 	}
-	cached := b.l.Variant == prog.Patched && !b.bpf
+	cached := b.l.Kernel == prog.Linux618Series && !b.bpf
 	ad := arrayData{Name: a.Name, MaxEntries: a.MaxEntries, Cached: cached,
 		Header:  b.cell("array-"+a.Name+"-max_entries", "max_entries", "max_entries"),
 		Offsets: fmt.Sprintf("max_entries at +%#x, ptrs[] at +%#x", b.l.Layout.MaxEntries, b.l.Layout.Ptrs)}

@@ -74,10 +74,7 @@ func Write(w io.Writer, sc *scenarios.Scenario, o Options, reps ...*scenarios.Re
 }
 
 func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageData, error) {
-	layout := sc.Layout
-	if o.Layout != nil {
-		layout = *o.Layout
-	}
+	layout := o.Layout
 	d := &pageData{Title: sc.Title, File: sc.File, About: sc.Comment}
 	if d.Title == "" {
 		d.Title = sc.File
@@ -85,7 +82,7 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 	for _, rep := range reps {
 		l, bpfOnly, err := listingFor(sc, layout, rep, nil)
 		if err != nil {
-			return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Variant, err)
+			return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Kernel, err)
 		}
 		// A listing per state of the poke sites: runs after slot updates
 		// ran code the updates re-poked.
@@ -102,7 +99,7 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 		}
 		loaded := pokeState(l, nil)
 		byState[loaded] = add(l)
-		verdict := []string{fmt.Sprintf("%s on %s/%s", strings.ToUpper(rep.Status.String()), rep.Arch, rep.Variant)}
+		verdict := []string{fmt.Sprintf("%s on %s/%s", strings.ToUpper(rep.Status.String()), rep.Arch, rep.Kernel)}
 		for _, f := range rep.Failures {
 			verdict = append(verdict, "FAIL "+f.String())
 		}
@@ -125,14 +122,14 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 				}
 				rl, _, err := listingFor(sc, layout, rep, slots)
 				if err != nil {
-					return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Variant, err)
+					return nil, fmt.Errorf("%s on %s/%s: %w", sc.File, rep.Arch, rep.Kernel, err)
 				}
 				cur = add(rl)
 				byState[pokeState(l, rec.Arrays)] = cur
 			}
 			r := newRun(cur.l, cur.ix, bpfOnly, rec)
-			r.Listing, r.Arch, r.Variant, r.Verdict = cur.li, rep.Arch, rep.Variant.String(), verdict
-			r.Label = fmt.Sprintf("%s/%s: %s (line %d)", rep.Arch, rep.Variant, rec.Step, rec.Line)
+			r.Listing, r.Arch, r.Kernel, r.Verdict = cur.li, rep.Arch, rep.Kernel.String(), verdict
+			r.Label = fmt.Sprintf("%s/%s: %s (line %d)", rep.Arch, rep.Kernel, rec.Step, rec.Line)
 			if rec.Repeat > 1 {
 				r.Label += fmt.Sprintf(", iteration %d of %d", rec.Iter, rec.Repeat)
 			}
@@ -148,20 +145,20 @@ func build(sc *scenarios.Scenario, o Options, reps []*scenarios.Report) (*pageDa
 // listingFor lists the code a report's runs ran; the reference model's
 // runs step through BPF instructions, listed from the first arch's
 // listing without its machine code.
-func listingFor(sc *scenarios.Scenario, layout prog.Layout, rep *scenarios.Report, slots func(string, uint32) string) (*listing.Listing, bool, error) {
-	arch, v := rep.Arch, rep.Variant
+func listingFor(sc *scenarios.Scenario, layout *prog.Layout, rep *scenarios.Report, slots func(string, uint32) string) (*listing.Listing, bool, error) {
+	arch, v := rep.Arch, rep.Kernel
 	la, bpfOnly := listing.Arches[0], true
 	for _, a := range listing.Arches {
 		if a.Name == arch {
 			la, bpfOnly = a, false
 		}
 	}
-	w, err := sc.BuildFor(layout, arch)
+	w, err := sc.BuildFor(v, layout, arch)
 	if err != nil {
 		return nil, false, err
 	}
 	l, err := listing.Build(w, la, v, listing.Options{Config: sc.Config.Under(rep.Config), Slots: slots,
-		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}})
+		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Kernels: sc.Kernels}})
 	return l, bpfOnly, err
 }
 

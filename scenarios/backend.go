@@ -30,8 +30,8 @@ func (Ref) Name() string { return "ref" }
 func (r Ref) DirectTailCalls() bool { return !r.NoDirectTailCalls }
 
 // Load implements Backend.
-func (r Ref) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
-	return refMachine{interp.New(w, interp.Config{Variant: v, Rule: r.Rule, NoDirectTailCalls: r.NoDirectTailCalls, Budget: o.Budget, Trace: o.Trace, Step: o.Step})}, nil
+func (r Ref) Load(w *prog.World, v prog.Kernel, o LoadOptions) (Machine, error) {
+	return refMachine{interp.New(w, interp.Config{Kernel: v, Rule: r.Rule, NoDirectTailCalls: r.NoDirectTailCalls, Budget: o.Budget, Trace: o.Trace, Step: o.Step})}, nil
 }
 
 type refMachine struct{ *interp.Machine }

@@ -8,23 +8,33 @@ import (
 )
 
 // Build creates a fresh world: programs linked and fixed up, arrays created
-// and filled from the slots section. Each (arch, variant) run gets its own,
-// since run steps change the arrays.
-func (sc *Scenario) Build() (*prog.World, error) { return sc.BuildWith(sc.Layout) }
+// and filled from the slots section, with the scenario's layout as v6.18
+// verifies the programs for the reference model. Each (arch, kernel) run
+// gets its own world (BuildFor), since run steps change the arrays.
+func (sc *Scenario) Build() (*prog.World, error) { return sc.BuildFor(prog.Linux618, nil, "") }
 
-// BuildWith is Build with another structure layout.
-func (sc *Scenario) BuildWith(layout prog.Layout) (*prog.World, error) {
-	return sc.BuildFor(layout, "")
+// LayoutFor is the structure layout a run under kernel k uses: override
+// (a run's -layout) when not nil, else the scenario's layout line, else
+// the kernel's own offsets.
+func (sc *Scenario) LayoutFor(k prog.Kernel, override *prog.Layout) prog.Layout {
+	switch {
+	case override != nil:
+		return *override
+	case sc.LayoutLine > 0:
+		return sc.Layout
+	}
+	return k.DefaultLayout()
 }
 
-// BuildFor is BuildWith as the kernel of one arch verifies the programs
-// ("x86_64", "arm64"; "" or "ref" for the model alone): some helpers are
-// inlined on some arches only (prog.FixupOptions.Arch).
-func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, error) {
+// BuildFor is Build as kernel k on one arch ("x86_64", "arm64"; "" or
+// "ref" for the model alone) verifies the programs: some helpers are
+// inlined by some versions on some arches only (prog.FixupOptions), and
+// the layout follows LayoutFor.
+func (sc *Scenario) BuildFor(k prog.Kernel, layout *prog.Layout, arch string) (*prog.World, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &Error{File: sc.File, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
-	w := &prog.World{Layout: layout}
+	w := &prog.World{Layout: sc.LayoutFor(k, layout)}
 	if sc.Ctx != nil {
 		w.Ctx = append([]byte{}, sc.Ctx...)
 	}
@@ -59,7 +69,7 @@ func (sc *Scenario) BuildFor(layout prog.Layout, arch string) (*prog.World, erro
 		w.Progs = append(w.Progs, p)
 	}
 	fo := sc.Fixup
-	fo.Arch = arch
+	fo.Arch, fo.Kernel = arch, k
 	if err := w.Fix(fo); err != nil {
 		var pe *prog.PosError
 		if asPosError(err, &pe) && pe.Line == 0 && sc.Object != "" {

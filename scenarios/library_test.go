@@ -20,8 +20,8 @@ func TestLibrary(t *testing.T) {
 		if sc.Comment == "" {
 			t.Errorf("%s: no comment saying what it teaches", sc.File)
 		}
-		for _, v := range prog.Variants {
-			for _, c := range sc.Combos([]Backend{Ref{}}, []prog.Variant{v}) {
+		for _, v := range prog.Kernels {
+			for _, c := range sc.Combos([]Backend{Ref{}}, []prog.Kernel{v}) {
 				rep := Run(sc, c.B, c.V, Options{})
 				if rep.Status != Pass {
 					t.Errorf("%s [%s/%s]: %s\n\t%v", sc.File, c.B.Name(), v, rep.Status, rep.Failures)
@@ -49,7 +49,7 @@ func TestDocsExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		if rep := Run(sc, Ref{}, v, Options{}); rep.Status != Pass {
 			t.Errorf("%s: %s %q", v, rep.Status, rep.Failures)
 		}

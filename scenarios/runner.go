@@ -17,7 +17,7 @@ import (
 type Report struct {
 	Scenario *Scenario
 	Arch     string
-	Variant  prog.Variant
+	Kernel   prog.Kernel
 	// Config is the run's configuration (Options.Config); the backend
 	// emitted for the scenario's own under it (prog.Config.Under).
 	Config   prog.Config
@@ -34,6 +34,11 @@ type Report struct {
 	// run step that are alike are counted once.
 	Costs    []RunCost
 	Duration time.Duration
+	// Refused is set when the scenario's programs could not be built for
+	// this kernel and arch: the verifier-like fix-up refused them as that
+	// kernel's verifier would (a frame rule, an opcode it lacks), or the
+	// scenario is otherwise malformed for it. The report is Errored too.
+	Refused bool
 }
 
 // RunRecord is one run of a run step.
@@ -79,7 +84,7 @@ type Options struct {
 // Combo is one (backend, variant) pair a scenario runs on.
 type Combo struct {
 	B Backend
-	V prog.Variant
+	V prog.Kernel
 }
 
 // RunsUnder reports whether the scenario runs under run configuration
@@ -90,13 +95,13 @@ func (sc *Scenario) RunsUnder(cfg prog.Config) bool {
 
 // Combos lists the (backend, variant) pairs a scenario runs on: the
 // selection intersected with the scenario's own arch and variant lines.
-func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []Combo) {
+func (sc *Scenario) Combos(backends []Backend, variants []prog.Kernel) (out []Combo) {
 	for _, b := range backends {
 		if len(sc.Arches) > 0 && !slices.Contains(sc.Arches, b.Name()) {
 			continue
 		}
 		for _, v := range variants {
-			if len(sc.Variants) > 0 && !slices.Contains(sc.Variants, v) {
+			if len(sc.Kernels) > 0 && !slices.Contains(sc.Kernels, v) {
 				continue
 			}
 			out = append(out, Combo{b, v})
@@ -112,7 +117,7 @@ func (sc *Scenario) Combos(backends []Backend, variants []prog.Variant) (out []C
 // reference model ignores configurations, so it runs under the first
 // the scenario runs under only. A scenario's configs line keeps the
 // configurations it lists.
-func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, configs []prog.Config, o Options) []*Report {
+func RunAll(scs []*Scenario, backends []Backend, variants []prog.Kernel, configs []prog.Config, o Options) []*Report {
 	if len(configs) == 0 {
 		configs = []prog.Config{o.Config}
 	}
@@ -140,9 +145,9 @@ func RunAll(scs []*Scenario, backends []Backend, variants []prog.Variant, config
 // beside any other backend and every result is compared with it; a second
 // reference run with the kernel interpreter's counting rule supplies the
 // interp.* expectations and the notes on where the rules differ.
-func Run(sc *Scenario, b Backend, v prog.Variant, o Options) *Report {
+func Run(sc *Scenario, b Backend, v prog.Kernel, o Options) *Report {
 	start := time.Now()
-	rep := &Report{Scenario: sc, Arch: b.Name(), Variant: v, Config: o.Config}
+	rep := &Report{Scenario: sc, Arch: b.Name(), Kernel: v, Config: o.Config}
 	r, err := newRunner(sc, b, v, o, rep)
 	if err == nil {
 		for _, st := range sc.Steps {
@@ -206,13 +211,10 @@ type runner struct {
 	pending map[string][]prog.Effect
 }
 
-func newRunner(sc *Scenario, b Backend, v prog.Variant, o Options, rep *Report) (*runner, error) {
-	layout := sc.Layout
-	if o.Layout != nil {
-		layout = *o.Layout
-	}
-	w, err := sc.BuildFor(layout, b.Name())
+func newRunner(sc *Scenario, b Backend, v prog.Kernel, o Options, rep *Report) (*runner, error) {
+	w, err := sc.BuildFor(v, o.Layout, b.Name())
 	if err != nil {
+		rep.Refused = true
 		return nil, err
 	}
 	r := &runner{sc: sc, o: o, arch: b.Name(), variant: v.String(), w: w, rep: rep, pending: map[string][]prog.Effect{},
@@ -412,7 +414,7 @@ func (r *runner) run(st Step) error {
 	var res, resAlt *prog.Result
 	ruleNote := ""
 	for i := 0; i < st.Repeat; i++ {
-		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Variant: r.rep.Variant}
+		at := Failure{Line: st.Line, Step: st.String(), Iter: i + 1, Repeat: st.Repeat, Arch: r.arch, Kernel: r.rep.Kernel}
 		if rec, ok := r.m.(prog.Recorder); ok && r.o.Step && r.o.Keep != nil {
 			rec.Record(r.o.Keep(st, i+1))
 		}
@@ -484,7 +486,7 @@ func (r *runner) run(st Step) error {
 	if ruleNote != "" {
 		r.rep.Notes = append(r.rep.Notes, ruleNote)
 	}
-	held := Failure{Kind: FailHeld, Line: st.Line, Step: st.String(), Arch: r.arch, Variant: r.rep.Variant}
+	held := Failure{Kind: FailHeld, Line: st.Line, Step: st.String(), Arch: r.arch, Kernel: r.rep.Kernel}
 	for _, p := range prog.Properties { // in a fixed order, not the map's
 		if seen, ok := wantBroken[p]; ok && !seen {
 			f := held

@@ -36,13 +36,14 @@ func TestRunChecksExpectations(t *testing.T) {
 		{"fall-through wrong", "expect fallthrough = empty", Fail, "got none"},
 		{"fault expected but none", "expect fault", Fail, "without a fault"},
 		{"scoped to another arch", "expect[x86_64] r0 = 99", Pass, ""},
-		{"scoped to this variant", "expect[ref/upstream] r0 = 99", Fail, "got 1"},
+		{"scoped to this kernel", "expect[ref/v6.18] r0 = 99", Fail, "got 1"},
+		{"scoped by its old name", "expect[ref/upstream] r0 = 99", Fail, "got 1"},
 		{"interp rule", "expect interp.count = 1", Pass, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := mustParse(t, strings.Replace(good, "expect r0 = 1", tt.expect, 1))
-			rep := Run(sc, Ref{}, prog.Upstream, Options{})
+			rep := Run(sc, Ref{}, prog.Linux618, Options{})
 			if rep.Status != tt.status {
 				t.Fatalf("status %s, want %s (%v)", rep.Status, tt.status, rep.Failures)
 			}
@@ -68,12 +69,12 @@ update jt[0] = leaf
 run entry
 expect fallthrough = empty
 `, 1)
-	rep := Run(mustParse(t, src), Ref{}, prog.Patched, Options{})
+	rep := Run(mustParse(t, src), Ref{}, prog.Linux618Series, Options{})
 	if rep.Status != Pass {
 		t.Fatalf("%s: %v", rep.Status, rep.Failures)
 	}
 	// An unexpected map error is a failure, not silence.
-	rep = Run(mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\ndelete jt[2]\n", 1)), Ref{}, prog.Upstream, Options{})
+	rep = Run(mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\ndelete jt[2]\n", 1)), Ref{}, prog.Linux618, Options{})
 	if rep.Status != Fail || !strings.Contains(rep.Failures[0].String(), "ENOENT") {
 		t.Fatalf("unexpected ENOENT not reported: %s %v", rep.Status, rep.Failures)
 	}
@@ -84,7 +85,7 @@ expect fallthrough = empty
 func TestRunKeepsArrays(t *testing.T) {
 	src := strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\ndelete jt[1]\nrun entry\n", 1)
 	keep := func(Step, int) bool { return true }
-	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{Keep: keep})
+	rep := Run(mustParse(t, src), Ref{}, prog.Linux618, Options{Keep: keep})
 	if len(rep.Runs) != 2 {
 		t.Fatalf("%d runs kept, want 2", len(rep.Runs))
 	}
@@ -130,7 +131,7 @@ run entry
 expect count = 1
 expect interp.count = 2
 `
-	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
+	rep := Run(mustParse(t, src), Ref{}, prog.Linux618, Options{})
 	if rep.Status != Pass {
 		t.Fatalf("%s: %v", rep.Status, rep.Failures)
 	}
@@ -144,7 +145,7 @@ expect interp.count = 2
 type liar struct{ Ref }
 
 func (liar) Name() string { return "x86_64" }
-func (l liar) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+func (l liar) Load(w *prog.World, v prog.Kernel, o LoadOptions) (Machine, error) {
 	m, err := l.Ref.Load(w, v, o)
 	return lyingMachine{m}, err
 }
@@ -159,7 +160,7 @@ func (m lyingMachine) Run(p *prog.Program, ctx []byte) *prog.Result {
 
 func TestRunComparesWithReference(t *testing.T) {
 	sc := mustParse(t, strings.Replace(good, "expect r0 = 1\n", "expect count = 1\n", 1))
-	rep := Run(sc, liar{}, prog.Upstream, Options{Trace: true})
+	rep := Run(sc, liar{}, prog.Linux618, Options{Trace: true})
 	if rep.Status != Fail || len(rep.Failures) != 1 || rep.Failures[0].Kind != FailDiffers || len(rep.Failures[0].Diffs) != 1 || rep.Failures[0].Diffs[0].Field != FieldR0 ||
 		!strings.Contains(rep.Failures[0].String(), "differs from the reference model: r0 2 (0x2) instead of 1 (0x1)") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
@@ -177,16 +178,16 @@ func TestRunFaultsAreFindings(t *testing.T) {
 -- run --
 run entry
 `
-	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
+	rep := Run(mustParse(t, src), Ref{}, prog.Linux618, Options{})
 	if rep.Status != Fail || !strings.Contains(rep.Failures[0].String(), "access fault at entry+0") || !strings.Contains(rep.Failures[0].String(), "0x0") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
-	rep = Run(mustParse(t, src+"expect fault = access\n"), Ref{}, prog.Upstream, Options{})
+	rep = Run(mustParse(t, src+"expect fault = access\n"), Ref{}, prog.Linux618, Options{})
 	if rep.Status != Pass {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
 	loop := "loop\n-- config --\nbudget 1000\n-- prog entry --\n\tr0 = 0\nl:\n\tgoto l\n-- run --\nrun entry\nexpect fault = budget\n"
-	rep = Run(mustParse(t, loop), Ref{}, prog.Upstream, Options{})
+	rep = Run(mustParse(t, loop), Ref{}, prog.Linux618, Options{})
 	if rep.Status != Pass {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
@@ -217,11 +218,11 @@ jt max_entries=1
 run entry
 expect r0 = 0
 `
-	rep := Run(mustParse(t, src), Ref{}, prog.Upstream, Options{})
+	rep := Run(mustParse(t, src), Ref{}, prog.Linux618, Options{})
 	if rep.Status != Fail || !strings.Contains(rep.Failures[0].String(), "r0 is undefined") {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
-	rep = Run(mustParse(t, strings.Replace(src, "expect r0 = 0", "expect fallthrough = empty", 1)), liar{}, prog.Upstream, Options{})
+	rep = Run(mustParse(t, strings.Replace(src, "expect r0 = 0", "expect fallthrough = empty", 1)), liar{}, prog.Linux618, Options{})
 	if rep.Status != Pass {
 		t.Fatalf("a dead R0 was compared: %s %q", rep.Status, rep.Failures)
 	}
@@ -245,7 +246,7 @@ run entry
 	}
 	// Without the verifier the model faults on it.
 	off := strings.Replace(src, "stack\n", "stack\n-- config --\nverifier off\n", 1) + "expect fault = access\n"
-	if rep := Run(mustParse(t, off), Ref{}, prog.Upstream, Options{}); rep.Status != Pass {
+	if rep := Run(mustParse(t, off), Ref{}, prog.Linux618, Options{}); rep.Status != Pass {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
 }
@@ -269,7 +270,7 @@ run entry
 expect r0 = 0x0201
 `
 	for _, b := range []Backend{Ref{}, liar{}} {
-		rep := Run(mustParse(t, src), b, prog.Upstream, Options{})
+		rep := Run(mustParse(t, src), b, prog.Linux618, Options{})
 		if _, lying := b.(liar); lying {
 			// The liar adds one to R0; the comparison catches every run,
 			// which shows each saw the value the set step wrote.
@@ -288,7 +289,7 @@ expect r0 = 0x0201
 type breaker struct{ Ref }
 
 func (breaker) Name() string { return "x86_64" }
-func (b breaker) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+func (b breaker) Load(w *prog.World, v prog.Kernel, o LoadOptions) (Machine, error) {
 	m, err := b.Ref.Load(w, v, o)
 	return breakingMachine{m}, err
 }
@@ -303,7 +304,7 @@ func TestW0LowHalf(t *testing.T) {
 		want   Status
 	}{{"expect w0 = 1", Pass}, {"expect r0 = 0x100000001", Pass}, {"expect r0 = 1", Fail}} {
 		sc := mustParse(t, strings.Replace(src, "expect r0 = 1", tc.expect, 1))
-		if rep := Run(sc, Ref{}, prog.Upstream, Options{}); rep.Status != tc.want {
+		if rep := Run(sc, Ref{}, prog.Linux618, Options{}); rep.Status != tc.want {
 			t.Errorf("%s: %s %v", tc.expect, rep.Status, rep.Failures)
 		}
 	}
@@ -322,32 +323,33 @@ func (m breakingMachine) Run(p *prog.Program, ctx []byte) *prog.Result {
 
 func TestExpectBroken(t *testing.T) {
 	plain := mustParse(t, good)
-	if rep := Run(plain, breaker{}, prog.Upstream, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailBroken || rep.Failures[0].Violation.Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "R1 unchanged broken") {
+	if rep := Run(plain, breaker{}, prog.Linux618, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailBroken || rep.Failures[0].Violation.Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "R1 unchanged broken") {
 		t.Errorf("an unexpected violation must fail: %s %q", rep.Status, rep.Failures)
 	}
 	stated := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect[x86_64] broken = R1 unchanged", 1))
-	rep := Run(stated, breaker{}, prog.Upstream, Options{})
+	rep := Run(stated, breaker{}, prog.Linux618, Options{})
 	if rep.Status != Pass || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "as expected") {
 		t.Errorf("an expected violation is a note: %s %q %q", rep.Status, rep.Failures, rep.Notes)
 	}
 	held := mustParse(t, strings.Replace(good, "expect r0 = 1", "expect r0 = 1\nexpect[x86_64] broken = R1 unchanged", 1))
-	if rep := Run(held, unbroken{}, prog.Upstream, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailHeld || rep.Failures[0].Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "but it held") {
+	if rep := Run(held, unbroken{}, prog.Linux618, Options{}); rep.Status != Fail || rep.Failures[0].Kind != FailHeld || rep.Failures[0].Property != prog.PropR1 || !strings.Contains(rep.Failures[0].String(), "but it held") {
 		t.Errorf("an expected violation that does not happen fails: %s %q", rep.Status, rep.Failures)
 	}
 }
 
-// RunAll runs each scenario on the combos its arch and variant lines
+// RunAll runs each scenario on the combos its arch and kernel lines
 // leave of the selection, scenarios in order.
 func TestRunAll(t *testing.T) {
 	any := mustParse(t, good)
-	onlyPatched := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\nvariant patched\n-- maps --", 1))
+	onlyPatched := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\nkernel v6.18+series\n-- maps --", 1))
 	onlyX86 := mustParse(t, strings.Replace(good, "-- maps --", "-- config --\narch x86_64\n-- maps --", 1))
-	reports := RunAll([]*Scenario{any, onlyPatched, onlyX86}, []Backend{Ref{}}, prog.Variants, nil, Options{})
+	reports := RunAll([]*Scenario{any, onlyPatched, onlyX86}, []Backend{Ref{}}, prog.Kernels, nil, Options{})
 	var got []string
 	for _, r := range reports {
-		got = append(got, fmt.Sprintf("%p/%s/%s", r.Scenario, r.Variant, r.Status))
+		got = append(got, fmt.Sprintf("%p/%s/%s", r.Scenario, r.Kernel, r.Status))
 	}
-	want := []string{fmt.Sprintf("%p/upstream/pass", any), fmt.Sprintf("%p/patched/pass", any), fmt.Sprintf("%p/patched/pass", onlyPatched)}
+	want := []string{fmt.Sprintf("%p/v6.1/pass", any), fmt.Sprintf("%p/v6.18/pass", any), fmt.Sprintf("%p/v6.18+series/pass", any),
+		fmt.Sprintf("%p/v6.18+series/pass", onlyPatched)}
 	if !slices.Equal(got, want) {
 		t.Errorf("reports %v, want %v", got, want)
 	}
@@ -361,7 +363,7 @@ type refuser struct {
 }
 
 func (refuser) Name() string { return "x86_64" }
-func (r refuser) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+func (r refuser) Load(w *prog.World, v prog.Kernel, o LoadOptions) (Machine, error) {
 	if r.loadErr != nil {
 		return nil, r.loadErr
 	}
@@ -379,12 +381,12 @@ func (m refusingMachine) Apply(prog.Effect) error { return m.err }
 // A backend that cannot load or apply a step makes the report Errored,
 // the error its last failure, after those of the steps before it.
 func TestRunErrored(t *testing.T) {
-	rep := Run(mustParse(t, good), refuser{loadErr: errors.New("no room")}, prog.Upstream, Options{})
+	rep := Run(mustParse(t, good), refuser{loadErr: errors.New("no room")}, prog.Linux618, Options{})
 	if rep.Status != Errored || len(rep.Failures) != 1 || rep.Failures[0].Kind != FailError || rep.Failures[0].String() != "no room" {
 		t.Errorf("load error: %s %q", rep.Status, rep.Failures)
 	}
 	src := strings.Replace(good, "expect r0 = 1\n", "expect r0 = 5\ndelete jt[1]\nrun entry\n", 1)
-	rep = Run(mustParse(t, src), refuser{applyErr: errors.New("write refused")}, prog.Upstream, Options{})
+	rep = Run(mustParse(t, src), refuser{applyErr: errors.New("write refused")}, prog.Linux618, Options{})
 	if rep.Status != Errored || len(rep.Failures) != 2 || rep.Failures[0].Kind != FailExpect || rep.Failures[1].Kind != FailError ||
 		rep.Failures[1].String() != "line 18: delete jt[1]: write refused" {
 		t.Errorf("apply error: %s %q", rep.Status, rep.Failures)
@@ -394,7 +396,7 @@ func TestRunErrored(t *testing.T) {
 // -v keeps the trace of the first failing run of a report.
 func TestRunKeepsFirstTrace(t *testing.T) {
 	src := strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\nrun leaf\n", 1)
-	rep := Run(mustParse(t, src), liar{}, prog.Upstream, Options{Trace: true})
+	rep := Run(mustParse(t, src), liar{}, prog.Linux618, Options{Trace: true})
 	if rep.Status != Fail || len(rep.Failures) != 3 || rep.Failures[2].Step != "run leaf" {
 		t.Fatalf("%s %q", rep.Status, rep.Failures)
 	}
@@ -407,7 +409,7 @@ func TestRunKeepsFirstTrace(t *testing.T) {
 type slowpoke struct{ Ref }
 
 func (slowpoke) Name() string { return "x86_64" }
-func (s slowpoke) Load(w *prog.World, v prog.Variant, o LoadOptions) (Machine, error) {
+func (s slowpoke) Load(w *prog.World, v prog.Kernel, o LoadOptions) (Machine, error) {
 	m, err := s.Ref.Load(w, v, o)
 	return slowMachine{m}, err
 }
@@ -421,7 +423,7 @@ func (slowMachine) Run(*prog.Program, []byte) *prog.Result {
 // A machine too slow for a run's budget gives no verdict: the report is
 // an error wrapping prog.ErrTooSlow, not a failed check.
 func TestRunTooSlow(t *testing.T) {
-	rep := Run(mustParse(t, good), slowpoke{}, prog.Upstream, Options{})
+	rep := Run(mustParse(t, good), slowpoke{}, prog.Linux618, Options{})
 	if rep.Status != Errored || len(rep.Failures) != 1 || !errors.Is(rep.Failures[0].Err, prog.ErrTooSlow) {
 		t.Errorf("%s %q", rep.Status, rep.Failures)
 	}

@@ -30,11 +30,11 @@ type Scenario struct {
 	LayoutLine int
 	Arches     []string // empty: every selected arch
 	// Configs are the run configurations (-config) the scenario runs
-	// under, as Arches and Variants restrict theirs; empty: every one.
-	Configs  []prog.Config
-	Variants []prog.Variant // empty: every selected variant
-	Fixup    prog.FixupOptions
-	Budget   int
+	// under, as Arches and Kernels restrict theirs; empty: every one.
+	Configs []prog.Config
+	Kernels []prog.Kernel // empty: every selected variant
+	Fixup   prog.FixupOptions
+	Budget  int
 	// Config is the kernel build the backends emit for (config "config");
 	// a run's -config adds to it (prog.Config.Under).
 	Config prog.Config
@@ -194,25 +194,25 @@ type Expect struct {
 	Source   string // the text after "expect", for messages
 }
 
-type scope struct{ arch, variant string }
+type scope struct{ arch, kernel string }
 
 func (s scope) String() string {
 	switch {
 	case s.arch == "":
-		return s.variant
-	case s.variant == "":
+		return s.kernel
+	case s.kernel == "":
 		return s.arch
 	}
-	return s.arch + "/" + s.variant
+	return s.arch + "/" + s.kernel
 }
 
-// Applies reports whether the expectation is checked on arch/variant.
-func (e Expect) Applies(arch, variant string) bool {
+// Applies reports whether the expectation is checked on arch under kernel.
+func (e Expect) Applies(arch, kernel string) bool {
 	if len(e.Scope) == 0 {
 		return true
 	}
 	for _, s := range e.Scope {
-		if (s.arch == "" || s.arch == arch) && (s.variant == "" || s.variant == variant) {
+		if (s.arch == "" || s.arch == arch) && (s.kernel == "" || s.kernel == kernel) {
 			return true
 		}
 	}
@@ -495,12 +495,14 @@ func (p *specParser) config(s section) error {
 				p.sc.Arches = append(p.sc.Arches, a)
 			}
 		case "variant":
+			return p.errf(l.n, "the variant key is now kernel (v6.1, v6.18, v6.18+series): kernel %s", strings.Join(splitList(args), ","))
+		case "kernel":
 			for _, a := range splitList(args) {
-				v, err := prog.ParseVariant(a)
+				v, err := prog.ParseKernel(a)
 				if err != nil {
 					return p.errf(l.n, "%v", err)
 				}
-				p.sc.Variants = append(p.sc.Variants, v)
+				p.sc.Kernels = append(p.sc.Kernels, v)
 			}
 		case "verifier", "direct", "privileged":
 			v, err := one()
@@ -566,7 +568,7 @@ func (p *specParser) config(s section) error {
 			}
 			p.sc.Budget = int(n)
 		default:
-			return p.errf(l.n, "unknown config key %q (layout, arch, variant, verifier, direct, privileged, config, configs, placement, object, budget)", key)
+			return p.errf(l.n, "unknown config key %q (layout, arch, kernel, verifier, direct, privileged, config, configs, placement, object, budget)", key)
 		}
 	}
 	return nil

@@ -226,23 +226,25 @@ func (p *specParser) scope(line int, s string) ([]scope, error) {
 		if item == "" || hasSlash && (a == "" || v == "") {
 			// An empty scope would apply everywhere, which no one
 			// writes brackets for.
-			return nil, p.errf(line, "empty item in expect scope [%s] (ARCH, VARIANT or ARCH/VARIANT, comma-separated)", s)
+			return nil, p.errf(line, "empty item in expect scope [%s] (ARCH, KERNEL or ARCH/KERNEL, comma-separated)", s)
 		}
 		var sc scope
 		if hasSlash {
 			sc = scope{a, v}
-		} else if _, err := prog.ParseVariant(item); err == nil {
-			sc = scope{variant: item}
+		} else if _, err := prog.ParseKernel(item); err == nil {
+			sc = scope{kernel: item}
 		} else {
 			sc = scope{arch: item}
 		}
 		if sc.arch != "" && !slices.Contains(KnownArches, sc.arch) {
 			return nil, p.errf(line, "unknown arch %q in expect scope", sc.arch)
 		}
-		if sc.variant != "" {
-			if _, err := prog.ParseVariant(sc.variant); err != nil {
+		if sc.kernel != "" {
+			k, err := prog.ParseKernel(sc.kernel)
+			if err != nil {
 				return nil, p.errf(line, "%v in expect scope", err)
 			}
+			sc.kernel = k.String() // "patched" is v6.18+series
 		}
 		out = append(out, sc)
 	}

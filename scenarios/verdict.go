@@ -90,7 +90,7 @@ type Failure struct {
 	// (1-based); 0 when the failure is not one iteration's.
 	Iter, Repeat int
 	Arch         string // the backend, for FailDiffers and FailHeld
-	Variant      prog.Variant
+	Kernel       prog.Kernel
 
 	// The kind's own fields; the runner always sets the pointer a kind
 	// names, and String copes when it is nil.
@@ -139,9 +139,9 @@ func (f Failure) String() string {
 		}
 	case FailHeld:
 		if f.Property == 0 {
-			fmt.Fprintf(&b, "%s: expected %s/%s to depart from the reference model, but it agreed", step, f.Arch, f.Variant)
+			fmt.Fprintf(&b, "%s: expected %s/%s to depart from the reference model, but it agreed", step, f.Arch, f.Kernel)
 		} else {
-			fmt.Fprintf(&b, "%s: expected the check %q to break on %s/%s, but it held", step, f.Property, f.Arch, f.Variant)
+			fmt.Fprintf(&b, "%s: expected the check %q to break on %s/%s, but it held", step, f.Property, f.Arch, f.Kernel)
 		}
 	case FailChange:
 		fmt.Fprintf(&b, "%s failed: %v", step, f.Err)

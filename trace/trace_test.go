@@ -34,7 +34,7 @@ run entry
 `
 
 // stepped runs chain on b and returns the run's result.
-func stepped(t *testing.T, b scenarios.Backend, v prog.Variant) *prog.Result {
+func stepped(t *testing.T, b scenarios.Backend, v prog.Kernel) *prog.Result {
 	t.Helper()
 	sc, err := scenarios.Parse("chain.txtar", []byte(chain))
 	if err != nil {
@@ -50,7 +50,7 @@ func stepped(t *testing.T, b scenarios.Backend, v prog.Variant) *prog.Result {
 // Items puts each event before the instruction its Step names and a tail
 // call's cost right after its event.
 func TestItems(t *testing.T) {
-	r := stepped(t, emu.NewX86(0), prog.Upstream)
+	r := stepped(t, emu.NewX86(0), prog.Linux618)
 	items := trace.Items(r)
 	execs, seen := 0, 0
 	for i, it := range items {
@@ -76,7 +76,7 @@ func TestItems(t *testing.T) {
 }
 
 func TestWriteText(t *testing.T) {
-	r := stepped(t, emu.NewX86(0), prog.Patched)
+	r := stepped(t, emu.NewX86(0), prog.Linux618Series)
 	full := strings.Join(trace.Lines(r, trace.Options{}), "\n")
 	for _, want := range []string{
 		"; entry+4 (line 8): call bpf_tail_call",
@@ -111,14 +111,14 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 	// The reference model: BPF instructions, with their registers.
-	ref := strings.Join(trace.Lines(stepped(t, scenarios.Ref{}, prog.Patched), trace.Options{Brief: true}), "\n")
+	ref := strings.Join(trace.Lines(stepped(t, scenarios.Ref{}, prog.Linux618Series), trace.Options{Brief: true}), "\n")
 	if !strings.Contains(ref, "leaf+0 (line 12): r0 = 1  r0 ") || !strings.Contains(ref, "empty-slot check passed") {
 		t.Errorf("reference brief trace:\n%s", ref)
 	}
 }
 
 func TestWriteJSON(t *testing.T) {
-	r := stepped(t, emu.NewArm64(0), prog.Upstream)
+	r := stepped(t, emu.NewArm64(0), prog.Linux618)
 	var b strings.Builder
 	if err := trace.WriteJSON(&b, r); err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestPresetEvent(t *testing.T) {
 	}
 	for _, b := range []scenarios.Backend{emu.NewX86(0), emu.NewArm64(0), scenarios.Ref{}} {
 		for _, step := range []bool{false, true} {
-			rep := scenarios.Run(sc, b, prog.Upstream, scenarios.Options{Trace: true, Step: step, Keep: func(scenarios.Step, int) bool { return true }})
+			rep := scenarios.Run(sc, b, prog.Linux618, scenarios.Options{Trace: true, Step: step, Keep: func(scenarios.Step, int) bool { return true }})
 			if rep.Status != scenarios.Pass || len(rep.Runs) != 2 {
 				t.Fatalf("%s: %v, %d runs", rep.Status, rep.Failures, len(rep.Runs))
 			}

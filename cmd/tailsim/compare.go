@@ -23,28 +23,28 @@ the call cost on each side as measured by stepping through it
 (instructions, loads from the array and programs and from the counter and
 stack, dependent loads, stores). Then, for every run of the scenario,
 whether both sides gave the same result, counter, path, fall-throughs and
-ctx. With -arch A,B the two arches are compared on -variant; with
--config A,B two kernel builds on the arch and -variant. -html FILE
+ctx. With -arch A,B the two arches are compared on -kernel; with
+-config A,B two kernel builds on the arch and -kernel. -html FILE
 also writes both sides' runs as one page to step through.
 Exit status: 0 every run the same on both sides, 1 a run differs, 2 usage
 or input error.`,
-		usage: "tailsim compare [-arch A[,B]] [-variant V] [-config C[,D]] [-layout L] [-html FILE] SCENARIO",
+		usage: "tailsim compare [-arch A[,B]] [-kernel K] [-config C[,D]] [-layout L] [-html FILE] SCENARIO",
 		run:   compareCmd,
 	})
 	flagSetups["compare"] = func(fs *flag.FlagSet) { newCompareFlags(fs) }
 }
 
 type compareFlags struct {
-	arch, variant, config, layout, html *string
+	arch, kernel, config, layout, html *string
 }
 
 func newCompareFlags(fs *flag.FlagSet) compareFlags {
 	return compareFlags{
-		arch:    fs.String("arch", "x86_64", "the arch whose upstream and patched code to compare, or A,B to compare two arches"),
-		variant: fs.String("variant", prog.Patched.String(), "with two arches or two configs, the variant they are compared on"),
-		config:  fs.String("config", "default", configUsage+"; or C,D to compare two builds"),
-		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
-		html:    fs.String("html", "", "also write both sides' runs as a self-contained HTML page to `FILE`"),
+		arch:   fs.String("arch", "x86_64", "the arch whose upstream and patched code to compare, or A,B to compare two arches"),
+		kernel: fs.String("kernel", prog.Linux618Series.String(), "with two arches or two configs, the kernel they are compared on: "+kernelUsage),
+		config: fs.String("config", "default", configUsage+"; or C,D to compare two builds"),
+		layout: fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
+		html:   fs.String("html", "", "also write both sides' runs as a self-contained HTML page to `FILE`"),
 	}
 }
 
@@ -69,15 +69,15 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 	if *f.config == "all" || len(cfgs) > 2 || len(cfgs) == 2 && len(bs) == 2 {
 		return usagef("-config %q: one configuration for both sides, or two to compare on one arch", *f.config)
 	}
-	left, right := compare.Side{Backend: bs[0], Variant: prog.Upstream, Config: cfgs[0]}, compare.Side{Backend: bs[0], Variant: prog.Patched, Config: cfgs[0]}
+	left, right := compare.Side{Backend: bs[0], Kernel: prog.Linux618, Config: cfgs[0]}, compare.Side{Backend: bs[0], Kernel: prog.Linux618Series, Config: cfgs[0]}
 	if len(bs) == 2 || len(cfgs) == 2 {
-		v, err := prog.ParseVariant(*f.variant)
+		v, err := prog.ParseKernel(*f.kernel)
 		if err != nil {
 			return usageError{err}
 		}
 		two := len(cfgs) == 2
-		left = compare.Side{Backend: bs[0], Variant: v, Config: cfgs[0], NameConfig: two}
-		right = compare.Side{Backend: bs[len(bs)-1], Variant: v, Config: cfgs[len(cfgs)-1], NameConfig: two}
+		left = compare.Side{Backend: bs[0], Kernel: v, Config: cfgs[0], NameConfig: two}
+		right = compare.Side{Backend: bs[len(bs)-1], Kernel: v, Config: cfgs[len(cfgs)-1], NameConfig: two}
 	}
 	var o compare.Options
 	if *f.layout != "" {
@@ -95,7 +95,7 @@ func compareCmd(args []string, stdout, stderr io.Writer) error {
 		return usagef("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
 	}
 	for _, s := range []compare.Side{left, right} {
-		if len(scs[0].Combos([]scenarios.Backend{s.Backend}, []prog.Variant{s.Variant})) == 0 || !scs[0].RunsUnder(s.Config) {
+		if len(scs[0].Combos([]scenarios.Backend{s.Backend}, []prog.Kernel{s.Kernel})) == 0 || !scs[0].RunsUnder(s.Config) {
 			return usagef("%s does not run on %s", scs[0].File, s)
 		}
 	}

@@ -18,7 +18,7 @@ func init() {
 		summary: `print a shell completion script (bash or zsh)
 
 The script completes commands, each command's flags, the values of
--arch, -variant, -config, -layout and -syntax, and scenario files (.txtar) and
+-arch, -kernel, -config, -layout and -syntax, and scenario files (.txtar) and
 directories. Load it in the shell's start-up file:
   bash: source <(tailsim completion bash)
   zsh:  source <(tailsim completion zsh)
@@ -61,11 +61,11 @@ func flagValues() map[string][]string {
 		layouts = append(layouts, l.Name)
 	}
 	return map[string][]string{
-		"variant": {"upstream", "patched", "all"},
-		"layout":  layouts,
-		"config":  append(prog.ConfigNames(), "all"),
-		"syntax":  {"intel", "att"},
-		"shard":   {"env"},
+		"kernel": {"v6.1", "v6.18", "v6.18+series", "all"},
+		"layout": layouts,
+		"config": append(prog.ConfigNames(), "all"),
+		"syntax": {"intel", "att"},
+		"shard":  {"env"},
 	}
 }
 

@@ -31,7 +31,7 @@ functions by name), for diffing two listings. PROG is a program name
 (every function of it, main first) or PROG/FUNC; with no PROG every
 program of the scenario is listed.
 Exit status: 0 listed, 2 usage or input error.`,
-		usage: "tailsim disasm [-arch A] [-variant V] [-config C] [-layout L] [-syntax att|intel] [-hex] [-as-jited] [-rel] SCENARIO [PROG]",
+		usage: "tailsim disasm [-arch A] [-kernel K] [-config C] [-layout L] [-syntax att|intel] [-hex] [-as-jited] [-rel] SCENARIO [PROG]",
 		run:   disasmCmd,
 	})
 	flagSetups["disasm"] = func(fs *flag.FlagSet) { newDisasmFlags(fs) }
@@ -59,14 +59,14 @@ func lookupDisasmArch(name string) (*listing.Arch, error) {
 }
 
 type disasmFlags struct {
-	arch, variant, config, layout, syntax *string
-	hex, asJITed, rel                     *bool
+	arch, kernel, config, layout, syntax *string
+	hex, asJITed, rel                    *bool
 }
 
 func newDisasmFlags(fs *flag.FlagSet) disasmFlags {
 	return disasmFlags{
 		arch:    fs.String("arch", listing.Arches[0].Name, "arch whose JIT to list ("+disasmArchNames()+")"),
-		variant: fs.String("variant", prog.Upstream.String(), "variant (upstream, patched)"),
+		kernel:  fs.String("kernel", prog.Linux618.String(), kernelUsage),
 		config:  fs.String("config", "default", configUsage),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
 		syntax:  fs.String("syntax", "", "assembly syntax: intel (default) or att"),
@@ -97,7 +97,7 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 	if _, err := arch.Syntax(*f.syntax); err != nil {
 		return usageError{err}
 	}
-	v, err := prog.ParseVariant(*f.variant)
+	v, err := prog.ParseKernel(*f.kernel)
 	if err != nil {
 		return usageError{err}
 	}
@@ -113,18 +113,20 @@ func disasmCmd(args []string, stdout, stderr io.Writer) error {
 		return usagef("%s holds %d scenarios; name one scenario file", pos[0], len(scs))
 	}
 	sc := scs[0]
-	layout := sc.Layout
+	var layout *prog.Layout
 	if *f.layout != "" {
-		if layout, err = prog.LayoutByName(*f.layout); err != nil {
+		l, err := prog.LayoutByName(*f.layout)
+		if err != nil {
 			return usageError{err}
 		}
+		layout = &l
 	}
-	w, err := sc.BuildFor(layout, arch.Name)
+	w, err := sc.BuildFor(v, layout, arch.Name)
 	if err != nil {
 		return inputError{err}
 	}
 	o := listing.Options{Config: sc.Config.Under(cfg), Syntax: *f.syntax, AsJITed: *f.asJITed,
-		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Variants: sc.Variants}}
+		Source: listing.Source{File: sc.File, Title: sc.Title, Arches: sc.Arches, Kernels: sc.Kernels}}
 	if len(pos) == 2 {
 		o.Prog, o.Func, _ = strings.Cut(pos[1], "/")
 	}

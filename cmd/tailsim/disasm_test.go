@@ -50,13 +50,13 @@ func TestDisasmPrintsListing(t *testing.T) {
 		golden string
 		args   []string
 	}{
-		{"x86_patched_dynamic", []string{"-variant", "patched", "scenarios/library/edges/poisoned_map.txtar"}},
+		{"x86_patched_dynamic", []string{"-kernel", "v6.18+series", "scenarios/library/edges/poisoned_map.txtar"}},
 		{"x86_layout_prog", []string{"-layout", "pre-v6.18", "scenarios/library/test_bpf/01_tail_call_2.txtar", "tail_call_2"}},
 		{"x86_prog_func", []string{"scenarios/library/selftests/tailcall_bpf2bpf_1.txtar", "entry/subprog_tail", "-hex", "-syntax", "att"}},
-		{"arm64_hardening", []string{"-arch", "arm64", "-variant", "patched", "scenarios/library/edges/hardening.txtar"}},
+		{"arm64_hardening", []string{"-arch", "arm64", "-kernel", "v6.18+series", "scenarios/library/edges/hardening.txtar"}},
 		{"arm64_restricted", []string{"-arch", "arm64", "listing/testdata/restricted.txtar"}},
 		{"x86_as_jited", []string{"-as-jited", "-hex", "listing/testdata/subprog.txtar"}},
-		{"arm64_rel", []string{"-rel", "-arch", "arm64", "-variant", "patched", "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar"}},
+		{"arm64_rel", []string{"-rel", "-arch", "arm64", "-kernel", "v6.18+series", "scenarios/library/selftests/tailcall_bpf2bpf_3.txtar"}},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("listing", "testdata", tt.golden+".golden"))
@@ -90,7 +90,7 @@ func TestDisasmErrors(t *testing.T) {
 		{[]string{"-arch", "mips", disasmLib}, []string{`mips`, "x86_64, arm64"}},
 		{[]string{"-arch", "ref", disasmLib}, []string{"reference model", "available: x86_64"}},
 		{[]string{"-arch", "mips", disasmLib}, []string{`unknown arch "mips"`}},
-		{[]string{"-variant", "v2", disasmLib}, []string{"unknown variant"}},
+		{[]string{"-kernel", "v2", disasmLib}, []string{"unknown kernel"}},
 		{[]string{"-layout", "v1", disasmLib}, []string{"unknown layout"}},
 		{[]string{"-bogus", disasmLib}, []string{"flag provided but not defined"}},
 		{[]string{filepath.Join(t.TempDir(), "missing.txtar")}, []string{"no such file"}},

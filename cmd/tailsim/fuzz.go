@@ -33,13 +33,13 @@ many tail calls come before it, stack depth, callee-saved registers, the
 layout (presets and custom offsets), IBT/BTI/PAC, direct calls on or
 off, privilege (unprivileged: the verifier's bounds check and index
 mask before each tail call), and the placement (every struct bpf_prog
-4 GiB aligned or not). The shape is loaded once per arch and variant; then -inputs inputs
+4 GiB aligned or not). The shape is loaded once per arch and kernel; then -inputs inputs
 run on it, each only data for the loaded code: the index, which slots
 hold programs (a leaf, the entry itself, a program that tail-calls back,
 decoys beside the index), the counter at the site (a preset, as that
 many tail calls would have left it), which map a two-map site takes, and
 now and then max_entries (rewriting only the code bytes it changes). An
-input runs on the reference model and on each selected arch and variant;
+input runs on the reference model and on each selected arch and kernel;
 any divergence, broken machine-level check or fault is a finding. Each
 finding is written to -out as soon as it is found (found-*.txtar, the
 case as the stream gave it); at the end the distinct findings (by
@@ -54,24 +54,24 @@ Exit status: 0 no new findings (the known ones, the modelled kernel
 code's documented behaviour, are listed), 1 new findings or generated
 cases that do not parse, 2 usage error or a reproducer that could not be
 written.`,
-		usage: "tailsim fuzz [-arch LIST] [-variant LIST] [-seed N] [-cases N | -duration D] [-inputs N] [-workers N] [-shard I/N|env] [-out DIR] [-json]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
+		usage: "tailsim fuzz [-arch LIST] [-kernel LIST] [-seed N] [-cases N | -duration D] [-inputs N] [-workers N] [-shard I/N|env] [-out DIR] [-json]\n       tailsim fuzz merge [-out DIR] SHARD_DIR...",
 		run:   fuzzCmd,
 	})
 	flagSetups["fuzz"] = func(fs *flag.FlagSet) { newFuzzFlags(fs) }
 }
 
 type fuzzFlags struct {
-	arch, variant, shard, out *string
-	seed                      *uint64
-	cases, inputs, workers    *int
-	duration                  *time.Duration
-	json                      *bool
+	arch, kernel, shard, out *string
+	seed                     *uint64
+	cases, inputs, workers   *int
+	duration                 *time.Duration
+	json                     *bool
 }
 
 func newFuzzFlags(fs *flag.FlagSet) fuzzFlags {
 	return fuzzFlags{
 		arch:     fs.String("arch", "x86_64,arm64", "comma-separated emulated arches (x86_64, arm64) or all"),
-		variant:  fs.String("variant", "all", "comma-separated variants or all"),
+		kernel:   fs.String("kernel", "all", "comma-separated "+kernelUsage+", or all"),
 		seed:     fs.Uint64("seed", 1, "first seed"),
 		cases:    fs.Int("cases", 1000, "inputs to check, per shard: N shards together check the N×cases inputs of the campaign unsharded (ignored with -duration)"),
 		inputs:   fs.Int("inputs", fuzz.DefaultInputs, "inputs per shape (1: a new shape for every input)"),
@@ -142,7 +142,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	vs, err := selectVariants(*f.variant)
+	vs, err := selectKernels(*f.kernel)
 	if err != nil {
 		return usageError{err}
 	}
@@ -168,7 +168,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		return usagef("-duration %v: a campaign's duration cannot be negative", *f.duration)
 	}
 
-	c := &fuzz.Campaign{Backends: bs, Variants: vs, Seed: *f.seed, Shard: shard, Shards: shards,
+	c := &fuzz.Campaign{Backends: bs, Kernels: vs, Seed: *f.seed, Shard: shard, Shards: shards,
 		Cases: *f.cases, Inputs: *f.inputs, Duration: *f.duration, Workers: *f.workers, Out: *f.out}
 	progress := newProgress(stderr)
 	c.Progress, c.ProgressEvery = progress.line, progress.every
@@ -193,7 +193,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	// After a failed write, the findings written before it are still shown.
 	for i, r := range sum.Reproducers {
-		printFinding(stdout, i+1, r.Signature, r.Known, r.Arch, r.Variant, r.Path)
+		printFinding(stdout, i+1, r.Signature, r.Known, r.Arch, r.Kernel, r.Path)
 	}
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func fuzzCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	for _, c := range missing {
-		fmt.Fprintf(stdout, "  never reached: %s/%s %s %s with the counter at %s\n", c.Arch, c.Variant, c.Path, c.Outcome, c.Count)
+		fmt.Fprintf(stdout, "  never reached: %s/%s %s %s with the counter at %s\n", c.Arch, c.Kernel, c.Path, c.Outcome, c.Count)
 	}
 	known := sum.Known()
 	interrupted := ""
@@ -264,7 +264,7 @@ func printFinding(w io.Writer, n int, signature, known, arch, variant, path stri
 	if known != "" {
 		fmt.Fprintf(w, "  known: the modelled kernel code's behaviour, explained in %s\n", known)
 	}
-	fmt.Fprintf(w, "  reproduce: tailsim run -arch %s -variant %s %s\n", arch, variant, path)
+	fmt.Fprintf(w, "  reproduce: tailsim run -arch %s -kernel %s %s\n", arch, variant, path)
 }
 
 // fuzzVerdict ends fuzz and fuzz merge alike: slow cases are a warning
@@ -338,7 +338,7 @@ func fuzzMergeCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	for i, e := range x.Findings {
-		printFinding(stdout, i+1, e.Signature, e.Known, e.Arch, e.Variant, filepath.Join(*out, e.File))
+		printFinding(stdout, i+1, e.Signature, e.Known, e.Arch, e.Kernel, filepath.Join(*out, e.File))
 	}
 	fmt.Fprintf(stdout, "%d cases on %d shapes in %d shards, %d findings (%d known, %d new)\n", x.Cases, x.Shapes, len(dirs), len(x.Findings), len(x.Findings)-x.New(), x.New())
 	return fuzzVerdict(stderr, "tailsim fuzz merge", x.Slow, x.Unparsed, x.New())

@@ -33,7 +33,7 @@ func TestFuzzCommand(t *testing.T) {
 		if !strings.Contains(string(data), "Found by tailsim fuzz") {
 			t.Errorf("%s has no explanation", f)
 		}
-		// The reproducer fails again on the arch and variant it names.
+		// The reproducer fails again on the arch and kernel it names.
 		var arch, variant string
 		for _, l := range strings.Split(stdout, "\n") {
 			if strings.Contains(l, f) {
@@ -41,7 +41,7 @@ func TestFuzzCommand(t *testing.T) {
 				arch, variant = fs[4], fs[6]
 			}
 		}
-		if c, o, e := run(t, "run", "-arch", arch, "-variant", variant, f); c != 1 {
+		if c, o, e := run(t, "run", "-arch", arch, "-kernel", variant, f); c != 1 {
 			t.Errorf("%s does not reproduce on %s/%s: exit %d\n%s%s", f, arch, variant, c, o, e)
 		}
 	}
@@ -72,7 +72,7 @@ func TestFuzzUsage(t *testing.T) {
 		}
 	}
 	// A shard with no findings in its seeds exits 0.
-	if code, out, _ := run(t, "fuzz", "-cases", "3", "-seed", "100", "-variant", "upstream", "-out", t.TempDir()); code != 0 {
+	if code, out, _ := run(t, "fuzz", "-cases", "3", "-seed", "100", "-kernel", "v6.18", "-out", t.TempDir()); code != 0 {
 		t.Errorf("upstream-only campaign: exit %d\n%s", code, out)
 	}
 }

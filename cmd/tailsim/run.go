@@ -22,23 +22,23 @@ var backends = []scenarios.Backend{scenarios.Ref{}, emu.NewX86(0), emu.NewArm64(
 func init() {
 	register(&command{
 		name: "run",
-		summary: `run scenario files and check them on every selected arch and variant
+		summary: `run scenario files and check them on every selected arch and kernel
 
 With no PATH the embedded library runs. PATHs are .txtar files or
 directories searched for them. Each scenario runs on each selected
-(arch, variant); emulated results are compared with the reference model.
+(arch, kernel); emulated results are compared with the reference model.
 -config runs them for other kernel builds (docs/kernel.md §13): "all"
 runs every preset; a scenario's own config line adds to each.
 Exit status: 0 all pass, 1 a check failed, 2 usage or input error.`,
-		usage: "tailsim run [-arch LIST] [-variant LIST] [-config LIST] [-layout NAME] [-json] [-notes] [-v] [PATH ...]",
+		usage: "tailsim run [-arch LIST] [-kernel LIST] [-config LIST] [-layout NAME] [-json] [-notes] [-v] [PATH ...]",
 		run:   runCmd,
 	})
 	flagSetups["run"] = func(fs *flag.FlagSet) { newRunFlags(fs) }
 }
 
 type runFlags struct {
-	arch, variant, config, layout *string
-	json, verbose, notes          *bool
+	arch, kernel, config, layout *string
+	json, verbose, notes         *bool
 }
 
 func backendNames() []string { return namesOf(backends) }
@@ -62,10 +62,10 @@ func layoutNames() string {
 func newRunFlags(fs *flag.FlagSet) runFlags {
 	return runFlags{
 		arch:    fs.String("arch", "all", "comma-separated arches ("+strings.Join(backendNames(), ", ")+") or all"),
-		variant: fs.String("variant", "all", "comma-separated variants (upstream, patched) or all"),
+		kernel:  fs.String("kernel", "all", "comma-separated "+kernelUsage+", or all"),
 		config:  fs.String("config", "default", configUsage+", comma-separated, or all"),
 		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenarios'"),
-		json:    fs.Bool("json", false, "print one JSON object per arch/variant run of each scenario, with every failure and note"),
+		json:    fs.Bool("json", false, "print one JSON object per arch/kernel run of each scenario, with every failure and note"),
 		verbose: fs.Bool("v", false, "list every scenario, show notes, and print the trace of every failing run"),
 		notes:   fs.Bool("notes", false, "show the notes (facts that are not failures, such as what the kernel interpreter would give), once per scenario"),
 	}
@@ -93,13 +93,13 @@ func selectAmong(list string, among []scenarios.Backend) ([]scenarios.Backend, e
 	return out, nil
 }
 
-func selectVariants(list string) ([]prog.Variant, error) {
+func selectKernels(list string) ([]prog.Kernel, error) {
 	if list == "all" {
-		return prog.Variants, nil
+		return prog.Kernels, nil
 	}
-	var out []prog.Variant
+	var out []prog.Kernel
 	for _, name := range strings.Split(list, ",") {
-		v, err := prog.ParseVariant(name)
+		v, err := prog.ParseKernel(name)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +145,7 @@ type jsonResult struct {
 	Scenario string   `json:"scenario"`
 	Title    string   `json:"title"`
 	Arch     string   `json:"arch"`
-	Variant  string   `json:"variant"`
+	Kernel   string   `json:"kernel"`
 	Config   string   `json:"config"`
 	Status   string   `json:"status"`
 	Failures []string `json:"failures"`
@@ -167,7 +167,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	vs, err := selectVariants(*f.variant)
+	vs, err := selectKernels(*f.kernel)
 	if err != nil {
 		return usageError{err}
 	}
@@ -220,7 +220,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 			if r.Traced != nil {
 				lines = trace.Lines(r.Traced, trace.Options{})
 			}
-			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Variant: r.Variant.String(), Config: r.Config.String(),
+			enc.Encode(jsonResult{Scenario: r.Scenario.File, Title: r.Scenario.Title, Arch: r.Arch, Kernel: r.Kernel.String(), Config: r.Config.String(),
 				Status: r.Status.String(), Failures: failures, Notes: r.Notes, Trace: lines, Costs: r.Costs, DurationUS: r.Duration.Microseconds()})
 		}
 	} else {
@@ -230,16 +230,16 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		if notes > 0 && !*f.notes && !*f.verbose {
 			hidden = fmt.Sprintf(" (%s: -notes shows them)", plural(notes, "note"))
 		}
-		runs := "arch/variant"
+		runs := "arch/kernel"
 		if showConfig {
-			runs = "arch/variant/config"
+			runs = "arch/kernel/config"
 		}
 		fmt.Fprintf(stdout, "%d passed, %d failed, %d errors: %d scenarios on %d %s runs in %s%s\n",
 			counts[scenarios.Pass], counts[scenarios.Fail], counts[scenarios.Errored], len(scs), len(reports), runs, fmtDuration(elapsed), hidden)
 	}
 	switch {
 	case len(reports) == 0:
-		return usagef("no scenario matches the selected arches, variants and configurations")
+		return usagef("no scenario matches the selected arches, kernels and configurations")
 	case counts[scenarios.Errored] > 0:
 		return reported{errScenariosErrored}
 	case counts[scenarios.Fail] > 0:
@@ -261,3 +261,6 @@ func fmtDuration(d time.Duration) string {
 	}
 	return d.Round(time.Millisecond).String()
 }
+
+// kernelUsage names the kernels as the flags read them.
+var kernelUsage = "kernels (" + strings.Join(prog.KernelNames(), ", ") + ")"

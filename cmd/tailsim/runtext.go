@@ -60,10 +60,10 @@ func combos(reports []*scenarios.Report, withConfig bool) string {
 		if !slices.Contains(arches, r.Arch) {
 			arches = append(arches, r.Arch)
 		}
-		if v := r.Variant.String(); !slices.Contains(variants, v) {
+		if v := r.Kernel.String(); !slices.Contains(variants, v) {
 			variants = append(variants, v)
 		}
-		if p := r.Arch + "/" + r.Variant.String(); !slices.Contains(pairs, p) {
+		if p := r.Arch + "/" + r.Kernel.String(); !slices.Contains(pairs, p) {
 			pairs = append(pairs, p)
 		}
 	}
@@ -80,10 +80,10 @@ func combos(reports []*scenarios.Report, withConfig bool) string {
 	return s
 }
 
-// where names a report's run: arch/variant, and its config when the runs
+// where names a report's run: arch/kernel, and its config when the runs
 // name them.
 func where(r *scenarios.Report, withConfig bool) string {
-	s := r.Arch + "/" + r.Variant.String()
+	s := r.Arch + "/" + r.Kernel.String()
 	if withConfig {
 		s += "/" + r.Config.String()
 	}
@@ -91,7 +91,7 @@ func where(r *scenarios.Report, withConfig bool) string {
 }
 
 // distinct gathers equal texts from several reports: each text once, in
-// first-seen order, with the arch/variants that gave it.
+// first-seen order, with the arch/kernels that gave it.
 type distinct struct {
 	texts []string
 	where map[string][]string
@@ -120,7 +120,7 @@ func (d *distinct) write(w io.Writer, label string, all int, every string) {
 // printText is run's report for a person. When everything passes it is
 // a line per directory; a directory with a failure or an error lists its
 // scenarios, and every failure follows in full, once however many
-// arch/variants gave it. Notes are counted, and shown (once per
+// arch/kernels gave it. Notes are counted, and shown (once per
 // scenario) with -notes or -v; -v also lists every scenario and adds the
 // trace of each failing run. -json is the complete record. It returns
 // the number of distinct notes, summed over the scenarios.
@@ -177,7 +177,7 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 				notes.add(n, on)
 			}
 		}
-		every := "every arch/variant"
+		every := "every arch/kernel"
 		if o.configs {
 			every += "/config"
 		}
@@ -203,7 +203,7 @@ func printText(w io.Writer, reports []*scenarios.Report, o textOptions) (notes i
 			if r.Config != 0 {
 				cfg = " -config " + r.Config.String()
 			}
-			fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -variant %s%s %s)\n", r.Arch, r.Variant, cfg, r.Scenario.File)
+			fmt.Fprintf(w, "    (instruction by instruction: tailsim trace -arch %s -kernel %s%s %s)\n", r.Arch, r.Kernel, cfg, r.Scenario.File)
 		}
 	}
 	fmt.Fprintln(w)

@@ -19,7 +19,7 @@ import (
 func init() {
 	register(&command{
 		name: "trace",
-		summary: `run a scenario on one arch and variant, instruction by instruction
+		summary: `run a scenario on one arch and kernel, instruction by instruction
 
 Every run step of the scenario is traced, pass or fail: each machine
 instruction (each BPF instruction on -arch ref) under the BPF instruction
@@ -36,32 +36,32 @@ self-contained web page to step through (the code, the memory, the
 checks, the chain of programs) and prints only the verdict.
 Exit status: 0 the scenario's checks pass, 1 one failed, 2 usage or
 input error.`,
-		usage: "tailsim trace [-arch A] [-variant V] [-config C] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-html FILE] [-max N] SCENARIO",
+		usage: "tailsim trace [-arch A] [-kernel K] [-config C] [-layout L] [-line N] [-iter I] [-brief|-events] [-json] [-html FILE] [-max N] SCENARIO",
 		run:   traceCmd,
 	})
 	flagSetups["trace"] = func(fs *flag.FlagSet) { newTraceFlags(fs) }
 }
 
 type traceFlags struct {
-	arch, variant, config, layout *string
-	line, iter, max               *int
-	brief, events, json           *bool
-	html                          *string
+	arch, kernel, config, layout *string
+	line, iter, max              *int
+	brief, events, json          *bool
+	html                         *string
 }
 
 func newTraceFlags(fs *flag.FlagSet) traceFlags {
 	return traceFlags{
-		arch:    fs.String("arch", "x86_64", "the arch to trace: x86_64, arm64, or ref (the reference model, one BPF instruction a step)"),
-		variant: fs.String("variant", prog.Upstream.String(), "variant (upstream, patched)"),
-		config:  fs.String("config", "default", configUsage),
-		layout:  fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
-		line:    fs.Int("line", 0, "trace only the run step on this line of the scenario"),
-		iter:    fs.Int("iter", 0, "of a step with repeat=N, trace iteration I (default: the first and the last)"),
-		max:     fs.Int("max", 100_000, "instructions a traced run may take (its budget when lower than the scenario's)"),
-		brief:   fs.Bool("brief", false, "one line per BPF instruction"),
-		events:  fs.Bool("events", false, "only programs entered, calls, tail calls and their costs"),
-		json:    fs.Bool("json", false, "one JSON record per line"),
-		html:    fs.String("html", "", "write the runs as a self-contained HTML page to `FILE` instead of text"),
+		arch:   fs.String("arch", "x86_64", "the arch to trace: x86_64, arm64, or ref (the reference model, one BPF instruction a step)"),
+		kernel: fs.String("kernel", prog.Linux618.String(), kernelUsage),
+		config: fs.String("config", "default", configUsage),
+		layout: fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),
+		line:   fs.Int("line", 0, "trace only the run step on this line of the scenario"),
+		iter:   fs.Int("iter", 0, "of a step with repeat=N, trace iteration I (default: the first and the last)"),
+		max:    fs.Int("max", 100_000, "instructions a traced run may take (its budget when lower than the scenario's)"),
+		brief:  fs.Bool("brief", false, "one line per BPF instruction"),
+		events: fs.Bool("events", false, "only programs entered, calls, tail calls and their costs"),
+		json:   fs.Bool("json", false, "one JSON record per line"),
+		html:   fs.String("html", "", "write the runs as a self-contained HTML page to `FILE` instead of text"),
 	}
 }
 
@@ -78,7 +78,7 @@ type runRecord struct {
 type verdictRecord struct {
 	Type     string   `json:"type"` // "verdict"
 	Arch     string   `json:"arch"`
-	Variant  string   `json:"variant"`
+	Kernel   string   `json:"kernel"`
 	Status   string   `json:"status"`
 	Failures []string `json:"failures"`
 	Notes    []string `json:"notes,omitempty"`
@@ -98,7 +98,7 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil || len(bs) != 1 {
 		return usagef("-arch %q: trace one arch of %s", *f.arch, archNames())
 	}
-	v, err := prog.ParseVariant(*f.variant)
+	v, err := prog.ParseKernel(*f.kernel)
 	if err != nil {
 		return usageError{err}
 	}
@@ -150,7 +150,7 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 	if *f.iter > 1 && !hasIteration(sc, *f.line, *f.iter) {
 		return usagef("-iter %d: no run step of %s repeats that often", *f.iter, sc.File)
 	}
-	if len(sc.Combos(bs, []prog.Variant{v})) == 0 {
+	if len(sc.Combos(bs, []prog.Kernel{v})) == 0 {
 		return usagef("%s does not run on %s/%s", sc.File, bs[0].Name(), v)
 	}
 	if !sc.RunsUnder(cfg) {
@@ -193,7 +193,7 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		fmt.Fprintf(stdout, "# %s (line %d%s) on %s/%s\n", r.Step, r.Line, iter, rep.Arch, rep.Variant)
+		fmt.Fprintf(stdout, "# %s (line %d%s) on %s/%s\n", r.Step, r.Line, iter, rep.Arch, rep.Kernel)
 		if err := trace.WriteText(stdout, r.Result, trace.Options{Brief: *f.brief, Events: *f.events}); err != nil {
 			return err
 		}
@@ -204,11 +204,11 @@ func traceCmd(args []string, stdout, stderr io.Writer) error {
 		failures = append(failures, fl.String())
 	}
 	if *f.json {
-		if err := enc.Encode(verdictRecord{Type: "verdict", Arch: rep.Arch, Variant: rep.Variant.String(), Status: rep.Status.String(), Failures: failures, Notes: rep.Notes}); err != nil {
+		if err := enc.Encode(verdictRecord{Type: "verdict", Arch: rep.Arch, Kernel: rep.Kernel.String(), Status: rep.Status.String(), Failures: failures, Notes: rep.Notes}); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s: %s on %s/%s\n", sc.File, strings.ToUpper(rep.Status.String()), rep.Arch, rep.Variant)
+		fmt.Fprintf(stdout, "%s: %s on %s/%s\n", sc.File, strings.ToUpper(rep.Status.String()), rep.Arch, rep.Kernel)
 		for i, fl := range failures {
 			label := "FAIL"
 			if rep.Failures[i].Kind == scenarios.FailError {

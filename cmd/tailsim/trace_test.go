@@ -13,10 +13,10 @@ import (
 // exits 1; the JSON records parse and end with the verdict.
 func TestTraceCommand(t *testing.T) {
 	good := write(t, "good.txtar", scenario)
-	code, out, errs := run(t, "trace", "-variant", "patched", good)
-	for _, want := range []string{"# run entry (line 16) on x86_64/patched", "; entry+3 (line 7): call bpf_tail_call",
+	code, out, errs := run(t, "trace", "-kernel", "v6.18+series", good)
+	for _, want := range []string{"# run entry (line 16) on x86_64/v6.18+series", "; entry+3 (line 7): call bpf_tail_call",
 		"count check passed (tail_call_cnt 0 < 33)", "** tail call at entry+3 (line 7)", "(direct)", "  cost: ", "=> enter leaf",
-		"result: r0 = 0x1", "good.txtar: PASS on x86_64/patched"} {
+		"result: r0 = 0x1", "good.txtar: PASS on x86_64/v6.18+series"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("trace lacks %q:\n%s", want, out)
 		}
@@ -27,7 +27,7 @@ func TestTraceCommand(t *testing.T) {
 
 	failing := write(t, "fail.txtar", strings.Replace(scenario, "expect r0 = 1", "expect r0 = 2", 1))
 	code, out, _ = run(t, "trace", "-brief", "-arch", "arm64", failing)
-	if code != 1 || !strings.Contains(out, "FAIL on arm64/upstream") || !strings.Contains(out, "FAIL line 17: expect r0 = 2: got 1") ||
+	if code != 1 || !strings.Contains(out, "FAIL on arm64/v6.18") || !strings.Contains(out, "FAIL line 17: expect r0 = 2: got 1") ||
 		!strings.Contains(out, "entry+3 (line 7): call bpf_tail_call") {
 		t.Errorf("failing trace: exit %d\n%s", code, out)
 	}
@@ -66,7 +66,7 @@ func TestTraceCommand(t *testing.T) {
 func TestRunJSONCosts(t *testing.T) {
 	src := strings.Replace(scenario, "w3 = 1", "r3 = *(u32 *)(r1 + 0)", 1)
 	src = strings.Replace(src, "run entry\n", "run entry repeat=3\n", 1) + "-- ctx --\nu32 1\n"
-	code, out, errs := run(t, "run", "-json", "-arch", "ref,x86_64", "-variant", "patched", write(t, "costs.txtar", src))
+	code, out, errs := run(t, "run", "-json", "-arch", "ref,x86_64", "-kernel", "v6.18+series", write(t, "costs.txtar", src))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
@@ -99,18 +99,18 @@ func TestRunJSONCosts(t *testing.T) {
 func TestCompareCommand(t *testing.T) {
 	good := write(t, "good.txtar", strings.Replace(scenario, "w3 = 1", "r3 = *(u32 *)(r1 + 0)", 1)+"-- ctx --\nu32 1\n")
 	code, out, errs := run(t, "compare", good)
-	if code != 0 || !strings.Contains(out, "x86_64/upstream beside x86_64/patched") || !strings.Contains(out, "the same in its one run") {
+	if code != 0 || !strings.Contains(out, "x86_64/v6.18 beside x86_64/v6.18+series") || !strings.Contains(out, "the same in its one run") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
 	page := filepath.Join(t.TempDir(), "cmp.html")
 	code, out, _ = run(t, "compare", "-html", page, good)
 	html, err := os.ReadFile(page)
-	if code != 0 || !strings.Contains(out, "wrote "+page+": x86_64/upstream and x86_64/patched") || err != nil ||
-		!strings.Contains(string(html), "x86_64/upstream") || !strings.Contains(string(html), "x86_64/patched") {
+	if code != 0 || !strings.Contains(out, "wrote "+page+": x86_64/v6.18 and x86_64/v6.18+series") || err != nil ||
+		!strings.Contains(string(html), "x86_64/v6.18") || !strings.Contains(string(html), "x86_64/v6.18+series") {
 		t.Errorf("compare -html: exit %d, %v\n%s", code, err, out)
 	}
-	code, out, _ = run(t, "compare", "-arch", "x86_64,arm64", "-variant", "upstream", good)
-	if code != 0 || !strings.Contains(out, "x86_64/upstream beside arm64/upstream") {
+	code, out, _ = run(t, "compare", "-arch", "x86_64,arm64", "-kernel", "v6.18", good)
+	if code != 0 || !strings.Contains(out, "x86_64/v6.18 beside arm64/v6.18") {
 		t.Errorf("arches: exit %d\n%s", code, out)
 	}
 	code, out, _ = run(t, "compare", "../../scenarios/library/findings/patched_static_disp32.txtar")
@@ -126,7 +126,7 @@ func TestCompareCommand(t *testing.T) {
 
 // tailsim trace explains every library scenario: each traced run ends
 // with its result, and the verdict is the scenario's own (the library
-// passes everywhere). The arch and variant go round the four emulated
+// passes everywhere). The arch and kernel go round the six emulated
 // combinations and the reference model.
 func TestTraceLibrary(t *testing.T) {
 	t.Chdir("../..")
@@ -134,10 +134,11 @@ func TestTraceLibrary(t *testing.T) {
 	if err != nil || len(files) < 40 {
 		t.Fatalf("%d library files, %v", len(files), err)
 	}
-	combos := [][2]string{{"x86_64", "upstream"}, {"arm64", "patched"}, {"x86_64", "patched"}, {"arm64", "upstream"}, {"ref", "patched"}}
+	combos := [][2]string{{"x86_64", "v6.18"}, {"arm64", "v6.18+series"}, {"x86_64", "v6.1"}, {"x86_64", "v6.18+series"}, {"arm64", "v6.18"},
+		{"arm64", "v6.1"}, {"ref", "v6.18+series"}, {"ref", "v6.1"}}
 	for i, f := range files {
 		c := combos[i%len(combos)]
-		code, out, errs := run(t, "trace", "-events", "-arch", c[0], "-variant", c[1], f)
+		code, out, errs := run(t, "trace", "-events", "-arch", c[0], "-kernel", c[1], f)
 		if code == 2 && strings.Contains(errs, "does not run on") {
 			continue // restricted to other arches or variants
 		}

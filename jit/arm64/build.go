@@ -275,6 +275,13 @@ func (c *compiler) buildALU(ins prog.Instruction, dst, src, tmp, tmp2, off int, 
 // SP with off + stack_size (x25 == sp + stack_size), so the usual negative
 // offsets become positive scaled immediates.
 func (c *compiler) rebase(base, fp, off int) (int, int) {
+	if c.o.Kernel == prog.Linux61 {
+		// 6.1: through x27 = x25 - fpb_offset, when the function has one.
+		if c.fpbOffset > 0 && base == fp {
+			return regFPB, off + c.fpbOffset
+		}
+		return base, off
+	}
 	if base == fp {
 		return regSP, off + c.stackSize
 	}
@@ -355,8 +362,9 @@ func (c *compiler) buildCall(ins prog.Instruction) error {
 		note = "call subprogram " + ins.Reference
 	} else {
 		id := int32(ins.Imm)
-		switch id {
-		case funcGetSmpProcessorID:
+		inline := c.o.Kernel != prog.Linux61 // 6.1's JIT inlines no helper
+		switch {
+		case inline && id == funcGetSmpProcessorID:
 			cpuOffset := ThreadInfoCPU
 			c.emit(a64MrsSPEL0(tmp), "bpf_get_smp_processor_id inlined: x10 = current (sp_el0)")
 			if isLsiOffset(cpuOffset, 2) {
@@ -366,7 +374,7 @@ func (c *compiler) buildCall(ins prog.Instruction) error {
 				c.emit(a64LdrReg(r0, tmp, tmp2, ldstSize32), "bpf_get_smp_processor_id inlined: w7 = current_thread_info()->cpu")
 			}
 			return nil
-		case funcGetCurrentTask, funcGetCurrentTaskBTF:
+		case inline && (id == funcGetCurrentTask || id == funcGetCurrentTaskBTF):
 			c.emit(a64MrsSPEL0(r0), "bpf_get_current_task inlined: x7 = current (sp_el0)")
 			return nil
 		}
@@ -388,6 +396,9 @@ func (c *compiler) buildCall(ins prog.Instruction) error {
 // shouldEmitIndirectCall is should_emit_indirect_call(): no image yet, an
 // unknown target, or one out of bl's ±128 MiB.
 func (c *compiler) shouldEmitIndirectCall(target uint64) bool {
+	if c.o.Kernel == prog.Linux61 {
+		return true // 6.1's emit_call() has no bl form
+	}
 	if c.roImage == 0 || target == 0 {
 		return true
 	}

@@ -170,6 +170,7 @@ type namedImage struct {
 	img  *jit.Image
 	b    *built
 	fn   int
+	k    prog.Kernel
 }
 
 // formsCache holds formsImages' result: the fix-up of the forms program
@@ -185,14 +186,14 @@ func formsImages(t *testing.T) []namedImage {
 	// Without the verifier: helper clobbers do not matter here.
 	b0 := build(t, buildSpec{main: mainSrc, sub: subSrc, stack: 64, subStack: 8, fixup: prog.FixupOptions{NoVerifier: true}})
 	var out []namedImage
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		for _, f := range allFlags {
-			b, err := b0.compile(arm64.Options{Variant: v, Layout: prog.DefaultLayout, BTI: f[0], PAC: f[1]})
+			b, err := b0.compile(arm64.Options{Kernel: v, Layout: prog.DefaultLayout, BTI: f[0], PAC: f[1]})
 			if err != nil {
 				t.Fatalf("%s/%s: %v", v, flags(f[0], f[1]), err)
 			}
 			for fn, img := range b.imgs {
-				out = append(out, namedImage{fmt.Sprintf("forms/%s [%s/%s]", img.Func.Name, v, flags(f[0], f[1])), img, b, fn})
+				out = append(out, namedImage{fmt.Sprintf("forms/%s [%s/%s]", img.Func.Name, v, flags(f[0], f[1])), img, b, fn, v})
 			}
 		}
 	}
@@ -230,10 +231,10 @@ func TestDecodeLibrary(t *testing.T) {
 			}
 		}
 		for _, l := range layouts {
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				for _, f := range allFlags {
-					o := arm64.Options{Variant: v, Layout: l, BTI: f[0], PAC: f[1]}
-					w, err := sc.BuildWith(l)
+					o := arm64.Options{Kernel: v, Layout: l, BTI: f[0], PAC: f[1]}
+					w, err := sc.BuildFor(v, &l, "")
 					if err != nil {
 						t.Errorf("%s: build: %v", sc.File, err)
 						continue
@@ -255,7 +256,7 @@ func TestDecodeLibrary(t *testing.T) {
 							continue
 						}
 						for fn, img := range b.imgs {
-							checkImage(t, namedImage{fmt.Sprintf("%s %s/%s [%s/%s/%s]", sc.File, p.Name, img.Func.Name, l.Name, v, flags(f[0], f[1])), img, b, fn})
+							checkImage(t, namedImage{fmt.Sprintf("%s %s/%s [%s/%s/%s]", sc.File, p.Name, img.Func.Name, l.Name, v, flags(f[0], f[1])), img, b, fn, v})
 							images++
 							insns += len(img.Insns)
 							sites += len(img.Sites)
@@ -358,11 +359,16 @@ func checkImage(t *testing.T, ni namedImage) {
 			start[k] = start[k+1]
 		}
 	}
-	// Tail calls land right after mov x26, sp (on bti j with BTI).
+	// Tail calls land right after mov x26, sp (6.1: mov x26, #0), on
+	// bti j with BTI.
 	if ni.fn == 0 {
 		te := img.TailEntry
-		if te < 4 || te >= len(code) || img.Insns[te/4-1].BPF != jit.Prologue || word(img, img.Insns[te/4-1]) != 0x910003fa {
-			t.Errorf("%s: the instruction before the tail-call entry %#x is not mov x26, sp", name, te)
+		last, lastName := uint32(0x910003fa), "mov x26, sp"
+		if ni.k == prog.Linux61 {
+			last, lastName = 0xd280001a, "mov x26, #0"
+		}
+		if te < 4 || te >= len(code) || img.Insns[te/4-1].BPF != jit.Prologue || word(img, img.Insns[te/4-1]) != last {
+			t.Errorf("%s: the instruction before the tail-call entry %#x is not %s", name, te, lastName)
 		} else if bti := word(img, img.Insns[0]) == 0xd50324df; bti && word(img, img.Insns[te/4]) != 0xd503249f {
 			t.Errorf("%s: BTI on but no bti j at the tail-call entry %#x", name, te)
 		}
@@ -429,7 +435,7 @@ func checkImage(t *testing.T, ni namedImage) {
 			}
 		case op.IsCall():
 			calls++
-			checkCall(t, name, img, b, ni.fn, k, ins, own, insts)
+			checkCall(t, name, img, b, ni.fn, ni.k, k, ins, own, insts)
 		}
 	}
 	for k, s := range img.Sites {
@@ -444,14 +450,14 @@ var wantCond = map[prog.JumpOp]uint32{
 
 // checkCall: a bl lands on the callee; a blr follows movn/movk/movk x10
 // building the callee's address; both are followed by mov x7, x0. The
-// inlined helpers read sp_el0.
-func checkCall(t *testing.T, name string, img *jit.Image, b *built, fn, k int, ins prog.Instruction, own []int, insts []arm64asm.Inst) {
+// inlined helpers read sp_el0. 6.1 inlines none and always calls with blr.
+func checkCall(t *testing.T, name string, img *jit.Image, b *built, fn int, kernel prog.Kernel, k int, ins prog.Instruction, own []int, insts []arm64asm.Inst) {
 	t.Helper()
 	var target uint64
 	if ins.IsSubprogCall() {
 		target = b.res.Func(b.p.FuncIndex(ins.Reference))
 	} else {
-		if ins.Imm == 8 {
+		if ins.Imm == 8 && kernel != prog.Linux61 {
 			if len(own) != 2 || insts[own[0]].Op != arm64asm.MRS || insts[own[1]].Op != arm64asm.LDR {
 				t.Errorf("%s: BPF %d: bpf_get_smp_processor_id is not mrs + ldr", name, k)
 			}
@@ -490,7 +496,7 @@ func checkCall(t *testing.T, name string, img *jit.Image, b *built, fn, k int, i
 		if w[0]&0xffe0001f != 0x9280000a || w[1]&0xffe0001f != 0xf2a0000a || w[2]&0xffe0001f != 0xf2c0000a || w[3] != 0xd63f0140 || got != target {
 			t.Errorf("%s: BPF %d: indirect call builds %#x (%08x %08x %08x %08x), want %#x", name, k, got, w[0], w[1], w[2], w[3], target)
 		}
-		if d := int64(target) - int64(base+uint64(img.Insns[own[0]].Off)); d >= -128<<20 && d < 128<<20 {
+		if d := int64(target) - int64(base+uint64(img.Insns[own[0]].Off)); d >= -128<<20 && d < 128<<20 && kernel != prog.Linux61 {
 			t.Errorf("%s: BPF %d: indirect call to %#x, within bl range", name, k, target)
 		}
 	default:

@@ -218,7 +218,7 @@ func tableSpec(c *tableCase) (buildSpec, error) {
 	if s.layout, err = tableLayout(pr["layout"]); err != nil {
 		return s, err
 	}
-	if s.variant, err = prog.ParseVariant(pr["variant"]); err != nil {
+	if s.variant, err = prog.ParseKernel(pr["variant"]); err != nil {
 		return s, err
 	}
 	switch pr["fixup"] {
@@ -321,7 +321,7 @@ func checkTableCase(t *testing.T, c *tableCase) int {
 		return 0
 	}
 	for fn, img := range b.imgs {
-		checkImage(t, namedImage{c.Name() + "/" + img.Func.Name, img, b, fn})
+		checkImage(t, namedImage{c.Name() + "/" + img.Func.Name, img, b, fn, prog.Linux618})
 	}
 	stack, _ := strconv.Atoi(c.Params["stack"])
 	n := 0

@@ -281,7 +281,7 @@ func goldenCases() []goldenCase {
 		n := len(mainPrologue(bti, pac)) + 3 + 1 + 20 + 1 + len(epilogueTail(pac))
 		cs = append(cs, goldenCase{
 			name: "upstream/" + flags(bti, pac),
-			spec: buildSpec{main: tcConst, variant: prog.Upstream, bti: bti, pac: pac},
+			spec: buildSpec{main: tcConst, variant: prog.Linux618, bti: bti, pac: pac},
 			parts: []goldenPart{
 				{"prologue", 0, prologue, mainPrologue(bti, pac)},
 				{"tailcall", 0, site0, upstreamTailPlain(po(bti, pac))},
@@ -294,24 +294,24 @@ func goldenCases() []goldenCase {
 	// site, whose poke field is set), and the dynamic path = upstream.
 	gStatic4 := patchedStatic([]gi{{"8a 00 80 52", "mov w10, #4"}}, []gi{{"6b 41 05 91", "add x11, x11, #0x150"}})
 	cs = append(cs,
-		goldenCase{name: "patched/static/max4", spec: buildSpec{main: tcConst, variant: prog.Patched},
+		goldenCase{name: "patched/static/max4", spec: buildSpec{main: tcConst, variant: prog.Linux618Series},
 			parts: []goldenPart{
 				{"prologue", 0, prologue, mainPrologue(false, false)},
 				{"tailcall", 0, site0, gStatic4},
 				{"epilogue", 0, epilogue, epilogueTail(false)},
 				{"plt", 0, plt, gPLT(false)}, // 6 + 3 + 1 + 15 + 1 + 4 = 30
 			}},
-		goldenCase{name: "patched/static/max4/noverifier", spec: buildSpec{main: tcConst, variant: prog.Patched, fixup: prog.FixupOptions{NoVerifier: true}},
+		goldenCase{name: "patched/static/max4/noverifier", spec: buildSpec{main: tcConst, variant: prog.Linux618Series, fixup: prog.FixupOptions{NoVerifier: true}},
 			parts: []goldenPart{{"tailcall", 0, site0, gStatic4}}},
-		goldenCase{name: "patched/static/max4/bti+pac", spec: buildSpec{main: tcConst, variant: prog.Patched, bti: true, pac: true},
+		goldenCase{name: "patched/static/max4/bti+pac", spec: buildSpec{main: tcConst, variant: prog.Linux618Series, bti: true, pac: true},
 			parts: []goldenPart{
 				{"prologue", 0, prologue, mainPrologue(true, true)},
 				{"tailcall", 0, site0, gStatic4}, // br x11: the cached target already includes the offset
 				{"epilogue", 0, epilogue, epilogueTail(true)},
 			}},
-		goldenCase{name: "patched/dynamic", spec: buildSpec{main: tcPoisoned, variant: prog.Patched},
+		goldenCase{name: "patched/dynamic", spec: buildSpec{main: tcPoisoned, variant: prog.Linux618Series},
 			parts: []goldenPart{{"tailcall", 0, site0, upstreamTailPlain(6)}}},
-		goldenCase{name: "upstream/poisoned", spec: buildSpec{main: tcPoisoned, variant: prog.Upstream},
+		goldenCase{name: "upstream/poisoned", spec: buildSpec{main: tcPoisoned, variant: prog.Linux618},
 			parts: []goldenPart{{"tailcall", 0, site0, upstreamTailPlain(6)}}},
 	)
 	// The static path's displacement, off = offsetof(ptrs) + max_entries*8
@@ -344,13 +344,13 @@ func goldenCases() []goldenCase {
 	}
 	for _, wc := range widths {
 		cs = append(cs, goldenCase{name: "patched/static/max" + itoa(int(wc.max)),
-			spec:  buildSpec{main: tcConst, variant: prog.Patched, maxEntries: wc.max},
+			spec:  buildSpec{main: tcConst, variant: prog.Linux618Series, maxEntries: wc.max},
 			parts: []goldenPart{{"tailcall", 0, site0, patchedStatic(wc.bounds, wc.add)}}})
 	}
 	// A frame: R6–R8 and FP, stack 40 -> 48. The tail call unwinds the stack
 	// and pops before loading bpf_func: 23 instructions, out at 23.
 	frameUnwind := []gi{{"ff c3 00 91", "add sp, sp, #48"}, {"f5 67 c1 a8", "ldp x21, x25, [sp], #16"}, {"f3 53 c1 a8", "ldp x19, x20, [sp], #16"}}
-	cs = append(cs, goldenCase{name: "upstream/frame", spec: buildSpec{main: tcFrame, stack: 40, variant: prog.Upstream},
+	cs = append(cs, goldenCase{name: "upstream/frame", spec: buildSpec{main: tcFrame, stack: 40, variant: prog.Linux618},
 		parts: []goldenPart{
 			{"prologue", 0, prologue, cat(mainPrologue(false, false), []gi{
 				{"f3 53 bf a9", "stp x19, x20, [sp, #-16]!"},
@@ -363,7 +363,7 @@ func goldenCases() []goldenCase {
 			{"epilogue", 0, epilogue, cat(frameUnwind, epilogueTail(false))},
 		}})
 	// One callee-saved register, paired with xzr; no FP, no stack.
-	cs = append(cs, goldenCase{name: "upstream/r6", spec: buildSpec{main: tcR6, variant: prog.Upstream},
+	cs = append(cs, goldenCase{name: "upstream/r6", spec: buildSpec{main: tcR6, variant: prog.Linux618},
 		parts: []goldenPart{
 			{"prologue", 0, prologue, cat(mainPrologue(false, false), []gi{{"f3 7f bf a9", "stp x19, xzr, [sp, #-16]!"}})},
 			{"tailcall", 0, site0, upstreamTail(bcs(17), bcs(13), cbzX11(7), []gi{{"f3 7f c1 a8", "ldp x19, xzr, [sp], #16"}}, gTailOff[6])},
@@ -376,7 +376,7 @@ func goldenCases() []goldenCase {
 		bti, pac := bp[0], bp[1]
 		callAt := len(mainPrologue(bti, pac)) * 4
 		cs = append(cs, goldenCase{name: "sub/" + flags(bti, pac),
-			spec: buildSpec{main: "\tcall sub\n\texit", sub: tcConst, variant: prog.Upstream, bti: bti, pac: pac},
+			spec: buildSpec{main: "\tcall sub\n\texit", sub: tcConst, variant: prog.Linux618, bti: bti, pac: pac},
 			parts: []goldenPart{
 				{"prologue", 0, prologue, mainPrologue(bti, pac)},
 				{"call", 0, owned(0), []gi{blTo(callAt, funcStride), {"07 00 00 91", "add x7, x0, #0"}}},
@@ -392,7 +392,7 @@ func goldenCases() []goldenCase {
 	big := prog.Layout{Name: "big", MaxEntries: 0x12344, Ptrs: 0x12350, BpfFunc: 0x10008}
 	movk1 := gi{"2a 00 a0 72", "movk w10, #0x1, lsl #16"}
 	cs = append(cs,
-		goldenCase{name: "upstream/layout-big", spec: buildSpec{main: tcConst, variant: prog.Upstream, layout: big},
+		goldenCase{name: "upstream/layout-big", spec: buildSpec{main: tcConst, variant: prog.Linux618, layout: big},
 			parts: []goldenPart{{"tailcall", 0, site0, []gi{
 				{"8a 68 84 52", "mov w10, #0x2344"}, movk1,
 				{"2a 68 6a b8", "ldr w10, [x1, x10]"},
@@ -416,12 +416,12 @@ func goldenCases() []goldenCase {
 				{"40 01 1f d6", "br x10"},
 			}}}},
 		// 0x12350 + 4*8 = 0x12370: mov x10 (movz + movk) and add.
-		goldenCase{name: "patched/static/layout-big", spec: buildSpec{main: tcConst, variant: prog.Patched, layout: big},
+		goldenCase{name: "patched/static/layout-big", spec: buildSpec{main: tcConst, variant: prog.Linux618Series, layout: big},
 			parts: []goldenPart{{"tailcall", 0, site0, patchedStatic([]gi{{"8a 00 80 52", "mov w10, #4"}},
 				[]gi{{"0a 6e 84 d2", "mov x10, #0x2370"}, {"2a 00 a0 f2", "movk x10, #0x1, lsl #16"}, {"6b 01 0a 8b", "add x11, x11, x10"}})}}},
 	)
 	// Calls, inlined helpers, loads, stores and immediates.
-	cs = append(cs, goldenCase{name: "extras", spec: buildSpec{main: extrasSrc, stack: 16, variant: prog.Upstream, fixup: prog.FixupOptions{NoVerifier: true}},
+	cs = append(cs, goldenCase{name: "extras", spec: buildSpec{main: extrasSrc, stack: 16, variant: prog.Linux618, fixup: prog.FixupOptions{NoVerifier: true}},
 		parts: extrasParts()})
 	return cs
 }

@@ -57,7 +57,7 @@ type buildSpec struct {
 	stack, subStack int
 	maxEntries      uint32 // of "progs"; "other" has 7
 	fixup           prog.FixupOptions
-	variant         prog.Variant
+	variant         prog.Kernel
 	layout          prog.Layout
 	bti, pac        bool
 }
@@ -67,7 +67,7 @@ func (s buildSpec) options() arm64.Options {
 	if l.Name == "" {
 		l = prog.DefaultLayout
 	}
-	return arm64.Options{Variant: s.variant, Layout: l, BTI: s.bti, PAC: s.pac}
+	return arm64.Options{Kernel: s.variant, Layout: l, BTI: s.bti, PAC: s.pac}
 }
 
 func parseFunc(t testing.TB, name, src string, stack int) *prog.Function {

@@ -10,15 +10,18 @@ import (
 
 // Options configure the JIT the way a kernel build and version would.
 type Options struct {
-	Variant prog.Variant
-	Layout  prog.Layout
-	BTI     bool // CONFIG_ARM64_BTI_KERNEL: bti jc at entry, bti j at the tail-call landing pad
-	PAC     bool // CONFIG_ARM64_PTR_AUTH_KERNEL: paciasp / autiasp
+	Kernel prog.Kernel
+	Layout prog.Layout
+	BTI    bool // CONFIG_ARM64_BTI_KERNEL: bti jc at entry, bti j at the tail-call landing pad
+	PAC    bool // CONFIG_ARM64_PTR_AUTH_KERNEL: paciasp / autiasp
 }
 
 // PrologueOffset is PROLOGUE_OFFSET: the instruction index, counted from
 // bpf_func, where tail calls land (BTI_INSNS + 2 + PAC_INSNS + 4).
 func (o Options) PrologueOffset() int {
+	if o.Kernel == prog.Linux61 {
+		return o.prologueOffset61()
+	}
 	n := 2 + 4
 	if o.BTI {
 		n++
@@ -66,6 +69,7 @@ type compiler struct {
 	offset         []int // per BPF slot, prog->len + 1
 	usedCalleeReg  []int
 	fpUsed         bool
+	fpbOffset      int // 6.1's ctx->fpb_offset
 	stackSize      int
 	hasImage       bool   // ctx->image != NULL
 	roImage        uint64 // ctx->ro_image, 0 before the image is allocated
@@ -405,18 +409,12 @@ func (c *compiler) popCalleeRegs() {
 // buildPrologue is build_prologue() for an eBPF program that is neither an
 // exception callback nor using a private stack or an arena.
 func (c *compiler) buildPrologue() error {
+	if c.o.Kernel == prog.Linux61 {
+		return c.buildPrologue61()
+	}
 	c.owner = jit.Prologue
 	idx0 := c.idx
-	if c.o.BTI {
-		c.emit(a64BtiJC, "bti jc: entry reached by bl, br or blr")
-	}
-	c.emit(a64Mov(true, 9, regLR), "mov x9, lr: the return address for a trampoline")
-	c.emit(a64Nop, "nop: poke site (POKE_OFFSET) for fentry/freplace trampolines")
-	if c.o.PAC {
-		c.emit(a64Paciasp, "paciasp: sign lr")
-	}
-	c.emit(a64Push(regFP, regLR, regSP), "stp x29, lr, [sp, #-16]!: frame record")
-	c.emit(a64Mov(true, regFP, regSP), "mov x29, sp")
+	c.emitFrameRecord()
 	c.prepareBPFTailCallCnt()
 	if !c.isSubprog {
 		if cur := c.idx - idx0; cur != c.o.PrologueOffset() {
@@ -438,8 +436,27 @@ func (c *compiler) buildPrologue() error {
 	return nil
 }
 
+// emitFrameRecord is the start of build_prologue() every version shares:
+// the landing pad, the trampoline's nop, lr signed, the frame record.
+func (c *compiler) emitFrameRecord() {
+	if c.o.BTI {
+		c.emit(a64BtiJC, "bti jc: entry reached by bl, br or blr")
+	}
+	c.emit(a64Mov(true, 9, regLR), "mov x9, lr: the return address for a trampoline")
+	c.emit(a64Nop, "nop: poke site (POKE_OFFSET) for fentry/freplace trampolines")
+	if c.o.PAC {
+		c.emit(a64Paciasp, "paciasp: sign lr")
+	}
+	c.emit(a64Push(regFP, regLR, regSP), "stp x29, lr, [sp, #-16]!: frame record")
+	c.emit(a64Mov(true, regFP, regSP), "mov x29, sp")
+}
+
 // buildEpilogue is build_epilogue() for an eBPF program.
 func (c *compiler) buildEpilogue() {
+	if c.o.Kernel == prog.Linux61 {
+		c.buildEpilogue61()
+		return
+	}
 	c.owner = jit.Epilogue
 	if c.stackSize != 0 {
 		c.emit(a64AddI(true, regSP, regSP, int64(c.stackSize)), fmt.Sprintf("add sp, sp, #%d: done with the BPF stack", c.stackSize))

@@ -77,7 +77,7 @@ func TestSiteKinds(t *testing.T) {
 		{"poisoned", tcPoisoned, prog.FixupOptions{}, false, prog.Indirect, prog.Dynamic},
 		{"noverifier", tcPoisoned, prog.FixupOptions{NoVerifier: true}, false, prog.Indirect, prog.Static},
 	} {
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			b := build(t, buildSpec{main: tc.src, variant: v, fixup: tc.fixup})
 			img := b.imgs[0]
 			if len(img.Sites) != 1 {
@@ -85,7 +85,7 @@ func TestSiteKinds(t *testing.T) {
 			}
 			s := img.Sites[0]
 			want := tc.upstream
-			if v == prog.Patched {
+			if v == prog.Linux618Series {
 				want = tc.patched
 			}
 			if s.Kind != want || s.Site == nil || s.Site.Direct != tc.direct {
@@ -108,7 +108,7 @@ func TestFarSubprogCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkImage(t, namedImage{"far-sub main", nb.imgs[0], nb, 0})
+	checkImage(t, namedImage{"far-sub main", nb.imgs[0], nb, 0, prog.Linux618})
 	if n := len(owned(0)(nb.imgs[0])); n != 5 {
 		t.Errorf("call sub: %d instructions, want 5 (movn, movk, movk, blr, mov)", n)
 	}
@@ -152,20 +152,20 @@ func TestLayoutsAccepted(t *testing.T) {
 	for _, l := range append(prog.Presets,
 		prog.Layout{Name: "disp8-breakers", MaxEntries: 0x80, Ptrs: 0x200, BpfFunc: 0x1f8},
 		prog.Layout{Name: "u32", MaxEntries: 0xfffffff0, Ptrs: 0xfffffff8, BpfFunc: 0xffffff00}) {
-		for _, v := range prog.Variants {
-			nb, err := b.compile(arm64.Options{Variant: v, Layout: l})
+		for _, v := range prog.Kernels {
+			nb, err := b.compile(arm64.Options{Kernel: v, Layout: l})
 			if err != nil {
 				t.Errorf("%s/%s: %v", l.Name, v, err)
 				continue
 			}
-			checkImage(t, namedImage{l.Name + "/" + v.String(), nb.imgs[0], nb, 0})
+			checkImage(t, namedImage{l.Name + "/" + v.String(), nb.imgs[0], nb, 0, v})
 		}
 	}
 }
 
 // TestAnnotations: owners and the notes the brief names.
 func TestAnnotations(t *testing.T) {
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		b := build(t, buildSpec{main: tcConst, variant: v})
 		img := b.imgs[0]
 		seq := tailSeq(img, 0)
@@ -181,10 +181,10 @@ func TestAnnotations(t *testing.T) {
 			}
 		}
 		last := seq[len(seq)-1].Note
-		if v == prog.Upstream && last != "tail call: br x10" || v == prog.Patched && !strings.HasPrefix(last, "tail call: br x11") {
+		if v == prog.Linux618 && last != "tail call: br x10" || v == prog.Linux618Series && !strings.HasPrefix(last, "tail call: br x11") {
 			t.Errorf("%s: last note %q", v, last)
 		}
-		if v == prog.Patched && !strings.Contains(all, "load cached target") {
+		if v == prog.Linux618Series && !strings.Contains(all, "load cached target") {
 			t.Errorf("%s: no load cached target", v)
 		}
 		for _, in := range img.Insns {

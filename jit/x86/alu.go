@@ -3,6 +3,7 @@ package x86
 import (
 	"fmt"
 
+	"tailsim/jit"
 	"tailsim/prog"
 )
 
@@ -113,7 +114,8 @@ func (c *compiler) emitMovImm64(dst int, imm64 uint64, note string) {
 	switch {
 	case isUimm32(imm64):
 		c.emitMovImm32(false, dst, uint32(imm64), note)
-	case isSimm32(int64(imm64)):
+	case isSimm32(int64(imm64)) && c.o.Kernel != prog.Linux61:
+		// A later form; 6.1 has only the two others.
 		c.emitMovImm32(true, dst, uint32(imm64), note)
 	default:
 		b := []byte{add1mod(0x48, dst), add1reg(0xB8, dst)}
@@ -168,6 +170,10 @@ func (c *compiler) emitShift(ins prog.Instruction, dst, src int, imm32 int64, is
 	b3 := simpleALUOpcodes[ins.OpCode.ALUOp()]
 	name := map[prog.ALUOp]string{prog.OpLsh: "shl", prog.OpRsh: "shr", prog.OpArsh: "sar"}[ins.OpCode.ALUOp()]
 	r4 := int(prog.R4)
+	if ins.OpCode.Source() == prog.SourceX && c.o.Kernel == prog.Linux61 {
+		c.emitShiftCL61(name, b3, dst, src, is64)
+		return
+	}
 	if ins.OpCode.Source() == prog.SourceX && c.o.has(prog.BMI2) && src != r4 {
 		// Not when the count is already in rcx: there the cl form is as
 		// short.
@@ -201,6 +207,28 @@ func (c *compiler) emitShift(ins prog.Instruction, dst, src int, imm32 int64, is
 		} else {
 			c.emit("pop rcx", 0x59)
 		}
+	}
+}
+
+// emitShiftCL61 is 6.1's shift by a register: no BMI2 form, and a dst in
+// rcx always goes through r11, even when the count is rcx too; rcx is
+// saved around the shift whenever the count is elsewhere.
+func (c *compiler) emitShiftCL61(name string, b3 byte, dst, src int, is64 bool) {
+	r4, origDst := int(prog.R4), dst
+	if dst == r4 {
+		c.emitMovReg(true, regAux, dst, "mov r11, rcx: dst is rcx")
+		dst = regAux
+	}
+	if src != r4 {
+		c.emit("push rcx", 0x51)
+		c.emitMovReg(true, r4, src, "mov rcx, src: the count goes in cl")
+	}
+	c.emit(name+" cl", append(c.maybeEmit1Mod(dst, is64), 0xD3, add1reg(b3, dst))...)
+	if src != r4 {
+		c.emit("pop rcx", 0x59)
+	}
+	if origDst == r4 {
+		c.emitMovReg(true, origDst, regAux, "mov rcx, r11")
 	}
 }
 
@@ -303,11 +331,18 @@ func (c *compiler) emitCall(ins prog.Instruction, start int) error {
 	ip := c.image + uint64(start)
 	var fn uint64
 	note := ""
+	if c.o.Kernel == prog.Linux61 && c.tailCallReachable {
+		// 6.1's RESTORE_TAIL_CALL_CNT, before every call, helpers too:
+		// the callee's prologue pushes rax, so a subprogram starts with
+		// a copy of the count.
+		c.emit("mov rax, [rbp-8-stack]: the count, for the callee to push", cat([]byte{0x48, 0x8B, 0x85}, le32(int64(-jit.RoundUp(c.stackDepth, 8)-8)))...)
+		ip += 7
+	}
 	if ins.IsSubprogCall() {
 		callee := c.p.FuncIndex(ins.Reference)
 		fn = c.res.Func(callee)
 		note = "call subprogram " + ins.Reference
-		if c.tailCallReachable {
+		if c.o.Kernel != prog.Linux61 && c.tailCallReachable {
 			c.emit("mov rax, [rbp-16-stack]: pass tcc_ptr to the subprogram", cat([]byte{0x48, 0x8B, 0x85}, le32(c.tccPtrOff()))...)
 			ip += 7
 		}

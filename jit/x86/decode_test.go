@@ -42,10 +42,10 @@ func TestDecodeLibrary(t *testing.T) {
 			}
 		}
 		for _, l := range layouts {
-			for _, v := range prog.Variants {
+			for _, v := range prog.Kernels {
 				for _, cfg := range testConfigs {
 					name := fmt.Sprintf("%s [%s/%s/config=%v]", sc.File, l.Name, v, cfg)
-					w, err := sc.BuildWith(l)
+					w, err := sc.BuildFor(v, &l, "")
 					if err != nil {
 						t.Errorf("%s: build: %v", name, err)
 						continue
@@ -414,10 +414,10 @@ func formsImages(t *testing.T) []namedImage {
 	}
 	res := testResolver{funcs: []uint64{imageBase, imageBase + 0x100000}}
 	var out []namedImage
-	for _, v := range prog.Variants {
+	for _, v := range prog.Kernels {
 		for _, cfg := range testConfigs {
 			for fn := range p.Funcs {
-				img, err := x86.Compile(p, fn, fx, res.funcs[fn], res, x86.Options{Variant: v, Layout: prog.DefaultLayout, Config: cfg})
+				img, err := x86.Compile(p, fn, fx, res.funcs[fn], res, x86.Options{Kernel: v, Layout: prog.DefaultLayout, Config: cfg})
 				if err != nil {
 					t.Fatalf("%s/%v: %v", v, cfg, err)
 				}

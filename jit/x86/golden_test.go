@@ -273,7 +273,7 @@ func buildCase(c *goldenCase) (*built, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := prog.ParseVariant(pr["variant"])
+	v, err := prog.ParseKernel(pr["variant"])
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +335,7 @@ func buildCase(c *goldenCase) (*built, error) {
 	}
 	b := &built{p: p, fx: fx}
 	for k := range p.Funcs {
-		img, err := x86.Compile(p, k, fx, res.funcs[k], res, x86.Options{Variant: v, Layout: lay, Config: cfg})
+		img, err := x86.Compile(p, k, fx, res.funcs[k], res, x86.Options{Kernel: v, Layout: lay, Config: cfg})
 		if err != nil {
 			return nil, err
 		}
@@ -836,9 +836,9 @@ func TestLayoutDisp8(t *testing.T) {
 		{prog.Layout{Name: "big-ptrs", MaxEntries: 0x44, Ptrs: 0xff8, BpfFunc: 0x48}, nil}, // ptrs is a disp32
 	}
 	for _, tc := range tests {
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			for _, cfg := range []prog.Config{0, prog.IBT} {
-				_, err := x86.Compile(p, 0, fx, imageBase, res, x86.Options{Variant: v, Layout: tc.l, Config: cfg})
+				_, err := x86.Compile(p, 0, fx, imageBase, res, x86.Options{Kernel: v, Layout: tc.l, Config: cfg})
 				switch {
 				case tc.wantErr == nil && err != nil:
 					t.Errorf("%s/%s: %v, want it accepted", tc.l.Name, v, err)
@@ -903,7 +903,7 @@ func TestKernelTailCallReachableIsSticky(t *testing.T) {
 		res.funcs = append(res.funcs, imageBase+uint64(k)*0x10000) // as compareSection's callers expect
 	}
 	ci := p.FuncIndex("c")
-	img, err := x86.Compile(p, ci, fx, res.funcs[ci], res, x86.Options{Variant: prog.Upstream, Layout: prog.DefaultLayout})
+	img, err := x86.Compile(p, ci, fx, res.funcs[ci], res, x86.Options{Kernel: prog.Linux618, Layout: prog.DefaultLayout})
 	if err != nil {
 		t.Fatal(err)
 	}

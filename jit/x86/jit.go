@@ -10,8 +10,8 @@ import (
 
 // Options configure the JIT the way a kernel build and version would.
 type Options struct {
-	Variant prog.Variant
-	Layout  prog.Layout
+	Kernel prog.Kernel
+	Layout prog.Layout
 	// Config is the kernel build and CPU. This JIT takes IBT (endbr64 at
 	// entry and at the tail-call landing pad), the Spectre v2 and SLS
 	// options (emitIndirectJump, emitReturn) and BMI2 (shifts), and
@@ -21,12 +21,18 @@ type Options struct {
 
 func (o Options) has(c prog.Config) bool { return o.Config&c != 0 }
 
-// TailCallOffset is X86_TAIL_CALL_OFFSET: where tail calls land in bpf_func.
+// TailCallOffset is X86_TAIL_CALL_OFFSET: where tail calls land in
+// bpf_func, past nop5, the counter's 3-byte "xor rax, rax" (2-byte "xor
+// eax, eax" in 6.1), "push rbp; mov rbp, rsp", and endbr64 with IBT.
 func (o Options) TailCallOffset() int {
-	if o.has(prog.IBT) {
-		return 16
+	n := 12
+	if o.Kernel == prog.Linux61 {
+		n = 11
 	}
-	return 12
+	if o.has(prog.IBT) {
+		n += 4
+	}
+	return n
 }
 
 // Passes, as in bpf_int_jit_compile().
@@ -200,9 +206,15 @@ func (c *compiler) emitPrologue() {
 		c.emit("endbr64: indirect-branch target", endbr64...)
 	}
 	c.emit("nop5: fentry/trampoline patch site", nop5...)
-	if c.tailCallReachable && !c.isSubprog {
+	entry := c.tailCallReachable && !c.isSubprog
+	switch {
+	case c.o.Kernel == prog.Linux61 && entry:
+		c.emit("xor eax, eax: tail_call_cnt = 0 (entry of the tail-call context)", 0x31, 0xC0)
+	case c.o.Kernel == prog.Linux61:
+		c.emit("nop2: keeps X86_TAIL_CALL_OFFSET fixed", 0x66, 0x90)
+	case entry:
 		c.emit("xor rax, rax: tail-call count = 0 (entry of the tail-call context)", 0x48, 0x31, 0xC0)
-	} else {
+	default:
 		c.emit("nop3: keeps X86_TAIL_CALL_OFFSET fixed", 0x0F, 0x1F, 0x00)
 	}
 	c.emit("push rbp", 0x55)
@@ -213,7 +225,10 @@ func (c *compiler) emitPrologue() {
 	if c.stackDepth != 0 {
 		c.emit(fmt.Sprintf("sub rsp, %d: BPF stack", jit.RoundUp(c.stackDepth, 8)), cat([]byte{0x48, 0x81, 0xEC}, le32(int64(jit.RoundUp(c.stackDepth, 8))))...)
 	}
-	if c.tailCallReachable {
+	switch {
+	case c.tailCallReachable && c.o.Kernel == prog.Linux61:
+		c.emit("push rax: tail_call_cnt in the upper half, below the BPF stack", 0x50)
+	case c.tailCallReachable:
 		c.emitPrologueTailCall()
 	}
 	c.pushCalleeRegs()

@@ -226,7 +226,7 @@ func TestEmittedLLVMMC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range prog.Variants {
+		for _, v := range prog.Kernels {
 			for _, cfg := range testConfigs {
 				loaded, err := emu.CompileX86(w, v, cfg)
 				if err != nil {
@@ -277,7 +277,9 @@ func TestEmittedLLVMMC(t *testing.T) {
 			continue
 		}
 		mcOp, _, _ := strings.Cut(out[k], " ")
-		xOp, _, _ := strings.Cut(xtext, " ")
+		// x86asm names the operand-size prefix of 6.1's two-byte nop
+		// ("66 90"); llvm-mc folds it into the nop.
+		xOp, _, _ := strings.Cut(strings.TrimPrefix(xtext, "data16 "), " ")
 		if alias, ok := mnemonicAlias[mcOp]; ok {
 			mcOp = alias
 		}

@@ -14,7 +14,7 @@ const DirectTailCalls = true
 // emitTailCall is the BPF_JMP | BPF_TAIL_CALL case: the imm, decoded as
 // both JITs do (jit.DecodeTailCall), picks the emitter.
 func (c *compiler) emitTailCall(k int, start int, ctx *jitContext) error {
-	tc, err := jit.DecodeTailCall(c.fx, c.fn, k, c.o.Variant, DirectTailCalls)
+	tc, err := jit.DecodeTailCall(c.fx, c.fn, k, c.o.Kernel, DirectTailCalls)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,11 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 		c.check(ts, prog.FallBounds)
 		c.emit("jae out: index >= max_entries", 0x73, c.rel8(label, start))
 	}
-	c.emitTailCallCountCheck(ts, label, start)
+	if c.o.Kernel == prog.Linux61 {
+		c.emitTailCallCount61(ts, label, start)
+	} else {
+		c.emitTailCallCountCheck(ts, label, start)
+	}
 	// The series computes the displacement in a C int: offsetof(ptrs) plus
 	// max_entries * 8, truncated to 32 bits, emitted as disp32.
 	if patched && !dynArray {
@@ -82,8 +86,13 @@ func (c *compiler) emitTailCallIndirect(ts *jit.TailSite, patched, dynArray bool
 	}
 	c.emit("empty-slot check: test rcx, rcx", 0x48, 0x85, 0xC9)
 	c.check(ts, prog.FallEmpty)
-	c.emit("je out: empty slot, counter untouched", 0x74, c.rel8(label, start))
-	c.emitTailCallUnwind()
+	if c.o.Kernel == prog.Linux61 {
+		c.emit("je out: empty slot (already counted)", 0x74, c.rel8(label, start))
+		c.emitTailCallUnwind61()
+	} else {
+		c.emit("je out: empty slot, counter untouched", 0x74, c.rel8(label, start))
+		c.emitTailCallUnwind()
+	}
 	if !patched || dynArray {
 		c.emit("mov rcx, [rcx+bpf_func]", 0x48, 0x8B, 0x49, byte(l.BpfFunc))
 		c.emit(fmt.Sprintf("add rcx, %d: skip to X86_TAIL_CALL_OFFSET", c.o.TailCallOffset()), 0x48, 0x83, 0xC1, byte(c.o.TailCallOffset()))
@@ -101,14 +110,22 @@ func (c *compiler) emitTailCallDirect(ts *jit.TailSite, insnStart int, ctx *jitC
 	start := len(c.buf)
 	label := ctx.tailCallDirectLabel
 	ip := c.image + uint64(insnStart)
-	c.emitTailCallCountCheck(ts, label, start)
+	if c.o.Kernel == prog.Linux61 {
+		c.emitTailCallCount61(ts, label, start)
+	} else {
+		c.emitTailCallCountCheck(ts, label, start)
+	}
 	bypass := ip + uint64(len(c.buf)-start)
 	target := ip + uint64(label) - X86PatchSize
 	ts.Bypass = len(c.buf)
 	c.check(ts, prog.FallEmpty)
 	jmp := emitJump(target+X86PatchSize, bypass)
 	c.emit("poke site: bypass (jmp out while the slot is empty)", jmp[:]...)
-	c.emitTailCallUnwind()
+	if c.o.Kernel == prog.Linux61 {
+		c.emitTailCallUnwind61()
+	} else {
+		c.emitTailCallUnwind()
+	}
 	ts.Target = len(c.buf)
 	c.emit("poke site: target (jmp bpf_func+X86_TAIL_CALL_OFFSET once filled)", nop5...)
 	ctx.tailCallDirectLabel = len(c.buf) - start
@@ -132,6 +149,33 @@ func (c *compiler) emitTailCallUnwind() {
 	c.popCalleeRegs()
 	c.emit("pop rax: tcc_ptr", 0x58)
 	c.emit("pop rax: count (main) or tcc_ptr (subprogram) for the callee", 0x58)
+	if c.stackDepth != 0 {
+		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(jit.RoundUp(c.stackDepth, 8))))...)
+	}
+}
+
+// tccOff61 is 6.1's tcc_off, -4 - round_up(stack_depth, 8): the upper
+// half of the rax the prologue pushed.
+func (c *compiler) tccOff61() int64 { return int64(-4 - jit.RoundUp(c.stackDepth, 8)) }
+
+// emitTailCallCount61 is 6.1's counter block, shared by both emitters:
+// "if (tail_call_cnt++ >= MAX_TAIL_CALL_CNT) goto out", before the slot is
+// looked at, so a call into an empty slot counts.
+func (c *compiler) emitTailCallCount61(ts *jit.TailSite, label, start int) {
+	c.emit("mov eax, [rbp-4-stack]: tail_call_cnt", cat([]byte{0x8B, 0x85}, le32(c.tccOff61()))...)
+	c.emit("count check: cmp eax, 33", 0x83, 0xF8, 0x21)
+	c.check(ts, prog.FallLimit)
+	c.emit("jae out: MAX_TAIL_CALL_CNT reached", 0x73, c.rel8(label, start))
+	c.emit("count++: add eax, 1", 0x83, 0xC0, 0x01)
+	c.emit("mov [rbp-4-stack], eax", cat([]byte{0x89, 0x85}, le32(c.tccOff61()))...)
+}
+
+// emitTailCallUnwind61 is 6.1's unwind: the callee-saved registers, then
+// the pushed rax (the count in its upper half, which the callee's prologue
+// pushes again), then the BPF stack.
+func (c *compiler) emitTailCallUnwind61() {
+	c.popCalleeRegs()
+	c.emit("pop rax: the count, for the callee to push", 0x58)
 	if c.stackDepth != 0 {
 		c.emit("add rsp, stack: unwind the BPF stack", cat([]byte{0x48, 0x81, 0xC4}, le32(int64(jit.RoundUp(c.stackDepth, 8))))...)
 	}

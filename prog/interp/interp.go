@@ -27,8 +27,8 @@ const DefaultBudget = 1_000_000
 
 // Config selects the semantics of a run.
 type Config struct {
-	Variant prog.Variant
-	Rule    prog.CountRule
+	Kernel prog.Kernel
+	Rule   prog.CountRule
 	// NoDirectTailCalls models a JIT without the capability
 	// (Backend.DirectTailCalls): direct sites read ptrs[] like indirect
 	// ones, as on arm64. The zero Config has direct tail calls, as x86-64
@@ -46,6 +46,10 @@ type frame struct {
 	p      *prog.Program
 	fn, pc int
 	saved  [5]uint64 // caller's R6–R10
+	// count is the caller's tail-call count, which a kernel that passes
+	// the counter by value (prog.Kernel.CounterByValue) gives back to the
+	// caller when the function returns.
+	count uint64
 	// stack is the function's frame, [top-len(stack), top): its declared
 	// depth rounded up to 8, so a stray access is a fault, not a silent hit.
 	stack []byte
@@ -111,6 +115,10 @@ type run struct {
 	frames []*frame
 	regs   [11]uint64
 	count  uint64
+	// last is the counter as the last tail call left it, the run's
+	// Result.Count (with a counter passed by value, a return may since
+	// have brought back the caller's).
+	last uint64
 	// before are the registers as the recorded instruction found them
 	// (stepped runs).
 	before [11]uint64
@@ -126,7 +134,7 @@ func (m *Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	r.push(entry, 0)
 	r.enter(entry)
 	r.loop()
-	r.res.Count = r.count
+	r.res.Count = r.last
 	if ctx != nil {
 		r.res.Ctx = append([]byte(nil), ctx...)
 	}
@@ -143,6 +151,7 @@ func (r *run) push(p *prog.Program, fn int) {
 	f := &frame{p: p, fn: fn, top: uint64(StackBase+len(r.frames)*FrameSize) + prog.MaxStackDepth}
 	f.resize(p, fn)
 	copy(f.saved[:], r.regs[prog.R6:])
+	f.count = r.count
 	r.frames = append(r.frames, f)
 	r.regs[prog.R10] = f.top
 }
@@ -324,6 +333,11 @@ func (r *run) loop() {
 			}
 			r.event(prog.Event{Kind: prog.EvReturn, Func: f.p.Funcs[f.fn].Name, Value: r.regs[prog.R0]})
 			copy(r.regs[prog.R6:], f.saved[:])
+			if r.cfg.Kernel.CounterByValue() && r.cfg.Rule == prog.RuleJIT {
+				// 6.1: the callee counted in its own copy (x86's pushed
+				// rax, arm64's saved x26).
+				r.count = f.count
+			}
 			r.frames = r.frames[:len(r.frames)-1]
 			continue
 		case op.HasJumpOffset():
@@ -367,14 +381,31 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 	index := uint32(r.regs[prog.R3])
 	ev := prog.Event{Kind: prog.EvTailCall, Prog: f.p.Name, At: site.Loc, Index: r.regs[prog.R3], Count: r.count}
 	r.regs[prog.R3] = uint64(index) // the JITs' "mov edx, edx" / "add w2, w2, #0"
-	kind := site.Kind(r.cfg.Variant, !r.cfg.NoDirectTailCalls)
+	kind := site.Kind(r.cfg.Kernel, !r.cfg.NoDirectTailCalls)
 	var target *prog.Program
 	reason := prog.Reason(0)
 	// What the checks compared, for a stepped run's record of them.
 	count, limit, empty := r.count, arr.MaxEntries, false
+	countFirst := r.cfg.Rule == prog.RuleInterp || r.cfg.Kernel.CountsBeforeSlot()
 	switch {
-	case r.cfg.Rule == prog.RuleInterp:
-		// kernel/bpf/core.c: bounds, limit, count++, then the empty check.
+	case countFirst && kind == prog.Direct && r.cfg.Rule == prog.RuleJIT:
+		// 6.1's x86 direct call: the counter block, then the bypass poke
+		// site; the verifier bounded the key.
+		switch {
+		case r.count >= prog.MaxTailCallCnt:
+			reason = prog.FallLimit
+		default:
+			r.count++
+			if !arr.Bypassed(uint32(site.Key)) {
+				target = arr.Poked(uint32(site.Key))
+			}
+			if empty = target == nil; empty {
+				reason = prog.FallEmpty
+			}
+		}
+	case countFirst:
+		// kernel/bpf/core.c, and 6.1's JITs: bounds, limit, count++, then
+		// the empty check.
 		empty = index < arr.MaxEntries && arr.Ptr(index) == nil
 		switch {
 		case index >= arr.MaxEntries:
@@ -416,9 +447,10 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 		}
 	}
 	r.decide(kind, index, limit, count, empty)
-	if target != nil && r.cfg.Rule == prog.RuleJIT {
+	if target != nil && !countFirst {
 		r.count++
 	}
+	r.last = r.count
 	ev.Reason, ev.Path, ev.Rule = reason, kind, r.cfg.Rule
 	r.event(ev)
 	r.res.Calls = prog.Record(r.res.Calls, prog.TailOutcome{Path: kind, Count: count, Reason: reason})
