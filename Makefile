@@ -5,7 +5,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 FUZZWORKERS ?= $(shell nproc)
 
-.PHONY: bpf-objects all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean
+.PHONY: bpf-objects all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean oracle-guests kernel-oracle
 
 all: build
 
@@ -69,6 +69,23 @@ test: deps vet
 browser-test: deps
 	$(GO) vet -tags browser ./report
 	$(GO) test -tags browser -count=1 -run TestBrowser -v ./report
+
+# The real-kernel oracle (docs/oracle.md): Debian's kernels for x86-64 and
+# arm64 booted under QEMU with a static agent as PID 1, each once, running
+# every library scenario a real kernel can run; results and JITed bytes are
+# compared with tailsim's v6.1. QEMU and the kernel packages are fetched
+# once into ORACLE_DIR. ORACLE_VMLINUZ_X86_64 / ORACLE_VMLINUZ_ARM64 boot
+# other kernel images instead.
+ORACLE_DIR ?= .cache/kernel-oracle
+oracle-guests:
+	CGO_ENABLED=0 GOARCH=amd64 $(GO) build -o bin/oracle-guest-x86_64 ./oracle/guest
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build -o bin/oracle-guest-arm64 ./oracle/guest
+
+kernel-oracle: build oracle-guests
+	@oracle/fetch-kernels $(ORACLE_DIR) >/dev/null
+	./$(BIN) oracle -console $(ORACLE_DIR) \
+		-vmlinuz-x86_64 $${ORACLE_VMLINUZ_X86_64:-$$(ls $(ORACLE_DIR)/amd64/boot/vmlinuz-* | head -n 1)} \
+		-vmlinuz-arm64 $${ORACLE_VMLINUZ_ARM64:-$$(ls $(ORACLE_DIR)/arm64/boot/vmlinuz-* | head -n 1)}
 
 # The String methods of the enums (stringer, a tool directive in go.mod).
 # .ci/run checks that the committed files are what this writes.

@@ -94,6 +94,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"fuzz", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"fuzz", "-arch", "foo"}, 2, "", `unknown arch "foo" (x86_64, arm64, or all)`},
 		{[]string{"fuzz", "-arch", "ref"}, 2, "", "-arch ref: the reference model is the oracle"},
+		{[]string{"oracle", "-arch", "x86_64"}, 2, "", "-vmlinuz-x86_64: no kernel to boot for x86_64"},
+		{[]string{"oracle", "-arch", "mips", "-vmlinuz-x86_64", "k"}, 2, "", `-arch: unknown arch "mips"`},
+		{[]string{"oracle", "-arch", "x86_64", "-vmlinuz-x86_64", "k", "-guest-dir", "/nonexistent"}, 2, "", "oracle-guest-x86_64"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -191,14 +191,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	// run gives (the emulated arches step through every tail call).
 	opts.Cost = *f.json
 
-	var scs []*scenarios.Scenario
-	if len(pos) == 0 {
-		scs, err = scenarios.LoadLibrary()
-	} else {
-		scs, err = scenarios.LoadPaths(pos)
-	}
+	scs, err := loadScenarios(pos)
 	if err != nil {
-		return inputError{err}
+		return err
 	}
 
 	start := time.Now()
@@ -264,3 +259,17 @@ func fmtDuration(d time.Duration) string {
 
 // kernelUsage names the kernels as the flags read them.
 var kernelUsage = "kernels (" + strings.Join(prog.KernelNames(), ", ") + ")"
+
+// loadScenarios loads the named files and directories, or with none the
+// embedded library.
+func loadScenarios(pos []string) ([]*scenarios.Scenario, error) {
+	load := scenarios.LoadPaths
+	if len(pos) == 0 {
+		load = func([]string) ([]*scenarios.Scenario, error) { return scenarios.LoadLibrary() }
+	}
+	scs, err := load(pos)
+	if err != nil {
+		return nil, inputError{err}
+	}
+	return scs, nil
+}

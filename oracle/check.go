@@ -1,0 +1,251 @@
+package oracle
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"tailsim/emu"
+	"tailsim/oracle/job"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// Outcome is one scenario's comparison on one arch.
+type Outcome struct {
+	File string
+	// Skip is why the scenario was not run ("" when it was).
+	Skip string
+	// Mismatches are results that differ ("line 30 iteration 1: r0 …").
+	Mismatches []string
+	// Funcs are the functions whose bytes were compared; Bytes those
+	// that differ, with both listings.
+	Funcs int
+	Bytes []FuncDiff
+	Runs  int // run iterations compared
+}
+
+// FuncDiff is one function whose code differs from the kernel's.
+type FuncDiff struct {
+	Name string // prog#fn
+	Diff *Diff
+}
+
+// Status is PASS, FAIL or SKIP.
+func (o *Outcome) Status() string {
+	switch {
+	case o.Skip != "":
+		return "SKIP"
+	case len(o.Mismatches) > 0 || len(o.Bytes) > 0:
+		return "FAIL"
+	}
+	return "PASS"
+}
+
+// Report is one boot's comparisons.
+type Report struct {
+	Arch     string
+	Uname    string
+	Config   prog.Config // the build tailsim compiled for, from what the guest reported
+	Outcomes []*Outcome
+}
+
+// Failed reports a mismatch anywhere.
+func (r *Report) Failed() bool {
+	for _, o := range r.Outcomes {
+		if o.Status() == "FAIL" {
+			return true
+		}
+	}
+	return false
+}
+
+// Check boots m once with every scenario of scs the kernel can run and
+// compares each with tailsim's v6.1 on m.Arch: the results of every run
+// and update, and every function's code after masking placement.
+func Check(ctx context.Context, m Machine, scs []*scenarios.Scenario) (*Report, error) {
+	rep := &Report{Arch: m.Arch}
+	var plans []*Plan
+	var j job.Job
+	for _, sc := range scs {
+		p := PlanScenario(sc, m.Arch)
+		plans = append(plans, p)
+		if p.Skip == "" {
+			j.Scenarios = append(j.Scenarios, p.Job)
+		}
+	}
+	results, err := m.Boot(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	byFile := map[string][]job.Result{}
+	var hello job.Result
+	for _, r := range results {
+		if r.Kind == job.Hello {
+			hello = r
+		}
+		byFile[r.File] = append(byFile[r.File], r)
+	}
+	rep.Uname = hello.Uname
+	rep.Config = BootConfig(m.Arch, hello.Info)
+	thunks := map[uint64]string{}
+	for k, v := range hello.Info {
+		if name, ok := strings.CutPrefix(k, "ksym "); ok {
+			if a, err := strconv.ParseUint(v, 16, 64); err == nil {
+				thunks[a] = name
+			}
+		}
+	}
+	for _, p := range plans {
+		o := &Outcome{File: p.Scenario.File, Skip: p.Skip}
+		rep.Outcomes = append(rep.Outcomes, o)
+		if p.Skip != "" {
+			continue
+		}
+		compare(o, p, m.Arch, rep.Config, byFile[p.Scenario.File], thunks)
+	}
+	return rep, nil
+}
+
+// BootConfig is the build the guest kernel runs as, from what it reported:
+// Debian 12 builds x86-64 with retpolines and SLS and picks the Spectre v2
+// and Retbleed mitigations at boot; arm64 with pointer authentication.
+func BootConfig(arch string, info map[string]string) prog.Config {
+	if arch == "arm64" {
+		return prog.PAC
+	}
+	c := prog.Retpoline | prog.SLS
+	v2 := info["/sys/devices/system/cpu/vulnerabilities/spectre_v2"]
+	switch {
+	case strings.Contains(v2, "LFENCE"):
+		c |= prog.Lfence
+	case strings.Contains(v2, "Retpolines"):
+		c |= prog.Thunk
+	}
+	if strings.Contains(info["/sys/devices/system/cpu/vulnerabilities/retbleed"], "return thunk") {
+		c |= prog.Rethunk
+	}
+	return c
+}
+
+func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Result, thunks map[uint64]string) {
+	bad := func(format string, args ...any) { o.Mismatches = append(o.Mismatches, fmt.Sprintf(format, args...)) }
+	var loaded *job.Result
+	ran := map[[2]int]job.Result{}
+	changes := map[int]job.Result{}
+	for i, r := range results {
+		switch r.Kind {
+		case job.Failed:
+			bad("the kernel refused the scenario: %s", r.Err)
+			return
+		case job.Loaded:
+			loaded = &results[i]
+		case job.Ran:
+			ran[[2]int{r.Line, r.Iter}] = r
+		case job.Change:
+			changes[r.Line] = r
+		}
+	}
+	if loaded == nil {
+		bad("the guest reported nothing for it")
+		return
+	}
+	compareImages(o, p, arch, cfg, loaded, thunks)
+
+	// The results: tailsim's emulated JIT for 6.1 under the same build.
+	b := emu.NewX86(cfg)
+	if arch == "arm64" {
+		b = emu.NewArm64(cfg)
+	}
+	trep := scenarios.Run(p.Scenario, b, prog.Linux61, scenarios.Options{Config: cfg, Keep: func(scenarios.Step, int) bool { return true }})
+	if trep.Status != scenarios.Pass {
+		bad("tailsim's own run does not pass (%s): %v", trep.Status, trep.Failures)
+	}
+	for _, rr := range trep.Runs {
+		k, ok := ran[[2]int{rr.Line, rr.Iter}]
+		switch {
+		case !ok:
+			bad("line %d iteration %d: the kernel did not run it", rr.Line, rr.Iter)
+			continue
+		case k.Err != "":
+			bad("line %d iteration %d: BPF_PROG_TEST_RUN: %s", rr.Line, rr.Iter, k.Err)
+			continue
+		}
+		o.Runs++
+		res := rr.Result
+		if !res.R0Dead && uint32(res.R0) != k.Retval {
+			bad("line %d iteration %d: r0 %#x, the kernel's %#x (its 32-bit retval)", rr.Line, rr.Iter, uint32(res.R0), k.Retval)
+		}
+		if got := hex.EncodeToString(res.Ctx); got != k.Ctx {
+			bad("line %d iteration %d: ctx %s, the kernel's cb[] %s", rr.Line, rr.Iter, got, k.Ctx)
+		}
+	}
+	for _, st := range p.Scenario.Steps {
+		if st.Kind != scenarios.StepUpdate && st.Kind != scenarios.StepDelete {
+			continue
+		}
+		want := "none" // what tailsim gave: the scenario passes, so its expectation
+		for _, e := range st.Expect {
+			if e.Key == scenarios.KeyError {
+				want = e.Errno
+			}
+		}
+		k, ok := changes[st.Line]
+		got := k.Errno
+		if got == "" {
+			got = "none"
+		}
+		switch {
+		case !ok:
+			bad("line %d: %s: the kernel did not do it", st.Line, st)
+		case got != want:
+			bad("line %d: %s: error %s, the kernel's %s", st.Line, st, want, got)
+		}
+	}
+}
+
+// compareImages compares each program's functions as the kernel loaded
+// them with tailsim's, both with the scenario's initial slots filled.
+func compareImages(o *Outcome, p *Plan, arch string, cfg prog.Config, loaded *job.Result, thunks map[uint64]string) {
+	kernel := &Images{Syms: thunks}
+	for name, fs := range loaded.Images {
+		img := &Image{Prog: name}
+		for _, f := range fs {
+			code, _ := hex.DecodeString(f.Code)
+			img.Funcs = append(img.Funcs, Func{Addr: f.Addr, Code: code})
+		}
+		kernel.Progs = append(kernel.Progs, img)
+	}
+	sort.Slice(kernel.Progs, func(i, j int) bool { return kernel.Progs[i].Prog < kernel.Progs[j].Prog })
+	ours, err := Build(p.Shifted, arch, prog.Linux61, cfg, false)
+	if err != nil {
+		o.Mismatches = append(o.Mismatches, fmt.Sprintf("tailsim cannot JIT the programs as the kernel loads them: %v", err))
+		return
+	}
+	for _, kp := range kernel.Progs {
+		tp := ours.Prog(kp.Prog)
+		if tp == nil || len(tp.Funcs) != len(kp.Funcs) {
+			n := 0
+			if tp != nil {
+				n = len(tp.Funcs)
+			}
+			o.Mismatches = append(o.Mismatches, fmt.Sprintf("%s: %d functions, tailsim %d", kp.Prog, len(kp.Funcs), n))
+			continue
+		}
+		for fn := range kp.Funcs {
+			kt, err1 := Mask(arch, kp.Funcs[fn].Addr, kp.Funcs[fn].Code, kernel.Resolve)
+			tt, err2 := Mask(arch, tp.Funcs[fn].Addr, tp.Funcs[fn].Code, ours.Resolve)
+			if err1 != nil || err2 != nil {
+				o.Mismatches = append(o.Mismatches, fmt.Sprintf("%s: cannot decode: %v %v", FuncSym(kp.Prog, fn, 0), err1, err2))
+				continue
+			}
+			o.Funcs++
+			if d := Compare(kt, tt); !d.Equal() {
+				o.Bytes = append(o.Bytes, FuncDiff{Name: FuncSym(kp.Prog, fn, 0), Diff: d})
+			}
+		}
+	}
+}

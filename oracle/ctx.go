@@ -1,0 +1,154 @@
+package oracle
+
+import (
+	"fmt"
+	"slices"
+
+	"tailsim/oracle/job"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// shiftCtx returns a copy of sc whose ctx accesses are moved by
+// job.CbOffset, so that a scenario's ctx bytes are the program's cb[]. The
+// accesses are found as the verifier finds them, by following the ctx
+// pointer: R1 at a program's entry, copied by moves, passed in R1–R5 to
+// subprograms, lost when overwritten or clobbered by a call. A ctx access
+// outside cb[], misaligned, or through a pointer stored to memory is an
+// error: the kernel would refuse or rewrite it otherwise.
+func shiftCtx(sc *scenarios.Scenario) (*scenarios.Scenario, error) {
+	out := *sc
+	out.Progs = slices.Clone(sc.Progs)
+	out.Subprogs = slices.Clone(sc.Subprogs)
+	subIndex := map[string]int{}
+	for i, d := range out.Subprogs {
+		subIndex[d.Name] = i
+	}
+	// Which registers hold ctx when each subprogram is entered.
+	subEntry := make([]uint16, len(out.Subprogs))
+	decls := func() []*scenarios.FuncDecl {
+		var ds []*scenarios.FuncDecl
+		for i := range out.Progs {
+			ds = append(ds, &out.Progs[i])
+		}
+		for i := range out.Subprogs {
+			ds = append(ds, &out.Subprogs[i])
+		}
+		return ds
+	}
+	// Iterate until the subprograms' entry sets settle (calls may come
+	// from subprograms found later).
+	var ctxInsns map[*scenarios.FuncDecl][]bool
+	for changed := true; changed; {
+		changed = false
+		ctxInsns = map[*scenarios.FuncDecl][]bool{}
+		for k, d := range decls() {
+			entry := uint16(1 << prog.R1)
+			if k >= len(out.Progs) {
+				entry = subEntry[k-len(out.Progs)]
+			}
+			marks, calls, err := ctxFlow(d, entry)
+			if err != nil {
+				return nil, err
+			}
+			ctxInsns[d] = marks
+			for name, regs := range calls {
+				if i, ok := subIndex[name]; ok && subEntry[i]|regs != subEntry[i] {
+					subEntry[i] |= regs
+					changed = true
+				}
+			}
+		}
+	}
+	for _, d := range decls() {
+		insns := slices.Clone(d.Insns)
+		for i, isCtx := range ctxInsns[d] {
+			if !isCtx {
+				continue
+			}
+			ins := &insns[i]
+			size := ins.OpCode.Size().Bytes()
+			if off := int(ins.Off); off < 0 || off+size > job.CbSize || off%size != 0 {
+				return nil, fmt.Errorf("line %d: a ctx access at +%d of %d bytes, outside cb[] or misaligned", ins.Line, off, size)
+			}
+			ins.Off += job.CbOffset
+		}
+		d.Insns = insns
+	}
+	return &out, nil
+}
+
+// ctxFlow marks the instructions of d that access memory through a
+// register holding ctx, given the registers that hold it on entry, and
+// returns what each subprogram call passes on.
+func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, error) {
+	insns := d.Insns
+	pos := make([]int, len(insns))
+	bySlot := map[int]int{}
+	n := 0
+	for i, ins := range insns {
+		pos[i], bySlot[n] = n, i
+		n += ins.Slots()
+	}
+	in := make([]uint16, len(insns))
+	seen := make([]bool, len(insns))
+	marks := make([]bool, len(insns))
+	calls := map[string]uint16{}
+	work := []int{0}
+	in[0], seen[0] = entry, true
+	const clobbered = 1<<prog.R0 | 1<<prog.R1 | 1<<prog.R2 | 1<<prog.R3 | 1<<prog.R4 | 1<<prog.R5
+	for len(work) > 0 {
+		i := work[len(work)-1]
+		work = work[:len(work)-1]
+		ins, regs := insns[i], in[i]
+		op := ins.OpCode
+		has := func(r prog.Register) bool { return regs&(1<<r) != 0 }
+		out := regs
+		var next []int
+		switch {
+		case op.IsMemLoad():
+			marks[i] = marks[i] || has(ins.Src)
+			out &^= 1 << ins.Dst
+		case op.IsMemStore():
+			marks[i] = marks[i] || has(ins.Dst)
+			if op.Class() == prog.ClassST && has(ins.Dst) {
+				return nil, nil, fmt.Errorf("line %d: an immediate stored into ctx (BPF_ST), which the kernel's verifier refuses and tailsim's plain ctx memory takes", ins.Line)
+			}
+			if op.Class() == prog.ClassSTX && has(ins.Src) {
+				return nil, nil, fmt.Errorf("line %d: the ctx pointer is stored to memory, where the guest cannot follow it", ins.Line)
+			}
+		case op.IsALU() && op.ALUOp() == prog.OpMov && op.Class() == prog.ClassALU64 && op.Source() == prog.SourceX && ins.Off == 0:
+			out = out&^(1<<ins.Dst) | (regs>>ins.Src&1)<<ins.Dst
+		case op.IsALU() || op.IsLoadImm64():
+			out &^= 1 << ins.Dst
+		case ins.IsSubprogCall():
+			calls[ins.Reference] |= regs & (clobbered &^ (1 << prog.R0))
+			out &^= clobbered
+		case op.IsCall() || op.IsTailCall():
+			out &^= clobbered
+		}
+		switch {
+		case op.IsExit():
+		case op.HasJumpOffset():
+			if t, ok := bySlot[pos[i]+1+int(ins.Off)]; ok {
+				next = append(next, t)
+			}
+			if !op.IsJA() {
+				next = append(next, i+1)
+			}
+		default:
+			next = append(next, i+1)
+		}
+		for _, j := range next {
+			if j >= len(insns) {
+				continue
+			}
+			if !seen[j] || in[j]|out != in[j] {
+				seen[j] = true
+				in[j] |= out
+				work = append(work, j)
+			}
+		}
+	}
+	return marks, calls, nil
+}

@@ -1,0 +1,313 @@
+// Command guest is the real-kernel oracle's agent: PID 1 of a QEMU guest
+// booted with the kernel under test. It reads /job.json, loads each
+// scenario's prog arrays and programs with cilium/ebpf, fills the slots,
+// reports the JITed images, runs the steps with BPF_PROG_TEST_RUN (the
+// scenario's ctx is the program's cb[]), prints one job.Result per line on
+// the console and powers the machine off. It is built static (no cgo) for
+// the guest's arch; nothing here runs on the host.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+
+	"tailsim/oracle/job"
+)
+
+func main() {
+	defer powerOff()
+	setup()
+	say(job.Result{Kind: job.Hello, Uname: uname(), Info: info()})
+	data, err := os.ReadFile("/job.json")
+	if err != nil {
+		say(job.Result{Kind: job.Failed, Err: err.Error()})
+		return
+	}
+	var j job.Job
+	if err := json.Unmarshal(data, &j); err != nil {
+		say(job.Result{Kind: job.Failed, Err: err.Error()})
+		return
+	}
+	for _, sc := range j.Scenarios {
+		if err := runScenario(sc); err != nil {
+			say(job.Result{Kind: job.Failed, File: sc.File, Err: err.Error()})
+		}
+	}
+	say(job.Result{Kind: job.Done})
+}
+
+func say(r job.Result) {
+	b, _ := json.Marshal(r)
+	// One write per line: the console is shared with the kernel's log.
+	os.Stdout.Write(append(append([]byte("\n"+job.Prefix), b...), '\n'))
+}
+
+// setup mounts what the agent reads and lifts the locked-memory limit
+// (6.1 charges BPF memory to the memcg; older kernels used the rlimit).
+func setup() {
+	_ = os.MkdirAll("/proc", 0o755)
+	_ = syscall.Mount("proc", "/proc", "proc", 0, "")
+	_ = os.MkdirAll("/sys", 0o755)
+	_ = syscall.Mount("sysfs", "/sys", "sysfs", 0, "")
+	inf := syscall.Rlimit{Cur: ^uint64(0), Max: ^uint64(0)}
+	_ = syscall.Setrlimit(8 /* RLIMIT_MEMLOCK */, &inf)
+}
+
+func powerOff() {
+	syscall.Sync()
+	_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+func uname() string {
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return ""
+	}
+	str := func(f [65]int8) string {
+		var b []byte
+		for _, c := range f {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		return string(b)
+	}
+	return strings.Join([]string{str(u.Sysname), str(u.Release), str(u.Version), str(u.Machine)}, " ")
+}
+
+// info reports the settings that change what the JIT emits.
+func info() map[string]string {
+	m := map[string]string{}
+	for _, f := range []string{"/proc/sys/net/core/bpf_jit_enable", "/proc/sys/net/core/bpf_jit_harden",
+		"/proc/sys/kernel/kptr_restrict", "/proc/cmdline", "/sys/devices/system/cpu/vulnerabilities/spectre_v2",
+		"/sys/devices/system/cpu/vulnerabilities/retbleed"} {
+		if b, err := os.ReadFile(f); err == nil {
+			m[f] = strings.TrimSpace(string(b))
+		}
+	}
+	// The thunks x86 jumps through, for the host to name rel32 targets.
+	if b, err := os.ReadFile("/proc/kallsyms"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && (f[2] == "__x86_indirect_thunk_rcx" || f[2] == "__x86_return_thunk") {
+				m["ksym "+f[2]] = f[0]
+			}
+		}
+	}
+	return m
+}
+
+// scenario is one scenario's kernel objects.
+type scenario struct {
+	sc    job.Scenario
+	maps  map[string]*ebpf.Map
+	progs map[string]*ebpf.Program
+	cb    []byte
+}
+
+func runScenario(sc job.Scenario) error {
+	s := &scenario{sc: sc, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
+	defer s.close()
+	for _, m := range sc.Maps {
+		mp, err := ebpf.NewMap(&ebpf.MapSpec{Name: trim(m.Name), Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: m.MaxEntries})
+		if err != nil {
+			return fmt.Errorf("map %s: %w", m.Name, err)
+		}
+		s.maps[m.Name] = mp
+	}
+	for _, p := range sc.Progs {
+		pr, err := s.load(p)
+		if err != nil {
+			return fmt.Errorf("program %s: %w", p.Name, err)
+		}
+		s.progs[p.Name] = pr
+	}
+	for _, sl := range sc.Slots {
+		if err := s.maps[sl.Map].Update(sl.Index, s.progs[sl.Prog], ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("slot %s[%d] = %s: %w", sl.Map, sl.Index, sl.Prog, err)
+		}
+	}
+	images := map[string][]job.Func{}
+	for name, pr := range s.progs {
+		fs, err := jited(pr)
+		if err != nil {
+			return fmt.Errorf("program %s: %w", name, err)
+		}
+		images[name] = fs
+	}
+	say(job.Result{Kind: job.Loaded, File: sc.File, Images: images})
+	cb, err := hex.DecodeString(sc.Ctx)
+	if err != nil {
+		return err
+	}
+	s.cb = cb
+	for _, st := range sc.Steps {
+		switch st.Kind {
+		case job.Run:
+			for it := 1; it <= max(st.Repeat, 1); it++ {
+				ret, err := s.run(s.progs[st.Prog])
+				if err != nil {
+					say(job.Result{Kind: job.Ran, File: sc.File, Line: st.Line, Iter: it, Err: err.Error()})
+					return nil
+				}
+				say(job.Result{Kind: job.Ran, File: sc.File, Line: st.Line, Iter: it, Retval: ret, Ctx: hex.EncodeToString(s.cb)})
+			}
+		case job.Update, job.Delete:
+			m := s.maps[st.Map]
+			var err error
+			if st.Kind == job.Update {
+				err = m.Update(st.Index, s.progs[st.Prog], ebpf.UpdateAny)
+			} else {
+				err = m.Delete(st.Index)
+			}
+			say(job.Result{Kind: job.Change, File: sc.File, Line: st.Line, Errno: errnoName(err)})
+		case job.Set:
+			b, err := hex.DecodeString(st.Bytes)
+			if err != nil || st.Off < 0 || st.Off+len(b) > len(s.cb) {
+				return fmt.Errorf("line %d: bad set step", st.Line)
+			}
+			copy(s.cb[st.Off:], b)
+		}
+	}
+	return nil
+}
+
+// trim fits a name into BPF_OBJ_NAME_LEN with the kernel's alphabet.
+func trim(s string) string {
+	var b []byte
+	for _, c := range []byte(s) {
+		if c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			b = append(b, c)
+		}
+	}
+	if len(b) > 15 {
+		b = b[:15]
+	}
+	return string(b)
+}
+
+// load writes each map's fd into its ld_imm64 and loads the program as a
+// sched_cls program (a scenario's programs share one type; cb[] is
+// readable and writable in it).
+func (s *scenario) load(p job.Prog) (*ebpf.Program, error) {
+	raw, err := hex.DecodeString(p.Insns)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range p.MapRefs {
+		at := 8 * r.Insn
+		if at+8 > len(raw) || s.maps[r.Map] == nil {
+			return nil, fmt.Errorf("bad map reference %+v", r)
+		}
+		binary.LittleEndian.PutUint32(raw[at+4:], uint32(s.maps[r.Map].FD()))
+	}
+	starts := map[int]string{}
+	for _, f := range p.Funcs {
+		starts[f.Insn] = f.Name
+	}
+	var insns asm.Instructions
+	for r, slot := bytes.NewReader(raw), 0; r.Len() > 0; {
+		var ins asm.Instruction
+		if err := ins.Unmarshal(r, binary.LittleEndian, "linux"); err != nil {
+			return nil, err
+		}
+		if name, ok := starts[slot]; ok {
+			// A func info per function: 6.1 refuses a tail call in a
+			// subprogram of a program without BTF.
+			linkage := btf.StaticFunc
+			if slot == 0 {
+				linkage = btf.GlobalFunc
+			}
+			ins = btf.WithFuncMetadata(ins, &btf.Func{Name: trim(name), Linkage: linkage,
+				Type: &btf.FuncProto{Return: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}}})
+		}
+		slot += int(ins.Width())
+		insns = append(insns, ins)
+	}
+	return ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{Name: trim(p.Name), Type: ebpf.SchedCLS, Instructions: insns, License: "GPL"},
+		ebpf.ProgramOptions{LogLevel: ebpf.LogLevelBranch, LogSizeStart: 1 << 20})
+}
+
+// jited reads a program's functions back: their ksym addresses, lengths
+// and the code, which the kernel returns contiguous.
+func jited(p *ebpf.Program) ([]job.Func, error) {
+	inf, err := p.Info()
+	if err != nil {
+		return nil, err
+	}
+	code, ok := inf.JitedInsns()
+	if !ok {
+		return nil, errors.New("no JITed code (JIT off, or no permission)")
+	}
+	addrs, _ := inf.JitedKsymAddrs()
+	lens, _ := inf.JitedFuncLens()
+	if len(lens) == 0 {
+		lens = []uint32{uint32(len(code))}
+	}
+	if len(addrs) != len(lens) {
+		return nil, fmt.Errorf("%d ksyms for %d functions", len(addrs), len(lens))
+	}
+	var out []job.Func
+	off := 0
+	for i, n := range lens {
+		if off+int(n) > len(code) {
+			return nil, fmt.Errorf("function lengths %v past %d bytes", lens, len(code))
+		}
+		out = append(out, job.Func{Addr: uint64(addrs[i]), Code: hex.EncodeToString(code[off : off+int(n)])})
+		off += int(n)
+	}
+	return out, nil
+}
+
+// skbCtx is struct __sk_buff up to the end of cb[]: the part of the ctx
+// BPF_PROG_TEST_RUN takes in and gives back that a scenario uses.
+const skbCtx = job.CbOffset + job.CbSize
+
+// run runs a program once with cb[] as the scenario's ctx left it.
+func (s *scenario) run(p *ebpf.Program) (uint32, error) {
+	in := make([]byte, skbCtx)
+	copy(in[job.CbOffset:], s.cb)
+	// All of struct __sk_buff comes back, or ENOSPC: room for it.
+	out := make([]byte, 512)
+	ret, err := p.Run(&ebpf.RunOptions{Data: make([]byte, 64), Context: in, ContextOut: out})
+	if err != nil {
+		return 0, err
+	}
+	copy(s.cb, out[job.CbOffset:])
+	return ret, nil
+}
+
+func (s *scenario) close() {
+	for _, p := range s.progs {
+		p.Close()
+	}
+	for _, m := range s.maps {
+		m.Close()
+	}
+}
+
+func errnoName(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, syscall.E2BIG):
+		return "E2BIG"
+	case errors.Is(err, syscall.ENOENT):
+		return "ENOENT"
+	case errors.Is(err, syscall.EINVAL):
+		return "EINVAL"
+	}
+	return err.Error()
+}

@@ -1,0 +1,127 @@
+// Package job is what the host and the guest agent of the real-kernel
+// oracle say to each other: the scenarios a boot runs, packed in the
+// initramfs as JSON, and the lines the guest prints on its console. It
+// holds types only, so the guest (a static binary, no cgo) can share them.
+package job
+
+// Job is everything one boot runs.
+type Job struct {
+	Scenarios []Scenario `json:"scenarios"`
+}
+
+// CbOffset is offsetof(struct __sk_buff, cb): a scenario's ctx bytes are
+// the program's cb[], so its ctx accesses are moved by this much. In 6.1
+// the verifier rewrites them to struct sk_buff's cb data, which is at the
+// same offset (0x28 + offsetof(struct qdisc_skb_cb, data) = 0x30), on both
+// arches.
+const CbOffset = 0x30
+
+// CbSize is sizeof(__sk_buff.cb): five u32s.
+const CbSize = 20
+
+// Scenario is one scenario as the kernel can run it.
+type Scenario struct {
+	File  string `json:"file"`
+	Maps  []Map  `json:"maps"`
+	Progs []Prog `json:"progs"`
+	Slots []Slot `json:"slots"`
+	// Ctx is the initial cb[] (at most CbSize bytes, hex).
+	Ctx   string `json:"ctx"`
+	Steps []Step `json:"steps"`
+}
+
+// Map is a prog array.
+type Map struct {
+	Name       string `json:"name"`
+	MaxEntries uint32 `json:"max_entries"`
+}
+
+// Prog is one program as user space loads it: struct bpf_insn words (hex)
+// of the main function followed by its subprograms, and the instructions
+// (by index of their 8-byte slot) that load a map's fd.
+type Prog struct {
+	Name    string   `json:"name"`
+	Insns   string   `json:"insns"`
+	MapRefs []MapRef `json:"map_refs"`
+	// Funcs are where each function starts (main first), for the BTF
+	// func info without which 6.1 refuses a tail call in a subprogram.
+	Funcs []FuncStart `json:"funcs"`
+}
+
+// FuncStart names the function that starts at slot Insn.
+type FuncStart struct {
+	Insn int    `json:"insn"`
+	Name string `json:"name"`
+}
+
+// MapRef says that the ld_imm64 at slot Insn loads Map's fd.
+type MapRef struct {
+	Insn int    `json:"insn"`
+	Map  string `json:"map"`
+}
+
+// Slot is an initial prog array entry.
+type Slot struct {
+	Map   string `json:"map"`
+	Index uint32 `json:"index"`
+	Prog  string `json:"prog"`
+}
+
+// Step kinds.
+const (
+	Run    = "run"
+	Update = "update"
+	Delete = "delete"
+	Set    = "set" // Bytes written into cb[] at Off between runs
+)
+
+// Step is a run (Repeat times), or an update or delete of a slot.
+type Step struct {
+	Kind   string `json:"kind"`
+	Line   int    `json:"line"`
+	Prog   string `json:"prog,omitempty"`
+	Repeat int    `json:"repeat,omitempty"`
+	Map    string `json:"map,omitempty"`
+	Index  uint32 `json:"index,omitempty"`
+	Off    int    `json:"off,omitempty"`
+	Bytes  string `json:"bytes,omitempty"`
+}
+
+// Prefix starts every line the guest prints for the host; the rest of the
+// line is a Result in JSON.
+const Prefix = "TAILSIM-ORACLE "
+
+// Result kinds.
+const (
+	Hello  = "hello"  // first: the kernel's uname and settings
+	Loaded = "loaded" // a scenario's programs loaded and slots filled: the images
+	Ran    = "ran"    // one iteration of a run step
+	Change = "change" // an update or delete, and its errno
+	Failed = "failed" // the scenario could not be set up (the kernel refused it)
+	Done   = "done"   // last: every scenario was tried
+)
+
+// Result is one line of the guest's report.
+type Result struct {
+	Kind string `json:"kind"`
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Iter int    `json:"iter,omitempty"`
+	// Ran: the return value and cb[] after the run.
+	Retval uint32 `json:"retval,omitempty"`
+	Ctx    string `json:"ctx,omitempty"`
+	// Change: "" or the errno's name (E2BIG, ENOENT, EINVAL).
+	Errno string `json:"errno,omitempty"`
+	// Loaded: each program's JITed functions; Failed/errors: why.
+	Images map[string][]Func `json:"images,omitempty"`
+	Err    string            `json:"err,omitempty"`
+	// Hello: what the kernel is.
+	Uname string            `json:"uname,omitempty"`
+	Info  map[string]string `json:"info,omitempty"`
+}
+
+// Func is one JITed function: its ksym address and code (hex).
+type Func struct {
+	Addr uint64 `json:"addr"`
+	Code string `json:"code"`
+}

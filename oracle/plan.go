@@ -1,0 +1,172 @@
+package oracle
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"tailsim/oracle/job"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+// Plan is one scenario as the guest runs it, or why it cannot.
+type Plan struct {
+	Scenario *scenarios.Scenario
+	// Skip says why the scenario cannot be expressed in a real kernel;
+	// "" when Job holds it.
+	Skip string
+	Job  job.Scenario
+	// Shifted is the scenario with its ctx accesses moved to cb[]
+	// (job.CbOffset), as the kernel runs it: what tailsim compiles for
+	// the byte comparison.
+	Shifted *scenarios.Scenario
+}
+
+// helpersOK are the helpers whose result does not depend on the machine:
+// a scenario calling another would compare tailsim's stub value with the
+// kernel's.
+var helpersOK = map[int64]bool{prog.HelperTailCall: true}
+
+// PlanScenario decides whether sc can run in a real 6.1 kernel on arch and
+// translates it: prog arrays, programs as user space loads them (with
+// ctx accesses moved to __sk_buff.cb[], which BPF_PROG_TEST_RUN takes in
+// and gives back), slots and steps.
+func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
+	p := &Plan{Scenario: sc}
+	if why := skipReason(sc, arch); why != "" {
+		p.Skip = why
+		return p
+	}
+	shifted, err := shiftCtx(sc)
+	if err != nil {
+		p.Skip = err.Error()
+		return p
+	}
+	p.Shifted = shifted
+	js := job.Scenario{File: sc.File, Ctx: hex.EncodeToString(sc.Ctx)}
+	for _, m := range sc.Maps {
+		js.Maps = append(js.Maps, job.Map{Name: m.Name, MaxEntries: m.MaxEntries})
+	}
+	pool := map[string]*prog.Function{}
+	for _, d := range shifted.Subprogs {
+		pool[d.Name] = &prog.Function{Name: d.Name, Insns: d.Insns, StackDepth: d.Stack}
+	}
+	for _, d := range shifted.Progs {
+		pr, err := prog.NewProgram(d.Name, d.Type, &prog.Function{Name: d.Name, Insns: d.Insns, StackDepth: d.Stack}, pool)
+		if err != nil {
+			p.Skip = err.Error()
+			return p
+		}
+		jp := job.Prog{Name: d.Name}
+		var raw []byte
+		slot := 0
+		for _, f := range pr.Funcs {
+			jp.Funcs = append(jp.Funcs, job.FuncStart{Insn: slot, Name: f.Name})
+			for _, ins := range f.Insns {
+				if ins.IsMapLoad() {
+					jp.MapRefs = append(jp.MapRefs, job.MapRef{Insn: slot, Map: ins.Reference})
+					ins.Imm = 0 // the guest writes the map's fd
+				}
+				raw = ins.Encode(raw)
+				slot += ins.Slots()
+			}
+		}
+		jp.Insns = hex.EncodeToString(raw)
+		js.Progs = append(js.Progs, jp)
+	}
+	for _, s := range sc.Slots {
+		js.Slots = append(js.Slots, job.Slot{Map: s.Map, Index: uint32(s.Index), Prog: s.Prog})
+	}
+	for _, st := range sc.Steps {
+		switch st.Kind {
+		case scenarios.StepRun:
+			js.Steps = append(js.Steps, job.Step{Kind: job.Run, Line: st.Line, Prog: st.Prog, Repeat: max(st.Repeat, 1)})
+		case scenarios.StepUpdate:
+			js.Steps = append(js.Steps, job.Step{Kind: job.Update, Line: st.Line, Prog: st.Prog, Map: st.Map, Index: uint32(st.Index)})
+		case scenarios.StepDelete:
+			js.Steps = append(js.Steps, job.Step{Kind: job.Delete, Line: st.Line, Map: st.Map, Index: uint32(st.Index)})
+		case scenarios.StepSet:
+			js.Steps = append(js.Steps, job.Step{Kind: job.Set, Line: st.Line, Off: st.Set.Off, Bytes: hex.EncodeToString(setBytes(st.Set))})
+		}
+	}
+	p.Job = js
+	return p
+}
+
+// skipReason is what a real kernel cannot be asked, or what the guest
+// does not express yet; "" when nothing stands in the way.
+func skipReason(sc *scenarios.Scenario, arch string) string {
+	switch {
+	case len(sc.Kernels) > 0 && !slices.Contains(sc.Kernels, prog.Linux61):
+		return "restricted to other kernels"
+	case len(sc.Arches) > 0 && !slices.Contains(sc.Arches, arch):
+		return "restricted to other arches"
+	case sc.Fixup.NoVerifier:
+		return "verifier off: lib/test_bpf builds programs without the verifier, a real load always verifies"
+	case sc.Fixup.NoDirect:
+		return "direct off models a blinded program; a real kernel decides blinding itself"
+	case sc.Fixup.Unprivileged:
+		return "privileged off: the guest loads as root"
+	case sc.LayoutLine > 0:
+		return "a structure layout of its own: the real kernel has its own"
+	case sc.Config != 0 || len(sc.Configs) > 0:
+		return "a build configuration of its own: the guest runs Debian's"
+	case len(sc.Ctx) > job.CbSize:
+		return fmt.Sprintf("a ctx of %d bytes: the guest passes ctx as cb[], %d bytes", len(sc.Ctx), job.CbSize)
+	}
+	for _, m := range sc.Maps {
+		if m.Array {
+			return "array maps: not expressed to the guest yet"
+		}
+	}
+	types := map[string]bool{}
+	for _, d := range sc.Progs {
+		types[d.Type] = true
+	}
+	if len(types) > 1 {
+		return "programs of several types: the guest loads every program as sched_cls"
+	}
+	for _, st := range sc.Steps {
+		switch {
+		case st.Stopped || st.Kind == scenarios.StepFinish:
+			return fmt.Sprintf("line %d: a slot change stopped between the kernel's steps, which only the emulators can hold", st.Line)
+		case st.Kind == scenarios.StepSet && (st.Set.Key != scenarios.KeyCtx || st.Set.Off+len(setBytes(st.Set)) > len(sc.Ctx)):
+			return fmt.Sprintf("line %d: a set step outside cb[]", st.Line)
+		case st.TailCallCnt != 0:
+			return fmt.Sprintf("line %d: a preset tail-call count, which a real run cannot start with", st.Line)
+		}
+		for _, e := range st.Expect {
+			switch e.Key {
+			case scenarios.KeyFault:
+				return fmt.Sprintf("line %d: a run that faults, which a real kernel's verifier refuses", e.Line)
+			case scenarios.KeyDivergence, scenarios.KeyBroken:
+				return fmt.Sprintf("line %d: expects the modelled code to break", e.Line)
+			}
+		}
+	}
+	for _, d := range append(slices.Clone(sc.Progs), sc.Subprogs...) {
+		for _, ins := range d.Insns {
+			if ins.IsHelperCall() && !helpersOK[ins.Imm] {
+				name := fmt.Sprint(ins.Imm)
+				if h, ok := prog.HelperByID(int32(ins.Imm)); ok {
+					name = "bpf_" + h.Name
+				}
+				return fmt.Sprintf("calls %s, whose result is tailsim's stub value, not the kernel's", name)
+			}
+			if ins.IsMapValueLoad() {
+				return "map value loads: not expressed to the guest yet"
+			}
+		}
+	}
+	return ""
+}
+
+// setBytes is what a set step writes into ctx.
+func setBytes(e scenarios.Expect) []byte {
+	if e.Size > 0 {
+		return binary.LittleEndian.AppendUint64(nil, e.Value)[:e.Size]
+	}
+	return e.Bytes
+}

@@ -1,0 +1,262 @@
+package oracle
+
+import (
+	"compress/gzip"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"tailsim/oracle/job"
+	"tailsim/prog"
+	"tailsim/scenarios"
+)
+
+func parse(t *testing.T, text string) *scenarios.Scenario {
+	t.Helper()
+	sc, err := scenarios.Parse("t.txtar", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+const ctxChain = `ctx through a copy and a subprogram
+-- maps --
+jt max_entries=2
+-- subprog bump --
+	r2 = *(u32 *)(r1 + 4)
+	r2 += 1
+	*(u32 *)(r1 + 4) = r2
+	r0 = 0
+	exit
+-- prog entry --
+	r6 = r1
+	r3 = *(u32 *)(r6 + 0)
+	call bump
+	r1 = r6
+	r2 = map[jt]
+	r3 = 1
+	call bpf_tail_call
+	r2 = *(u64 *)(r10 - 8)
+	r0 = 7
+	exit
+-- ctx --
+u32 0
+u32 5
+-- run --
+run entry
+`
+
+// The ctx accesses the verifier would see as ctx accesses, and only those,
+// move to cb[]: through a copy of R1, and in a subprogram R1 reaches; the
+// stack load and the map load stay.
+func TestShiftCtx(t *testing.T) {
+	sc := parse(t, strings.Replace(ctxChain, "r2 = *(u64 *)(r10 - 8)", "r2 = 9\n\t*(u64 *)(r10 - 8) = r2\n\tr2 = *(u64 *)(r10 - 8)", 1))
+	p := PlanScenario(sc, "x86_64")
+	if p.Skip != "" {
+		t.Fatalf("skipped: %s", p.Skip)
+	}
+	offs := func(d scenarios.FuncDecl) []int16 {
+		var out []int16
+		for _, ins := range d.Insns {
+			if ins.OpCode.IsMemLoad() || ins.OpCode.IsMemStore() {
+				out = append(out, ins.Off)
+			}
+		}
+		return out
+	}
+	if got := offs(p.Shifted.Progs[0]); len(got) != 3 || got[0] != 0x30 || got[1] != -8 || got[2] != -8 {
+		t.Errorf("entry's accesses %v, want ctx+0 at 0x30 and the stack untouched", got)
+	}
+	if got := offs(p.Shifted.Subprogs[0]); len(got) != 2 || got[0] != 0x34 || got[1] != 0x34 {
+		t.Errorf("bump's accesses %v, want 0x34 twice", got)
+	}
+	if got := offs(sc.Progs[0]); got[0] != 0 {
+		t.Errorf("the original scenario changed: %v", got)
+	}
+	// The program as user space loads it: main then bump, the map's
+	// ld_imm64 named for the guest, the function starts for BTF.
+	jp := p.Job.Progs[0]
+	raw, _ := hex.DecodeString(jp.Insns)
+	if len(jp.MapRefs) != 1 || jp.MapRefs[0].Map != "jt" || len(jp.Funcs) != 2 || jp.Funcs[1].Name != "bump" ||
+		8*jp.Funcs[1].Insn >= len(raw) || raw[8*jp.MapRefs[0].Insn] != 0x18 {
+		t.Errorf("job program %+v", jp)
+	}
+	if p.Job.Ctx != "0000000005000000" || len(p.Job.Steps) != 1 || p.Job.Steps[0].Kind != job.Run {
+		t.Errorf("job %+v", p.Job)
+	}
+}
+
+// What a real kernel cannot be asked is skipped, with the reason.
+func TestSkipReasons(t *testing.T) {
+	for _, tt := range []struct{ change, with, want string }{
+		{"-- maps --", "-- config --\nverifier off\n-- maps --", "verifier off"},
+		{"-- maps --", "-- config --\nkernel v6.18\n-- maps --", "restricted to other kernels"},
+		{"-- maps --", "-- config --\nconfig ibt\n-- maps --", "build configuration"},
+		{"u32 5", "u32 5\nzero 16", "a ctx of 24 bytes"},
+		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 18)", "outside cb[] or misaligned"},
+		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 2)", "outside cb[] or misaligned"},
+		{"r3 = *(u32 *)(r6 + 0)", "*(u32 *)(r6 + 0) = 1", "BPF_ST"},
+		{"r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 8) = r6", "stored to memory"},
+		{"r0 = 7", "call bpf_ktime_get_ns", "bpf_ktime_get_ns"},
+		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
+	} {
+		sc := parse(t, strings.Replace(ctxChain, tt.change, tt.with, 1))
+		if p := PlanScenario(sc, "arm64"); !strings.Contains(p.Skip, tt.want) {
+			t.Errorf("%q: skip %q, want %q", tt.with, p.Skip, tt.want)
+		}
+	}
+	if p := PlanScenario(parse(t, ctxChain), "arm64"); p.Skip != "" {
+		t.Errorf("the plain scenario is skipped: %s", p.Skip)
+	}
+}
+
+// The library is not vacuous for the oracle: most scenarios run, and each
+// one skipped says why.
+func TestPlanLibrary(t *testing.T) {
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"x86_64", "arm64"} {
+		n := 0
+		for _, sc := range scs {
+			p := PlanScenario(sc, arch)
+			if p.Skip == "" {
+				n++
+				if len(p.Job.Progs) != len(sc.Progs) || p.Shifted == nil {
+					t.Errorf("%s: plan %+v", sc.File, p.Job)
+				}
+			}
+		}
+		if n < 25 {
+			t.Errorf("%s: %d library scenarios expressible", arch, n)
+		}
+	}
+}
+
+// The initramfs is a gzipped newc archive the kernel unpacks: /init
+// executable, the job, and the console device.
+func TestInitrd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "i.cpio.gz")
+	if err := writeInitrd(path, []byte("ELF..."), []byte(`{"scenarios":[]}`)); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(zr)
+	entries := map[string][3]int64{} // mode, rdevmajor, size
+	for len(b) >= 110 {
+		if string(b[:6]) != "070701" {
+			t.Fatalf("bad magic %q", b[:6])
+		}
+		field := func(i int) int64 { v, _ := strconv.ParseInt(string(b[6+8*i:14+8*i]), 16, 64); return v }
+		mode, size, rmaj, nameLen := field(1), field(6), field(9), field(11)
+		name := string(b[110 : 110+nameLen-1])
+		data := (110 + nameLen + 3) &^ 3
+		entries[name] = [3]int64{mode, rmaj, size}
+		b = b[(data+size+3)&^3:]
+		if name == "TRAILER!!!" {
+			break
+		}
+	}
+	if e := entries["init"]; e[0] != 0o100755 || e[2] != 6 {
+		t.Errorf("init: %o", e)
+	}
+	if e := entries["dev/console"]; e[0] != 0o020600 || e[1] != 5 {
+		t.Errorf("dev/console: %o", e)
+	}
+	if _, ok := entries["job.json"]; !ok || len(entries) != 8 {
+		t.Errorf("entries %v", entries)
+	}
+}
+
+// The agent's lines are found among the kernel's, and a boot without the
+// last line is incomplete.
+func TestParseConsole(t *testing.T) {
+	out := "[    1.0] random: crng init done\r\n" + job.Prefix + `{"kind":"hello","uname":"Linux"}` + "\r\nnoise " +
+		job.Prefix + `{"kind":"ran","file":"a","line":3,"iter":1,"retval":7}` + "\n" + job.Prefix + "{broken\n"
+	rs, done := parseConsole([]byte(out))
+	if done || len(rs) != 2 || rs[1].Retval != 7 || rs[1].Line != 3 {
+		t.Errorf("%+v done=%v", rs, done)
+	}
+	rs, done = parseConsole([]byte(out + job.Prefix + `{"kind":"done"}` + "\n"))
+	if !done || len(rs) != 3 {
+		t.Errorf("%+v done=%v", rs, done)
+	}
+}
+
+// compare holds tailsim's results against the kernel's: equal results
+// pass; one changed retval, ctx or errno is named at its line.
+func TestCompareResults(t *testing.T) {
+	text := strings.Replace(ctxChain, "-- ctx --", "-- slots --\njt[1] = leaf\n-- prog leaf --\n\tr0 = 42\n\texit\n-- ctx --", 1) +
+		"delete jt[1]\nexpect error = none\ndelete jt[1]\nexpect error = ENOENT\n"
+	sc := parse(t, text)
+	for _, arch := range []string{"x86_64", "arm64"} {
+		p := PlanScenario(sc, arch)
+		if p.Skip != "" {
+			t.Fatal(p.Skip)
+		}
+		cfg := BootConfig(arch, map[string]string{"/sys/devices/system/cpu/vulnerabilities/spectre_v2": "Mitigation: Retpolines"})
+		// The kernel's images are tailsim's own here: the test is about
+		// the results.
+		ours, err := Build(p.Shifted, arch, prog.Linux61, cfg, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		images := map[string][]job.Func{}
+		for _, pi := range ours.Progs {
+			for _, f := range pi.Funcs {
+				images[pi.Prog] = append(images[pi.Prog], job.Func{Addr: f.Addr, Code: hex.EncodeToString(f.Code)})
+			}
+		}
+		good := []job.Result{{Kind: job.Loaded, File: sc.File, Images: images},
+			{Kind: job.Ran, File: sc.File, Line: 30, Iter: 1, Retval: 42, Ctx: "0000000006000000"},
+			{Kind: job.Change, File: sc.File, Line: 31}, {Kind: job.Change, File: sc.File, Line: 33, Errno: "ENOENT"}}
+		o := &Outcome{}
+		compare(o, p, arch, cfg, good, nil)
+		if o.Status() != "PASS" || o.Runs != 1 || o.Funcs != 3 {
+			t.Fatalf("%s: %+v", arch, o)
+		}
+		for k, want := range map[int]string{1: "line 30 iteration 1: r0 0x2a, the kernel's 0x2b", 2: "ctx 0000000006000000, the kernel's cb[] 0000000007000000",
+			3: "error ENOENT, the kernel's none"} {
+			bad := append([]job.Result(nil), good...)
+			switch k {
+			case 1:
+				bad[1].Retval = 43
+			case 2:
+				bad[1].Ctx = "0000000007000000"
+			case 3:
+				bad[3].Errno = ""
+			}
+			o := &Outcome{}
+			compare(o, p, arch, cfg, bad, nil)
+			if o.Status() != "FAIL" || !strings.Contains(strings.Join(o.Mismatches, "\n"), want) {
+				t.Errorf("%s case %d: %v, want %q", arch, k, o.Mismatches, want)
+			}
+		}
+		// A byte changed in the kernel's image is listed.
+		bad := append([]job.Result(nil), good...)
+		img := map[string][]job.Func{}
+		for k, v := range images {
+			img[k] = append([]job.Func(nil), v...)
+		}
+		code, _ := hex.DecodeString(img["leaf"][0].Code)
+		code[len(code)-8] ^= 0x01
+		img["leaf"][0].Code = hex.EncodeToString(code)
+		bad[0].Images = img
+		o = &Outcome{}
+		compare(o, p, arch, cfg, bad, nil)
+		if len(o.Bytes) != 1 || o.Bytes[0].Name != "leaf#0" {
+			t.Errorf("%s: a changed byte gives %+v", arch, o.Bytes)
+		}
+	}
+}
