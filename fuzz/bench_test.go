@@ -85,7 +85,10 @@ func BenchmarkInputs(b *testing.B) {
 	shape = strings.Replace(shape, "-- slots --\n", "-- slots --\njt[0] = leaf\njt[2] = leaf\njt[3] = leaf\njt[7] = leaf\n", 1)
 	_, w := buildText(b, "inputs.txtar", shape)
 	entry := w.Prog("site")
-	type loaded struct{ m, floor prog.Machine }
+	type loaded struct {
+		m, floor prog.Machine
+		v        prog.Kernel
+	}
 	var ms []loaded
 	refs := map[prog.Kernel]prog.Machine{}
 	for _, be := range []func() prog.Backend{func() prog.Backend { return emu.NewX86(0) }, func() prog.Backend { return emu.NewArm64(0) }} {
@@ -100,7 +103,7 @@ func BenchmarkInputs(b *testing.B) {
 			}
 			b.Cleanup(m.Close)
 			b.Cleanup(f.Close)
-			ms = append(ms, loaded{m, f})
+			ms = append(ms, loaded{m, f, v})
 			if refs[v] == nil {
 				if refs[v], err = (scenarios.Ref{}).Load(w, v, prog.LoadOptions{}); err != nil {
 					b.Fatal(err)
@@ -108,7 +111,6 @@ func BenchmarkInputs(b *testing.B) {
 			}
 		}
 	}
-	variants := []prog.Kernel{prog.Linux618, prog.Linux618, prog.Linux618Series, prog.Linux618Series} // ms's order
 	r := rand.New(rand.NewPCG(1, 2))
 	ctx, ctxRef := make([]byte, len(w.Ctx)), make([]byte, len(w.Ctx))
 	var checkT, floorT time.Duration
@@ -126,11 +128,11 @@ func BenchmarkInputs(b *testing.B) {
 			refs[v].(prog.CountPresetter).PresetCount(count)
 			want[v] = refs[v].Run(entry, ctxRef)
 		}
-		for i, l := range ms {
+		for _, l := range ms {
 			binary.LittleEndian.PutUint64(ctx, index)
 			l.m.(prog.CountPresetter).PresetCount(count)
 			got := l.m.Run(entry, ctx)
-			if d := scenarios.DiffResults(want[variants[i]], got); len(d) > 0 || len(got.Violations) > 0 || got.Fault != nil {
+			if d := scenarios.DiffResults(want[l.v], got); len(d) > 0 || len(got.Violations) > 0 || got.Fault != nil {
 				b.Fatalf("index %#x, counter %d: %v %v %v", index, count, d, got.Violations, got.Fault)
 			}
 		}

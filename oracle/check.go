@@ -182,6 +182,14 @@ func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Re
 		if got := hex.EncodeToString(res.Ctx); got != k.Ctx {
 			bad("line %d iteration %d: ctx %s, the kernel's cb[] %s", rr.Line, rr.Iter, got, k.Ctx)
 		}
+		for _, m := range p.Scenario.Maps {
+			if !m.Array {
+				continue
+			}
+			if got := hex.EncodeToString(packValues(res.Maps[m.Name], m.MaxEntries, m.ValueSize)); got != k.Maps[m.Name] {
+				bad("line %d iteration %d: map %s holds %s, the kernel's %s", rr.Line, rr.Iter, m.Name, got, k.Maps[m.Name])
+			}
+		}
 	}
 	for _, st := range p.Scenario.Steps {
 		if st.Kind != scenarios.StepUpdate && st.Kind != scenarios.StepDelete {

@@ -9,49 +9,91 @@ import (
 	"tailsim/scenarios"
 )
 
-// shiftCtx returns a copy of sc whose ctx accesses are moved by
-// job.CbOffset, so that a scenario's ctx bytes are the program's cb[]. The
-// accesses are found as the verifier finds them, by following the ctx
+// placeCtx returns a copy of sc as the kernel runs it, and where its ctx
+// bytes go in struct __sk_buff. A ctx of at most job.CbSize bytes stands
+// for cb[]: its accesses move by job.CbOffset. A longer one is __sk_buff
+// itself, as a C program sees it: its accesses must be to cb[] already,
+// and its other bytes zero (BPF_PROG_TEST_RUN takes few other fields in).
+// The accesses are found as the verifier finds them, by following the ctx
 // pointer: R1 at a program's entry, copied by moves, passed in R1–R5 to
 // subprograms, lost when overwritten or clobbered by a call. A ctx access
 // outside cb[], misaligned, or through a pointer stored to memory is an
 // error: the kernel would refuse or rewrite it otherwise.
-func shiftCtx(sc *scenarios.Scenario) (*scenarios.Scenario, error) {
+func placeCtx(sc *scenarios.Scenario) (*scenarios.Scenario, int, error) {
 	out := *sc
 	out.Progs = slices.Clone(sc.Progs)
 	out.Subprogs = slices.Clone(sc.Subprogs)
+	decls, marks, err := findCtx(&out)
+	if err != nil {
+		return nil, 0, err
+	}
+	ctxAt, lo, hi := job.CbOffset, 0, job.CbSize
+	if len(sc.Ctx) > job.CbSize {
+		ctxAt, lo, hi = 0, job.CbOffset, job.CbOffset+job.CbSize
+		if len(sc.Ctx) > hi {
+			return nil, 0, fmt.Errorf("a ctx of %d bytes: the guest passes cb[] (%d bytes), or struct __sk_buff up to its end (%d)", len(sc.Ctx), job.CbSize, hi)
+		}
+		for i, b := range sc.Ctx[:min(len(sc.Ctx), job.CbOffset)] {
+			if b != 0 {
+				return nil, 0, fmt.Errorf("ctx+%d is not zero: as struct __sk_buff, only cb[] (ctx+%d to ctx+%d) is the scenario's", i, lo, hi)
+			}
+		}
+	}
+	for _, st := range sc.Steps {
+		if st.Kind == scenarios.StepSet && st.Set.Key == scenarios.KeyCtx && (st.Set.Off < lo || st.Set.Off+len(setBytes(st.Set)) > hi) {
+			return nil, 0, fmt.Errorf("line %d: a set step outside cb[]", st.Line)
+		}
+	}
+	for _, d := range decls {
+		insns := slices.Clone(d.Insns)
+		for i, isCtx := range marks[d] {
+			if !isCtx {
+				continue
+			}
+			ins := &insns[i]
+			size := ins.OpCode.Size().Bytes()
+			if off := int(ins.Off); off < lo || off+size > hi || off%size != 0 {
+				return nil, 0, fmt.Errorf("line %d: a ctx access at +%d of %d bytes, outside cb[] or misaligned", ins.Line, off, size)
+			}
+			if ctxAt != 0 {
+				ins.Off += job.CbOffset
+			}
+		}
+		d.Insns = insns
+	}
+	return &out, ctxAt, nil
+}
+
+// findCtx marks each function's instructions that access ctx.
+func findCtx(out *scenarios.Scenario) ([]*scenarios.FuncDecl, map[*scenarios.FuncDecl][]bool, error) {
 	subIndex := map[string]int{}
 	for i, d := range out.Subprogs {
 		subIndex[d.Name] = i
 	}
-	// Which registers hold ctx when each subprogram is entered.
-	subEntry := make([]uint16, len(out.Subprogs))
-	decls := func() []*scenarios.FuncDecl {
-		var ds []*scenarios.FuncDecl
-		for i := range out.Progs {
-			ds = append(ds, &out.Progs[i])
-		}
-		for i := range out.Subprogs {
-			ds = append(ds, &out.Subprogs[i])
-		}
-		return ds
+	var decls []*scenarios.FuncDecl
+	for i := range out.Progs {
+		decls = append(decls, &out.Progs[i])
 	}
-	// Iterate until the subprograms' entry sets settle (calls may come
-	// from subprograms found later).
-	var ctxInsns map[*scenarios.FuncDecl][]bool
+	for i := range out.Subprogs {
+		decls = append(decls, &out.Subprogs[i])
+	}
+	// Which registers hold ctx when each subprogram is entered; iterate
+	// until they settle (calls may come from subprograms found later).
+	subEntry := make([]uint16, len(out.Subprogs))
+	var marks map[*scenarios.FuncDecl][]bool
 	for changed := true; changed; {
 		changed = false
-		ctxInsns = map[*scenarios.FuncDecl][]bool{}
-		for k, d := range decls() {
+		marks = map[*scenarios.FuncDecl][]bool{}
+		for k, d := range decls {
 			entry := uint16(1 << prog.R1)
 			if k >= len(out.Progs) {
 				entry = subEntry[k-len(out.Progs)]
 			}
-			marks, calls, err := ctxFlow(d, entry)
+			m, calls, err := ctxFlow(d, entry)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			ctxInsns[d] = marks
+			marks[d] = m
 			for name, regs := range calls {
 				if i, ok := subIndex[name]; ok && subEntry[i]|regs != subEntry[i] {
 					subEntry[i] |= regs
@@ -60,22 +102,7 @@ func shiftCtx(sc *scenarios.Scenario) (*scenarios.Scenario, error) {
 			}
 		}
 	}
-	for _, d := range decls() {
-		insns := slices.Clone(d.Insns)
-		for i, isCtx := range ctxInsns[d] {
-			if !isCtx {
-				continue
-			}
-			ins := &insns[i]
-			size := ins.OpCode.Size().Bytes()
-			if off := int(ins.Off); off < 0 || off+size > job.CbSize || off%size != 0 {
-				return nil, fmt.Errorf("line %d: a ctx access at +%d of %d bytes, outside cb[] or misaligned", ins.Line, off, size)
-			}
-			ins.Off += job.CbOffset
-		}
-		d.Insns = insns
-	}
-	return &out, nil
+	return decls, marks, nil
 }
 
 // ctxFlow marks the instructions of d that access memory through a

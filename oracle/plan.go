@@ -27,7 +27,14 @@ type Plan struct {
 // helpersOK are the helpers whose result does not depend on the machine:
 // a scenario calling another would compare tailsim's stub value with the
 // kernel's.
-var helpersOK = map[int64]bool{prog.HelperTailCall: true}
+var helpersOK = map[int64]bool{prog.HelperTailCall: true, prog.HelperMapLookup: true, prog.HelperMapUpdate: true,
+	prog.HelperMapDelete: true, prog.HelperStrtoul: true,
+	// CPU 0: the guest has one, and tailsim's runs are on CPU 0.
+	prog.HelperSmpProcessorID: true}
+
+// maxArrayBytes bounds the values the guest writes and reads back after
+// every run.
+const maxArrayBytes = 64 << 10
 
 // PlanScenario decides whether sc can run in a real 6.1 kernel on arch and
 // translates it: prog arrays, programs as user space loads them (with
@@ -39,15 +46,20 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 		p.Skip = why
 		return p
 	}
-	shifted, err := shiftCtx(sc)
+	shifted, ctxAt, err := placeCtx(sc)
 	if err != nil {
 		p.Skip = err.Error()
 		return p
 	}
 	p.Shifted = shifted
-	js := job.Scenario{File: sc.File, Ctx: hex.EncodeToString(sc.Ctx)}
+	js := job.Scenario{File: sc.File, Ctx: hex.EncodeToString(sc.Ctx), CtxAt: ctxAt}
 	for _, m := range sc.Maps {
-		js.Maps = append(js.Maps, job.Map{Name: m.Name, MaxEntries: m.MaxEntries})
+		jm := job.Map{Name: m.Name, MaxEntries: m.MaxEntries}
+		if m.Array {
+			jm.Array, jm.ValueSize, jm.Freeze = true, m.ValueSize, m.Name == ".rodata"
+			jm.Values = hex.EncodeToString(packValues(m.Init, m.MaxEntries, m.ValueSize))
+		}
+		js.Maps = append(js.Maps, jm)
 	}
 	pool := map[string]*prog.Function{}
 	for _, d := range shifted.Subprogs {
@@ -65,9 +77,15 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 		for _, f := range pr.Funcs {
 			jp.Funcs = append(jp.Funcs, job.FuncStart{Insn: slot, Name: f.Name})
 			for _, ins := range f.Insns {
-				if ins.IsMapLoad() {
+				switch {
+				case ins.IsMapLoad():
 					jp.MapRefs = append(jp.MapRefs, job.MapRef{Insn: slot, Map: ins.Reference})
 					ins.Imm = 0 // the guest writes the map's fd
+				case ins.IsMapValueLoad():
+					// The fd (the guest's) in the first half, the
+					// offset in the second.
+					jp.MapRefs = append(jp.MapRefs, job.MapRef{Insn: slot, Map: ins.Reference, Value: true})
+					ins.Imm = int64(uint64(uint32(ins.Imm)) << 32)
 				}
 				raw = ins.Encode(raw)
 				slot += ins.Slots()
@@ -88,7 +106,7 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 		case scenarios.StepDelete:
 			js.Steps = append(js.Steps, job.Step{Kind: job.Delete, Line: st.Line, Map: st.Map, Index: uint32(st.Index)})
 		case scenarios.StepSet:
-			js.Steps = append(js.Steps, job.Step{Kind: job.Set, Line: st.Line, Off: st.Set.Off, Bytes: hex.EncodeToString(setBytes(st.Set))})
+			js.Steps = append(js.Steps, setStep(sc, st))
 		}
 	}
 	p.Job = js
@@ -113,12 +131,10 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 		return "a structure layout of its own: the real kernel has its own"
 	case sc.Config != 0 || len(sc.Configs) > 0:
 		return "a build configuration of its own: the guest runs Debian's"
-	case len(sc.Ctx) > job.CbSize:
-		return fmt.Sprintf("a ctx of %d bytes: the guest passes ctx as cb[], %d bytes", len(sc.Ctx), job.CbSize)
 	}
 	for _, m := range sc.Maps {
-		if m.Array {
-			return "array maps: not expressed to the guest yet"
+		if m.Array && uint64(m.MaxEntries)*uint64(m.ValueSize) > maxArrayBytes {
+			return fmt.Sprintf("array %s holds more than %d bytes, which the guest reads back after every run", m.Name, maxArrayBytes)
 		}
 	}
 	types := map[string]bool{}
@@ -132,8 +148,8 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 		switch {
 		case st.Stopped || st.Kind == scenarios.StepFinish:
 			return fmt.Sprintf("line %d: a slot change stopped between the kernel's steps, which only the emulators can hold", st.Line)
-		case st.Kind == scenarios.StepSet && (st.Set.Key != scenarios.KeyCtx || st.Set.Off+len(setBytes(st.Set)) > len(sc.Ctx)):
-			return fmt.Sprintf("line %d: a set step outside cb[]", st.Line)
+		case st.Kind == scenarios.StepSet && st.Set.Key == scenarios.KeyCtx && st.Set.Off+len(setBytes(st.Set)) > len(sc.Ctx):
+			return fmt.Sprintf("line %d: a set step past ctx", st.Line)
 		case st.TailCallCnt != 0:
 			return fmt.Sprintf("line %d: a preset tail-call count, which a real run cannot start with", st.Line)
 		}
@@ -155,9 +171,6 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 				}
 				return fmt.Sprintf("calls %s, whose result is tailsim's stub value, not the kernel's", name)
 			}
-			if ins.IsMapValueLoad() {
-				return "map value loads: not expressed to the guest yet"
-			}
 		}
 	}
 	return ""
@@ -169,4 +182,44 @@ func setBytes(e scenarios.Expect) []byte {
 		return binary.LittleEndian.AppendUint64(nil, e.Value)[:e.Size]
 	}
 	return e.Bytes
+}
+
+func mapDecl(sc *scenarios.Scenario, name string) scenarios.MapDecl {
+	for _, m := range sc.Maps {
+		if m.Name == name {
+			return m
+		}
+	}
+	return scenarios.MapDecl{}
+}
+
+func roundUp8(n uint32) uint32 { return (n + 7) &^ 7 }
+
+// packValues is tailsim's array values (elements round_up(value_size, 8)
+// apart, as array maps store them) as the bpf() syscall reads and writes
+// them: value_size bytes per key.
+func packValues(strided []byte, maxEntries, valueSize uint32) []byte {
+	elem := roundUp8(valueSize)
+	out := make([]byte, 0, maxEntries*valueSize)
+	for k := uint32(0); k < maxEntries; k++ {
+		v := make([]byte, valueSize)
+		if at := k * elem; at < uint32(len(strided)) {
+			copy(v, strided[at:])
+		}
+		out = append(out, v...)
+	}
+	return out
+}
+
+// setStep is a set step for the guest: into ctx, or into an array's
+// element (tailsim's offset is into its strided values).
+func setStep(sc *scenarios.Scenario, st scenarios.Step) job.Step {
+	e := st.Set
+	js := job.Step{Kind: job.Set, Line: st.Line, Off: e.Off, Bytes: hex.EncodeToString(setBytes(e))}
+	if e.Key == scenarios.KeyMap {
+		m := mapDecl(sc, e.Map)
+		elem := int(roundUp8(m.ValueSize))
+		js.Map, js.Index, js.Off = m.Name, uint32(e.Off/elem), e.Off%elem
+	}
+	return js
 }

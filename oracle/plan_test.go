@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,12 +98,14 @@ func TestSkipReasons(t *testing.T) {
 		{"-- maps --", "-- config --\nverifier off\n-- maps --", "verifier off"},
 		{"-- maps --", "-- config --\nkernel v6.18\n-- maps --", "restricted to other kernels"},
 		{"-- maps --", "-- config --\nconfig ibt\n-- maps --", "build configuration"},
-		{"u32 5", "u32 5\nzero 16", "a ctx of 24 bytes"},
+		{"u32 5", "u32 5\nzero 16", "ctx+4 is not zero: as struct __sk_buff"},
+		{"u32 5", "u32 5\nzero 80", "a ctx of 88 bytes"},
 		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 18)", "outside cb[] or misaligned"},
 		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 2)", "outside cb[] or misaligned"},
 		{"r3 = *(u32 *)(r6 + 0)", "*(u32 *)(r6 + 0) = 1", "BPF_ST"},
 		{"r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 8) = r6", "stored to memory"},
 		{"r0 = 7", "call bpf_ktime_get_ns", "bpf_ktime_get_ns"},
+		{"r0 = 7", "call bpf_get_prandom_u32", "bpf_get_prandom_u32"},
 		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
 	} {
 		sc := parse(t, strings.Replace(ctxChain, tt.change, tt.with, 1))
@@ -133,7 +136,7 @@ func TestPlanLibrary(t *testing.T) {
 				}
 			}
 		}
-		if n < 25 {
+		if n < 30 {
 			t.Errorf("%s: %d library scenarios expressible", arch, n)
 		}
 	}
@@ -257,6 +260,63 @@ func TestCompareResults(t *testing.T) {
 		compare(o, p, arch, cfg, bad, nil)
 		if len(o.Bytes) != 1 || o.Bytes[0].Name != "leaf#0" {
 			t.Errorf("%s: a changed byte gives %+v", arch, o.Bytes)
+		}
+	}
+}
+
+// A C object's ctx is struct __sk_buff itself: its accesses stay, and
+// its global data go to the guest as arrays, .rodata frozen, loaded by
+// value (BPF_PSEUDO_MAP_VALUE) with the offset in the second half.
+func TestPlanObject(t *testing.T) {
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc *scenarios.Scenario
+	for _, s := range scs {
+		if strings.HasSuffix(s.File, "objects/globals.txtar") {
+			sc = s
+		}
+	}
+	if sc == nil {
+		t.Fatal("no objects/globals.txtar")
+	}
+	p := PlanScenario(sc, "x86_64")
+	if p.Skip != "" {
+		t.Fatal(p.Skip)
+	}
+	if p.Job.CtxAt != 0 || len(p.Job.Ctx) != 2*len(sc.Ctx) {
+		t.Errorf("ctx at %d, %s", p.Job.CtxAt, p.Job.Ctx)
+	}
+	arrays, frozen, values := 0, 0, 0
+	for _, m := range p.Job.Maps {
+		if m.Array {
+			arrays++
+			if len(m.Values) != 2*int(m.MaxEntries*m.ValueSize) {
+				t.Errorf("%s: values %s for %d x %d", m.Name, m.Values, m.MaxEntries, m.ValueSize)
+			}
+			if m.Freeze {
+				frozen++
+			}
+		}
+	}
+	for _, jp := range p.Job.Progs {
+		raw, _ := hex.DecodeString(jp.Insns)
+		for _, r := range jp.MapRefs {
+			if r.Value {
+				values++
+				if raw[8*r.Insn+1]>>4 != 2 {
+					t.Errorf("%s: value load's src %d, want BPF_PSEUDO_MAP_VALUE", jp.Name, raw[8*r.Insn+1]>>4)
+				}
+			}
+		}
+	}
+	if arrays < 2 || frozen != 1 || values == 0 {
+		t.Errorf("%d arrays, %d frozen, %d value loads in %+v", arrays, frozen, values, p.Job.Maps)
+	}
+	for i, d := range p.Shifted.Progs {
+		if !slices.EqualFunc(d.Insns, sc.Progs[i].Insns, func(a, b prog.Instruction) bool { return a.Off == b.Off && a.OpCode == b.OpCode }) {
+			t.Errorf("%s: the __sk_buff program was changed", d.Name)
 		}
 	}
 }

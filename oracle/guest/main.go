@@ -114,14 +114,92 @@ type scenario struct {
 	sc    job.Scenario
 	maps  map[string]*ebpf.Map
 	progs map[string]*ebpf.Program
-	cb    []byte
+	ctx   []byte
+}
+
+// newMap creates a prog array, or an array with its initial values
+// (frozen when asked, as libbpf freezes .rodata).
+func newMap(m job.Map) (*ebpf.Map, error) {
+	if !m.Array {
+		return ebpf.NewMap(&ebpf.MapSpec{Name: trim(m.Name), Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: m.MaxEntries})
+	}
+	vals, err := hex.DecodeString(m.Values)
+	if err != nil || len(vals) != int(m.MaxEntries*m.ValueSize) {
+		return nil, fmt.Errorf("values of %d bytes for %d elements of %d", len(vals), m.MaxEntries, m.ValueSize)
+	}
+	spec := &ebpf.MapSpec{Name: trim(m.Name), Type: ebpf.Array, KeySize: 4, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries}
+	for k := uint32(0); k < m.MaxEntries; k++ {
+		spec.Contents = append(spec.Contents, ebpf.MapKV{Key: k, Value: vals[k*m.ValueSize : (k+1)*m.ValueSize]})
+	}
+	mp, err := ebpf.NewMap(spec)
+	if err != nil {
+		return nil, err
+	}
+	// cilium/ebpf freezes a map named .rodata once written, as libbpf
+	// does; Freeze asks for it by the job's word.
+	if m.Freeze && m.Name != ".rodata" {
+		if err := mp.Freeze(); err != nil {
+			mp.Close()
+			return nil, err
+		}
+	}
+	return mp, nil
+}
+
+// readArrays reads every array map's values back, ValueSize bytes per
+// element.
+func (s *scenario) readArrays() (map[string]string, error) {
+	out := map[string]string{}
+	for _, m := range s.sc.Maps {
+		if !m.Array {
+			continue
+		}
+		var all []byte
+		v := make([]byte, m.ValueSize)
+		for k := uint32(0); k < m.MaxEntries; k++ {
+			if err := s.maps[m.Name].Lookup(k, &v); err != nil {
+				return nil, fmt.Errorf("map %s[%d]: %w", m.Name, k, err)
+			}
+			all = append(all, v...)
+		}
+		out[m.Name] = hex.EncodeToString(all)
+	}
+	return out, nil
+}
+
+// set writes a set step's bytes into ctx, or into an array's element.
+func (s *scenario) set(st job.Step) error {
+	b, err := hex.DecodeString(st.Bytes)
+	if err != nil {
+		return err
+	}
+	if st.Map == "" {
+		if st.Off < 0 || st.Off+len(b) > len(s.ctx) {
+			return errors.New("a set step past ctx")
+		}
+		copy(s.ctx[st.Off:], b)
+		return nil
+	}
+	m := s.maps[st.Map]
+	if m == nil {
+		return fmt.Errorf("no map %s", st.Map)
+	}
+	v := make([]byte, m.ValueSize())
+	if err := m.Lookup(st.Index, &v); err != nil {
+		return err
+	}
+	if st.Off < 0 || st.Off+len(b) > len(v) {
+		return errors.New("a set step past the element")
+	}
+	copy(v[st.Off:], b)
+	return m.Update(st.Index, v, ebpf.UpdateAny)
 }
 
 func runScenario(sc job.Scenario) error {
 	s := &scenario{sc: sc, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
 	defer s.close()
 	for _, m := range sc.Maps {
-		mp, err := ebpf.NewMap(&ebpf.MapSpec{Name: trim(m.Name), Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: m.MaxEntries})
+		mp, err := newMap(m)
 		if err != nil {
 			return fmt.Errorf("map %s: %w", m.Name, err)
 		}
@@ -148,11 +226,11 @@ func runScenario(sc job.Scenario) error {
 		images[name] = fs
 	}
 	say(job.Result{Kind: job.Loaded, File: sc.File, Images: images})
-	cb, err := hex.DecodeString(sc.Ctx)
+	ctx, err := hex.DecodeString(sc.Ctx)
 	if err != nil {
 		return err
 	}
-	s.cb = cb
+	s.ctx = ctx
 	for _, st := range sc.Steps {
 		switch st.Kind {
 		case job.Run:
@@ -162,7 +240,11 @@ func runScenario(sc job.Scenario) error {
 					say(job.Result{Kind: job.Ran, File: sc.File, Line: st.Line, Iter: it, Err: err.Error()})
 					return nil
 				}
-				say(job.Result{Kind: job.Ran, File: sc.File, Line: st.Line, Iter: it, Retval: ret, Ctx: hex.EncodeToString(s.cb)})
+				maps, err := s.readArrays()
+				if err != nil {
+					return err
+				}
+				say(job.Result{Kind: job.Ran, File: sc.File, Line: st.Line, Iter: it, Retval: ret, Ctx: hex.EncodeToString(s.ctx), Maps: maps})
 			}
 		case job.Update, job.Delete:
 			m := s.maps[st.Map]
@@ -174,11 +256,9 @@ func runScenario(sc job.Scenario) error {
 			}
 			say(job.Result{Kind: job.Change, File: sc.File, Line: st.Line, Errno: errnoName(err)})
 		case job.Set:
-			b, err := hex.DecodeString(st.Bytes)
-			if err != nil || st.Off < 0 || st.Off+len(b) > len(s.cb) {
-				return fmt.Errorf("line %d: bad set step", st.Line)
+			if err := s.set(st); err != nil {
+				return fmt.Errorf("line %d: %w", st.Line, err)
 			}
-			copy(s.cb[st.Off:], b)
 		}
 	}
 	return nil
@@ -208,9 +288,11 @@ func (s *scenario) load(p job.Prog) (*ebpf.Program, error) {
 	}
 	for _, r := range p.MapRefs {
 		at := 8 * r.Insn
-		if at+8 > len(raw) || s.maps[r.Map] == nil {
+		if at+16 > len(raw) || s.maps[r.Map] == nil {
 			return nil, fmt.Errorf("bad map reference %+v", r)
 		}
+		// ld_imm64's first imm is the fd; a value load's offset stays in
+		// the second.
 		binary.LittleEndian.PutUint32(raw[at+4:], uint32(s.maps[r.Map].FD()))
 	}
 	starts := map[int]string{}
@@ -275,17 +357,26 @@ func jited(p *ebpf.Program) ([]job.Func, error) {
 // BPF_PROG_TEST_RUN takes in and gives back that a scenario uses.
 const skbCtx = job.CbOffset + job.CbSize
 
-// run runs a program once with cb[] as the scenario's ctx left it.
+// run runs a program once with ctx as the scenario left it, placed at
+// CtxAt in struct __sk_buff; only cb[] is taken back into it.
 func (s *scenario) run(p *ebpf.Program) (uint32, error) {
+	at := s.sc.CtxAt
+	if at < 0 || at+len(s.ctx) > skbCtx {
+		return 0, fmt.Errorf("ctx of %d bytes at %d past cb[]", len(s.ctx), at)
+	}
 	in := make([]byte, skbCtx)
-	copy(in[job.CbOffset:], s.cb)
+	copy(in[at:], s.ctx)
 	// All of struct __sk_buff comes back, or ENOSPC: room for it.
 	out := make([]byte, 512)
 	ret, err := p.Run(&ebpf.RunOptions{Data: make([]byte, 64), Context: in, ContextOut: out})
 	if err != nil {
 		return 0, err
 	}
-	copy(s.cb, out[job.CbOffset:])
+	for i := range s.ctx {
+		if o := at + i; o >= job.CbOffset && o < skbCtx {
+			s.ctx[i] = out[o]
+		}
+	}
 	return ret, nil
 }
 

@@ -25,15 +25,25 @@ type Scenario struct {
 	Maps  []Map  `json:"maps"`
 	Progs []Prog `json:"progs"`
 	Slots []Slot `json:"slots"`
-	// Ctx is the initial cb[] (at most CbSize bytes, hex).
+	// Ctx is the initial ctx (hex), placed at CtxAt in struct __sk_buff:
+	// CbOffset when a scenario's ctx stands for cb[] (its accesses were
+	// moved), 0 when it is __sk_buff itself (a C program's). Only cb[]
+	// comes back: the rest is the kernel's (skb->len, …).
 	Ctx   string `json:"ctx"`
+	CtxAt int    `json:"ctx_at"`
 	Steps []Step `json:"steps"`
 }
 
-// Map is a prog array.
+// Map is a prog array, or an array (Array) of ValueSize-byte values
+// starting as Values (hex, ValueSize bytes per element), frozen after
+// they are written when Freeze is set (.rodata, as libbpf does).
 type Map struct {
 	Name       string `json:"name"`
 	MaxEntries uint32 `json:"max_entries"`
+	Array      bool   `json:"array,omitempty"`
+	ValueSize  uint32 `json:"value_size,omitempty"`
+	Values     string `json:"values,omitempty"`
+	Freeze     bool   `json:"freeze,omitempty"`
 }
 
 // Prog is one program as user space loads it: struct bpf_insn words (hex)
@@ -54,10 +64,13 @@ type FuncStart struct {
 	Name string `json:"name"`
 }
 
-// MapRef says that the ld_imm64 at slot Insn loads Map's fd.
+// MapRef says that the ld_imm64 at slot Insn loads Map's fd, or with
+// Value the address of its first value (BPF_PSEUDO_MAP_VALUE, the offset
+// already in the second half's imm).
 type MapRef struct {
-	Insn int    `json:"insn"`
-	Map  string `json:"map"`
+	Insn  int    `json:"insn"`
+	Map   string `json:"map"`
+	Value bool   `json:"value,omitempty"`
 }
 
 // Slot is an initial prog array entry.
@@ -72,7 +85,7 @@ const (
 	Run    = "run"
 	Update = "update"
 	Delete = "delete"
-	Set    = "set" // Bytes written into cb[] at Off between runs
+	Set    = "set" // Bytes written at Off into ctx, or into Map's element Index
 )
 
 // Step is a run (Repeat times), or an update or delete of a slot.
@@ -107,9 +120,11 @@ type Result struct {
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
 	Iter int    `json:"iter,omitempty"`
-	// Ran: the return value and cb[] after the run.
-	Retval uint32 `json:"retval,omitempty"`
-	Ctx    string `json:"ctx,omitempty"`
+	// Ran: the return value, ctx and the array maps' values (hex,
+	// ValueSize bytes per element) after the run.
+	Retval uint32            `json:"retval,omitempty"`
+	Ctx    string            `json:"ctx,omitempty"`
+	Maps   map[string]string `json:"maps,omitempty"`
 	// Change: "" or the errno's name (E2BIG, ENOENT, EINVAL).
 	Errno string `json:"errno,omitempty"`
 	// Loaded: each program's JITed functions; Failed/errors: why.
