@@ -5,7 +5,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 60s
 FUZZWORKERS ?= $(shell nproc)
 
-.PHONY: bpf-objects all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean oracle-guests kernel-oracle
+.PHONY: bpf-objects all deps browser-deps build run test browser-test lint vet generate fuzz bench rss clean oracle-guests kernel-oracle oracle-record
 
 all: build
 
@@ -83,9 +83,14 @@ oracle-guests:
 
 kernel-oracle: build oracle-guests
 	@oracle/fetch-kernels $(ORACLE_DIR) >/dev/null
-	./$(BIN) oracle -console $(ORACLE_DIR) \
+	./$(BIN) oracle -console $(ORACLE_DIR) $(ORACLE_FLAGS) \
 		-vmlinuz-x86_64 $${ORACLE_VMLINUZ_X86_64:-$$(ls $(ORACLE_DIR)/amd64/boot/vmlinuz-* | head -n 1)} \
 		-vmlinuz-arm64 $${ORACLE_VMLINUZ_ARM64:-$$(ls $(ORACLE_DIR)/arm64/boot/vmlinuz-* | head -n 1)}
+
+# Records both boots' results into oracle/testdata, which make test replays
+# (oracle.TestRecordedBoots) without QEMU: run it when the library changes.
+oracle-record:
+	$(MAKE) kernel-oracle ORACLE_FLAGS="-record oracle/testdata"
 
 # The String methods of the enums (stringer, a tool directive in go.mod).
 # .ci/run checks that the committed files are what this writes.

@@ -194,3 +194,33 @@ func (c *cpioWriter) entry(name string, mode, rmajor, rminor int, data []byte) {
 
 // ErrNoKernel is returned when a Machine names no kernel to boot.
 var ErrNoKernel = errors.New("oracle: no kernel image")
+
+// WriteResults records a boot's results, one JSON object per line.
+func WriteResults(path string, results []job.Result) error {
+	var b bytes.Buffer
+	for _, r := range results {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		b.Write(append(line, '\n'))
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// ReadResults reads what WriteResults wrote.
+func ReadResults(path string) ([]job.Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []job.Result
+	for i, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r job.Result
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -51,6 +51,8 @@ type Report struct {
 	Uname    string
 	Config   prog.Config // the build tailsim compiled for, from what the guest reported
 	Outcomes []*Outcome
+	// Results are the guest's lines, as a recording of the boot.
+	Results []job.Result
 }
 
 // Failed reports a mismatch anywhere.
@@ -67,19 +69,27 @@ func (r *Report) Failed() bool {
 // compares each with tailsim's v6.1 on m.Arch: the results of every run
 // and update, and every function's code after masking placement.
 func Check(ctx context.Context, m Machine, scs []*scenarios.Scenario) (*Report, error) {
-	rep := &Report{Arch: m.Arch}
-	var plans []*Plan
 	var j job.Job
 	for _, sc := range scs {
-		p := PlanScenario(sc, m.Arch)
-		plans = append(plans, p)
-		if p.Skip == "" {
+		if p := PlanScenario(sc, m.Arch); p.Skip == "" {
 			j.Scenarios = append(j.Scenarios, p.Job)
 		}
 	}
 	results, err := m.Boot(ctx, j)
 	if err != nil {
 		return nil, err
+	}
+	return Evaluate(m.Arch, scs, results), nil
+}
+
+// Evaluate compares what a boot on arch reported (results, live or
+// recorded) with tailsim, scenario by scenario. A scenario the boot did
+// not run, or ran in another version (its hash), fails.
+func Evaluate(arch string, scs []*scenarios.Scenario, results []job.Result) *Report {
+	rep := &Report{Arch: arch, Results: results}
+	var plans []*Plan
+	for _, sc := range scs {
+		plans = append(plans, PlanScenario(sc, arch))
 	}
 	byFile := map[string][]job.Result{}
 	var hello job.Result
@@ -90,7 +100,7 @@ func Check(ctx context.Context, m Machine, scs []*scenarios.Scenario) (*Report, 
 		byFile[r.File] = append(byFile[r.File], r)
 	}
 	rep.Uname = hello.Uname
-	rep.Config = BootConfig(m.Arch, hello.Info)
+	rep.Config = BootConfig(arch, hello.Info)
 	thunks := map[uint64]string{}
 	for k, v := range hello.Info {
 		if name, ok := strings.CutPrefix(k, "ksym "); ok {
@@ -105,9 +115,9 @@ func Check(ctx context.Context, m Machine, scs []*scenarios.Scenario) (*Report, 
 		if p.Skip != "" {
 			continue
 		}
-		compare(o, p, m.Arch, rep.Config, byFile[p.Scenario.File], thunks)
+		compare(o, p, arch, rep.Config, byFile[p.Scenario.File], thunks)
 	}
-	return rep, nil
+	return rep
 }
 
 // BootConfig is the build the guest kernel runs as, from what it reported:
@@ -151,6 +161,10 @@ func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Re
 	}
 	if loaded == nil {
 		bad("the guest reported nothing for it")
+		return
+	}
+	if h := job.Hash(p.Job); loaded.Hash != h {
+		bad("the guest ran another version of it (job hash %.12s, now %.12s)", loaded.Hash, h)
 		return
 	}
 	compareImages(o, p, arch, cfg, loaded, thunks)

@@ -221,7 +221,7 @@ func TestCompareResults(t *testing.T) {
 				images[pi.Prog] = append(images[pi.Prog], job.Func{Addr: f.Addr, Code: hex.EncodeToString(f.Code)})
 			}
 		}
-		good := []job.Result{{Kind: job.Loaded, File: sc.File, Images: images},
+		good := []job.Result{{Kind: job.Loaded, File: sc.File, Images: images, Hash: job.Hash(p.Job)},
 			{Kind: job.Ran, File: sc.File, Line: 30, Iter: 1, Retval: 42, Ctx: "0000000006000000"},
 			{Kind: job.Change, File: sc.File, Line: 31}, {Kind: job.Change, File: sc.File, Line: 33, Errno: "ENOENT"}}
 		o := &Outcome{}

@@ -32,14 +32,14 @@ run are listed as skipped with the reason. make kernel-oracle fetches
 Debian 12's kernels and builds the agents.
 Exit status: 0 everything compared is equal, 1 a result or a byte
 differs, 2 usage error or a guest that did not boot.`,
-		usage: "tailsim oracle -vmlinuz-x86_64 FILE -vmlinuz-arm64 FILE [-arch LIST] [-guest-dir DIR] [-timeout D] [-console DIR] [-v] [PATH ...]",
+		usage: "tailsim oracle -vmlinuz-x86_64 FILE -vmlinuz-arm64 FILE [-arch LIST] [-guest-dir DIR] [-timeout D] [-console DIR] [-record DIR] [-v] [PATH ...]",
 		run:   oracleCmd,
 	})
 	flagSetups["oracle"] = func(fs *flag.FlagSet) { newOracleFlags(fs) }
 }
 
 type oracleFlags struct {
-	arch, vmlinuzX86, vmlinuzArm64, guestDir, console *string
+	arch, vmlinuzX86, vmlinuzArm64, guestDir, console, record *string
 	timeout                                           *time.Duration
 	verbose                                           *bool
 }
@@ -51,6 +51,7 @@ func newOracleFlags(fs *flag.FlagSet) oracleFlags {
 		vmlinuzArm64: fs.String("vmlinuz-arm64", "", "the arm64 kernel image to boot (Debian's linux-image-*-arm64)"),
 		guestDir:     fs.String("guest-dir", "bin", "where the agents are: oracle-guest-x86_64 and oracle-guest-arm64 (make oracle-guests)"),
 		console:      fs.String("console", "", "write each guest's console log to `DIR`/console-ARCH.log"),
+		record:       fs.String("record", "", "write each boot's results to `DIR`/boot-ARCH.jsonl, which oracle's tests replay without booting"),
 		timeout:      fs.Duration("timeout", 10*time.Minute, "how long a boot may take"),
 		verbose:      fs.Bool("v", false, "list every scenario, and the listings of passing functions' comparisons' failures in full"),
 	}
@@ -96,6 +97,11 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", arch, err)
 		}
 		writeOracleReport(stdout, rep, time.Since(start), *f.verbose)
+		if *f.record != "" {
+			if err := oracle.WriteResults(fmt.Sprintf("%s/boot-%s.jsonl", *f.record, arch), rep.Results); err != nil {
+				return err
+			}
+		}
 		failed = failed || rep.Failed()
 	}
 	if failed {

@@ -225,7 +225,7 @@ func runScenario(sc job.Scenario) error {
 		}
 		images[name] = fs
 	}
-	say(job.Result{Kind: job.Loaded, File: sc.File, Images: images})
+	say(job.Result{Kind: job.Loaded, File: sc.File, Images: images, Hash: job.Hash(sc)})
 	ctx, err := hex.DecodeString(sc.Ctx)
 	if err != nil {
 		return err

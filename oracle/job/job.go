@@ -4,6 +4,12 @@
 // holds types only, so the guest (a static binary, no cgo) can share them.
 package job
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
 // Job is everything one boot runs.
 type Job struct {
 	Scenarios []Scenario `json:"scenarios"`
@@ -133,6 +139,17 @@ type Result struct {
 	// Hello: what the kernel is.
 	Uname string            `json:"uname,omitempty"`
 	Info  map[string]string `json:"info,omitempty"`
+	// Loaded: Hash of the scenario as the guest received it, so that a
+	// recorded boot can tell which scenarios it still speaks for.
+	Hash string `json:"hash,omitempty"`
+}
+
+// Hash is the digest Loaded results carry: SHA-256 of the scenario's
+// JSON encoding.
+func Hash(sc Scenario) string {
+	b, _ := json.Marshal(sc)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Func is one JITed function: its ksym address and code (hex).

@@ -1,0 +1,54 @@
+package oracle
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"tailsim/scenarios"
+)
+
+// The boots make oracle-record recorded (testdata/boot-*.jsonl), replayed:
+// every library scenario a kernel can run is in them, in its current
+// version, and tailsim's v6.1 gives the kernel's results and bytes. A
+// library change that alters what the guest would run fails here until
+// the boots are recorded again (make oracle-record, which boots QEMU).
+func TestRecordedBoots(t *testing.T) {
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"x86_64", "arm64"} {
+		results, err := ReadResults(filepath.Join("testdata", "boot-"+arch+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := Evaluate(arch, scs, results)
+		if !strings.Contains(rep.Uname, "6.1.") {
+			t.Errorf("%s: the recording is of %q, not a 6.1 kernel", arch, rep.Uname)
+		}
+		equal, runs, funcs := 0, 0, 0
+		for _, o := range rep.Outcomes {
+			switch o.Status() {
+			case "FAIL":
+				var b strings.Builder
+				for _, m := range o.Mismatches {
+					fmt.Fprintf(&b, "  %s\n", m)
+				}
+				for _, d := range o.Bytes {
+					fmt.Fprintf(&b, "  %s:\n", d.Name)
+					d.Diff.Write(&b)
+				}
+				t.Errorf("%s %s differs from the recorded boot (make oracle-record if the scenario changed):\n%s", arch, o.File, b.String())
+			case "PASS":
+				equal++
+				runs += o.Runs
+				funcs += o.Funcs
+			}
+		}
+		if equal < 30 || runs < 80 || funcs < 150 {
+			t.Errorf("%s: only %d scenarios, %d runs and %d functions compared", arch, equal, runs, funcs)
+		}
+	}
+}
