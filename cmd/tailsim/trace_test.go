@@ -102,6 +102,17 @@ func TestCompareCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "x86_64/v6.18 beside x86_64/v6.18+series") || !strings.Contains(out, "the same in its one run") {
 		t.Errorf("exit %d\n%s%s", code, out, errs)
 	}
+	// Two kernels: Debian 12's counts the call into the empty slot.
+	code, out, errs = run(t, "compare", "-kernel", "v6.1,v6.18", "../../scenarios/library/edges/empty_slot.txtar")
+	if code != 1 || !strings.Contains(out, "x86_64/v6.1 beside x86_64/v6.18") || !strings.Contains(out, "DIFFERENT: tail_call_cnt 2 vs 1") ||
+		!strings.Contains(out, "mov eax, dword ptr [rbp-0x4]") {
+		t.Errorf("compare -kernel v6.1,v6.18: exit %d\n%s%s", code, out, errs)
+	}
+	for _, args := range [][]string{{"-kernel", "v6.1"}, {"-kernel", "v6.1,v6.1"}, {"-arch", "x86_64,arm64", "-kernel", "v6.1,v6.18"}} {
+		if code, _, errs := run(t, append(append([]string{"compare"}, args...), good)...); code != 2 || !strings.Contains(errs, "-kernel") {
+			t.Errorf("compare %v: exit %d, %s", args, code, errs)
+		}
+	}
 	page := filepath.Join(t.TempDir(), "cmp.html")
 	code, out, _ = run(t, "compare", "-html", page, good)
 	html, err := os.ReadFile(page)
