@@ -53,7 +53,7 @@ func newOracleFlags(fs *flag.FlagSet) oracleFlags {
 		console:      fs.String("console", "", "write each guest's console log to `DIR`/console-ARCH.log"),
 		record:       fs.String("record", "", "write each boot's results to `DIR`/boot-ARCH.jsonl, which oracle's tests replay without booting"),
 		timeout:      fs.Duration("timeout", 10*time.Minute, "how long a boot may take"),
-		verbose:      fs.Bool("v", false, "list every scenario, and the listings of passing functions' comparisons' failures in full"),
+		verbose:      fs.Bool("v", false, "also list every scenario that compared equal, with its runs and functions"),
 	}
 }
 
