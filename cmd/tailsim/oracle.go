@@ -40,8 +40,8 @@ differs, 2 usage error or a guest that did not boot.`,
 
 type oracleFlags struct {
 	arch, vmlinuzX86, vmlinuzArm64, guestDir, console, record *string
-	timeout                                           *time.Duration
-	verbose                                           *bool
+	timeout                                                   *time.Duration
+	verbose                                                   *bool
 }
 
 func newOracleFlags(fs *flag.FlagSet) oracleFlags {
