@@ -128,7 +128,10 @@ type machine struct {
 	// lastCount is the counter as the last tail call left it.
 	lastCount uint64
 	preset    uint64 // PresetCount's n
-	counted   bool   // lastCount was read from the current counter
+	// presetDone: the run's preset is in place (atBody), or its entry
+	// was entered and the first tail call does not preset.
+	presetDone bool
+	counted    bool // lastCount was read from the current counter
 	// tailEntry is where tail calls land in bpf_func under m.v.
 	tailEntry int
 	batch     *uc.RegBatch
@@ -156,6 +159,11 @@ const (
 	// the stub of an emulated helper (prog.Emulated): the helper's effect
 	// happens there.
 	atHelper
+	// the first body instruction of a program whose subprograms make tail
+	// calls, under a kernel that passes the counter by value: a preset
+	// counter goes into the entry's own counter there, which the
+	// subprograms copy (a chain would have left it in the entry's).
+	atBody
 )
 
 // PAC's instruction words.
@@ -405,6 +413,14 @@ func (m *machine) load() error {
 				}
 			}
 		}
+		if l.Fn == 0 && m.v.CounterByValue() && subprogTailCalls(l.Prog) {
+			for _, in := range l.Img.Insns {
+				if in.BPF >= 0 {
+					m.at(l.Addr+uint64(in.Off), siteEvent{kind: atBody, l: l})
+					break
+				}
+			}
+		}
 		for i := range l.Img.Sites {
 			s := &l.Img.Sites[i]
 			// Direct calls: bpf_tail_call_direct_fixup() pokes the sites
@@ -609,4 +625,15 @@ func (h helperMemory) Read(addr uint64, n int) ([]byte, bool) {
 
 func (h helperMemory) Write(addr uint64, b []byte) bool {
 	return h.allowed(addr, len(b)) && h.m.e.u.MemWrite(addr, b) == nil
+}
+
+// subprogTailCalls reports a program with a subprogram that makes tail
+// calls.
+func subprogTailCalls(p *prog.Program) bool {
+	for _, f := range p.Funcs[1:] {
+		if f.HasTailCall() {
+			return true
+		}
+	}
+	return false
 }

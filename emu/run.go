@@ -68,7 +68,7 @@ func (m *machine) prepare(ctx []byte) (after uint64, err error) {
 
 func (m *machine) run(entry *prog.Program, ctx []byte, limit time.Duration) *prog.Result {
 	m.res = &prog.Result{Path: []string{entry.Name}}
-	m.pending, m.counter, m.lastCount, m.counted = nil, counterLoc{}, 0, false
+	m.pending, m.counter, m.lastCount, m.counted, m.presetDone = nil, counterLoc{}, 0, false, false
 	m.signed = m.signed[:0]
 	if m.step != nil {
 		m.step.reset()
@@ -275,7 +275,7 @@ func (m *machine) onSite(addr uint64) {
 			// it by value, so a return from a subprogram brings back the
 			// caller's: it is read at every call.
 			if loc != m.counter || !m.counted || m.v.CounterByValue() {
-				if !m.counted && m.preset != 0 {
+				if !m.counted && m.preset != 0 && !m.presetDone {
 					// The run's first tail call, about to read the counter
 					// its prologue initialised: leave what a chain would.
 					m.presetCounter(loc, m.preset)
@@ -300,6 +300,13 @@ func (m *machine) onSite(addr uint64) {
 					m.taken(addr, dest)
 				}
 			}
+		case atBody:
+			if m.preset != 0 && !m.presetDone && !m.counted {
+				// The entry's first body instruction, before any tail call.
+				m.presetCounter(m.spec.counter(m, m.regs(), ev.l.Img), m.preset)
+				m.event(prog.Event{Kind: prog.EvPreset, Count: m.preset})
+			}
+			m.presetDone = true
 		case atSign, atAuth:
 			m.pac(addr, ev.kind)
 		case atHelper:

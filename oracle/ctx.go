@@ -146,6 +146,8 @@ func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, er
 			}
 		case op.IsALU() && op.ALUOp() == prog.OpMov && op.Class() == prog.ClassALU64 && op.Source() == prog.SourceX && ins.Off == 0:
 			out = out&^(1<<ins.Dst) | (regs>>ins.Src&1)<<ins.Dst
+		case op.IsALU() && op.ALUOp() != prog.OpMov && (has(ins.Dst) || op.Source() == prog.SourceX && has(ins.Src)):
+			return nil, nil, fmt.Errorf("line %d: arithmetic on the ctx pointer, whose accesses the kernel's verifier refuses (dereference of modified ctx ptr) and tailsim's plain ctx memory takes", ins.Line)
 		case op.IsALU() || op.IsLoadImm64():
 			out &^= 1 << ins.Dst
 		case ins.IsSubprogCall():

@@ -96,10 +96,14 @@ func maskX86(addr uint64, code []byte, resolve Resolver) ([]Token, []int, error)
 			// movabs reg, imm64: a map's address (or a program's).
 			v := binary.LittleEndian.Uint64(b[2:])
 			t.Text, t.Sym = hex.EncodeToString(b[:2])+" <addr>", resolve(v)
-		case in.Branch && (in.Target < addr || in.Target >= addr+uint64(len(code))):
+		case in.Branch && (in.Target < addr || in.Target >= addr+uint64(len(code))) && in.Len >= 5:
 			// A call or jump to another function or a thunk: the rel32
 			// depends on where both are.
 			t.Text, t.Sym = hex.EncodeToString(b[:in.Len-4])+" <rel32>", resolve(in.Target)
+		case in.Branch && (in.Target < addr || in.Target >= addr+uint64(len(code))):
+			// A short branch out of the function: no JIT emits one, so
+			// it is compared as it is (a difference, if the other side
+			// has none).
 		case in.Branch:
 			// Inside the image: the opcode (short or near) and the
 			// target, by token.

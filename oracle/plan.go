@@ -36,6 +36,11 @@ var helpersOK = map[int64]bool{prog.HelperTailCall: true, prog.HelperMapLookup: 
 // every run.
 const maxArrayBytes = 64 << 10
 
+// maxSlotBytes bounds a prog array's ptrs[]: 6.1's array_map_alloc()
+// allocates max_entries pointers up front (root's arrays are not rounded
+// to a power of two), and the guest boots with 512 MiB.
+const maxSlotBytes = 64 << 20
+
 // PlanScenario decides whether sc can run in a real 6.1 kernel on arch and
 // translates it: prog arrays, programs as user space loads them (with
 // ctx accesses moved to __sk_buff.cb[], which BPF_PROG_TEST_RUN takes in
@@ -136,6 +141,9 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 		if m.Array && uint64(m.MaxEntries)*uint64(m.ValueSize) > maxArrayBytes {
 			return fmt.Sprintf("array %s holds more than %d bytes, which the guest reads back after every run", m.Name, maxArrayBytes)
 		}
+		if !m.Array && uint64(m.MaxEntries)*8 > maxSlotBytes {
+			return fmt.Sprintf("prog array %s's %d slots need %d MiB, more than the guest's memory holds (a real kernel refuses with ENOMEM)", m.Name, m.MaxEntries, uint64(m.MaxEntries)*8>>20)
+		}
 	}
 	types := map[string]bool{}
 	for _, d := range sc.Progs {
@@ -152,8 +160,13 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 			return fmt.Sprintf("line %d: a set step past ctx", st.Line)
 		case st.TailCallCnt != 0:
 			return fmt.Sprintf("line %d: a preset tail-call count, which a real run cannot start with", st.Line)
+		case (st.Kind == scenarios.StepUpdate || st.Kind == scenarios.StepDelete) && st.Index > 0xffffffff:
+			return fmt.Sprintf("line %d: a slot index past 32 bits, which the bpf() syscall's 4-byte key cannot carry", st.Line)
 		}
 		for _, e := range st.Expect {
+			if !e.Applies(arch, prog.Linux61.String()) {
+				continue
+			}
 			switch e.Key {
 			case scenarios.KeyFault:
 				return fmt.Sprintf("line %d: a run that faults, which a real kernel's verifier refuses", e.Line)

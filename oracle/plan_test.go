@@ -107,14 +107,27 @@ func TestSkipReasons(t *testing.T) {
 		{"r0 = 7", "call bpf_ktime_get_ns", "bpf_ktime_get_ns"},
 		{"r0 = 7", "call bpf_get_prandom_u32", "bpf_get_prandom_u32"},
 		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
+		{"jt max_entries=2", "jt max_entries=0x1000000", "ENOMEM"},
+		{"r3 = *(u32 *)(r6 + 0)", "r6 += 4", "arithmetic on the ctx pointer"},
+		{"r3 = *(u32 *)(r6 + 0)", "r3 = 4\n\tr3 += r6", "arithmetic on the ctx pointer"},
+		{"run entry", "delete jt[4294967296]\nrun entry", "past 32 bits"},
+		{"run entry", "run entry\nexpect fault = budget", "faults"},
 	} {
 		sc := parse(t, strings.Replace(ctxChain, tt.change, tt.with, 1))
 		if p := PlanScenario(sc, "arm64"); !strings.Contains(p.Skip, tt.want) {
 			t.Errorf("%q: skip %q, want %q", tt.with, p.Skip, tt.want)
 		}
 	}
-	if p := PlanScenario(parse(t, ctxChain), "arm64"); p.Skip != "" {
-		t.Errorf("the plain scenario is skipped: %s", p.Skip)
+	for _, ok := range []struct{ change, with string }{
+		{"r3 = *(u32 *)(r6 + 0)", "r3 = 0\n\tr3 += 4"},            // arithmetic, not on ctx
+		{"r3 = *(u32 *)(r6 + 0)", "r6 = 0\n\tr6 += 4\n\tr6 = r1"}, // ctx overwritten first
+		{"run entry", "run entry\nexpect[v6.18] fault = budget"},  // scoped away from Debian 12's v6.1
+		{"", ""},
+	} {
+		sc := parse(t, strings.Replace(ctxChain, ok.change, ok.with, 1))
+		if p := PlanScenario(sc, "arm64"); p.Skip != "" {
+			t.Errorf("%q: skipped: %s", ok.with, p.Skip)
+		}
 	}
 }
 

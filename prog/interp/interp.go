@@ -131,8 +131,16 @@ func (m *Machine) Run(entry *prog.Program, ctx []byte) *prog.Result {
 	if ctx != nil {
 		r.regs[prog.R1] = prog.CtxBase
 	}
+	if m.preset > 0 && m.cfg.Kernel.CounterByValue() {
+		// 6.1: the entry's own counter, which its subprograms copy, is
+		// where a chain would have left the count.
+		r.count = m.preset
+	}
 	r.push(entry, 0)
 	r.enter(entry)
+	if m.preset > 0 && m.cfg.Kernel.CounterByValue() {
+		r.event(prog.Event{Kind: prog.EvPreset, Count: m.preset})
+	}
 	r.loop()
 	r.res.Count = r.last
 	if ctx != nil {
@@ -372,7 +380,7 @@ func (r *run) tailCall(f *frame) (*prog.Program, bool) {
 		r.fault(prog.FaultInsn, r.regs[prog.R2], "tail call with R2 not pointing at a prog array")
 		return nil, false
 	}
-	if len(r.res.Calls) == 0 { // the run's first tail call: the preset applies
+	if len(r.res.Calls) == 0 && !r.cfg.Kernel.CounterByValue() { // the run's first tail call: the preset applies
 		r.count = r.preset
 		if r.preset > 0 {
 			r.event(prog.Event{Kind: prog.EvPreset, Count: r.preset})
