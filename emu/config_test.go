@@ -265,7 +265,7 @@ func TestHelperDoneEvents(t *testing.T) {
 					}
 				}
 			}
-			if fmt.Sprint(got) != "[ = 0x5  = 0x0  = 0xffff888181000148]" {
+			if fmt.Sprint(got) != "[ = 0x5  = 0x0  = 0xffffffffffffffea  = 0xffff888181000148]" {
 				t.Errorf("%s (step %v): helper results %q", b.Name(), step, got)
 			}
 		}

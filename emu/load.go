@@ -89,6 +89,32 @@ func HelperAt(addr uint64) (prog.Helper, bool) {
 	return arm64Addrs.helperAt(addr)
 }
 
+// MapAt names the map of w that addr points into, as both arches load
+// w: "map NAME" at its struct bpf_array, "map NAME+0x..." inside it (an
+// array's value, as a map-value ld_imm64 loads it). Listings and the
+// kernel oracle name a program's map addresses with it.
+func MapAt(w *prog.World, addr uint64) (string, bool) {
+	name := func(n string, off uint64) (string, bool) {
+		if off == 0 {
+			return "map " + n, true
+		}
+		return fmt.Sprintf("map %s+%#x", n, off), true
+	}
+	for k, m := range w.Maps {
+		if base := prog.ArrayMapAddr(k); addr >= base && addr < base+prog.ArrayMapStride {
+			return name(m.Name, addr-base)
+		}
+	}
+	for _, at := range []addrMap{x86Addrs, arm64Addrs} {
+		for k, a := range w.Arrays {
+			if base := at.arrays + uint64(k)*arrayStride; addr >= base && addr < base+arrayStride {
+				return name(a.Name, addr-base)
+			}
+		}
+	}
+	return "", false
+}
+
 // Loaded is one function image at its address in the emulated memory.
 type Loaded struct {
 	Prog *prog.Program

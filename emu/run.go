@@ -427,7 +427,11 @@ func (m *machine) fellThrough(addr uint64) {
 		want++ // 6.1 counted before it loaded the slot
 	}
 	if n != want {
-		m.violatef(prog.PropCountKept, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
+		if want != p.count {
+			m.violatef(prog.PropCountKept, p.s.Site.Loc, addr, "counter %d, want %d (%d before the call, which %s counts before an empty slot)", n, want, p.count, m.v)
+		} else {
+			m.violatef(prog.PropCountKept, p.s.Site.Loc, addr, "counter %d, was %d", n, p.count)
+		}
 	}
 	m.lastCount = n
 	m.res.Falls = prog.Record(m.res.Falls, reason)

@@ -97,7 +97,8 @@ func (m Machine) Boot(ctx context.Context, j job.Job) ([]job.Result, error) {
 }
 
 // parseConsole reads the agent's lines out of the console, and whether the
-// last one (job.Done) came.
+// last one (job.Done) came. A line of the agent's that does not parse is
+// kept as job.Garbled: a result may be lost in it.
 func parseConsole(b []byte) ([]job.Result, bool) {
 	var out []job.Result
 	done := false
@@ -111,7 +112,7 @@ func parseConsole(b []byte) ([]job.Result, bool) {
 		}
 		var r job.Result
 		if json.Unmarshal([]byte(strings.TrimRight(l[i+len(job.Prefix):], "\r")), &r) != nil {
-			continue
+			r = job.Result{Kind: job.Garbled, Err: l}
 		}
 		out = append(out, r)
 		done = done || r.Kind == job.Done

@@ -26,6 +26,9 @@ type Outcome struct {
 	Funcs int
 	Bytes []FuncDiff
 	Runs  int // run iterations compared
+	// Named are the symbols the compared functions' masked addresses
+	// named alike on both sides (maps, helpers, thunks, functions).
+	Named map[string]bool
 }
 
 // FuncDiff is one function whose code differs from the kernel's.
@@ -53,10 +56,18 @@ type Report struct {
 	Outcomes []*Outcome
 	// Results are the guest's lines, as a recording of the boot.
 	Results []job.Result
+	// Problems make the whole boot's comparison doubtful (a JIT that was
+	// off or blinding, agent lines the console garbled): they fail it.
+	Problems []string
+	// Warnings are what a reader should know (a kernel other than 6.1).
+	Warnings []string
 }
 
 // Failed reports a mismatch anywhere.
 func (r *Report) Failed() bool {
+	if len(r.Problems) > 0 {
+		return true
+	}
 	for _, o := range r.Outcomes {
 		if o.Status() == "FAIL" {
 			return true
@@ -92,20 +103,31 @@ func Evaluate(arch string, scs []*scenarios.Scenario, results []job.Result) *Rep
 		plans = append(plans, PlanScenario(sc, arch))
 	}
 	byFile := map[string][]job.Result{}
-	var hello job.Result
-	for _, r := range results {
-		if r.Kind == job.Hello {
-			hello = r
+	var hello *job.Result
+	for i, r := range results {
+		switch r.Kind {
+		case job.Hello:
+			hello = &results[i]
+		case job.Garbled:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("an agent line the console garbled (a result may be lost): %.120q", r.Err))
 		}
 		byFile[r.File] = append(byFile[r.File], r)
 	}
+	if hello == nil {
+		rep.Problems = append(rep.Problems, "the guest did not report its kernel (no hello line)")
+		hello = &job.Result{}
+	}
+	rep.Problems = append(rep.Problems, jitProblems(hello.Info)...)
 	rep.Uname = hello.Uname
+	if !strings.Contains(rep.Uname, " 6.1.") {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the guest runs %q, and tailsim compares with its v6.1", rep.Uname))
+	}
 	rep.Config = BootConfig(arch, hello.Info)
-	thunks := map[uint64]string{}
+	ksyms := map[uint64]string{}
 	for k, v := range hello.Info {
 		if name, ok := strings.CutPrefix(k, "ksym "); ok {
-			if a, err := strconv.ParseUint(v, 16, 64); err == nil {
-				thunks[a] = name
+			if a, err := strconv.ParseUint(v, 16, 64); err == nil && job.KernelSyms[name] != "" {
+				ksyms[a] = job.KernelSyms[name]
 			}
 		}
 	}
@@ -115,9 +137,24 @@ func Evaluate(arch string, scs []*scenarios.Scenario, results []job.Result) *Rep
 		if p.Skip != "" {
 			continue
 		}
-		compare(o, p, arch, rep.Config, byFile[p.Scenario.File], thunks)
+		compare(o, p, arch, rep.Config, byFile[p.Scenario.File], ksyms)
 	}
 	return rep
+}
+
+// jitProblems are the guest's settings under which its images are not the
+// plain JIT's: the interpreter (bpf_jit_enable 0, or a kernel that does
+// not say), or constant blinding for root (bpf_jit_harden 2).
+func jitProblems(info map[string]string) []string {
+	var out []string
+	const enable, harden = "/proc/sys/net/core/bpf_jit_enable", "/proc/sys/net/core/bpf_jit_harden"
+	if v, ok := info[enable]; !ok || v == "0" {
+		out = append(out, fmt.Sprintf("the guest's JIT is not on (%s %q)", enable, v))
+	}
+	if v := info[harden]; v != "0" && v != "1" {
+		out = append(out, fmt.Sprintf("the guest blinds root's constants (%s %q): its images are not the JIT's plain ones", harden, v))
+	}
+	return out
 }
 
 // BootConfig is the build the guest kernel runs as, from what it reported:
@@ -141,7 +178,7 @@ func BootConfig(arch string, info map[string]string) prog.Config {
 	return c
 }
 
-func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Result, thunks map[uint64]string) {
+func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Result, ksyms map[uint64]string) {
 	bad := func(format string, args ...any) { o.Mismatches = append(o.Mismatches, fmt.Sprintf(format, args...)) }
 	var loaded *job.Result
 	ran := map[[2]int]job.Result{}
@@ -167,7 +204,7 @@ func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Re
 		bad("the guest ran another version of it (job hash %.12s, now %.12s)", loaded.Hash, h)
 		return
 	}
-	compareImages(o, p, arch, cfg, loaded, thunks)
+	compareImages(o, p, arch, cfg, loaded, ksyms)
 
 	// The results: tailsim's emulated JIT for 6.1 under the same build.
 	b := emu.NewX86(cfg)
@@ -231,8 +268,8 @@ func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Re
 
 // compareImages compares each program's functions as the kernel loaded
 // them with tailsim's, both with the scenario's initial slots filled.
-func compareImages(o *Outcome, p *Plan, arch string, cfg prog.Config, loaded *job.Result, thunks map[uint64]string) {
-	kernel := &Images{Syms: thunks}
+func compareImages(o *Outcome, p *Plan, arch string, cfg prog.Config, loaded *job.Result, ksyms map[uint64]string) {
+	kernel := &Images{Syms: ksyms}
 	for name, fs := range loaded.Images {
 		img := &Image{Prog: name}
 		for _, f := range fs {
@@ -247,6 +284,7 @@ func compareImages(o *Outcome, p *Plan, arch string, cfg prog.Config, loaded *jo
 		o.Mismatches = append(o.Mismatches, fmt.Sprintf("tailsim cannot JIT the programs as the kernel loads them: %v", err))
 		return
 	}
+	var maps Binding
 	for _, kp := range kernel.Progs {
 		tp := ours.Prog(kp.Prog)
 		if tp == nil || len(tp.Funcs) != len(kp.Funcs) {
@@ -265,8 +303,18 @@ func compareImages(o *Outcome, p *Plan, arch string, cfg prog.Config, loaded *jo
 				continue
 			}
 			o.Funcs++
-			if d := Compare(kt, tt); !d.Equal() {
+			d := Compare(kt, tt, &maps)
+			if !d.Equal() {
 				o.Bytes = append(o.Bytes, FuncDiff{Name: FuncSym(kp.Prog, fn, 0), Diff: d})
+				continue
+			}
+			for _, t := range d.Kernel {
+				if t.Sym != "" {
+					if o.Named == nil {
+						o.Named = map[string]bool{}
+					}
+					o.Named[t.Sym] = true
+				}
 			}
 		}
 	}

@@ -14,8 +14,9 @@ import (
 // Diff is the outcome of comparing one function's tokens.
 type Diff struct {
 	Kernel, Tailsim []Token
-	// Bad are the token indexes that differ (by Text, or by two known
-	// Syms); an index past the shorter side counts as differing.
+	// Bad are the token indexes that differ (by Text, or by what the
+	// masked address names); an index past the shorter side counts as
+	// differing.
 	Bad []int
 }
 
@@ -24,7 +25,12 @@ func (d *Diff) Equal() bool { return len(d.Bad) == 0 }
 
 // Compare matches the kernel's tokens with tailsim's, position by
 // position: JITs emit in BPF order, so a difference shows where it starts.
-func Compare(kernel, tailsim []Token) *Diff {
+// A masked address must name the same thing on both sides: a symbol known
+// to one side only is a difference, and one neither side names (a program
+// constant in the kernel's half of the address space) must be the same
+// value. A kernel cannot name its maps' addresses; maps, when not nil,
+// pairs them with tailsim's maps.
+func Compare(kernel, tailsim []Token, maps *Binding) *Diff {
 	d := &Diff{Kernel: kernel, Tailsim: tailsim}
 	for k := 0; k < max(len(kernel), len(tailsim)); k++ {
 		if k >= len(kernel) || k >= len(tailsim) {
@@ -32,12 +38,43 @@ func Compare(kernel, tailsim []Token) *Diff {
 			continue
 		}
 		a, b := kernel[k], tailsim[k]
-		if a.Text != b.Text || a.Sym != "" && b.Sym != "" && a.Sym != b.Sym {
+		if a.Sym == "" && isMapSym(b.Sym) && maps != nil {
+			a.Sym = maps.bind(a.Addr, b.Sym)
+			kernel[k].Sym = a.Sym
+		}
+		if a.Text != b.Text || a.Sym != b.Sym || a.Sym == "" && a.Addr != b.Addr {
 			d.Bad = append(d.Bad, k)
 		}
 	}
 	return d
 }
+
+// Binding pairs the addresses of a kernel's maps with tailsim's maps over
+// one boot's images of a scenario: one address stands for one map
+// throughout, and one map for one address.
+type Binding struct {
+	byAddr map[uint64]string
+	byName map[string]uint64
+}
+
+// bind names the kernel's addr as tailsim's map name, the first time
+// either is seen; after that, by what the first pairing said
+// ("?" when addr was never paired and name was paired with another).
+func (m *Binding) bind(addr uint64, name string) string {
+	if m.byAddr == nil {
+		m.byAddr, m.byName = map[uint64]string{}, map[string]uint64{}
+	}
+	if s, ok := m.byAddr[addr]; ok {
+		return s
+	}
+	if _, ok := m.byName[name]; ok {
+		return fmt.Sprintf("map ? (%s is elsewhere)", strings.TrimPrefix(name, "map "))
+	}
+	m.byAddr[addr], m.byName[name] = name, addr
+	return name
+}
+
+func isMapSym(s string) bool { return strings.HasPrefix(s, "map ") }
 
 // Write lists both sides token by token, marking the ones that differ
 // with "!": what a failure shows.

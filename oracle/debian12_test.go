@@ -42,6 +42,7 @@ func TestDebian12Images(t *testing.T) {
 			t.Fatal(err)
 		}
 		var compared []string
+		var maps Binding
 		for _, kp := range kernel.Progs {
 			name, before := strings.CutSuffix(kp.Prog, "@before")
 			ours := loaded
@@ -67,7 +68,7 @@ func TestDebian12Images(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := Compare(kt, tt); !d.Equal() {
+				if d := Compare(kt, tt, &maps); !d.Equal() {
 					var b strings.Builder
 					d.Write(&b)
 					t.Errorf("%s %s#%d differs from the kernel's image:\n%s", arch, kp.Prog, fn, b.String())

@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"tailsim/jit/arm64"
 	"tailsim/jit/x86"
@@ -29,6 +30,9 @@ type Token struct {
 	// Sym names the address a masked unit holds or reaches, "" when the
 	// side does not know it.
 	Sym string
+	// Addr is that address, for a masked unit; what pairs a kernel's
+	// map with tailsim's (Binding).
+	Addr uint64
 	Asm string // the disassembly, for listings
 }
 
@@ -95,11 +99,11 @@ func maskX86(addr uint64, code []byte, resolve Resolver) ([]Token, []int, error)
 		case in.Len == 10 && b[0]&0xf8 == 0x48 && b[1]&0xf8 == 0xb8 && kernelAddr(binary.LittleEndian.Uint64(b[2:])):
 			// movabs reg, imm64: a map's address (or a program's).
 			v := binary.LittleEndian.Uint64(b[2:])
-			t.Text, t.Sym = hex.EncodeToString(b[:2])+" <addr>", resolve(v)
+			t.Text, t.Sym, t.Addr = hex.EncodeToString(b[:2])+" <addr>", resolve(v), v
 		case in.Branch && (in.Target < addr || in.Target >= addr+uint64(len(code))) && in.Len >= 5:
 			// A call or jump to another function or a thunk: the rel32
 			// depends on where both are.
-			t.Text, t.Sym = hex.EncodeToString(b[:in.Len-4])+" <rel32>", resolve(in.Target)
+			t.Text, t.Sym, t.Addr = hex.EncodeToString(b[:in.Len-4])+" <rel32>", resolve(in.Target), in.Target
 		case in.Branch && (in.Target < addr || in.Target >= addr+uint64(len(code))):
 			// A short branch out of the function: no JIT emits one, so
 			// it is compared as it is (a difference, if the other side
@@ -137,6 +141,13 @@ func maskArm64(addr uint64, code []byte, resolve Resolver) ([]Token, []int, erro
 		return nil, nil, fmt.Errorf("oracle: arm64 image of %d bytes", len(code))
 	}
 	word := func(off int) uint32 { return binary.LittleEndian.Uint32(code[off:]) }
+	words := func(from, to int) []uint32 {
+		var ws []uint32
+		for o := from; o < to; o += 4 {
+			ws = append(ws, word(o))
+		}
+		return ws
+	}
 	var toks []Token
 	var targets []int
 	for off := 0; off < len(code); {
@@ -156,7 +167,19 @@ func maskArm64(addr uint64, code []byte, resolve Resolver) ([]Token, []int, erro
 				end += 4
 			}
 			if kernelAddr(v) {
-				toks = append(toks, Token{Off: off, Len: end - off, Text: fmt.Sprintf("<addr x%d>", rd), Sym: resolve(v),
+				// The value is placement, the form is the JIT's: which
+				// of the kernel's two sequences built it.
+				form := "by hand"
+				for _, f := range []struct {
+					name string
+					addr bool
+				}{{"mov_i64", false}, {"addr_mov_i64", true}} {
+					if slices.Equal(arm64.MovSequence(int(rd), v, f.addr), words(off, end)) {
+						form = f.name
+						break
+					}
+				}
+				toks = append(toks, Token{Off: off, Len: end - off, Text: fmt.Sprintf("<addr x%d %s>", rd, form), Sym: resolve(v), Addr: v,
 					Asm: fmt.Sprintf("x%d = %#x (%d instructions)", rd, v, (end-off)/4)})
 				targets = append(targets, -1)
 				off = end
@@ -182,7 +205,7 @@ func maskArm64(addr uint64, code []byte, resolve Resolver) ([]Token, []int, erro
 			if inside {
 				to = int(in.Target - addr)
 			} else {
-				t.Text, t.Sym = t.Text+" <rel>", resolve(in.Target)
+				t.Text, t.Sym, t.Addr = t.Text+" <rel>", resolve(in.Target), in.Target
 			}
 		}
 		toks = append(toks, t)

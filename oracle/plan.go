@@ -61,7 +61,7 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 	for _, m := range sc.Maps {
 		jm := job.Map{Name: m.Name, MaxEntries: m.MaxEntries}
 		if m.Array {
-			jm.Array, jm.ValueSize, jm.Freeze = true, m.ValueSize, m.Name == ".rodata"
+			jm.Array, jm.ValueSize, jm.ReadOnly = true, m.ValueSize, m.ReadOnly
 			jm.Values = hex.EncodeToString(packValues(m.Init, m.MaxEntries, m.ValueSize))
 		}
 		js.Maps = append(js.Maps, jm)

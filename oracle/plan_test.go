@@ -201,12 +201,54 @@ func TestParseConsole(t *testing.T) {
 	out := "[    1.0] random: crng init done\r\n" + job.Prefix + `{"kind":"hello","uname":"Linux"}` + "\r\nnoise " +
 		job.Prefix + `{"kind":"ran","file":"a","line":3,"iter":1,"retval":7}` + "\n" + job.Prefix + "{broken\n"
 	rs, done := parseConsole([]byte(out))
-	if done || len(rs) != 2 || rs[1].Retval != 7 || rs[1].Line != 3 {
+	if done || len(rs) != 3 || rs[1].Retval != 7 || rs[1].Line != 3 || rs[2].Kind != job.Garbled || !strings.Contains(rs[2].Err, "{broken") {
 		t.Errorf("%+v done=%v", rs, done)
 	}
 	rs, done = parseConsole([]byte(out + job.Prefix + `{"kind":"done"}` + "\n"))
-	if !done || len(rs) != 3 {
+	if !done || len(rs) != 4 {
 		t.Errorf("%+v done=%v", rs, done)
+	}
+}
+
+// What makes a whole boot doubtful fails it, whatever the scenarios say:
+// a garbled agent line, a JIT that is off or blinds root's constants, a
+// guest that never said what it runs. Another kernel than 6.1 is a
+// warning.
+func TestBootProblems(t *testing.T) {
+	hello := func(info map[string]string) job.Result {
+		return job.Result{Kind: job.Hello, Uname: "Linux 6.1.0-57-amd64 #1 SMP x86_64", Info: info}
+	}
+	ok := map[string]string{"/proc/sys/net/core/bpf_jit_enable": "1", "/proc/sys/net/core/bpf_jit_harden": "0"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range ok {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		results []job.Result
+		want    string // a problem; "" for none
+	}{
+		{"plain", []job.Result{hello(ok)}, ""},
+		{"harden 1 (root is not blinded)", []job.Result{hello(with("/proc/sys/net/core/bpf_jit_harden", "1"))}, ""},
+		{"harden 2", []job.Result{hello(with("/proc/sys/net/core/bpf_jit_harden", "2"))}, "blinds"},
+		{"jit off", []job.Result{hello(with("/proc/sys/net/core/bpf_jit_enable", "0"))}, "JIT is not on"},
+		{"no hello", nil, "no hello"},
+		{"garbled", []job.Result{hello(ok), {Kind: job.Garbled, Err: "TAILSIM-ORACLE {bro"}}, "garbled"},
+	} {
+		rep := Evaluate("x86_64", nil, tc.results)
+		got := strings.Join(rep.Problems, "; ")
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) || rep.Failed() != (tc.want != "") {
+			t.Errorf("%s: problems %q (failed %v), want %q", tc.name, got, rep.Failed(), tc.want)
+		}
+	}
+	r := hello(ok)
+	r.Uname = "Linux 6.12.0 #1 SMP x86_64"
+	if rep := Evaluate("x86_64", nil, []job.Result{r}); len(rep.Warnings) != 1 || rep.Failed() {
+		t.Errorf("a 6.12 guest: warnings %q, failed %v", rep.Warnings, rep.Failed())
 	}
 }
 
@@ -308,7 +350,7 @@ func TestPlanObject(t *testing.T) {
 			if len(m.Values) != 2*int(m.MaxEntries*m.ValueSize) {
 				t.Errorf("%s: values %s for %d x %d", m.Name, m.Values, m.MaxEntries, m.ValueSize)
 			}
-			if m.Freeze {
+			if m.ReadOnly {
 				frozen++
 			}
 		}

@@ -32,7 +32,12 @@ func Build(sc *scenarios.Scenario, arch string, k prog.Kernel, c prog.Config, as
 	if err != nil {
 		return nil, err
 	}
-	im := &Images{Syms: map[uint64]string{}, more: stubSym}
+	im := &Images{Syms: map[uint64]string{}, more: func(addr uint64) string {
+		if s, ok := emu.MapAt(w, addr); ok {
+			return s
+		}
+		return stubSym(addr)
+	}}
 	byProg := map[*prog.Program]*Image{}
 	for _, f := range l.Funcs {
 		p := byProg[f.Prog]

@@ -42,7 +42,7 @@ type compareFlags struct {
 
 func newCompareFlags(fs *flag.FlagSet) compareFlags {
 	return compareFlags{
-		arch:   fs.String("arch", "x86_64", "the arch whose upstream and patched code to compare, or A,B to compare two arches"),
+		arch:   fs.String("arch", "x86_64", "the arch whose two kernels (-kernel) or two builds (-config) to compare, or A,B to compare two arches"),
 		kernel: fs.String("kernel", prog.Linux618.String()+","+prog.Linux618Series.String(), "the two kernels to compare, or with two arches or two configs the one they are compared on (default there v6.18+series): "+kernelUsage),
 		config: fs.String("config", "default", configUsage+"; or C,D to compare two builds"),
 		layout: fs.String("layout", "", "structure layout preset (v6.18, v6.18-nosec, pre-v6.18), overriding the scenario's"),

@@ -26,8 +26,9 @@ __sk_buff cb[]). tailsim then compares, per scenario: every run's r0 (the
 kernel returns 32 bits) and ctx with its own v6.1 run, every update's and
 delete's error, and every function's machine code with its own JIT's for
 v6.1 under the build the guest reports, after masking only placement (map
-and program addresses, rel32 to other functions and thunks); every other
-byte that differs is listed with both sides. Scenarios a kernel cannot
+and program addresses, rel32 to other functions and thunks), each masked
+address compared by the map, function, helper or thunk it names; every
+other byte that differs is listed with both sides. Scenarios a kernel cannot
 run are listed as skipped with the reason. make kernel-oracle fetches
 Debian 12's kernels and builds the agents.
 Exit status: 0 everything compared is equal, 1 a result or a byte
@@ -115,6 +116,12 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 // their reasons.
 func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verbose bool) {
 	fmt.Fprintf(w, "%s: %s, build %s, %.1fs\n", rep.Arch, rep.Uname, rep.Config.Options(), took.Seconds())
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  PROBLEM %s\n", p)
+	}
+	for _, p := range rep.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", p)
+	}
 	counts := map[string]int{}
 	funcs, runs := 0, 0
 	for _, o := range rep.Outcomes {

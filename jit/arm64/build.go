@@ -288,6 +288,16 @@ func (c *compiler) rebase(base, fp, off int) (int, int) {
 	return base, off
 }
 
+// rebaseNote says where a rebased R10 access went: sp (v6.18) or x27,
+// 6.1's fp-bottom register.
+func rebaseNote(base, offAdj, off int) string {
+	name := "sp"
+	if base == regFPB {
+		name = "x27"
+	}
+	return fmt.Sprintf(" [%s, #%d]: fp%+d rebased on %s", name, offAdj, off, name)
+}
+
 // buildLdx is the BPF_LDX | BPF_MEM case: the unsigned-offset immediate
 // form when the (rebased) offset encodes, else the register-offset form
 // with the unadjusted base and off in tmp.
@@ -297,7 +307,7 @@ func (c *compiler) buildLdx(size prog.Size, dst, src, tmp, fp, off int) error {
 	note := "load " + size.String()
 	if isLsiOffset(offAdj, int(sz)) {
 		if srcAdj != src {
-			note += fmt.Sprintf(" [sp, #%d]: fp%+d rebased on sp", offAdj, off)
+			note += rebaseNote(srcAdj, offAdj, off)
 		}
 		c.emit(a64LdrImm(dst, srcAdj, int64(offAdj), sz), note)
 		return nil
@@ -316,7 +326,7 @@ func (c *compiler) buildSt(size prog.Size, dst, tmp, tmp2, fp, off int, imm int3
 	c.emitA64MovI(true, tmp, imm, note+": tmp = imm")
 	if isLsiOffset(offAdj, int(sz)) {
 		if dstAdj != dst {
-			note += fmt.Sprintf(" [sp, #%d]: fp%+d rebased on sp", offAdj, off)
+			note += rebaseNote(dstAdj, offAdj, off)
 		}
 		c.emit(a64StrImm(tmp, dstAdj, int64(offAdj), sz), note)
 		return nil
@@ -333,7 +343,7 @@ func (c *compiler) buildStx(size prog.Size, dst, src, tmp, fp, off int) error {
 	note := "store " + size.String()
 	if isLsiOffset(offAdj, int(sz)) {
 		if dstAdj != dst {
-			note += fmt.Sprintf(" [sp, #%d]: fp%+d rebased on sp", offAdj, off)
+			note += rebaseNote(dstAdj, offAdj, off)
 		}
 		c.emit(a64StrImm(src, dstAdj, int64(offAdj), sz), note)
 		return nil

@@ -505,3 +505,18 @@ func (c *compiler) buildBody() error {
 	c.offset[len(c.offset)-1] = c.idx
 	return nil
 }
+
+// MovSequence is the words emit_a64_mov_i64() (addr false) or
+// emit_addr_mov_i64() (addr true) emits to load val into x<r>: the
+// kernel oracle masks an address's value but checks the form of the
+// instructions that build it.
+func MovSequence(r int, val uint64, addr bool) []uint32 {
+	n := 4
+	c := &compiler{hasImage: true, write: true, words: make([]uint32, n), ann: make([]jit.Insn, n), f: &prog.Function{}}
+	if addr {
+		c.emitAddrMovI64(r, val, "")
+	} else {
+		c.emitA64MovI64(r, val, "")
+	}
+	return c.words[:c.idx]
+}

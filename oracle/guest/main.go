@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -40,7 +41,7 @@ func main() {
 		return
 	}
 	for _, sc := range j.Scenarios {
-		if err := runScenario(sc); err != nil {
+		if err := guarded(sc); err != nil {
 			say(job.Result{Kind: job.Failed, File: sc.File, Err: err.Error()})
 		}
 	}
@@ -97,11 +98,15 @@ func info() map[string]string {
 			m[f] = strings.TrimSpace(string(b))
 		}
 	}
-	// The thunks x86 jumps through, for the host to name rel32 targets.
+	// The thunks and helpers the programs reach, for the host to name
+	// call targets.
 	if b, err := os.ReadFile("/proc/kallsyms"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			f := strings.Fields(l)
-			if len(f) >= 3 && (f[2] == "__x86_indirect_thunk_rcx" || f[2] == "__x86_return_thunk") {
+			if len(f) < 3 {
+				continue
+			}
+			if _, ok := job.KernelSyms[f[2]]; ok {
 				m["ksym "+f[2]] = f[0]
 			}
 		}
@@ -117,8 +122,13 @@ type scenario struct {
 	ctx   []byte
 }
 
+// bpfFRdonlyProg is BPF_F_RDONLY_PROG (include/uapi/linux/bpf.h): programs
+// may only read the map, and once it is frozen the verifier takes its
+// values for constants (bpf_map_is_rdonly()).
+const bpfFRdonlyProg = 1 << 7
+
 // newMap creates a prog array, or an array with its initial values
-// (frozen when asked, as libbpf freezes .rodata).
+// (a read-only one as libbpf creates .rodata).
 func newMap(m job.Map) (*ebpf.Map, error) {
 	if !m.Array {
 		return ebpf.NewMap(&ebpf.MapSpec{Name: trim(m.Name), Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: m.MaxEntries})
@@ -128,6 +138,9 @@ func newMap(m job.Map) (*ebpf.Map, error) {
 		return nil, fmt.Errorf("values of %d bytes for %d elements of %d", len(vals), m.MaxEntries, m.ValueSize)
 	}
 	spec := &ebpf.MapSpec{Name: trim(m.Name), Type: ebpf.Array, KeySize: 4, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries}
+	if m.ReadOnly {
+		spec.Flags = bpfFRdonlyProg
+	}
 	for k := uint32(0); k < m.MaxEntries; k++ {
 		spec.Contents = append(spec.Contents, ebpf.MapKV{Key: k, Value: vals[k*m.ValueSize : (k+1)*m.ValueSize]})
 	}
@@ -136,8 +149,8 @@ func newMap(m job.Map) (*ebpf.Map, error) {
 		return nil, err
 	}
 	// cilium/ebpf freezes a map named .rodata once written, as libbpf
-	// does; Freeze asks for it by the job's word.
-	if m.Freeze && m.Name != ".rodata" {
+	// does; any other read-only array is frozen here.
+	if m.ReadOnly && m.Name != ".rodata" {
 		if err := mp.Freeze(); err != nil {
 			mp.Close()
 			return nil, err
@@ -193,6 +206,53 @@ func (s *scenario) set(st job.Step) error {
 	}
 	copy(v[st.Off:], b)
 	return m.Update(st.Index, v, ebpf.UpdateAny)
+}
+
+// guarded runs one scenario after checking the names it uses: a panic
+// (a bug of the agent, or a kernel answer it did not expect) is that
+// scenario's failure, with the stack, and the next scenario still runs.
+func guarded(sc job.Scenario) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("agent panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if err := validate(sc); err != nil {
+		return err
+	}
+	return runScenario(sc)
+}
+
+// validate checks that every map and program a scenario's slots, steps
+// and map references name is one of its own.
+func validate(sc job.Scenario) error {
+	maps, progs := map[string]bool{}, map[string]bool{}
+	for _, m := range sc.Maps {
+		maps[m.Name] = true
+	}
+	for _, p := range sc.Progs {
+		progs[p.Name] = true
+		for _, r := range p.MapRefs {
+			if !maps[r.Map] {
+				return fmt.Errorf("program %s refers to no map %q", p.Name, r.Map)
+			}
+		}
+	}
+	for _, sl := range sc.Slots {
+		if !maps[sl.Map] || !progs[sl.Prog] {
+			return fmt.Errorf("slot %s[%d] = %s: no such map or program", sl.Map, sl.Index, sl.Prog)
+		}
+	}
+	for _, st := range sc.Steps {
+		switch {
+		case st.Kind == job.Run && !progs[st.Prog],
+			st.Kind == job.Update && (!maps[st.Map] || !progs[st.Prog]),
+			st.Kind == job.Delete && !maps[st.Map],
+			st.Kind == job.Set && st.Map != "" && !maps[st.Map]:
+			return fmt.Errorf("line %d: %s step names no such map or program (map %q, program %q)", st.Line, st.Kind, st.Map, st.Prog)
+		}
+	}
+	return nil
 }
 
 func runScenario(sc job.Scenario) error {

@@ -41,15 +41,17 @@ type Scenario struct {
 }
 
 // Map is a prog array, or an array (Array) of ValueSize-byte values
-// starting as Values (hex, ValueSize bytes per element), frozen after
-// they are written when Freeze is set (.rodata, as libbpf does).
+// starting as Values (hex, ValueSize bytes per element). A ReadOnly array
+// is created as libbpf creates .rodata: BPF_F_RDONLY_PROG, and frozen
+// once its values are written, so that the verifier reads its values as
+// constants.
 type Map struct {
 	Name       string `json:"name"`
 	MaxEntries uint32 `json:"max_entries"`
 	Array      bool   `json:"array,omitempty"`
 	ValueSize  uint32 `json:"value_size,omitempty"`
 	Values     string `json:"values,omitempty"`
-	Freeze     bool   `json:"freeze,omitempty"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
 }
 
 // Prog is one program as user space loads it: struct bpf_insn words (hex)
@@ -118,6 +120,9 @@ const (
 	Change = "change" // an update or delete, and its errno
 	Failed = "failed" // the scenario could not be set up (the kernel refused it)
 	Done   = "done"   // last: every scenario was tried
+	// Garbled is the host's, for a console line with Prefix whose JSON
+	// did not parse (the kernel's log cut into it); Err holds the line.
+	Garbled = "garbled"
 )
 
 // Result is one line of the guest's report.
@@ -156,4 +161,25 @@ func Hash(sc Scenario) string {
 type Func struct {
 	Addr uint64 `json:"addr"`
 	Code string `json:"code"`
+}
+
+// KernelSyms are the kernel functions a 6.1 program's code reaches, each
+// with the name tailsim's images give the place: the guest reports their
+// kallsyms addresses (Info "ksym NAME") so that the host names a call's
+// target on the kernel's side too, and a call to the wrong function is a
+// difference. do_misc_fixups() turns a map helper on an array into a
+// direct call of the map's op (array_map_update_elem() for
+// bpf_map_update_elem), which tailsim's stub stands for; the lookup is
+// inlined (array_map_gen_lookup()) unless the site sees several maps.
+var KernelSyms = map[string]string{
+	"__x86_indirect_thunk_rcx": "__x86_indirect_thunk_rcx",
+	"__x86_return_thunk":       "__x86_return_thunk",
+	"array_map_lookup_elem":    "bpf_map_lookup_elem",
+	"array_map_update_elem":    "bpf_map_update_elem",
+	"array_map_delete_elem":    "bpf_map_delete_elem",
+	"bpf_map_lookup_elem":      "bpf_map_lookup_elem",
+	"bpf_map_update_elem":      "bpf_map_update_elem",
+	"bpf_map_delete_elem":      "bpf_map_delete_elem",
+	"bpf_strtoul":              "bpf_strtoul",
+	"bpf_get_smp_processor_id": "bpf_get_smp_processor_id",
 }

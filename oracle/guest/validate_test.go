@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"tailsim/oracle/job"
+)
+
+// A job that names a map or program it does not declare is refused before
+// the agent touches the kernel, with what it names.
+func TestValidate(t *testing.T) {
+	base := func() job.Scenario {
+		return job.Scenario{
+			Maps:  []job.Map{{Name: "jt", MaxEntries: 2}},
+			Progs: []job.Prog{{Name: "entry", MapRefs: []job.MapRef{{Insn: 0, Map: "jt"}}}, {Name: "leaf"}},
+			Slots: []job.Slot{{Map: "jt", Index: 0, Prog: "leaf"}},
+			Steps: []job.Step{{Kind: job.Run, Line: 9, Prog: "entry"}, {Kind: job.Update, Line: 10, Map: "jt", Prog: "leaf"},
+				{Kind: job.Delete, Line: 11, Map: "jt"}},
+		}
+	}
+	if err := validate(base()); err != nil {
+		t.Fatalf("a well-formed job: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*job.Scenario)
+		want   string
+	}{
+		{"map ref", func(s *job.Scenario) { s.Progs[0].MapRefs[0].Map = "jx" }, `no map "jx"`},
+		{"slot map", func(s *job.Scenario) { s.Slots[0].Map = "jx" }, "slot jx[0]"},
+		{"slot prog", func(s *job.Scenario) { s.Slots[0].Prog = "nope" }, "= nope"},
+		{"run", func(s *job.Scenario) { s.Steps[0].Prog = "nope" }, "line 9"},
+		{"update prog", func(s *job.Scenario) { s.Steps[1].Prog = "nope" }, "line 10"},
+		{"delete map", func(s *job.Scenario) { s.Steps[2].Map = "jx" }, "line 11"},
+		{"set map", func(s *job.Scenario) { s.Steps = append(s.Steps, job.Step{Kind: job.Set, Line: 12, Map: "jx"}) }, "line 12"},
+	} {
+		s := base()
+		tc.change(&s)
+		if err := validate(s); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
