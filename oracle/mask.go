@@ -33,7 +33,7 @@ type Token struct {
 	// Addr is that address, for a masked unit; what pairs a kernel's
 	// map with tailsim's (Binding).
 	Addr uint64
-	Asm string // the disassembly, for listings
+	Asm  string // the disassembly, for listings
 }
 
 // Resolver names a placement-dependent address: "leaf+0xb", "sub_tc#1",

@@ -89,7 +89,9 @@ func TestBinding(t *testing.T) {
 	load := func(addr string) []byte { return mustHex(t, "48be"+addr+"c3") } // movabs rsi, addr; ret
 	k1, k2 := "00c6f71f000011ff", "00c8f71f000011ff"
 	t1, t2 := "0000000082888fff", "0000000083888fff"
-	tsym := func(v uint64) string { return map[uint64]string{0xff8f888200000000: "map jt", 0xff8f888300000000: "map other"}[v] }
+	tsym := func(v uint64) string {
+		return map[uint64]string{0xff8f888200000000: "map jt", 0xff8f888300000000: "map other"}[v]
+	}
 	mask := func(code []byte, r Resolver) []Token {
 		toks, err := Mask("x86_64", base, code, r)
 		if err != nil {
