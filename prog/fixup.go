@@ -347,19 +347,24 @@ const (
 	// R10, and copies of it moved by constants, so that stack accesses
 	// through them are checked as the verifier checks them.
 	aStack
+	// aCtx is the ctx pointer plus c, or plus an unknown amount (vary):
+	// R1 at the main function's entry, followed as the verifier follows
+	// PTR_TO_CTX (ctxcheck.go).
+	aCtx
 )
 
 type aval struct {
 	kind akind
 	c    uint64
 	maps []string // sorted
+	vary bool     // aCtx: an unknown offset was added
 }
 
 func join(a, b aval) aval {
 	switch {
 	case a.kind == aUninit || b.kind == aUninit:
 		return aval{kind: aUninit}
-	case (a.kind == aConst || a.kind == aStack) && a.kind == b.kind && a.c == b.c:
+	case (a.kind == aConst || a.kind == aStack || a.kind == aCtx) && a.kind == b.kind && a.c == b.c && a.vary == b.vary:
 		return a
 	case a.kind == aMaps && b.kind == aMaps:
 		m := slices.Clone(a.maps)
@@ -375,7 +380,7 @@ func join(a, b aval) aval {
 }
 
 func (a aval) equal(b aval) bool {
-	return a.kind == b.kind && a.c == b.c && slices.Equal(a.maps, b.maps)
+	return a.kind == b.kind && a.c == b.c && a.vary == b.vary && slices.Equal(a.maps, b.maps)
 }
 
 type astate = *[11]aval
@@ -446,6 +451,9 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 		entry[r] = uninit
 	}
 	entry[R1], entry[R10] = aval{}, aval{kind: aStack}
+	if strict {
+		entry[R1] = aval{kind: aCtx}
+	}
 	merge(0, 0, &entry)
 	// Each function's slot positions, computed once: recomputing them per
 	// work item made the analysis quadratic (40 000 instructions: 78 s).
@@ -501,6 +509,12 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 			} else {
 				src = aval{kind: aConst, c: uint64(int64(int32(ins.Imm)))}
 			}
+			if v, ok, err := ctxALU(ins, *d, src); err != nil && strict {
+				return nil, err
+			} else if ok {
+				*d = v
+				break
+			}
 			switch {
 			case op.ALUOp() == OpMov && is64:
 				*d = src
@@ -534,9 +548,15 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 			if err := checkStackAccess(f, ins, st[ins.Src], ins.Src, "read from", strict); err != nil {
 				return nil, err
 			}
+			if err := checkCtxAccess(ins, st[ins.Src], ins.Src); err != nil && strict {
+				return nil, err
+			}
 			st[ins.Dst] = aval{}
 		case op.IsMemStore():
 			if err := checkStackAccess(f, ins, st[ins.Dst], ins.Dst, "write to", strict); err != nil {
+				return nil, err
+			}
+			if err := checkCtxAccess(ins, st[ins.Dst], ins.Dst); err != nil && strict {
 				return nil, err
 			}
 		case ins.IsSubprogCall():
@@ -564,6 +584,9 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 				clobber(aUnknown)
 			}
 		case ins.IsTailCall():
+			if err := checkTailCallCtx(ins, st[R1]); err != nil && strict {
+				return nil, err
+			}
 			clobber(aUninit)
 		case op.IsCall():
 			clobber(aUnknown)

@@ -142,7 +142,7 @@ func TestFixupSites(t *testing.T) {
 		{
 			name: "key masked from ctx is not a constant",
 			maps: map[string]uint32{"jmp": 11},
-			main: "r2 = map[jmp]\nr3 = r1\nr3 &= 1\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
+			main: "r2 = map[jmp]\nr3 = *(u32 *)(r1 + 0)\nr3 &= 1\ncall bpf_tail_call\nr0 = 0\nexit", usedMaps: []string{"jmp"},
 			sites: []siteWant{{0, 3, []string{"jmp"}, false, 0, -1, 0, [2]prog.SiteKind{prog.Indirect, prog.Static}, [2]uint32{0, 0}}},
 		},
 		{
@@ -378,6 +378,22 @@ func TestFixupErrors(t *testing.T) {
 		{name: "write above the frame through a moved copy", main: "r2 = r10\nr2 += -8\n*(u64 *)(r2 + 16) = 1\nr0 = 0\nexit", line: 3, msg: []string{"invalid write to stack r2 off=8 size=8"}, noVerifier: true},
 		{name: "below the declared frame through a copy", main: "r2 = r10\nr2 -= 8\n*(u64 *)(r2 - 8) = 1\nr0 = 0\nexit", line: 3, msg: []string{"touches r10 - 16 through r2"}, noVerifier: true},
 		{name: "div by constant zero", main: "r0 = 1\nr0 /= 0\nexit", line: 2, msg: []string{"div by zero"}, noVerifier: true},
+		// The ctx pointer, followed from R1 as the verifier follows
+		// PTR_TO_CTX.
+		{name: "immediate stored through ctx", main: "*(u32 *)(r1 + 0) = 1\nr0 = 0\nexit", line: 1, msg: []string{"BPF_ST stores into R1 ctx is not allowed"}, noVerifier: true},
+		{name: "immediate stored through a copy of ctx", main: "r6 = r1\n*(u8 *)(r6 + 3) = 1\nr0 = 0\nexit", line: 2, msg: []string{"BPF_ST stores into R6 ctx"}, noVerifier: true},
+		{name: "load through moved ctx", main: "r1 += 4\nr0 = *(u32 *)(r1 + 0)\nexit", line: 2, msg: []string{"dereference of modified ctx ptr R1 off=4"}, noVerifier: true},
+		{name: "store through moved ctx", main: "r2 = r1\nr2 += 8\nr2 -= 4\nr0 = 0\n*(u32 *)(r2 + 0) = r0\nexit", line: 5, msg: []string{"dereference of modified ctx ptr R2 off=4"}, noVerifier: true},
+		{name: "load through ctx plus a scalar", main: "r2 = *(u32 *)(r1 + 0)\nr2 += r1\nr0 = *(u32 *)(r2 + 0)\nexit", line: 3, msg: []string{"variable ctx access through R2"}, noVerifier: true},
+		{name: "negative ctx offset", main: "r1 += -4\nr0 = *(u32 *)(r1 + 4)\nexit", line: 2, msg: []string{"negative offset ctx ptr R1 off=-4"}, noVerifier: true},
+		{name: "ctx masked", main: "r1 &= -8\nr0 = 0\nexit", line: 1, msg: []string{"R1 bitwise operator &= on pointer prohibited"}, noVerifier: true},
+		{name: "ctx shifted", main: "r1 <<= 1\nr0 = 0\nexit", line: 1, msg: []string{"R1 pointer arithmetic with <<= operator prohibited"}, noVerifier: true},
+		{name: "32-bit add to ctx", main: "w1 += 1\nr0 = 0\nexit", line: 1, msg: []string{"R1 32-bit pointer arithmetic prohibited"}, noVerifier: true},
+		{name: "scalar minus ctx", main: "r2 = 5\nr2 -= r1\nr0 = 0\nexit", line: 2, msg: []string{"R2 tried to subtract pointer from scalar"}, noVerifier: true},
+		{name: "ctx plus the stack", main: "r1 += r10\nr0 = 0\nexit", line: 1, msg: []string{"R1 pointer += pointer prohibited"}, noVerifier: true},
+		{name: "tail call with moved ctx", main: "r1 += 8\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", line: 4, msg: []string{"modified ctx ptr R1"}, noVerifier: true},
+		{name: "tail call with a constant for ctx", main: "r1 = 0\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", line: 4, msg: []string{"R1 type=scalar expected=ctx"}, noVerifier: true},
+		{name: "moved ctx in a subprogram", main: "call sub\nr0 = 0\nexit", subs: map[string]string{"sub": "r1 += 4\nr0 = *(u32 *)(r1 + 0)\nexit"}, line: 101, msg: []string{"modified ctx ptr R1 off=4"}, noVerifier: true},
 		{name: "mod by constant zero", main: "w0 = 1\nw0 %= 0\nexit", line: 2, msg: []string{"div by zero"}, noVerifier: true},
 		{
 			name: "unreachable instructions",
@@ -520,6 +536,15 @@ func TestFixupAccepts(t *testing.T) {
 		{"arguments to a subprogram", "r5 = 1\ncall sub\nexit", map[string]string{"sub": "r0 = r5\nr0 += r1\nexit"}},
 		{"mov writes without reading", "r0 = 1\nw0 = 2\nexit", nil},
 		{"loop", "r0 = 0\nloop: r0 += 1\nif r0 < 10 goto loop\nexit", nil},
+		// ctx: moved and back, arithmetic never dereferenced, a 32-bit
+		// copy (a scalar for root), a register store, the pointer minus
+		// itself, ctx reloaded from a spill (not followed).
+		{"ctx moved and back", "r2 = r1\nr2 += 8\nr2 -= 8\nr0 = *(u32 *)(r2 + 4)\nexit", nil},
+		{"ctx arithmetic kept", "r2 = r1\nr2 += 8\nr0 = 0\nexit", nil},
+		{"32-bit copy of ctx", "w2 = w1\nw2 += 1\nr0 = 0\nexit", nil},
+		{"register stored through ctx", "r2 = 1\n*(u32 *)(r1 + 0) = r2\nr0 = 0\nexit", nil},
+		{"ctx minus ctx", "r2 = r1\nr2 -= r1\nr0 = r2\nexit", nil},
+		{"ctx through a spill", "*(u64 *)(r10 - 8) = r1\nr1 = *(u64 *)(r10 - 8)\nr2 = map[a]\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
