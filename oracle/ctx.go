@@ -15,10 +15,12 @@ import (
 // itself, as a C program sees it: its accesses must be to cb[] already,
 // and its other bytes zero (BPF_PROG_TEST_RUN takes few other fields in).
 // The accesses are found as the verifier finds them, by following the ctx
-// pointer: R1 at a program's entry, copied by moves, passed in R1–R5 to
-// subprograms, lost when overwritten or clobbered by a call. A ctx access
-// outside cb[], misaligned, or through a pointer stored to memory is an
-// error: the kernel would refuse or rewrite it otherwise.
+// pointer: R1 at a program's entry, copied by moves, spilled to an 8-byte
+// stack slot and filled back, passed in R1–R5 to subprograms, lost when
+// overwritten or clobbered by a call. A ctx access outside cb[] or
+// misaligned, or ctx stored anywhere but a stack slot, is an error: the
+// kernel would refuse or rewrite it otherwise, or the guest cannot follow
+// it.
 func placeCtx(sc *scenarios.Scenario) (*scenarios.Scenario, int, error) {
 	out := *sc
 	out.Progs = slices.Clone(sc.Progs)
@@ -108,8 +110,10 @@ func findCtx(out *scenarios.Scenario) ([]*scenarios.FuncDecl, map[*scenarios.Fun
 // ctxFlow marks the instructions of d that access memory through a
 // register holding ctx (the scenario parsed, so the verifier's ctx rules
 // hold: an immediate is never stored through ctx, nor an access made
-// through a moved ctx pointer), given the registers that hold it on entry, and
-// returns what each subprogram call passes on.
+// through a moved ctx pointer), given the registers that hold it on
+// entry, and returns what each subprogram call passes on. Like the
+// verifier, it follows ctx through an 8-byte spill to the stack at a
+// fixed offset from R10 and back.
 func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, error) {
 	insns := d.Insns
 	pos := make([]int, len(insns))
@@ -119,42 +123,73 @@ func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, er
 		pos[i], bySlot[n] = n, i
 		n += ins.Slots()
 	}
-	in := make([]uint16, len(insns))
+	// regs has a bit per register holding ctx; spills a bit per 8-byte
+	// stack slot holding it (bit k: r10 - 8*(k+1)).
+	type state struct {
+		regs   uint16
+		spills uint64
+	}
+	in := make([]state, len(insns))
 	seen := make([]bool, len(insns))
 	marks := make([]bool, len(insns))
 	calls := map[string]uint16{}
 	work := []int{0}
-	in[0], seen[0] = entry, true
+	in[0], seen[0] = state{regs: entry}, true
 	const clobbered = 1<<prog.R0 | 1<<prog.R1 | 1<<prog.R2 | 1<<prog.R3 | 1<<prog.R4 | 1<<prog.R5
+	// slot is the spill slot an 8-byte access at r10+off is, or -1.
+	slot := func(off int16) int {
+		if off >= 0 || off < -prog.MaxStackDepth || off%8 != 0 {
+			return -1
+		}
+		return int(-off)/8 - 1
+	}
 	for len(work) > 0 {
 		i := work[len(work)-1]
 		work = work[:len(work)-1]
-		ins, regs := insns[i], in[i]
+		ins, cur := insns[i], in[i]
+		regs := cur.regs
 		op := ins.OpCode
 		has := func(r prog.Register) bool { return regs&(1<<r) != 0 }
-		out := regs
+		out := cur
 		var next []int
 		switch {
 		case op.IsMemLoad():
 			marks[i] = marks[i] || has(ins.Src)
-			out &^= 1 << ins.Dst
+			out.regs &^= 1 << ins.Dst
+			if k := slot(ins.Off); ins.Src == prog.R10 && op.Size() == prog.SizeDW && k >= 0 && cur.spills>>k&1 != 0 {
+				out.regs |= 1 << ins.Dst // ctx, filled from its spill
+			}
 		case op.IsMemStore():
 			marks[i] = marks[i] || has(ins.Dst)
+			if ins.Dst == prog.R10 {
+				// Any store into a slot ends the spill there; an 8-byte
+				// store of ctx makes one.
+				lo, hi := int(ins.Off), int(ins.Off)+op.Size().Bytes()
+				for k := 0; k < 64; k++ {
+					if sLo := -8 * (k + 1); sLo < hi && sLo+8 > lo {
+						out.spills &^= 1 << k
+					}
+				}
+				if k := slot(ins.Off); op.Class() == prog.ClassSTX && has(ins.Src) && op.Size() == prog.SizeDW && k >= 0 {
+					out.spills |= 1 << k
+					break
+				}
+			}
 			if op.Class() == prog.ClassSTX && has(ins.Src) {
-				return nil, nil, fmt.Errorf("line %d: the ctx pointer is stored to memory, where the guest cannot follow it", ins.Line)
+				return nil, nil, fmt.Errorf("line %d: the ctx pointer is stored to memory other than an 8-byte stack slot at a fixed offset from r10, where the guest cannot follow it", ins.Line)
 			}
 		case op.IsALU() && op.ALUOp() == prog.OpMov && op.Class() == prog.ClassALU64 && op.Source() == prog.SourceX && ins.Off == 0:
-			out = out&^(1<<ins.Dst) | (regs>>ins.Src&1)<<ins.Dst
+			out.regs = regs&^(1<<ins.Dst) | (regs>>ins.Src&1)<<ins.Dst
 		case op.IsALU() || op.IsLoadImm64():
 			// Arithmetic on ctx leaves a pointer no access may go
 			// through (tailsim's verifier model refuses it, as the
 			// kernel's does: prog/ctxcheck.go), so it is ctx no more.
-			out &^= 1 << ins.Dst
+			out.regs &^= 1 << ins.Dst
 		case ins.IsSubprogCall():
 			calls[ins.Reference] |= regs & (clobbered &^ (1 << prog.R0))
-			out &^= clobbered
+			out.regs &^= clobbered
 		case op.IsCall() || op.IsTailCall():
-			out &^= clobbered
+			out.regs &^= clobbered
 		}
 		switch {
 		case op.IsExit():
@@ -172,9 +207,10 @@ func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, er
 			if j >= len(insns) {
 				continue
 			}
-			if !seen[j] || in[j]|out != in[j] {
+			merged := state{in[j].regs | out.regs, in[j].spills | out.spills}
+			if !seen[j] || merged != in[j] {
 				seen[j] = true
-				in[j] |= out
+				in[j] = merged
 				work = append(work, j)
 			}
 		}

@@ -3,6 +3,7 @@ package oracle
 import (
 	"compress/gzip"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -102,7 +103,8 @@ func TestSkipReasons(t *testing.T) {
 		{"u32 5", "u32 5\nzero 80", "a ctx of 88 bytes"},
 		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 18)", "outside cb[] or misaligned"},
 		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 2)", "outside cb[] or misaligned"},
-		{"r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 8) = r6", "stored to memory"},
+		{"r3 = *(u32 *)(r6 + 0)", "r7 = r10\n\t*(u64 *)(r7 - 8) = r6", "stored to memory"},
+		{"r3 = *(u32 *)(r6 + 0)", "*(u32 *)(r10 - 8) = r6", "stored to memory"}, // 4 bytes: no spill
 		{"r0 = 7", "call bpf_ktime_get_ns", "bpf_ktime_get_ns"},
 		{"r0 = 7", "call bpf_get_prandom_u32", "bpf_get_prandom_u32"},
 		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
@@ -126,6 +128,39 @@ func TestSkipReasons(t *testing.T) {
 		if p := PlanScenario(sc, "arm64"); p.Skip != "" {
 			t.Errorf("%q: skipped: %s", ok.with, p.Skip)
 		}
+	}
+}
+
+// ctx spilled to the stack and filled back is ctx, as the verifier tracks
+// it; a store over the slot ends the spill.
+func TestCtxSpill(t *testing.T) {
+	spill := strings.Replace(ctxChain, "r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 16) = r6\n\tr7 = *(u64 *)(r10 - 16)\n\tr3 = *(u32 *)(r7 + 0)", 1)
+	sc := parse(t, spill)
+	p := PlanScenario(sc, "x86_64")
+	if p.Skip != "" {
+		t.Fatalf("skipped: %s", p.Skip)
+	}
+	var got []int16
+	for _, ins := range p.Shifted.Progs[0].Insns {
+		if ins.OpCode.IsMemLoad() || ins.OpCode.IsMemStore() {
+			got = append(got, ins.Off)
+		}
+	}
+	// spill, fill, the ctx load (moved to cb[]), the final stack load.
+	if fmt.Sprint(got) != "[-16 -16 48 -8]" {
+		t.Errorf("accesses %v, want [-16 -16 48 -8]", got)
+	}
+	// Overwritten before the fill: r7 is not ctx, and its load stays.
+	over := strings.Replace(spill, "\tr7 = *(u64 *)(r10 - 16)", "\tr0 = 0\n\t*(u32 *)(r10 - 12) = r0\n\tr7 = *(u64 *)(r10 - 16)", 1)
+	p = PlanScenario(parse(t, over), "x86_64")
+	got = nil
+	for _, ins := range p.Shifted.Progs[0].Insns {
+		if ins.OpCode.IsMemLoad() && ins.Src == prog.R7 {
+			got = append(got, ins.Off)
+		}
+	}
+	if p.Skip != "" || fmt.Sprint(got) != "[0]" {
+		t.Errorf("after an overwrite: skip %q, r7 load at %v, want [0] (not ctx)", p.Skip, got)
 	}
 }
 
