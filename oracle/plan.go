@@ -77,6 +77,9 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 			return p
 		}
 		jp := job.Prog{Name: d.Name}
+		if d.Type != "sched_cls" {
+			jp.Type = d.Type
+		}
 		var raw []byte
 		slot := 0
 		for _, f := range pr.Funcs {
@@ -145,12 +148,30 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 			return fmt.Sprintf("prog array %s's %d slots need %d MiB, more than the guest's memory holds (a real kernel refuses with ENOMEM)", m.Name, m.MaxEntries, uint64(m.MaxEntries)*8>>20)
 		}
 	}
-	types := map[string]bool{}
 	for _, d := range sc.Progs {
-		types[d.Type] = true
-	}
-	if len(types) > 1 {
-		return "programs of several types: the guest loads every program as sched_cls"
+		if d.Type == "sched_cls" {
+			continue
+		}
+		if !slices.Contains(job.ProgTypes, d.Type) {
+			return fmt.Sprintf("program %s of type %s, which the guest does not load", d.Name, d.Type)
+		}
+		for _, st := range sc.Steps {
+			if st.Kind == scenarios.StepRun && st.Prog == d.Name {
+				return fmt.Sprintf("line %d: a run of %s, a %s program: the guest runs sched_cls programs only", st.Line, d.Name, d.Type)
+			}
+		}
+		for _, ins := range d.Insns {
+			op, base := ins.OpCode, ins.Src
+			if op.IsMemStore() {
+				base = ins.Dst
+			}
+			if (op.IsMemLoad() || op.IsMemStore()) && base != prog.R10 {
+				return fmt.Sprintf("line %d: %s, a %s program, accesses memory other than its stack: its ctx is not __sk_buff", ins.Line, d.Name, d.Type)
+			}
+			if ins.IsSubprogCall() {
+				return fmt.Sprintf("line %d: %s, a %s program, calls a subprogram", ins.Line, d.Name, d.Type)
+			}
+		}
 	}
 	for _, st := range sc.Steps {
 		switch {

@@ -108,6 +108,8 @@ func TestSkipReasons(t *testing.T) {
 		{"r0 = 7", "call bpf_ktime_get_ns", "bpf_ktime_get_ns"},
 		{"r0 = 7", "call bpf_get_prandom_u32", "bpf_get_prandom_u32"},
 		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
+		{"-- prog entry --", "-- prog other type=kprobe --\n\tr0 = 0\n\texit\n-- prog entry --", "which the guest does not load"},
+		{"-- prog entry --", "-- prog other type=xdp --\n\tr0 = *(u32 *)(r1 + 0)\n\texit\n-- prog entry --", "its ctx is not __sk_buff"},
 		{"jt max_entries=2", "jt max_entries=0x1000000", "ENOMEM"},
 		{"run entry", "delete jt[4294967296]\nrun entry", "past 32 bits"},
 		{"run entry", "run entry\nexpect fault = budget", "faults"},
@@ -116,6 +118,14 @@ func TestSkipReasons(t *testing.T) {
 		if p := PlanScenario(sc, "arm64"); !strings.Contains(p.Skip, tt.want) {
 			t.Errorf("%q: skip %q, want %q", tt.with, p.Skip, tt.want)
 		}
+	}
+	// Another type: loaded to be put into slots, not run.
+	xdp := strings.Replace(ctxChain, "-- prog entry --", "-- prog other type=xdp --\n\tr0 = 0\n\texit\n-- prog entry --", 1)
+	if p := PlanScenario(parse(t, xdp), "arm64"); p.Skip != "" || p.Job.Progs[0].Type != "xdp" || p.Job.Progs[1].Type != "" {
+		t.Errorf("an xdp program beside: skip %q, job programs %+v", p.Skip, p.Job.Progs)
+	}
+	if p := PlanScenario(parse(t, xdp+"run other\n"), "arm64"); !strings.Contains(p.Skip, "the guest runs sched_cls programs only") {
+		t.Errorf("an xdp program run: skip %q", p.Skip)
 	}
 	for _, ok := range []struct{ change, with string }{
 		{"r3 = *(u32 *)(r6 + 0)", "r3 = 0\n\tr3 += 4"},                        // arithmetic, not on ctx

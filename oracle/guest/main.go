@@ -232,6 +232,9 @@ func validate(sc job.Scenario) error {
 	}
 	for _, p := range sc.Progs {
 		progs[p.Name] = true
+		if _, ok := progTypes[p.Type]; !ok {
+			return fmt.Errorf("program %s of type %q, which the agent does not load", p.Name, p.Type)
+		}
 		for _, r := range p.MapRefs {
 			if !maps[r.Map] {
 				return fmt.Errorf("program %s refers to no map %q", p.Name, r.Map)
@@ -338,9 +341,13 @@ func trim(s string) string {
 	return string(b)
 }
 
-// load writes each map's fd into its ld_imm64 and loads the program as a
-// sched_cls program (a scenario's programs share one type; cb[] is
-// readable and writable in it).
+// progTypes are job.ProgTypes as cilium/ebpf names them ("" is sched_cls).
+var progTypes = map[string]ebpf.ProgramType{"": ebpf.SchedCLS, "sched_cls": ebpf.SchedCLS, "sched_act": ebpf.SchedACT,
+	"socket_filter": ebpf.SocketFilter, "cgroup_skb": ebpf.CGroupSKB, "xdp": ebpf.XDP}
+
+// load writes each map's fd into its ld_imm64 and loads the program as
+// its type (sched_cls unless the job says; cb[] is readable and writable
+// in it).
 func (s *scenario) load(p job.Prog) (*ebpf.Program, error) {
 	raw, err := hex.DecodeString(p.Insns)
 	if err != nil {
@@ -378,7 +385,11 @@ func (s *scenario) load(p job.Prog) (*ebpf.Program, error) {
 		slot += int(ins.Width())
 		insns = append(insns, ins)
 	}
-	return ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{Name: trim(p.Name), Type: ebpf.SchedCLS, Instructions: insns, License: "GPL"},
+	typ, ok := progTypes[p.Type]
+	if !ok {
+		return nil, fmt.Errorf("program type %q", p.Type)
+	}
+	return ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{Name: trim(p.Name), Type: typ, Instructions: insns, License: "GPL"},
 		ebpf.ProgramOptions{LogLevel: ebpf.LogLevelBranch, LogSizeStart: 1 << 20})
 }
 

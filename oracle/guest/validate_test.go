@@ -27,6 +27,7 @@ func TestValidate(t *testing.T) {
 		change func(*job.Scenario)
 		want   string
 	}{
+		{"prog type", func(s *job.Scenario) { s.Progs[1].Type = "kprobe" }, `type "kprobe"`},
 		{"map ref", func(s *job.Scenario) { s.Progs[0].MapRefs[0].Map = "jx" }, `no map "jx"`},
 		{"slot map", func(s *job.Scenario) { s.Slots[0].Map = "jx" }, "slot jx[0]"},
 		{"slot prog", func(s *job.Scenario) { s.Slots[0].Prog = "nope" }, "= nope"},
@@ -39,6 +40,15 @@ func TestValidate(t *testing.T) {
 		tc.change(&s)
 		if err := validate(s); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The agent loads every type the host may send.
+func TestProgTypes(t *testing.T) {
+	for _, typ := range job.ProgTypes {
+		if _, ok := progTypes[typ]; !ok {
+			t.Errorf("job.ProgTypes has %s, which the agent does not map", typ)
 		}
 	}
 }

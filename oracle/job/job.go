@@ -58,7 +58,9 @@ type Map struct {
 // of the main function followed by its subprograms, and the instructions
 // (by index of their 8-byte slot) that load a map's fd.
 type Prog struct {
-	Name    string   `json:"name"`
+	Name string `json:"name"`
+	// Type is one of ProgTypes; "" is sched_cls.
+	Type    string   `json:"type,omitempty"`
 	Insns   string   `json:"insns"`
 	MapRefs []MapRef `json:"map_refs"`
 	// Funcs are where each function starts (main first), for the BTF
@@ -183,3 +185,9 @@ var KernelSyms = map[string]string{
 	"bpf_strtoul":              "bpf_strtoul",
 	"bpf_get_smp_processor_id": "bpf_get_smp_processor_id",
 }
+
+// ProgTypes are the program types the guest loads, by the scenario's
+// type= word. Only sched_cls programs run (their ctx is __sk_buff); the
+// others are loaded to be put into slots, where a prog array's owner type
+// decides (bpf_prog_map_compatible()).
+var ProgTypes = []string{"sched_cls", "sched_act", "socket_filter", "cgroup_skb", "xdp"}
