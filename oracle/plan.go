@@ -57,7 +57,7 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 		return p
 	}
 	p.Shifted = shifted
-	js := job.Scenario{File: sc.File, Ctx: hex.EncodeToString(sc.Ctx), CtxAt: ctxAt}
+	js := job.Scenario{File: sc.File, Ctx: hex.EncodeToString(sc.Ctx), CtxAt: ctxAt, Unprivileged: sc.Fixup.Unprivileged}
 	for _, m := range sc.Maps {
 		jm := job.Map{Name: m.Name, MaxEntries: m.MaxEntries}
 		if m.Array {
@@ -133,8 +133,6 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 		return "verifier off: lib/test_bpf builds programs without the verifier, a real load always verifies"
 	case sc.Fixup.NoDirect:
 		return "direct off models a blinded program; a real kernel decides blinding itself"
-	case sc.Fixup.Unprivileged:
-		return "privileged off: the guest loads as root"
 	case sc.LayoutLine > 0:
 		return "a structure layout of its own: the real kernel has its own"
 	case sc.Config != 0 || len(sc.Configs) > 0:
@@ -149,7 +147,7 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 		}
 	}
 	for _, d := range sc.Progs {
-		if d.Type == "sched_cls" {
+		if slices.Contains(job.SkbProgTypes, d.Type) {
 			continue
 		}
 		if !slices.Contains(job.ProgTypes, d.Type) {
@@ -157,7 +155,7 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 		}
 		for _, st := range sc.Steps {
 			if st.Kind == scenarios.StepRun && st.Prog == d.Name {
-				return fmt.Sprintf("line %d: a run of %s, a %s program: the guest runs sched_cls programs only", st.Line, d.Name, d.Type)
+				return fmt.Sprintf("line %d: a run of %s, a %s program: the guest runs programs whose ctx is __sk_buff only", st.Line, d.Name, d.Type)
 			}
 		}
 		for _, ins := range d.Insns {

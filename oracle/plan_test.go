@@ -119,12 +119,20 @@ func TestSkipReasons(t *testing.T) {
 			t.Errorf("%q: skip %q, want %q", tt.with, p.Skip, tt.want)
 		}
 	}
+	// A user's load: the job says so, and the agent lowers its
+	// capabilities for it.
+	user := strings.Replace(ctxChain, "-- maps --", "-- config --\nprivileged off\n-- maps --", 1)
+	user = strings.Replace(strings.Replace(user, "-- prog entry --", "-- prog entry type=socket_filter --", 1), "\tcall bump\n", "", 1)
+	user = user[:strings.Index(user, "-- subprog bump --")] + user[strings.Index(user, "-- prog entry"):]
+	if p := PlanScenario(parse(t, user), "x86_64"); p.Skip != "" || !p.Job.Unprivileged || p.Job.Progs[0].Type != "socket_filter" {
+		t.Errorf("privileged off: skip %q, job unprivileged %v, programs %+v", p.Skip, p.Job.Unprivileged, p.Job.Progs)
+	}
 	// Another type: loaded to be put into slots, not run.
 	xdp := strings.Replace(ctxChain, "-- prog entry --", "-- prog other type=xdp --\n\tr0 = 0\n\texit\n-- prog entry --", 1)
 	if p := PlanScenario(parse(t, xdp), "arm64"); p.Skip != "" || p.Job.Progs[0].Type != "xdp" || p.Job.Progs[1].Type != "" {
 		t.Errorf("an xdp program beside: skip %q, job programs %+v", p.Skip, p.Job.Progs)
 	}
-	if p := PlanScenario(parse(t, xdp+"run other\n"), "arm64"); !strings.Contains(p.Skip, "the guest runs sched_cls programs only") {
+	if p := PlanScenario(parse(t, xdp+"run other\n"), "arm64"); !strings.Contains(p.Skip, "whose ctx is __sk_buff only") {
 		t.Errorf("an xdp program run: skip %q", p.Skip)
 	}
 	for _, ok := range []struct{ change, with string }{

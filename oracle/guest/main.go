@@ -261,19 +261,31 @@ func validate(sc job.Scenario) error {
 func runScenario(sc job.Scenario) error {
 	s := &scenario{sc: sc, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
 	defer s.close()
-	for _, m := range sc.Maps {
-		mp, err := newMap(m)
-		if err != nil {
-			return fmt.Errorf("map %s: %w", m.Name, err)
+	create := func() error {
+		for _, m := range sc.Maps {
+			mp, err := newMap(m)
+			if err != nil {
+				return fmt.Errorf("map %s: %w", m.Name, err)
+			}
+			s.maps[m.Name] = mp
 		}
-		s.maps[m.Name] = mp
+		for _, p := range sc.Progs {
+			pr, err := s.load(p)
+			if err != nil {
+				return fmt.Errorf("program %s: %w", p.Name, err)
+			}
+			s.progs[p.Name] = pr
+		}
+		return nil
 	}
-	for _, p := range sc.Progs {
-		pr, err := s.load(p)
-		if err != nil {
-			return fmt.Errorf("program %s: %w", p.Name, err)
-		}
-		s.progs[p.Name] = pr
+	var err error
+	if sc.Unprivileged {
+		err = asUser(create)
+	} else {
+		err = create()
+	}
+	if err != nil {
+		return err
 	}
 	for _, sl := range sc.Slots {
 		if err := s.maps[sl.Map].Update(sl.Index, s.progs[sl.Prog], ebpf.UpdateAny); err != nil {
@@ -372,9 +384,10 @@ func (s *scenario) load(p job.Prog) (*ebpf.Program, error) {
 		if err := ins.Unmarshal(r, binary.LittleEndian, "linux"); err != nil {
 			return nil, err
 		}
-		if name, ok := starts[slot]; ok {
+		if name, ok := starts[slot]; ok && !s.sc.Unprivileged {
 			// A func info per function: 6.1 refuses a tail call in a
-			// subprogram of a program without BTF.
+			// subprogram of a program without BTF. A user may not load
+			// BTF, nor make bpf2bpf calls, so a user's load has none.
 			linkage := btf.StaticFunc
 			if slot == 0 {
 				linkage = btf.GlobalFunc

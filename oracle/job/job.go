@@ -38,6 +38,10 @@ type Scenario struct {
 	Ctx   string `json:"ctx"`
 	CtxAt int    `json:"ctx_at"`
 	Steps []Step `json:"steps"`
+	// Unprivileged: the maps are created and the programs loaded without
+	// CAP_SYS_ADMIN, CAP_BPF and CAP_PERFMON (the scenario's "privileged
+	// off"), so that the verifier treats them as a user's.
+	Unprivileged bool `json:"unprivileged,omitempty"`
 }
 
 // Map is a prog array, or an array (Array) of ValueSize-byte values
@@ -187,7 +191,11 @@ var KernelSyms = map[string]string{
 }
 
 // ProgTypes are the program types the guest loads, by the scenario's
-// type= word. Only sched_cls programs run (their ctx is __sk_buff); the
+// type= word; SkbProgTypes those among them whose ctx is struct
+// __sk_buff, which the guest may run with the scenario's ctx as cb[]. The
 // others are loaded to be put into slots, where a prog array's owner type
 // decides (bpf_prog_map_compatible()).
-var ProgTypes = []string{"sched_cls", "sched_act", "socket_filter", "cgroup_skb", "xdp"}
+var (
+	ProgTypes    = []string{"sched_cls", "sched_act", "socket_filter", "cgroup_skb", "xdp"}
+	SkbProgTypes = []string{"sched_cls", "sched_act", "socket_filter", "cgroup_skb"}
+)
