@@ -26,6 +26,8 @@ type Outcome struct {
 	Funcs int
 	Bytes []FuncDiff
 	Runs  int // run iterations compared
+	// BytesOnly says why the runs were not compared (the plan's).
+	BytesOnly string
 	// Named are the symbols the compared functions' masked addresses
 	// named alike on both sides (maps, helpers, thunks, functions).
 	Named map[string]bool
@@ -205,6 +207,10 @@ func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Re
 		return
 	}
 	compareImages(o, p, arch, cfg, loaded, ksyms)
+	if p.BytesOnly != "" {
+		o.BytesOnly = p.BytesOnly
+		return
+	}
 
 	// The results: tailsim's emulated JIT for 6.1 under the same build.
 	b := emu.NewX86(cfg)

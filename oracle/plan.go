@@ -22,6 +22,9 @@ type Plan struct {
 	// (job.CbOffset), as the kernel runs it: what tailsim compiles for
 	// the byte comparison.
 	Shifted *scenarios.Scenario
+	// BytesOnly says why only the images are compared ("" when the runs
+	// and slot changes are too): the job then has no steps.
+	BytesOnly string
 }
 
 // helpersOK are the helpers whose result does not depend on the machine:
@@ -31,6 +34,12 @@ var helpersOK = map[int64]bool{prog.HelperTailCall: true, prog.HelperMapLookup: 
 	prog.HelperMapDelete: true, prog.HelperStrtoul: true,
 	// CPU 0: the guest has one, and tailsim's runs are on CPU 0.
 	prog.HelperSmpProcessorID: true}
+
+// machineHelpers are the helpers whose result is the machine's (a clock,
+// a random number, the NUMA node, jiffies): a scenario calling one is
+// compared by its images only. Each is a kernel function the guest names
+// (job.KernelSyms), or inlined (bpf_jiffies64: a load of jiffies).
+var machineHelpers = map[int64]bool{5: true, 7: true, 42: true, prog.HelperJiffies64: true, 125: true, 160: true}
 
 // maxArrayBytes bounds the values the guest writes and reads back after
 // every run.
@@ -57,6 +66,7 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 		return p
 	}
 	p.Shifted = shifted
+	p.BytesOnly = bytesOnlyReason(sc)
 	js := job.Scenario{File: sc.File, Ctx: hex.EncodeToString(sc.Ctx), CtxAt: ctxAt, Unprivileged: sc.Fixup.Unprivileged}
 	for _, m := range sc.Maps {
 		jm := job.Map{Name: m.Name, MaxEntries: m.MaxEntries}
@@ -106,6 +116,9 @@ func PlanScenario(sc *scenarios.Scenario, arch string) *Plan {
 		js.Slots = append(js.Slots, job.Slot{Map: s.Map, Index: uint32(s.Index), Prog: s.Prog})
 	}
 	for _, st := range sc.Steps {
+		if p.BytesOnly != "" {
+			break
+		}
 		switch st.Kind {
 		case scenarios.StepRun:
 			js.Steps = append(js.Steps, job.Step{Kind: job.Run, Line: st.Line, Prog: st.Prog, Repeat: max(st.Repeat, 1)})
@@ -196,12 +209,26 @@ func skipReason(sc *scenarios.Scenario, arch string) string {
 	}
 	for _, d := range append(slices.Clone(sc.Progs), sc.Subprogs...) {
 		for _, ins := range d.Insns {
-			if ins.IsHelperCall() && !helpersOK[ins.Imm] {
+			if ins.IsHelperCall() && !helpersOK[ins.Imm] && !machineHelpers[ins.Imm] {
 				name := fmt.Sprint(ins.Imm)
 				if h, ok := prog.HelperByID(int32(ins.Imm)); ok {
 					name = "bpf_" + h.Name
 				}
 				return fmt.Sprintf("calls %s, whose result is tailsim's stub value, not the kernel's", name)
+			}
+		}
+	}
+	return ""
+}
+
+// bytesOnlyReason is why a scenario's runs cannot be compared, though its
+// images can: a call of a helper whose result is the machine's.
+func bytesOnlyReason(sc *scenarios.Scenario) string {
+	for _, d := range append(slices.Clone(sc.Progs), sc.Subprogs...) {
+		for _, ins := range d.Insns {
+			if ins.IsHelperCall() && machineHelpers[ins.Imm] {
+				h, _ := prog.HelperByID(int32(ins.Imm))
+				return fmt.Sprintf("line %d: calls bpf_%s, whose result is the machine's (tailsim's stub returns %#x)", ins.Line, h.Name, h.Ret)
 			}
 		}
 	}

@@ -105,8 +105,7 @@ func TestSkipReasons(t *testing.T) {
 		{"r3 = *(u32 *)(r6 + 0)", "r3 = *(u32 *)(r6 + 2)", "outside cb[] or misaligned"},
 		{"r3 = *(u32 *)(r6 + 0)", "r7 = r10\n\t*(u64 *)(r7 - 8) = r6", "stored to memory"},
 		{"r3 = *(u32 *)(r6 + 0)", "*(u32 *)(r10 - 8) = r6", "stored to memory"}, // 4 bytes: no spill
-		{"r0 = 7", "call bpf_ktime_get_ns", "bpf_ktime_get_ns"},
-		{"r0 = 7", "call bpf_get_prandom_u32", "bpf_get_prandom_u32"},
+		{"r0 = 7", "call bpf_get_current_pid_tgid", "bpf_get_current_pid_tgid"},
 		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
 		{"-- prog entry --", "-- prog other type=kprobe --\n\tr0 = 0\n\texit\n-- prog entry --", "which the guest does not load"},
 		{"-- prog entry --", "-- prog other type=xdp --\n\tr0 = *(u32 *)(r1 + 0)\n\texit\n-- prog entry --", "its ctx is not __sk_buff"},
@@ -117,6 +116,14 @@ func TestSkipReasons(t *testing.T) {
 		sc := parse(t, strings.Replace(ctxChain, tt.change, tt.with, 1))
 		if p := PlanScenario(sc, "arm64"); !strings.Contains(p.Skip, tt.want) {
 			t.Errorf("%q: skip %q, want %q", tt.with, p.Skip, tt.want)
+		}
+	}
+	// A helper whose result is the machine's: the images are compared, the
+	// runs not (the job has no steps).
+	for _, h := range []string{"bpf_ktime_get_ns", "bpf_get_prandom_u32", "bpf_jiffies64"} {
+		p := PlanScenario(parse(t, strings.Replace(ctxChain, "r0 = 7", "call "+h, 1)), "arm64")
+		if p.Skip != "" || !strings.Contains(p.BytesOnly, h) || len(p.Job.Steps) != 0 || len(p.Job.Progs) != 1 {
+			t.Errorf("%s: skip %q, bytes only %q, %d steps", h, p.Skip, p.BytesOnly, len(p.Job.Steps))
 		}
 	}
 	// A user's load: the job says so, and the agent lowers its

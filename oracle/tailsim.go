@@ -57,6 +57,11 @@ func Build(sc *scenarios.Scenario, arch string, k prog.Kernel, c prog.Config, as
 // stubSym names the emulator's thunks and helper stubs by the kernel
 // symbols they stand for.
 func stubSym(addr uint64) string {
+	for _, o := range prog.KernelObjects() {
+		if addr == o.Addr {
+			return o.Name
+		}
+	}
 	if t, ok := emu.ThunkAt(addr); ok {
 		return t
 	}

@@ -123,14 +123,20 @@ func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verb
 		fmt.Fprintf(w, "  warning: %s\n", p)
 	}
 	counts := map[string]int{}
-	funcs, runs := 0, 0
+	funcs, runs, bytesOnly := 0, 0, 0
 	for _, o := range rep.Outcomes {
 		counts[o.Status()]++
 		funcs += o.Funcs
 		runs += o.Runs
 		switch o.Status() {
 		case "PASS":
-			if verbose {
+			if o.BytesOnly != "" {
+				bytesOnly++
+			}
+			switch {
+			case verbose && o.BytesOnly != "":
+				fmt.Fprintf(w, "  PASS %s: %d functions equal; runs not compared: %s\n", o.File, o.Funcs, o.BytesOnly)
+			case verbose:
 				fmt.Fprintf(w, "  PASS %s: %d runs and %d functions equal\n", o.File, o.Runs, o.Funcs)
 			}
 		case "FAIL":
@@ -153,6 +159,10 @@ func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verb
 			fmt.Fprintf(w, "  skipped %s: %s\n", o.File, o.Skip)
 		}
 	}
-	fmt.Fprintf(w, "%s: %d scenarios equal, %d differ, %d skipped; %d runs and %d functions compared\n",
-		rep.Arch, counts["PASS"], counts["FAIL"], counts["SKIP"], runs, funcs)
+	equal := fmt.Sprintf("%d scenarios equal", counts["PASS"])
+	if bytesOnly > 0 {
+		equal += fmt.Sprintf(" (%d by their bytes only)", bytesOnly)
+	}
+	fmt.Fprintf(w, "%s: %s, %d differ, %d skipped; %d runs and %d functions compared\n",
+		rep.Arch, equal, counts["FAIL"], counts["SKIP"], runs, funcs)
 }

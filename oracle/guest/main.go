@@ -111,7 +111,44 @@ func info() map[string]string {
 			}
 		}
 	}
+	// jiffies is a data symbol, which a kernel without KALLSYMS_ALL
+	// (Debian's arm64) does not list: the verifier's inlined
+	// bpf_jiffies64 loads its address, so a probe program's translated
+	// instructions give it.
+	if _, ok := m["ksym jiffies"]; !ok {
+		if a, err := jiffiesAddr(); err == nil {
+			m["ksym jiffies"] = fmt.Sprintf("%x", a)
+		} else {
+			m["jiffies probe"] = err.Error()
+		}
+	}
 	return m
+}
+
+// jiffiesAddr loads "r0 = bpf_jiffies64(); exit" and reads the address of
+// jiffies out of its translated instructions (do_misc_fixups() made the
+// call an ld_imm64 of &jiffies and a load).
+func jiffiesAddr() (uint64, error) {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "jiffies_probe", Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.FnJiffies64.Call(), asm.Return()}})
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	inf, err := p.Info()
+	if err != nil {
+		return 0, err
+	}
+	insns, err := inf.Instructions()
+	if err != nil {
+		return 0, err
+	}
+	for _, ins := range insns {
+		if ins.OpCode.IsDWordLoad() && ins.Dst == asm.R0 {
+			return uint64(ins.Constant), nil
+		}
+	}
+	return 0, fmt.Errorf("no ld_imm64 in the probe's translated instructions: %v", insns)
 }
 
 // scenario is one scenario's kernel objects.

@@ -188,6 +188,16 @@ var KernelSyms = map[string]string{
 	"bpf_map_delete_elem":      "bpf_map_delete_elem",
 	"bpf_strtoul":              "bpf_strtoul",
 	"bpf_get_smp_processor_id": "bpf_get_smp_processor_id",
+	// The helpers whose result is the machine's (compared by bytes only);
+	// bpf_get_prandom_u32's function is bpf_user_rnd_u32(), and
+	// bpf_jiffies64 is inlined as a load of jiffies (a data symbol, which
+	// the guest finds by a probe when kallsyms lacks it).
+	"bpf_ktime_get_ns":        "bpf_ktime_get_ns",
+	"bpf_user_rnd_u32":        "bpf_get_prandom_u32",
+	"bpf_get_numa_node_id":    "bpf_get_numa_node_id",
+	"bpf_ktime_get_boot_ns":   "bpf_ktime_get_boot_ns",
+	"bpf_ktime_get_coarse_ns": "bpf_ktime_get_coarse_ns",
+	"jiffies":                 "jiffies",
 }
 
 // ProgTypes are the program types the guest loads, by the scenario's
