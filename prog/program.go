@@ -48,6 +48,18 @@ type Program struct {
 	Line  int
 }
 
+// InterpreterRefuses reports a program the kernel interpreter cannot run:
+// one with bpf-to-bpf calls from which a tail call is reachable. When the
+// JIT does not take such a program, fixup_call_args() refuses it ("tail_calls
+// are not allowed in non-JITed programs with bpf-to-bpf calls", 6.1 and
+// later), so the interpreter's rules never meet a tail call inside a call.
+func (p *Program) InterpreterRefuses() bool {
+	return len(p.Funcs) > 1 && slices.ContainsFunc(p.Funcs, (*Function).HasTailCall)
+}
+
+// InterpreterRefusal is the message of InterpreterRefuses.
+const InterpreterRefusal = "tail_calls are not allowed in non-JITed programs with bpf-to-bpf calls"
+
 // Main returns the program's entry function.
 func (p *Program) Main() *Function { return p.Funcs[0] }
 

@@ -449,6 +449,9 @@ func (r *runner) run(st Step) error {
 				why = "it reads ptrs[] at run time where the JIT has direct tail calls" // 6.1's JITs count first too
 			}
 			ruleNote = fmt.Sprintf("line %d: %s%s: the kernel interpreter (%s) would give %s", st.Line, st, iter, why, DiffString(d))
+			if i := slices.IndexFunc(r.w.Progs, (*prog.Program).InterpreterRefuses); i >= 0 {
+				ruleNote = fmt.Sprintf("line %d: %s%s: the interpreter-rule model gives %s, but the kernel interpreter refuses program %s (%s)", st.Line, st, iter, DiffString(d), r.w.Progs[i].Name, prog.InterpreterRefusal)
+			}
 		}
 		if r.ref != nil {
 			// Whether R0 is defined is a property of the BPF program,

@@ -135,8 +135,18 @@ expect interp.count = 2
 	if rep.Status != Pass {
 		t.Fatalf("%s: %v", rep.Status, rep.Failures)
 	}
-	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "count 2 instead of 1") {
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "count 2 instead of 1") || !strings.Contains(rep.Notes[0], "the kernel interpreter (") {
 		t.Errorf("notes %q", rep.Notes)
+	}
+	// The same two calls in a subprogram: the kernel interpreter would not
+	// load the program, and the note says so instead of what it would give.
+	sub := strings.Replace(strings.Replace(src, "-- prog entry --", "-- prog entry --\n\tcall two\n\texit\n-- subprog two --", 1), "expect interp.count = 2\n", "", 1)
+	rep = Run(mustParse(t, sub), Ref{}, prog.Linux618, Options{})
+	if rep.Status != Pass {
+		t.Fatalf("%s: %v", rep.Status, rep.Failures)
+	}
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "the kernel interpreter refuses program entry") {
+		t.Errorf("notes with a subprogram %q", rep.Notes)
 	}
 }
 

@@ -301,8 +301,23 @@ func ParseWith(file string, data []byte, read func(name string) ([]byte, error))
 		return nil, &Error{File: file, Msg: "privileged off needs the verifier: verifier off models lib/test_bpf, whose programs the kernel loads without one"}
 	}
 	// Build once so that every reference is checked at parse time.
-	if _, err := sc.Build(); err != nil {
+	w, err := sc.Build()
+	if err != nil {
 		return nil, err
+	}
+	// interp.* states what the kernel interpreter would give, which
+	// refuses a program with calls and a tail call.
+	for _, st := range sc.Steps {
+		for _, e := range st.Expect {
+			if !e.Interp {
+				continue
+			}
+			for _, pr := range w.Progs {
+				if pr.InterpreterRefuses() {
+					return nil, p.errf(e.Line, "interp.%s: the kernel interpreter refuses program %s (%s: fixup_call_args()), so it gives no result to expect", e.Key, pr.Name, prog.InterpreterRefusal)
+				}
+			}
+		}
 	}
 	return sc, nil
 }

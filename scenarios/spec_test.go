@@ -382,3 +382,22 @@ func TestObjectGlobals(t *testing.T) {
 		}
 	}
 }
+
+// interp.* needs a program the kernel interpreter loads: one with
+// bpf-to-bpf calls and a tail call it refuses, and the note says so.
+func TestInterpRefused(t *testing.T) {
+	calls := strings.Replace(good, "\tr0 = 7\n", "\tcall sub\n\tr0 = 7\n", 1) + "-- subprog sub --\n\tr0 = 0\n\texit\n"
+	if _, err := Parse("calls.txtar", []byte(calls)); err != nil {
+		t.Fatalf("without interp.*: %v", err)
+	}
+	withInterp := strings.Replace(calls, "expect r0 = 1\n", "expect r0 = 1\nexpect interp.count = 1\n", 1)
+	_, err := Parse("calls.txtar", []byte(withInterp))
+	e, ok := err.(*Error)
+	if !ok || e.Line != 19 || !strings.Contains(e.Msg, "interpreter refuses program entry") {
+		t.Errorf("error %v, want one at line 19 naming entry", err)
+	}
+	// Without the call the interpreter loads it, and interp.* is fine.
+	if _, err := Parse("plain.txtar", []byte(strings.Replace(good, "expect r0 = 1\n", "expect r0 = 1\nexpect interp.count = 1\n", 1))); err != nil {
+		t.Errorf("interp.* on a program without calls: %v", err)
+	}
+}
