@@ -7,7 +7,12 @@ import "fmt"
 // plain memory that takes any access, so without these a scenario could do
 // what no kernel loads. The analysis follows R1 from the main function's
 // entry through 64-bit moves, constant offsets and calls; a ctx pointer
-// spilled to the stack is not followed (it is then not checked).
+// spilled to the stack, or moved by an amount the analysis does not know,
+// is not followed (it is then not checked). The analysis walks every path
+// the control flow has, where the verifier skips a branch a known value
+// decides, so a refusal on such a dead path is tailsim's alone. Only what
+// the kernel refuses for certain is refused: where the kernel might know
+// more (a value it tracks and tailsim does not), tailsim lets it pass.
 
 // aluVerb is bpf_alu_string[], the operator as the verifier's messages
 // print it.
@@ -59,36 +64,39 @@ func ctxALU(ins Instruction, dst, src aval) (aval, bool, error) {
 	switch alu {
 	case OpAdd:
 		if off.kind == aConst {
-			return aval{kind: aCtx, c: ptr.c + off.c, vary: ptr.vary}, true, nil
+			return aval{kind: aCtx, c: ptr.c + off.c}, true, nil
 		}
-		return aval{kind: aCtx, c: ptr.c, vary: true}, true, nil
+		// An amount the analysis does not know, which the kernel may
+		// (a tnum, a branch): not followed.
+		return aval{}, true, nil
 	case OpSub:
 		if dst.kind != aCtx {
-			return refuse("R%d tried to subtract pointer from scalar", ins.Dst)
+			if dst.kind == aConst {
+				return refuse("R%d tried to subtract pointer from scalar", ins.Dst)
+			}
+			return aval{}, true, nil // dst may be a pointer tailsim does not follow
 		}
 		if off.kind == aConst {
-			return aval{kind: aCtx, c: ptr.c - off.c, vary: ptr.vary}, true, nil
+			return aval{kind: aCtx, c: ptr.c - off.c}, true, nil
 		}
-		return aval{kind: aCtx, c: ptr.c, vary: true}, true, nil
+		return aval{}, true, nil
 	case OpAnd, OpOr, OpXor:
 		return refuse("R%d bitwise operator %s on pointer prohibited", ins.Dst, aluVerb[alu])
 	}
 	return refuse("R%d pointer arithmetic with %s operator prohibited", ins.Dst, aluVerb[alu])
 }
 
-// checkCtxAccess is the ctx case of check_mem_access() and of do_check()'s
-// BPF_ST: an immediate is never stored through ctx, and ctx is accessed
-// only through the pointer as it came (check_ptr_off_reg()).
-func checkCtxAccess(ins Instruction, base aval, reg Register) error {
+// checkCtxAccess is the ctx case of check_mem_access() and, before v6.4,
+// of do_check()'s BPF_ST: an immediate is not stored through ctx, and ctx
+// is accessed only through the pointer as it came (check_ptr_off_reg()).
+func checkCtxAccess(ins Instruction, base aval, reg Register, k Kernel) error {
 	if base.kind != aCtx {
 		return nil
 	}
 	op := ins.OpCode
 	switch {
-	case op.IsMemStore() && op.Class() == ClassST:
+	case op.IsMemStore() && op.Class() == ClassST && !k.StoresImmIntoCtx():
 		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("BPF_ST stores into R%d ctx is not allowed (the verifier refuses an immediate stored through ctx)", reg)}
-	case base.vary:
-		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("variable ctx access through R%d disallowed (the verifier accesses ctx only through the pointer as it came)", reg)}
 	case int64(base.c) < 0:
 		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("negative offset ctx ptr R%d off=%d disallowed", reg, int64(base.c))}
 	case base.c != 0:
@@ -107,7 +115,7 @@ func checkTailCallCtx(ins Instruction, r1 aval) error {
 		what := map[akind]string{aConst: "scalar", aStack: "fp", aMaps: "map_ptr"}[r1.kind]
 		return &PosError{Line: ins.Line, Msg: fmt.Sprintf("R1 type=%s expected=ctx (bpf_tail_call's first argument is the ctx pointer)", what)}
 	case aCtx:
-		if r1.vary || r1.c != 0 {
+		if r1.c != 0 {
 			return &PosError{Line: ins.Line, Msg: "dereference of modified ctx ptr R1 disallowed (bpf_tail_call's first argument is the ctx pointer as it came)"}
 		}
 	}

@@ -218,7 +218,7 @@ func FixupProgramWith(p *Program, maps map[string]*ProgArray, arrays map[string]
 			}
 		}
 	}
-	states, err := analyseReturns(p, !opts.NoVerifier)
+	states, err := analyseReturns(p, !opts.NoVerifier, opts.Kernel)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +347,7 @@ const (
 	// R10, and copies of it moved by constants, so that stack accesses
 	// through them are checked as the verifier checks them.
 	aStack
-	// aCtx is the ctx pointer plus c, or plus an unknown amount (vary):
+	// aCtx is the ctx pointer plus c:
 	// R1 at the main function's entry, followed as the verifier follows
 	// PTR_TO_CTX (ctxcheck.go).
 	aCtx
@@ -357,14 +357,13 @@ type aval struct {
 	kind akind
 	c    uint64
 	maps []string // sorted
-	vary bool     // aCtx: an unknown offset was added
 }
 
 func join(a, b aval) aval {
 	switch {
 	case a.kind == aUninit || b.kind == aUninit:
 		return aval{kind: aUninit}
-	case (a.kind == aConst || a.kind == aStack || a.kind == aCtx) && a.kind == b.kind && a.c == b.c && a.vary == b.vary:
+	case (a.kind == aConst || a.kind == aStack || a.kind == aCtx) && a.kind == b.kind && a.c == b.c:
 		return a
 	case a.kind == aMaps && b.kind == aMaps:
 		m := slices.Clone(a.maps)
@@ -380,7 +379,7 @@ func join(a, b aval) aval {
 }
 
 func (a aval) equal(b aval) bool {
-	return a.kind == b.kind && a.c == b.c && a.vary == b.vary && slices.Equal(a.maps, b.maps)
+	return a.kind == b.kind && a.c == b.c && slices.Equal(a.maps, b.maps)
 }
 
 type astate = *[11]aval
@@ -396,10 +395,10 @@ type astate = *[11]aval
 // (prepare_func_exit() copies the callee's R0), which reading refuses. The
 // functions that may return R0 unset are found by analysing again until
 // they stop changing, at most once per function.
-func analyseReturns(p *Program, strict bool) ([][]astate, error) {
+func analyseReturns(p *Program, strict bool, kernel Kernel) ([][]astate, error) {
 	unsetR0 := map[int]bool{}
 	for {
-		states, err := analyse(p, strict, unsetR0)
+		states, err := analyse(p, strict, kernel, unsetR0)
 		if err != nil {
 			return nil, err
 		}
@@ -417,9 +416,9 @@ func analyseReturns(p *Program, strict bool) ([][]astate, error) {
 	}
 }
 
-// analyse runs the abstract interpretation; unsetR0 holds the functions
-// that may return with R0 unset.
-func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) {
+// analyse runs the abstract interpretation for kernel's verifier; unsetR0
+// holds the functions that may return with R0 unset.
+func analyse(p *Program, strict bool, kernel Kernel, unsetR0 map[int]bool) ([][]astate, error) {
 	states := make([][]astate, len(p.Funcs))
 	for i, f := range p.Funcs {
 		states[i] = make([]astate, len(f.Insns))
@@ -548,7 +547,7 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 			if err := checkStackAccess(f, ins, st[ins.Src], ins.Src, "read from", strict); err != nil {
 				return nil, err
 			}
-			if err := checkCtxAccess(ins, st[ins.Src], ins.Src); err != nil && strict {
+			if err := checkCtxAccess(ins, st[ins.Src], ins.Src, kernel); err != nil && strict {
 				return nil, err
 			}
 			st[ins.Dst] = aval{}
@@ -556,7 +555,7 @@ func analyse(p *Program, strict bool, unsetR0 map[int]bool) ([][]astate, error) 
 			if err := checkStackAccess(f, ins, st[ins.Dst], ins.Dst, "write to", strict); err != nil {
 				return nil, err
 			}
-			if err := checkCtxAccess(ins, st[ins.Dst], ins.Dst); err != nil && strict {
+			if err := checkCtxAccess(ins, st[ins.Dst], ins.Dst, kernel); err != nil && strict {
 				return nil, err
 			}
 		case ins.IsSubprogCall():

@@ -74,6 +74,12 @@ func (k Kernel) CountsBeforeSlot() bool { return k == Linux61 }
 // v6.18 passes a pointer to the main program's counter instead.
 func (k Kernel) CounterByValue() bool { return k == Linux61 }
 
+// StoresImmIntoCtx reports a verifier that takes an immediate stored
+// through ctx (BPF_ST): v6.4 on ("bpf: allow ctx writes using BPF_ST_MEM
+// instruction"); 6.1's do_check() refuses it ("BPF_ST stores into R1 ctx
+// is not allowed").
+func (k Kernel) StoresImmIntoCtx() bool { return k != Linux61 }
+
 // DefaultLayout is the kernel's struct bpf_array and struct bpf_prog
 // offsets, which a scenario's layout line may replace.
 func (k Kernel) DefaultLayout() Layout {
