@@ -39,7 +39,13 @@ func Compare(kernel, tailsim []Token, maps *Binding) *Diff {
 		}
 		a, b := kernel[k], tailsim[k]
 		if a.Sym == "" && isMapSym(b.Sym) && maps != nil {
-			a.Sym = maps.bind(a.Addr, b.Sym)
+			// An address inside a map (a value's) binds the map's
+			// base, so the offset is checked too.
+			base, off := splitMapSym(b.Sym)
+			a.Sym = maps.bind(a.Addr-off, base)
+			if a.Sym == base {
+				a.Sym = b.Sym
+			}
 			kernel[k].Sym = a.Sym
 		}
 		if a.Text != b.Text || a.Sym != b.Sym || a.Sym == "" && a.Addr != b.Addr {
@@ -51,7 +57,8 @@ func Compare(kernel, tailsim []Token, maps *Binding) *Diff {
 
 // Binding pairs the addresses of a kernel's maps with tailsim's maps over
 // one boot's images of a scenario: one address stands for one map
-// throughout, and one map for one address.
+// throughout, and one map for one address. An address inside a map (a
+// value's, "map X+0x110") stands for the map's base at that offset.
 type Binding struct {
 	byAddr map[uint64]string
 	byName map[string]uint64
@@ -75,6 +82,20 @@ func (m *Binding) bind(addr uint64, name string) string {
 }
 
 func isMapSym(s string) bool { return strings.HasPrefix(s, "map ") }
+
+// splitMapSym splits "map X+0x110" (emu.MapAt's name for an address inside
+// a map) into "map X" and 0x110.
+func splitMapSym(s string) (string, uint64) {
+	i := strings.LastIndex(s, "+0x")
+	if i < 0 {
+		return s, 0
+	}
+	off, err := strconv.ParseUint(s[i+3:], 16, 64)
+	if err != nil {
+		return s, 0
+	}
+	return s[:i], off
+}
 
 // Write lists both sides token by token, marking the ones that differ
 // with "!": what a failure shows.

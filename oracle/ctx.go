@@ -155,6 +155,11 @@ func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, er
 		switch {
 		case op.IsMemLoad():
 			marks[i] = marks[i] || has(ins.Src)
+			if cur.spills != 0 && ins.Src != prog.R10 && op.Size() == prog.SizeDW && !has(ins.Src) {
+				// Perhaps a fill through a copy of r10, which the
+				// verifier follows and this does not.
+				return nil, nil, fmt.Errorf("line %d: an 8-byte load through r%d while ctx is spilled, which may fill it back where the guest's translation does not follow", ins.Line, ins.Src)
+			}
 			out.regs &^= 1 << ins.Dst
 			if k := slot(ins.Off); ins.Src == prog.R10 && op.Size() == prog.SizeDW && k >= 0 && cur.spills>>k&1 != 0 {
 				out.regs |= 1 << ins.Dst // ctx, filled from its spill
@@ -180,12 +185,16 @@ func ctxFlow(d *scenarios.FuncDecl, entry uint16) ([]bool, map[string]uint16, er
 			}
 		case op.IsALU() && op.ALUOp() == prog.OpMov && op.Class() == prog.ClassALU64 && op.Source() == prog.SourceX && ins.Off == 0:
 			out.regs = regs&^(1<<ins.Dst) | (regs>>ins.Src&1)<<ins.Dst
+		case op.IsALU() && op.ALUOp() != prog.OpMov && (has(ins.Dst) || op.Source() == prog.SourceX && has(ins.Src)):
+			// ctx moved and moved back may be accessed (the verifier
+			// takes it), and the translation follows plain copies only.
+			return nil, nil, fmt.Errorf("line %d: arithmetic on the ctx pointer, which the guest's translation does not follow", ins.Line)
 		case op.IsALU() || op.IsLoadImm64():
-			// Arithmetic on ctx leaves a pointer no access may go
-			// through (tailsim's verifier model refuses it, as the
-			// kernel's does: prog/ctxcheck.go), so it is ctx no more.
 			out.regs &^= 1 << ins.Dst
 		case ins.IsSubprogCall():
+			if cur.spills != 0 {
+				return nil, nil, fmt.Errorf("line %d: a call while ctx is spilled: the callee may fill it through a pointer, which the guest's translation does not follow", ins.Line)
+			}
 			calls[ins.Reference] |= regs & (clobbered &^ (1 << prog.R0))
 			out.regs &^= clobbered
 		case op.IsCall() || op.IsTailCall():

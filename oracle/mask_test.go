@@ -90,7 +90,7 @@ func TestBinding(t *testing.T) {
 	k1, k2 := "00c6f71f000011ff", "00c8f71f000011ff"
 	t1, t2 := "0000000082888fff", "0000000083888fff"
 	tsym := func(v uint64) string {
-		return map[uint64]string{0xff8f888200000000: "map jt", 0xff8f888300000000: "map other"}[v]
+		return map[uint64]string{0xff8f888200000000: "map jt", 0xff8f888300000000: "map other", 0xff8f888200000110: "map jt+0x110"}[v]
 	}
 	mask := func(code []byte, r Resolver) []Token {
 		toks, err := Mask("x86_64", base, code, r)
@@ -107,6 +107,10 @@ func TestBinding(t *testing.T) {
 		{"consistent", [][2]string{{k1, t1}, {k2, t2}, {k1, t1}}, true},
 		{"one address, two maps", [][2]string{{k1, t1}, {k1, t2}}, false},
 		{"two addresses, one map", [][2]string{{k1, t1}, {k2, t1}}, false},
+		// A value at base+0x110 on both sides, then the base itself.
+		{"value then base", [][2]string{{"10c7f71f000011ff", "1001000082888fff"}, {k1, t1}}, true},
+		// The kernel's value is 8 bytes further than tailsim's.
+		{"value at another offset", [][2]string{{k1, t1}, {"18c7f71f000011ff", "1001000082888fff"}}, false},
 	} {
 		var m Binding
 		equal := true

@@ -53,6 +53,14 @@ u32 5
 run entry
 `
 
+// userChain is ctxChain as a user may load it: privileged off, a
+// socket_filter, no subprogram.
+func userChain() string {
+	user := strings.Replace(ctxChain, "-- maps --", "-- config --\nprivileged off\n-- maps --", 1)
+	user = strings.Replace(strings.Replace(user, "-- prog entry --", "-- prog entry type=socket_filter --", 1), "\tcall bump\n", "", 1)
+	return user[:strings.Index(user, "-- subprog bump --")] + user[strings.Index(user, "-- prog entry"):]
+}
+
 // The ctx accesses the verifier would see as ctx accesses, and only those,
 // move to cb[]: through a copy of R1, and in a subprogram R1 reaches; the
 // stack load and the map load stay.
@@ -107,6 +115,9 @@ func TestSkipReasons(t *testing.T) {
 		{"r3 = *(u32 *)(r6 + 0)", "*(u32 *)(r10 - 8) = r6", "stored to memory"}, // 4 bytes: no spill
 		{"r0 = 7", "call bpf_get_current_pid_tgid", "bpf_get_current_pid_tgid"},
 		{"run entry", "run entry tail_call_cnt=3", "preset tail-call count"},
+		{"r3 = *(u32 *)(r6 + 0)", "r7 = r6\n\tr7 += 8\n\tr7 -= 8\n\tr3 = *(u32 *)(r7 + 4)", "arithmetic on the ctx pointer"},
+		{"r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 16) = r6\n\tr8 = r10\n\tr7 = *(u64 *)(r8 - 16)", "while ctx is spilled"},
+		{"r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 16) = r6", "a call while ctx is spilled"},
 		{"-- prog entry --", "-- prog other type=kprobe --\n\tr0 = 0\n\texit\n-- prog entry --", "which the guest does not load"},
 		{"-- prog entry --", "-- prog other type=xdp --\n\tr0 = *(u32 *)(r1 + 0)\n\texit\n-- prog entry --", "its ctx is not __sk_buff"},
 		{"jt max_entries=2", "jt max_entries=0x1000000", "ENOMEM"},
@@ -128,10 +139,7 @@ func TestSkipReasons(t *testing.T) {
 	}
 	// A user's load: the job says so, and the agent lowers its
 	// capabilities for it.
-	user := strings.Replace(ctxChain, "-- maps --", "-- config --\nprivileged off\n-- maps --", 1)
-	user = strings.Replace(strings.Replace(user, "-- prog entry --", "-- prog entry type=socket_filter --", 1), "\tcall bump\n", "", 1)
-	user = user[:strings.Index(user, "-- subprog bump --")] + user[strings.Index(user, "-- prog entry"):]
-	if p := PlanScenario(parse(t, user), "x86_64"); p.Skip != "" || !p.Job.Unprivileged || p.Job.Progs[0].Type != "socket_filter" {
+	if p := PlanScenario(parse(t, userChain()), "x86_64"); p.Skip != "" || !p.Job.Unprivileged || p.Job.Progs[0].Type != "socket_filter" {
 		t.Errorf("privileged off: skip %q, job unprivileged %v, programs %+v", p.Skip, p.Job.Unprivileged, p.Job.Progs)
 	}
 	// Another type: loaded to be put into slots, not run.
@@ -143,10 +151,9 @@ func TestSkipReasons(t *testing.T) {
 		t.Errorf("an xdp program run: skip %q", p.Skip)
 	}
 	for _, ok := range []struct{ change, with string }{
-		{"r3 = *(u32 *)(r6 + 0)", "r3 = 0\n\tr3 += 4"},                        // arithmetic, not on ctx
-		{"r3 = *(u32 *)(r6 + 0)", "r6 = 0\n\tr6 += 4\n\tr6 = r1"},             // ctx overwritten first
-		{"r3 = *(u32 *)(r6 + 0)", "r7 = r6\n\tr7 += 4\n\tr3 = 4\n\tr3 += r6"}, // ctx arithmetic never dereferenced, as the kernel takes it
-		{"run entry", "run entry\nexpect[v6.18] fault = budget"},              // scoped away from Debian 12's v6.1
+		{"r3 = *(u32 *)(r6 + 0)", "r3 = 0\n\tr3 += 4"},            // arithmetic, not on ctx
+		{"r3 = *(u32 *)(r6 + 0)", "r6 = 0\n\tr6 += 4\n\tr6 = r1"}, // ctx overwritten first
+		{"run entry", "run entry\nexpect[v6.18] fault = budget"},  // scoped away from Debian 12's v6.1
 		{"", ""},
 	} {
 		sc := parse(t, strings.Replace(ctxChain, ok.change, ok.with, 1))
@@ -160,6 +167,7 @@ func TestSkipReasons(t *testing.T) {
 // it; a store over the slot ends the spill.
 func TestCtxSpill(t *testing.T) {
 	spill := strings.Replace(ctxChain, "r3 = *(u32 *)(r6 + 0)", "*(u64 *)(r10 - 16) = r6\n\tr7 = *(u64 *)(r10 - 16)\n\tr3 = *(u32 *)(r7 + 0)", 1)
+	spill = strings.Replace(spill, "\tcall bump\n", "\t*(u64 *)(r10 - 16) = r3 # the spill ends before the call\n\tcall bump\n", 1)
 	sc := parse(t, spill)
 	p := PlanScenario(sc, "x86_64")
 	if p.Skip != "" {
@@ -171,9 +179,10 @@ func TestCtxSpill(t *testing.T) {
 			got = append(got, ins.Off)
 		}
 	}
-	// spill, fill, the ctx load (moved to cb[]), the final stack load.
-	if fmt.Sprint(got) != "[-16 -16 48 -8]" {
-		t.Errorf("accesses %v, want [-16 -16 48 -8]", got)
+	// spill, fill, the ctx load (moved to cb[]), the overwrite, the final
+	// stack load.
+	if fmt.Sprint(got) != "[-16 -16 48 -16 -8]" {
+		t.Errorf("accesses %v, want [-16 -16 48 -16 -8]", got)
 	}
 	// Overwritten before the fill: r7 is not ctx, and its load stays.
 	over := strings.Replace(spill, "\tr7 = *(u64 *)(r10 - 16)", "\tr0 = 0\n\t*(u32 *)(r10 - 12) = r0\n\tr7 = *(u64 *)(r10 - 16)", 1)
@@ -303,6 +312,18 @@ func TestBootProblems(t *testing.T) {
 			t.Errorf("%s: problems %q (failed %v), want %q", tc.name, got, rep.Failed(), tc.want)
 		}
 	}
+	// bpf_jit_harden 1 blinds a user's load: a privileged off scenario is
+	// skipped under it, and compared under 0.
+	user := parse(t, userChain())
+	for _, tc := range []struct {
+		harden string
+		skip   bool
+	}{{"0", false}, {"1", true}} {
+		rep := Evaluate("x86_64", []*scenarios.Scenario{user}, []job.Result{hello(with("/proc/sys/net/core/bpf_jit_harden", tc.harden))})
+		if got := strings.Contains(rep.Outcomes[0].Skip, "blinds a user's constants"); got != tc.skip {
+			t.Errorf("harden %s: skip %q", tc.harden, rep.Outcomes[0].Skip)
+		}
+	}
 	r := hello(ok)
 	r.Uname = "Linux 6.12.0 #1 SMP x86_64"
 	if rep := Evaluate("x86_64", nil, []job.Result{r}); len(rep.Warnings) != 1 || rep.Failed() {
@@ -373,6 +394,19 @@ func TestCompareResults(t *testing.T) {
 		compare(o, p, arch, cfg, bad, nil)
 		if len(o.Bytes) != 1 || o.Bytes[0].Name != "leaf#0" {
 			t.Errorf("%s: a changed byte gives %+v", arch, o.Bytes)
+		}
+		// A program whose image the kernel did not report is named.
+		missing := map[string][]job.Func{}
+		for k, v := range images {
+			if k != "leaf" {
+				missing[k] = v
+			}
+		}
+		bad[0].Images = missing
+		o = &Outcome{}
+		compare(o, p, arch, cfg, bad, nil)
+		if !strings.Contains(strings.Join(o.Mismatches, "\n"), "leaf: the kernel reported no image") {
+			t.Errorf("%s: a missing image gives %v", arch, o.Mismatches)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"tailsim/oracle/job"
 )
 
 // The capabilities that make a BPF load privileged: bpf_capable() is
@@ -59,9 +61,15 @@ func asUser(f func() error) error {
 	if err := set(lowered); err != nil {
 		return err
 	}
-	ferr := f()
-	if err := set(data); err != nil {
-		return fmt.Errorf("raising the capabilities again: %w (after %v)", err, ferr)
-	}
-	return ferr
+	// Raised again even when f panics (guarded recovers, and the next
+	// scenario must load as root); an agent that cannot raise them stops
+	// the boot, which the host reports, rather than load the rest as a
+	// user.
+	defer func() {
+		if err := set(data); err != nil {
+			say(job.Result{Kind: job.Failed, Err: "raising the capabilities again: " + err.Error()})
+			powerOff()
+		}
+	}()
+	return f()
 }
