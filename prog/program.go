@@ -219,11 +219,15 @@ func CutLong(msg string) string {
 	words := strings.Split(msg, " ")
 	for i, w := range words {
 		if len(w) > longWord {
-			cut := 24
-			for cut > 0 && !utf8.RuneStart(w[cut]) {
+			// What closes the word (a quote, a bracket, a colon) stays:
+			// `"abc…"` is still a quoted word.
+			body := strings.TrimRight(w, `"')]},.:;`)
+			tail := w[len(body):]
+			cut := min(24, len(body))
+			for cut > 0 && cut < len(body) && !utf8.RuneStart(body[cut]) {
 				cut--
 			}
-			words[i] = fmt.Sprintf("%s…(%d bytes)", w[:cut], len(w))
+			words[i] = fmt.Sprintf("%s…(%d bytes)%s", body[:cut], len(w), tail)
 		}
 	}
 	return strings.Join(words, " ")

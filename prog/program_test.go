@@ -216,3 +216,20 @@ func TestPosError(t *testing.T) {
 		}
 	}
 }
+
+// A long word from the input is cut to its start and length, keeping what
+// closes it, so a quoted word still reads as quoted.
+func TestCutLong(t *testing.T) {
+	long := strings.Repeat("7", 100)
+	for _, tc := range []struct{ in, want string }{
+		{"short words stay", "short words stay"},
+		{"bad number " + long, "bad number 777777777777777777777777…(100 bytes)"},
+		{`bad number "` + long + `"`, `bad number "77777777777777777777777…(102 bytes)"`},
+		{`unknown label "` + long + `":`, `unknown label "77777777777777777777777…(103 bytes)":`},
+		{"é" + strings.Repeat("é", 40), "éééééééééééé…(82 bytes)"},
+	} {
+		if got := prog.CutLong(tc.in); got != tc.want {
+			t.Errorf("CutLong(%.30q…) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

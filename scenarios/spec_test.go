@@ -202,7 +202,7 @@ func FuzzParseScenario(f *testing.F) {
 func TestLongWordsCut(t *testing.T) {
 	src := strings.Replace(good, "expect r0 = 1", "expect r0 = "+strings.Repeat("9", 1<<20), 1)
 	_, err := Parse("bad.txtar", []byte(src))
-	want := `bad.txtar:17: bad number "99999999999999999999999…(1048578 bytes)`
+	want := `bad.txtar:17: bad number "99999999999999999999999…(1048578 bytes)"`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}
