@@ -21,12 +21,31 @@ import (
 // Machine is a QEMU guest for one arch: the kernel to boot and the agent
 // that runs as its PID 1.
 type Machine struct {
-	Arch    string // x86_64 or arm64
-	Kernel  string // the vmlinuz to boot
-	Guest   string // the static guest agent built for Arch
+	Arch   string // x86_64 or arm64
+	Kernel string // the vmlinuz to boot
+	Guest  string // the static guest agent built for Arch
+	// Module, when set, is the kernel's lib/test_bpf module (TestBPFModule
+	// finds it beside a Debian package's vmlinuz): the guest runs its
+	// tail-call suite after the scenarios.
+	Module  string
 	Timeout time.Duration
 	// Log, when set, receives everything the guest's console printed.
 	Log io.Writer
+}
+
+// TestBPFModule is lib/test_bpf's module for the kernel vmlinuz, where a
+// kernel package unpacked with dpkg-deb puts it (boot/vmlinuz-VERSION and
+// lib/modules/VERSION/kernel/lib/test_bpf.ko), or "" when it is not there.
+func TestBPFModule(vmlinuz string) string {
+	version, ok := strings.CutPrefix(filepath.Base(vmlinuz), "vmlinuz-")
+	if !ok {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(vmlinuz), "..", "lib", "modules", version, "kernel", "lib", job.TestBPFModule)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // qemu is the command line that boots m with initrd: TCG (no KVM is
@@ -63,7 +82,13 @@ func (m Machine) Boot(ctx context.Context, j job.Job) ([]job.Result, error) {
 	}
 	defer os.RemoveAll(dir)
 	initrd := filepath.Join(dir, "initrd.cpio.gz")
-	if err := writeInitrd(initrd, guest, jb); err != nil {
+	var module []byte
+	if m.Module != "" {
+		if module, err = os.ReadFile(m.Module); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeInitrd(initrd, guest, jb, module); err != nil {
 		return nil, err
 	}
 	name, args, err := m.qemu(initrd)
@@ -131,7 +156,7 @@ func tail(s string, n int) string {
 // writeInitrd writes a gzipped newc cpio archive holding the agent as
 // /init, the job, and the two device nodes the kernel opens for PID 1's
 // console. Device nodes need no privilege in an archive.
-func writeInitrd(path string, guest, jobJSON []byte) error {
+func writeInitrd(path string, guest, jobJSON, module []byte) error {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	w := &cpioWriter{w: zw}
@@ -142,6 +167,9 @@ func writeInitrd(path string, guest, jobJSON []byte) error {
 	w.entry("sys", 0o040755, 0, 0, nil)
 	w.entry("init", 0o100755, 0, 0, guest)
 	w.entry("job.json", 0o100644, 0, 0, jobJSON)
+	if module != nil {
+		w.entry(job.TestBPFModule, 0o100644, 0, 0, module)
+	}
 	w.entry("TRAILER!!!", 0, 0, 0, nil)
 	if w.err != nil {
 		return w.err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,9 @@ type Outcome struct {
 	Runs  int // run iterations compared
 	// BytesOnly says why the runs were not compared (the plan's).
 	BytesOnly string
+	// KernelTest names the kernel's own test a translated scenario was
+	// held against instead ("lib/test_bpf's test_tail_calls #3").
+	KernelTest string
 	// Named are the symbols the compared functions' masked addresses
 	// named alike on both sides (maps, helpers, thunks, functions).
 	Named map[string]bool
@@ -105,11 +109,13 @@ func Evaluate(arch string, scs []*scenarios.Scenario, results []job.Result) *Rep
 		plans = append(plans, PlanScenario(sc, arch))
 	}
 	byFile := map[string][]job.Result{}
-	var hello *job.Result
+	var hello, kernelTests *job.Result
 	for i, r := range results {
 		switch r.Kind {
 		case job.Hello:
 			hello = &results[i]
+		case job.KernelTests:
+			kernelTests = &results[i]
 		case job.Garbled:
 			rep.Problems = append(rep.Problems, fmt.Sprintf("an agent line the console garbled (a result may be lost): %.120q", r.Err))
 		}
@@ -136,6 +142,10 @@ func Evaluate(arch string, scs []*scenarios.Scenario, results []job.Result) *Rep
 	for _, p := range plans {
 		o := &Outcome{File: p.Scenario.File, Skip: p.Skip}
 		rep.Outcomes = append(rep.Outcomes, o)
+		if n, ok := testBPFIndex(p.Scenario); ok && kernelTests != nil {
+			compareKernelTest(o, p, arch, rep.Config, kernelTests, n)
+			continue
+		}
 		if h := hello.Info[hardenPath]; o.Skip == "" && p.Job.Unprivileged && h != "0" {
 			// bpf_jit_blinding_enabled(): 1 blinds a load that is not
 			// bpf_capable(), which a user's is.
@@ -164,6 +174,57 @@ func jitProblems(info map[string]string) []string {
 		out = append(out, fmt.Sprintf("the guest blinds root's constants (%s %q): its images are not the JIT's plain ones", harden, v))
 	}
 	return out
+}
+
+// testBPFTitle is how a library scenario names the lib/test_bpf test it
+// translates: "Tail call 2 (lib/test_bpf.c, test 1)".
+var testBPFTitle = regexp.MustCompile(`^(.*) \(lib/test_bpf\.c, test (\d+)\)$`)
+
+// testBPFIndex is the test_tail_calls index a scenario translates.
+func testBPFIndex(sc *scenarios.Scenario) (int, bool) {
+	m := testBPFTitle.FindStringSubmatch(sc.Title)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[2])
+	return n, err == nil
+}
+
+// compareKernelTest holds a translation of lib/test_bpf's test n against
+// the kernel's own run of it: the module's test passed with the JIT, and
+// tailsim's v6.1 run of the scenario passes. The scenario's expectations
+// are the test's result column, so the two agree on it; the test's
+// programs are built without the verifier, so no job can load them and
+// their code is not compared.
+func compareKernelTest(o *Outcome, p *Plan, arch string, cfg prog.Config, kt *job.Result, n int) {
+	o.Skip = ""
+	o.KernelTest = fmt.Sprintf("lib/test_bpf's %s #%d", job.TestBPFSuite, n)
+	bad := func(format string, args ...any) { o.Mismatches = append(o.Mismatches, fmt.Sprintf(format, args...)) }
+	name := testBPFTitle.FindStringSubmatch(p.Scenario.Title)[1]
+	var t *job.KernelTest
+	for i := range kt.Tests {
+		if kt.Tests[i].Index == n {
+			t = &kt.Tests[i]
+		}
+	}
+	switch {
+	case t == nil:
+		bad("the kernel's %s reported no test #%d (%s)", job.TestBPFSuite, n, kt.Err)
+		return
+	case t.Name != name:
+		bad("the kernel's test #%d is %q, the scenario's %q", n, t.Name, name)
+	case !t.Jited:
+		bad("the kernel ran test #%d without the JIT", n)
+	case !t.Pass:
+		bad("the kernel's test #%d failed: %s", n, t.Detail)
+	}
+	b := emu.NewX86(cfg)
+	if arch == "arm64" {
+		b = emu.NewArm64(cfg)
+	}
+	if rep := scenarios.Run(p.Scenario, b, prog.Linux61, scenarios.Options{Config: cfg}); rep.Status != scenarios.Pass {
+		bad("tailsim's own run does not pass (%s): %v", rep.Status, rep.Failures)
+	}
 }
 
 // BootConfig is the build the guest kernel runs as, from what it reported:

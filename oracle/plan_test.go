@@ -226,7 +226,7 @@ func TestPlanLibrary(t *testing.T) {
 // executable, the job, and the console device.
 func TestInitrd(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "i.cpio.gz")
-	if err := writeInitrd(path, []byte("ELF..."), []byte(`{"scenarios":[]}`)); err != nil {
+	if err := writeInitrd(path, []byte("ELF..."), []byte(`{"scenarios":[]}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(path)
@@ -415,19 +415,7 @@ func TestCompareResults(t *testing.T) {
 // its global data go to the guest as arrays, .rodata frozen, loaded by
 // value (BPF_PSEUDO_MAP_VALUE) with the offset in the second half.
 func TestPlanObject(t *testing.T) {
-	scs, err := scenarios.LoadLibrary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sc *scenarios.Scenario
-	for _, s := range scs {
-		if strings.HasSuffix(s.File, "objects/globals.txtar") {
-			sc = s
-		}
-	}
-	if sc == nil {
-		t.Fatal("no objects/globals.txtar")
-	}
+	sc := libraryScenario(t, "objects/globals.txtar")
 	p := PlanScenario(sc, "x86_64")
 	if p.Skip != "" {
 		t.Fatal(p.Skip)
@@ -466,4 +454,54 @@ func TestPlanObject(t *testing.T) {
 			t.Errorf("%s: the __sk_buff program was changed", d.Name)
 		}
 	}
+}
+
+// A translation of lib/test_bpf's test is held against the kernel's own
+// run of it: equal when the module's test passed with the JIT and
+// tailsim's run passes, a difference otherwise, skipped without the
+// module.
+func TestKernelTests(t *testing.T) {
+	sc := libraryScenario(t, "test_bpf/01_tail_call_2.txtar")
+	hello := job.Result{Kind: job.Hello, Uname: "Linux 6.1.0 x86_64", Info: map[string]string{
+		"/proc/sys/net/core/bpf_jit_enable": "1", "/proc/sys/net/core/bpf_jit_harden": "0"}}
+	pass := job.KernelTest{Index: 1, Name: "Tail call 2", Jited: true, Pass: true, Detail: "12 PASS"}
+	for _, tc := range []struct {
+		name   string
+		change func(*job.KernelTest)
+		want   string // "" for equal
+	}{
+		{"passed", func(*job.KernelTest) {}, ""},
+		{"failed", func(k *job.KernelTest) { k.Pass, k.Detail = false, "ret 2 != 3 FAIL" }, "ret 2 != 3"},
+		{"interpreted", func(k *job.KernelTest) { k.Jited = false }, "without the JIT"},
+		{"another test", func(k *job.KernelTest) { k.Name = "Tail call 3" }, `"Tail call 3"`},
+		{"missing", func(k *job.KernelTest) { k.Index = 5 }, "no test #1"},
+	} {
+		k := pass
+		tc.change(&k)
+		rep := Evaluate("x86_64", []*scenarios.Scenario{sc}, []job.Result{hello, {Kind: job.KernelTests, Tests: []job.KernelTest{k}}})
+		o := rep.Outcomes[0]
+		got := strings.Join(o.Mismatches, "; ")
+		if tc.want == "" && (o.Status() != "PASS" || o.KernelTest == "") || tc.want != "" && (o.Status() != "FAIL" || !strings.Contains(got, tc.want)) {
+			t.Errorf("%s: %s %q, want %q", tc.name, o.Status(), got, tc.want)
+		}
+	}
+	if rep := Evaluate("x86_64", []*scenarios.Scenario{sc}, []job.Result{hello}); rep.Outcomes[0].Status() != "SKIP" {
+		t.Errorf("without the module's results: %s", rep.Outcomes[0].Status())
+	}
+}
+
+// libraryScenario is the library scenario whose file ends in suffix.
+func libraryScenario(t *testing.T, suffix string) *scenarios.Scenario {
+	t.Helper()
+	scs, err := scenarios.LoadLibrary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scs {
+		if strings.HasSuffix(s.File, suffix) {
+			return s
+		}
+	}
+	t.Fatalf("no %s in the library", suffix)
+	return nil
 }

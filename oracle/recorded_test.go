@@ -28,7 +28,7 @@ func TestRecordedBoots(t *testing.T) {
 		if !strings.Contains(rep.Uname, "6.1.") {
 			t.Errorf("%s: the recording is of %q, not a 6.1 kernel", arch, rep.Uname)
 		}
-		equal, runs, funcs := 0, 0, 0
+		equal, runs, funcs, kernelTests := 0, 0, 0, 0
 		named := map[string]bool{}
 		for _, o := range rep.Outcomes {
 			switch o.Status() {
@@ -46,6 +46,9 @@ func TestRecordedBoots(t *testing.T) {
 				equal++
 				runs += o.Runs
 				funcs += o.Funcs
+				if o.KernelTest != "" {
+					kernelTests++
+				}
 				for s := range o.Named {
 					if strings.HasPrefix(s, "map ") {
 						s = "map"
@@ -56,6 +59,10 @@ func TestRecordedBoots(t *testing.T) {
 		}
 		if equal < 30 || runs < 80 || funcs < 150 {
 			t.Errorf("%s: only %d scenarios, %d runs and %d functions compared", arch, equal, runs, funcs)
+		}
+		// Every lib/test_bpf translation against the kernel's own run.
+		if kernelTests != 10 {
+			t.Errorf("%s: %d scenarios held against lib/test_bpf's run in the kernel, want 10", arch, kernelTests)
 		}
 		// The masked addresses were compared by what they name: maps
 		// (paired), the helpers' kernel functions, x86's thunks.

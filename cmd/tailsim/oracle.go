@@ -84,6 +84,7 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 			return usagef("-vmlinuz-%s: no kernel to boot for %s", arch, arch)
 		}
 		m.Guest = fmt.Sprintf("%s/oracle-guest-%s", *f.guestDir, arch)
+		m.Module = oracle.TestBPFModule(m.Kernel)
 		if *f.console != "" {
 			lf, err := os.Create(fmt.Sprintf("%s/console-%s.log", *f.console, arch))
 			if err != nil {
@@ -123,7 +124,7 @@ func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verb
 		fmt.Fprintf(w, "  warning: %s\n", p)
 	}
 	counts := map[string]int{}
-	funcs, runs, bytesOnly := 0, 0, 0
+	funcs, runs, bytesOnly, kernelTests := 0, 0, 0, 0
 	for _, o := range rep.Outcomes {
 		counts[o.Status()]++
 		funcs += o.Funcs
@@ -133,7 +134,12 @@ func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verb
 			if o.BytesOnly != "" {
 				bytesOnly++
 			}
+			if o.KernelTest != "" {
+				kernelTests++
+			}
 			switch {
+			case verbose && o.KernelTest != "":
+				fmt.Fprintf(w, "  PASS %s: as %s, which passed in the kernel with the JIT\n", o.File, o.KernelTest)
 			case verbose && o.BytesOnly != "":
 				fmt.Fprintf(w, "  PASS %s: %d functions equal; runs not compared: %s\n", o.File, o.Funcs, o.BytesOnly)
 			case verbose:
@@ -160,8 +166,15 @@ func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verb
 		}
 	}
 	equal := fmt.Sprintf("%d scenarios equal", counts["PASS"])
+	var by []string
 	if bytesOnly > 0 {
-		equal += fmt.Sprintf(" (%d by their bytes only)", bytesOnly)
+		by = append(by, fmt.Sprintf("%d by their bytes only", bytesOnly))
+	}
+	if kernelTests > 0 {
+		by = append(by, fmt.Sprintf("%d as lib/test_bpf's own tests", kernelTests))
+	}
+	if len(by) > 0 {
+		equal += " (" + strings.Join(by, ", ") + ")"
 	}
 	fmt.Fprintf(w, "%s: %s, %d differ, %d skipped; %d runs and %d functions compared\n",
 		rep.Arch, equal, counts["FAIL"], counts["SKIP"], runs, funcs)

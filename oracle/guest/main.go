@@ -45,6 +45,9 @@ func main() {
 			say(job.Result{Kind: job.Failed, File: sc.File, Err: err.Error()})
 		}
 	}
+	if r, ok := kernelTests(); ok {
+		say(r)
+	}
 	say(job.Result{Kind: job.Done})
 }
 

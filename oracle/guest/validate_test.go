@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -50,5 +51,24 @@ func TestProgTypes(t *testing.T) {
 		if _, ok := progTypes[typ]; !ok {
 			t.Errorf("job.ProgTypes has %s, which the agent does not map", typ)
 		}
+	}
+}
+
+// lib/test_bpf's lines are read out of the kernel log as the module
+// writes them (a level, a time, the test, pr_cont's rest).
+func TestParseTestLog(t *testing.T) {
+	log := "<6>[    2.100000] test_bpf: #0 Tail call leaf jited:1 12 PASS\n" +
+		"<6>[    2.200000] random: something else\n" +
+		"<6>[    2.300000] test_bpf: #6 Tail call error path, max count reached jited:1 ret 33000 != 34000 FAIL\n" +
+		"<6>[    2.400000] test_bpf: #8 Tail call error path, NULL target jited:0 5 PASS\r\n" +
+		"<6>[    2.500000] test_bpf: test_tail_calls: Summary: 9 PASSED, 1 FAILED, [9/10 JIT'ed]\n"
+	got := parseTestLog(log)
+	want := []job.KernelTest{
+		{Index: 0, Name: "Tail call leaf", Jited: true, Pass: true, Detail: "12 PASS"},
+		{Index: 6, Name: "Tail call error path, max count reached", Jited: true, Pass: false, Detail: "ret 33000 != 34000 FAIL"},
+		{Index: 8, Name: "Tail call error path, NULL target", Jited: false, Pass: true, Detail: "5 PASS"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parsed %+v\nwant %+v", got, want)
 	}
 }

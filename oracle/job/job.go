@@ -126,6 +126,9 @@ const (
 	Change = "change" // an update or delete, and its errno
 	Failed = "failed" // the scenario could not be set up (the kernel refused it)
 	Done   = "done"   // last: every scenario was tried
+	// KernelTests: lib/test_bpf's tail-call suite, run in the kernel
+	// (the module, when the initramfs has it), before Done.
+	KernelTests = "kernel-tests"
 	// Garbled is the host's, for a console line with Prefix whose JSON
 	// did not parse (the kernel's log cut into it); Err holds the line.
 	Garbled = "garbled"
@@ -153,7 +156,27 @@ type Result struct {
 	// Loaded: Hash of the scenario as the guest received it, so that a
 	// recorded boot can tell which scenarios it still speaks for.
 	Hash string `json:"hash,omitempty"`
+	// KernelTests: each test of lib/test_bpf's test_tail_calls as the
+	// module reported it.
+	Tests []KernelTest `json:"tests,omitempty"`
 }
+
+// KernelTest is one line of lib/test_bpf's report: "#N NAME jited:J
+// DURATION PASS", or "… ret GOT != WANT FAIL".
+type KernelTest struct {
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Jited  bool   `json:"jited"`
+	Pass   bool   `json:"pass"`
+	Detail string `json:"detail,omitempty"` // the rest of the line
+}
+
+// TestBPFModule is where the guest finds lib/test_bpf's module in its
+// initramfs, and the suite it runs.
+const (
+	TestBPFModule = "test_bpf.ko"
+	TestBPFSuite  = "test_tail_calls"
+)
 
 // Hash is the digest Loaded results carry: SHA-256 of the scenario's
 // JSON encoding.
