@@ -27,7 +27,11 @@ type Machine struct {
 	// Module, when set, is the kernel's lib/test_bpf module (TestBPFModule
 	// finds it beside a Debian package's vmlinuz): the guest runs its
 	// tail-call suite after the scenarios.
-	Module  string
+	Module string
+	// Cmdline are kernel parameters added to the boot's own (x86's
+	// spectre_v2=off, which changes what the JIT emits for an indirect
+	// jump).
+	Cmdline []string
 	Timeout time.Duration
 	// Log, when set, receives everything the guest's console printed.
 	Log io.Writer
@@ -55,13 +59,14 @@ func TestBPFModule(vmlinuz string) string {
 func (m Machine) qemu(initrd string) (string, []string, error) {
 	common := []string{"-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512", "-nographic", "-no-reboot",
 		"-kernel", m.Kernel, "-initrd", initrd}
+	extra := strings.Join(append([]string{""}, m.Cmdline...), " ")
 	switch m.Arch {
 	case "x86_64":
 		return "qemu-system-x86_64", append([]string{"-machine", "q35"}, append(common,
-			"-append", "console=ttyS0 panic=-1 quiet nokaslr")...), nil
+			"-append", "console=ttyS0 panic=-1 quiet nokaslr"+extra)...), nil
 	case "arm64":
 		return "qemu-system-aarch64", append([]string{"-M", "virt"}, append(common,
-			"-append", "console=ttyAMA0 panic=-1 quiet nokaslr")...), nil
+			"-append", "console=ttyAMA0 panic=-1 quiet nokaslr"+extra)...), nil
 	}
 	return "", nil, fmt.Errorf("oracle: no QEMU machine for arch %q", m.Arch)
 }

@@ -56,7 +56,10 @@ func (o *Outcome) Status() string {
 
 // Report is one boot's comparisons.
 type Report struct {
-	Arch     string
+	Arch string
+	// Boot names the boot among several of one arch: "" for the kernel's
+	// own choices, else the parameters it was given ("spectre_v2=off").
+	Boot     string
 	Uname    string
 	Config   prog.Config // the build tailsim compiled for, from what the guest reported
 	Outcomes []*Outcome

@@ -17,7 +17,8 @@ func init() {
 		name: "oracle",
 		summary: `compare tailsim's v6.1 with a real kernel booted under QEMU
 
-Boots each arch's kernel once under QEMU (TCG: no KVM needed) with a
+Boots each arch's kernel once under QEMU (TCG: no KVM needed; x86-64
+once per -spectre-v2 mitigation, each a build of its own) with a
 static agent as PID 1 and every scenario a real kernel can run packed in
 the initramfs. The agent loads each scenario's prog arrays and programs
 with cilium/ebpf, fills the slots, reads back the JITed images, and runs
@@ -33,17 +34,21 @@ run are listed as skipped with the reason. make kernel-oracle fetches
 Debian 12's kernels and builds the agents.
 Exit status: 0 everything compared is equal, 1 a result or a byte
 differs, 2 usage error or a guest that did not boot.`,
-		usage: "tailsim oracle -vmlinuz-x86_64 FILE -vmlinuz-arm64 FILE [-arch LIST] [-guest-dir DIR] [-timeout D] [-console DIR] [-record DIR] [-v] [PATH ...]",
+		usage: "tailsim oracle -vmlinuz-x86_64 FILE -vmlinuz-arm64 FILE [-arch LIST] [-spectre-v2 LIST] [-guest-dir DIR] [-timeout D] [-console DIR] [-record DIR] [-v] [PATH ...]",
 		run:   oracleCmd,
 	})
 	flagSetups["oracle"] = func(fs *flag.FlagSet) { newOracleFlags(fs) }
 }
 
 type oracleFlags struct {
-	arch, vmlinuzX86, vmlinuzArm64, guestDir, console, record *string
-	timeout                                                   *time.Duration
-	verbose                                                   *bool
+	arch, vmlinuzX86, vmlinuzArm64, guestDir, console, record, spectreV2 *string
+	timeout                                                              *time.Duration
+	verbose                                                              *bool
 }
+
+// spectreV2Params are the kernel parameters of each -spectre-v2 word
+// (Documentation/admin-guide/kernel-parameters.txt, spectre_v2=).
+var spectreV2Params = map[string][]string{"auto": nil, "off": {"spectre_v2=off"}, "lfence": {"spectre_v2=retpoline,lfence"}}
 
 func newOracleFlags(fs *flag.FlagSet) oracleFlags {
 	return oracleFlags{
@@ -51,10 +56,11 @@ func newOracleFlags(fs *flag.FlagSet) oracleFlags {
 		vmlinuzX86:   fs.String("vmlinuz-x86_64", "", "the x86-64 kernel image to boot (Debian's linux-image-*-amd64)"),
 		vmlinuzArm64: fs.String("vmlinuz-arm64", "", "the arm64 kernel image to boot (Debian's linux-image-*-arm64)"),
 		guestDir:     fs.String("guest-dir", "bin", "where the agents are: oracle-guest-x86_64 and oracle-guest-arm64 (make oracle-guests)"),
-		console:      fs.String("console", "", "write each guest's console log to `DIR`/console-ARCH.log"),
-		record:       fs.String("record", "", "write each boot's results to `DIR`/boot-ARCH.jsonl, which oracle's tests replay without booting"),
+		console:      fs.String("console", "", "write each guest's console log to `DIR`/console-ARCH[-MITIGATION].log"),
+		record:       fs.String("record", "", "write each boot's results to `DIR`/boot-ARCH[-MITIGATION].jsonl, which oracle's tests replay without booting"),
 		timeout:      fs.Duration("timeout", 10*time.Minute, "how long a boot may take"),
 		verbose:      fs.Bool("v", false, "also list every scenario that compared equal, with its runs and functions"),
+		spectreV2:    fs.String("spectre-v2", "auto", "x86-64 boots, one per mitigation: auto (the kernel's choice: retpolines under QEMU), off (spectre_v2=off: jmp rcx; int3), lfence (spectre_v2=retpoline,lfence)"),
 	}
 }
 
@@ -69,24 +75,46 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	failed := false
+	type boot struct {
+		arch, name string // name: "" or the -spectre-v2 word
+		cmdline    []string
+	}
+	var boots []boot
 	for _, arch := range strings.Split(*f.arch, ",") {
-		m := oracle.Machine{Arch: arch, Timeout: *f.timeout}
 		switch arch {
 		case "x86_64":
-			m.Kernel = *f.vmlinuzX86
+			for _, v := range strings.Split(*f.spectreV2, ",") {
+				params, ok := spectreV2Params[v]
+				if !ok {
+					return usagef("-spectre-v2: unknown mitigation %q (auto, off, lfence)", v)
+				}
+				name := v
+				if v == "auto" {
+					name = ""
+				}
+				boots = append(boots, boot{arch, name, params})
+			}
 		case "arm64":
-			m.Kernel = *f.vmlinuzArm64
+			boots = append(boots, boot{arch: arch})
 		default:
 			return usagef("-arch: unknown arch %q (x86_64, arm64)", arch)
 		}
+	}
+	failed := false
+	for _, b := range boots {
+		m := oracle.Machine{Arch: b.arch, Timeout: *f.timeout, Cmdline: b.cmdline}
+		m.Kernel = map[string]string{"x86_64": *f.vmlinuzX86, "arm64": *f.vmlinuzArm64}[b.arch]
 		if m.Kernel == "" {
-			return usagef("-vmlinuz-%s: no kernel to boot for %s", arch, arch)
+			return usagef("-vmlinuz-%s: no kernel to boot for %s", b.arch, b.arch)
 		}
-		m.Guest = fmt.Sprintf("%s/oracle-guest-%s", *f.guestDir, arch)
+		m.Guest = fmt.Sprintf("%s/oracle-guest-%s", *f.guestDir, b.arch)
 		m.Module = oracle.TestBPFModule(m.Kernel)
+		file := b.arch // console-FILE.log, boot-FILE.jsonl
+		if b.name != "" {
+			file += "-" + b.name
+		}
 		if *f.console != "" {
-			lf, err := os.Create(fmt.Sprintf("%s/console-%s.log", *f.console, arch))
+			lf, err := os.Create(fmt.Sprintf("%s/console-%s.log", *f.console, file))
 			if err != nil {
 				return err
 			}
@@ -96,11 +124,12 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 		start := time.Now()
 		rep, err := oracle.Check(context.Background(), m, scs)
 		if err != nil {
-			return fmt.Errorf("%s: %w", arch, err)
+			return fmt.Errorf("%s: %w", file, err)
 		}
+		rep.Boot = strings.Join(b.cmdline, " ")
 		writeOracleReport(stdout, rep, time.Since(start), *f.verbose)
 		if *f.record != "" {
-			if err := oracle.WriteResults(fmt.Sprintf("%s/boot-%s.jsonl", *f.record, arch), rep.Results); err != nil {
+			if err := oracle.WriteResults(fmt.Sprintf("%s/boot-%s.jsonl", *f.record, file), rep.Results); err != nil {
 				return err
 			}
 		}
@@ -116,7 +145,11 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 // skipped one too), then the failures in full and the skipped ones with
 // their reasons.
 func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verbose bool) {
-	fmt.Fprintf(w, "%s: %s, build %s, %.1fs\n", rep.Arch, rep.Uname, rep.Config.Options(), took.Seconds())
+	label := rep.Arch
+	if rep.Boot != "" {
+		label += " " + rep.Boot
+	}
+	fmt.Fprintf(w, "%s: %s, build %s, %.1fs\n", label, rep.Uname, rep.Config.Options(), took.Seconds())
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  PROBLEM %s\n", p)
 	}
@@ -177,5 +210,5 @@ func writeOracleReport(w io.Writer, rep *oracle.Report, took time.Duration, verb
 		equal += " (" + strings.Join(by, ", ") + ")"
 	}
 	fmt.Fprintf(w, "%s: %s, %d differ, %d skipped; %d runs and %d functions compared\n",
-		rep.Arch, equal, counts["FAIL"], counts["SKIP"], runs, funcs)
+		label, equal, counts["FAIL"], counts["SKIP"], runs, funcs)
 }
