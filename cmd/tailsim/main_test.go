@@ -96,6 +96,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"fuzz", "-arch", "ref"}, 2, "", "-arch ref: the reference model is the oracle"},
 		{[]string{"oracle", "-arch", "x86_64"}, 2, "", "-vmlinuz-x86_64: no kernel to boot for x86_64"},
 		{[]string{"oracle", "-arch", "mips", "-vmlinuz-x86_64", "k"}, 2, "", `-arch: unknown arch "mips"`},
+		{[]string{"oracle", "-spectre-v2", "auto,eibrs", "-vmlinuz-x86_64", "k", "-vmlinuz-arm64", "k"}, 2, "", `-spectre-v2: unknown mitigation "eibrs"`},
 		{[]string{"oracle", "-arch", "x86_64", "-vmlinuz-x86_64", "k", "-guest-dir", "/nonexistent"}, 2, "", "oracle-guest-x86_64"},
 	}
 	for _, tt := range tests {
