@@ -37,6 +37,12 @@ type Machine struct {
 	Log io.Writer
 }
 
+// SpectreV2 are the kernel parameters of each x86-64 boot tailsim oracle
+// -spectre-v2 names (Documentation/admin-guide/kernel-parameters.txt,
+// spectre_v2=): the mitigations 6.1's emit_indirect_jump() emits
+// differently for. "auto" is the kernel's own choice.
+var SpectreV2 = map[string][]string{"auto": nil, "off": {"spectre_v2=off"}, "lfence": {"spectre_v2=retpoline,lfence"}}
+
 // TestBPFModule is lib/test_bpf's module for the kernel vmlinuz, where a
 // kernel package unpacked with dpkg-deb puts it (boot/vmlinuz-VERSION and
 // lib/modules/VERSION/kernel/lib/test_bpf.ko), or "" when it is not there.

@@ -226,7 +226,7 @@ func TestPlanLibrary(t *testing.T) {
 // executable, the job, and the console device.
 func TestInitrd(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "i.cpio.gz")
-	if err := writeInitrd(path, []byte("ELF..."), []byte(`{"scenarios":[]}`), nil); err != nil {
+	if err := writeInitrd(path, []byte("ELF..."), []byte(`{"scenarios":[]}`), []byte("module")); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(path)
@@ -257,8 +257,28 @@ func TestInitrd(t *testing.T) {
 	if e := entries["dev/console"]; e[0] != 0o020600 || e[1] != 5 {
 		t.Errorf("dev/console: %o", e)
 	}
-	if _, ok := entries["job.json"]; !ok || len(entries) != 8 {
+	if e := entries[job.TestBPFModule]; e[2] != 6 {
+		t.Errorf("%s: %v", job.TestBPFModule, e)
+	}
+	if _, ok := entries["job.json"]; !ok || len(entries) != 9 {
 		t.Errorf("entries %v", entries)
+	}
+	// The boot's own parameters reach the kernel's command line.
+	_, args, err := Machine{Arch: "x86_64", Kernel: "k", Cmdline: []string{"spectre_v2=off"}}.qemu("i")
+	if err != nil || !slices.Contains(args, "console=ttyS0 panic=-1 quiet nokaslr spectre_v2=off") {
+		t.Errorf("qemu %v, %v", args, err)
+	}
+	// A Debian package's module sits beside its vmlinuz.
+	dir := t.TempDir()
+	vmlinuz := filepath.Join(dir, "boot", "vmlinuz-6.1.0-57-amd64")
+	mod := filepath.Join(dir, "lib", "modules", "6.1.0-57-amd64", "kernel", "lib", job.TestBPFModule)
+	if TestBPFModule(vmlinuz) != "" {
+		t.Errorf("a module found where there is none")
+	}
+	os.MkdirAll(filepath.Dir(mod), 0o755)
+	os.WriteFile(mod, nil, 0o644)
+	if got := TestBPFModule(vmlinuz); filepath.Clean(got) != mod {
+		t.Errorf("TestBPFModule = %q, want %q", got, mod)
 	}
 }
 
@@ -285,7 +305,9 @@ func TestBootProblems(t *testing.T) {
 	hello := func(info map[string]string) job.Result {
 		return job.Result{Kind: job.Hello, Uname: "Linux 6.1.0-57-amd64 #1 SMP x86_64", Info: info}
 	}
-	ok := map[string]string{"/proc/sys/net/core/bpf_jit_enable": "1", "/proc/sys/net/core/bpf_jit_harden": "0"}
+	ok := map[string]string{"/proc/sys/net/core/bpf_jit_enable": "1", "/proc/sys/net/core/bpf_jit_harden": "0",
+		spectreV2Path: "Mitigation: Retpolines; IBPB: conditional; STIBP: disabled; RSB filling; PBRSB-eIBRS: Not affected; BHI: Retpoline",
+		itsPath:       "Not affected"}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
 		for a, b := range ok {
@@ -305,6 +327,8 @@ func TestBootProblems(t *testing.T) {
 		{"jit off", []job.Result{hello(with("/proc/sys/net/core/bpf_jit_enable", "0"))}, "JIT is not on"},
 		{"no hello", nil, "no hello"},
 		{"garbled", []job.Result{hello(ok), {Kind: job.Garbled, Err: "TAILSIM-ORACLE {bro"}}, "garbled"},
+		{"no spectre_v2", []job.Result{hello(with(spectreV2Path, ""))}, ""}, // present, if empty
+		{"ITS thunk", []job.Result{hello(with(itsPath, "Mitigation: Aligned branch/return thunks"))}, "indirect target selection"},
 	} {
 		rep := Evaluate("x86_64", nil, tc.results)
 		got := strings.Join(rep.Problems, "; ")
@@ -323,6 +347,15 @@ func TestBootProblems(t *testing.T) {
 		if got := strings.Contains(rep.Outcomes[0].Skip, "blinds a user's constants"); got != tc.skip {
 			t.Errorf("harden %s: skip %q", tc.harden, rep.Outcomes[0].Skip)
 		}
+	}
+	noV2 := map[string]string{}
+	for k, v := range ok {
+		if k != spectreV2Path {
+			noV2[k] = v
+		}
+	}
+	if rep := Evaluate("x86_64", nil, []job.Result{hello(noV2)}); !strings.Contains(strings.Join(rep.Problems, ";"), "Spectre v2") {
+		t.Errorf("a guest that did not report spectre_v2: problems %q", rep.Problems)
 	}
 	r := hello(ok)
 	r.Uname = "Linux 6.12.0 #1 SMP x86_64"
@@ -488,6 +521,30 @@ func TestKernelTests(t *testing.T) {
 	if rep := Evaluate("x86_64", []*scenarios.Scenario{sc}, []job.Result{hello}); rep.Outcomes[0].Status() != "SKIP" {
 		t.Errorf("without the module's results: %s", rep.Outcomes[0].Status())
 	}
+	// The kernel passed, but the translation computes something else than
+	// the table's result (and expects it), or runs another number of
+	// times: a difference, though tailsim's own run passes.
+	data, err := os.ReadFile(filepath.Join("..", "scenarios", "library", "test_bpf", "01_tail_call_2.txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ old, new, want string }{
+		{"r1 += 2\n", "r1 += 3\n", "tailsim's r0 after 1000 runs is 4, the kernel's table's 3"},
+		{"repeat=1000", "repeat=10", "repeat=1000"},
+	} {
+		text := strings.Replace(string(data), tc.old, tc.new, 1)
+		text = strings.Replace(text, "expect r0 = 3", "expect r0 = "+map[bool]string{true: "4", false: "3"}[tc.old == "r1 += 2\n"], 1)
+		mod := parse(t, text)
+		rep := Evaluate("x86_64", []*scenarios.Scenario{mod}, []job.Result{hello, {Kind: job.KernelTests, Tests: []job.KernelTest{pass}}})
+		if o := rep.Outcomes[0]; o.Status() != "FAIL" || !strings.Contains(strings.Join(o.Mismatches, "; "), tc.want) {
+			t.Errorf("%s: %s %q, want %q", tc.new, o.Status(), o.Mismatches, tc.want)
+		}
+	}
+	// A title alone does not make a scenario one of the kernel's tests.
+	retitled := parse(t, strings.Replace(ctxChain, "ctx through a copy and a subprogram", "Tail call 2 (lib/test_bpf.c, test 1)", 1))
+	if _, ok := testBPFIndex(retitled); ok {
+		t.Errorf("a verified scenario titled as test 1 was taken for it")
+	}
 }
 
 // libraryScenario is the library scenario whose file ends in suffix.
@@ -504,4 +561,39 @@ func libraryScenario(t *testing.T, suffix string) *scenarios.Scenario {
 	}
 	t.Fatalf("no %s in the library", suffix)
 	return nil
+}
+
+// The build comes from the mitigation's first field, and a mitigation a
+// boot asked for must be the one it got.
+func TestBootConfigAndCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		v2   string
+		want prog.Config
+	}{
+		{"Mitigation: Retpolines; IBPB: conditional; BHI: Retpoline", prog.Retpoline | prog.SLS | prog.Thunk},
+		{"Mitigation: LFENCE; IBPB: conditional", prog.Retpoline | prog.SLS | prog.Lfence},
+		{"Vulnerable; IBPB: disabled; BHI: Retpoline", prog.Retpoline | prog.SLS}, // a later field's "Retpoline" is not the mitigation
+	} {
+		if got := BootConfig("x86_64", map[string]string{spectreV2Path: tc.v2}); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.v2, got.Options(), tc.want.Options())
+		}
+	}
+	report := func(cmdline, v2 string) *Report {
+		h := job.Result{Kind: job.Hello, Info: map[string]string{"/proc/cmdline": "console=ttyS0 quiet " + cmdline, spectreV2Path: v2}}
+		return &Report{Config: BootConfig("x86_64", h.Info), Results: []job.Result{h}}
+	}
+	for _, tc := range []struct {
+		asked, cmdline, v2, want string
+	}{
+		{"spectre_v2=off", "spectre_v2=off", "Vulnerable", ""},
+		{"spectre_v2=off", "spectre_v2=off", "Mitigation: Retpolines", "did not take"},
+		{"spectre_v2=retpoline,lfence", "spectre_v2=retpoline,lfence", "Mitigation: LFENCE", ""},
+		{"spectre_v2=retpoline,lfence", "spectre_v2=retpoline,lfence", "Mitigation: Retpolines", "did not take"},
+		{"spectre_v2=off", "", "Vulnerable", "lacks spectre_v2=off"},
+	} {
+		got := strings.Join(cmdlineProblems([]string{tc.asked}, report(tc.cmdline, tc.v2)), "; ")
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("%s with %q: %q, want %q", tc.asked, tc.v2, got, tc.want)
+		}
+	}
 }

@@ -48,12 +48,18 @@ func TestRecordedBoots(t *testing.T) {
 
 // replayBoot evaluates one recorded boot and returns its arch and build.
 func replayBoot(t *testing.T, scs []*scenarios.Scenario, file string) string {
-	arch, _, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(file), "boot-"), ".jsonl"), "-")
+	arch, mitigation, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(file), "boot-"), ".jsonl"), "-")
 	results, err := ReadResults(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep := Evaluate(arch, scs, results)
+	// The recording is of the boot its name says (tailsim oracle
+	// -spectre-v2 names it), and the mitigation took.
+	cmdline := SpectreV2[mitigation] // "" (auto): none
+	if ps := append(rep.Problems, cmdlineProblems(cmdline, rep)...); len(ps) > 0 {
+		t.Errorf("%s: %q", file, ps)
+	}
 	if !strings.Contains(rep.Uname, "6.1.") {
 		t.Errorf("%s: the recording is of %q, not a 6.1 kernel", arch, rep.Uname)
 	}

@@ -49,10 +49,12 @@ type Program struct {
 }
 
 // InterpreterRefuses reports a program the kernel interpreter cannot run:
-// one with bpf-to-bpf calls from which a tail call is reachable. When the
-// JIT does not take such a program, fixup_call_args() refuses it ("tail_calls
+// one with bpf-to-bpf calls and a tail call anywhere in it. With the JIT
+// off, check_map_func_compatibility() refuses its bpf_tail_call ("tail_calls
 // are not allowed in non-JITed programs with bpf-to-bpf calls", 6.1 and
-// later), so the interpreter's rules never meet a tail call inside a call.
+// later; fixup_call_args() says the same of a program the JIT was asked
+// for and failed), so the interpreter's rules never meet a tail call in
+// such a program.
 func (p *Program) InterpreterRefuses() bool {
 	return len(p.Funcs) > 1 && slices.ContainsFunc(p.Funcs, (*Function).HasTailCall)
 }

@@ -314,7 +314,7 @@ func ParseWith(file string, data []byte, read func(name string) ([]byte, error))
 			}
 			for _, pr := range w.Progs {
 				if pr.InterpreterRefuses() {
-					return nil, p.errf(e.Line, "interp.%s: the kernel interpreter refuses program %s (%s: fixup_call_args()), so it gives no result to expect", e.Key, pr.Name, prog.InterpreterRefusal)
+					return nil, p.errf(e.Line, "interp.%s: the kernel interpreter refuses program %s (%s: check_map_func_compatibility()), so it gives no result to expect", e.Key, pr.Name, prog.InterpreterRefusal)
 				}
 			}
 		}

@@ -46,10 +46,6 @@ type oracleFlags struct {
 	verbose                                                              *bool
 }
 
-// spectreV2Params are the kernel parameters of each -spectre-v2 word
-// (Documentation/admin-guide/kernel-parameters.txt, spectre_v2=).
-var spectreV2Params = map[string][]string{"auto": nil, "off": {"spectre_v2=off"}, "lfence": {"spectre_v2=retpoline,lfence"}}
-
 func newOracleFlags(fs *flag.FlagSet) oracleFlags {
 	return oracleFlags{
 		arch:         fs.String("arch", "x86_64,arm64", "arches to boot (x86_64, arm64)"),
@@ -83,11 +79,16 @@ func oracleCmd(args []string, stdout, stderr io.Writer) error {
 	for _, arch := range strings.Split(*f.arch, ",") {
 		switch arch {
 		case "x86_64":
+			seen := map[string]bool{}
 			for _, v := range strings.Split(*f.spectreV2, ",") {
-				params, ok := spectreV2Params[v]
+				params, ok := oracle.SpectreV2[v]
 				if !ok {
 					return usagef("-spectre-v2: unknown mitigation %q (auto, off, lfence)", v)
 				}
+				if seen[v] {
+					return usagef("-spectre-v2: %s twice", v)
+				}
+				seen[v] = true
 				name := v
 				if v == "auto" {
 					name = ""

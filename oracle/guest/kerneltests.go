@@ -23,6 +23,7 @@ func kernelTests() (job.Result, bool) {
 		return job.Result{}, false
 	}
 	defer f.Close()
+	say(job.Result{Kind: job.KernelTestsStart})
 	r := job.Result{Kind: job.KernelTests}
 	if err := unix.FinitModule(int(f.Fd()), "test_suite="+job.TestBPFSuite, 0); err != nil {
 		r.Err = fmt.Sprintf("finit_module: %v", err) // EINVAL when a test failed
@@ -33,17 +34,24 @@ func kernelTests() (job.Result, bool) {
 		r.Err = strings.TrimSpace(r.Err + "; reading the kernel log: " + err.Error())
 		return r, true
 	}
-	r.Tests = parseTestLog(string(buf[:n]))
+	r.Tests, r.Log = parseTestLog(string(buf[:n]))
 	return r, true
 }
 
 // testLine is a test's line in the kernel log, after the level and time.
 var testLine = regexp.MustCompile(`test_bpf: #(\d+) (.*?) jited:(\d) (.*)$`)
 
-func parseTestLog(log string) []job.KernelTest {
+// parseTestLog returns the tests the log reports, and every line of the
+// module's (so that what the pattern missed still reaches the host).
+func parseTestLog(log string) ([]job.KernelTest, []string) {
 	var out []job.KernelTest
+	var raw []string
 	for _, l := range strings.Split(log, "\n") {
-		m := testLine.FindStringSubmatch(strings.TrimRight(l, "\r "))
+		l = strings.TrimRight(l, "\r ")
+		if strings.Contains(l, "test_bpf:") {
+			raw = append(raw, l)
+		}
+		m := testLine.FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}
@@ -52,5 +60,5 @@ func parseTestLog(log string) []job.KernelTest {
 		out = append(out, job.KernelTest{Index: i, Name: m[2], Jited: m[3] == "1",
 			Pass: strings.HasSuffix(rest, "PASS"), Detail: rest})
 	}
-	return out
+	return out, raw
 }

@@ -96,7 +96,8 @@ func info() map[string]string {
 	m := map[string]string{}
 	for _, f := range []string{"/proc/sys/net/core/bpf_jit_enable", "/proc/sys/net/core/bpf_jit_harden",
 		"/proc/sys/kernel/kptr_restrict", "/proc/cmdline", "/sys/devices/system/cpu/vulnerabilities/spectre_v2",
-		"/sys/devices/system/cpu/vulnerabilities/retbleed"} {
+		"/sys/devices/system/cpu/vulnerabilities/retbleed",
+		"/sys/devices/system/cpu/vulnerabilities/indirect_target_selection"} {
 		if b, err := os.ReadFile(f); err == nil {
 			m[f] = strings.TrimSpace(string(b))
 		}

@@ -62,7 +62,10 @@ func TestParseTestLog(t *testing.T) {
 		"<6>[    2.300000] test_bpf: #6 Tail call error path, max count reached jited:1 ret 33000 != 34000 FAIL\n" +
 		"<6>[    2.400000] test_bpf: #8 Tail call error path, NULL target jited:0 5 PASS\r\n" +
 		"<6>[    2.500000] test_bpf: test_tail_calls: Summary: 9 PASSED, 1 FAILED, [9/10 JIT'ed]\n"
-	got := parseTestLog(log)
+	got, raw := parseTestLog(log)
+	if len(raw) != 4 || !strings.HasSuffix(raw[3], "[9/10 JIT'ed]") {
+		t.Errorf("raw lines %q", raw)
+	}
 	want := []job.KernelTest{
 		{Index: 0, Name: "Tail call leaf", Jited: true, Pass: true, Detail: "12 PASS"},
 		{Index: 6, Name: "Tail call error path, max count reached", Jited: true, Pass: false, Detail: "ret 33000 != 34000 FAIL"},

@@ -127,8 +127,11 @@ const (
 	Failed = "failed" // the scenario could not be set up (the kernel refused it)
 	Done   = "done"   // last: every scenario was tried
 	// KernelTests: lib/test_bpf's tail-call suite, run in the kernel
-	// (the module, when the initramfs has it), before Done.
-	KernelTests = "kernel-tests"
+	// (the module, when the initramfs has it), before Done;
+	// KernelTestsStart just before the module is loaded, so that a guest
+	// the tests stop is told apart from one that did not boot.
+	KernelTests      = "kernel-tests"
+	KernelTestsStart = "kernel-tests-start"
 	// Garbled is the host's, for a console line with Prefix whose JSON
 	// did not parse (the kernel's log cut into it); Err holds the line.
 	Garbled = "garbled"
@@ -157,8 +160,9 @@ type Result struct {
 	// recorded boot can tell which scenarios it still speaks for.
 	Hash string `json:"hash,omitempty"`
 	// KernelTests: each test of lib/test_bpf's test_tail_calls as the
-	// module reported it.
+	// module reported it, and every test_bpf line of the kernel log.
 	Tests []KernelTest `json:"tests,omitempty"`
+	Log   []string     `json:"log,omitempty"`
 }
 
 // KernelTest is one line of lib/test_bpf's report: "#N NAME jited:J
