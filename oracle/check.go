@@ -34,6 +34,9 @@ type Outcome struct {
 	// KernelTest names the kernel's own test a translated scenario was
 	// held against instead ("lib/test_bpf's test_tail_calls #3").
 	KernelTest string
+	// IndirectJumps counts x86's indirect tail-call jumps in the functions
+	// that compared equal: what the boot's mitigation changes.
+	IndirectJumps int
 	// Named are the symbols the compared functions' masked addresses
 	// named alike on both sides (maps, helpers, thunks, functions).
 	Named map[string]bool
@@ -526,6 +529,12 @@ func compareImages(o *Outcome, p *Plan, arch string, cfg prog.Config, loaded *jo
 						o.Named = map[string]bool{}
 					}
 					o.Named[t.Sym] = true
+				}
+				// x86's tail-call jump to its target, in whichever form
+				// the boot's mitigation gives it (emit_indirect_jump():
+				// the thunk, jmp rcx, lfence first).
+				if t.Sym == "__x86_indirect_thunk_rcx" || strings.HasPrefix(t.Asm, "jmp rcx") {
+					o.IndirectJumps++
 				}
 			}
 		}

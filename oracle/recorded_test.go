@@ -63,7 +63,7 @@ func replayBoot(t *testing.T, scs []*scenarios.Scenario, file string) string {
 	if !strings.Contains(rep.Uname, "6.1.") {
 		t.Errorf("%s: the recording is of %q, not a 6.1 kernel", arch, rep.Uname)
 	}
-	equal, runs, funcs, kernelTests := 0, 0, 0, 0
+	equal, runs, funcs, kernelTests, jumps := 0, 0, 0, 0, 0
 	named := map[string]bool{}
 	for _, o := range rep.Outcomes {
 		switch o.Status() {
@@ -84,6 +84,7 @@ func replayBoot(t *testing.T, scs []*scenarios.Scenario, file string) string {
 			if o.KernelTest != "" {
 				kernelTests++
 			}
+			jumps += o.IndirectJumps
 			for s := range o.Named {
 				if strings.HasPrefix(s, "map ") {
 					s = "map"
@@ -94,6 +95,10 @@ func replayBoot(t *testing.T, scs []*scenarios.Scenario, file string) string {
 	}
 	if equal < 30 || runs < 80 || funcs < 150 {
 		t.Errorf("%s: only %d scenarios, %d runs and %d functions compared", arch, equal, runs, funcs)
+	}
+	// The boots differ in the indirect jump: it must have been compared.
+	if arch == "x86_64" && jumps < 20 {
+		t.Errorf("%s: only %d indirect tail-call jumps compared", file, jumps)
 	}
 	// Every lib/test_bpf translation against the kernel's own run.
 	if kernelTests != 10 {
