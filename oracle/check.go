@@ -66,7 +66,8 @@ type Report struct {
 	// own choices, else the parameters it was given ("spectre_v2=off").
 	Boot     string
 	Uname    string
-	Config   prog.Config // the build tailsim compiled for, from what the guest reported
+	Config   prog.Config       // the build tailsim compiled for, from what the guest reported
+	Info     map[string]string // the guest's settings, as its hello line gave them
 	Outcomes []*Outcome
 	// Results are the guest's lines, as a recording of the boot.
 	Results []job.Result
@@ -129,14 +130,8 @@ func Check(ctx context.Context, m Machine, scs []*scenarios.Scenario) (*Report, 
 // would then be compared under a build other than its name says.
 func cmdlineProblems(cmdline []string, rep *Report) []string {
 	var out []string
-	var hello job.Result
-	for _, r := range rep.Results {
-		if r.Kind == job.Hello {
-			hello = r
-		}
-	}
 	for _, p := range cmdline {
-		if !slices.Contains(strings.Fields(hello.Info["/proc/cmdline"]), p) {
+		if !slices.Contains(strings.Fields(rep.Info["/proc/cmdline"]), p) {
 			out = append(out, fmt.Sprintf("the guest's command line lacks %s", p))
 		}
 		took := true
@@ -147,7 +142,7 @@ func cmdlineProblems(cmdline []string, rep *Report) []string {
 			took = rep.Config&prog.Lfence != 0
 		}
 		if !took {
-			out = append(out, fmt.Sprintf("%s did not take: the guest reports %q (build %s)", p, hello.Info[spectreV2Path], rep.Config.Options()))
+			out = append(out, fmt.Sprintf("%s did not take: the guest reports %q (build %s)", p, rep.Info[spectreV2Path], rep.Config.Options()))
 		}
 	}
 	return out
@@ -190,7 +185,7 @@ func Evaluate(arch string, scs []*scenarios.Scenario, results []job.Result) *Rep
 			rep.Problems = append(rep.Problems, fmt.Sprintf("the guest mitigates indirect target selection (%q), whose thunk tailsim does not model", hello.Info[itsPath]))
 		}
 	}
-	rep.Uname = hello.Uname
+	rep.Uname, rep.Info = hello.Uname, hello.Info
 	if !strings.Contains(rep.Uname, " 6.1.") {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the guest runs %q, and tailsim compares with its v6.1", rep.Uname))
 	}
@@ -334,10 +329,7 @@ func compareKernelTest(o *Outcome, p *Plan, arch string, cfg prog.Config, kt *jo
 		bad("a translation of test #%d has one run step of repeat=%d, as test_tail_calls() runs it", n, testBPFRuns)
 		return
 	}
-	b := emu.NewX86(cfg)
-	if arch == "arm64" {
-		b = emu.NewArm64(cfg)
-	}
+	b := backend(arch, cfg)
 	last := func(st scenarios.Step, iter int) bool { return iter == testBPFRuns }
 	rep := scenarios.Run(p.Scenario, b, prog.Linux61, scenarios.Options{Config: cfg, Keep: last})
 	if rep.Status != scenarios.Pass {
@@ -358,6 +350,14 @@ func compareKernelTest(o *Outcome, p *Plan, arch string, cfg prog.Config, kt *jo
 	if got != want.result {
 		bad("tailsim's %s after %d runs is %d, the kernel's table's %d", where, testBPFRuns, got, want.result)
 	}
+}
+
+// backend is tailsim's emulator for arch under the boot's build.
+func backend(arch string, cfg prog.Config) *emu.Backend {
+	if arch == "arm64" {
+		return emu.NewArm64(cfg)
+	}
+	return emu.NewX86(cfg)
 }
 
 // BootConfig is the build the guest kernel runs as, from what it reported:
@@ -417,10 +417,7 @@ func compare(o *Outcome, p *Plan, arch string, cfg prog.Config, results []job.Re
 	}
 
 	// The results: tailsim's emulated JIT for 6.1 under the same build.
-	b := emu.NewX86(cfg)
-	if arch == "arm64" {
-		b = emu.NewArm64(cfg)
-	}
+	b := backend(arch, cfg)
 	trep := scenarios.Run(p.Scenario, b, prog.Linux61, scenarios.Options{Config: cfg, Keep: func(scenarios.Step, int) bool { return true }})
 	if trep.Status != scenarios.Pass {
 		bad("tailsim's own run does not pass (%s): %v", trep.Status, trep.Failures)

@@ -580,7 +580,7 @@ func TestBootConfigAndCmdline(t *testing.T) {
 	}
 	report := func(cmdline, v2 string) *Report {
 		h := job.Result{Kind: job.Hello, Info: map[string]string{"/proc/cmdline": "console=ttyS0 quiet " + cmdline, spectreV2Path: v2}}
-		return &Report{Config: BootConfig("x86_64", h.Info), Results: []job.Result{h}}
+		return &Report{Config: BootConfig("x86_64", h.Info), Info: h.Info}
 	}
 	for _, tc := range []struct {
 		asked, cmdline, v2, want string

@@ -23,7 +23,8 @@ func isPointer(a aval) bool { return a.kind == aCtx || a.kind == aStack || a.kin
 
 // ctxALU is adjust_reg_min_max_vals() and adjust_ptr_min_max_vals() for
 // an ALU instruction with a ctx pointer on either side (handled false
-// otherwise): the new dst, or the verifier's refusal.
+// otherwise), given the source operand's value (the immediate's for
+// BPF_K): the new dst, or the verifier's refusal.
 func ctxALU(ins Instruction, dst, src aval) (aval, bool, error) {
 	op := ins.OpCode
 	alu := op.ALUOp()
@@ -33,20 +34,13 @@ func ctxALU(ins Instruction, dst, src aval) (aval, bool, error) {
 	refuse := func(format string, args ...any) (aval, bool, error) {
 		return aval{}, true, &PosError{Line: ins.Line, Msg: fmt.Sprintf(format+" (the verifier refuses this on the ctx pointer)", args...)}
 	}
-	if op.Source() == SourceK {
-		src = aval{kind: aConst, c: uint64(int64(int32(ins.Imm)))}
-	}
 	if alu == OpNeg {
 		// check_alu_op(): root may negate a pointer; the result is a scalar.
 		return aval{}, true, nil
 	}
-	ptr, off := dst, src
+	ptr, off := dst, src // ctx and the amount it moves by
 	if dst.kind != aCtx {
-		if isPointer(dst) {
-			ptr, off = src, dst // pointer op pointer: below
-		} else {
-			ptr, off = src, dst // scalar op ctx
-		}
+		ptr, off = src, dst
 	}
 	if isPointer(dst) && isPointer(src) {
 		// Two pointers: root may subtract them (an unknown scalar).

@@ -17,12 +17,14 @@ type Options struct {
 }
 
 // PrologueOffset is PROLOGUE_OFFSET: the instruction index, counted from
-// bpf_func, where tail calls land (BTI_INSNS + 2 + PAC_INSNS + 4).
+// bpf_func, where tail calls land (BTI_INSNS + 2 + PAC_INSNS + 4). 6.1's
+// is BTI_INSNS + 2 + PAC_INSNS + 8: its four callee-saved pairs, "mov
+// x25, sp" and "mov x26, #0" come before the landing.
 func (o Options) PrologueOffset() int {
-	if o.Kernel == prog.Linux61 {
-		return o.prologueOffset61()
-	}
 	n := 2 + 4
+	if o.Kernel == prog.Linux61 {
+		n = 2 + 8
+	}
 	if o.BTI {
 		n++
 	}

@@ -17,19 +17,6 @@ import (
 // program addresses (find_fpb_offset()).
 const regFPB = 27
 
-// prologueOffset61 is 6.1's PROLOGUE_OFFSET, BTI_INSNS + 2 + PAC_INSNS +
-// 8: the four pairs, "mov x25, sp" and "mov x26, #0" come before it.
-func (o Options) prologueOffset61() int {
-	n := 2 + 8
-	if o.BTI {
-		n++
-	}
-	if o.PAC {
-		n++
-	}
-	return n
-}
-
 // findFpbOffset is find_fpb_offset(): 0 when R10 may change at run time
 // (a load, an ALU result or an atomic fetch into it), else the deepest
 // R10-relative access of a load or store, as a positive number aligned
